@@ -1,0 +1,68 @@
+"""The ``archiver`` command line: parses arguments and dispatches, nothing more.
+
+Each verb lives in ``archiver/commands/<verb>.py`` and exposes a click command
+named ``command``. Errors derived from :class:`archiver.errors.ArchiverError`
+become a message on stderr and an exit code here, in one place.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from archiver import __version__
+from archiver.errors import EXIT_USAGE, ArchiverError, PolicyError
+
+# Order is the order `archiver --help` lists them in.
+VERBS = ("run", "validate", "plan", "test", "diff", "audit", "runs", "simulate", "schema")
+
+
+class ArchiverGroup(click.Group):
+    """Turns ArchiverError into a one-line message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PolicyError as err:
+            for diag in err.diagnostics:
+                click.echo(diag.format(), err=True)
+            ctx.exit(err.exit_code)
+        except ArchiverError as err:
+            click.echo(f"archiver: error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
+
+@click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="archiver")
+def cli() -> None:
+    """Archive completed NICE CXone contact attempts as a reviewed YAML policy declares.
+
+    Start with `archiver validate policies/`, look at `archiver plan POLICY`,
+    then `archiver run POLICY`. Exit codes: 0 every attempt reached a final
+    state, 1 some failed, 2 usage error, 75 another run holds the state
+    store, 78 invalid policy or missing secret.
+    """
+
+
+for _verb in VERBS:
+    try:
+        _module = importlib.import_module(f"archiver.commands.{_verb}")
+    except ModuleNotFoundError as _err:
+        if _err.name != f"archiver.commands.{_verb}":
+            raise
+        continue
+    cli.add_command(_module.command)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="archiver", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("archiver: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:  # pragma: no cover - click handles this itself
+        sys.exit(exc.exit_code)
+    sys.exit(EXIT_USAGE)  # pragma: no cover - cli.main always exits

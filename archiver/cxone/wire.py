@@ -1,0 +1,137 @@
+"""The CXone archive API's wire format, in one place.
+
+Every JSON key the API speaks appears here and nowhere else: models use
+snake_case attributes with camelCase aliases. Inbound attempts are parsed
+strictly (a record with a missing id, a null or a wrong type is *malformed*,
+never coerced); outbound bodies are serialised by alias.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Path templates of the calls we make (relative to the base URL).
+TOKEN_PATH = "/oauth/token"
+ATTEMPTS_PATH = "/api/v2/campaigns/{campaign_id}/attempts"
+ARCHIVE_PATH = "/api/v2/campaigns/{campaign_id}/contacts/archive"
+CAMPAIGN_PATH = "/api/v2/campaigns/{campaign_id}"
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+RETRY_AFTER_HEADER = "Retry-After"
+COMPLETED = "completed"
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+
+class Attempt(_Wire):
+    """A completed contact attempt as listed by ``GET .../attempts``."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore", strict=True)
+
+    id: str = Field(alias="id", min_length=1)
+    contact_id: str = Field(alias="contactId", min_length=1)
+    outcome_code: str = Field(alias="outcomeCode", min_length=1)
+    disposition: str = Field(alias="disposition")
+    duration: int = Field(alias="duration", ge=0)
+    anonymized: bool = Field(alias="anonymized")
+    retention_days: int | None = Field(default=None, alias="retentionDays")
+
+
+class Malformed(BaseModel):
+    """A listed record that cannot be parsed; it is quarantined with this reason."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt_id: str
+    field: str
+    reason: str
+
+
+def attempt_id_of(raw: object) -> str:
+    """Best-effort id of a raw record, for quarantining records that do not parse."""
+    if isinstance(raw, dict):
+        value = raw.get("id")
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return ""
+
+
+def parse_attempt(raw: object) -> Attempt | Malformed:
+    """Parse one listed record; never raises for bad data."""
+    if not isinstance(raw, dict):
+        return Malformed(attempt_id="", field="(record)", reason="record is not a JSON object")
+    try:
+        return Attempt.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(record)"
+        if first["type"] == "missing":
+            reason = f"field `{field}` is missing"
+        elif raw.get(field) is None and field in raw:
+            reason = f"field `{field}` is null"
+        else:
+            reason = f"field `{field}`: {first['msg']}"
+        return Malformed(attempt_id=attempt_id_of(raw), field=field, reason=reason)
+
+
+class StatusMatrix(_Wire):
+    outcome_code: str = Field(alias="outcomeCode")
+    disposition: str = Field(alias="disposition")
+    call_duration_seconds: int = Field(alias="callDurationSeconds")
+    anonymized: bool = Field(alias="anonymized")
+
+
+class ArchiveItem(_Wire):
+    contact_id: str = Field(alias="contactId")
+    attempt_id: str = Field(alias="attemptId")
+    status_matrix: StatusMatrix = Field(alias="statusMatrix")
+    retention_period_days: int = Field(alias="retentionPeriodDays")
+    delete_active: bool = Field(alias="deleteActive")
+
+
+class ArchiveRequest(_Wire):
+    campaign_id: str = Field(alias="campaignId")
+    items: tuple[ArchiveItem, ...] = Field(alias="items", max_length=200)
+    force_cold_storage: bool = Field(alias="forceColdStorage")
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class ArchiveResponse(_Wire):
+    archived_count: int = Field(alias="archivedCount")
+    failed_count: int = Field(alias="failedCount")
+    migration_job_id: str | None = Field(default=None, alias="migrationJobId")
+    status: str = Field(default="", alias="status")
+    timestamp: str | None = Field(default=None, alias="timestamp")
+
+
+class TokenResponse(_Wire):
+    access_token: str = Field(alias="access_token")
+    expires_in: float = Field(alias="expires_in")
+
+
+CampaignStatus = Literal["ACTIVE", "PAUSED"]
+
+
+class CampaignStatusPatch(_Wire):
+    status: CampaignStatus = Field(alias="status")
+
+    def body(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
+
+
+def token_form(client_id: str, client_secret: str) -> dict[str, str]:
+    """Form body of the client-credentials token request."""
+    return {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret}
+
+
+def list_params(limit: int, offset: int) -> dict[str, str | int]:
+    """Query parameters of the completed-attempts listing."""
+    return {"status": COMPLETED, "limit": limit, "offset": offset}

@@ -1,0 +1,163 @@
+"""The one exception tree of archiver.
+
+Every error raised on purpose derives from :class:`ArchiverError`. The CLI turns
+them into a one-line message and an exit code in exactly one place
+(``archiver.cli``). Retry decisions ask ``isinstance(err, Transient)`` instead of
+matching status codes across the code base.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store
+EXIT_CONFIG = 78  # EX_CONFIG: invalid policy or missing secret
+
+
+class Transient:
+    """Marker: the operation may succeed if tried again later."""
+
+
+class Terminal:
+    """Marker: trying again will not help."""
+
+
+class ArchiverError(Exception):
+    """Base of every error archiver raises on purpose."""
+
+    exit_code: int = EXIT_FAILED
+
+
+class UsageError(ArchiverError):
+    """The command line was wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a policy file, pointing at its line and column (1-based)."""
+
+    file: str
+    line: int
+    col: int
+    code: str
+    message: str
+
+    def format(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.code} {self.message}"
+
+
+class PolicyError(ArchiverError, Terminal):
+    """A policy is invalid; carries every diagnostic found in one pass."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("\n".join(d.format() for d in diagnostics))
+
+
+class ConfigError(ArchiverError, Terminal):
+    """Configuration outside the policy (environment, secrets, paths) is missing or wrong."""
+
+    exit_code = EXIT_CONFIG
+
+
+class TemplateError(ArchiverError, Terminal):
+    """A payload template failed to compile or render, or rendered invalid JSON."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, template: str, line: int | None, message: str) -> None:
+        self.template = template
+        self.line = line
+        where = f"{template}:{line}" if line else template
+        super().__init__(f"{where}: {message}")
+
+
+class PluginError(ArchiverError, Terminal):
+    """A third-party stage plugin could not be loaded or is not a valid stage."""
+
+
+class StateError(ArchiverError, Terminal):
+    """The state store is unusable (corrupt, newer schema, unreadable)."""
+
+
+class StateLockedError(StateError):
+    """Another archiver run holds the state store."""
+
+    exit_code = EXIT_LOCKED
+
+
+class AuditError(ArchiverError, Terminal):
+    """The audit log cannot be written or its chain is broken."""
+
+
+class CampaignAborted(ArchiverError, Terminal):
+    """A campaign was stopped before anything of it was archived (for example on_violation: abort)."""
+
+    def __init__(self, campaign_id: str, reason: str) -> None:
+        self.campaign_id = campaign_id
+        self.reason = reason
+        super().__init__(f"campaign {campaign_id}: {reason}")
+
+
+class ApiError(ArchiverError):
+    """The CXone API (or the network in front of it) answered with an error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        campaign_id: str | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.status = status
+        self.campaign_id = campaign_id
+        self.endpoint = endpoint
+        prefix = f"campaign {campaign_id}: " if campaign_id else ""
+        code = f"HTTP {status} " if status is not None else ""
+        where = f"from {endpoint}: " if endpoint else ""
+        super().__init__(f"{prefix}{code}{where}{message}")
+
+
+class TransientApiError(ApiError, Transient):
+    """An API error worth retrying (429, 5xx, connection failure, timeout)."""
+
+
+class RateLimited(TransientApiError):
+    """429: the tenant's rate limit was hit; ``retry_after`` seconds if the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class ServerError(TransientApiError):
+    """5xx: the server failed."""
+
+
+class NetworkError(TransientApiError):
+    """The connection failed or a response did not arrive in time."""
+
+
+class TerminalApiError(ApiError, Terminal):
+    """An API error that retrying will not fix (400, 403, 404, bad credentials)."""
+
+
+class AuthError(TerminalApiError):
+    """Credentials were refused (invalid client, or 401 after a fresh token)."""
+
+
+class CampaignActive(ApiError, Terminal):
+    """409: the campaign is actively dialing and refuses the change."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when ``err`` is marked as worth retrying."""
+    return isinstance(err, Transient)

@@ -1,0 +1,129 @@
+"""Typed policy objects. Built only from documents that passed the JSON Schema.
+
+Nothing after loading looks at raw YAML dicts: the engine, stages and commands
+receive these frozen models. Defaults here mirror the defaults documented in
+``policy.schema.json`` (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EMBEDDED = "embedded"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Connection(_Model):
+    base_url: str = EMBEDDED
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_requests_per_second: float = Field(default=10.0, gt=0)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+
+
+OnActive = Literal["pause_and_resume", "skip", "fail"]
+
+
+class Campaign(_Model):
+    id: str
+    on_active: OnActive = "fail"
+
+
+class Source(_Model):
+    page_size: int = Field(default=100, ge=1, le=1000)
+
+
+class OutcomeFilter(_Model):
+    type: Literal["outcome"] = "outcome"
+    approved: tuple[str, ...]
+
+
+class AnonymizedFilter(_Model):
+    type: Literal["anonymized"] = "anonymized"
+    on_violation: Literal["quarantine", "abort"] = "quarantine"
+
+
+class PluginStage(_Model):
+    """A stage provided by a third-party plugin (entry-point group ``archiver.stages``)."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+FilterSpec = Annotated[OutcomeFilter | AnonymizedFilter | PluginStage, Field(union_mode="left_to_right")]
+
+
+class RetentionRule(_Model):
+    outcome: str
+    days: int = Field(ge=1, le=3650)
+
+
+class RetentionTransform(_Model):
+    type: Literal["retention"] = "retention"
+    default_days: int = Field(default=365, ge=1, le=3650)
+    use_record_value: bool = False
+    rules: tuple[RetentionRule, ...] = ()
+
+
+TransformSpec = Annotated[RetentionTransform | PluginStage, Field(union_mode="left_to_right")]
+
+
+class Batch(_Model):
+    max_items: int = Field(default=200, ge=1, le=200)
+    force_cold_storage: bool = False
+    delete_active: bool = True
+
+
+class Retry(_Model):
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    initial_backoff_seconds: float = Field(default=1.5, ge=0)
+    max_backoff_seconds: float = Field(default=60.0, ge=0)
+    respect_retry_after: bool = True
+
+
+class WebhookSink(_Model):
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret_env: str
+    template: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class AuditLogSink(_Model):
+    type: Literal["audit_log"] = "audit_log"
+    path: str
+    template: str | None = None
+
+
+SinkSpec = Annotated[WebhookSink | AuditLogSink | PluginStage, Field(union_mode="left_to_right")]
+
+
+class Policy(_Model):
+    version: Literal[1] = 1
+    name: str
+    description: str = ""
+    connection: Connection = Connection()
+    campaigns: tuple[Campaign, ...]
+    source: Source = Source()
+    filters: tuple[FilterSpec, ...] = ()
+    transforms: tuple[TransformSpec, ...] = ()
+    batch: Batch = Batch()
+    retry: Retry = Retry()
+    sinks: tuple[SinkSpec, ...] = ()
+
+    # Where the policy came from; relative template and audit paths resolve against it.
+    path: Path | None = Field(default=None, exclude=True)
+    sha256: str = Field(default="", exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path written in the policy against the policy file's folder."""
+        p = Path(relative)
+        if p.is_absolute() or self.path is None:
+            return p
+        return self.path.parent / p
