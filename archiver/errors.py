@@ -161,3 +161,11 @@ class CampaignActive(ApiError, Terminal):
 def is_transient(err: BaseException) -> bool:
     """True when ``err`` is marked as worth retrying."""
     return isinstance(err, Transient)
+
+
+class WebhookError(ArchiverError, Transient):
+    """A webhook delivery failed; the event stays in the outbox for a later try."""
+
+
+class WebhookGone(ArchiverError, Terminal):
+    """The webhook endpoint answered 410 Gone; it is disabled and the events are kept."""

@@ -49,6 +49,7 @@ class Sink(Protocol):
     """
 
     name: str
+    events: frozenset[str]  # event kinds it receives: run_started, batch_archived, run_finished
 
     def render(self, event: Mapping[str, Any]) -> str: ...
 

@@ -1,0 +1,108 @@
+"""From a policy and the environment to a ready API client (real tenant or embedded simulator).
+
+Secrets are resolved here, before the first request: a missing one stops the
+run with a ConfigError naming the variable (never its value).
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
+from archiver.errors import ConfigError
+from archiver.policy.model import EMBEDDED, Policy, WebhookSink
+from archiver.settings import Settings, env_secret
+
+EMBEDDED_CLIENT = "embedded-demo"
+EMBEDDED_ATTEMPTS = 1000
+EMBEDDED_SEED = 7
+
+
+@dataclass
+class Connection:
+    client: CxoneClient
+    secrets: dict[str, str]
+    webhook_url: str | None  # the embedded simulator's receiver
+    embedded: object | None  # the running Simulator, when embedded
+
+
+def base_url(policy: Policy, settings: Settings) -> str:
+    return settings.base_url or policy.connection.base_url
+
+
+def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
+    found: dict[str, str] = {}
+    missing: list[str] = []
+    for sink in policy.sinks:
+        if isinstance(sink, WebhookSink):
+            value = env_secret(sink.secret_env)
+            if value is None and embedded and sink.url == EMBEDDED:
+                # The embedded receiver is ours: a throwaway secret is as good as any.
+                value = _secrets.token_urlsafe(24)
+            if value is None:
+                missing.append(sink.secret_env)
+            else:
+                found[sink.secret_env] = value
+    if missing:
+        raise ConfigError(
+            "missing webhook secret(s): set " + ", ".join(sorted(set(missing)))
+            + " in the environment or a .env file"
+        )
+    return found
+
+
+@contextmanager
+def connect(
+    policy: Policy,
+    settings: Settings | None = None,
+    *,
+    on_request: object = None,
+    attempts_per_campaign: int = EMBEDDED_ATTEMPTS,
+) -> Iterator[Connection]:
+    settings = settings or Settings()
+    url = base_url(policy, settings)
+    embedded = url == EMBEDDED
+    secrets = resolve_secrets(policy, embedded=embedded)
+    limiter = RateLimiter(policy.connection.max_requests_per_second)
+    hook = on_request if callable(on_request) else None
+    if not embedded:
+        if settings.client_id is None or settings.client_secret is None:
+            raise ConfigError("CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for a real tenant")
+        client = CxoneClient(
+            url, settings.client_id, settings.client_secret.get_secret_value(),
+            connection=policy.connection, retry=policy.retry, limiter=limiter, on_request=hook,
+        )
+        with client:
+            yield Connection(client, secrets, None, None)
+        return
+
+    from archiver.simulator import Faults, SimConfig, Simulator
+
+    webhook_secret = next(
+        (secrets[s.secret_env] for s in policy.sinks if isinstance(s, WebhookSink) and s.url == EMBEDDED),
+        "",
+    )
+    config = SimConfig(
+        seed=EMBEDDED_SEED,
+        campaign_ids=[c.id for c in policy.campaigns],
+        attempts_per_campaign=attempts_per_campaign,
+        client_id=EMBEDDED_CLIENT,
+        client_secret=EMBEDDED_CLIENT,
+        webhook_secret=webhook_secret,
+    )
+    faults = Faults(
+        active_campaigns={c.id for c in policy.campaigns if c.on_active == "pause_and_resume"}
+    )
+    with Simulator(config, faults) as sim:
+        client = CxoneClient(
+            sim.base_url, EMBEDDED_CLIENT, EMBEDDED_CLIENT,
+            connection=policy.connection, retry=policy.retry, limiter=limiter, on_request=hook,
+        )
+        with client:
+            yield Connection(client, secrets, sim.webhook_url, sim)
+
+
+__all__ = ["Connection", "RequestEvent", "connect"]

@@ -1,0 +1,60 @@
+"""Delivers the outbox: every sink event written in the state store, in order, at least once.
+
+An event that cannot be delivered now stays pending for a later run; a sink
+that answers "gone" (webhook 410) is disabled and its events are kept and
+reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+
+from archiver.engine.protocols import Sink
+from archiver.errors import ArchiverError, Transient, WebhookGone
+from archiver.state.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, store: Store, sinks: Mapping[str, Sink]) -> None:
+        self.store = store
+        self.sinks = dict(sinks)
+        self._lock = threading.Lock()
+        self._broken: set[str] = set()  # sinks that failed in this run: retried next run
+
+    def drain(self, *, wait: bool = True) -> None:
+        """Deliver pending events of every sink. ``wait=False`` returns at once when
+        another thread is already delivering (it will pick ours up)."""
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            for key, sink in self.sinks.items():
+                if key not in self._broken:
+                    self._drain_sink(key, sink)
+        finally:
+            self._lock.release()
+
+    def _drain_sink(self, key: str, sink: Sink) -> None:
+        while True:
+            events = self.store.pending_events(key)
+            if not events:
+                return
+            for event in events:
+                try:
+                    sink.deliver(event.event_id, event.body)
+                except WebhookGone as err:
+                    log.error("sink %s disabled: %s", key, err)
+                    self.store.event_failed(event.seq, str(err), disable=True)
+                    continue
+                except ArchiverError as err:
+                    if not isinstance(err, Transient):
+                        raise
+                    # Order matters (the audit chain): stop this sink for the run.
+                    log.warning("sink %s: delivery failed, kept for a later try: %s", key, err)
+                    self.store.event_failed(event.seq, str(err))
+                    self._broken.add(key)
+                    return
+                self.store.event_delivered(event.seq)

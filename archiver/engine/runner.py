@@ -1,0 +1,283 @@
+"""A run of one policy: lock, recover, process campaigns concurrently, report.
+
+The run holds the state folder's lock for its whole life, restores campaigns a
+dead run left paused, writes ``run_started`` and ``run_finished`` events through
+the outbox, and ends with every listed attempt in exactly one final state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from archiver import __version__
+from archiver.cxone import CxoneClient, wire
+from archiver.engine.campaign import CampaignJob, batch_context
+from archiver.engine.observer import NullObserver, RunObserver
+from archiver.engine.outbox import Outbox
+from archiver.engine.protocols import Sink
+from archiver.engine.records import FINAL_STATES
+from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
+from archiver.policy.model import Policy
+from archiver.stages.sources.cxone import CxoneSource
+from archiver.state.lock import RunLock
+from archiver.state.store import PendingItem, Store, StoredBatch, now
+
+log = logging.getLogger(__name__)
+
+FAILPOINT_ENV = "ARCHIVER_FAILPOINT"
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("r%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class Failpoints:
+    """Fault injection for crash tests: ``ARCHIVER_FAILPOINT=name:n`` kills the process
+    with SIGKILL the n-th time the named point is reached. Off unless set."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.name, _, n = (spec or "").partition(":")
+        self.left = int(n or 1)
+        self._lock = threading.Lock()
+
+    def hit(self, name: str) -> None:
+        if name != self.name:
+            return
+        with self._lock:
+            self.left -= 1
+            if self.left <= 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    policy: Policy
+    store: Store
+    client: CxoneClient
+    source: CxoneSource
+    http: ThreadPoolExecutor
+    outbox: Outbox
+    sinks: Mapping[str, Sink]
+    observer: RunObserver
+    failpoints: Failpoints
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def crash_point(self, name: str) -> None:
+        self.failpoints.hit(name)
+
+    def events(self, event_id: str, context: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+        """Render an event for every sink that wants it: (event_id, sink, kind, body)."""
+        kind = str(context["event"])
+        return [
+            (event_id, key, kind, sink.render(context))
+            for key, sink in self.sinks.items()
+            if kind in sink.events
+        ]
+
+    def batch_events(
+        self, batch: StoredBatch, items: list[PendingItem], response: wire.ArchiveResponse | None
+    ) -> list[tuple[str, str, str, str]]:
+        context = batch_context(self, batch, items, response)
+        return self.events(str(context["event_id"]), context)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    exit_code: int
+    report: dict[str, Any]
+
+
+@contextmanager
+def _stop_on_signals(cancelled: threading.Event) -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C: in-flight calls finish, paused campaigns resume."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        cancelled.set()
+        log.warning("signal %d: stopping after the calls in flight", signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def sink_keys(sinks: list[Sink]) -> dict[str, Sink]:
+    """Outbox names of sinks: type and position, stable while the policy's order is."""
+    return {f"{sink.name}#{n}": sink for n, sink in enumerate(sinks)}
+
+
+def run_policy(
+    policy: Policy,
+    *,
+    client: CxoneClient,
+    sinks: list[Sink],
+    state_dir: Path,
+    observer: RunObserver | None = None,
+    on_report: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    observer = observer or NullObserver()
+    with RunLock(state_dir / "run.lock"):
+        store = Store(state_dir)
+        try:
+            return _run_locked(policy, client, sinks, store, observer, on_report)
+        finally:
+            store.close()
+
+
+def _run_locked(
+    policy: Policy,
+    client: CxoneClient,
+    sink_list: list[Sink],
+    store: Store,
+    observer: RunObserver,
+    on_report: Callable[[dict[str, Any]], None] | None,
+) -> RunResult:
+    run_id = new_run_id()
+    started = time.time()
+    store.start_run(run_id, policy.name, policy.sha256)
+    sinks = sink_keys(sink_list)
+    workers = policy.connection.max_in_flight
+    with ThreadPoolExecutor(workers, thread_name_prefix="http") as http:
+        ctx = RunContext(
+            run_id=run_id,
+            policy=policy,
+            store=store,
+            client=client,
+            source=CxoneSource(client, policy.source.page_size, http, workers),
+            http=http,
+            outbox=Outbox(store, sinks),
+            sinks=sinks,
+            observer=observer,
+            failpoints=Failpoints(os.environ.get(FAILPOINT_ENV)),
+        )
+        with _stop_on_signals(ctx.cancelled):
+            _restore_pauses(ctx)
+            start_event = _run_event(ctx, "run_started", {})
+            store.enqueue(ctx.events(start_event["event_id"], start_event))
+            ctx.outbox.drain()
+            statuses = _process_campaigns(ctx)
+            counts = store.counts(run_id)
+            totals = Counter[str]()
+            for per in counts.values():
+                totals.update(per)
+            end_event = _run_event(ctx, "run_finished", dict(totals))
+            store.enqueue(ctx.events(end_event["event_id"], end_event))
+            ctx.outbox.drain()
+    failed = totals["failed"] > 0 or any(s in ("failed", "aborted") for s, _ in statuses.values())
+    exit_code = EXIT_FAILED if failed else EXIT_OK
+    report = build_report(ctx, statuses, started, exit_code)
+    status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
+    store.finish_run(run_id, status, exit_code, report)
+    if on_report:
+        on_report(report)
+    return RunResult(run_id, exit_code, report)
+
+
+def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "event": kind,
+        "event_id": f"evt-{ctx.run_id}-{kind}",
+        "run_id": ctx.run_id,
+        "policy": {"name": ctx.policy.name, "sha256": ctx.policy.sha256},
+        "timestamp": now(),
+        "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
+        "campaigns": [c.id for c in ctx.policy.campaigns],
+    }
+
+
+def _restore_pauses(ctx: RunContext) -> None:
+    """Campaigns a dead run paused get the status they had back, first thing."""
+    for campaign_id, previous in ctx.store.pauses():
+        try:
+            ctx.client.set_campaign_status(campaign_id, "ACTIVE" if previous == "ACTIVE" else "PAUSED")
+        except ApiError as err:
+            log.error("campaign %s: could not restore %s left by a previous run: %s", campaign_id, previous, err)
+            continue
+        ctx.store.clear_pause(campaign_id)
+        log.info("campaign %s: restored to %s after an interrupted run", campaign_id, previous)
+
+
+def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
+    campaigns = ctx.policy.campaigns
+    workers = max(1, min(len(campaigns), ctx.policy.connection.max_in_flight))
+    statuses: dict[str, tuple[str, str]] = {}
+    with ThreadPoolExecutor(workers, thread_name_prefix="campaign") as pool:
+        futures = {c.id: pool.submit(CampaignJob(ctx, c).run) for c in campaigns}
+        for cid, future in futures.items():
+            while True:
+                try:
+                    future.result(timeout=0.2)
+                    break
+                except TimeoutError:
+                    continue
+            statuses[cid] = ctx.store.campaign_status(ctx.run_id, cid) or ("failed", "unknown")
+    return statuses
+
+
+def build_report(
+    ctx: RunContext, statuses: Mapping[str, tuple[str, str]], started: float, exit_code: int
+) -> dict[str, Any]:
+    counts = ctx.store.counts(ctx.run_id)
+    campaigns = []
+    totals = dict.fromkeys(FINAL_STATES, 0)
+    for campaign in ctx.policy.campaigns:
+        per = counts.get(campaign.id, {})
+        row = {s: per.get(s, 0) for s in FINAL_STATES}
+        for s in FINAL_STATES:
+            totals[s] += row[s]
+        status, reason = statuses.get(campaign.id, ("failed", "not processed"))
+        campaigns.append(
+            {
+                "id": campaign.id,
+                "status": status,
+                "reason": reason,
+                "listed": sum(row.values()),
+                **row,
+                "reasons": [
+                    {"state": s, "reason": r, "count": n}
+                    for s, r, n in ctx.store.reasons(ctx.run_id, campaign.id)
+                ],
+            }
+        )
+    outbox = ctx.store.outbox_summary()
+    return {
+        "run_id": ctx.run_id,
+        "tool_version": __version__,
+        "policy": {
+            "name": ctx.policy.name,
+            "path": str(ctx.policy.path) if ctx.policy.path else None,
+            "sha256": ctx.policy.sha256,
+        },
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z"),
+        "finished_at": now(),
+        "duration_seconds": round(time.time() - started, 3),
+        "exit_code": exit_code,
+        "interrupted": ctx.cancelled.is_set(),
+        "totals": {"listed": sum(totals.values()), **totals},
+        "campaigns": campaigns,
+        "outbox": {
+            sink: {"pending": n.get("pending", 0), "delivered": n.get("delivered", 0), "disabled": n.get("disabled", 0)}
+            for sink, n in outbox.items()
+        },
+    }

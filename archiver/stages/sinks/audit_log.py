@@ -1,0 +1,48 @@
+"""Sink ``audit_log``: one hash-chained JSONL line per batch and per run start and end.
+
+Lines are written in outbox order by one process at a time (the run holds the
+state lock). Delivery is idempotent: if the file's last line already carries
+this event id (the process died after the fsync and before the outbox was
+updated), nothing is written again, so a crash leaves neither a hole nor a
+duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from archiver.audit import AuditLog
+from archiver.engine.registry import BuildContext
+from archiver.errors import AuditError
+from archiver.policy.model import AuditLogSink
+from archiver.templates import DEFAULT_AUDIT, CompiledTemplate, load_template
+
+
+class AuditLogStage:
+    name = "audit_log"
+    events = frozenset({"run_started", "batch_archived", "run_finished"})
+
+    def __init__(self, log: AuditLog, template: CompiledTemplate) -> None:
+        self.log = log
+        self.template = template
+
+    @classmethod
+    def from_spec(cls, spec: AuditLogSink, ctx: BuildContext) -> AuditLogStage:
+        template = load_template(
+            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT
+        )
+        return cls(AuditLog(ctx.policy.resolve(spec.path)), template)
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        record = self.template.render_json(event)
+        if not isinstance(record, dict):
+            raise AuditError(f"audit template {self.template.name} must render a JSON object")
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+    def deliver(self, event_id: str, body: str) -> None:
+        tail = self.log.tail()
+        if tail is not None and tail.event_id == event_id:
+            return
+        self.log.append(json.loads(body), event_id=event_id)

@@ -1,0 +1,84 @@
+"""The state store's schema, as forward migrations. Never edit a shipped step: add one."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, attempts and their decisions, batches, outbox, campaign pauses.
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        policy_name TEXT NOT NULL,
+        policy_sha256 TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,            -- running | completed | failed | interrupted
+        exit_code INTEGER,
+        report TEXT                      -- JSON run report, when finished
+    );
+    CREATE TABLE campaigns (
+        run_id TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        status TEXT NOT NULL,            -- listing | listed | done | skipped | failed | aborted
+        listed INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, campaign_id)
+    );
+    CREATE TABLE attempts (
+        campaign_id TEXT NOT NULL,
+        attempt_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,            -- the last run that listed it
+        contact_id TEXT,
+        outcome TEXT,
+        disposition TEXT,
+        duration INTEGER,
+        decision TEXT NOT NULL,          -- archive | skip | quarantine
+        reason TEXT NOT NULL DEFAULT '',
+        retention_days INTEGER,
+        state TEXT NOT NULL,             -- pending | archived | skipped | quarantined | failed
+        batch_id TEXT,
+        PRIMARY KEY (campaign_id, attempt_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX attempts_run_state ON attempts (run_id, state);
+    CREATE INDEX attempts_batch ON attempts (batch_id) WHERE batch_id IS NOT NULL;
+    -- keyset paging over what is still to be batched stays cheap on large campaigns
+    CREATE INDEX attempts_unbatched ON attempts (campaign_id, attempt_id)
+        WHERE state = 'pending' AND batch_id IS NULL;
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        campaign_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        composition TEXT NOT NULL,       -- sha256 of the sorted attempt ids
+        size INTEGER NOT NULL,
+        status TEXT NOT NULL,            -- prepared | done | failed
+        archived_count INTEGER,
+        failed_count INTEGER,
+        response TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX batches_open ON batches (campaign_id, status);
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,            -- pending | delivered | disabled
+        tries INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        UNIQUE (event_id, sink)
+    );
+    CREATE INDEX outbox_pending ON outbox (sink, status, seq);
+    CREATE TABLE pauses (
+        campaign_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        previous_status TEXT NOT NULL,
+        paused_at TEXT NOT NULL
+    );
+    """,
+)

@@ -1,0 +1,483 @@
+"""The state store: SQLite in WAL mode, the single source of truth of a run.
+
+Every listed attempt, its decision and final state, every batch (composition,
+idempotency key, status, API response), the sink outbox and the campaigns we
+paused live here. Writes go through short transactions under one lock, so the
+store can be shared by the run's worker threads.
+
+``synchronous=NORMAL`` in WAL mode makes a commit durable against the death of
+the process (the case this tool must survive: kill, OOM, deploy); a power cut
+can lose the last commits but never corrupts the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver.engine.records import Decision
+from archiver.errors import StateError
+from archiver.state.schema import MIGRATIONS
+
+DB_NAME = "state.db"
+
+# An attempt row keeps its decision when it is archived, or when it belongs to a
+# batch whose fate is not yet known (sent, no recorded response).
+_UPSERT = """
+INSERT INTO attempts (campaign_id, attempt_id, run_id, contact_id, outcome, disposition,
+                      duration, decision, reason, retention_days, state, batch_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
+    run_id = excluded.run_id,
+    contact_id = CASE WHEN {keep} THEN contact_id ELSE excluded.contact_id END,
+    outcome = CASE WHEN {keep} THEN outcome ELSE excluded.outcome END,
+    disposition = CASE WHEN {keep} THEN disposition ELSE excluded.disposition END,
+    duration = CASE WHEN {keep} THEN duration ELSE excluded.duration END,
+    decision = CASE WHEN {keep} THEN decision ELSE excluded.decision END,
+    reason = CASE WHEN {keep} THEN reason ELSE excluded.reason END,
+    retention_days = CASE WHEN {keep} THEN retention_days ELSE excluded.retention_days END,
+    state = CASE WHEN {keep} THEN state ELSE excluded.state END
+""".format(keep="(attempts.state = 'archived' OR attempts.batch_id IS NOT NULL)")
+
+_STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    """An attempt waiting for (or inside) an archive batch."""
+
+    attempt_id: str
+    contact_id: str
+    outcome: str
+    disposition: str
+    duration: int
+    retention_days: int
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    id: str
+    run_id: str
+    campaign_id: str
+    seq: int
+    idempotency_key: str
+    size: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    seq: int
+    event_id: str
+    sink: str
+    kind: str
+    body: str
+    tries: int
+
+
+class Store:
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / DB_NAME
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StateError(f"state store {self.path} is unusable: {err}") from err
+
+    # -- plumbing -------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StateError(
+                f"state store {self.path} has schema version {version}, newer than this "
+                f"archiver understands ({len(MIGRATIONS)}); upgrade archiver"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._lock:
+                self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    # -- runs -----------------------------------------------------------------
+    def start_run(self, run_id: str, policy_name: str, policy_sha256: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                (now(),),
+            )
+            db.execute(
+                "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status)"
+                " VALUES (?, ?, ?, ?, 'running')",
+                (run_id, policy_name, policy_sha256, now()),
+            )
+
+    def finish_run(self, run_id: str, status: str, exit_code: int, report: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, report = ? WHERE id = ?",
+                (status, exit_code, now(), json.dumps(report), run_id),
+            )
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT id, policy_name, started_at, finished_at, status, exit_code, report"
+            " FROM runs ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("id", "policy_name", "started_at", "finished_at", "status", "exit_code", "report")
+        out = []
+        for row in rows:
+            item = dict(zip(keys, row, strict=True))
+            item["report"] = json.loads(item["report"]) if item["report"] else None
+            out.append(item)
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        for item in self.runs(limit=1_000_000):
+            if item["id"] == run_id or item["id"].startswith(run_id):
+                return item
+        return None
+
+    # -- campaigns --------------------------------------------------------------
+    def set_campaign(self, run_id: str, campaign_id: str, status: str, reason: str = "") -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO campaigns (run_id, campaign_id, status, reason) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (run_id, campaign_id) DO UPDATE SET status = excluded.status,"
+                " reason = excluded.reason",
+                (run_id, campaign_id, status, reason),
+            )
+
+    def campaign_status(self, run_id: str, campaign_id: str) -> tuple[str, str] | None:
+        rows = self._query(
+            "SELECT status, reason FROM campaigns WHERE run_id = ? AND campaign_id = ?",
+            (run_id, campaign_id),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    # -- listing ----------------------------------------------------------------
+    def record_listed(self, run_id: str, campaign_id: str, decisions: Sequence[Decision]) -> None:
+        """Upsert one page of decisions; attempts already archived or in flight keep theirs."""
+        rows = []
+        for d in decisions:
+            a = d.attempt
+            rows.append(
+                (
+                    campaign_id,
+                    d.attempt_id,
+                    run_id,
+                    a.contact_id if a else None,
+                    a.outcome_code if a else None,
+                    a.disposition if a else None,
+                    a.duration if a else None,
+                    d.kind,
+                    d.reason,
+                    d.retention_days,
+                    _STATE_OF[d.kind],
+                )
+            )
+        with self.tx() as db:
+            db.executemany(_UPSERT, rows)
+            db.execute(
+                "UPDATE campaigns SET listed = listed + ? WHERE run_id = ? AND campaign_id = ?",
+                (len(rows), run_id, campaign_id),
+            )
+
+    def unbatched(self, run_id: str, campaign_id: str, after: str, limit: int) -> list[PendingItem]:
+        rows = self._query(
+            "SELECT attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id"
+            " FROM attempts WHERE campaign_id = ? AND state = 'pending' AND batch_id IS NULL"
+            " AND attempt_id > ? AND run_id = ? ORDER BY attempt_id LIMIT ?",
+            (campaign_id, after, run_id, limit),
+        )
+        return [PendingItem(*row) for row in rows]
+
+    # -- batches ----------------------------------------------------------------
+    def prepare_batch(
+        self,
+        batch_id: str,
+        run_id: str,
+        campaign_id: str,
+        seq: int,
+        key: str,
+        composition: str,
+        attempt_ids: Sequence[str],
+    ) -> None:
+        """Commit a batch's composition and key before its POST is sent."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO batches (id, run_id, campaign_id, seq, idempotency_key, composition,"
+                " size, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'prepared', ?)",
+                (batch_id, run_id, campaign_id, seq, key, composition, len(attempt_ids), now()),
+            )
+            db.executemany(
+                "UPDATE attempts SET batch_id = ? WHERE campaign_id = ? AND attempt_id = ?",
+                [(batch_id, campaign_id, a) for a in attempt_ids],
+            )
+
+    def compositions_seen(self, campaign_id: str, composition: str) -> int:
+        return int(
+            self._query(
+                "SELECT count(*) FROM batches WHERE campaign_id = ? AND composition = ?",
+                (campaign_id, composition),
+            )[0][0]
+        )
+
+    def open_batches(self, campaign_id: str) -> list[StoredBatch]:
+        rows = self._query(
+            "SELECT id, run_id, campaign_id, seq, idempotency_key, size, status FROM batches"
+            " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at",
+            (campaign_id,),
+        )
+        return [StoredBatch(*row) for row in rows]
+
+    def batch_items(self, batch_id: str) -> list[PendingItem]:
+        rows = self._query(
+            "SELECT attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id"
+            " FROM attempts WHERE batch_id = ? ORDER BY attempt_id",
+            (batch_id,),
+        )
+        return [PendingItem(*row) for row in rows]
+
+    def max_batch_seq(self, run_id: str, campaign_id: str) -> int:
+        rows = self._query(
+            "SELECT coalesce(max(seq), 0) FROM batches WHERE run_id = ? AND campaign_id = ?",
+            (run_id, campaign_id),
+        )
+        return int(rows[0][0])
+
+    def batch_done(
+        self,
+        batch: StoredBatch,
+        *,
+        run_id: str,
+        archived_ids: Sequence[str],
+        failed: dict[str, str],
+        response: dict[str, Any] | None,
+        events: Sequence[tuple[str, str, str, str]] = (),
+    ) -> None:
+        """Record a batch's outcome, its attempts' final states and its sink events at once.
+
+        ``failed`` maps attempt id to reason; those leave the batch so a later run
+        retries them with a new one. ``events`` are (event_id, sink, kind, body).
+        """
+        with self.tx() as db:
+            db.execute(
+                "UPDATE batches SET status = 'done', archived_count = ?, failed_count = ?,"
+                " response = ?, done_at = ? WHERE id = ?",
+                (len(archived_ids), len(failed), json.dumps(response), now(), batch.id),
+            )
+            db.executemany(
+                "UPDATE attempts SET state = 'archived', run_id = ?, reason = ''"
+                " WHERE campaign_id = ? AND attempt_id = ?",
+                [(run_id, batch.campaign_id, a) for a in archived_ids],
+            )
+            db.executemany(
+                "UPDATE attempts SET state = 'failed', run_id = ?, reason = ?, batch_id = NULL"
+                " WHERE campaign_id = ? AND attempt_id = ?",
+                [(run_id, why, batch.campaign_id, a) for a, why in failed.items()],
+            )
+            self._enqueue(db, events)
+
+    def batch_failed(self, batch: StoredBatch, *, run_id: str, error: str, sent: bool) -> None:
+        """A batch that did not go through.
+
+        ``sent=False``: the API certainly did not apply it (400, 403, 409): the batch is
+        closed and its attempts are free for a new batch in a later run. ``sent=True``:
+        its fate is unknown (retries exhausted on timeouts, 5xx): the batch stays open
+        and the next run reconciles it with the listing or resends it with its key.
+        """
+        with self.tx() as db:
+            if not sent:
+                db.execute(
+                    "UPDATE batches SET status = 'failed', error = ?, done_at = ? WHERE id = ?",
+                    (error, now(), batch.id),
+                )
+                db.execute(
+                    "UPDATE attempts SET state = 'failed', run_id = ?, reason = ?, batch_id = NULL"
+                    " WHERE batch_id = ?",
+                    (run_id, error, batch.id),
+                )
+            else:
+                db.execute("UPDATE batches SET error = ? WHERE id = ?", (error, batch.id))
+                db.execute(
+                    "UPDATE attempts SET state = 'failed', run_id = ?, reason = ? WHERE batch_id = ?",
+                    (run_id, error, batch.id),
+                )
+
+    def release_batch(
+        self,
+        batch: StoredBatch,
+        *,
+        keep: Sequence[str],
+        run_id: str,
+        events: Sequence[tuple[str, str, str, str]] = (),
+    ) -> None:
+        """Close an open batch found applied in part: ``keep`` ids were archived by it
+        (they left the listing); the rest go back to pending for a fresh batch."""
+        with self.tx() as db:
+            self._enqueue(db, events)
+            db.execute(
+                "UPDATE batches SET status = 'done', archived_count = ?, failed_count = 0,"
+                " response = ?, done_at = ? WHERE id = ?",
+                (len(keep), json.dumps({"reconciled": "from listing"}), now(), batch.id),
+            )
+            db.executemany(
+                "UPDATE attempts SET state = 'archived', run_id = ? WHERE batch_id = ? AND attempt_id = ?",
+                [(run_id, batch.id, a) for a in keep],
+            )
+            db.execute(
+                "UPDATE attempts SET state = 'pending', batch_id = NULL WHERE batch_id = ?"
+                " AND state != 'archived'",
+                (batch.id,),
+            )
+
+    def fail_pending(self, run_id: str, campaign_id: str | None, reason: str) -> int:
+        """Every attempt of the run still without a final state becomes ``failed``."""
+        sql = "UPDATE attempts SET state = 'failed', reason = ? WHERE run_id = ? AND state = 'pending'"
+        args: list[Any] = [reason, run_id]
+        if campaign_id is not None:
+            sql += " AND campaign_id = ?"
+            args.append(campaign_id)
+        with self.tx() as db:
+            return db.execute(sql, args).rowcount
+
+    def skip_pending(self, run_id: str, campaign_id: str, reason: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE attempts SET state = 'skipped', reason = ? WHERE run_id = ? AND campaign_id = ?"
+                " AND state = 'pending' AND batch_id IS NULL",
+                (reason, run_id, campaign_id),
+            )
+
+    # -- counts -----------------------------------------------------------------
+    def counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        """Per campaign: attempts of the run by final state."""
+        out: dict[str, dict[str, int]] = {}
+        for campaign, state, n in self._query(
+            "SELECT campaign_id, state, count(*) FROM attempts WHERE run_id = ?"
+            " GROUP BY campaign_id, state",
+            (run_id,),
+        ):
+            out.setdefault(campaign, {})[state] = n
+        return out
+
+    def reasons(self, run_id: str, campaign_id: str) -> list[tuple[str, str, int]]:
+        """(state, reason, count) for a campaign's attempts that were not archived."""
+        return [
+            (s, r, n)
+            for s, r, n in self._query(
+                "SELECT state, reason, count(*) FROM attempts WHERE run_id = ? AND campaign_id = ?"
+                " AND state != 'archived' GROUP BY state, reason ORDER BY count(*) DESC",
+                (run_id, campaign_id),
+            )
+        ]
+
+    def attempts(self, run_id: str) -> list[dict[str, Any]]:
+        keys = ("campaign_id", "attempt_id", "state", "reason", "retention_days", "batch_id", "outcome")
+        rows = self._query(
+            f"SELECT {', '.join(keys)} FROM attempts WHERE run_id = ? ORDER BY campaign_id, attempt_id",
+            (run_id,),
+        )
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- outbox -----------------------------------------------------------------
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, events: Sequence[tuple[str, str, str, str]]) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO outbox (event_id, sink, kind, body, status, created_at)"
+            " VALUES (?, ?, ?, ?, 'pending', ?)",
+            [(*e, now()) for e in events],
+        )
+
+    def enqueue(self, events: Sequence[tuple[str, str, str, str]]) -> None:
+        with self.tx() as db:
+            self._enqueue(db, events)
+
+    def pending_events(self, sink: str, limit: int = 100) -> list[OutboxEvent]:
+        rows = self._query(
+            "SELECT seq, event_id, sink, kind, body, tries FROM outbox"
+            " WHERE sink = ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            (sink, limit),
+        )
+        return [OutboxEvent(*row) for row in rows]
+
+    def event_delivered(self, seq: int) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'delivered', tries = tries + 1, delivered_at = ?,"
+                " last_error = '' WHERE seq = ?",
+                (now(), seq),
+            )
+
+    def event_failed(self, seq: int, error: str, *, disable: bool = False) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE outbox SET tries = tries + 1, last_error = ?,"
+                " status = CASE WHEN ? THEN 'disabled' ELSE status END WHERE seq = ?",
+                (error, disable, seq),
+            )
+
+    def outbox_summary(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for sink, status, n in self._query(
+            "SELECT sink, status, count(*) FROM outbox GROUP BY sink, status"
+        ):
+            out.setdefault(sink, {})[status] = n
+        return out
+
+    # -- pauses -----------------------------------------------------------------
+    def record_pause(self, campaign_id: str, run_id: str, previous_status: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pauses (campaign_id, run_id, previous_status, paused_at)"
+                " VALUES (?, ?, ?, ?)",
+                (campaign_id, run_id, previous_status, now()),
+            )
+
+    def clear_pause(self, campaign_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM pauses WHERE campaign_id = ?", (campaign_id,))
+
+    def pauses(self) -> list[tuple[str, str]]:
+        return [(c, s) for c, s in self._query("SELECT campaign_id, previous_status FROM pauses")]
