@@ -135,3 +135,18 @@ def token_form(client_id: str, client_secret: str) -> dict[str, str]:
 def list_params(limit: int, offset: int) -> dict[str, str | int]:
     """Query parameters of the completed-attempts listing."""
     return {"status": COMPLETED, "limit": limit, "offset": offset}
+
+
+# Keys under which an error answer may explain itself, most specific first
+# (OAuth's error_description before its bare error code).
+ERROR_TEXT_KEYS = ("error_description", "message", "detail", "error", "title")
+
+
+def error_text(body: object) -> str | None:
+    """The server's own explanation in a parsed error answer, if it gave one."""
+    if isinstance(body, dict):
+        for key in ERROR_TEXT_KEYS:
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None

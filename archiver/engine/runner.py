@@ -135,12 +135,13 @@ def run_policy(
     state_dir: Path,
     observer: RunObserver | None = None,
     on_report: Callable[[dict[str, Any]], None] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     observer = observer or NullObserver()
     with RunLock(state_dir / "run.lock"):
         store = Store(state_dir)
         try:
-            return _run_locked(policy, client, sinks, store, observer, on_report)
+            return _run_locked(policy, client, sinks, store, observer, on_report, run_id or new_run_id())
         finally:
             store.close()
 
@@ -152,8 +153,8 @@ def _run_locked(
     store: Store,
     observer: RunObserver,
     on_report: Callable[[dict[str, Any]], None] | None,
+    run_id: str,
 ) -> RunResult:
-    run_id = new_run_id()
     started = time.time()
     store.start_run(run_id, policy.name, policy.sha256)
     sinks = sink_keys(sink_list)
