@@ -1,0 +1,70 @@
+"""How audit lines are chained: each line carries the hash of the one before it.
+
+A line is a JSON object holding the record plus ``event_id``, ``seq`` (1, 2, 3, ...),
+``prev_hash`` (the previous line's ``hash``; 64 zeros for the first line) and ``hash``, the
+SHA-256 of the line's canonical JSON without ``hash``. Editing a line breaks its own hash;
+deleting, inserting or reordering lines breaks ``seq`` and ``prev_hash`` of the line after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+CHAIN_KEYS = frozenset({"event_id", "seq", "prev_hash", "hash"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """Where the chain stands after one line."""
+
+    seq: int
+    hash: str
+    event_id: str
+
+
+def canonical(obj: Mapping[str, Any]) -> bytes:
+    """The one byte form a line is hashed in, independent of key order on disk."""
+    text = json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def line_hash(line: Mapping[str, Any]) -> str:
+    """SHA-256 hex of ``line`` without its ``hash`` key."""
+    body = {k: v for k, v in line.items() if k != "hash"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def check_line(raw: bytes) -> tuple[AuditLine, str] | str:
+    """The chain position and ``prev_hash`` a stored line claims, or why it cannot be trusted.
+
+    Only the line itself is checked here (its JSON, its fields and its own hash); whether it
+    follows the line before it is the reader's business.
+    """
+    try:
+        line = json.loads(raw)
+    except ValueError as err:  # includes bad UTF-8
+        return f"not valid JSON ({err}): the line was edited or damaged"
+    if not isinstance(line, dict):
+        return "not a JSON object: the line was edited or damaged"
+    seq, digest, prev_hash, event_id = (
+        line.get(k) for k in ("seq", "hash", "prev_hash", "event_id")
+    )
+    if type(seq) is not int or seq < 1:
+        return "missing or invalid seq (expected a positive integer): the line was edited"
+    for key, value in (("hash", digest), ("prev_hash", prev_hash), ("event_id", event_id)):
+        if not isinstance(value, str):
+            return f"missing or invalid {key}: the line was edited"
+    try:
+        intact = line_hash(line) == digest
+    except ValueError:  # NaN or Infinity, which append never writes
+        intact = False
+    if not intact:
+        return "hash mismatch: the line was edited after it was written"
+    return AuditLine(seq=seq, hash=str(digest), event_id=str(event_id)), str(prev_hash)

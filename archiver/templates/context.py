@@ -1,0 +1,146 @@
+"""What a payload template sees: the exact context the engine renders webhook and audit
+templates with.
+
+Every template is rendered with one of three events. All values are plain JSON types.
+
+``batch_archived`` (one per archive batch)::
+
+    {
+      "event": "batch_archived",
+      "event_id": str,              # stable across retries and re-runs
+      "run_id": str,
+      "policy": {"name": str, "sha256": str},
+      "campaign_id": str,
+      "batch": {
+        "id": str,
+        "seq": int,                 # 1-based position of the batch within its campaign
+        "idempotency_key": str,
+        "size": int,                # attempts submitted in this batch
+        "archived_count": int,      # as reported by the API
+        "failed_count": int,        # as reported by the API
+        "migration_job_id": str | None,
+        "status": str,              # the API's job status
+        "attempt_ids": [str],
+        "retention_days": {"365": 12, ...},   # days (as a string key) -> attempts
+        "outcomes": {"NO_ANSWER": 3, ...}     # outcome code -> attempts
+      },
+      "timestamp": str              # ISO-8601, UTC
+    }
+
+``run_started`` and ``run_finished`` (one each per run)::
+
+    {
+      "event": "run_started" | "run_finished",
+      "event_id": str,
+      "run_id": str,
+      "policy": {"name": str, "sha256": str},
+      "timestamp": str,
+      "counts": {"listed": int, "archived": int, "skipped": int,
+                 "quarantined": int, "failed": int},   # all zero at run_started
+      "campaigns": [str]
+    }
+
+A template must render to one JSON document; use ``{% if event == "batch_archived" %}``
+to shape each kind. ``{{ value | tojson }}`` writes any value as JSON. Audit templates
+must not emit ``event_id``, ``seq``, ``prev_hash`` or ``hash``: the audit log adds those
+itself to chain the lines together.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+EventKind = Literal["batch_archived", "run_started", "run_finished"]
+
+
+class PolicyRef(TypedDict):
+    name: str
+    sha256: str
+
+
+class BatchInfo(TypedDict):
+    id: str
+    seq: int
+    idempotency_key: str
+    size: int
+    archived_count: int
+    failed_count: int
+    migration_job_id: str | None
+    status: str
+    attempt_ids: list[str]
+    retention_days: dict[str, int]
+    outcomes: dict[str, int]
+
+
+class BatchEvent(TypedDict):
+    event: Literal["batch_archived"]
+    event_id: str
+    run_id: str
+    policy: PolicyRef
+    campaign_id: str
+    batch: BatchInfo
+    timestamp: str
+
+
+class RunCounts(TypedDict):
+    listed: int
+    archived: int
+    skipped: int
+    quarantined: int
+    failed: int
+
+
+class RunEvent(TypedDict):
+    event: Literal["run_started", "run_finished"]
+    event_id: str
+    run_id: str
+    policy: PolicyRef
+    timestamp: str
+    counts: RunCounts
+    campaigns: list[str]
+
+
+EventContext = BatchEvent | RunEvent
+
+
+def sample_events() -> list[EventContext]:
+    """One made-up event of each kind, for checking that a template renders before a run."""
+    policy: PolicyRef = {"name": "sample-policy", "sha256": "0" * 64}
+    started: RunEvent = {
+        "event": "run_started",
+        "event_id": "evt-sample-run-started",
+        "run_id": "run-sample",
+        "policy": policy,
+        "timestamp": "2024-01-01T00:00:00Z",
+        "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0},
+        "campaigns": ["1001"],
+    }
+    batch: BatchEvent = {
+        "event": "batch_archived",
+        "event_id": "evt-sample-batch",
+        "run_id": "run-sample",
+        "policy": policy,
+        "campaign_id": "1001",
+        "batch": {
+            "id": "batch-sample",
+            "seq": 1,
+            "idempotency_key": "idem-sample",
+            "size": 3,
+            "archived_count": 2,
+            "failed_count": 1,
+            "migration_job_id": "job-sample",
+            "status": "Completed",
+            "attempt_ids": ["a-1", "a-2", "a-3"],
+            "retention_days": {"365": 2, "30": 1},
+            "outcomes": {"NO_ANSWER": 2, "ANSWERED": 1},
+        },
+        "timestamp": "2024-01-01T00:00:05Z",
+    }
+    finished: RunEvent = {
+        **started,
+        "event": "run_finished",
+        "event_id": "evt-sample-run-finished",
+        "timestamp": "2024-01-01T00:00:09Z",
+        "counts": {"listed": 4, "archived": 2, "skipped": 1, "quarantined": 0, "failed": 1},
+    }
+    return [started, batch, finished]

@@ -1,0 +1,111 @@
+"""Engine throughput: N generated attempts through the real filters, transforms and
+batching into a counting sink, on one core. Prints attempts/s and peak RSS.
+
+    python benchmarks/engine.py [--attempts 1000000]
+
+Targets: at least 50,000 attempts/s and peak RSS under 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from archiver.engine.pipeline import Pipeline, batched  # noqa: E402
+from archiver.engine.registry import BuildContext, build_pipeline_stages  # noqa: E402
+from archiver.policy.model import (  # noqa: E402
+    AnonymizedFilter,
+    Campaign,
+    OutcomeFilter,
+    Policy,
+    RetentionRule,
+    RetentionTransform,
+)
+
+OUTCOMES = ("SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED", "ANSWERING_MACHINE", "DO_NOT_CALL")
+
+
+class CountingSink:
+    """A sink that only counts what reaches it."""
+
+    name = "counting"
+    events = frozenset({"batch_archived"})
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.items = 0
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        self.items += int(event["size"])
+        return ""
+
+    def deliver(self, event_id: str, body: str) -> None:
+        self.batches += 1
+
+
+def generate(n: int) -> Iterator[dict[str, object]]:
+    for i in range(n):
+        record: dict[str, object] = {
+            "id": f"att-{i:09d}",
+            "contactId": f"con-{i:09d}",
+            "outcomeCode": OUTCOMES[i % len(OUTCOMES)],
+            "disposition": "COMPLETED",
+            "duration": i % 600,
+            "anonymized": i % 300 != 0,
+        }
+        if i % 5 == 0:
+            record["retentionDays"] = None if i % 10 == 0 else 90
+        if i % 1000 == 7:
+            del record["contactId"]
+        yield record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attempts", type=int, default=1_000_000)
+    args = parser.parse_args()
+    policy = Policy(
+        name="bench",
+        campaigns=(Campaign(id="c"),),
+        filters=(OutcomeFilter(approved=OUTCOMES[:4]), AnonymizedFilter()),
+        transforms=(
+            RetentionTransform(
+                default_days=365, use_record_value=True,
+                rules=(RetentionRule(outcome="SURVEY_TAKEN", days=730),),
+            ),
+        ),
+    )
+    pipeline = Pipeline(*build_pipeline_stages(BuildContext(policy=policy, campaign_id="c")))
+    sink = CountingSink()
+    kinds: dict[str, int] = {}
+
+    def decisions() -> Iterator[Any]:
+        for n, raw in enumerate(generate(args.attempts)):
+            d = pipeline.decide(raw, fallback_id=f"#{n}")
+            kinds[d.kind] = kinds.get(d.kind, 0) + 1
+            yield d
+
+    start = time.perf_counter()
+    for batch in batched(decisions(), "c", policy.batch.max_items):
+        sink.deliver("", sink.render({"size": len(batch)}))
+    elapsed = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert sum(kinds.values()) == args.attempts
+    assert sink.items == kinds.get("archive", 0)
+    print(f"attempts        {args.attempts:,}")
+    print(f"decisions       {', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}")
+    print(f"batches         {sink.batches:,} (max {policy.batch.max_items} items)")
+    print(f"wall time       {elapsed:.2f} s")
+    print(f"throughput      {args.attempts / elapsed:,.0f} attempts/s (target >= 50,000)")
+    print(f"peak RSS        {peak_mb:.1f} MB (target < 100 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+
+from archiver.engine.pipeline import Pipeline, batched
+from archiver.engine.registry import BuildContext, build_pipeline_stages
+from archiver.errors import CampaignAborted
+from archiver.policy.model import (
+    AnonymizedFilter,
+    Campaign,
+    OutcomeFilter,
+    Policy,
+    RetentionRule,
+    RetentionTransform,
+)
+
+CID = "c-1"
+
+
+def make_policy(on_violation: str = "quarantine", use_record_value: bool = True) -> Policy:
+    return Policy(
+        name="t",
+        campaigns=(Campaign(id=CID),),
+        filters=(
+            OutcomeFilter(approved=("SURVEY_TAKEN", "NO_ANSWER")),
+            AnonymizedFilter(on_violation=on_violation),  # type: ignore[arg-type]
+        ),
+        transforms=(
+            RetentionTransform(
+                default_days=365,
+                use_record_value=use_record_value,
+                rules=(RetentionRule(outcome="SURVEY_TAKEN", days=730),),
+            ),
+        ),
+    )
+
+
+def pipeline(policy: Policy) -> Pipeline:
+    return Pipeline(*build_pipeline_stages(BuildContext(policy=policy, campaign_id=CID)))
+
+
+def record(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "id": "att-1",
+        "contactId": "con-1",
+        "outcomeCode": "NO_ANSWER",
+        "disposition": "ARCHIVED",
+        "duration": 12,
+        "anonymized": True,
+    }
+    base.update(over)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "reason", "days"),
+    [
+        (record(), "archive", "", 365),
+        (record(retentionDays=None), "archive", "", 365),
+        (record(retentionDays=90), "archive", "", 90),
+        (record(outcomeCode="SURVEY_TAKEN"), "archive", "", 730),
+        (record(outcomeCode="SURVEY_TAKEN", retentionDays=30), "archive", "", 30),
+        (record(retentionDays=5000), "quarantine", "retentionDays 5000 outside 1..3650", None),
+        (record(outcomeCode="DO_NOT_CALL"), "skip", "outcome DO_NOT_CALL not approved", None),
+        (record(contactId=...), "quarantine", "malformed record: field `contactId` is missing", None),
+        (record(contactId=None), "quarantine", "malformed record: field `contactId` is null", None),
+        (record(duration="12"), "quarantine", "malformed record: field `duration`", None),
+        (record(anonymized=False), "quarantine", "not anonymized", None),
+        ("not an object", "quarantine", "record is not a JSON object", None),
+    ],
+)
+def test_each_record_gets_the_decision_the_policy_says(raw, kind, reason, days):
+    decision = pipeline(make_policy()).decide(raw, fallback_id="(no id)")
+    assert decision.kind == kind
+    assert reason in decision.reason
+    if kind != "archive":
+        assert decision.reason
+    assert decision.retention_days == days
+
+
+def test_record_value_ignored_unless_policy_says_so():
+    decision = pipeline(make_policy(use_record_value=False)).decide(record(retentionDays=90))
+    assert decision.retention_days == 365
+
+
+def test_unapproved_outcome_is_skipped_before_anonymization_is_checked():
+    decision = pipeline(make_policy()).decide(record(outcomeCode="BUSY", anonymized=False))
+    assert decision.kind == "skip"
+
+
+def test_unanonymized_record_aborts_campaign_when_policy_says_abort():
+    with pytest.raises(CampaignAborted, match="att-9 is not anonymized"):
+        pipeline(make_policy("abort")).decide(record(id="att-9", anonymized=False))
+
+
+def test_malformed_record_without_id_uses_fallback():
+    decision = pipeline(make_policy()).decide(record(id=...), fallback_id="(no id, offset 7)")
+    assert decision.attempt_id == "(no id, offset 7)"
+    assert decision.kind == "quarantine"
+
+
+def test_batches_hold_at_most_max_items_and_only_archive_decisions():
+    p = pipeline(make_policy())
+    raws = [record(id=f"a{i}", outcomeCode="BUSY" if i % 3 == 0 else "NO_ANSWER") for i in range(25)]
+    batches = list(batched((p.decide(r) for r in raws), CID, 7))
+    sizes = [len(b) for b in batches]
+    assert sizes == [7, 7, 2]
+    assert all(d.kind == "archive" for b in batches for d in b.decisions)
+    assert sum(sizes) == sum(1 for i in range(25) if i % 3 != 0)
