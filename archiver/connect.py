@@ -48,7 +48,8 @@ def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
                 found[sink.secret_env] = value
     if missing:
         raise ConfigError(
-            "missing webhook secret(s): set " + ", ".join(sorted(set(missing)))
+            "missing webhook secret(s): set "
+            + ", ".join(sorted(set(missing)))
             + " in the environment or a .env file"
         )
     return found
@@ -70,10 +71,17 @@ def connect(
     hook = on_request if callable(on_request) else None
     if not embedded:
         if settings.client_id is None or settings.client_secret is None:
-            raise ConfigError("CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for a real tenant")
+            raise ConfigError(
+                "CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for a real tenant"
+            )
         client = CxoneClient(
-            url, settings.client_id, settings.client_secret.get_secret_value(),
-            connection=policy.connection, retry=policy.retry, limiter=limiter, on_request=hook,
+            url,
+            settings.client_id,
+            settings.client_secret.get_secret_value(),
+            connection=policy.connection,
+            retry=policy.retry,
+            limiter=limiter,
+            on_request=hook,
         )
         with client:
             yield Connection(client, secrets, None, None)
@@ -82,7 +90,11 @@ def connect(
     from archiver.simulator import Faults, SimConfig, Simulator
 
     webhook_secret = next(
-        (secrets[s.secret_env] for s in policy.sinks if isinstance(s, WebhookSink) and s.url == EMBEDDED),
+        (
+            secrets[s.secret_env]
+            for s in policy.sinks
+            if isinstance(s, WebhookSink) and s.url == EMBEDDED
+        ),
         "",
     )
     config = SimConfig(
@@ -98,8 +110,13 @@ def connect(
     )
     with Simulator(config, faults) as sim:
         client = CxoneClient(
-            sim.base_url, EMBEDDED_CLIENT, EMBEDDED_CLIENT,
-            connection=policy.connection, retry=policy.retry, limiter=limiter, on_request=hook,
+            sim.base_url,
+            EMBEDDED_CLIENT,
+            EMBEDDED_CLIENT,
+            connection=policy.connection,
+            retry=policy.retry,
+            limiter=limiter,
+            on_request=hook,
         )
         with client:
             yield Connection(client, secrets, sim.webhook_url, sim)

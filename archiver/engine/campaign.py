@@ -141,12 +141,19 @@ class CampaignJob:
             # Left the listing: archived by the request whose answer we never recorded.
             log.info(
                 "campaign %s: open batch %s reconciled with the listing: %d archived, %d to redo",
-                self.cid, batch.id, len(gone), len(listed),
+                self.cid,
+                batch.id,
+                len(gone),
+                len(listed),
             )
             gone_set = set(gone)
             self.store.release_batch(
-                batch, keep=gone, run_id=self.run_id,
-                events=self.ctx.batch_events(batch, [i for i in items if i.attempt_id in gone_set], None),
+                batch,
+                keep=gone,
+                run_id=self.run_id,
+                events=self.ctx.batch_events(
+                    batch, [i for i in items if i.attempt_id in gone_set], None
+                ),
             )
             self.ctx.outbox.drain(wait=False)
 
@@ -178,8 +185,13 @@ class CampaignJob:
         generation = self.store.compositions_seen(self.cid, composition)
         key = idempotency_key(self.cid, composition, generation)
         batch = StoredBatch(
-            id=uuid.uuid4().hex[:20], run_id=self.run_id, campaign_id=self.cid, seq=seq,
-            idempotency_key=key, size=len(ids), status="prepared",
+            id=uuid.uuid4().hex[:20],
+            run_id=self.run_id,
+            campaign_id=self.cid,
+            seq=seq,
+            idempotency_key=key,
+            size=len(ids),
+            status="prepared",
         )
         self.store.prepare_batch(batch.id, self.run_id, self.cid, seq, key, composition, ids)
         self.ctx.crash_point("batch_prepared")
@@ -246,8 +258,12 @@ class CampaignJob:
                 self._partial.append((batch, response))
             return
         self.store.batch_done(
-            batch, run_id=self.run_id, archived_ids=[i.attempt_id for i in items], failed={},
-            response=body, events=self.ctx.batch_events(batch, items, response),
+            batch,
+            run_id=self.run_id,
+            archived_ids=[i.attempt_id for i in items],
+            failed={},
+            response=body,
+            events=self.ctx.batch_events(batch, items, response),
         )
         self.ctx.observer.archived(self.cid, len(items), 0)
         self.ctx.crash_point("batch_recorded")
@@ -274,8 +290,11 @@ class CampaignJob:
             )
             failed = {i.attempt_id: reason for i in items if i.attempt_id in still_listed}
             self.store.batch_done(
-                batch, run_id=self.run_id, archived_ids=[i.attempt_id for i in archived],
-                failed=failed, response=response.model_dump(by_alias=True),
+                batch,
+                run_id=self.run_id,
+                archived_ids=[i.attempt_id for i in archived],
+                failed=failed,
+                response=response.model_dump(by_alias=True),
                 events=self.ctx.batch_events(batch, archived, response),
             )
             self.ctx.observer.archived(self.cid, len(archived), len(failed))
@@ -306,7 +325,9 @@ class CampaignJob:
             try:
                 self.ctx.client.set_campaign_status(self.cid, "ACTIVE")
             except ApiError as err:
-                log.error("campaign %s: could not restore ACTIVE (the next run will): %s", self.cid, err)
+                log.error(
+                    "campaign %s: could not restore ACTIVE (the next run will): %s", self.cid, err
+                )
                 return
             self.store.clear_pause(self.cid)
             self._paused = False
@@ -337,7 +358,9 @@ def batch_context(
             "migration_job_id": response.migration_job_id if response else None,
             "status": response.status if response else "RECONCILED_FROM_LISTING",
             "attempt_ids": [i.attempt_id for i in items],
-            "retention_days": {str(k): v for k, v in sorted(Counter(i.retention_days for i in items).items())},
+            "retention_days": {
+                str(k): v for k, v in sorted(Counter(i.retention_days for i in items).items())
+            },
             "outcomes": dict(sorted(Counter(i.outcome for i in items).items())),
         },
         "timestamp": now(),

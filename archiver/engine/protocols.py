@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from archiver.engine.records import Decision
 from archiver.cxone.wire import Attempt
+from archiver.engine.records import Decision
 
 StageKind = Literal["source", "filter", "transform", "sink"]
 

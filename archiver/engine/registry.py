@@ -104,7 +104,7 @@ def plugins() -> PluginSet:
             if ep.name in BUILTIN[kind]:
                 raise PluginError(f"type {ep.name!r} is built in and cannot be replaced")
             found[kind][ep.name] = plugin
-        except Exception as err:  # noqa: BLE001 - a broken plugin must not take the others down
+        except Exception as err:  # a broken plugin must not take the others down
             errors[ep.name] = f"{type(err).__name__}: {err}"
             log.warning("stage plugin %r (%s) failed to load: %s", ep.name, ep.value, err)
     return PluginSet(found, errors)

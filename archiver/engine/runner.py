@@ -141,7 +141,9 @@ def run_policy(
     with RunLock(state_dir / "run.lock"):
         store = Store(state_dir)
         try:
-            return _run_locked(policy, client, sinks, store, observer, on_report, run_id or new_run_id())
+            return _run_locked(
+                policy, client, sinks, store, observer, on_report, run_id or new_run_id()
+            )
         finally:
             store.close()
 
@@ -211,9 +213,16 @@ def _restore_pauses(ctx: RunContext) -> None:
     """Campaigns a dead run paused get the status they had back, first thing."""
     for campaign_id, previous in ctx.store.pauses():
         try:
-            ctx.client.set_campaign_status(campaign_id, "ACTIVE" if previous == "ACTIVE" else "PAUSED")
+            ctx.client.set_campaign_status(
+                campaign_id, "ACTIVE" if previous == "ACTIVE" else "PAUSED"
+            )
         except ApiError as err:
-            log.error("campaign %s: could not restore %s left by a previous run: %s", campaign_id, previous, err)
+            log.error(
+                "campaign %s: could not restore %s left by a previous run: %s",
+                campaign_id,
+                previous,
+                err,
+            )
             continue
         ctx.store.clear_pause(campaign_id)
         log.info("campaign %s: restored to %s after an interrupted run", campaign_id, previous)
@@ -241,26 +250,25 @@ def build_report(
 ) -> dict[str, Any]:
     counts = ctx.store.counts(ctx.run_id)
     campaigns = []
-    totals = dict.fromkeys(FINAL_STATES, 0)
+    totals: dict[str, int] = dict.fromkeys(FINAL_STATES, 0)
     for campaign in ctx.policy.campaigns:
         per = counts.get(campaign.id, {})
-        row = {s: per.get(s, 0) for s in FINAL_STATES}
+        row: dict[str, int] = {s: per.get(s, 0) for s in FINAL_STATES}
         for s in FINAL_STATES:
             totals[s] += row[s]
         status, reason = statuses.get(campaign.id, ("failed", "not processed"))
-        campaigns.append(
-            {
-                "id": campaign.id,
-                "status": status,
-                "reason": reason,
-                "listed": sum(row.values()),
-                **row,
-                "reasons": [
-                    {"state": s, "reason": r, "count": n}
-                    for s, r, n in ctx.store.reasons(ctx.run_id, campaign.id)
-                ],
-            }
-        )
+        entry: dict[str, Any] = {
+            "id": campaign.id,
+            "status": status,
+            "reason": reason,
+            "listed": sum(row.values()),
+            **row,
+            "reasons": [
+                {"state": s, "reason": r, "count": n}
+                for s, r, n in ctx.store.reasons(ctx.run_id, campaign.id)
+            ],
+        }
+        campaigns.append(entry)
     outbox = ctx.store.outbox_summary()
     return {
         "run_id": ctx.run_id,
@@ -278,7 +286,11 @@ def build_report(
         "totals": {"listed": sum(totals.values()), **totals},
         "campaigns": campaigns,
         "outbox": {
-            sink: {"pending": n.get("pending", 0), "delivered": n.get("delivered", 0), "disabled": n.get("disabled", 0)}
+            sink: {
+                "pending": n.get("pending", 0),
+                "delivered": n.get("delivered", 0),
+                "disabled": n.get("disabled", 0),
+            }
             for sink, n in outbox.items()
         },
     }

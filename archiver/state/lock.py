@@ -35,7 +35,11 @@ class RunLock:
                 "wait for it to finish"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}".encode(),
+            0,
+        )
         self._fd = fd
 
     def release(self) -> None:

@@ -132,7 +132,9 @@ class Store:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._lock:
-                self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
 
     @property
     def schema_version(self) -> int:
@@ -414,7 +416,15 @@ class Store:
         ]
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
-        keys = ("campaign_id", "attempt_id", "state", "reason", "retention_days", "batch_id", "outcome")
+        keys = (
+            "campaign_id",
+            "attempt_id",
+            "state",
+            "reason",
+            "retention_days",
+            "batch_id",
+            "outcome",
+        )
         rows = self._query(
             f"SELECT {', '.join(keys)} FROM attempts WHERE run_id = ? ORDER BY campaign_id, attempt_id",
             (run_id,),

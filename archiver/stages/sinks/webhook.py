@@ -38,9 +38,7 @@ class Webhook:
     name = "webhook"
     events = frozenset({"batch_archived"})
 
-    def __init__(
-        self, url: str, secret: str, template: CompiledTemplate, timeout: float
-    ) -> None:
+    def __init__(self, url: str, secret: str, template: CompiledTemplate, timeout: float) -> None:
         self.url = require_secure_url(url, what="webhook url")
         self._secret = secret
         self.template = template

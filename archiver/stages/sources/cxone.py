@@ -17,7 +17,9 @@ from archiver.cxone import CxoneClient
 class CxoneSource:
     name = "cxone"
 
-    def __init__(self, client: CxoneClient, page_size: int, executor: Executor, window: int) -> None:
+    def __init__(
+        self, client: CxoneClient, page_size: int, executor: Executor, window: int
+    ) -> None:
         self.client = client
         self.page_size = page_size
         self.executor = executor
