@@ -106,7 +106,7 @@ def connect(
         webhook_secret=webhook_secret,
     )
     faults = Faults(
-        active_campaigns={c.id for c in policy.campaigns if c.on_active == "pause_and_resume"}
+        active_campaigns=[c.id for c in policy.campaigns if c.on_active == "pause_and_resume"]
     )
     with Simulator(config, faults) as sim:
         client = CxoneClient(

@@ -1,0 +1,123 @@
+"""End to end through real sockets: a run against a rate-limited, flaky, strict simulator."""
+
+from __future__ import annotations
+
+import time
+
+from archiver.simulator import Faults
+from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
+
+CAMPAIGNS = [
+    "11111111-1111-4111-8111-111111111111",
+    "22222222-2222-4222-8222-222222222222",
+    "33333333-3333-4333-8333-333333333333",
+]
+
+
+def test_hostile_api_every_eligible_attempt_archived_exactly_once(tmp_path, start_sim):
+    active = CAMPAIGNS[1]
+    sim = start_sim(
+        Faults(
+            rate_limit_rps=10,
+            error_5xx_rate=0.05,
+            token_lifetime_seconds=2,
+            active_campaigns=[active],
+        ),
+        campaign_ids=CAMPAIGNS,
+        attempts_per_campaign=1200,
+        unanonymized_rate=1 / 300,
+        seed=11,
+    )
+    doc = policy_dict(CAMPAIGNS)
+    doc["connection"]["max_requests_per_second"] = 10
+    # Small pages: about a hundred calls, so a 5 % fault rate is sure to show up.
+    doc["source"]["page_size"] = 40
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    report_path = tmp_path / "report.json"
+
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
+        sim_env(sim),
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    ledger = sim.ledger()
+    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
+    assert eligible, "the data set must hold eligible attempts"
+    assert set(ledger) == eligible
+    assert all(count == 1 for count in ledger.values())
+
+    report = read_report(report_path)
+    assert report["totals"]["archived"] == len(eligible)
+    assert report["totals"]["failed"] == 0
+    quarantined_reasons = {
+        r["reason"] for c in report["campaigns"] for r in c["reasons"] if r["state"] == "quarantined"
+    }
+    assert "not anonymized" in quarantined_reasons
+
+    status = sim.campaigns()[active]
+    assert status["status"] == "ACTIVE"
+    history = [h["status"] for h in status["history"]]
+    assert history[0] == "ACTIVE" and "PAUSED" in history and history[-1] == "ACTIVE"
+    # The faults really happened: 503s were injected, tokens expired and were renewed.
+    stats = sim.stats()
+    assert stats["injected_errors"] > 0
+    assert stats["tokens_issued"] > 1
+    assert stats["double_archived"] == 0
+
+
+def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_path, start_sim):
+    sim = start_sim(
+        Faults(hang_rate=0.25, hang_seconds=30),
+        campaign_ids=CAMPAIGNS[:1],
+        attempts_per_campaign=400,
+        seed=5,
+    )
+    doc = policy_dict(CAMPAIGNS[:1])
+    doc["connection"]["timeout_seconds"] = 0.5
+    doc["retry"]["max_attempts"] = 10
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    started = time.monotonic()
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(tmp_path / "r.json")],
+        sim_env(sim),
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-3000:]
+    # A single hung answer would take 30 s; the policy's 0.5 s read timeout cut them short.
+    assert elapsed < 30
+    ledger = sim.ledger()
+    assert set(ledger) == sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
+    assert all(n == 1 for n in ledger.values())
+    read_report(tmp_path / "r.json")
+
+
+def test_400_and_403_are_not_retried_name_campaign_and_cause_others_complete(tmp_path, start_sim):
+    bad_request, forbidden, healthy = CAMPAIGNS
+    sim = start_sim(
+        Faults(fail_status={bad_request: 400, forbidden: 403}),
+        campaign_ids=CAMPAIGNS,
+        attempts_per_campaign=300,
+        seed=3,
+    )
+    policy = write_policy(tmp_path / "p.yaml", policy_dict(CAMPAIGNS))
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(tmp_path / "r.json")],
+        sim_env(sim),
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert f"campaign {bad_request}" in output and "400" in output
+    assert f"campaign {forbidden}" in output and "403" in output
+
+    calls = [r for r in sim.requests() if r["path"].startswith("/api/")]
+    for cid in (bad_request, forbidden):
+        assert len([r for r in calls if cid in r["path"]]) == 1, "a 400/403 must not be retried"
+    assert set(sim.ledger()) == sim.eligible_ids(healthy, set(APPROVED))
+    report = read_report(tmp_path / "r.json")
+    by_id = {c["id"]: c for c in report["campaigns"]}
+    assert by_id[healthy]["status"] == "done"
+    assert by_id[bad_request]["status"] == "failed"
+    assert by_id[forbidden]["status"] == "failed"

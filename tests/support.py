@@ -1,0 +1,99 @@
+"""Helpers shared by tests: policy files written from dicts, the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archiver.simulator import Simulator
+
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-client-secret-Zq81"
+WEBHOOK_SECRET = "test-webhook-secret-Kx42"
+APPROVED = ["SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def policy_dict(campaign_ids: list[str], **over: Any) -> dict[str, Any]:
+    """A complete policy; ``over`` replaces top-level sections."""
+    doc: dict[str, Any] = {
+        "version": 1,
+        "name": "test-policy",
+        "connection": {
+            "base_url": "embedded",
+            "timeout_seconds": 5,
+            "max_requests_per_second": 200,
+            "max_in_flight": 4,
+        },
+        "campaigns": [{"id": c, "on_active": "pause_and_resume"} for c in campaign_ids],
+        "source": {"page_size": 100},
+        "filters": [
+            {"type": "outcome", "approved": APPROVED},
+            {"type": "anonymized", "on_violation": "quarantine"},
+        ],
+        "transforms": [
+            {
+                "type": "retention",
+                "default_days": 365,
+                "use_record_value": True,
+                "rules": [{"outcome": "SURVEY_TAKEN", "days": 730}],
+            }
+        ],
+        "batch": {"max_items": 200, "force_cold_storage": True, "delete_active": True},
+        "retry": {
+            "max_attempts": 6,
+            "initial_backoff_seconds": 0.05,
+            "max_backoff_seconds": 0.5,
+            "respect_retry_after": True,
+        },
+        "sinks": [],
+    }
+    doc.update(over)
+    return doc
+
+
+def write_policy(path: Path, doc: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def sim_env(sim: Simulator, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env.update(
+        CXONE_BASE_URL=sim.base_url,
+        CXONE_CLIENT_ID=CLIENT_ID,
+        CXONE_CLIENT_SECRET=CLIENT_SECRET,
+        DW_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``archiver ARGS`` in a subprocess, the way users run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "archiver", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or REPO,
+    )
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    totals = report["totals"]
+    assert totals["listed"] == sum(totals[s] for s in ("archived", "skipped", "quarantined", "failed"))
+    for c in report["campaigns"]:
+        assert c["listed"] == sum(c[s] for s in ("archived", "skipped", "quarantined", "failed"))
+    return report
