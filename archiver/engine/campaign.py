@@ -126,6 +126,7 @@ class CampaignJob:
             ]
             offset += len(page)
             self.store.record_listed(self.run_id, self.cid, decisions)
+            self.ctx.crash_point("page_listed")
             self.ctx.observer.listed(self.cid, len(decisions))
 
     # -- recovery -----------------------------------------------------------------
@@ -314,6 +315,7 @@ class CampaignJob:
             # Recorded before the PATCH: a run that dies now is undone by the next one.
             self.store.record_pause(self.cid, self.run_id, "ACTIVE")
             self.ctx.client.set_campaign_status(self.cid, "PAUSED")
+            self.ctx.crash_point("campaign_paused")
             self._paused = True
             self.ctx.observer.paused(self.cid)
             log.info("campaign %s paused to archive (on_active: pause_and_resume)", self.cid)

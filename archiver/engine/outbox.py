@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Mapping
 
+from archiver.engine import failpoints
 from archiver.engine.protocols import Sink
 from archiver.errors import ArchiverError, Transient, WebhookGone
 from archiver.state.store import Store
@@ -43,6 +44,7 @@ class Outbox:
             if not events:
                 return
             for event in events:
+                failpoints.hit("event_delivering")
                 try:
                     sink.deliver(event.event_id, event.body)
                 except WebhookGone as err:
@@ -57,4 +59,5 @@ class Outbox:
                     self.store.event_failed(event.seq, str(err))
                     self._broken.add(key)
                     return
+                failpoints.hit("event_delivered")
                 self.store.event_delivered(event.seq)

@@ -8,7 +8,6 @@ the outbox, and ends with every listed attempt in exactly one final state.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from archiver import __version__
 from archiver.cxone import CxoneClient, wire
+from archiver.engine import failpoints
 from archiver.engine.campaign import CampaignJob, batch_context
 from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox
@@ -38,29 +38,8 @@ from archiver.state.store import PendingItem, Store, StoredBatch, now
 
 log = logging.getLogger(__name__)
 
-FAILPOINT_ENV = "ARCHIVER_FAILPOINT"
-
-
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("r%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-class Failpoints:
-    """Fault injection for crash tests: ``ARCHIVER_FAILPOINT=name:n`` kills the process
-    with SIGKILL the n-th time the named point is reached. Off unless set."""
-
-    def __init__(self, spec: str | None) -> None:
-        self.name, _, n = (spec or "").partition(":")
-        self.left = int(n or 1)
-        self._lock = threading.Lock()
-
-    def hit(self, name: str) -> None:
-        if name != self.name:
-            return
-        with self._lock:
-            self.left -= 1
-            if self.left <= 0:
-                os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -74,11 +53,10 @@ class RunContext:
     outbox: Outbox
     sinks: Mapping[str, Sink]
     observer: RunObserver
-    failpoints: Failpoints
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def crash_point(self, name: str) -> None:
-        self.failpoints.hit(name)
+        failpoints.hit(name)
 
     def events(self, event_id: str, context: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         """Render an event for every sink that wants it: (event_id, sink, kind, body)."""
@@ -172,7 +150,6 @@ def _run_locked(
             outbox=Outbox(store, sinks),
             sinks=sinks,
             observer=observer,
-            failpoints=Failpoints(os.environ.get(FAILPOINT_ENV)),
         )
         with _stop_on_signals(ctx.cancelled):
             _restore_pauses(ctx)
@@ -184,6 +161,7 @@ def _run_locked(
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
+            failpoints.hit("run_finishing")
             end_event = _run_event(ctx, "run_finished", dict(totals))
             store.enqueue(ctx.events(end_event["event_id"], end_event))
             ctx.outbox.drain()

@@ -1,0 +1,161 @@
+"""Exactly once across crashes: SIGKILL at many points, run again, nothing twice, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from archiver.simulator import Faults
+from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
+
+CAMPAIGNS = ["aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"]
+SIGKILL_EXIT = -9
+
+
+def crash_policy(tmp_path: Path, webhook_url: str, campaigns: list[str] = CAMPAIGNS) -> Path:
+    doc = policy_dict(campaigns)
+    doc["source"]["page_size"] = 50
+    doc["batch"]["max_items"] = 40
+    doc["connection"]["max_in_flight"] = 3
+    doc["sinks"] = [
+        {"type": "webhook", "url": webhook_url, "secret_env": "DW_WEBHOOK_SECRET"},
+        {"type": "audit_log", "path": "audit/audit.jsonl"},
+    ]
+    return write_policy(tmp_path / "policy.yaml", doc)
+
+
+def batch_ids_in_store(state: Path) -> set[str]:
+    with sqlite3.connect(state / "state.db") as db:
+        rows = db.execute(
+            "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def check_exactly_once(sim, tmp_path: Path, state: Path, env: dict[str, str]) -> None:
+    ledger = sim.ledger()
+    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
+    assert set(ledger) == eligible, "every eligible attempt archived"
+    assert [a for a, n in ledger.items() if n != 1] == [], "no attempt archived twice"
+
+    batches = batch_ids_in_store(state)
+    accepted = [d for d in sim.webhooks() if d["status"] == 204 and d["valid"]]
+    ids_by_batch: dict[str, set[str]] = {}
+    for d in accepted:
+        if d["body"].get("type") == "batch_archived":
+            ids_by_batch.setdefault(d["body"]["batch_id"], set()).add(d["id"])
+    assert set(ids_by_batch) == batches, "every batch event delivered at least once"
+    assert all(len(ids) == 1 for ids in ids_by_batch.values()), "one webhook-id per batch"
+
+    audit = tmp_path / "audit" / "audit.jsonl"
+    verify = run_cli(["audit", "verify", str(audit)], env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    event_ids = [line["event_id"] for line in lines]
+    assert len(event_ids) == len(set(event_ids)), "no audit line written twice"
+    audited = {line["batch_id"] for line in lines if line["event"] == "batch_archived"}
+    assert audited == batches, "every batch has its audit line"
+
+
+# (failpoint, n-th time it is reached)
+CRASH_POINTS = [
+    ("page_listed", 1),
+    ("page_listed", 7),
+    ("batch_prepared", 1),
+    ("batch_prepared", 5),
+    ("batch_posted", 1),
+    ("batch_posted", 4),
+    ("batch_recorded", 2),
+    ("event_delivering", 3),
+    ("event_delivered", 1),
+    ("event_delivered", 6),
+    ("campaign_paused", 1),
+    ("run_finishing", 1),
+]
+
+
+@pytest.mark.parametrize(("point", "nth"), CRASH_POINTS, ids=[f"{p}-{n}" for p, n in CRASH_POINTS])
+def test_sigkill_then_rerun_archives_everything_exactly_once(tmp_path, start_sim, point, nth):
+    sim = start_sim(
+        Faults(active_campaigns=[CAMPAIGNS[0]]),
+        campaign_ids=CAMPAIGNS,
+        attempts_per_campaign=300,
+        seed=21,
+    )
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", str(state), "--report", str(tmp_path / "report.json")]
+
+    crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": f"{point}:{nth}"})
+    assert crashed.returncode == SIGKILL_EXIT, crashed.stderr[-2000:]
+
+    final = run_cli(args, env)
+    assert final.returncode == 0, final.stderr[-3000:]
+    read_report(tmp_path / "report.json")
+    check_exactly_once(sim, tmp_path, state, env)
+    assert sim.campaigns()[CAMPAIGNS[0]]["status"] == "ACTIVE", "paused campaign restored"
+
+
+def test_webhook_receiver_down_for_a_whole_run_then_delivered_with_original_ids(
+    tmp_path, start_sim
+):
+    sim = start_sim(
+        Faults(webhook_status=503), campaign_ids=CAMPAIGNS, attempts_per_campaign=200, seed=4
+    )
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", str(state), "--report", str(tmp_path / "r1.json")]
+
+    first = run_cli(args, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = read_report(tmp_path / "r1.json")
+    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
+    assert set(sim.ledger()) == eligible, "archiving finished although the receiver was down"
+    undelivered = sum(v["pending"] for k, v in report["outbox"].items() if k.startswith("webhook"))
+    assert undelivered == len(batch_ids_in_store(state))
+    assert "undelivered" in first.stdout + first.stderr
+    refused_ids = {d["id"] for d in sim.webhooks()}
+
+    sim.set_faults(Faults())
+    second = run_cli([*args[:-1], str(tmp_path / "r2.json")], env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    delivered = {d["id"] for d in sim.webhooks() if d["status"] == 204}
+    assert refused_ids <= delivered, "the next run delivered the same events with their ids"
+    report2 = read_report(tmp_path / "r2.json")
+    assert all(v["pending"] == 0 for v in report2["outbox"].values())
+    check_exactly_once(sim, tmp_path, state, env)
+
+
+def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim):
+    sim = start_sim(
+        Faults(latency_ms=150), campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=400, seed=8
+    )
+    policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    results: dict[str, object] = {}
+
+    def first_run() -> None:
+        results["first"] = run_cli(["run", str(policy), "--state", str(state)], env)
+
+    runner = threading.Thread(target=first_run)
+    runner.start()
+    # Wait until the first run holds the lock (its state database exists).
+    for _ in range(200):
+        if (state / "state.db").exists():
+            break
+        threading.Event().wait(0.05)
+    second = run_cli(["run", str(policy), "--state", str(state)], env)
+    runner.join()
+    assert second.returncode == 75, second.stdout + second.stderr
+    assert "another archiver run holds the state store" in second.stderr
+    first = results["first"]
+    assert first.returncode == 0, first.stderr[-2000:]  # type: ignore[attr-defined]
+    assert all(n == 1 for n in sim.ledger().values())
+    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
