@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 
 from archiver.engine import failpoints
@@ -17,6 +18,9 @@ from archiver.errors import ArchiverError, Transient, WebhookGone
 from archiver.state.store import Store
 
 log = logging.getLogger(__name__)
+
+DELIVERY_TRIES = 3
+DELIVERY_BACKOFF_SECONDS = 0.25
 
 
 class Outbox:
@@ -38,6 +42,17 @@ class Outbox:
         finally:
             self._lock.release()
 
+    def _deliver(self, sink: Sink, event_id: str, body: str) -> None:
+        """A few quick tries with backoff; what still fails waits for the next run."""
+        for attempt in range(DELIVERY_TRIES):
+            try:
+                sink.deliver(event_id, body)
+                return
+            except ArchiverError as err:
+                if not isinstance(err, Transient) or attempt == DELIVERY_TRIES - 1:
+                    raise
+                time.sleep(DELIVERY_BACKOFF_SECONDS * 2**attempt)
+
     def _drain_sink(self, key: str, sink: Sink) -> None:
         while True:
             events = self.store.pending_events(key)
@@ -46,7 +61,7 @@ class Outbox:
             for event in events:
                 failpoints.hit("event_delivering")
                 try:
-                    sink.deliver(event.event_id, event.body)
+                    self._deliver(sink, event.event_id, event.body)
                 except WebhookGone as err:
                     log.error("sink %s disabled: %s", key, err)
                     self.store.event_failed(event.seq, str(err), disable=True)

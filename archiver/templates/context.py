@@ -16,11 +16,12 @@ Every template is rendered with one of three events. All values are plain JSON t
         "seq": int,                 # 1-based position of the batch within its campaign
         "idempotency_key": str,
         "size": int,                # attempts submitted in this batch
-        "archived_count": int,      # as reported by the API
-        "failed_count": int,        # as reported by the API
+        "archived_count": int,      # attempts of the batch recorded archived
+        "failed_count": int,        # attempts of the batch not archived (still listed after it)
         "migration_job_id": str | None,
-        "status": str,              # the API's job status
-        "attempt_ids": [str],
+        "status": str,              # the API's job status, or RECONCILED_FROM_LISTING when the
+                                    # answer was lost and the listing showed what was archived
+        "attempt_ids": [str],       # the attempts recorded archived
         "retention_days": {"365": 12, ...},   # days (as a string key) -> attempts
         "outcomes": {"NO_ANSWER": 3, ...}     # outcome code -> attempts
       },

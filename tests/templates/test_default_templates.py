@@ -63,10 +63,10 @@ def test_webhook_renders_a_missing_migration_job_as_null() -> None:
     assert load_template(None, DEFAULT_WEBHOOK).render_json(event)["migration_job_id"] is None
 
 
-def test_audit_record_states_what_the_api_reported_and_claims_nothing_else() -> None:
+def test_audit_record_states_the_recorded_result_and_claims_nothing_else() -> None:
     event = EVENTS["batch_archived"]
     body = load_template(None, DEFAULT_AUDIT).render_json(event)
-    assert body["api_reported"] == {"status": "Completed", "archived_count": 2, "failed_count": 1}
+    assert body["result"] == {"status": "Completed", "archived_count": 2, "failed_count": 1}
     assert body["attempt_ids"] == ["a-1", "a-2", "a-3"]
     assert body["retention_days"] == {"365": 2, "30": 1}
     assert body["outcomes"] == {"NO_ANSWER": 2, "ANSWERED": 1}
