@@ -227,6 +227,7 @@ def build_report(
     ctx: RunContext, statuses: Mapping[str, tuple[str, str]], started: float, exit_code: int
 ) -> dict[str, Any]:
     counts = ctx.store.counts(ctx.run_id)
+    archived_now = ctx.store.archived_by_run(ctx.run_id)
     campaigns = []
     totals: dict[str, int] = dict.fromkeys(FINAL_STATES, 0)
     for campaign in ctx.policy.campaigns:
@@ -241,6 +242,7 @@ def build_report(
             "reason": reason,
             "listed": sum(row.values()),
             **row,
+            "archived_in_this_run": archived_now.get(campaign.id, 0),
             "reasons": [
                 {"state": s, "reason": r, "count": n}
                 for s, r, n in ctx.store.reasons(ctx.run_id, campaign.id)
@@ -262,6 +264,9 @@ def build_report(
         "exit_code": exit_code,
         "interrupted": ctx.cancelled.is_set(),
         "totals": {"listed": sum(totals.values()), **totals},
+        # `archived` counts attempts whose final state is archived, including those an
+        # earlier run archived and the API still lists; this counts this run's own work.
+        "archived_in_this_run": sum(archived_now.values()),
         "campaigns": campaigns,
         "outbox": {
             sink: {

@@ -52,6 +52,7 @@ MIGRATIONS: tuple[str, ...] = (
         composition TEXT NOT NULL,       -- sha256 of the sorted attempt ids
         size INTEGER NOT NULL,
         status TEXT NOT NULL,            -- prepared | done | failed
+        done_run TEXT,                   -- the run that recorded its outcome
         archived_count INTEGER,
         failed_count INTEGER,
         response TEXT,

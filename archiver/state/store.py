@@ -306,8 +306,8 @@ class Store:
         with self.tx() as db:
             db.execute(
                 "UPDATE batches SET status = 'done', archived_count = ?, failed_count = ?,"
-                " response = ?, done_at = ? WHERE id = ?",
-                (len(archived_ids), len(failed), json.dumps(response), now(), batch.id),
+                " response = ?, done_at = ?, done_run = ? WHERE id = ?",
+                (len(archived_ids), len(failed), json.dumps(response), now(), run_id, batch.id),
             )
             db.executemany(
                 "UPDATE attempts SET state = 'archived', run_id = ?, reason = ''"
@@ -361,8 +361,8 @@ class Store:
             self._enqueue(db, events)
             db.execute(
                 "UPDATE batches SET status = 'done', archived_count = ?, failed_count = 0,"
-                " response = ?, done_at = ? WHERE id = ?",
-                (len(keep), json.dumps({"reconciled": "from listing"}), now(), batch.id),
+                " response = ?, done_at = ?, done_run = ? WHERE id = ?",
+                (len(keep), json.dumps({"reconciled": "from listing"}), now(), run_id, batch.id),
             )
             db.executemany(
                 "UPDATE attempts SET state = 'archived', run_id = ? WHERE batch_id = ? AND attempt_id = ?",
@@ -393,6 +393,17 @@ class Store:
             )
 
     # -- counts -----------------------------------------------------------------
+    def archived_by_run(self, run_id: str) -> dict[str, int]:
+        """Per campaign: attempts whose archive call this run made (or reconciled)."""
+        return {
+            c: int(n)
+            for c, n in self._query(
+                "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
+                " WHERE done_run = ? GROUP BY campaign_id",
+                (run_id,),
+            )
+        }
+
     def counts(self, run_id: str) -> dict[str, dict[str, int]]:
         """Per campaign: attempts of the run by final state."""
         out: dict[str, dict[str, int]] = {}
