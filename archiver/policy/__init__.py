@@ -1,0 +1,73 @@
+"""The policy language: load a YAML policy into a typed :class:`Policy`, or explain why not.
+
+A policy is checked in steps; a step runs only when the ones before it found nothing,
+and each step reports every problem it finds in one pass:
+
+1. reading and YAML (safe loader, positions of every key and value recorded);
+2. the JSON Schema ``policy.schema.json`` (also printed by ``archiver schema``);
+3. rules spanning several keys, and the payload templates the sinks name.
+
+Every problem is a :class:`archiver.errors.Diagnostic`, printed as
+``file:line:col: CODE message``, with 1-based line and column of the key or value
+at fault (for a template's own error: the template file and line).
+
+====  ===============================================================
+code  meaning
+====  ===============================================================
+P001  the file is larger than 1 MiB
+P002  the file cannot be read (missing, a folder, not UTF-8)
+P003  YAML syntax error (points at the problem mark), or nesting over 64 levels
+P004  YAML anchor or alias (refused before anything is expanded)
+P005  duplicate key in a mapping
+P006  YAML construct a policy cannot use (custom tag, merge key, non-text key)
+P007  a folder given to ``validate`` holds no policy files
+S001  unknown key (the nearest known key is suggested)
+S002  required key missing
+S003  value of the wrong type
+S004  value not among those allowed (enum, const, built-in stage type)
+S005  value out of range (number bounds, length, item count)
+S006  value of the wrong form (pattern)
+S007  the same item twice in a list that must not repeat
+S099  any other schema error
+V001  the same campaign listed twice
+V002  a retention rule names an outcome the outcome filter does not approve
+V003  two retention rules for the same outcome
+V004  more than one ``anonymized`` filter
+V005  an ``outcome`` filter that approves nothing
+V006  a URL that is not https:// (plain http:// only for loopback), or malformed
+V007  ``secret_env`` that is not an upper-case environment variable name
+V008  a plugin stage type no installed plugin provides
+V009  more than one ``retention`` transform
+V010  two audit logs writing the same file
+V011  ``retry.initial_backoff_seconds`` larger than ``retry.max_backoff_seconds``
+V012  an audit log path that is a folder
+V013  webhook ``url: embedded`` without ``connection.base_url: embedded``
+T001  a template file that does not exist
+T002  a template that does not compile (template file and line)
+T003  a template that fails to render a sample event to JSON (template file and line)
+====  ===============================================================
+"""
+
+from __future__ import annotations
+
+from archiver.policy._loader import (
+    MAX_BYTES,
+    check_file,
+    check_paths,
+    load_policy,
+    load_policy_text,
+    policy_files,
+)
+from archiver.policy._schema import SCHEMA
+from archiver.policy.model import Policy
+
+__all__ = [
+    "MAX_BYTES",
+    "SCHEMA",
+    "Policy",
+    "check_file",
+    "check_paths",
+    "load_policy",
+    "load_policy_text",
+    "policy_files",
+]

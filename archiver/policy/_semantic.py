@@ -1,0 +1,184 @@
+"""Step 3: rules that span several keys, checked on the typed policy once the schema passed.
+
+Each check is a generator of diagnostics; positions come from the JSON path of the
+value at fault (the typed policy keeps the file's order, so indices match).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+from archiver.errors import Diagnostic
+from archiver.netutil import is_loopback_host
+from archiver.policy import _codes as codes
+from archiver.policy._document import Document, JsonPath
+from archiver.policy._schema import STAGE_LISTS
+from archiver.policy.model import (
+    EMBEDDED,
+    AnonymizedFilter,
+    AuditLogSink,
+    OutcomeFilter,
+    PluginStage,
+    Policy,
+    RetentionTransform,
+    WebhookSink,
+)
+
+Check = Callable[[Policy, Document], Iterator[Diagnostic]]
+
+# Upper case by convention; it also tells a variable name from most pasted secrets.
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def check(policy: Policy, doc: Document) -> list[Diagnostic]:
+    found = [diag for rule in CHECKS for diag in rule(policy, doc)]
+    return sorted(found, key=lambda d: (d.line, d.col))
+
+
+def _campaigns(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    first: dict[str, int] = {}
+    for i, campaign in enumerate(policy.campaigns):
+        key = campaign.id.lower()  # UUIDs compare without regard to case
+        if key in first:
+            line = doc.positions.value(("campaigns", first[key], "id")).line
+            yield doc.at_value(("campaigns", i, "id"), codes.DUPLICATE_CAMPAIGN,
+                               f"campaign `{campaign.id}` is listed twice (first at line {line})")
+        else:
+            first[key] = i
+
+
+def approved_outcomes(policy: Policy) -> frozenset[str] | None:
+    """Outcomes every outcome filter approves; None when no outcome filter restricts them.
+
+    A filter approving nothing is reported on its own and left out here, so that it does
+    not also make every retention rule look wrong.
+    """
+    approved: frozenset[str] | None = None
+    for spec in policy.filters:
+        if isinstance(spec, OutcomeFilter) and spec.approved:
+            codes_ = frozenset(spec.approved)
+            approved = codes_ if approved is None else approved & codes_
+    return approved
+
+
+def _filters(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    anonymized: list[int] = []
+    for i, spec in enumerate(policy.filters):
+        if isinstance(spec, OutcomeFilter) and not spec.approved:
+            yield doc.at_value(("filters", i, "approved"), codes.NOTHING_APPROVED,
+                               "the outcome filter approves no outcome, so every attempt "
+                               "would be skipped; list at least one outcome code")
+        if isinstance(spec, AnonymizedFilter):
+            anonymized.append(i)
+    for i in anonymized[1:]:
+        line = doc.positions.value(("filters", anonymized[0])).line
+        yield doc.at_value(("filters", i, "type"), codes.TWO_ANONYMIZED,
+                           f"only one `anonymized` filter is allowed (first at line {line})")
+
+
+def _retention(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    approved = approved_outcomes(policy)
+    retentions = [i for i, s in enumerate(policy.transforms) if isinstance(s, RetentionTransform)]
+    for i in retentions[1:]:
+        line = doc.positions.value(("transforms", retentions[0])).line
+        yield doc.at_value(("transforms", i, "type"), codes.TWO_RETENTIONS,
+                           f"only one `retention` transform is allowed (first at line {line})")
+    for t in retentions:
+        spec = policy.transforms[t]
+        assert isinstance(spec, RetentionTransform)
+        seen: dict[str, int] = {}
+        for r, rule in enumerate(spec.rules):
+            path: JsonPath = ("transforms", t, "rules", r, "outcome")
+            if rule.outcome in seen:
+                line = doc.positions.value(("transforms", t, "rules", seen[rule.outcome])).line
+                yield doc.at_value(path, codes.DUPLICATE_RULE,
+                                   f"a second retention rule for `{rule.outcome}` "
+                                   f"(first at line {line})")
+                continue
+            seen[rule.outcome] = r
+            if approved is not None and rule.outcome not in approved:
+                listed = ", ".join(sorted(approved))
+                yield doc.at_value(path, codes.RULE_NOT_APPROVED,
+                                   f"retention rule for `{rule.outcome}` never applies: the "
+                                   f"outcome filter does not approve it (approved: {listed})")
+
+
+def _url_problem(url: str, what: str) -> str | None:
+    """Why ``url`` is refused, if it is. The URL itself is never quoted: it may hold credentials."""
+    if url == EMBEDDED:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        return f"{what} is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"{what} must be an https:// URL or `{EMBEDDED}`"
+    if parts.username or parts.password:
+        return f"{what} must not carry credentials"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return f"{what} must use https:// (plain http:// only for loopback addresses)"
+    return None
+
+
+def _connection(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    problem = _url_problem(policy.connection.base_url, "`connection.base_url`")
+    if problem:
+        yield doc.at_value(("connection", "base_url"), codes.INSECURE_URL, problem)
+    if policy.retry.initial_backoff_seconds > policy.retry.max_backoff_seconds:
+        yield doc.at_value(("retry", "initial_backoff_seconds"), codes.BACKOFF_ORDER,
+                           "`retry.initial_backoff_seconds` is larger than "
+                           "`retry.max_backoff_seconds`")
+
+
+def _sinks(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    audit_paths: dict[object, int] = {}
+    for i, spec in enumerate(policy.sinks):
+        if isinstance(spec, WebhookSink):
+            problem = _url_problem(spec.url, f"`sinks[{i}].url`")
+            if problem:
+                yield doc.at_value(("sinks", i, "url"), codes.INSECURE_URL, problem)
+            elif spec.url == EMBEDDED and policy.connection.base_url != EMBEDDED:
+                yield doc.at_value(("sinks", i, "url"), codes.EMBEDDED_WEBHOOK,
+                                   f"webhook `url: {EMBEDDED}` needs "
+                                   f"`connection.base_url: {EMBEDDED}`")
+            if not _ENV_NAME.match(spec.secret_env):
+                # The value is not quoted: whoever wrote it may have pasted the secret itself.
+                yield doc.at_value(("sinks", i, "secret_env"), codes.BAD_SECRET_ENV,
+                                   "`secret_env` must name an environment variable in upper "
+                                   "case (like DW_WEBHOOK_SECRET), never hold the secret itself")
+        elif isinstance(spec, AuditLogSink):
+            target = doc.resolve(spec.path)
+            key = target.resolve()
+            if key in audit_paths:
+                line = doc.positions.value(("sinks", audit_paths[key], "path")).line
+                yield doc.at_value(("sinks", i, "path"), codes.SHARED_AUDIT_PATH,
+                                   f"two audit logs write `{doc.show(spec.path)}` "
+                                   f"(first at line {line}); each needs its own file")
+            audit_paths.setdefault(key, i)
+            if target.is_dir():
+                yield doc.at_value(("sinks", i, "path"), codes.AUDIT_PATH_IS_DIR,
+                                   f"audit log `{doc.show(spec.path)}` is a folder, not a file")
+
+
+def _plugins(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    # Imported here, not at the top: the registry imports the policy models.
+    from archiver.engine import registry
+
+    for list_key, kind in STAGE_LISTS.items():
+        specs: tuple[object, ...] = getattr(policy, list_key)
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, PluginStage):
+                continue
+            if spec.type in registry.known_types(kind):
+                continue
+            broken = registry.plugins().errors.get(spec.type)
+            why = f"it failed to load: {broken}" if broken else "no installed plugin provides it"
+            yield doc.at_value((list_key, i, "type"), codes.UNKNOWN_PLUGIN,
+                               f"unknown {kind} type `{spec.type}`; {why}")
+
+
+CHECKS: tuple[Check, ...] = (_campaigns, _filters, _retention, _connection, _sinks, _plugins)

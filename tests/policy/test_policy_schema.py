@@ -1,0 +1,120 @@
+"""The schema explains every key to editors, and agrees with the typed models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel
+
+from archiver.policy import SCHEMA
+from archiver.policy import model as m
+
+# Which model each object schema of the policy builds.
+MODELS: dict[str, type[BaseModel]] = {
+    "#": m.Policy,
+    "connection": m.Connection,
+    "campaign": m.Campaign,
+    "source": m.Source,
+    "outcome_filter": m.OutcomeFilter,
+    "anonymized_filter": m.AnonymizedFilter,
+    "retention_transform": m.RetentionTransform,
+    "retention_rule": m.RetentionRule,
+    "batch": m.Batch,
+    "retry": m.Retry,
+    "webhook_sink": m.WebhookSink,
+    "audit_log_sink": m.AuditLogSink,
+    "plugin_stage": m.PluginStage,
+}
+DISPATCHERS = {"filter", "transform", "sink"}  # pick a stage kind by `type` with if/then
+
+
+def _object_schemas() -> dict[str, dict[str, Any]]:
+    return {"#": SCHEMA, **SCHEMA["$defs"]}
+
+
+def _properties(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every property schema anywhere in the schema, with a readable location."""
+    if isinstance(node, dict):
+        for name, prop in node.get("properties", {}).items():
+            yield f"{where}/{name}", prop
+        for key, value in node.items():
+            yield from _properties(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _properties(value, f"{where}/{i}")
+
+
+def test_schema_is_a_valid_2020_12_schema() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_every_key_has_a_description_and_a_default() -> None:
+    found = list(_properties(SCHEMA))
+    assert len(found) > 40
+    for where, prop in found:
+        if "/if/" in where:  # the dispatch conditions are not keys a user writes
+            continue
+        assert prop.get("description"), f"{where} has no description"
+        assert "default" in prop, f"{where} has no default"
+
+
+def test_every_object_refuses_unknown_keys() -> None:
+    for name, schema in _object_schemas().items():
+        if name in DISPATCHERS:
+            assert all("then" in branch for branch in schema["allOf"])
+            continue
+        assert schema.get("additionalProperties") is False, name
+
+
+def test_every_model_field_is_in_the_schema_and_back() -> None:
+    for name, model in MODELS.items():
+        schema_keys = set(_object_schemas()[name]["properties"])
+        model_keys = {k for k, f in model.model_fields.items() if not f.exclude}
+        assert schema_keys == model_keys, name
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_defaults_equal_schema_defaults(name: str) -> None:
+    model = MODELS[name]
+    properties = _object_schemas()[name]["properties"]
+    required = set(_object_schemas()[name].get("required", []))
+    for field_name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        if field.is_required():
+            assert field_name in required, f"{name}.{field_name} is required by the model"
+            continue
+        default = field.get_default(call_default_factory=True)
+        documented = properties[field_name]["default"]
+        if isinstance(default, BaseModel):
+            assert type(default).model_validate(documented) == default, f"{name}.{field_name}"
+        elif isinstance(default, tuple):
+            assert list(default) == documented, f"{name}.{field_name}"
+        else:
+            assert default == documented, f"{name}.{field_name}"
+            assert type(default) is type(documented) or isinstance(default, float), name
+
+
+def test_schema_defaults_are_accepted_by_the_schema_where_they_are_complete() -> None:
+    validator = Draft202012Validator(SCHEMA)
+    for name in ("connection", "source", "batch", "retry"):
+        block = {k: v["default"] for k, v in SCHEMA["$defs"][name]["properties"].items()}
+        doc = {"version": 1, "name": "x", "campaigns": [{"id": "c1"}], name: block}
+        assert not list(validator.iter_errors(doc)), name
+
+
+def test_builtin_stage_types_match_the_models() -> None:
+    consts = {
+        kind: {b["if"]["properties"]["type"].get("const") for b in SCHEMA["$defs"][kind]["allOf"]}
+        - {None}
+        for kind in DISPATCHERS
+    }
+    assert consts == {
+        "filter": {"outcome", "anonymized"},
+        "transform": {"retention"},
+        "sink": {"webhook", "audit_log"},
+    }
