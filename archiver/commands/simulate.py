@@ -1,0 +1,178 @@
+"""``archiver simulate``: run the built-in CXone simulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from archiver.errors import UsageError
+from archiver.simulator import Faults, SimConfig, Simulator, is_loopback
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise click.BadParameter("must be between 0 and 1")
+    return value
+
+
+def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not is_loopback(value):
+        raise click.BadParameter("the simulator listens on loopback addresses only")
+    return value
+
+
+def _fail_status(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int]:
+    mapping: dict[str, int] = {}
+    for value in values:
+        cid, sep, status = value.rpartition("=")
+        if not sep or not cid or not status.isdigit() or not 100 <= int(status) <= 599:
+            raise click.BadParameter(f"expected CAMPAIGN_ID=STATUS, got {value!r}")
+        mapping[cid] = int(status)
+    return mapping
+
+
+@click.command(name="simulate")
+@click.option("--port", default=8089, show_default=True, help="TCP port; 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_loopback,
+              help="Address to listen on; loopback only (127.0.0.1, ::1, localhost).")
+@click.option("--seed", default=1, show_default=True,
+              help="Seed of the generated data and of every fault's randomness.")
+@click.option("--campaign", "campaign_ids", multiple=True, metavar="ID",
+              help="Serve a campaign with this id (repeatable); overrides --campaigns.")
+@click.option("--campaigns", default=3, show_default=True, metavar="N",
+              help="Number of campaigns whose ids are derived from the seed.")
+@click.option("--attempts", default=2000, show_default=True, metavar="N",
+              help="Completed attempts per campaign (generated on demand, so 500000 is fine).")
+@click.option("--unanonymized-rate", default=1 / 300, show_default="1/300", callback=_rate,
+              help="Share of attempts listed with anonymized=false.")
+@click.option("--malformed-rate", default=0.002, show_default=True, callback=_rate,
+              help="Share of malformed records (missing contactId, null outcomeCode, "
+                   "string duration, ...).")
+@click.option("--rate-limit", "rate_limit", type=float, default=None, metavar="RPS",
+              help="Answer 429 above this many requests per second (all calls together).")
+@click.option("--no-retry-after", is_flag=True,
+              help="Send 429 answers without a Retry-After header.")
+@click.option("--error-rate", default=0.0, show_default=True, callback=_rate,
+              help="Share of API calls answered 500, 502 or 503.")
+@click.option("--token-lifetime", default=3600.0, show_default=True, metavar="SECONDS",
+              help="Tokens expire after this long; later calls with them get 401.")
+@click.option("--latency-ms", default=0.0, show_default=True,
+              help="Delay added to every API answer.")
+@click.option("--hang-rate", default=0.0, show_default=True, callback=_rate,
+              help="Share of API calls whose answer is held back --hang-seconds "
+                   "(the call still takes effect), so client timeouts fire.")
+@click.option("--hang-seconds", default=60.0, show_default=True,
+              help="How long a hung answer is held back.")
+@click.option("--active", "active", multiple=True, metavar="ID",
+              help="Campaign actively dialing (repeatable): archive calls get 409 until "
+                   "PATCH {\"status\": \"PAUSED\"}.")
+@click.option("--partial-failure-rate", default=0.0, show_default=True, callback=_rate,
+              help="Per archive item chance it fails: counted in failedCount, stays listed.")
+@click.option("--fail-status", "fail_status", multiple=True, metavar="ID=STATUS",
+              callback=_fail_status,
+              help="Answer every call about campaign ID with STATUS, e.g. 403 (repeatable).")
+@click.option("--webhook-status", type=int, default=None, metavar="STATUS",
+              help="Answer webhook deliveries with STATUS (503 down, 410 gone) instead of 204.")
+@click.option("--client-id", default="demo", show_default=True,
+              help="Client id the token call accepts.")
+@click.option("--client-secret", default="demo", show_default=True,
+              help="Client secret the token call accepts.")
+@click.option("--webhook-secret", default="demo-webhook-secret", show_default=True,
+              help="Secret the webhook receiver checks signatures with.")
+@click.option("--request-log", default=10_000, show_default=True, metavar="N",
+              help="How many recent requests /_sim/requests keeps.")
+def command(
+    port: int,
+    host: str,
+    seed: int,
+    campaign_ids: tuple[str, ...],
+    campaigns: int,
+    attempts: int,
+    unanonymized_rate: float,
+    malformed_rate: float,
+    rate_limit: float | None,
+    no_retry_after: bool,
+    error_rate: float,
+    token_lifetime: float,
+    latency_ms: float,
+    hang_rate: float,
+    hang_seconds: float,
+    active: tuple[str, ...],
+    partial_failure_rate: float,
+    fail_status: dict[str, int],
+    webhook_status: int | None,
+    client_id: str,
+    client_secret: str,
+    webhook_secret: str,
+    request_log: int,
+) -> None:
+    """Run the built-in CXone simulator: a strict API on loopback with switchable faults.
+
+    It serves the token, attempts listing, archive and pause/resume calls of the
+    CXone contract and answers anything off-contract with 400. Observe it at
+    /_sim/stats, /_sim/ledger (how often each attempt was archived),
+    /_sim/campaigns, /_sim/requests and /_sim/webhooks; change faults while it
+    runs with POST /_sim/faults and a JSON object of fault fields. Runs until Ctrl-C.
+    """
+    try:
+        config = SimConfig(
+            seed=seed, campaign_ids=list(campaign_ids), campaigns=campaigns,
+            attempts_per_campaign=attempts, unanonymized_rate=unanonymized_rate,
+            malformed_rate=malformed_rate, client_id=client_id, client_secret=client_secret,
+            webhook_secret=webhook_secret, request_log_size=request_log,
+        )
+        faults = Faults(
+            rate_limit_rps=rate_limit, retry_after=not no_retry_after,
+            error_5xx_rate=error_rate, token_lifetime_seconds=token_lifetime,
+            latency_ms=latency_ms, hang_rate=hang_rate, hang_seconds=hang_seconds,
+            active_campaigns=list(active), partial_failure_rate=partial_failure_rate,
+            fail_status=fail_status, webhook_status=webhook_status,
+        )
+        sim = Simulator(config, faults, host=host, port=port)
+        sim.start()
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    except OSError as err:
+        raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    try:
+        _announce(sim, client_id)
+        _wait_for_interrupt()
+    finally:
+        sim.stop()
+    click.echo("simulator stopped")
+
+
+def _announce(sim: Simulator, client_id: str) -> None:
+    base = sim.base_url
+    # Scripts wait for this exact first line before they connect.
+    click.echo(f"listening on {base}")
+    click.echo(f"token:     POST {base}/oauth/token (client_id={client_id})")
+    click.echo(f"campaigns ({sim.config.attempts_per_campaign} attempts each):")
+    for cid in sim.campaign_ids:
+        click.echo(f"  {cid}")
+    for name in ("stats", "ledger", "campaigns", "requests", "webhooks", "faults"):
+        click.echo(f"observe:   {base}/_sim/{name}")
+    click.echo(f"webhooks:  POST {sim.webhook_url}")
+    click.echo("press Ctrl-C to stop")
+
+
+def _wait_for_interrupt() -> None:
+    done = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    # SIGTERM (how a benchmark stops it) ends as cleanly as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
