@@ -1,0 +1,77 @@
+"""The OAuth access token: cached, refreshed before it expires, one refresh at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Refresh this long before expiry: min(MARGIN_CAP_SECONDS, MARGIN_FRACTION of the lifetime),
+# so a token is never sent in its last moments (clock skew, slow requests).
+MARGIN_CAP_SECONDS = 60.0
+MARGIN_FRACTION = 0.1
+# Tokens remembered for scrubbing them out of error texts the server may echo.
+REMEMBERED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A freshly issued access token and its lifetime in seconds."""
+
+    value: str
+    expires_in: float
+
+    def __repr__(self) -> str:
+        return f"Token(expires_in={self.expires_in})"
+
+
+def refresh_margin(lifetime: float) -> float:
+    """How long before expiry a token of ``lifetime`` seconds is replaced."""
+    return min(MARGIN_CAP_SECONDS, MARGIN_FRACTION * max(0.0, lifetime))
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The request header that carries an access token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TokenCache:
+    """Holds the current access token; callers share it across threads."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # Held while fetching, so concurrent callers wait for one refresh
+        # instead of each asking the token endpoint.
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._refresh_at = float("-inf")
+        # Separate, because error texts are scrubbed while a fetch holds the main lock.
+        self._issued_lock = threading.Lock()
+        self._issued: deque[str] = deque(maxlen=REMEMBERED)
+
+    def get(self, fetch: Callable[[], Token]) -> str:
+        """The cached token, or a new one from ``fetch`` when there is none or it nears expiry."""
+        with self._lock:
+            now = self._clock()
+            if self._value is not None and now < self._refresh_at:
+                return self._value
+            token = fetch()
+            # Lifetime counts from before the request: the server started it on receipt.
+            self._value = token.value
+            self._refresh_at = now + token.expires_in - refresh_margin(token.expires_in)
+            with self._issued_lock:
+                self._issued.append(token.value)
+            return token.value
+
+    def invalidate(self, stale: str) -> None:
+        """Forget ``stale`` (the server refused it), unless another thread already replaced it."""
+        with self._lock:
+            if self._value == stale:
+                self._value = None
+
+    def issued(self) -> tuple[str, ...]:
+        """The last few tokens handed out, for scrubbing error texts."""
+        with self._issued_lock:
+            return tuple(self._issued)

@@ -1,0 +1,437 @@
+"""HTTP client of the CXone archive API: pooled, authenticated, rate-limited and retried.
+
+This module is the one boundary where HTTP statuses and transport failures
+become :mod:`archiver.errors` exceptions. Messages name the campaign, the
+endpoint and the server's own explanation, with every secret scrubbed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote, quote_plus, urlsplit
+
+import requests
+from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
+
+from archiver import __version__
+from archiver.cxone import wire
+from archiver.cxone.auth import Token, TokenCache, bearer
+from archiver.cxone.ratelimit import RateLimiter
+from archiver.cxone.retry import parse_retry_after, retrying
+from archiver.errors import (
+    ApiError,
+    AuthError,
+    CampaignActive,
+    ConfigError,
+    NetworkError,
+    RateLimited,
+    ServerError,
+    TerminalApiError,
+)
+from archiver.policy.model import Connection, Retry
+
+MAX_CAUSE_CHARS = 200
+REDACTED = "***"
+# Failures of the transport itself; anything else requests raises is a local fault.
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One HTTP try, reported to ``on_request`` for metrics; never carries a secret."""
+
+    endpoint: str  # "token" | "list" | "archive" | "campaign"
+    method: str
+    status: int | None  # None when no answer arrived
+    duration_seconds: float
+    attempt: int  # 1-based try number of this endpoint within one operation
+    retried: bool
+    error: str | None
+
+
+@dataclass(slots=True)
+class _Call:
+    """One API operation, sent as many times as retries and a token refresh need."""
+
+    endpoint: str
+    method: str
+    path: str
+    campaign_id: str
+    params: Mapping[str, str | int] | None = None
+    json_body: Any = None
+    form: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    sends: Counter[str] = field(default_factory=Counter)
+    refreshed: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    body: bytes
+    cause: str  # the server's explanation, scrubbed and truncated; "" on success
+    retry_after: float | None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> str:
+    """The base URL without a trailing slash; ConfigError unless https (or http on loopback)."""
+    parts = urlsplit(base_url)
+    # Checked first, and the URL left out of the message: it would print the credentials.
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("connection.base_url must not carry credentials")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ConfigError(f"connection.base_url {base_url!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"connection.base_url {base_url!r} is not an http(s) URL")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"connection.base_url {base_url!r} must not have a query or fragment")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            f"connection.base_url {base_url!r}: plain http is accepted only for loopback "
+            "addresses (127.0.0.0/8, ::1, localhost); use https"
+        )
+    return base_url.rstrip("/")
+
+
+def _session(base_url: str, pool_size: int) -> requests.Session:
+    session = requests.Session()
+    # One keep-alive pool with a connection per worker; retrying is ours, not urllib3's.
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update({"Accept": "application/json", "User-Agent": f"archiver/{__version__}"})
+    # A loopback server (the simulator, tests) is never reached through an environment proxy.
+    if is_loopback(urlsplit(base_url).hostname or ""):
+        session.trust_env = False
+    return session
+
+
+def _truncate(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+
+
+def _first_problem(err: ValidationError) -> str:
+    # Without the input: a token answer's values are secrets.
+    problem = err.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(p) for p in problem["loc"]) or "(answer)"
+    return f"field `{where}`: {problem['msg']}"
+
+
+class CxoneClient:
+    """Talks to one CXone tenant; safe to share between the threads of a pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        connection: Connection,
+        retry: Retry,
+        limiter: RateLimiter,
+        on_request: Callable[[RequestEvent], None] | None = None,
+    ) -> None:
+        self._base = check_base_url(base_url)
+        self._client_id = client_id
+        self._secret = client_secret
+        self._retry = retry
+        self._limiter = limiter
+        self._on_request = on_request
+        # requests applies the read timeout to each socket read: it bounds a
+        # silent server, not an answer that keeps trickling in.
+        self._timeout = (connection.connect_timeout_seconds, connection.timeout_seconds)
+        self._tokens = TokenCache()
+        self._session = _session(self._base, connection.max_in_flight)
+
+    def __repr__(self) -> str:
+        return f"CxoneClient({self._base!r})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    # -- the API ---------------------------------------------------------------
+
+    def list_attempts(self, campaign_id: str, *, limit: int, offset: int) -> list[object]:
+        """One page of completed attempts, as raw JSON records (parsed by the caller)."""
+        call = _Call(
+            "list",
+            "GET",
+            self._path(wire.ATTEMPTS_PATH, campaign_id),
+            campaign_id,
+            params=wire.list_params(limit, offset),
+        )
+        answer = self._perform(call)
+        records = self._json(call, answer)
+        if not isinstance(records, list):
+            msg = f"answer is a JSON {type(records).__name__}, not a list"
+            raise self._api_error(TerminalApiError, call, answer.status, msg)
+        return records
+
+    def archive(
+        self, campaign_id: str, request: wire.ArchiveRequest, *, idempotency_key: str
+    ) -> wire.ArchiveResponse:
+        """Archive one batch; every try carries the same idempotency key."""
+        call = _Call(
+            "archive",
+            "POST",
+            self._path(wire.ARCHIVE_PATH, campaign_id),
+            campaign_id,
+            json_body=request.body(),
+            headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
+        )
+        answer = self._perform(call)
+        try:
+            return wire.ArchiveResponse.model_validate(self._json(call, answer))
+        except ValidationError as err:
+            msg = f"archive answer is not valid: {_first_problem(err)}"
+            raise self._api_error(TerminalApiError, call, answer.status, msg) from None
+
+    def set_campaign_status(self, campaign_id: str, status: wire.CampaignStatus) -> None:
+        """Pause or resume a campaign's dialing."""
+        call = _Call(
+            "campaign",
+            "PATCH",
+            self._path(wire.CAMPAIGN_PATH, campaign_id),
+            campaign_id,
+            json_body=wire.CampaignStatusPatch(status=status).body(),
+        )
+        self._perform(call)
+
+    # -- tries -----------------------------------------------------------------
+
+    def _perform(self, call: _Call) -> _Answer:
+        return retrying(self._retry)(self._try, call)
+
+    def _try(self, call: _Call) -> _Answer:
+        token = self._token(call)
+        answer = self._send(call, token)
+        if answer.status == 401 and not call.refreshed:
+            # The token may have been revoked or expired early: one fresh token, one more send.
+            call.refreshed = True
+            self._tokens.invalidate(token)
+            answer = self._send(call, self._token(call))
+        if not answer.ok:
+            raise self._status_error(call, answer)
+        return answer
+
+    def _token(self, call: _Call) -> str:
+        return self._tokens.get(lambda: self._fetch_token(call))
+
+    def _fetch_token(self, on_behalf: _Call) -> Token:
+        # Counted with the operation that needed it, so its transient failures
+        # use that operation's retry budget instead of a nested loop of their own.
+        call = _Call(
+            "token",
+            "POST",
+            wire.TOKEN_PATH,
+            on_behalf.campaign_id,
+            form=wire.token_form(self._client_id, self._secret),
+            sends=on_behalf.sends,
+        )
+        answer = self._send(call, None)
+        if not answer.ok:
+            raise self._status_error(call, answer)
+        try:
+            parsed = wire.TokenResponse.model_validate(self._json(call, answer))
+        except ValidationError as err:
+            msg = f"token answer is not valid: {_first_problem(err)}"
+            raise self._api_error(TerminalApiError, call, answer.status, msg) from None
+        if not parsed.access_token:
+            raise self._api_error(TerminalApiError, call, answer.status, "token answer is empty")
+        return Token(parsed.access_token, parsed.expires_in)
+
+    def _send(self, call: _Call, token: str | None) -> _Answer:
+        """One HTTP try: through the limiter, timed, reported, never raising for a status."""
+        call.sends[call.endpoint] += 1
+        attempt = call.sends[call.endpoint]
+        headers = dict(call.headers)
+        if token is not None:
+            headers.update(bearer(token))
+        self._limiter.acquire()
+        started = time.perf_counter()
+        try:
+            status, reason, response_headers, body = self._exchange(call, headers)
+        except _TRANSPORT_ERRORS as err:
+            error = self._api_error(NetworkError, call, None, self._transport_cause(err))
+            self._emit(call, attempt, None, time.perf_counter() - started, str(error))
+            raise error from err
+        except requests.RequestException as err:
+            error = self._api_error(
+                TerminalApiError, call, None, f"request failed: {_truncate(self._scrub(str(err)))}"
+            )
+            self._emit(call, attempt, None, time.perf_counter() - started, str(error))
+            raise error from err
+        duration = time.perf_counter() - started
+        if 200 <= status < 300:
+            self._limiter.on_success()
+            answer = _Answer(status, body, "", None)
+        else:
+            retry_after = parse_retry_after(response_headers.get(wire.RETRY_AFTER_HEADER))
+            answer = _Answer(status, body, self._cause(reason, body), retry_after)
+            if status == 429:
+                self._throttled(retry_after)
+        error_text = None if answer.ok else f"HTTP {status}: {answer.cause}"
+        self._emit(call, attempt, status, duration, error_text)
+        return answer
+
+    def _exchange(
+        self, call: _Call, headers: Mapping[str, str]
+    ) -> tuple[int, str, Mapping[str, str], bytes]:
+        response = self._session.request(
+            call.method,
+            self._base + call.path,
+            params=call.params,
+            json=call.json_body,
+            data=call.form,
+            headers=headers,
+            timeout=self._timeout,
+            # A redirect would re-send the client secret (307/308 keep the body) elsewhere.
+            allow_redirects=False,
+        )
+        return response.status_code, response.reason or "", response.headers, response.content
+
+    def _throttled(self, retry_after: float | None) -> None:
+        self._limiter.on_throttled()
+        if self._retry.respect_retry_after and retry_after is not None:
+            # Every thread holds back, not only the one that was told; never
+            # longer than one backoff, which is all this run will wait anyway.
+            self._limiter.pause(min(retry_after, self._retry.max_backoff_seconds))
+
+    def _emit(
+        self, call: _Call, attempt: int, status: int | None, duration: float, error: str | None
+    ) -> None:
+        if self._on_request is not None:
+            event = RequestEvent(
+                endpoint=call.endpoint,
+                method=call.method,
+                status=status,
+                duration_seconds=duration,
+                attempt=attempt,
+                retried=attempt > 1,
+                error=error,
+            )
+            self._on_request(event)
+
+    # -- errors ----------------------------------------------------------------
+
+    def _status_error(self, call: _Call, answer: _Answer) -> ApiError:
+        status, cause = answer.status, answer.cause
+        if call.endpoint == "token" and status in (400, 401, 403):
+            return self._api_error(AuthError, call, status, f"client credentials refused: {cause}")
+        if status == 401:
+            msg = f"access token refused even after a refresh: {cause}"
+            return self._api_error(AuthError, call, status, msg)
+        if status == 409:
+            return self._api_error(
+                CampaignActive, call, status, f"campaign is actively dialing: {cause}"
+            )
+        if status == 429:
+            return self._rate_limited(call, answer)
+        if status >= 500:
+            return self._api_error(ServerError, call, status, f"server error: {cause}")
+        return self._api_error(TerminalApiError, call, status, cause)
+
+    def _rate_limited(self, call: _Call, answer: _Answer) -> RateLimited:
+        hint = ""
+        if answer.retry_after is not None:
+            hint = f" (server asks to retry after {answer.retry_after:g} s"
+            limit = self._retry.max_backoff_seconds
+            if self._retry.respect_retry_after and answer.retry_after > limit:
+                hint += f", longer than retry.max_backoff_seconds = {limit:g}"
+            hint += ")"
+        return RateLimited(
+            f"rate limited{hint}: {answer.cause}",
+            retry_after=answer.retry_after,
+            status=answer.status,
+            campaign_id=call.campaign_id,
+            endpoint=call.where,
+        )
+
+    def _api_error(
+        self, cls: type[ApiError], call: _Call, status: int | None, message: str
+    ) -> ApiError:
+        return cls(message, status=status, campaign_id=call.campaign_id, endpoint=call.where)
+
+    def _transport_cause(self, err: requests.RequestException) -> str:
+        connect, read = self._timeout
+        if isinstance(err, requests.ConnectTimeout):
+            return f"could not connect within {connect:g} s"
+        if isinstance(err, requests.ReadTimeout):
+            return f"no answer within {read:g} s"
+        return f"connection failed: {_truncate(self._scrub(str(err)))}"
+
+    def _cause(self, reason: str, body: bytes) -> str:
+        """Why the server refused: its error text, else its body, else the reason phrase."""
+        text: str | None = None
+        with contextlib.suppress(ValueError):
+            text = wire.error_text(json.loads(body))
+        if not text:
+            text = body.decode("utf-8", "replace").strip() or reason or "no explanation given"
+        # Scrubbed before truncating, so no prefix of a secret survives the cut.
+        return _truncate(self._scrub(text))
+
+    def _scrub(self, text: str) -> str:
+        for secret in (self._secret, *self._tokens.issued()):
+            if secret:
+                for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                    text = text.replace(form, REDACTED)
+        return text
+
+    def _json(self, call: _Call, answer: _Answer) -> object:
+        try:
+            return json.loads(answer.body)
+        except ValueError:
+            # The body stays out of the message: a token answer would print the token.
+            raise self._api_error(
+                TerminalApiError, call, answer.status, "answer is not valid JSON"
+            ) from None
+
+    def _path(self, template: str, campaign_id: str) -> str:
+        return template.format(campaign_id=quote(campaign_id, safe=""))

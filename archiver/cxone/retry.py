@@ -1,0 +1,115 @@
+"""When and how long to wait before trying an API call again, per ``policy.retry``.
+
+Built on tenacity: it owns the try loop, the stop rule and the sleeping; this
+module only says which errors are worth another try (the ``Transient`` marker)
+and how long to wait (the server's ``Retry-After`` when told to respect it,
+else full-jitter exponential backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
+
+from archiver.errors import RateLimited, is_transient
+from archiver.policy.model import Retry
+
+log = logging.getLogger(__name__)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait per ``Retry-After`` (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC with no claim about the local zone
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def server_delay(err: BaseException | None, policy: Retry) -> float | None:
+    """The wait the server asked for, when the policy says to respect it."""
+    if policy.respect_retry_after and isinstance(err, RateLimited):
+        return err.retry_after
+    return None
+
+
+class Backoff(wait_base):
+    """Retry-After when the server gave one (and the policy respects it), else full jitter.
+
+    Full jitter is ``uniform(0, min(max_backoff, initial_backoff * 2**n))`` for
+    the n-th retry (n from 0): callers that failed together spread out instead
+    of coming back together.
+    """
+
+    def __init__(self, policy: Retry) -> None:
+        self._policy = policy
+        self._jitter = wait_random_exponential(
+            multiplier=policy.initial_backoff_seconds, max=policy.max_backoff_seconds
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        delay = server_delay(outcome.exception() if outcome else None, self._policy)
+        if delay is not None:
+            return delay
+        return self._jitter(retry_state)
+
+
+def _stop(policy: Retry) -> Callable[[RetryCallState], bool]:
+    attempts = stop_after_attempt(policy.max_attempts)
+
+    def stop(retry_state: RetryCallState) -> bool:
+        if attempts(retry_state):
+            return True
+        # A server that asks for a longer wait than the policy allows for one
+        # backoff is not waited for: the error goes up and a later run tries again.
+        outcome = retry_state.outcome
+        delay = server_delay(outcome.exception() if outcome else None, policy)
+        return delay is not None and delay > policy.max_backoff_seconds
+
+    return stop
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    outcome = retry_state.outcome
+    wait = retry_state.upcoming_sleep
+    log.debug("retrying in %.2f s after: %s", wait, outcome.exception() if outcome else "")
+
+
+def retrying(policy: Retry, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    """A fresh try loop for one API operation (tenacity loops keep per-call state)."""
+    return Retrying(
+        stop=_stop(policy),
+        wait=Backoff(policy),
+        retry=retry_if_exception(is_transient),
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,
+    )
