@@ -18,9 +18,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.engine.pipeline import Pipeline, batched  # noqa: E402
-from archiver.engine.registry import BuildContext, build_pipeline_stages  # noqa: E402
-from archiver.policy.model import (  # noqa: E402
+from archiver.engine.pipeline import Pipeline, batched
+from archiver.engine.registry import BuildContext, build_pipeline_stages
+from archiver.policy.model import (
     AnonymizedFilter,
     Campaign,
     OutcomeFilter,
