@@ -19,11 +19,12 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from archiver.cxone import wire
+from archiver.engine import payloads
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.registry import BuildContext, build_pipeline_stages
 from archiver.errors import (
@@ -199,26 +200,7 @@ class CampaignJob:
         return batch
 
     def _request(self, items: list[PendingItem]) -> wire.ArchiveRequest:
-        policy = self.ctx.policy
-        return wire.ArchiveRequest(
-            campaign_id=self.cid,
-            force_cold_storage=policy.batch.force_cold_storage,
-            items=tuple(
-                wire.ArchiveItem(
-                    contact_id=i.contact_id,
-                    attempt_id=i.attempt_id,
-                    status_matrix=wire.StatusMatrix(
-                        outcome_code=i.outcome,
-                        disposition=i.disposition,
-                        call_duration_seconds=i.duration,
-                        anonymized=True,
-                    ),
-                    retention_period_days=i.retention_days,
-                    delete_active=policy.batch.delete_active,
-                )
-                for i in items
-            ),
-        )
+        return payloads.archive_request(self.ctx.policy, self.cid, items)
 
     def _send(self, batch: StoredBatch, items: list[PendingItem]) -> None:
         """POST one batch and record what happened; never raises for API errors."""
@@ -344,26 +326,11 @@ def batch_context(
     response: wire.ArchiveResponse | None,
 ) -> dict[str, Any]:
     """The template context of a ``batch_archived`` event (see archiver.templates)."""
-    return {
-        "event": "batch_archived",
-        "event_id": f"evt-{batch.id}",
-        "run_id": ctx.run_id,
-        "policy": {"name": ctx.policy.name, "sha256": ctx.policy.sha256},
-        "campaign_id": batch.campaign_id,
-        "batch": {
-            "id": batch.id,
-            "seq": batch.seq,
-            "idempotency_key": batch.idempotency_key,
-            "size": batch.size,
-            "archived_count": len(items),
-            "failed_count": batch.size - len(items),
-            "migration_job_id": response.migration_job_id if response else None,
-            "status": response.status if response else "RECONCILED_FROM_LISTING",
-            "attempt_ids": [i.attempt_id for i in items],
-            "retention_days": {
-                str(k): v for k, v in sorted(Counter(i.retention_days for i in items).items())
-            },
-            "outcomes": dict(sorted(Counter(i.outcome for i in items).items())),
-        },
-        "timestamp": now(),
-    }
+    return payloads.batch_event(
+        run_id=ctx.run_id,
+        policy=ctx.policy,
+        batch=batch,
+        lines=items,
+        response=response,
+        timestamp=now(),
+    )

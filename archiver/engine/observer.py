@@ -10,6 +10,9 @@ class RunObserver(Protocol):
 
     def listed(self, campaign_id: str, count: int) -> None: ...
 
+    def planned(self, campaign_id: str, to_archive: int) -> None:
+        """Listing is complete and ``to_archive`` attempts wait for archive batches."""
+
     def archived(self, campaign_id: str, archived: int, failed: int) -> None: ...
 
     def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None: ...
@@ -26,6 +29,9 @@ class NullObserver:
         pass
 
     def listed(self, campaign_id: str, count: int) -> None:
+        pass
+
+    def planned(self, campaign_id: str, to_archive: int) -> None:
         pass
 
     def archived(self, campaign_id: str, archived: int, failed: int) -> None:

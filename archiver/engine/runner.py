@@ -24,7 +24,7 @@ from typing import Any
 
 from archiver import __version__
 from archiver.cxone import CxoneClient, wire
-from archiver.engine import failpoints
+from archiver.engine import failpoints, payloads
 from archiver.engine.campaign import CampaignJob, batch_context
 from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox
@@ -37,6 +37,7 @@ from archiver.state.lock import RunLock
 from archiver.state.store import PendingItem, Store, StoredBatch, now
 
 log = logging.getLogger(__name__)
+
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("r%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -176,15 +177,9 @@ def _run_locked(
 
 
 def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[str, Any]:
-    return {
-        "event": kind,
-        "event_id": f"evt-{ctx.run_id}-{kind}",
-        "run_id": ctx.run_id,
-        "policy": {"name": ctx.policy.name, "sha256": ctx.policy.sha256},
-        "timestamp": now(),
-        "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
-        "campaigns": [c.id for c in ctx.policy.campaigns],
-    }
+    return payloads.run_event(
+        run_id=ctx.run_id, policy=ctx.policy, kind=kind, counts=counts, timestamp=now()
+    )
 
 
 def _restore_pauses(ctx: RunContext) -> None:

@@ -1,0 +1,51 @@
+"""``archiver plan POLICY``: a dry run against the API that sends nothing that changes state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from archiver.errors import EXIT_FAILED
+from archiver.policy import load_policy
+from archiver.review.listing import open_listing
+from archiver.review.plan import plan_policy
+from archiver.review.plan_text import plan_json_text, print_plan
+
+
+@click.command("plan")
+@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "output_format", type=click.Choice(("text", "json")), default="text",
+    show_default=True, help="text: tables for people; json: one document for scripts.",
+)
+@click.pass_context
+def command(ctx: click.Context, policy_path: Path, output_format: str) -> None:
+    """Show what `archiver run POLICY` would do, without doing it.
+
+    Gets a token and lists every campaign's completed attempts (the only calls
+    made), decides each attempt with the policy's own filters and transforms,
+    and shows per campaign and outcome how many would be archived (with their
+    retention periods), skipped and quarantined, and why. A campaign whose
+    `anonymized` filter says `on_violation: abort` and meets an unanonymized
+    attempt shows as WOULD ABORT with the reason.
+
+    Then renders one sample of every payload from the policy's templates: the
+    archive request body, each webhook event and each audit line. No archive
+    call, no pause or resume, no webhook and no audit line is sent or written,
+    so no webhook secret is needed. CXONE_BASE_URL, CXONE_CLIENT_ID and
+    CXONE_CLIENT_SECRET are read as for `run`.
+
+    Exit codes: 0 planned; 1 a campaign could not be listed; 78 invalid policy
+    or missing credentials.
+    """
+    policy = load_policy(policy_path)
+    with open_listing(policy) as (listing, base_url):
+        plan = plan_policy(policy, listing.pages, base_url=base_url)
+    if output_format == "json":
+        click.echo(plan_json_text(plan))
+    else:
+        print_plan(plan, Console(soft_wrap=False))
+    if plan.failed:
+        ctx.exit(EXIT_FAILED)

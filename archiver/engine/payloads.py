@@ -1,0 +1,123 @@
+"""What the engine sends, built from plain values: archive bodies and sink event contexts.
+
+Pure functions with no store, client or run behind them, so ``plan`` and ``test``
+render exactly the payloads a run would send for the same attempts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from archiver.cxone import wire
+from archiver.engine.records import FINAL_STATES
+from archiver.policy.model import Policy
+
+
+class ArchiveLine(Protocol):
+    """One attempt bound for an archive call (the state store's PendingItem is one)."""
+
+    @property
+    def attempt_id(self) -> str: ...
+    @property
+    def contact_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def disposition(self) -> str: ...
+    @property
+    def duration(self) -> int: ...
+    @property
+    def retention_days(self) -> int: ...
+
+
+class BatchRef(Protocol):
+    """What an event says about the batch itself (the state store's StoredBatch is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def campaign_id(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
+def archive_request(
+    policy: Policy, campaign_id: str, lines: Iterable[ArchiveLine]
+) -> wire.ArchiveRequest:
+    """The body of ``POST .../contacts/archive`` for ``lines``."""
+    return wire.ArchiveRequest(
+        campaign_id=campaign_id,
+        force_cold_storage=policy.batch.force_cold_storage,
+        items=tuple(
+            wire.ArchiveItem(
+                contact_id=line.contact_id,
+                attempt_id=line.attempt_id,
+                status_matrix=wire.StatusMatrix(
+                    outcome_code=line.outcome,
+                    disposition=line.disposition,
+                    call_duration_seconds=line.duration,
+                    # Only anonymized attempts get past the filters to a batch.
+                    anonymized=True,
+                ),
+                retention_period_days=line.retention_days,
+                delete_active=policy.batch.delete_active,
+            )
+            for line in lines
+        ),
+    )
+
+
+def batch_event(
+    *,
+    run_id: str,
+    policy: Policy,
+    batch: BatchRef,
+    lines: Sequence[ArchiveLine],
+    response: wire.ArchiveResponse | None,
+    timestamp: str,
+) -> dict[str, Any]:
+    """The template context of a ``batch_archived`` event (see archiver.templates.context)."""
+    return {
+        "event": "batch_archived",
+        "event_id": f"evt-{batch.id}",
+        "run_id": run_id,
+        "policy": {"name": policy.name, "sha256": policy.sha256},
+        "campaign_id": batch.campaign_id,
+        "batch": {
+            "id": batch.id,
+            "seq": batch.seq,
+            "idempotency_key": batch.idempotency_key,
+            "size": batch.size,
+            "archived_count": len(lines),
+            "failed_count": batch.size - len(lines),
+            "migration_job_id": response.migration_job_id if response else None,
+            "status": response.status if response else "RECONCILED_FROM_LISTING",
+            "attempt_ids": [line.attempt_id for line in lines],
+            "retention_days": {
+                str(k): v for k, v in sorted(Counter(line.retention_days for line in lines).items())
+            },
+            "outcomes": dict(sorted(Counter(line.outcome for line in lines).items())),
+        },
+        "timestamp": timestamp,
+    }
+
+
+def run_event(
+    *, run_id: str, policy: Policy, kind: str, counts: Mapping[str, int], timestamp: str
+) -> dict[str, Any]:
+    """The template context of a ``run_started`` or ``run_finished`` event."""
+    return {
+        "event": kind,
+        "event_id": f"evt-{run_id}-{kind}",
+        "run_id": run_id,
+        "policy": {"name": policy.name, "sha256": policy.sha256},
+        "timestamp": timestamp,
+        "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
+        "campaigns": [c.id for c in policy.campaigns],
+    }

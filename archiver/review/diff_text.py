@@ -1,0 +1,60 @@
+"""The diff for people: counts by kind of change, then the attempts that change."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from archiver.review.diff import ABSENT, PolicyDiff, diff_json
+from archiver.review.verdicts import Verdict
+
+
+def describe(v: Verdict | None) -> str:
+    if v is None:
+        return "(campaign not in policy)"
+    if v.kind == "archive":
+        return f"archive, {v.retention_days} days"
+    return f"{v.kind}: {v.reason}"
+
+
+_STATE = {"ok": "runs", "would_abort": "would abort", ABSENT: "not in policy"}
+
+
+def print_diff(d: PolicyDiff, console: Console, *, max_rows: int) -> None:
+    console.print(f"--- {d.old_name} ({d.old.name}, sha256 {d.old.sha256[:12]})", markup=False)
+    console.print(f"+++ {d.new_name} ({d.new.name}, sha256 {d.new.sha256[:12]})", markup=False)
+    console.print(f"fixtures: {d.fixtures}", markup=False, soft_wrap=True)
+    for c in d.campaigns:
+        if c.old != c.new:
+            console.print(f"campaign {c.id}: {_STATE[c.old]} -> {_STATE[c.new]}", markup=False)
+    if not d.changes:
+        console.print(f"no decision or retention changes in {d.compared} attempts")
+        return
+    console.print(f"{len(d.changes)} of {d.compared} attempts change")
+    counts = Table(show_edge=False, box=None, pad_edge=False)
+    counts.add_column("change")
+    counts.add_column("attempts", justify="right")
+    for kind, n in d.counts().items():
+        counts.add_row(kind, str(n))
+    console.print(counts)
+    shown = d.changes[:max_rows]
+    campaign = None
+    for change in shown:
+        if change.campaign_id != campaign:
+            campaign = change.campaign_id
+            console.print()
+            console.print(f"campaign {campaign}", markup=False)
+        console.print(
+            f"  {change.attempt_id}  {change.outcome or '-'}  "
+            f"{describe(change.old)} -> {describe(change.new)}",
+            markup=False, soft_wrap=True, highlight=False,
+        )
+    hidden = len(d.changes) - max_rows
+    if hidden > 0:
+        console.print(f"... and {hidden} more attempt(s) (--max-rows N, or --format json for all)")
+
+
+def diff_json_text(d: PolicyDiff) -> str:
+    return json.dumps(diff_json(d), indent=2, ensure_ascii=False)

@@ -1,0 +1,215 @@
+"""``plan``: what a run of a policy would do with what the API lists now.
+
+Every listed record goes through the engine's pipeline (archiver.review.verdicts);
+only counts and a few sample attempts are kept, so a campaign of any size plans in
+constant memory. A campaign whose ``anonymized`` filter says ``on_violation: abort``
+and meets an unanonymized attempt *would abort*: the run archives none of it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from archiver.errors import ApiError
+from archiver.policy.model import Policy
+from archiver.review.samples import Payload, SampleIds, render_payloads, sink_templates
+from archiver.review.verdicts import ArchiveFields, Decider, Verdict
+
+SAMPLE_LINES = 3  # attempts in the sample archive body and batch event
+UNPARSED = "(unparsed)"  # outcome column of records too malformed to read one from
+
+SAMPLE_IDS = SampleIds(
+    run_id="plan-sample",
+    batch_id="plan-sample-batch",
+    timestamp="1970-01-01T00:00:00.000Z",
+    migration_job_id="plan-sample-job",
+    job_status="PLAN_SAMPLE",
+)
+
+CampaignStatus = Literal["ok", "would_abort", "error"]
+
+
+@dataclass
+class OutcomeRow:
+    archive: int = 0
+    skip: int = 0
+    quarantine: int = 0
+    abort: int = 0
+    retention: Counter[int] = field(default_factory=Counter)
+
+    def add(self, verdict: Verdict) -> None:
+        if verdict.kind == "archive":
+            self.archive += 1
+            if verdict.retention_days is not None:
+                self.retention[verdict.retention_days] += 1
+        elif verdict.kind == "skip":
+            self.skip += 1
+        elif verdict.kind == "quarantine":
+            self.quarantine += 1
+        else:
+            self.abort += 1
+
+
+@dataclass
+class CampaignPlan:
+    id: str
+    listed: int = 0
+    error: str = ""
+    first_abort: str = ""
+    total: OutcomeRow = field(default_factory=OutcomeRow)
+    outcomes: dict[str, OutcomeRow] = field(default_factory=dict)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sample: list[ArchiveFields] = field(default_factory=list)
+
+    @property
+    def status(self) -> CampaignStatus:
+        if self.error:
+            return "error"
+        return "would_abort" if self.total.abort else "ok"
+
+    @property
+    def reason(self) -> str:
+        return self.error or self.first_abort
+
+    def add(self, verdict: Verdict) -> None:
+        self.listed += 1
+        self.total.add(verdict)
+        self.outcomes.setdefault(verdict.outcome or UNPARSED, OutcomeRow()).add(verdict)
+        if verdict.kind == "abort" and not self.first_abort:
+            self.first_abort = verdict.reason
+        if verdict.kind in ("skip", "quarantine"):
+            self.reasons[(verdict.kind, verdict.reason)] += 1
+        if verdict.line is not None and len(self.sample) < SAMPLE_LINES:
+            self.sample.append(verdict.line)
+
+    def would(self) -> dict[str, int]:
+        """What the run would record: an aborting campaign archives nothing."""
+        archive = self.total.archive if self.status == "ok" else 0
+        return {"archive": archive, "skip": self.total.skip, "quarantine": self.total.quarantine}
+
+
+@dataclass
+class Plan:
+    policy: Policy
+    base_url: str
+    campaigns: list[CampaignPlan]
+    samples: list[Payload]
+    sample_campaign: str | None
+    notes: list[str]
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == "error" for c in self.campaigns)
+
+    def totals(self) -> dict[str, int]:
+        out = {"listed": 0, "archive": 0, "skip": 0, "quarantine": 0, "blocked": 0, "violations": 0}
+        for c in self.campaigns:
+            out["listed"] += c.listed
+            for kind, n in c.would().items():
+                out[kind] += n
+            if c.status == "would_abort":
+                out["blocked"] += c.total.archive
+            out["violations"] += c.total.abort
+        return out
+
+
+PagesOf = Callable[[str], Iterable[Sequence[object]]]
+
+
+def plan_policy(policy: Policy, pages_of: PagesOf, *, base_url: str) -> Plan:
+    """Decide every record ``pages_of(campaign_id)`` lists for each of the policy's campaigns."""
+    campaigns = [_plan_campaign(policy, c.id, pages_of) for c in policy.campaigns]
+    source = next((c for c in campaigns if c.sample and c.status == "ok"), None)
+    source = source or next((c for c in campaigns if c.sample), None)
+    _, notes = sink_templates(policy)
+    if source is None:
+        notes.append("no attempt would be archived: the archive body and batch events are not sampled")
+    totals = {"archived": 0, "skipped": 0, "quarantined": 0}
+    for c in campaigns:
+        would = c.would()
+        totals["archived"] += would["archive"]
+        totals["skipped"] += would["skip"]
+        totals["quarantined"] += would["quarantine"]
+    samples = render_payloads(
+        policy,
+        source.id if source else policy.campaigns[0].id,
+        source.sample if source else [],
+        totals,
+        SAMPLE_IDS,
+    )
+    return Plan(policy, base_url, campaigns, samples, source.id if source else None, notes)
+
+
+def _plan_campaign(policy: Policy, campaign_id: str, pages_of: PagesOf) -> CampaignPlan:
+    plan = CampaignPlan(campaign_id)
+    decider = Decider(policy, campaign_id)
+    try:
+        for page in pages_of(campaign_id):
+            offset = plan.listed
+            for i, raw in enumerate(page):
+                plan.add(decider.decide(raw, fallback_id=f"(no id, offset {offset + i})"))
+    except ApiError as err:
+        plan.error = str(err)
+    return plan
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The plan for machines; stable key order, counts as integers."""
+    policy = plan.policy
+    return {
+        "policy": {
+            "name": policy.name,
+            "path": str(policy.path) if policy.path else None,
+            "sha256": policy.sha256,
+        },
+        "base_url": plan.base_url,
+        "read_only": True,
+        "totals": plan.totals(),
+        "campaigns": [_campaign_json(c) for c in plan.campaigns],
+        "samples": {
+            "campaign_id": plan.sample_campaign,
+            "payloads": [
+                {"sink": p.sink, "index": p.index, "event": p.event, "template": p.template,
+                 "body": p.body}
+                for p in plan.samples
+            ],
+        },
+        "notes": plan.notes,
+    }
+
+
+def _retention_json(counter: Counter[int]) -> dict[str, int]:
+    return {str(days): n for days, n in sorted(counter.items())}
+
+
+def _campaign_json(c: CampaignPlan) -> dict[str, Any]:
+    blocked = c.status == "would_abort"
+    return {
+        "id": c.id,
+        "status": c.status,
+        "reason": c.reason,
+        "listed": c.listed,
+        **c.would(),
+        "blocked": c.total.archive if blocked else 0,
+        "violations": c.total.abort,
+        "retention_days": {} if blocked else _retention_json(c.total.retention),
+        "outcomes": [
+            {
+                "outcome": name,
+                "archive": 0 if blocked else row.archive,
+                "blocked": row.archive if blocked else 0,
+                "skip": row.skip,
+                "quarantine": row.quarantine,
+                "abort": row.abort,
+                "retention_days": {} if blocked else _retention_json(row.retention),
+            }
+            for name, row in sorted(c.outcomes.items())
+        ],
+        "reasons": [
+            {"decision": kind, "reason": reason, "count": n}
+            for (kind, reason), n in sorted(c.reasons.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
+        ],
+    }

@@ -1,0 +1,146 @@
+"""Payloads rendered without sending them: the archive body and every sink's events.
+
+Sinks are not built here (a webhook sink needs its secret, an audit log sink
+creates its folder): their templates are loaded and rendered with the same
+event contexts a run builds (archiver.engine.payloads), which is all a payload is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archiver.cxone import wire
+from archiver.engine.campaign import composition_of, idempotency_key
+from archiver.engine.payloads import archive_request, batch_event, run_event
+from archiver.policy.model import AuditLogSink, Policy, WebhookSink
+from archiver.review.verdicts import ArchiveFields
+from archiver.stages.sinks.audit_log import AuditLogStage
+from archiver.stages.sinks.webhook import Webhook
+from archiver.templates import DEFAULT_AUDIT, DEFAULT_WEBHOOK, load_template
+
+# Event kinds in the order a run emits them.
+EVENT_ORDER = ("run_started", "batch_archived", "run_finished")
+ARCHIVE = "archive"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleIds:
+    """The made-up values a sample carries where a run would have real ones."""
+
+    run_id: str
+    batch_id: str
+    timestamp: str
+    migration_job_id: str
+    job_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One rendered payload: the archive body, or one event as one sink receives it."""
+
+    sink: str  # "archive", or the sink's type ("webhook", "audit_log")
+    index: int | None  # position in the policy's ``sinks`` list
+    event: str  # "archive_request" or the event kind
+    template: str  # the template that shaped it, or the wire model for the archive body
+    body: Any
+
+    @property
+    def label(self) -> str:
+        where = f"sinks[{self.index}] {self.sink}" if self.index is not None else self.sink
+        return f"{where} · {self.event}"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkTemplate:
+    sink: str
+    index: int
+    path: Path | None  # None: the packaged default
+    default: str
+    events: frozenset[str]
+
+    @property
+    def template_name(self) -> str:
+        return str(self.path) if self.path is not None else f"(default) {self.default}"
+
+
+def sink_templates(policy: Policy) -> tuple[list[SinkTemplate], list[str]]:
+    """Each built-in sink's template, and a note for every sink that cannot be sampled."""
+    found: list[SinkTemplate] = []
+    notes: list[str] = []
+    for index, spec in enumerate(policy.sinks):
+        if isinstance(spec, WebhookSink | AuditLogSink):
+            path = policy.resolve(spec.template) if spec.template else None
+            if isinstance(spec, WebhookSink):
+                found.append(SinkTemplate("webhook", index, path, DEFAULT_WEBHOOK, Webhook.events))
+            else:
+                found.append(
+                    SinkTemplate("audit_log", index, path, DEFAULT_AUDIT, AuditLogStage.events)
+                )
+        else:
+            notes.append(f"sinks[{index}] {spec.type}: a plugin sink; no sample is rendered")
+    return found, notes
+
+
+def render_payloads(
+    policy: Policy,
+    campaign_id: str,
+    lines: Sequence[ArchiveFields],
+    counts: Mapping[str, int],
+    ids: SampleIds,
+    *,
+    events: Sequence[str] = EVENT_ORDER,
+) -> list[Payload]:
+    """The archive body for ``lines`` and every sink's rendering of ``events``.
+
+    ``counts`` (final state -> attempts) fills the run events. A batch event needs at
+    least one line; without lines only the run events are rendered.
+    """
+    out: list[Payload] = []
+    contexts: dict[str, dict[str, Any]] = {}
+    if lines:
+        request = archive_request(policy, campaign_id, lines)
+        out.append(Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", request.body()))
+        contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids)
+    for kind in ("run_started", "run_finished"):
+        shown = counts if kind == "run_finished" else {}
+        contexts[kind] = run_event(
+            run_id=ids.run_id, policy=policy, kind=kind, counts=shown, timestamp=ids.timestamp
+        )
+    templates, _ = sink_templates(policy)
+    for sink in templates:
+        template = load_template(sink.path, sink.default)
+        for kind in events:
+            if kind in sink.events and kind in contexts:
+                body = template.render_json(contexts[kind])
+                out.append(Payload(sink.sink, sink.index, kind, sink.template_name, body))
+    return out
+
+
+def _batch_context(
+    policy: Policy, campaign_id: str, lines: Sequence[ArchiveFields], ids: SampleIds
+) -> dict[str, Any]:
+    composition = composition_of([line.attempt_id for line in lines])
+    batch = _Batch(
+        id=ids.batch_id, campaign_id=campaign_id, seq=1,
+        idempotency_key=idempotency_key(campaign_id, composition, 0), size=len(lines),
+    )
+    response = wire.ArchiveResponse(
+        archived_count=len(lines), failed_count=0,
+        migration_job_id=ids.migration_job_id, status=ids.job_status,
+    )
+    return batch_event(
+        run_id=ids.run_id, policy=policy, batch=batch, lines=lines, response=response,
+        timestamp=ids.timestamp,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    id: str
+    campaign_id: str
+    seq: int
+    idempotency_key: str
+    size: int
