@@ -15,6 +15,7 @@ import click
 
 from archiver import __version__
 from archiver.errors import EXIT_USAGE, ArchiverError, PolicyError
+from archiver.report.redact import redact
 
 # Order is the order `archiver --help` lists them in.
 VERBS = ("run", "validate", "plan", "test", "diff", "audit", "runs", "simulate", "schema")
@@ -31,7 +32,7 @@ class ArchiverGroup(click.Group):
                 click.echo(diag.format(), err=True)
             ctx.exit(err.exit_code)
         except ArchiverError as err:
-            click.echo(f"archiver: error: {err}", err=True)
+            click.echo(redact(f"archiver: error: {err}"), err=True)
             ctx.exit(err.exit_code)
 
 

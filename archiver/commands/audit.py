@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from archiver.audit import verify_file
+from archiver.audit import VerifyResult, verify_file
 from archiver.errors import EXIT_FAILED, UsageError
+from archiver.state.store import Store
 
 
 @click.group(name="audit")
@@ -30,7 +31,14 @@ def command() -> None:
     show_default=True,
     help="text: one line, `FILE:LINE: message` when broken; json: one object for scripts.",
 )
-def verify(file: Path, fmt: str) -> None:
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Also check the log ends where the state store of these runs recorded its last line "
+    "(detects lines cut off the end).",
+)
+def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
     """Check the hash chain of the audit log FILE and name the first broken line.
 
     Reads the file line by line without changing it. Exit 0 when every line
@@ -39,7 +47,9 @@ def verify(file: Path, fmt: str) -> None:
     does not exist.
 
     Lines cut off the end of the log cannot be detected from the file alone:
-    compare the last seq and hash printed here with a copy kept elsewhere.
+    give --state (the runs' state folder, which records the seq and hash of
+    every line it wrote), or compare the last seq and hash printed here with a
+    copy kept elsewhere.
     """
     if not file.exists():
         raise UsageError(f"{file}: no such audit log")
@@ -49,6 +59,8 @@ def verify(file: Path, fmt: str) -> None:
         result = verify_file(file)
     except OSError as err:
         raise UsageError(f"{file}: cannot read: {err.strerror}") from err
+    if result.ok and state_dir is not None:
+        result = check_against_store(file, result, state_dir)
     if fmt == "json":
         payload = {
             "file": str(file),
@@ -64,3 +76,39 @@ def verify(file: Path, fmt: str) -> None:
         click.echo(f"{file}:{result.first_bad_line}: {result.message}")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def check_against_store(file: Path, result: VerifyResult, state_dir: Path) -> VerifyResult:
+    """An intact chain must also reach the last line the state store saw written."""
+    store = Store(state_dir)
+    try:
+        checkpoint = store.audit_checkpoint(file)
+    finally:
+        store.close()
+    if checkpoint is None:
+        return result
+    seq, digest = checkpoint
+    if result.lines < seq:
+        return VerifyResult(
+            False, result.lines, result.lines + 1,
+            f"the log ends at seq {result.lines} but the state store recorded seq {seq} "
+            "written: lines were cut off the end",
+        )
+    found = _hash_at(file, seq)
+    if found != digest:
+        return VerifyResult(
+            False, seq - 1, seq,
+            f"seq {seq} has hash {found}, the state store recorded {digest}: "
+            "the log was rewritten from here",
+        )
+    return VerifyResult(True, result.lines, None, result.message + "; matches the state store")
+
+
+def _hash_at(file: Path, seq: int) -> str | None:
+    """The ``hash`` of the line numbered ``seq`` (line n of an intact log has seq n)."""
+    with file.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == seq:
+                value = json.loads(raw).get("hash")
+                return value if isinstance(value, str) else None
+    return None

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 
 from archiver.connect import connect
 from archiver.engine.registry import BuildContext, build_sinks
-from archiver.engine.runner import run_policy
+from archiver.engine.runner import new_run_id, run_policy
+from archiver.errors import ConfigError
 from archiver.policy import load_policy
+from archiver.report.logs import RunContextFilter, configure_logging, level_from
+from archiver.report.metrics import RunMetrics, previous_successes
+from archiver.report.monitor import RunMonitor, extend_report
+from archiver.report.progress import LogProgress, TerminalProgress, console_lines
+from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
+from archiver.settings import Settings
 
 STATE_DIR_NAME = ".archiver"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def default_state_dir(policy_path: Path) -> Path:
     return policy_path.resolve().parent / STATE_DIR_NAME
+
+
+def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
+    """``--report FILE`` itself for one policy; ``FILE`` with the policy name inserted for several."""
+    if not several:
+        return report_path
+    return report_path.with_name(f"{report_path.stem}.{policy_name}{report_path.suffix}")
 
 
 @click.command("run")
@@ -27,10 +45,35 @@ def default_state_dir(policy_path: Path) -> Path:
     "--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
     help="State folder (SQLite store and run lock). Default: a .archiver/ folder beside the policy.",
 )
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the JSON run report here (schema: schemas/run-report.schema.json).")
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON run report here (schema: schemas/run-report.schema.json). With several "
+    "policies, one file each: FILE's name with the policy name before the extension.",
+)
+@click.option(
+    "--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write Prometheus metrics here for node_exporter's textfile collector (name it *.prom).",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Log lines on stderr as text or as one JSON object per line.",
+)
+@click.option(
+    "--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Least severe log level shown. Default: info (warning with --quiet).",
+)
+@click.option("--verbose", "-v", count=True, help="Debug logging (same as --log-level debug).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final summary line.")
-def command(policies: tuple[Path, ...], state_dir: Path | None, report_path: Path | None, quiet: bool) -> None:
+def command(
+    policies: tuple[Path, ...],
+    state_dir: Path | None,
+    report_path: Path | None,
+    metrics_path: Path | None,
+    log_format: str,
+    log_level: str | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Archive the completed attempts POLICY declares, then report.
 
     Lists every campaign completely, decides each attempt (archive with a
@@ -39,27 +82,75 @@ def command(policies: tuple[Path, ...], state_dir: Path | None, report_path: Pat
     running it again resumes where it stopped and never archives an attempt
     twice. Two runs on the same state folder at once: the second refuses.
 
+    Progress goes to stderr: a live display on a terminal, log lines
+    otherwise. The summary goes to stdout.
+
     Exit codes: 0 every listed attempt reached a final state other than failed;
     1 some failed (a later run retries them); 2 usage; 75 the state folder is
     in use by another run; 78 invalid policy or missing secret.
     """
+    stderr = Console(stderr=True)
+    live = stderr.is_terminal and not quiet
+    context = configure_logging(
+        fmt="json" if log_format == "json" else "text",
+        level=level_from(log_level, verbose, quiet),
+        write=console_lines(stderr) if live else None,
+    )
+    settings = Settings()
+    if settings.client_secret is not None:
+        register_secret(settings.client_secret.get_secret_value())
+    metrics = RunMetrics(previous_successes(metrics_path)) if metrics_path else None
     exit_code = 0
     for path in policies:
-        policy = load_policy(path)
-        with connect(policy) as conn:
-            ctx = BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url)
-            sinks = build_sinks(ctx)
-            result = run_policy(
-                policy,
-                client=conn.client,
-                sinks=sinks,
-                state_dir=state_dir or default_state_dir(path),
-            )
-        print_summary(result.report, quiet=quiet)
+        report, monitor = _run_one(
+            path, settings, state_dir or default_state_dir(path), context, stderr, live
+        )
+        if metrics is not None and metrics_path is not None:
+            metrics.record(report, monitor)
+            with _writing(metrics_path):
+                metrics.write(metrics_path)
+        print_summary(report, quiet=quiet)
         if report_path is not None:
-            _write_json(report_path, result.report)
-        exit_code = max(exit_code, result.exit_code)
+            name = str(report["policy"]["name"])
+            target = report_path_for(report_path, name, len(policies) > 1)
+            with _writing(target):
+                _write_json(target, report)
+        exit_code = max(exit_code, int(report["exit_code"]))
     raise SystemExit(exit_code)
+
+
+def _run_one(
+    path: Path,
+    settings: Settings,
+    state_dir: Path,
+    context: RunContextFilter,
+    stderr: Console,
+    live: bool,
+) -> tuple[dict[str, Any], RunMonitor]:
+    run_id = new_run_id()
+    context.run_id = run_id
+    policy = load_policy(path)
+    progress = TerminalProgress(stderr) if live else LogProgress()
+    monitor = RunMonitor([progress])
+    with connect(policy, settings, on_request=monitor.on_request) as conn:
+        for value in conn.secrets.values():
+            register_secret(value)
+        sinks = build_sinks(BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url))
+        with progress:
+            result = run_policy(
+                policy, client=conn.client, sinks=sinks, state_dir=state_dir,
+                observer=monitor, run_id=run_id,
+                on_report=lambda report: extend_report(report, monitor),
+            )
+    return result.report, monitor
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from archiver.errors import (
     TerminalApiError,
 )
 from archiver.policy.model import Connection, Retry
+from archiver.report.redact import register_secret
 
 MAX_CAUSE_CHARS = 200
 REDACTED = "***"
@@ -61,6 +62,7 @@ class RequestEvent:
     attempt: int  # 1-based try number of this endpoint within one operation
     retried: bool
     error: str | None
+    campaign_id: str | None = None  # the campaign the operation is about
 
 
 @dataclass(slots=True)
@@ -285,6 +287,8 @@ class CxoneClient:
             raise self._api_error(TerminalApiError, call, answer.status, msg) from None
         if not parsed.access_token:
             raise self._api_error(TerminalApiError, call, answer.status, "token answer is empty")
+        # Every log handler masks registered secrets: a token must never reach a log line.
+        register_secret(parsed.access_token)
         return Token(parsed.access_token, parsed.expires_in)
 
     def _send(self, call: _Call, token: str | None) -> _Answer:
@@ -356,6 +360,7 @@ class CxoneClient:
                 attempt=attempt,
                 retried=attempt > 1,
                 error=error,
+                campaign_id=call.campaign_id or None,
             )
             self._on_request(event)
 

@@ -92,6 +92,8 @@ class CampaignJob:
         try:
             self.list_all()
             self.store.set_campaign(self.run_id, self.cid, "listed")
+            pending = self.store.counts(self.run_id).get(self.cid, {}).get("pending", 0)
+            self.ctx.observer.planned(self.cid, pending)
             self.recover_open_batches()
             self.archive_all()
             self.verify_partial_batches()

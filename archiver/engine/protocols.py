@@ -53,7 +53,9 @@ class Sink(Protocol):
 
     def render(self, event: Mapping[str, Any]) -> str: ...
 
-    def deliver(self, event_id: str, body: str) -> None: ...
+    def deliver(self, event_id: str, body: str) -> str | None:
+        """Deliver; may return a receipt (JSON text) that the outbox records with the event."""
+        ...
 
 
 @runtime_checkable

@@ -113,7 +113,7 @@ def run_policy(
     sinks: list[Sink],
     state_dir: Path,
     observer: RunObserver | None = None,
-    on_report: Callable[[dict[str, Any]], None] | None = None,
+    on_report: Callable[[dict[str, Any]], object] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
     observer = observer or NullObserver()
@@ -133,7 +133,7 @@ def _run_locked(
     sink_list: list[Sink],
     store: Store,
     observer: RunObserver,
-    on_report: Callable[[dict[str, Any]], None] | None,
+    on_report: Callable[[dict[str, Any]], object] | None,
     run_id: str,
 ) -> RunResult:
     started = time.time()
@@ -170,9 +170,9 @@ def _run_locked(
     exit_code = EXIT_FAILED if failed else EXIT_OK
     report = build_report(ctx, statuses, started, exit_code)
     status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
-    store.finish_run(run_id, status, exit_code, report)
     if on_report:
-        on_report(report)
+        on_report(report)  # may add to the report before it is stored
+    store.finish_run(run_id, status, exit_code, report)
     return RunResult(run_id, exit_code, report)
 
 

@@ -72,6 +72,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_error TEXT NOT NULL DEFAULT '',
         created_at TEXT NOT NULL,
         delivered_at TEXT,
+        receipt TEXT,                    -- what the sink reported (the audit log: path, seq, hash)
         UNIQUE (event_id, sink)
     );
     CREATE INDEX outbox_pending ON outbox (sink, status, seq);

@@ -463,13 +463,26 @@ class Store:
         )
         return [OutboxEvent(*row) for row in rows]
 
-    def event_delivered(self, seq: int) -> None:
+    def event_delivered(self, seq: int, receipt: str | None = None) -> None:
         with self.tx() as db:
             db.execute(
                 "UPDATE outbox SET status = 'delivered', tries = tries + 1, delivered_at = ?,"
-                " last_error = '' WHERE seq = ?",
-                (now(), seq),
+                " last_error = '', receipt = ? WHERE seq = ?",
+                (now(), receipt, seq),
             )
+
+    def audit_checkpoint(self, path: Path) -> tuple[int, str] | None:
+        """The last (seq, hash) the store saw written to the audit log at ``path``."""
+        target = str(path.resolve())
+        rows = self._query(
+            "SELECT receipt FROM outbox WHERE status = 'delivered' AND receipt IS NOT NULL"
+            " AND kind != '' ORDER BY seq DESC"
+        )
+        for (receipt,) in rows:
+            data = json.loads(receipt)
+            if data.get("path") == target:
+                return int(data["seq"]), str(data["hash"])
+        return None
 
     def event_failed(self, seq: int, error: str, *, disable: bool = False) -> None:
         with self.tx() as db:

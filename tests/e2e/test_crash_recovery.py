@@ -159,3 +159,26 @@ def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim)
     assert first.returncode == 0, first.stderr[-2000:]  # type: ignore[attr-defined]
     assert all(n == 1 for n in sim.ledger().values())
     assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
+
+
+def test_lines_cut_off_the_end_of_the_audit_log_are_caught_with_the_state_store(
+    tmp_path, start_sim
+):
+    sim = start_sim(campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=200, seed=9)
+    policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    assert run_cli(["run", str(policy), "--state", str(state)], env).returncode == 0
+    audit = tmp_path / "audit" / "audit.jsonl"
+    lines = audit.read_text().splitlines(keepends=True)
+    assert len(lines) >= 3
+    intact = run_cli(["audit", "verify", str(audit), "--state", str(state)], env)
+    assert intact.returncode == 0, intact.stdout + intact.stderr
+
+    audit.write_text("".join(lines[:-1]))
+    alone = run_cli(["audit", "verify", str(audit)], env)
+    assert alone.returncode == 0, "the chain alone cannot see a cut end"
+    checked = run_cli(["audit", "verify", str(audit), "--state", str(state)], env)
+    assert checked.returncode == 1
+    assert f"{audit}:{len(lines)}:" in checked.stdout
+    assert f"recorded seq {len(lines)}" in checked.stdout

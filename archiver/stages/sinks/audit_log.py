@@ -41,8 +41,12 @@ class AuditLogStage:
             raise AuditError(f"audit template {self.template.name} must render a JSON object")
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
-    def deliver(self, event_id: str, body: str) -> None:
+    def deliver(self, event_id: str, body: str) -> str:
+        """Append the line (once); the receipt names the file, seq and hash written, so the
+        state store knows where the log must end (``archiver audit verify --state``)."""
         tail = self.log.tail()
-        if tail is not None and tail.event_id == event_id:
-            return
-        self.log.append(json.loads(body), event_id=event_id)
+        if tail is None or tail.event_id != event_id:
+            tail = self.log.append(json.loads(body), event_id=event_id)
+        return json.dumps(
+            {"path": str(self.log.path.resolve()), "seq": tail.seq, "hash": tail.hash}
+        )

@@ -1,0 +1,173 @@
+"""``archiver runs``: past runs recorded in a state store, and their reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from archiver.commands.run import STATE_DIR_NAME, default_state_dir
+from archiver.engine.records import FINAL_STATES
+from archiver.errors import StateError, UsageError
+from archiver.state.store import DB_NAME, Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+COUNTS = ("listed", *FINAL_STATES)
+PLAIN_WIDTH = 160
+WIDE = 110  # terminal columns needed for the full table
+
+
+def state_options(func: F) -> F:
+    """``--state DIR`` and ``--policy FILE``, accepted before and after ``show``."""
+    func = click.option(
+        "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="Use the state folder of this policy (.archiver/ beside it).",
+    )(func)
+    return click.option(
+        "--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
+        help=f"State folder. Default: beside --policy, else ./{STATE_DIR_NAME}.",
+    )(func)
+
+
+def resolve_state_dir(state_dir: Path | None, policy_path: Path | None) -> Path:
+    if state_dir is not None:
+        return state_dir
+    if policy_path is not None:
+        return default_state_dir(policy_path)
+    return Path(STATE_DIR_NAME)
+
+
+def open_store(state_dir: Path) -> Store:
+    # Store() would create an empty store; a mistyped path should say so instead.
+    if not (state_dir / DB_NAME).is_file():
+        raise StateError(
+            f"no state store in {state_dir} (no run has used it; pass --state DIR or --policy FILE)"
+        )
+    return Store(state_dir)
+
+
+@click.group("runs", invoke_without_command=True)
+@state_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most recent runs shown.")
+@click.pass_context
+def command(
+    ctx: click.Context, state_dir: Path | None, policy_path: Path | None, fmt: str, limit: int
+) -> None:
+    """Past runs from the state store, newest first, with their outcome and counts.
+
+    `archiver runs show ID` prints a run's JSON report (a unique prefix of ID is enough).
+    """
+    ctx.obj = resolve_state_dir(state_dir, policy_path)
+    if ctx.invoked_subcommand is not None:
+        return
+    store = open_store(ctx.obj)
+    try:
+        runs = store.runs(limit=limit)
+    finally:
+        store.close()
+    # Run ids start with their start time: they order runs started within the same millisecond.
+    runs.sort(key=lambda r: (r["started_at"] or "", r["id"]), reverse=True)
+    rows = [summary_row(run) for run in runs]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console = Console()
+    if not console.is_terminal:  # piped: no width to respect, and cut-off ids are useless
+        console.width = max(console.width, PLAIN_WIDTH)
+    if not rows:
+        console.print(f"no runs recorded in {ctx.obj}", markup=False)
+        return
+    console.print(runs_table(rows, console.width))
+
+
+@command.command("show")
+@click.argument("run_id")
+@state_options
+@click.pass_context
+def show(ctx: click.Context, run_id: str, state_dir: Path | None, policy_path: Path | None) -> None:
+    """Print the JSON report of run RUN_ID (or of the one run whose id starts with it)."""
+    folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
+    store = open_store(folder)
+    try:
+        run = find_run(store.runs(limit=sys.maxsize), run_id)
+    finally:
+        store.close()
+    if run["report"] is None:
+        raise StateError(f"run {run['id']} has no report (status: {run['status']})")
+    click.echo(json.dumps(run["report"], indent=2))
+
+
+def find_run(runs: list[dict[str, Any]], wanted: str) -> dict[str, Any]:
+    """The run with id ``wanted``, else the only one whose id starts with it."""
+    exact = [r for r in runs if r["id"] == wanted]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r["id"].startswith(wanted)]
+    if not matches:
+        raise UsageError(f"no run with id {wanted!r} (see `archiver runs`)")
+    if len(matches) > 1:
+        shown = ", ".join(r["id"] for r in matches[:5])
+        raise UsageError(f"run id prefix {wanted!r} is ambiguous: {shown}")
+    return matches[0]
+
+
+def summary_row(run: dict[str, Any]) -> dict[str, Any]:
+    """One run as ``archiver runs --format json`` lists it; counts are null without a report."""
+    report = run["report"] or {}
+    totals = report.get("totals") or {}
+    return {
+        "id": run["id"],
+        "policy": run["policy_name"],
+        "started_at": run["started_at"],
+        "finished_at": run["finished_at"],
+        "status": run["status"],
+        "exit_code": run["exit_code"],
+        "campaigns": len(report.get("campaigns", [])) if report else None,
+        **{k: totals.get(k) for k in COUNTS},
+    }
+
+
+def _duration(started: str | None, finished: str | None) -> str:
+    if not started or not finished:
+        return "-"
+    seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+_STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
+    """The runs as a table; below ``WIDE`` columns, without duration, skipped and quarantined."""
+    wide = width >= WIDE
+    counts = COUNTS if wide else ("listed", "archived", "failed")
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
+    table.add_column("run", no_wrap=True)
+    table.add_column("policy")
+    table.add_column("started", no_wrap=True)
+    if wide:
+        table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for col in counts:
+        table.add_column(col, justify="right")
+    for row in rows:
+        started = (row["started_at"] or "-")[:16].replace("T", " ")
+        # Text, not str: a policy name is data, never rich markup.
+        cells = [Text(row["id"]), Text(row["policy"] or ""), Text(started if wide else started[5:])]
+        if wide:
+            cells.append(Text(_duration(row["started_at"], row["finished_at"])))
+        cells.append(Text(row["status"], style=_STATUS_STYLE.get(row["status"], "")))
+        cells += [Text("-" if row[k] is None else f"{row[k]:,}") for k in counts]
+        table.add_row(*cells)
+    return table

@@ -1,0 +1,115 @@
+"""``archiver runs``: past runs from the state store, and ``runs show`` for one report."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner, Result
+
+from archiver.cli import cli
+from archiver.state.store import Store
+from tests.report.test_monitor import base_report
+
+
+@pytest.fixture
+def state(tmp_path):
+    folder = tmp_path / ".archiver"
+    store = Store(folder)
+    try:
+        store.start_run("r20250101T000000-aaaaaa", "nightly", "0" * 64)
+        report = base_report([("c-1", 7, 2, 1, 0)])
+        report["run_id"] = "r20250101T000000-aaaaaa"
+        store.finish_run("r20250101T000000-aaaaaa", "completed", 0, report)
+        time.sleep(0.005)  # start times have millisecond resolution
+        # A second run that died: the next start marks it interrupted; no report.
+        store.start_run("r20250102T000000-bbbbbb", "nightly", "0" * 64)
+        time.sleep(0.005)
+        store.start_run("r20250103T000000-cccccc", "[weekly]", "0" * 64)
+        failed = base_report([("c-1", 3, 0, 0, 2)])
+        store.finish_run("r20250103T000000-cccccc", "failed", 1, failed)
+    finally:
+        store.close()
+    return folder
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_runs_json_lists_newest_first_with_outcome_and_counts(state):
+    result = invoke("runs", "--state", str(state), "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["id"], r["status"], r["exit_code"]) for r in rows] == [
+        ("r20250103T000000-cccccc", "failed", 1),
+        ("r20250102T000000-bbbbbb", "interrupted", None),
+        ("r20250101T000000-aaaaaa", "completed", 0),
+    ]
+    assert (rows[0]["listed"], rows[0]["archived"], rows[0]["failed"]) == (5, 3, 2)
+    assert rows[1]["listed"] is None
+    assert rows[2]["listed"] == rows[2]["archived"] + rows[2]["skipped"] + rows[2]["quarantined"]
+
+
+def test_runs_table_shows_every_run(state):
+    result = invoke("runs", "--state", str(state))
+    assert result.exit_code == 0, result.output
+    for text in ("r20250101T000000-aaaaaa", "r20250102T000000-bbbbbb", "[weekly]", "interrupted", "completed"):
+        assert text in result.output
+    assert "\x1b" not in result.output
+
+
+def test_runs_finds_the_state_beside_a_policy(state):
+    policy = state.parent / "nightly.yaml"
+    result = invoke("runs", "--policy", str(policy), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 3
+
+
+def test_runs_default_state_is_the_current_folder(state, monkeypatch):
+    monkeypatch.chdir(state.parent)
+    result = invoke("runs", "--format", "json", "--limit", "1")
+    assert [r["id"] for r in json.loads(result.output)] == ["r20250103T000000-cccccc"]
+
+
+def test_show_prints_a_report_by_id_prefix(state):
+    for args in (
+        ("runs", "--state", str(state), "show", "r20250101"),
+        ("runs", "show", "r20250101T000000-aaaaaa", "--state", str(state)),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["run_id"] == "r20250101T000000-aaaaaa"
+        assert report["totals"]["listed"] == 10
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message", "code"),
+    [
+        ("r2025", "ambiguous", 2),
+        ("zzz", "no run with id", 2),
+        ("r20250102", "has no report", 1),
+    ],
+)
+def test_show_refuses_unknown_ambiguous_and_reportless_runs(state, prefix, message, code):
+    result = invoke("runs", "--state", str(state), "show", prefix)
+    assert result.exit_code == code
+    assert message in result.output
+
+
+def test_a_missing_state_store_is_an_error_not_an_empty_list(tmp_path):
+    result = invoke("runs", "--state", str(tmp_path / "nope"))
+    assert result.exit_code == 1
+    assert "no state store" in result.output
+    assert not (tmp_path / "nope").exists()
+
+
+def test_report_path_gets_the_policy_name_only_when_several_policies_run():
+    from pathlib import Path
+
+    from archiver.commands.run import report_path_for
+
+    assert report_path_for(Path("out/r.json"), "nightly", several=False) == Path("out/r.json")
+    assert report_path_for(Path("out/r.json"), "nightly", several=True) == Path("out/r.nightly.json")
