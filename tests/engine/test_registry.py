@@ -84,5 +84,5 @@ def test_plugin_filter_runs_in_the_pipeline(plugin_dist):
 
 def test_naming_a_broken_plugin_says_why(plugin_dist):
     policy = Policy(name="p", campaigns=(Campaign(id="c"),), filters=(PluginStage(type="exploding"),))
-    with pytest.raises(PluginError, match="exploding.*boom at import"):
+    with pytest.raises(PluginError, match=r"exploding.*boom at import"):
         registry.build_pipeline_stages(registry.BuildContext(policy=policy))
