@@ -6,8 +6,9 @@ run with a ConfigError naming the variable (never its value).
 
 from __future__ import annotations
 
+import logging
 import secrets as _secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
 from archiver.errors import ConfigError
 from archiver.policy.model import EMBEDDED, Policy, WebhookSink
 from archiver.settings import Settings, env_secret
+
+log = logging.getLogger(__name__)
 
 EMBEDDED_CLIENT = "embedded-demo"
 EMBEDDED_ATTEMPTS = 1000
@@ -60,7 +63,7 @@ def connect(
     policy: Policy,
     settings: Settings | None = None,
     *,
-    on_request: object = None,
+    on_request: Callable[[RequestEvent], None] | None = None,
     attempts_per_campaign: int = EMBEDDED_ATTEMPTS,
 ) -> Iterator[Connection]:
     settings = settings or Settings()
@@ -68,7 +71,6 @@ def connect(
     embedded = url == EMBEDDED
     secrets = resolve_secrets(policy, embedded=embedded)
     limiter = RateLimiter(policy.connection.max_requests_per_second)
-    hook = on_request if callable(on_request) else None
     if not embedded:
         if settings.client_id is None or settings.client_secret is None:
             raise ConfigError(
@@ -81,13 +83,18 @@ def connect(
             connection=policy.connection,
             retry=policy.retry,
             limiter=limiter,
-            on_request=hook,
+            on_request=on_request,
         )
         with client:
             yield Connection(client, secrets, None, None)
         return
 
     from archiver.simulator import Faults, SimConfig, Simulator
+
+    log.warning(
+        "connection.base_url is `embedded`: running against the built-in simulator; "
+        "nothing changes on a real tenant (set CXONE_BASE_URL or base_url for one)"
+    )
 
     webhook_secret = next(
         (
@@ -116,7 +123,7 @@ def connect(
             connection=policy.connection,
             retry=policy.retry,
             limiter=limiter,
-            on_request=hook,
+            on_request=on_request,
         )
         with client:
             yield Connection(client, secrets, sim.webhook_url, sim)
