@@ -9,7 +9,8 @@ from archiver.errors import ConfigError
 
 
 def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

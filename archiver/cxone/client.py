@@ -8,7 +8,6 @@ endpoint and the server's own explanation, with every secret scrubbed out.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from archiver.errors import (
     ServerError,
     TerminalApiError,
 )
+from archiver.netutil import is_loopback_host
 from archiver.policy.model import Connection, Retry
 from archiver.report.redact import register_secret
 
@@ -97,16 +97,6 @@ class _Answer:
         return 200 <= self.status < 300
 
 
-def is_loopback(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(base_url: str) -> str:
     """The base URL without a trailing slash; ConfigError unless https (or http on loopback)."""
     parts = urlsplit(base_url)
@@ -121,7 +111,7 @@ def check_base_url(base_url: str) -> str:
         raise ConfigError(f"connection.base_url {base_url!r} is not an http(s) URL")
     if parts.query or parts.fragment:
         raise ConfigError(f"connection.base_url {base_url!r} must not have a query or fragment")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"connection.base_url {base_url!r}: plain http is accepted only for loopback "
             "addresses (127.0.0.0/8, ::1, localhost); use https"
@@ -137,7 +127,7 @@ def _session(base_url: str, pool_size: int) -> requests.Session:
     session.mount("http://", adapter)
     session.headers.update({"Accept": "application/json", "User-Agent": f"archiver/{__version__}"})
     # A loopback server (the simulator, tests) is never reached through an environment proxy.
-    if is_loopback(urlsplit(base_url).hostname or ""):
+    if is_loopback_host(urlsplit(base_url).hostname or ""):
         session.trust_env = False
     return session
 
