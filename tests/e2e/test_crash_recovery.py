@@ -182,3 +182,43 @@ def test_lines_cut_off_the_end_of_the_audit_log_are_caught_with_the_state_store(
     assert checked.returncode == 1
     assert f"{audit}:{len(lines)}:" in checked.stdout
     assert f"recorded seq {len(lines)}" in checked.stdout
+
+
+def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_path, start_sim):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sim = start_sim(
+        Faults(active_campaigns=[CAMPAIGNS[0]], latency_ms=60),
+        campaign_ids=CAMPAIGNS[:1],
+        attempts_per_campaign=1500,
+        seed=12,
+    )
+    doc = policy_dict(CAMPAIGNS[:1])
+    doc["batch"]["max_items"] = 20
+    doc["connection"]["max_in_flight"] = 1
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    args = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(state)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sim.campaigns()[CAMPAIGNS[0]]["status"] != "PAUSED":
+        assert time.monotonic() < deadline and proc.poll() is None, "the campaign was never paused"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr[-2000:]
+    assert sim.campaigns()[CAMPAIGNS[0]]["status"] == "ACTIVE", "status restored on SIGTERM"
+    archived_before = set(sim.ledger())
+    eligible = sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
+    assert archived_before and archived_before < eligible, "stopped part-way"
+
+    final = run_cli(["run", str(policy), "--state", str(state)], env)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert set(sim.ledger()) == eligible
+    assert all(n == 1 for n in sim.ledger().values())
+    assert sim.campaigns()[CAMPAIGNS[0]]["status"] == "ACTIVE"
