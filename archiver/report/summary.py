@@ -119,6 +119,14 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
         f"quarantined {totals['quarantined']}, failed {totals['failed']}",
         markup=False, highlight=False,
     )
+    now = int(report.get("archived_in_this_run", totals["archived"]))
+    if now == 0 and totals["failed"] == 0:
+        console.print("nothing left to do: no attempt needed an archive call", markup=False)
+    elif now != totals["archived"]:
+        console.print(
+            f"{now} archived by this run, {totals['archived'] - now} by earlier runs",
+            markup=False, highlight=False,
+        )
     pending = {k: v["pending"] for k, v in report.get("outbox", {}).items() if v["pending"]}
     if pending:
         console.print(f"undelivered sink events kept for the next run: {pending}", markup=False)

@@ -222,3 +222,24 @@ def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_pat
     assert set(sim.ledger()) == eligible
     assert all(n == 1 for n in sim.ledger().values())
     assert sim.campaigns()[CAMPAIGNS[0]]["status"] == "ACTIVE"
+
+
+def test_a_run_with_nothing_left_to_do_says_so_and_changes_nothing(tmp_path, start_sim):
+    sim = start_sim(campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=300, seed=13)
+    policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    assert run_cli(["run", str(policy), "--state", str(state)], env).returncode == 0
+    ledger = sim.ledger()
+    sim.reset_log()
+
+    again = run_cli(["run", str(policy), "--state", str(state), "--report", str(tmp_path / "r.json")], env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "nothing left to do" in again.stdout
+    assert sim.ledger() == ledger
+    changing = [
+        r for r in sim.requests()
+        if r["method"] in ("POST", "PATCH") and r["path"].startswith("/api/")
+    ]
+    assert changing == []
+    assert read_report(tmp_path / "r.json")["archived_in_this_run"] == 0
