@@ -1,0 +1,562 @@
+"""End-to-end throughput: ``archiver run`` beside the tutorial's approach, against the simulator.
+
+    python benchmarks/throughput.py [--scenario a,b,c] [--quick] [--no-sinks] [--keep]
+
+Scenarios (6 campaigns x 2,000 attempts unless named otherwise):
+  (a) 50 ms added to every API answer, no rate limit: wall time of each and the
+      ratio; archiver with page_size 100 (the tutorial's page, so both need the
+      same calls) and with page_size 1000 (the API's largest).
+  (b) a 20 requests/s limit and no added latency: requests/s achieved against it
+      and the share answered 429, with the policy's max_requests_per_second at
+      the real limit (20) and at twice it (40).
+  (c) 1 campaign x 500,000 attempts, no latency: attempts/s end to end (state
+      store writes included) and peak RSS; archiver with page_size 1000.
+
+Targets (figures, not pass/fail): (a) archiver at least 8x faster; (b) at least 90 %
+of the limit with under 2 % of requests answered 429, at both policy figures;
+(c) at least 20,000 attempts/s and a peak RSS under 150 MB.
+
+Every run gets a fresh simulator in a separate process, so its CPU and memory are
+not counted against the client. The data set is clean (no unanonymized or
+malformed records, no null ``retentionDays``): on anything else the tutorial
+aborts whole campaigns and would be measured doing less work. ``archiver run``
+writes an audit log (``audit_log`` sink: one fsync'd, hash-chained line per batch)
+unless ``--no-sinks``; the tutorial posts its warehouse callback to the
+simulator's receiver and appends its own audit line, as written.
+
+Wall time is the client process's, from spawn to exit, start-up included. Peak
+RSS is the client's ``VmHWM`` (the kernel's high-water mark of its resident set),
+polled from /proc every 20 ms until it exits. ``getrusage``/``wait4``'s
+``ru_maxrss`` is not used: it keeps the high-water mark of the address space the
+child was forked from, i.e. this benchmark's own, across ``exec``.
+
+Columns: "API calls" as the simulator counted them (its /_sim/ routes excluded);
+"needed", the fewest calls that do the job (one token, pages up to the first
+short one, batches of 200), so the difference is speculative listing; "connections",
+the TCP connections the client opened; "archived/eligible", from the simulator's
+ledger. Every run is checked: no attempt archived twice, nothing ineligible
+archived, archiver's report counts add up and match the ledger. The exit status is
+1 when a check fails; a missed target only shows in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+TUTORIAL = Path(__file__).resolve().parent / "_tutorial.py"
+CLIENT_ID = "bench-client"
+CLIENT_SECRET = "bench-client-secret-7Qv2"
+APPROVED = ("SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED")
+TUTORIAL_PAGE_SIZE = 100
+MAX_BATCH = 200
+RUN_TIMEOUT_SECONDS = 1800.0
+RSS_POLL_SECONDS = 0.02
+
+# The simulator in its own process, configured beyond what its command line offers
+# (null retentionDays off); it stops when the benchmark closes its stdin.
+_SERVE_SIMULATOR = """
+import json, sys
+from archiver.simulator import Faults, SimConfig, Simulator
+spec = json.loads(sys.argv[1])
+sim = Simulator(SimConfig(**spec["config"]), Faults(**spec["faults"])).start()
+print(sim.base_url, flush=True)
+sys.stdin.read()
+sim.stop()
+"""
+
+# The benchmark's own calls to /_sim/ never go through a proxy from the environment.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``archiver run`` configuration measured in a scenario."""
+
+    label: str
+    page_size: int
+    max_requests_per_second: float = 1000.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    campaigns: int
+    attempts: int
+    settings: tuple[Setting, ...]
+    latency_ms: float = 0.0
+    rate_limit: float | None = None
+    max_in_flight: int = 8
+
+    @property
+    def campaign_ids(self) -> list[str]:
+        return [f"00000000-0000-4000-8000-{n:012d}" for n in range(1, self.campaigns + 1)]
+
+
+def scenarios(campaigns: int, attempts: int, large: int) -> dict[str, Scenario]:
+    return {
+        "a": Scenario(
+            "a", "50 ms latency, no rate limit", campaigns, attempts,
+            (Setting("archiver run (page_size 100)", 100),
+             Setting("archiver run (page_size 1000)", 1000)),
+            latency_ms=50, max_in_flight=16,
+        ),
+        "b": Scenario(
+            "b", "20 requests/s limit", campaigns, attempts,
+            (Setting("archiver run (policy 20 rps)", 100, 20),
+             Setting("archiver run (policy 40 rps)", 100, 40)),
+            rate_limit=20,
+        ),
+        "c": Scenario(
+            "c", "one large campaign, no latency", 1, large,
+            (Setting("archiver run", 1000),),
+        ),
+    }
+
+
+FULL = scenarios(6, 2000, 500_000)
+QUICK = scenarios(2, 400, 5000)
+
+
+@dataclass
+class Outcome:
+    """One client run against its own simulator, and what the simulator saw."""
+
+    label: str
+    wall: float
+    rss_mb: float
+    exit_code: int
+    api_requests: int
+    needed: int  # the fewest API calls that do the job: token, pages to the first short one, batches
+    rate_limited: int
+    connections: int
+    archived: int  # distinct attempts in the simulator's ledger
+    eligible: int
+    listed: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.api_requests / self.wall
+
+    @property
+    def share_429(self) -> float:
+        return self.rate_limited / self.api_requests if self.api_requests else 0.0
+
+
+# -- processes ------------------------------------------------------------------
+
+
+class SimProcess:
+    """A simulator serving one scenario's data set from a child process."""
+
+    def __init__(self, scenario: Scenario, log: Path) -> None:
+        spec = {
+            "config": {
+                "seed": 7,
+                "campaign_ids": scenario.campaign_ids,
+                "attempts_per_campaign": scenario.attempts,
+                "unanonymized_rate": 0.0,
+                "malformed_rate": 0.0,
+                "retention_null_share": 0.0,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                # Archive bodies kept for /_sim/requests would only cost the simulator memory.
+                "request_log_size": 0,
+            },
+            "faults": {"latency_ms": scenario.latency_ms, "rate_limit_rps": scenario.rate_limit},
+        }
+        with log.open("wb") as err:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _SERVE_SIMULATOR, json.dumps(spec)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=REPO, text=True,
+            )
+        assert self._proc.stdout is not None
+        self.base_url = self._proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://"):
+            self.close()
+            raise RuntimeError(f"the simulator did not start; see {log}")
+
+    def get(self, path: str, **query: str) -> Any:
+        url = f"{self.base_url}/_sim/{path}" + (f"?{urlencode(query)}" if query else "")
+        with _LOCAL.open(url, timeout=120) as answer:
+            return json.load(answer)
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+@contextmanager
+def simulator(scenario: Scenario, log: Path) -> Iterator[SimProcess]:
+    sim = SimProcess(scenario, log)
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall: float
+    rss_mb: float
+    exit_code: int
+
+
+def _peak_rss_kib(pid: int) -> int | None:
+    """VmHWM of a live process; None once it has exited (a zombie has no memory)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def measure(cmd: Sequence[str], env: dict[str, str], out: Path, err: Path) -> Measured:
+    """Run ``cmd`` to its end: its wall time, peak RSS and exit code."""
+    peak = 0
+    done = threading.Event()
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr
+        )
+
+        def poll() -> None:
+            nonlocal peak
+            # Stops before the pid is reaped: after that it could name another process.
+            while not done.is_set():
+                kib = _peak_rss_kib(proc.pid)
+                if kib is None:
+                    return
+                peak = max(peak, kib)
+                done.wait(RSS_POLL_SECONDS)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        watchdog = threading.Timer(RUN_TIMEOUT_SECONDS, proc.kill)
+        watchdog.start()
+        try:
+            # Waits for the exit without reaping, so the poller never reads a reused pid.
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            wall = time.perf_counter() - started
+            done.set()
+            poller.join()
+            proc.wait()
+        finally:
+            watchdog.cancel()
+    return Measured(wall, peak / 1024, proc.returncode)
+
+
+def client_env(sim: SimProcess) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env.update(
+        CXONE_BASE_URL=sim.base_url,
+        CXONE_CLIENT_ID=CLIENT_ID,
+        CXONE_CLIENT_SECRET=CLIENT_SECRET,
+        # The tutorial's plain requests calls would otherwise honour a proxy from the environment.
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    return env
+
+
+# -- the two clients --------------------------------------------------------------
+
+
+def policy_doc(scenario: Scenario, setting: Setting, audit: Path | None) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "name": f"throughput-{scenario.key}",
+        "connection": {
+            "base_url": "embedded",  # CXONE_BASE_URL points the run at the simulator
+            "timeout_seconds": 30,
+            "max_requests_per_second": setting.max_requests_per_second,
+            "max_in_flight": scenario.max_in_flight,
+        },
+        "campaigns": [{"id": c} for c in scenario.campaign_ids],
+        "source": {"page_size": setting.page_size},
+        "filters": [
+            {"type": "outcome", "approved": list(APPROVED)},
+            {"type": "anonymized", "on_violation": "quarantine"},
+        ],
+        # What the tutorial does: the record's own retentionDays, else 365.
+        "transforms": [{"type": "retention", "default_days": 365, "use_record_value": True}],
+        "batch": {"max_items": MAX_BATCH, "force_cold_storage": True, "delete_active": True},
+        # The retry section is left to its defaults, as a user starting out would.
+        "sinks": [{"type": "audit_log", "path": str(audit)}] if audit else [],
+    }
+
+
+def run_archiver(scenario: Scenario, setting: Setting, work: Path, sinks: bool) -> Outcome:
+    work.mkdir(parents=True)
+    policy = work / "policy.yaml"
+    audit = work / "audit.jsonl" if sinks else None
+    policy.write_text(yaml.safe_dump(policy_doc(scenario, setting, audit), sort_keys=False))
+    report_path = work / "report.json"
+    cmd = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(work / "state"),
+           "--report", str(report_path)]
+    with simulator(scenario, work / "simulator.log") as sim:
+        measured = measure(cmd, client_env(sim), work / "stdout.txt", work / "stderr.txt")
+        outcome = observe(sim, scenario, setting.label, measured, setting.page_size)
+    if measured.exit_code != 0:
+        outcome.problems.append(f"exit code {measured.exit_code} (see {work / 'stderr.txt'})")
+    if not report_path.exists():
+        outcome.problems.append("no run report written")
+        return outcome
+    report = json.loads(report_path.read_text())
+    totals = report["totals"]
+    outcome.listed = int(totals["listed"])
+    outcome.problems.extend(report_problems(report, scenario))
+    if totals["archived"] != outcome.archived:
+        outcome.problems.append(
+            f"report says {totals['archived']} archived, the simulator's ledger {outcome.archived}"
+        )
+    if outcome.archived != outcome.eligible:
+        outcome.problems.append(f"archived {outcome.archived} of {outcome.eligible} eligible")
+    return outcome
+
+
+def report_problems(report: dict[str, Any], scenario: Scenario) -> list[str]:
+    """Counts that do not add up: per campaign and in total, final states against listed."""
+    states = ("archived", "skipped", "quarantined", "failed")
+    problems = []
+    for row in [*report["campaigns"], {"id": "totals", **report["totals"]}]:
+        if row["listed"] != sum(row[s] for s in states):
+            problems.append(f"{row['id']}: listed {row['listed']} != sum of final states")
+    served = scenario.campaigns * scenario.attempts
+    if report["totals"]["listed"] != served:
+        problems.append(f"listed {report['totals']['listed']} of {served} attempts served")
+    return problems
+
+
+def run_tutorial(scenario: Scenario, work: Path) -> Outcome:
+    work.mkdir(parents=True)
+    with simulator(scenario, work / "simulator.log") as sim:
+        cmd = [sys.executable, str(TUTORIAL), *scenario.campaign_ids,
+               "--callback-url", f"{sim.base_url}/_sim/webhooks",
+               "--audit-log", str(work / "audit.jsonl")]
+        measured = measure(cmd, client_env(sim), work / "stdout.txt", work / "stderr.txt")
+        outcome = observe(sim, scenario, "tutorial", measured, TUTORIAL_PAGE_SIZE)
+    lines = (work / "stdout.txt").read_text().splitlines()
+    if measured.exit_code != 0 or not lines:
+        outcome.problems.append(f"exit code {measured.exit_code} (see {work / 'stderr.txt'})")
+        return outcome
+    summary = json.loads(lines[-1])
+    outcome.listed = int(summary["fetched"])
+    if summary["archived"] != outcome.archived:
+        outcome.problems.append(
+            f"it counted {summary['archived']} archived, the simulator's ledger {outcome.archived}"
+        )
+    # requests' messages name the URL; without it, the same failure reads the same.
+    reasons = Counter(why.split(" for url:")[0][:100] for why in summary["aborted"].values())
+    for why, n in reasons.items():
+        outcome.notes.append(f"{n} of {scenario.campaigns} campaign(s) aborted: {why}")
+    # Clean data and no rate limit: as written (keys fixed) it archives everything.
+    if scenario.rate_limit is None and outcome.archived != outcome.eligible:
+        outcome.problems.append(f"archived {outcome.archived} of {outcome.eligible} eligible")
+    return outcome
+
+
+def observe(
+    sim: SimProcess, scenario: Scenario, label: str, measured: Measured, page_size: int
+) -> Outcome:
+    """What the simulator saw; problems when an attempt was archived twice or wrongly."""
+    stats = sim.get("stats")
+    ledger: dict[str, int] = sim.get("ledger")["attempts"]
+    eligible: set[str] = set()
+    needed = 1
+    for campaign_id in scenario.campaign_ids:
+        ids = sim.get("eligible", campaign=campaign_id, approved=",".join(APPROVED))["ids"]
+        eligible.update(ids)
+        needed += scenario.attempts // page_size + 1 + -(-len(ids) // MAX_BATCH)
+    outcome = Outcome(
+        label=label,
+        wall=measured.wall,
+        rss_mb=measured.rss_mb,
+        exit_code=measured.exit_code,
+        api_requests=int(stats["total_requests"]),  # /_sim/ calls are not counted
+        needed=needed,
+        rate_limited=int(stats["rate_limited"]),
+        # Less the one this function opened to read the stats.
+        connections=int(stats["connections_opened"]) - 1,
+        archived=len(ledger),
+        eligible=len(eligible),
+    )
+    twice = sum(1 for n in ledger.values() if n > 1)
+    if twice or stats["double_archived"]:
+        outcome.problems.append(f"{max(twice, stats['double_archived'])} attempts archived twice")
+    stray = len(set(ledger) - eligible)
+    if stray:
+        outcome.problems.append(f"{stray} ineligible attempts archived")
+    return outcome
+
+
+# -- printing -------------------------------------------------------------------
+
+Cells = Callable[[Outcome], list[str]]
+COMMON = ["client", "wall s", "API calls", "needed", "connections", "429s",
+          "archived/eligible", "peak RSS MB"]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def met(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
+
+
+def print_outcomes(outcomes: Sequence[Outcome], extra: Sequence[str], cells: Cells) -> None:
+    rows = [
+        [o.label, f"{o.wall:.2f}", f"{o.api_requests:,}", f"{o.needed:,}", f"{o.connections:,}",
+         f"{o.rate_limited:,}", f"{o.archived:,}/{o.eligible:,}", f"{o.rss_mb:.0f}", *cells(o)]
+        for o in outcomes
+    ]
+    print(table([*COMMON, *extra], rows))
+    for o in outcomes:
+        verdict = "ok" if not o.problems else "FAILED: " + "; ".join(o.problems)
+        print(f"  correctness, {o.label}: {verdict}")
+        for note in o.notes:
+            print(f"    note: {note}")
+
+
+def describe(s: Scenario, sinks: bool) -> str:
+    limit = f"{s.rate_limit:g} requests/s" if s.rate_limit else "none"
+    return (
+        f"({s.key}) {s.title}: {s.campaigns} campaign(s) x {s.attempts:,} attempts, "
+        f"latency {s.latency_ms:g} ms, rate limit {limit}\n"
+        f"    archiver: max_in_flight {s.max_in_flight}, sinks: "
+        f"{'audit_log' if sinks else 'none'}; tutorial: sequential, pages of {TUTORIAL_PAGE_SIZE}"
+    )
+
+
+Results = list[tuple[str, bool]]
+
+
+def correct(key: str, outcomes: Sequence[Outcome]) -> Results:
+    return [(f"({key}) {o.label}: correct", not o.problems) for o in outcomes]
+
+
+def scenario_a(s: Scenario, work: Path, sinks: bool) -> Results:
+    tutorial = run_tutorial(s, work / "tutorial")
+    runs = [run_archiver(s, st, work / f"archiver-{st.page_size}", sinks) for st in s.settings]
+    print_outcomes([tutorial, *runs], ["x faster"], lambda o: [f"{tutorial.wall / o.wall:.1f}"])
+    results = []
+    for o in runs:
+        ratio = tutorial.wall / o.wall
+        print(f"  {o.label}: {ratio:.1f}x the tutorial's speed, target >= 8x: {met(ratio >= 8)}")
+        results.append((f"(a) {o.label}: >= 8x faster than the tutorial", ratio >= 8))
+    return results + correct("a", [tutorial, *runs])
+
+
+def scenario_b(s: Scenario, work: Path, sinks: bool) -> Results:
+    assert s.rate_limit is not None
+    limit = s.rate_limit
+    outcomes = [run_tutorial(s, work / "tutorial")]
+    outcomes += [
+        run_archiver(s, st, work / f"archiver-{st.max_requests_per_second:g}", sinks)
+        for st in s.settings
+    ]
+    print_outcomes(outcomes, ["requests/s", "of limit", "429 share", "needed/s"], lambda o: [
+        f"{o.requests_per_second:.1f}", f"{o.requests_per_second / limit:.0%}", f"{o.share_429:.1%}",
+        # Only a run that did the whole job did the needed calls.
+        f"{o.needed / o.wall:.1f}" if o.archived == o.eligible else "-",
+    ])
+    results = []
+    for o in outcomes[1:]:
+        ok = o.requests_per_second >= 0.9 * limit and o.share_429 < 0.02
+        print(f"  {o.label}: target >= {0.9 * limit:g} requests/s with < 2 % 429s: {met(ok)}")
+        results.append((f"(b) {o.label}: >= 90 % of the limit, < 2 % 429s", ok))
+    return results + correct("b", outcomes)
+
+
+def scenario_c(s: Scenario, work: Path, sinks: bool) -> Results:
+    tutorial = run_tutorial(s, work / "tutorial")
+    archiver = run_archiver(s, s.settings[0], work / "archiver", sinks)
+    print_outcomes([tutorial, archiver], ["attempts/s"], lambda o: [f"{o.listed / o.wall:,.0f}"])
+    rate, rss = archiver.listed / archiver.wall, archiver.rss_mb
+    print(f"  {archiver.label}: {rate:,.0f} attempts/s, target >= 20,000: {met(rate >= 20_000)}; "
+          f"peak RSS {rss:.0f} MB, target < 150 MB: {met(rss < 150)}")
+    return [("(c) >= 20,000 attempts/s", rate >= 20_000), ("(c) peak RSS < 150 MB", rss < 150),
+            *correct("c", [tutorial, archiver])]
+
+
+SCENARIOS: dict[str, Callable[[Scenario, Path, bool], Results]] = {
+    "a": scenario_a, "b": scenario_b, "c": scenario_c,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scenario", default="a,b,c", help="Comma-separated: a, b, c.")
+    parser.add_argument("--quick", action="store_true", help="Small sizes, for a smoke run.")
+    parser.add_argument("--no-sinks", action="store_true", help="Run archiver without its audit log.")
+    parser.add_argument("--keep", action="store_true", help="Keep the working folder (logs, state).")
+    args = parser.parse_args(argv)
+    keys = [k.strip() for k in args.scenario.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(SCENARIOS))
+    if unknown or not keys:
+        parser.error(f"--scenario takes a, b and c, not {args.scenario!r}")
+    sizes = QUICK if args.quick else FULL
+    sinks = not args.no_sinks
+    work = Path(tempfile.mkdtemp(prefix="archiver-throughput-"))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f}" + (" (quick sizes)" if args.quick else ""))
+    results: Results = []
+    failed = True
+    try:
+        for key in keys:
+            print()
+            print(describe(sizes[key], sinks))
+            results += SCENARIOS[key](sizes[key], work / key, sinks)
+        failed = any(not ok for name, ok in results if name.endswith(": correct"))
+    finally:
+        if args.keep or failed:
+            print(f"\nworking folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print("summary" + (" (quick sizes: the targets are for the full sizes)" if args.quick else "")
+          + f"; load average now {os.getloadavg()[0]:.2f}")
+    for name, ok in results:
+        print(f"  {'yes' if ok else 'NO '}  {name}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The throughput benchmark runs end to end at small sizes, so it cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from benchmarks import throughput
+from tests.support import REPO
+
+MIB = 1 << 20
+
+
+def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--quick"],
+        cwd=REPO, capture_output=True, text=True, timeout=110,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]
+    for header in ("(a) 50 ms latency", "(b) 20 requests/s limit", "(c) one large campaign"):
+        assert header in out
+    # a: tutorial + 2 archiver settings, b: tutorial + 2, c: tutorial + 1.
+    assert out.count(": ok\n") == 8
+    assert "FAILED" not in out
+    assert "x the tutorial's speed" in out and "attempts/s, target" in out
+    assert out.count("target >= 18 requests/s") == 2
+
+
+def test_unknown_scenario_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--scenario", "a,z"],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--scenario" in result.stderr
+
+
+def test_peak_rss_is_the_child_own_not_the_benchmark_process(tmp_path):
+    # A big parent must not leak into a small child's figure (ru_maxrss would).
+    ballast = b"\x01" * (300 * MIB)
+    small = throughput.measure(
+        [sys.executable, "-c", "import time; time.sleep(0.2)"], {}, tmp_path / "o", tmp_path / "e"
+    )
+    big = throughput.measure(
+        [sys.executable, "-c", "import time; b = b'\\x01' * (200 << 20); time.sleep(0.3)"],
+        {}, tmp_path / "o", tmp_path / "e",
+    )
+    assert len(ballast) == 300 * MIB
+    assert small.exit_code == 0 and big.exit_code == 0
+    assert small.rss_mb < 100
+    assert big.rss_mb > 200
+    assert big.wall >= 0.3
