@@ -22,7 +22,18 @@ VERBS = ("run", "validate", "plan", "test", "diff", "audit", "runs", "simulate",
 
 
 class ArchiverGroup(click.Group):
-    """Turns ArchiverError into a one-line message and its exit code."""
+    """Loads a verb's module only when it runs (start-up time matters to short runs),
+    and turns ArchiverError into a one-line message and its exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in VERBS:
+            return None
+        module = importlib.import_module(f"archiver.commands.{cmd_name}")
+        command: click.Command = module.command
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,16 +57,6 @@ def cli() -> None:
     state, 1 some failed, 2 usage error, 75 another run holds the state
     store, 78 invalid policy or missing secret.
     """
-
-
-for _verb in VERBS:
-    try:
-        _module = importlib.import_module(f"archiver.commands.{_verb}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"archiver.commands.{_verb}":
-            raise
-        continue
-    cli.add_command(_module.command)
 
 
 def main() -> None:

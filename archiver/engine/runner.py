@@ -146,7 +146,12 @@ def _run_locked(
             policy=policy,
             store=store,
             client=client,
-            source=CxoneSource(client, policy.source.page_size, http, workers),
+            # Campaigns share the pool: a wider look-ahead per campaign only fetches
+            # pages past the end while other campaigns wait.
+            source=CxoneSource(
+                client, policy.source.page_size, http,
+                max(1, workers // min(len(policy.campaigns), workers)),
+            ),
             http=http,
             outbox=Outbox(store, sinks),
             sinks=sinks,

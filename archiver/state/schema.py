@@ -61,6 +61,7 @@ MIGRATIONS: tuple[str, ...] = (
         done_at TEXT
     );
     CREATE INDEX batches_open ON batches (campaign_id, status);
+    CREATE INDEX batches_composition ON batches (campaign_id, composition);
     CREATE TABLE outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         event_id TEXT NOT NULL,

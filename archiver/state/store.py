@@ -252,9 +252,12 @@ class Store:
                 " size, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'prepared', ?)",
                 (batch_id, run_id, campaign_id, seq, key, composition, len(attempt_ids), now()),
             )
-            db.executemany(
-                "UPDATE attempts SET batch_id = ? WHERE campaign_id = ? AND attempt_id = ?",
-                [(batch_id, campaign_id, a) for a in attempt_ids],
+            # One statement per batch, not one per attempt: the store lock is the
+            # run's narrowest point when many batches are in flight.
+            db.execute(
+                "UPDATE attempts SET batch_id = ? WHERE campaign_id = ?"
+                " AND attempt_id IN (SELECT value FROM json_each(?))",
+                (batch_id, campaign_id, json.dumps(list(attempt_ids))),
             )
 
     def compositions_seen(self, campaign_id: str, composition: str) -> int:
@@ -309,16 +312,19 @@ class Store:
                 " response = ?, done_at = ?, done_run = ? WHERE id = ?",
                 (len(archived_ids), len(failed), json.dumps(response), now(), run_id, batch.id),
             )
-            db.executemany(
+            db.execute(
                 "UPDATE attempts SET state = 'archived', run_id = ?, reason = ''"
-                " WHERE campaign_id = ? AND attempt_id = ?",
-                [(run_id, batch.campaign_id, a) for a in archived_ids],
+                " WHERE campaign_id = ? AND attempt_id IN (SELECT value FROM json_each(?))",
+                (run_id, batch.campaign_id, json.dumps(list(archived_ids))),
             )
-            db.executemany(
-                "UPDATE attempts SET state = 'failed', run_id = ?, reason = ?, batch_id = NULL"
-                " WHERE campaign_id = ? AND attempt_id = ?",
-                [(run_id, why, batch.campaign_id, a) for a, why in failed.items()],
-            )
+            if failed:
+                db.execute(
+                    "UPDATE attempts SET state = 'failed', run_id = ?1, batch_id = NULL,"
+                    " reason = (SELECT value FROM json_each(?2) WHERE key = attempts.attempt_id)"
+                    " WHERE campaign_id = ?3"
+                    " AND attempt_id IN (SELECT key FROM json_each(?2))",
+                    (run_id, json.dumps(failed), batch.campaign_id),
+                )
             self._enqueue(db, events)
 
     def batch_failed(self, batch: StoredBatch, *, run_id: str, error: str, sent: bool) -> None:
