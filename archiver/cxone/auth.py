@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from archiver.errors import AuthError
+
 # Refresh this long before expiry: min(MARGIN_CAP_SECONDS, MARGIN_FRACTION of the lifetime),
 # so a token is never sent in its last moments (clock skew, slow requests).
 MARGIN_CAP_SECONDS = 60.0
@@ -47,6 +49,9 @@ class TokenCache:
         self._lock = threading.Lock()
         self._value: str | None = None
         self._refresh_at = float("-inf")
+        # Refused credentials stay refused: later callers get the same error at once
+        # instead of asking the token endpoint again.
+        self._refused: BaseException | None = None
         # Separate, because error texts are scrubbed while a fetch holds the main lock.
         self._issued_lock = threading.Lock()
         self._issued: deque[str] = deque(maxlen=REMEMBERED)
@@ -57,7 +62,13 @@ class TokenCache:
             now = self._clock()
             if self._value is not None and now < self._refresh_at:
                 return self._value
-            token = fetch()
+            if self._refused is not None:
+                raise self._refused
+            try:
+                token = fetch()
+            except AuthError as err:
+                self._refused = err
+                raise
             # Lifetime counts from before the request: the server started it on receipt.
             self._value = token.value
             self._refresh_at = now + token.expires_in - refresh_margin(token.expires_in)

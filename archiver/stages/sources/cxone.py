@@ -31,9 +31,7 @@ class CxoneSource:
     def pages(self, campaign_id: str) -> Iterator[Sequence[object]]:
         offset = 0
         pending: list[Future[list[object]]] = []
-        # Start with one page: most campaigns fit in a few, and a short first page
-        # should not cost `window` requests.
-        width = 1
+        width = self.window
         try:
             while True:
                 while len(pending) < width:
@@ -43,7 +41,6 @@ class CxoneSource:
                 yield page
                 if len(page) < self.page_size:
                     return
-                width = self.window
         finally:
             for future in pending:
                 future.cancel()
