@@ -15,7 +15,7 @@ from archiver.connect import connect
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import new_run_id, run_policy
 from archiver.errors import ConfigError
-from archiver.policy import load_policy
+from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.metrics import RunMetrics, previous_successes
 from archiver.report.monitor import RunMonitor, extend_report
@@ -100,10 +100,12 @@ def command(
     if settings.client_secret is not None:
         register_secret(settings.client_secret.get_secret_value())
     metrics = RunMetrics(previous_successes(metrics_path)) if metrics_path else None
+    # Every policy is checked before the first request of any of them.
+    loaded = [(path, load_policy(path)) for path in policies]
     exit_code = 0
-    for path in policies:
+    for path, policy in loaded:
         report, monitor = _run_one(
-            path, settings, state_dir or default_state_dir(path), context, stderr, live
+            policy, settings, state_dir or default_state_dir(path), context, stderr, live
         )
         if metrics is not None and metrics_path is not None:
             metrics.record(report, monitor)
@@ -120,7 +122,7 @@ def command(
 
 
 def _run_one(
-    path: Path,
+    policy: Policy,
     settings: Settings,
     state_dir: Path,
     context: RunContextFilter,
@@ -129,7 +131,6 @@ def _run_one(
 ) -> tuple[dict[str, Any], RunMonitor]:
     run_id = new_run_id()
     context.run_id = run_id
-    policy = load_policy(path)
     progress = TerminalProgress(stderr) if live else LogProgress()
     monitor = RunMonitor([progress])
     with connect(policy, settings, on_request=monitor.on_request) as conn:

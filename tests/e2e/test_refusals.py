@@ -58,3 +58,15 @@ def test_wrong_client_secret_is_a_clear_terminal_error_without_the_secret(tmp_pa
     assert "Traceback" not in result.stderr
     tokens = [r for r in api_calls(sim) if r["path"] == "/oauth/token"]
     assert 1 <= len(tokens) <= 2, "an invalid client is not retried over and over"
+
+
+def test_a_bad_policy_among_several_stops_all_of_them_before_any_request(tmp_path, start_sim):
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=20)
+    good = write_policy(tmp_path / "good.yaml", policy_dict([CAMPAIGN]))
+    doc = policy_dict([CAMPAIGN])
+    doc["campaigns"][0]["on_active"] = "maybe"
+    bad = write_policy(tmp_path / "bad.yaml", doc)
+    result = run_cli(["run", str(good), str(bad), "--state", str(tmp_path / "s")], sim_env(sim))
+    assert result.returncode == 78
+    assert str(bad) in result.stderr
+    assert api_calls(sim) == []
