@@ -160,25 +160,22 @@ class Store:
                 (status, exit_code, now(), json.dumps(report), run_id),
             )
 
-    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+    _RUN_KEYS = ("id", "policy_name", "started_at", "finished_at", "status", "exit_code", "report")
+
+    def _run_rows(self, where: str, args: Sequence[Any], limit: int) -> list[dict[str, Any]]:
         rows = self._query(
-            "SELECT id, policy_name, started_at, finished_at, status, exit_code, report"
-            " FROM runs ORDER BY started_at DESC LIMIT ?",
-            (limit,),
+            f"SELECT {', '.join(self._RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC LIMIT ?",
+            (*args, limit),
         )
-        keys = ("id", "policy_name", "started_at", "finished_at", "status", "exit_code", "report")
         out = []
         for row in rows:
-            item = dict(zip(keys, row, strict=True))
+            item = dict(zip(self._RUN_KEYS, row, strict=True))
             item["report"] = json.loads(item["report"]) if item["report"] else None
             out.append(item)
         return out
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        for item in self.runs(limit=1_000_000):
-            if item["id"] == run_id or item["id"].startswith(run_id):
-                return item
-        return None
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self._run_rows("", (), limit)
 
     # -- campaigns --------------------------------------------------------------
     def set_campaign(self, run_id: str, campaign_id: str, status: str, reason: str = "") -> None:
