@@ -139,7 +139,11 @@ class RateLimited(TransientApiError):
 
 
 class ServerError(TransientApiError):
-    """5xx: the server failed."""
+    """5xx: the server failed; ``retry_after`` seconds if it said when to come back."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class NetworkError(TransientApiError):

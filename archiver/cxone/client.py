@@ -370,7 +370,13 @@ class CxoneClient:
         if status == 429:
             return self._rate_limited(call, answer)
         if status >= 500:
-            return self._api_error(ServerError, call, status, f"server error: {cause}")
+            return ServerError(
+                f"server error: {cause}",
+                retry_after=answer.retry_after,
+                status=status,
+                campaign_id=call.campaign_id,
+                endpoint=call.where,
+            )
         return self._api_error(TerminalApiError, call, status, cause)
 
     def _rate_limited(self, call: _Call, answer: _Answer) -> RateLimited:

@@ -24,7 +24,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from archiver.errors import RateLimited, is_transient
+from archiver.errors import RateLimited, ServerError, is_transient
 from archiver.policy.model import Retry
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 def server_delay(err: BaseException | None, policy: Retry) -> float | None:
     """The wait the server asked for, when the policy says to respect it."""
-    if policy.respect_retry_after and isinstance(err, RateLimited):
+    if not policy.respect_retry_after:
+        return None
+    if isinstance(err, RateLimited):
         return err.retry_after
+    if isinstance(err, ServerError) and err.retry_after is not None:
+        # On a 5xx the header is advice (RFC 9110 15.6.4): followed, but never past
+        # the policy's longest backoff, so it does not end the retries the way a 429's does.
+        return min(err.retry_after, policy.max_backoff_seconds)
     return None
 
 

@@ -227,3 +227,19 @@ def test_every_try_goes_through_the_limiter(cxone: FakeCxone, make_client: MakeC
     list_once(make_client(limiter=Counting(1000)))
     assert Counting.acquired == 4  # token + three listing tries
     assert len(cxone.seen()) == 4
+
+
+def test_503_retry_after_is_followed_up_to_the_policys_longest_backoff(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("GET", LIST, Reply(503, {"message": "maintenance"}, headers={"Retry-After": "1"}))
+    retry = Retry(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=5)
+    assert list_once(make_client(retry=retry)) == []
+    first, second = cxone.seen("GET", LIST)
+    assert second.at - first.at >= 0.95  # jitter alone would have waited at most 0.01 s
+
+    cxone.script("GET", LIST, Reply(503, {}, headers={"Retry-After": "3600"}))
+    retry = Retry(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=0.3)
+    started = time.monotonic()
+    assert list_once(make_client(retry=retry)) == []
+    assert time.monotonic() - started < 3.0  # capped, and not a reason to give up
