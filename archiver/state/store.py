@@ -164,7 +164,7 @@ class Store:
 
     def _run_rows(self, where: str, args: Sequence[Any], limit: int) -> list[dict[str, Any]]:
         rows = self._query(
-            f"SELECT {', '.join(self._RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC LIMIT ?",
+            f"SELECT {', '.join(self._RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (*args, limit),
         )
         out = []
@@ -268,7 +268,7 @@ class Store:
     def open_batches(self, campaign_id: str) -> list[StoredBatch]:
         rows = self._query(
             "SELECT id, run_id, campaign_id, seq, idempotency_key, size, status FROM batches"
-            " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at",
+            " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at, rowid",
             (campaign_id,),
         )
         return [StoredBatch(*row) for row in rows]

@@ -42,12 +42,16 @@ def test_429_retry_after_seconds_is_honoured(cxone: FakeCxone, make_client: Make
 
 
 def test_429_retry_after_http_date_is_honoured(cxone: FakeCxone, make_client: MakeClient) -> None:
-    # HTTP-dates have whole seconds: two seconds ahead is at least one second away.
-    later = formatdate(time.time() + 2, usegmt=True)
+    # HTTP-dates have whole seconds: the retry must not come before the named second,
+    # however long the first call took to arrive (a fixed gap would race the clock).
+    until = int(time.time()) + 2
+    later = formatdate(until, usegmt=True)
     cxone.script("GET", LIST, Reply(429, {"message": "slow down"}, headers={"Retry-After": later}))
+    wall_minus_monotonic = time.time() - time.monotonic()
     assert list_once(make_client()) == []
     first, second = cxone.seen("GET", LIST)
-    assert second.at - first.at >= 0.95
+    assert first.at + wall_minus_monotonic < until - 0.05  # so the wait below was real
+    assert second.at + wall_minus_monotonic >= until - 0.05
 
 
 def test_429_without_retry_after_backs_off_with_jitter(

@@ -12,6 +12,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
+from archiver.cxone.client import check_base_url
 from archiver.errors import ApiError, AuthError, ConfigError, TerminalApiError
 from archiver.policy.model import Connection
 
@@ -47,6 +48,7 @@ def build(base_url: str) -> CxoneClient:
     ],
 )
 def test_accepted_base_urls(url: str) -> None:
+    assert check_base_url(url) == url.rstrip("/")
     build(url).close()
 
 

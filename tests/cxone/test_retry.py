@@ -93,8 +93,10 @@ def test_transient_errors_are_retried_until_success() -> None:
 
 
 def test_max_attempts_counts_every_try() -> None:
-    with pytest.raises(ServerError):
-        run(Retry(max_attempts=3), [ServerError(str(i)) for i in range(5)])
+    errors: list[BaseException] = [ServerError(str(i)) for i in range(5)]
+    with pytest.raises(ServerError, match=r"^2$"):
+        run(Retry(max_attempts=3), errors)
+    assert len(errors) == 2  # three tries in all, the last error is the one raised
 
 
 def test_terminal_errors_are_not_retried() -> None:

@@ -208,7 +208,10 @@ def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_pat
     while sim.campaigns()[CAMPAIGNS[0]]["status"] != "PAUSED":
         assert time.monotonic() < deadline and proc.poll() is None, "the campaign was never paused"
         time.sleep(0.05)
-    time.sleep(0.3)
+    # Signal once part of the work is done, however slowly the machine got there.
+    while not sim.ledger():
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing was ever archived"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr[-2000:]

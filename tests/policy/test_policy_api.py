@@ -91,9 +91,8 @@ def test_check_file_never_raises_for_bad_policies(tmp_path: Path) -> None:
     assert [(d.line, d.code) for d in check_file(binary)] == [(2, "P002")]
     assert [d.code for d in check_file(empty)] == ["S003"]
     assert [d.code for d in check_file(listed)] == ["S003"]
-    assert check_file(tmp_path) == [
-        check_file(tmp_path)[0]
-    ] and check_file(tmp_path)[0].code == "P002"
+    (folder,) = check_file(tmp_path)
+    assert (folder.file, folder.line, folder.code) == (str(tmp_path), 1, "P002")
 
 
 def test_check_paths_expands_folders_and_keeps_files(write: Writer) -> None:

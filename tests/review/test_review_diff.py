@@ -158,6 +158,7 @@ def test_a_new_campaign_and_an_aborting_filter_show_per_campaign(tmp_path):
     old = write_policy(tmp_path / "old.yaml", old_doc)
     new = write_policy(tmp_path / "new.yaml", new_doc)
     result = diff(str(old), str(new), "--seed", "4", "--count", "900", "--format", "json")
+    assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     states = {c["id"]: (c["old"], c["new"]) for c in report["campaigns"]}
     assert states == {CAMPAIGNS[0]: ("ok", "would_abort"), CAMPAIGNS[1]: ("absent", "would_abort")}
@@ -167,5 +168,6 @@ def test_a_new_campaign_and_an_aborting_filter_show_per_campaign(tmp_path):
     assert all(c["campaign_id"] == CAMPAIGNS[1] for c in report["changes"]
                if c["change"].startswith("absent->"))
     text = diff(str(old), str(new), "--seed", "4", "--count", "900")
+    assert text.exit_code == 0, text.output
     assert f"campaign {CAMPAIGNS[0]}: runs -> would abort" in text.output
     assert f"campaign {CAMPAIGNS[1]}: not in policy -> would abort" in text.output
