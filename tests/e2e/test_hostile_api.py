@@ -121,3 +121,40 @@ def test_400_and_403_are_not_retried_name_campaign_and_cause_others_complete(tmp
     assert by_id[healthy]["status"] == "done"
     assert by_id[bad_request]["status"] == "failed"
     assert by_id[forbidden]["status"] == "failed"
+
+
+def test_partial_failures_are_found_in_the_listing_recorded_failed_and_retried_next_run(
+    tmp_path, start_sim
+):
+    sim = start_sim(
+        Faults(partial_failure_rate=0.05),
+        campaign_ids=CAMPAIGNS[:2],
+        attempts_per_campaign=500,
+        seed=17,
+    )
+    policy = write_policy(tmp_path / "p.yaml", policy_dict(CAMPAIGNS[:2]))
+    state = tmp_path / "state"
+    first = run_cli(
+        ["run", str(policy), "--state", str(state), "--report", str(tmp_path / "r1.json")],
+        sim_env(sim),
+    )
+    assert first.returncode == 1, first.stderr[-2000:]
+    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS[:2]))
+    archived = set(sim.ledger())
+    missing = eligible - archived
+    assert missing, "the fault must have failed some items"
+    report = read_report(tmp_path / "r1.json")
+    assert report["totals"]["archived"] == len(archived)
+    assert report["totals"]["failed"] == len(missing)
+    reasons = [r["reason"] for c in report["campaigns"] for r in c["reasons"] if r["state"] == "failed"]
+    assert reasons and all("still listed after its batch" in r for r in reasons)
+
+    sim.set_faults(Faults())
+    second = run_cli(
+        ["run", str(policy), "--state", str(state), "--report", str(tmp_path / "r2.json")],
+        sim_env(sim),
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert set(sim.ledger()) == eligible
+    assert all(n == 1 for n in sim.ledger().values())
+    assert read_report(tmp_path / "r2.json")["archived_in_this_run"] == len(missing)
