@@ -158,3 +158,26 @@ def test_partial_failures_are_found_in_the_listing_recorded_failed_and_retried_n
     assert set(sim.ledger()) == eligible
     assert all(n == 1 for n in sim.ledger().values())
     assert read_report(tmp_path / "r2.json")["archived_in_this_run"] == len(missing)
+
+
+def test_on_violation_abort_stops_that_campaign_before_anything_is_archived(tmp_path, start_sim):
+    sim = start_sim(
+        campaign_ids=CAMPAIGNS[:2], attempts_per_campaign=900, unanonymized_rate=0.02, seed=19
+    )
+    assert all(sim.campaigns()[c]["expected"]["unanonymized"] > 0 for c in CAMPAIGNS[:2])
+    doc = policy_dict(CAMPAIGNS[:2])
+    doc["filters"][1]["on_violation"] = "abort"
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "s"), "--report", str(tmp_path / "r.json")],
+        sim_env(sim),
+    )
+    assert result.returncode == 1
+    assert sim.ledger() == {}, "nothing of an aborted campaign is archived"
+    archive_calls = [r for r in sim.requests() if r["path"].endswith("/contacts/archive")]
+    assert archive_calls == []
+    report = read_report(tmp_path / "r.json")
+    for c in report["campaigns"]:
+        assert c["status"] == "aborted"
+        assert "not anonymized (on_violation: abort)" in c["reason"]
+        assert c["archived"] == 0
