@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import requests
 
@@ -72,7 +73,12 @@ def test_max_in_flight_counts_concurrent_calls(sim: Simulator) -> None:
         t.join()
     stats = sim.stats()
     assert stats["max_in_flight"] >= 2
-    assert stats["in_flight"] == 0
+    # A handler counts itself out just after its answer is written, so the client
+    # can be a moment ahead: the counter must come back to zero, soon.
+    deadline = time.monotonic() + 5
+    while sim.stats()["in_flight"] != 0:
+        assert time.monotonic() < deadline, "in_flight never came back to 0"
+        time.sleep(0.01)
 
 
 def test_observability_endpoints_need_no_token(api: Api) -> None:
