@@ -92,8 +92,7 @@ class CampaignJob:
         try:
             self.list_all()
             self.store.set_campaign(self.run_id, self.cid, "listed")
-            pending = self.store.counts(self.run_id).get(self.cid, {}).get("pending", 0)
-            self.ctx.observer.planned(self.cid, pending)
+            self.ctx.observer.planned(self.cid, self.store.pending_count(self.run_id, self.cid))
             self.recover_open_batches()
             self.archive_all()
             self.verify_partial_batches()

@@ -418,6 +418,16 @@ class Store:
             out.setdefault(campaign, {})[state] = n
         return out
 
+    def pending_count(self, run_id: str, campaign_id: str) -> int:
+        """Attempts of a campaign that still wait for an archive call."""
+        return int(
+            self._query(
+                "SELECT count(*) FROM attempts WHERE run_id = ? AND state = 'pending'"
+                " AND campaign_id = ?",
+                (run_id, campaign_id),
+            )[0][0]
+        )
+
     def reasons(self, run_id: str, campaign_id: str) -> list[tuple[str, str, int]]:
         """(state, reason, count) for a campaign's attempts that were not archived."""
         return [
