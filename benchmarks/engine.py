@@ -1,6 +1,10 @@
 """Engine throughput: N generated attempts through the real filters, transforms and
 batching into a counting sink, on one core. Prints attempts/s and peak RSS.
 
+Batching is the run's own: decisions are written to a real state store page by
+page, and batches are formed and committed from it (composition and idempotency
+key) exactly as `archiver run` does before sending them. No HTTP is involved.
+
     python benchmarks/engine.py [--attempts 1000000]
 
 Targets: at least 50,000 attempts/s and peak RSS under 100 MB.
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,7 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from archiver.engine.pipeline import Pipeline, batched
+from archiver.engine.campaign import next_batches
+from archiver.engine.pipeline import Pipeline
 from archiver.engine.registry import BuildContext, build_pipeline_stages
 from archiver.policy.model import (
     AnonymizedFilter,
@@ -28,7 +34,9 @@ from archiver.policy.model import (
     RetentionRule,
     RetentionTransform,
 )
+from archiver.state.store import Store
 
+PAGE_SIZE = 1000  # decisions committed per transaction, as one listed page
 OUTCOMES = ("SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED", "ANSWERING_MACHINE", "DO_NOT_CALL")
 
 
@@ -93,8 +101,21 @@ def main() -> None:
             yield d
 
     start = time.perf_counter()
-    for batch in batched(decisions(), "c", policy.batch.max_items):
-        sink.deliver("", sink.render({"size": len(batch)}))
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Path(folder))
+        store.start_run("bench", policy.name, "")
+        store.set_campaign("bench", "c", "listing")
+        page: list[Any] = []
+        for decision in decisions():
+            page.append(decision)
+            if len(page) == PAGE_SIZE:
+                store.record_listed("bench", "c", page)
+                page = []
+        if page:
+            store.record_listed("bench", "c", page)
+        for _batch, items in next_batches(store, "bench", "c", policy.batch.max_items):
+            sink.deliver("", sink.render({"size": len(items)}))
+        store.close()
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert sum(kinds.values()) == args.attempts

@@ -20,6 +20,7 @@ import logging
 import threading
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from archiver.errors import (
     Transient,
 )
 from archiver.policy.model import Campaign
-from archiver.state.store import PendingItem, StoredBatch, now
+from archiver.state.store import PendingItem, Store, StoredBatch, now
 
 if TYPE_CHECKING:
     from archiver.engine.runner import RunContext
@@ -63,6 +64,34 @@ def idempotency_key(campaign_id: str, composition: str, generation: int) -> str:
     """
     digest = hashlib.sha256(f"{campaign_id}\n{composition}\n{generation}".encode()).hexdigest()
     return f"arc-{digest[:40]}"
+
+
+def next_batches(
+    store: Store, run_id: str, campaign_id: str, max_items: int
+) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
+    """Form the campaign's next batch from the store, commit it (composition and key)
+    before anyone sends it, and yield it; streams, so memory stays flat."""
+    seq = store.max_batch_seq(run_id, campaign_id)
+    after = ""
+    while items := store.unbatched(run_id, campaign_id, after, max_items):
+        after = items[-1].attempt_id
+        seq += 1
+        ids = [i.attempt_id for i in items]
+        composition = composition_of(ids)
+        key = idempotency_key(
+            campaign_id, composition, store.compositions_seen(campaign_id, composition)
+        )
+        batch = StoredBatch(
+            id=uuid.uuid4().hex[:20],
+            run_id=run_id,
+            campaign_id=campaign_id,
+            seq=seq,
+            idempotency_key=key,
+            size=len(ids),
+            status="prepared",
+        )
+        store.prepare_batch(batch.id, run_id, campaign_id, seq, key, composition, ids)
+        yield batch, items
 
 
 class CampaignJob:
@@ -164,41 +193,20 @@ class CampaignJob:
     def archive_all(self) -> None:
         max_items = self.ctx.policy.batch.max_items
         window = self.ctx.policy.connection.max_in_flight
-        seq = self.store.max_batch_seq(self.run_id, self.cid)
-        after = ""
         inflight: deque[Future[None]] = deque()
+        if self._stop is not None or self.ctx.cancelled.is_set():
+            return
         try:
-            while self._stop is None and not self.ctx.cancelled.is_set():
-                items = self.store.unbatched(self.run_id, self.cid, after, max_items)
-                if not items:
-                    break
-                after = items[-1].attempt_id
-                seq += 1
-                batch = self._prepare(items, seq)
+            for batch, items in next_batches(self.store, self.run_id, self.cid, max_items):
+                self.ctx.crash_point("batch_prepared")
                 inflight.append(self.ctx.http.submit(self._send, batch, items))
                 while len(inflight) >= window:
                     inflight.popleft().result()
+                if self._stop is not None or self.ctx.cancelled.is_set():
+                    break
         finally:
             while inflight:
                 inflight.popleft().result()
-
-    def _prepare(self, items: list[PendingItem], seq: int) -> StoredBatch:
-        ids = [i.attempt_id for i in items]
-        composition = composition_of(ids)
-        generation = self.store.compositions_seen(self.cid, composition)
-        key = idempotency_key(self.cid, composition, generation)
-        batch = StoredBatch(
-            id=uuid.uuid4().hex[:20],
-            run_id=self.run_id,
-            campaign_id=self.cid,
-            seq=seq,
-            idempotency_key=key,
-            size=len(ids),
-            status="prepared",
-        )
-        self.store.prepare_batch(batch.id, self.run_id, self.cid, seq, key, composition, ids)
-        self.ctx.crash_point("batch_prepared")
-        return batch
 
     def _request(self, items: list[PendingItem]) -> wire.ArchiveRequest:
         return payloads.archive_request(self.ctx.policy, self.cid, items)

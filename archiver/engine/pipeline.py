@@ -6,11 +6,11 @@ No I/O happens here, so the same code decides in `run`, `plan`, `test` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 from archiver.cxone.wire import Malformed, parse_attempt
 from archiver.engine.protocols import Filter, Transform
-from archiver.engine.records import Batch, Decision
+from archiver.engine.records import Decision
 
 
 class Pipeline:
@@ -45,17 +45,3 @@ class Pipeline:
 
 
 DEFAULT_RETENTION_DAYS = 365
-
-
-def batched(decisions: Iterable[Decision], campaign_id: str, max_items: int) -> Iterator[Batch]:
-    """Group ``archive`` decisions into batches of at most ``max_items``; streams."""
-    batch = Batch(campaign_id)
-    for decision in decisions:
-        if decision.kind != "archive":
-            continue
-        batch.decisions.append(decision)
-        if len(batch.decisions) >= max_items:
-            yield batch
-            batch = Batch(campaign_id)
-    if batch.decisions:
-        yield batch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from archiver.cxone.wire import Attempt
@@ -25,18 +25,3 @@ class Decision:
     @property
     def outcome(self) -> str:
         return self.attempt.outcome_code if self.attempt is not None else ""
-
-
-@dataclass(slots=True)
-class Batch:
-    """Up to ``max_items`` attempts of one campaign bound for one archive call."""
-
-    campaign_id: str
-    decisions: list[Decision] = field(default_factory=list)
-
-    @property
-    def attempt_ids(self) -> list[str]:
-        return [d.attempt_id for d in self.decisions]
-
-    def __len__(self) -> int:
-        return len(self.decisions)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from archiver.engine.pipeline import Pipeline, batched
+from archiver.engine.campaign import next_batches
+from archiver.engine.pipeline import Pipeline
 from archiver.engine.registry import BuildContext, build_pipeline_stages
 from archiver.errors import CampaignAborted
 from archiver.policy.model import (
@@ -13,6 +14,7 @@ from archiver.policy.model import (
     RetentionRule,
     RetentionTransform,
 )
+from archiver.state.store import Store
 
 CID = "c-1"
 
@@ -99,11 +101,20 @@ def test_malformed_record_without_id_uses_fallback():
     assert decision.kind == "quarantine"
 
 
-def test_batches_hold_at_most_max_items_and_only_archive_decisions():
+def test_batches_hold_at_most_max_items_and_only_archive_decisions(tmp_path):
     p = pipeline(make_policy())
-    raws = [record(id=f"a{i}", outcomeCode="BUSY" if i % 3 == 0 else "NO_ANSWER") for i in range(25)]
-    batches = list(batched((p.decide(r) for r in raws), CID, 7))
-    sizes = [len(b) for b in batches]
+    raws = [record(id=f"a{i:02}", outcomeCode="BUSY" if i % 3 == 0 else "NO_ANSWER") for i in range(25)]
+    store = Store(tmp_path)
+    store.start_run("r", "t", "")
+    store.set_campaign("r", CID, "listing")
+    store.record_listed("r", CID, [p.decide(r) for r in raws])
+    batches = list(next_batches(store, "r", CID, 7))
+    sizes = [len(items) for _, items in batches]
     assert sizes == [7, 7, 2]
-    assert all(d.kind == "archive" for b in batches for d in b.decisions)
-    assert sum(sizes) == sum(1 for i in range(25) if i % 3 != 0)
+    expected = {f"a{i:02}" for i in range(25) if i % 3 != 0}
+    batched_ids = [i.attempt_id for _, items in batches for i in items]
+    assert sorted(batched_ids) == sorted(expected)
+    # Each batch is committed before it is handed out, with its own key.
+    assert [b.id for b in store.open_batches(CID)] == [b.id for b, _ in batches]
+    assert len({b.idempotency_key for b, _ in batches}) == 3
+    assert list(next_batches(store, "r", CID, 7)) == []
