@@ -6,27 +6,21 @@ sink is built, so no webhook secret is needed and no webhook is sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Protocol
 
 from archiver.connect import EMBEDDED_ATTEMPTS, base_url, connect
+from archiver.engine.protocols import Source
 from archiver.policy.model import Policy
 from archiver.settings import Settings
 from archiver.stages.sources.cxone import CxoneSource
 
 
-class Pages(Protocol):
-    """Raw listed records of one campaign, page by page."""
-
-    def pages(self, campaign_id: str) -> Iterator[Sequence[object]]: ...
-
-
 @contextmanager
 def open_listing(
     policy: Policy, settings: Settings | None = None, *, attempts_per_campaign: int | None = None
-) -> Iterator[tuple[Pages, str]]:
+) -> Iterator[tuple[Source, str]]:
     """The listing of ``policy``'s API (``embedded`` starts the simulator) and its base URL.
 
     ``attempts_per_campaign`` sizes the embedded simulator's data set (its default when None).

@@ -19,7 +19,6 @@ MIGRATIONS: tuple[str, ...] = (
         run_id TEXT NOT NULL,
         campaign_id TEXT NOT NULL,
         status TEXT NOT NULL,            -- listing | listed | done | skipped | failed | aborted
-        listed INTEGER NOT NULL DEFAULT 0,
         reason TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (run_id, campaign_id)
     );

@@ -217,10 +217,6 @@ class Store:
             )
         with self.tx() as db:
             db.executemany(_UPSERT, rows)
-            db.execute(
-                "UPDATE campaigns SET listed = listed + ? WHERE run_id = ? AND campaign_id = ?",
-                (len(rows), run_id, campaign_id),
-            )
 
     def unbatched(self, run_id: str, campaign_id: str, after: str, limit: int) -> list[PendingItem]:
         rows = self._query(
