@@ -47,6 +47,14 @@ def register_secret(value: str | None) -> None:
         _compiled = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def forget_secrets() -> None:
+    """Drop every registered value (between independent runs in one process, in tests)."""
+    global _compiled
+    with _lock:
+        _secrets.clear()
+        _compiled = None
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and credential-shaped substring masked."""
     compiled = _compiled
