@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,12 +17,14 @@ from archiver.engine.runner import new_run_id, run_policy
 from archiver.errors import ConfigError
 from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
-from archiver.report.metrics import RunMetrics, previous_successes
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
 from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
+
+if TYPE_CHECKING:
+    from archiver.report.metrics import RunMetrics
 
 STATE_DIR_NAME = ".archiver"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -99,7 +101,12 @@ def command(
     settings = Settings()
     if settings.client_secret is not None:
         register_secret(settings.client_secret.get_secret_value())
-    metrics = RunMetrics(previous_successes(metrics_path)) if metrics_path else None
+    metrics: RunMetrics | None = None
+    if metrics_path is not None:
+        # Loaded only when asked for: prometheus_client is most of the cost of importing it.
+        from archiver.report.metrics import RunMetrics, previous_successes
+
+        metrics = RunMetrics(previous_successes(metrics_path))
     # Every policy is checked before the first request of any of them.
     loaded = [(path, load_policy(path)) for path in policies]
     exit_code = 0

@@ -215,7 +215,7 @@ class CxoneClient:
             "POST",
             self._path(wire.ARCHIVE_PATH, campaign_id),
             campaign_id,
-            json_body=request.body(),
+            json_body=request,
             headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
         )
         answer = self._perform(call)

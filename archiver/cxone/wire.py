@@ -1,14 +1,15 @@
 """The CXone archive API's wire format, in one place.
 
-Every JSON key the API speaks appears here and nowhere else: models use
-snake_case attributes with camelCase aliases. Inbound attempts are parsed
-strictly (a record with a missing id, a null or a wrong type is *malformed*,
-never coerced); outbound bodies are serialised by alias.
+Every JSON key the API speaks appears here and nowhere else. Inbound answers
+are pydantic models with snake_case attributes and camelCase aliases, parsed
+strictly (a listed record with a missing id, a null or a wrong type is
+*malformed*, never coerced). Outbound archive bodies are TypedDicts built by
+the functions below, so they are sent exactly as built.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -80,28 +81,70 @@ def parse_attempt(raw: object) -> Attempt | Malformed:
         return Malformed(attempt_id=attempt_id_of(raw), field=field, reason=reason)
 
 
-class StatusMatrix(_Wire):
-    outcome_code: str = Field(alias="outcomeCode")
-    disposition: str = Field(alias="disposition")
-    call_duration_seconds: int = Field(alias="callDurationSeconds")
-    anonymized: bool = Field(alias="anonymized")
+class StatusMatrix(TypedDict):
+    outcomeCode: str
+    disposition: str
+    callDurationSeconds: int
+    anonymized: bool
 
 
-class ArchiveItem(_Wire):
-    contact_id: str = Field(alias="contactId")
-    attempt_id: str = Field(alias="attemptId")
-    status_matrix: StatusMatrix = Field(alias="statusMatrix")
-    retention_period_days: int = Field(alias="retentionPeriodDays")
-    delete_active: bool = Field(alias="deleteActive")
+class ArchiveItem(TypedDict):
+    contactId: str
+    attemptId: str
+    statusMatrix: StatusMatrix
+    retentionPeriodDays: int
+    deleteActive: bool
 
 
-class ArchiveRequest(_Wire):
-    campaign_id: str = Field(alias="campaignId")
-    items: tuple[ArchiveItem, ...] = Field(alias="items", max_length=200)
-    force_cold_storage: bool = Field(alias="forceColdStorage")
+class ArchiveRequest(TypedDict):
+    """The body of ``POST .../contacts/archive``, exactly as it is sent."""
 
-    def body(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="json")
+    campaignId: str
+    items: list[ArchiveItem]
+    forceColdStorage: bool
+
+
+MAX_ARCHIVE_ITEMS = 200
+
+
+def archive_item(
+    *,
+    contact_id: str,
+    attempt_id: str,
+    outcome_code: str,
+    disposition: str,
+    call_duration_seconds: int,
+    anonymized: bool,
+    retention_period_days: int,
+    delete_active: bool,
+) -> ArchiveItem:
+    """One item of an archive body."""
+    return {
+        "contactId": contact_id,
+        "attemptId": attempt_id,
+        "statusMatrix": {
+            "outcomeCode": outcome_code,
+            "disposition": disposition,
+            "callDurationSeconds": call_duration_seconds,
+            "anonymized": anonymized,
+        },
+        "retentionPeriodDays": retention_period_days,
+        "deleteActive": delete_active,
+    }
+
+
+def archive_request(
+    *, campaign_id: str, items: list[ArchiveItem], force_cold_storage: bool
+) -> ArchiveRequest:
+    """An archive body; ValueError past the API's limit of items per call.
+
+    Built as plain JSON values rather than validated models: the values come from
+    the state store, already checked, and a run builds one body per batch.
+    """
+    if len(items) > MAX_ARCHIVE_ITEMS:
+        msg = f"an archive call takes at most {MAX_ARCHIVE_ITEMS} items, not {len(items)}"
+        raise ValueError(msg)
+    return {"campaignId": campaign_id, "items": items, "forceColdStorage": force_cold_storage}
 
 
 class ArchiveResponse(_Wire):

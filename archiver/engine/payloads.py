@@ -51,25 +51,24 @@ def archive_request(
     policy: Policy, campaign_id: str, lines: Iterable[ArchiveLine]
 ) -> wire.ArchiveRequest:
     """The body of ``POST .../contacts/archive`` for ``lines``."""
-    return wire.ArchiveRequest(
+    delete_active = policy.batch.delete_active
+    return wire.archive_request(
         campaign_id=campaign_id,
         force_cold_storage=policy.batch.force_cold_storage,
-        items=tuple(
-            wire.ArchiveItem(
+        items=[
+            wire.archive_item(
                 contact_id=line.contact_id,
                 attempt_id=line.attempt_id,
-                status_matrix=wire.StatusMatrix(
-                    outcome_code=line.outcome,
-                    disposition=line.disposition,
-                    call_duration_seconds=line.duration,
-                    # Only anonymized attempts get past the filters to a batch.
-                    anonymized=True,
-                ),
+                outcome_code=line.outcome,
+                disposition=line.disposition,
+                call_duration_seconds=line.duration,
+                # Only anonymized attempts get past the filters to a batch.
+                anonymized=True,
                 retention_period_days=line.retention_days,
-                delete_active=policy.batch.delete_active,
+                delete_active=delete_active,
             )
             for line in lines
-        ),
+        ],
     )
 
 

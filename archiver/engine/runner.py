@@ -225,6 +225,7 @@ def build_report(
 ) -> dict[str, Any]:
     counts = ctx.store.counts(ctx.run_id)
     archived_now = ctx.store.archived_by_run(ctx.run_id)
+    reasons = ctx.store.reasons(ctx.run_id)
     campaigns = []
     totals: dict[str, int] = dict.fromkeys(FINAL_STATES, 0)
     for campaign in ctx.policy.campaigns:
@@ -242,7 +243,7 @@ def build_report(
             "archived_in_this_run": archived_now.get(campaign.id, 0),
             "reasons": [
                 {"state": s, "reason": r, "count": n}
-                for s, r, n in ctx.store.reasons(ctx.run_id, campaign.id)
+                for s, r, n in reasons.get(campaign.id, ())
             ],
         }
         campaigns.append(entry)

@@ -102,7 +102,7 @@ def render_payloads(
     contexts: dict[str, dict[str, Any]] = {}
     if lines:
         request = archive_request(policy, campaign_id, lines)
-        out.append(Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", request.body()))
+        out.append(Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", dict(request)))
         contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids)
     for kind in ("run_started", "run_finished"):
         shown = counts if kind == "run_finished" else {}

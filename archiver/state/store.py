@@ -47,6 +47,8 @@ ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
 """.format(keep="(attempts.state = 'archived' OR attempts.batch_id IS NOT NULL)")
 
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
+# Every state an attempt of a run can be in other than archived.
+_NOT_ARCHIVED = ("pending", "skipped", "quarantined", "failed")
 
 
 def now() -> str:
@@ -424,16 +426,21 @@ class Store:
             )[0][0]
         )
 
-    def reasons(self, run_id: str, campaign_id: str) -> list[tuple[str, str, int]]:
-        """(state, reason, count) for a campaign's attempts that were not archived."""
-        return [
-            (s, r, n)
-            for s, r, n in self._query(
-                "SELECT state, reason, count(*) FROM attempts WHERE run_id = ? AND campaign_id = ?"
-                " AND state != 'archived' GROUP BY state, reason ORDER BY count(*) DESC",
-                (run_id, campaign_id),
-            )
-        ]
+    def reasons(self, run_id: str) -> dict[str, list[tuple[str, str, int]]]:
+        """Per campaign: (state, reason, count) of the run's attempts that were not archived.
+
+        One query for the whole run, through the (run_id, state) index: only the
+        attempts that were not archived are read.
+        """
+        out: dict[str, list[tuple[str, str, int]]] = {}
+        for campaign, state, reason, n in self._query(
+            "SELECT campaign_id, state, reason, count(*) FROM attempts WHERE run_id = ?"
+            f" AND state IN ({', '.join('?' * len(_NOT_ARCHIVED))})"
+            " GROUP BY campaign_id, state, reason ORDER BY campaign_id, count(*) DESC, state, reason",
+            (run_id, *_NOT_ARCHIVED),
+        ):
+            out.setdefault(campaign, []).append((state, reason, n))
+        return out
 
     def attempts(self, run_id: str) -> list[dict[str, Any]]:
         keys = (

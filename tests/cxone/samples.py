@@ -16,13 +16,14 @@ FAST_CONNECTION = Connection(timeout_seconds=2.0, connect_timeout_seconds=1.0, m
 
 def batch(campaign_id: str = CAMPAIGN) -> wire.ArchiveRequest:
     """A one-item archive request."""
-    item = wire.ArchiveItem(
+    item = wire.archive_item(
         contact_id="c-1",
         attempt_id="a-1",
-        status_matrix=wire.StatusMatrix(
-            outcome_code="NO_ANSWER", disposition="x", call_duration_seconds=3, anonymized=True
-        ),
+        outcome_code="NO_ANSWER",
+        disposition="x",
+        call_duration_seconds=3,
+        anonymized=True,
         retention_period_days=365,
         delete_active=True,
     )
-    return wire.ArchiveRequest(campaign_id=campaign_id, items=(item,), force_cold_storage=False)
+    return wire.archive_request(campaign_id=campaign_id, items=[item], force_cold_storage=False)

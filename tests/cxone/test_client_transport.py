@@ -108,7 +108,7 @@ def test_archive_sends_the_camelcase_body(cxone: FakeCxone, make_client: MakeCli
     answer = make_client().archive(CAMPAIGN, request, idempotency_key="k")
     assert answer.migration_job_id == "job-9"
     (seen,) = cxone.seen("POST", ARCHIVE)
-    assert seen.json() == request.body()
+    assert seen.json() == request
     assert seen.json()["items"][0]["statusMatrix"]["callDurationSeconds"] == 3
     assert seen.headers["content-type"] == "application/json"
 
