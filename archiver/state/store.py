@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from archiver.engine.records import Decision
 from archiver.errors import StateError
@@ -55,9 +55,11 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True, slots=True)
-class PendingItem:
-    """An attempt waiting for (or inside) an archive batch."""
+class PendingItem(NamedTuple):
+    """An attempt waiting for (or inside) an archive batch.
+
+    A named tuple: a run makes one per attempt it archives, straight from a row.
+    """
 
     attempt_id: str
     contact_id: str
