@@ -146,11 +146,12 @@ def _run_locked(
             policy=policy,
             store=store,
             client=client,
-            # Campaigns share the pool: a wider look-ahead per campaign only fetches
-            # pages past the end while other campaigns wait.
+            # Campaigns share the pool: each looks ahead by its share of it, rounded up
+            # so that no worker idles while every campaign lists (the pool queues the
+            # few extra). A wider look-ahead only fetches pages past the end.
             source=CxoneSource(
                 client, policy.source.page_size, http,
-                max(1, workers // min(len(policy.campaigns), workers)),
+                max(1, -(-workers // min(len(policy.campaigns), workers))),
             ),
             http=http,
             outbox=Outbox(store, sinks),
