@@ -127,6 +127,16 @@ def run_policy(
             store.close()
 
 
+def listing_window(max_in_flight: int, campaigns: int) -> int:
+    """Pages each campaign's listing keeps in flight.
+
+    Campaigns share the pool: each looks ahead by its share of it, rounded up so no
+    worker idles while every campaign lists (the pool queues the few extra). A wider
+    look-ahead would only fetch pages past the end while other campaigns wait.
+    """
+    return max(1, -(-max_in_flight // max(1, min(campaigns, max_in_flight))))
+
+
 def _run_locked(
     policy: Policy,
     client: CxoneClient,
@@ -146,12 +156,9 @@ def _run_locked(
             policy=policy,
             store=store,
             client=client,
-            # Campaigns share the pool: each looks ahead by its share of it, rounded up
-            # so that no worker idles while every campaign lists (the pool queues the
-            # few extra). A wider look-ahead only fetches pages past the end.
             source=CxoneSource(
                 client, policy.source.page_size, http,
-                max(1, -(-workers // min(len(policy.campaigns), workers))),
+                listing_window(workers, len(policy.campaigns)),
             ),
             http=http,
             outbox=Outbox(store, sinks),
