@@ -13,7 +13,7 @@ MIB = 1 << 20
 
 def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     result = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--quick"],
+        [sys.executable, "benchmarks/throughput.py", "--quick", "--repeat", "1"],
         cwd=REPO, capture_output=True, text=True, timeout=110,
     )
     out = result.stdout
@@ -27,6 +27,33 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     assert out.count("target >= 18 requests/s") == 2
 
 
+def _outcome(wall: float, rss: float, problems: list[str]) -> throughput.Outcome:
+    return throughput.Outcome(
+        label="x", wall=wall, rss_mb=rss, exit_code=0, api_requests=10, needed=10,
+        rate_limited=0, connections=1, archived=5, eligible=5, problems=list(problems),
+    )
+
+
+def test_repeated_runs_report_the_median_run_every_wall_time_the_worst_rss_and_all_problems(
+    tmp_path,
+):
+    planned = iter([_outcome(3.0, 50, []), _outcome(1.0, 70, ["2 attempts archived twice"]),
+                    _outcome(2.0, 60, [])])
+    seen = []
+
+    def run(work):
+        seen.append(work.name)
+        return next(planned)
+
+    chosen = throughput.repeated(3, run, tmp_path)
+    assert seen == ["run-1", "run-2", "run-3"]
+    assert chosen.wall == 2.0
+    assert chosen.walls == [3.0, 1.0, 2.0]
+    assert throughput.spread(chosen.walls) == "1.00/2.00/3.00"
+    assert chosen.rss_mb == 70
+    assert chosen.problems == ["run 2: 2 attempts archived twice"]
+
+
 def test_unknown_scenario_is_a_usage_error():
     result = subprocess.run(
         [sys.executable, "benchmarks/throughput.py", "--scenario", "a,z"],
@@ -34,6 +61,15 @@ def test_unknown_scenario_is_a_usage_error():
     )
     assert result.returncode == 2
     assert "--scenario" in result.stderr
+
+
+def test_repeat_below_one_is_a_usage_error():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/throughput.py", "--repeat", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--repeat" in result.stderr
 
 
 def test_peak_rss_is_the_child_own_not_the_benchmark_process(tmp_path):
