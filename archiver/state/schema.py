@@ -83,4 +83,10 @@ MIGRATIONS: tuple[str, ...] = (
         paused_at TEXT NOT NULL
     );
     """,
+    # 2: attempts_unbatched goes. The query it was made for reads attempts_run_state
+    # (run_id, state, then the key), which the planner prefers; the partial index only
+    # cost a write per listed attempt and another when the attempt joined a batch.
+    """
+    DROP INDEX IF EXISTS attempts_unbatched;
+    """,
 )

@@ -41,3 +41,27 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     (tmp_path / DB_NAME).write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StateError, match="is unusable"):
         Store(tmp_path)
+
+
+def test_a_version_1_store_migrates_forward_keeping_its_data(tmp_path):
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute(
+            "INSERT INTO attempts (campaign_id, attempt_id, run_id, decision, state)"
+            " VALUES ('c', 'a-1', 'r', 'archive', 'pending')"
+        )
+    store = Store(tmp_path)
+    assert store.schema_version == len(MIGRATIONS) >= 2
+    assert [i.attempt_id for i in store.unbatched("r", "c", "", 10)] == ["a-1"]
+    store.close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT attempt_id FROM attempts WHERE campaign_id = 'c'"
+            " AND state = 'pending' AND batch_id IS NULL AND attempt_id > '' AND run_id = 'r'"
+            " ORDER BY attempt_id LIMIT 200"
+        ).fetchall()
+    assert "attempts_unbatched" not in indexes
+    # Keyset paging over what is left to batch stays an index search, not a scan.
+    assert any("attempts_run_state" in row[-1] for row in plan), plan
