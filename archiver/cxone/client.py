@@ -242,13 +242,12 @@ class CxoneClient:
         return retrying(self._retry)(self._try, call)
 
     def _try(self, call: _Call) -> _Answer:
-        token = self._token(call)
-        answer = self._send(call, token)
-        if answer.status == 401 and not call.refreshed:
+        answer, token = self._send(call, authorized=True)
+        if answer.status == 401 and token is not None and not call.refreshed:
             # The token may have been revoked or expired early: one fresh token, one more send.
             call.refreshed = True
             self._tokens.invalidate(token)
-            answer = self._send(call, self._token(call))
+            answer, _ = self._send(call, authorized=True)
         if not answer.ok:
             raise self._status_error(call, answer)
         return answer
@@ -267,7 +266,7 @@ class CxoneClient:
             form=wire.token_form(self._client_id, self._secret),
             sends=on_behalf.sends,
         )
-        answer = self._send(call, None)
+        answer, _ = self._send(call, authorized=False)
         if not answer.ok:
             raise self._status_error(call, answer)
         try:
@@ -281,14 +280,21 @@ class CxoneClient:
         register_secret(parsed.access_token)
         return Token(parsed.access_token, parsed.expires_in)
 
-    def _send(self, call: _Call, token: str | None) -> _Answer:
-        """One HTTP try: through the limiter, timed, reported, never raising for a status."""
-        call.sends[call.endpoint] += 1
-        attempt = call.sends[call.endpoint]
+    def _send(self, call: _Call, *, authorized: bool) -> tuple[_Answer, str | None]:
+        """One HTTP try: through the limiter, timed, reported, never raising for a status.
+
+        An ``authorized`` call takes the current token after the limiter's wait, not
+        before: a token taken first could expire while the call waits its turn (a
+        long queue, a Retry-After pause) and be refused on arrival. Returns the answer
+        and the token sent.
+        """
+        self._limiter.acquire()
+        token = self._token(call) if authorized else None
         headers = dict(call.headers)
         if token is not None:
             headers.update(bearer(token))
-        self._limiter.acquire()
+        call.sends[call.endpoint] += 1
+        attempt = call.sends[call.endpoint]
         started = time.perf_counter()
         try:
             status, reason, response_headers, body = self._exchange(call, headers)
@@ -313,7 +319,7 @@ class CxoneClient:
                 self._throttled(retry_after)
         error_text = None if answer.ok else f"HTTP {status}: {answer.cause}"
         self._emit(call, attempt, status, duration, error_text)
-        return answer
+        return answer, token
 
     def _exchange(
         self, call: _Call, headers: Mapping[str, str]
