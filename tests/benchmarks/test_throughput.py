@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks import throughput
 from tests.support import REPO
 
@@ -54,22 +56,16 @@ def test_repeated_runs_report_the_median_run_every_wall_time_the_worst_rss_and_a
     assert chosen.problems == ["run 2: 2 attempts archived twice"]
 
 
-def test_unknown_scenario_is_a_usage_error():
+@pytest.mark.parametrize(
+    ("args", "option"), [(["--scenario", "a,z"], "--scenario"), (["--repeat", "0"], "--repeat")]
+)
+def test_bad_arguments_are_a_usage_error(args, option):
     result = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--scenario", "a,z"],
+        [sys.executable, "benchmarks/throughput.py", *args],
         cwd=REPO, capture_output=True, text=True, timeout=30,
     )
     assert result.returncode == 2
-    assert "--scenario" in result.stderr
-
-
-def test_repeat_below_one_is_a_usage_error():
-    result = subprocess.run(
-        [sys.executable, "benchmarks/throughput.py", "--repeat", "0"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode == 2
-    assert "--repeat" in result.stderr
+    assert option in result.stderr
 
 
 def test_peak_rss_is_the_child_own_not_the_benchmark_process(tmp_path):
