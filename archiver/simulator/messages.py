@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 
 @dataclass(slots=True)
@@ -57,3 +58,20 @@ def dump(value: Any) -> bytes:
 
 def json_response(status: int, value: Any) -> Response:
     return Response(status, dump(value))
+
+
+def strict_fields(text: str, allowed: frozenset[str], container: str, noun: str) -> dict[str, str]:
+    """The fields of a query string or form body, read strictly: every pair well
+    formed, none repeated, none unknown; ApiError 400 naming ``container``/``noun``
+    otherwise (e.g. "query string"/"query parameter")."""
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError as err:
+        raise ApiError(400, "invalid_request", f"malformed {container}: {err}") from err
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ApiError(400, "invalid_request", f"a {noun} is repeated")
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ApiError(400, "invalid_request", f"unknown {noun}(s): {', '.join(unknown)}")
+    return fields

@@ -10,12 +10,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import parse_qsl
 
 from archiver.simulator.campaign import ACTIVE, IDLE, CampaignState, now_iso
 from archiver.simulator.config import Faults, SimConfig
 from archiver.simulator.dataset import CampaignData, derive_campaign_ids, derive_tags
-from archiver.simulator.messages import ApiError, Response, dump, json_response
+from archiver.simulator.messages import ApiError, Response, dump, json_response, strict_fields
 from archiver.simulator.tokens import TokenStore
 from archiver.simulator.validate import (
     ArchiveBody,
@@ -192,16 +191,7 @@ def _resolve(camp: CampaignState, body: ArchiveBody) -> tuple[list[int], int]:
 
 
 def _read_list_query(query: str) -> tuple[int, int]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError as err:
-        raise ApiError(400, "invalid_request", f"malformed query string: {err}") from err
-    params = dict(pairs)
-    if len(params) != len(pairs):
-        raise ApiError(400, "invalid_request", "a query parameter is repeated")
-    unknown = sorted(set(params) - _LIST_PARAMS)
-    if unknown:
-        raise ApiError(400, "invalid_request", f"unknown query parameter(s): {', '.join(unknown)}")
+    params = strict_fields(query, _LIST_PARAMS, "query string", "query parameter")
     if params.get("status") != "completed":
         raise ApiError(400, "invalid_request", "status=completed is required")
     limit = _whole_number(params, "limit")

@@ -6,9 +6,8 @@ import hmac
 import secrets
 import threading
 import time
-from urllib.parse import parse_qsl
 
-from archiver.simulator.messages import ApiError
+from archiver.simulator.messages import ApiError, strict_fields
 
 _FORM = "application/x-www-form-urlencoded"
 _FIELDS = frozenset({"grant_type", "client_id", "client_secret", "scope"})
@@ -28,15 +27,10 @@ class TokenStore:
         if content_type != _FORM:
             raise ApiError(400, "invalid_request", f"token requests must be sent as {_FORM}")
         try:
-            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True)
-        except (UnicodeDecodeError, ValueError) as err:
+            text = body.decode("ascii")
+        except UnicodeDecodeError as err:
             raise ApiError(400, "invalid_request", f"malformed form body: {err}") from err
-        form = dict(pairs)
-        if len(form) != len(pairs):
-            raise ApiError(400, "invalid_request", "a form field is repeated")
-        unknown = sorted(set(form) - _FIELDS)
-        if unknown:
-            raise ApiError(400, "invalid_request", f"unknown form field(s): {', '.join(unknown)}")
+        form = strict_fields(text, _FIELDS, "form body", "form field")
         missing = sorted({"grant_type", "client_id", "client_secret"} - set(form))
         if missing:
             raise ApiError(400, "invalid_request", f"missing form field(s): {', '.join(missing)}")
