@@ -181,7 +181,7 @@ def _run_locked(
             ctx.outbox.drain()
     failed = totals["failed"] > 0 or any(s in ("failed", "aborted") for s, _ in statuses.values())
     exit_code = EXIT_FAILED if failed else EXIT_OK
-    report = build_report(ctx, statuses, started, exit_code)
+    report = build_report(ctx, statuses, counts, started, exit_code)
     status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
     if on_report:
         on_report(report)  # may add to the report before it is stored
@@ -229,9 +229,13 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
 
 
 def build_report(
-    ctx: RunContext, statuses: Mapping[str, tuple[str, str]], started: float, exit_code: int
+    ctx: RunContext,
+    statuses: Mapping[str, tuple[str, str]],
+    counts: Mapping[str, Mapping[str, int]],
+    started: float,
+    exit_code: int,
 ) -> dict[str, Any]:
-    counts = ctx.store.counts(ctx.run_id)
+    """The run report; ``counts`` is the store's per-campaign count of attempts by state."""
     archived_now = ctx.store.archived_by_run(ctx.run_id)
     reasons = ctx.store.reasons(ctx.run_id)
     campaigns = []

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from archiver.engine.records import Decision
+from archiver.engine.records import FINAL_STATES, Decision
 from archiver.errors import StateError
 from archiver.state.schema import MIGRATIONS
 
@@ -48,7 +48,7 @@ ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
 
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
 # Every state an attempt of a run can be in other than archived.
-_NOT_ARCHIVED = ("pending", "skipped", "quarantined", "failed")
+_NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
 
 
 def now() -> str:
