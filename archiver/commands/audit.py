@@ -80,7 +80,7 @@ def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
 
 def check_against_store(file: Path, result: VerifyResult, state_dir: Path) -> VerifyResult:
     """An intact chain must also reach the last line the state store saw written."""
-    store = Store(state_dir)
+    store = Store.open_existing(state_dir)
     try:
         checkpoint = store.audit_checkpoint(file)
     finally:

@@ -22,16 +22,12 @@ from archiver.report.progress import LogProgress, TerminalProgress, console_line
 from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
+from archiver.state.folder import default_state_dir
 
 if TYPE_CHECKING:
     from archiver.report.metrics import RunMetrics
 
-STATE_DIR_NAME = ".archiver"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
-def default_state_dir(policy_path: Path) -> Path:
-    return policy_path.resolve().parent / STATE_DIR_NAME
 
 
 def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:

@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from archiver.commands.run import STATE_DIR_NAME, default_state_dir
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
-from archiver.state.store import DB_NAME, Store
+from archiver.state.folder import STATE_DIR_NAME, default_state_dir
+from archiver.state.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 COUNTS = ("listed", *FINAL_STATES)
@@ -46,15 +46,6 @@ def resolve_state_dir(state_dir: Path | None, policy_path: Path | None) -> Path:
     return Path(STATE_DIR_NAME)
 
 
-def open_store(state_dir: Path) -> Store:
-    # Store() would create an empty store; a mistyped path should say so instead.
-    if not (state_dir / DB_NAME).is_file():
-        raise StateError(
-            f"no state store in {state_dir} (no run has used it; pass --state DIR or --policy FILE)"
-        )
-    return Store(state_dir)
-
-
 @click.group("runs", invoke_without_command=True)
 @state_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -70,7 +61,7 @@ def command(
     ctx.obj = resolve_state_dir(state_dir, policy_path)
     if ctx.invoked_subcommand is not None:
         return
-    store = open_store(ctx.obj)
+    store = Store.open_existing(ctx.obj)
     try:
         runs = store.runs(limit=limit)
     finally:
@@ -97,7 +88,7 @@ def command(
 def show(ctx: click.Context, run_id: str, state_dir: Path | None, policy_path: Path | None) -> None:
     """Print the JSON report of run RUN_ID (or of the one run whose id starts with it)."""
     folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
-    store = open_store(folder)
+    store = Store.open_existing(folder)
     try:
         run = find_run(store.runs(limit=sys.maxsize), run_id)
     finally:

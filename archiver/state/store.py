@@ -107,6 +107,16 @@ class Store:
         except sqlite3.DatabaseError as err:
             raise StateError(f"state store {self.path} is unusable: {err}") from err
 
+    @classmethod
+    def open_existing(cls, folder: Path) -> Store:
+        """The store a run left in ``folder``; StateError when there is none (where
+        ``Store()`` would create an empty one, a mistyped path should say so)."""
+        if not (folder / DB_NAME).is_file():
+            raise StateError(
+                f"no state store in {folder} (no run has used it; pass --state DIR or --policy FILE)"
+            )
+        return cls(folder)
+
     # -- plumbing -------------------------------------------------------------
     def close(self) -> None:
         with self._lock:

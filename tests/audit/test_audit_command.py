@@ -76,3 +76,16 @@ def test_help_explains_exit_codes() -> None:
     assert result.exit_code == 0
     assert "Exit 0" in result.stdout and "FILE:LINE" in result.stdout
     assert "verify" in CliRunner().invoke(command, ["--help"]).stdout
+
+
+def test_verify_against_a_folder_without_a_state_store_is_an_error_not_a_pass(
+    six_line_log: Path, tmp_path: Path
+) -> None:
+    from archiver.cli import cli
+
+    empty = tmp_path / "not-a-state-folder"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["audit", "verify", str(six_line_log), "--state", str(empty)])
+    assert result.exit_code != 0
+    assert "no state store in" in result.output
+    assert list(empty.iterdir()) == [], "no empty store is created"
