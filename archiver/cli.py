@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from archiver import __version__
-from archiver.errors import EXIT_USAGE, ArchiverError, PolicyError
+from archiver.errors import EXIT_INTERRUPTED, EXIT_USAGE, ArchiverError, PolicyError
 from archiver.report.redact import redact
 
 # Order is the order `archiver --help` lists them in.
@@ -49,6 +49,11 @@ class ArchiverGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Caught here: click's own handler would print "Aborted!" and exit 1, the
+            # code of a run with failed attempts.
+            click.echo("archiver: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except PolicyError as err:
             for diag in err.diagnostics:
                 click.echo(diag.format(), err=True)
@@ -74,9 +79,6 @@ def main() -> None:
     ArchiverGroup.freeze_after_load = True
     try:
         cli.main(prog_name="archiver", standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("archiver: interrupted", err=True)
-        sys.exit(130)
     except click.exceptions.Exit as exc:  # pragma: no cover - click handles this itself
         sys.exit(exc.exit_code)
     sys.exit(EXIT_USAGE)  # pragma: no cover - cli.main always exits

@@ -15,6 +15,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store
 EXIT_CONFIG = 78  # EX_CONFIG: invalid policy or missing secret
+EXIT_INTERRUPTED = 130  # a shell's code for a process stopped by SIGINT (outside a run)
 
 
 class Transient:

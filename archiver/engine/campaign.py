@@ -225,9 +225,12 @@ class CampaignJob:
                     self.cid, request, idempotency_key=batch.idempotency_key
                 )
         except CampaignSkipped as err:
+            # Not failed: the policy asked to skip a dialing campaign. The rest of its
+            # attempts are recorded skipped when the campaign ends.
             self._stop = self._stop or err
-            self.store.batch_failed(batch, run_id=self.run_id, error=str(err), sent=False)
-            self.store.skip_pending(self.run_id, self.cid, str(err))
+            self.store.batch_failed(
+                batch, run_id=self.run_id, error=str(err), sent=False, state="skipped"
+            )
             return
         except ApiError as err:
             sent = isinstance(err, Transient)

@@ -334,11 +334,14 @@ class Store:
                 )
             self._enqueue(db, events)
 
-    def batch_failed(self, batch: StoredBatch, *, run_id: str, error: str, sent: bool) -> None:
+    def batch_failed(
+        self, batch: StoredBatch, *, run_id: str, error: str, sent: bool, state: str = "failed"
+    ) -> None:
         """A batch that did not go through.
 
         ``sent=False``: the API certainly did not apply it (400, 403, 409): the batch is
-        closed and its attempts are free for a new batch in a later run. ``sent=True``:
+        closed and its attempts, recorded in ``state`` (failed, or skipped when the
+        policy skips a dialing campaign), are free for a new batch in a later run. ``sent=True``:
         its fate is unknown (retries exhausted on timeouts, 5xx): the batch stays open
         and the next run reconciles it with the listing or resends it with its key.
         """
@@ -349,9 +352,9 @@ class Store:
                     (error, now(), batch.id),
                 )
                 db.execute(
-                    "UPDATE attempts SET state = 'failed', run_id = ?, reason = ?, batch_id = NULL"
+                    "UPDATE attempts SET state = ?, run_id = ?, reason = ?, batch_id = NULL"
                     " WHERE batch_id = ?",
-                    (run_id, error, batch.id),
+                    (state, run_id, error, batch.id),
                 )
             else:
                 db.execute("UPDATE batches SET error = ? WHERE id = ?", (error, batch.id))

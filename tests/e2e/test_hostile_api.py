@@ -184,3 +184,30 @@ def test_on_violation_abort_stops_that_campaign_before_anything_is_archived(tmp_
         assert c["status"] == "aborted"
         assert "not anonymized (on_violation: abort)" in c["reason"]
         assert c["archived"] == 0
+
+
+def test_on_active_skip_records_a_dialing_campaigns_attempts_skipped_and_the_run_succeeds(
+    tmp_path, start_sim
+):
+    dialing, quiet = CAMPAIGNS[0], CAMPAIGNS[2]
+    sim = start_sim(
+        Faults(active_campaigns=[dialing]),
+        campaign_ids=[dialing, quiet],
+        attempts_per_campaign=600,
+        seed=5,
+    )
+    doc = policy_dict([dialing, quiet])
+    doc["campaigns"][0]["on_active"] = "skip"
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(tmp_path / "r.json")],
+        sim_env(sim),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    by_id = {c["id"]: c for c in read_report(tmp_path / "r.json")["campaigns"]}
+    assert by_id[dialing]["status"] == "skipped"
+    # Every batch refused with 409 included: skipped, none failed, none archived.
+    assert by_id[dialing]["failed"] == 0 and by_id[dialing]["archived"] == 0
+    eligible = sim.eligible_ids(dialing, set(APPROVED))
+    assert by_id[dialing]["skipped"] >= len(eligible)
+    assert set(sim.ledger()) == sim.eligible_ids(quiet, set(APPROVED))

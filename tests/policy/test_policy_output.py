@@ -123,3 +123,16 @@ def test_missing_file_is_reported_like_any_other_problem(tmp_path) -> None:
 
     assert result.exit_code == EXIT_CONFIG
     assert result.output.startswith(f"{tmp_path / 'nope.yaml'}:1:1: P002 no such file")
+
+
+def test_ctrl_c_in_a_command_exits_130_not_1(monkeypatch, tmp_path):
+    from archiver.cli import cli
+    from archiver.commands import schema
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(schema.command, "callback", interrupted)
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 130
+    assert "archiver: interrupted" in result.output
