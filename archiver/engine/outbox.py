@@ -63,9 +63,12 @@ class Outbox:
                 try:
                     receipt = self._deliver(sink, event.event_id, event.body)
                 except WebhookGone as err:
+                    # The endpoint is gone for every event, not only this one: the sink
+                    # stops for the run, its other events kept for a later one.
                     log.error("sink %s disabled: %s", key, err)
                     self.store.event_failed(event.seq, str(err), disable=True)
-                    continue
+                    self._broken.add(key)
+                    return
                 except ArchiverError as err:
                     if not isinstance(err, Transient):
                         raise
