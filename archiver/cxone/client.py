@@ -298,14 +298,8 @@ class CxoneClient:
         started = time.perf_counter()
         try:
             status, reason, response_headers, body = self._exchange(call, headers)
-        except _TRANSPORT_ERRORS as err:
-            error = self._api_error(NetworkError, call, None, self._transport_cause(err))
-            self._emit(call, attempt, None, time.perf_counter() - started, str(error))
-            raise error from err
         except requests.RequestException as err:
-            error = self._api_error(
-                TerminalApiError, call, None, f"request failed: {_truncate(self._scrub(str(err)))}"
-            )
+            error = self._transport_error(call, err)
             self._emit(call, attempt, None, time.perf_counter() - started, str(error))
             raise error from err
         duration = time.perf_counter() - started
@@ -405,6 +399,18 @@ class CxoneClient:
         self, cls: type[ApiError], call: _Call, status: int | None, message: str
     ) -> ApiError:
         return cls(message, status=status, campaign_id=call.campaign_id, endpoint=call.where)
+
+    def _transport_error(self, call: _Call, err: requests.RequestException) -> ApiError:
+        """What a failed exchange means: a transient network error, or a terminal one."""
+        if isinstance(err, requests.exceptions.SSLError):
+            # A ConnectionError to requests, but no retry mends a certificate or a
+            # server that does not speak TLS.
+            cause = f"TLS failed: {_truncate(self._scrub(str(err)))}"
+            return self._api_error(TerminalApiError, call, None, cause)
+        if isinstance(err, _TRANSPORT_ERRORS):
+            return self._api_error(NetworkError, call, None, self._transport_cause(err))
+        cause = f"request failed: {_truncate(self._scrub(str(err)))}"
+        return self._api_error(TerminalApiError, call, None, cause)
 
     def _transport_cause(self, err: requests.RequestException) -> str:
         connect, read = self._timeout

@@ -283,3 +283,13 @@ def test_context_manager_closes_the_pooled_connections(cxone: FakeCxone) -> None
     while cxone.open_connections and time.monotonic() < deadline:
         time.sleep(0.01)
     assert cxone.open_connections == 0
+
+
+def test_a_tls_failure_is_terminal_not_retried(
+    cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
+) -> None:
+    # The fake server speaks plain HTTP: an https client fails its TLS handshake.
+    client = make_client(base_url=cxone.url.replace("http://", "https://"))
+    with pytest.raises(TerminalApiError, match="TLS failed"):
+        client.list_attempts(CAMPAIGN, limit=10, offset=0)
+    assert len(events) == 1, "no retry mends TLS"
