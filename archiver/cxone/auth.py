@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -63,7 +64,9 @@ class TokenCache:
             if self._value is not None and now < self._refresh_at:
                 return self._value
             if self._refused is not None:
-                raise self._refused
+                # A copy for each caller: threads raising one object would share
+                # (and keep lengthening) its traceback.
+                raise copy.copy(self._refused) from None
             try:
                 token = fetch()
             except AuthError as err:

@@ -129,3 +129,17 @@ def test_threads_share_one_token_fetch(cxone: FakeCxone, make_client: MakeClient
         )
     assert pages == [[]] * 8
     assert len(cxone.seen("POST", wire.TOKEN_PATH)) == 1
+
+
+def test_each_caller_of_refused_credentials_gets_its_own_error(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    client = make_client(client_secret="wrong-secret-value")
+    errors = []
+    for _ in range(3):
+        with pytest.raises(AuthError) as caught:
+            client.list_attempts(CAMPAIGN, limit=10, offset=0)
+        errors.append(caught.value)
+    assert len({id(e) for e in errors}) == 3, "one shared exception would share its traceback"
+    assert len({str(e) for e in errors}) == 1
+    assert len(cxone.seen("POST", wire.TOKEN_PATH)) == 1
