@@ -44,7 +44,7 @@ def test_429_retry_after_seconds_is_honoured(cxone: FakeCxone, make_client: Make
 def test_429_retry_after_http_date_is_honoured(cxone: FakeCxone, make_client: MakeClient) -> None:
     # HTTP-dates have whole seconds: the retry must not come before the named second,
     # however long the first call took to arrive (a fixed gap would race the clock).
-    until = int(time.time()) + 2
+    until = int(time.time()) + 3
     later = formatdate(until, usegmt=True)
     cxone.script("GET", LIST, Reply(429, {"message": "slow down"}, headers={"Retry-After": later}))
     wall_minus_monotonic = time.time() - time.monotonic()

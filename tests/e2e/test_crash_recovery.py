@@ -134,7 +134,8 @@ def test_webhook_receiver_down_for_a_whole_run_then_delivered_with_original_ids(
 
 def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim):
     sim = start_sim(
-        Faults(latency_ms=150), campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=400, seed=8
+        # Slow answers keep the first run busy well past the second one's start-up.
+        Faults(latency_ms=400), campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=400, seed=8
     )
     policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
     state = tmp_path / "state"
@@ -151,6 +152,8 @@ def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim)
         if (state / "state.db").exists():
             break
         threading.Event().wait(0.05)
+    else:
+        pytest.fail("the first run never opened its state store")
     second = run_cli(["run", str(policy), "--state", str(state)], env)
     runner.join()
     assert second.returncode == 75, second.stdout + second.stderr

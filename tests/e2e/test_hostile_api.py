@@ -77,6 +77,8 @@ def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_pat
     doc = policy_dict(CAMPAIGNS[:1])
     doc["connection"]["timeout_seconds"] = 0.5
     doc["retry"]["max_attempts"] = 10
+    # Pages of 20: some 25 calls, so at a 25 % rate a hang is all but certain (0.75**25 < 0.1 %).
+    doc["source"]["page_size"] = 20
     policy = write_policy(tmp_path / "p.yaml", doc)
     started = time.monotonic()
     result = run_cli(
@@ -87,6 +89,7 @@ def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_pat
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-3000:]
     # A single hung answer would take 30 s; the policy's 0.5 s read timeout cut them short.
+    assert sim.stats()["hangs"] > 0
     assert elapsed < 30
     ledger = sim.ledger()
     assert set(ledger) == sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
