@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -90,7 +89,7 @@ def show(ctx: click.Context, run_id: str, state_dir: Path | None, policy_path: P
     folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
     store = Store.open_existing(folder)
     try:
-        run = find_run(store.runs(limit=sys.maxsize), run_id)
+        run = find_run(store.runs_starting_with(run_id), run_id)
     finally:
         store.close()
     if run["report"] is None:

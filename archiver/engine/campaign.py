@@ -267,9 +267,8 @@ class CampaignJob:
     def verify_partial_batches(self) -> None:
         if not self._partial:
             return
-        members = {
-            i.attempt_id for batch, _ in self._partial for i in self.store.batch_items(batch.id)
-        }
+        items_of = {batch.id: self.store.batch_items(batch.id) for batch, _ in self._partial}
+        members = {i.attempt_id for items in items_of.values() for i in items}
         still_listed: set[str] = set()
         for page in self.ctx.source.pages(self.cid):
             for raw in page:
@@ -277,7 +276,7 @@ class CampaignJob:
                 if aid in members:
                     still_listed.add(aid)
         for batch, response in self._partial:
-            items = self.store.batch_items(batch.id)
+            items = items_of[batch.id]
             archived = [i for i in items if i.attempt_id not in still_listed]
             reason = (
                 f"archive call reported {response.failed_count} failed item(s); "

@@ -191,6 +191,10 @@ class Store:
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._run_rows("", (), limit)
 
+    def runs_starting_with(self, prefix: str) -> list[dict[str, Any]]:
+        """The runs whose id starts with ``prefix`` (only those are read and parsed)."""
+        return self._run_rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), limit=-1)
+
     # -- campaigns --------------------------------------------------------------
     def set_campaign(self, run_id: str, campaign_id: str, status: str, reason: str = "") -> None:
         with self.tx() as db:
@@ -456,22 +460,6 @@ class Store:
         ):
             out.setdefault(campaign, []).append((state, reason, n))
         return out
-
-    def attempts(self, run_id: str) -> list[dict[str, Any]]:
-        keys = (
-            "campaign_id",
-            "attempt_id",
-            "state",
-            "reason",
-            "retention_days",
-            "batch_id",
-            "outcome",
-        )
-        rows = self._query(
-            f"SELECT {', '.join(keys)} FROM attempts WHERE run_id = ? ORDER BY campaign_id, attempt_id",
-            (run_id,),
-        )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- outbox -----------------------------------------------------------------
     @staticmethod

@@ -65,3 +65,15 @@ def test_a_version_1_store_migrates_forward_keeping_its_data(tmp_path):
     assert "attempts_unbatched" not in indexes
     # Keyset paging over what is left to batch stays an index search, not a scan.
     assert any("attempts_run_state" in row[-1] for row in plan), plan
+
+
+def test_runs_starting_with_reads_only_the_matching_runs(tmp_path):
+    store = Store(tmp_path)
+    for run_id in ("r1-aa", "r1-ab", "r2-aa", "x%_1"):
+        store.start_run(run_id, "p", "h")
+    assert sorted(r["id"] for r in store.runs_starting_with("r1-a")) == ["r1-aa", "r1-ab"]
+    assert [r["id"] for r in store.runs_starting_with("r2-aa")] == ["r2-aa"]
+    # No LIKE wildcards: % and _ are matched as themselves.
+    assert [r["id"] for r in store.runs_starting_with("x%_")] == ["x%_1"]
+    assert store.runs_starting_with("r3") == []
+    store.close()
