@@ -69,9 +69,10 @@ def cli() -> None:
     """Archive completed NICE CXone contact attempts as a reviewed YAML policy declares.
 
     Start with `archiver validate policies/`, look at `archiver plan POLICY`,
-    then `archiver run POLICY`. Exit codes: 0 every attempt reached a final
-    state, 1 some failed, 2 usage error, 75 another run holds the state
-    store, 78 invalid policy or missing secret.
+    then `archiver run POLICY`. Exit codes: 0 every listed attempt reached a
+    final state other than failed, 1 some failed, 2 usage error, 75 another
+    run holds the state store, 78 invalid policy or missing secret, 130
+    interrupted (Ctrl-C).
     """
 
 

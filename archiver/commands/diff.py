@@ -33,7 +33,7 @@ MAX_COUNT = 100_000
                    "API lists them, or the cases of a NAME.test.yaml.")
 @click.option("--simulator", is_flag=True,
               help="List the attempts from the embedded simulator over HTTP instead of "
-                   "generating them in-process (same records for the same --seed and --count).")
+                   "generating them in-process (the same records as the default --seed).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
               help="Seed of the generated attempts (default: the embedded simulator's, so "
                    "both give the same records).")
@@ -75,6 +75,15 @@ def command(
         raise UsageError("only one of OLD and NEW can be read from standard input")
     if fixtures_path is not None and simulator:
         raise UsageError("--fixtures and --simulator cannot be used together")
+    # Options that would be silently ignored are refused instead.
+    given = {
+        name for name in ("seed", "count")
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    }
+    if fixtures_path is not None and given:
+        raise UsageError(f"--{' and --'.join(sorted(given))} cannot be used with --fixtures")
+    if simulator and "seed" in given:
+        raise UsageError("--seed cannot be used with --simulator: the embedded simulator's seed is fixed")
     old_policy, new_policy = load_policy(old), load_policy(new)
     fixtures = _fixtures(old_policy, new_policy, fixtures_path, simulator, seed, count)
     result = diff_policies(

@@ -22,7 +22,7 @@ FORMATS = ("text", "json", "github")
 )
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[Path, ...], output_format: str) -> None:
-    """Check policies (files, or folders of *.yaml) against the schema and the semantic rules.
+    """Check policies (files, or folders of *.yaml and *.yml) against the schema and the semantic rules.
 
     Needs no secrets and makes no requests. Exit 0 when every policy is valid, 78 otherwise.
     """

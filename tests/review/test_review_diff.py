@@ -171,3 +171,13 @@ def test_a_new_campaign_and_an_aborting_filter_show_per_campaign(tmp_path):
     assert text.exit_code == 0, text.output
     assert f"campaign {CAMPAIGNS[0]}: runs -> would abort" in text.output
     assert f"campaign {CAMPAIGNS[1]}: not in policy -> would abort" in text.output
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path):
+    old, new = old_and_new(tmp_path)
+    records = tmp_path / "records.json"
+    records.write_text("[]")
+    seeded = diff(str(old), str(new), "--simulator", "--seed", "5")
+    assert seeded.exit_code == 2 and "--seed cannot be used with --simulator" in seeded.output
+    counted = diff(str(old), str(new), "--fixtures", str(records), "--count", "10")
+    assert counted.exit_code == 2 and "--count cannot be used with --fixtures" in counted.output
