@@ -18,11 +18,28 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def url_problem(url: str, what: str, *, otherwise: str = "") -> str | None:
+    """Why ``url`` is refused as an endpoint, if it is: https, or plain http on loopback
+    only. The URL itself is never quoted: it may hold credentials. ``otherwise`` names
+    what else the caller accepts (e.g. " or `embedded`")."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        return f"{what} is not a valid URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return f"{what} must be an https:// URL{otherwise}"
+    if parts.username or parts.password:
+        return f"{what} must not carry credentials"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return f"{what} must use https:// (plain http:// only for loopback addresses)"
+    return None
+
+
 def require_secure_url(url: str, *, what: str) -> str:
-    """Plain http is accepted only for loopback addresses; anything else must be https."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return url
-    if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
-        return url
-    raise ConfigError(f"{what} {url!r} must use https:// (plain http only for loopback addresses)")
+    """``url`` itself, or ConfigError saying why it is refused (see ``url_problem``)."""
+    problem = url_problem(url, what)
+    if problem:
+        raise ConfigError(problem)
+    return url

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
 
 from archiver.errors import Diagnostic
-from archiver.netutil import is_loopback_host
+from archiver.netutil import url_problem
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
 from archiver.policy._schema import STAGE_LISTS
@@ -106,22 +105,10 @@ def _retention(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
 
 
 def _url_problem(url: str, what: str) -> str | None:
-    """Why ``url`` is refused, if it is. The URL itself is never quoted: it may hold credentials."""
+    """Why ``url`` is refused, if it is (``embedded`` is a base URL too)."""
     if url == EMBEDDED:
         return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        return f"{what} is not a valid URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return f"{what} must be an https:// URL or `{EMBEDDED}`"
-    if parts.username or parts.password:
-        return f"{what} must not carry credentials"
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return f"{what} must use https:// (plain http:// only for loopback addresses)"
-    return None
+    return url_problem(url, what, otherwise=f" or `{EMBEDDED}`")
 
 
 def _connection(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
