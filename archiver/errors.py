@@ -128,23 +128,20 @@ class ApiError(ArchiverError):
 
 
 class TransientApiError(ApiError, Transient):
-    """An API error worth retrying (429, 5xx, connection failure, timeout)."""
+    """An API error worth retrying (429, 5xx, connection failure, timeout);
+    ``retry_after`` seconds if the server said when to come back."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class RateLimited(TransientApiError):
-    """429: the tenant's rate limit was hit; ``retry_after`` seconds if the server said."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+    """429: the tenant's rate limit was hit."""
 
 
 class ServerError(TransientApiError):
-    """5xx: the server failed; ``retry_after`` seconds if it said when to come back."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, **kw)  # type: ignore[arg-type]
+    """5xx: the server failed."""
 
 
 class NetworkError(TransientApiError):

@@ -9,7 +9,8 @@ from types import FrameType
 import click
 
 from archiver.errors import UsageError
-from archiver.simulator import Faults, SimConfig, Simulator, is_loopback
+from archiver.netutil import is_loopback_host
+from archiver.simulator import Faults, SimConfig, Simulator
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -19,7 +20,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: float | None) -> fl
 
 
 def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not is_loopback(value):
+    if not is_loopback_host(value):
         raise click.BadParameter("the simulator listens on loopback addresses only")
     return value
 

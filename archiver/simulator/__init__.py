@@ -10,7 +10,7 @@ imported from there), so a misreading in one shows up as a failure in the other.
 from __future__ import annotations
 
 from archiver.simulator.config import DEFAULT_OUTCOME_MIX, TUTORIAL_APPROVED, Faults, SimConfig
-from archiver.simulator.runner import Simulator, is_loopback
+from archiver.simulator.runner import Simulator
 from archiver.simulator.webhooks import sign
 
 __all__ = [
@@ -19,6 +19,5 @@ __all__ = [
     "Faults",
     "SimConfig",
     "Simulator",
-    "is_loopback",
     "sign",
 ]

@@ -13,13 +13,11 @@ from urllib.parse import unquote
 
 from archiver.simulator.config import Faults, SimConfig
 from archiver.simulator.limiter import TokenBucket
-from archiver.simulator.messages import ApiError, Request, Response, json_response
+from archiver.simulator.messages import SIM_PREFIX, ApiError, Request, Response, json_response
 from archiver.simulator.observe import SimRoutes
 from archiver.simulator.reqlog import RequestLog
 from archiver.simulator.state import SimState
 from archiver.simulator.webhooks import WebhookLog
-
-SIM_PREFIX = "/_sim/"
 
 # (path pattern, kind, method); the campaign id is the first group when present.
 _ROUTES: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -149,10 +147,7 @@ class App:
     def _dispatch(self, kind: str, cid: str, req: Request, faults: Faults) -> Response:
         state = self.state
         if kind == "token":
-            token = state.tokens.issue(
-                req.content_type, req.body, faults.token_lifetime_seconds,
-                faults.token_expires_in,
-            )
+            token = state.tokens.issue(req.content_type, req.body, faults.token_lifetime_seconds)
             return json_response(
                 200,
                 {"access_token": token, "token_type": "bearer",

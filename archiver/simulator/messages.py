@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+# The simulator's own routes (stats, ledger, faults, webhooks), outside the API.
+SIM_PREFIX = "/_sim/"
+
 
 @dataclass(slots=True)
 class Request:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs
 
 from archiver.simulator.config import TUTORIAL_APPROVED
-from archiver.simulator.messages import ApiError, Request, Response, json_response
+from archiver.simulator.messages import SIM_PREFIX, ApiError, Request, Response, json_response
 from archiver.simulator.webhooks import verify
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class SimRoutes:
         self._app = app
 
     def handle(self, req: Request) -> Response:
-        name = req.path[len("/_sim/") :]
+        name = req.path[len(SIM_PREFIX) :]
         route = (req.method, name)
         try:
             if route == ("POST", "webhooks"):

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from types import TracebackType
 from typing import Any
 
-from archiver.simulator.app import SIM_PREFIX, App
+from archiver.netutil import is_loopback_host
+from archiver.simulator.app import App
 from archiver.simulator.config import Faults, SimConfig
+from archiver.simulator.messages import SIM_PREFIX
 from archiver.simulator.server import HttpServer
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Simulator:
@@ -32,7 +24,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        if not is_loopback(host):
+        if not is_loopback_host(host):
             raise ValueError(f"the simulator only listens on loopback addresses, not {host!r}")
         self.config = config if config is not None else SimConfig()
         self._app = App(self.config, faults if faults is not None else Faults())

@@ -15,8 +15,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from archiver.simulator.app import SIM_PREFIX, App
-from archiver.simulator.messages import ApiError, Request, Response
+from archiver.simulator.app import App
+from archiver.simulator.messages import SIM_PREFIX, ApiError, Request, Response
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

@@ -22,7 +22,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self.issued = 0
 
-    def issue(self, content_type: str, body: bytes, lifetime: float, expires_in: int) -> str:
+    def issue(self, content_type: str, body: bytes, lifetime: float) -> str:
         """A new token for a valid client-credentials form; ApiError otherwise."""
         if content_type != _FORM:
             raise ApiError(400, "invalid_request", f"token requests must be sent as {_FORM}")
