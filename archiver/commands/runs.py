@@ -10,18 +10,17 @@ from typing import Any, TypeVar
 
 import click
 from rich import box
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
+from archiver.report.summary import PLAIN_WIDTH, plain_console
 from archiver.state.folder import STATE_DIR_NAME, default_state_dir
 from archiver.state.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 COUNTS = ("listed", *FINAL_STATES)
-PLAIN_WIDTH = 160
 WIDE = 110  # terminal columns needed for the full table
 
 
@@ -71,9 +70,7 @@ def command(
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    console = Console()
-    if not console.is_terminal:  # piped: no width to respect, and cut-off ids are useless
-        console.width = max(console.width, PLAIN_WIDTH)
+    console = plain_console()
     if not rows:
         console.print(f"no runs recorded in {ctx.obj}", markup=False)
         return

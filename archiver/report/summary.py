@@ -98,11 +98,18 @@ def _table(title: str, width: int) -> Table:
     return Table(title=title)
 
 
+def plain_console() -> Console:
+    """A console for stdout; piped, it is at least PLAIN_WIDTH wide (no terminal width to
+    respect, and cut-off ids are useless)."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, PLAIN_WIDTH)
+    return console
+
+
 def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Console | None = None) -> None:
     if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console.width = max(console.width, PLAIN_WIDTH)
+        console = plain_console()
     totals = report["totals"]
     if not quiet:
         console.print(campaign_table(report, console.width))

@@ -60,11 +60,10 @@ from jsonschema import Draft202012Validator
 
 from archiver.errors import Diagnostic
 from archiver.policy._document import Positions
+from archiver.policy._loader import POLICY_SUFFIXES, TEST_SUFFIXES
 from archiver.policy._yaml import parse
 from archiver.review.schema_errors import describe, relevant
 
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
-POLICY_SUFFIXES = (".yaml", ".yml")
 MAX_BYTES = 4 * 1024 * 1024
 
 # Diagnostic codes of test files (the YAML reader's own use the policy's P-codes).

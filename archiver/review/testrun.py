@@ -12,6 +12,7 @@ import yaml
 
 from archiver.errors import Diagnostic, PolicyError, TemplateError
 from archiver.policy import load_policy
+from archiver.policy._loader import TEST_SUFFIXES
 from archiver.policy.model import Policy
 from archiver.review.match import mismatches, project
 from archiver.review.samples import ARCHIVE, Payload, SampleIds, render_payloads
@@ -89,7 +90,7 @@ def find_test_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]
 
 
 def _tests_beside(policy: Path) -> Path | None:
-    for suffix in (".test.yaml", ".test.yml"):
+    for suffix in TEST_SUFFIXES:
         candidate = policy.with_name(policy.stem + suffix)
         if candidate.is_file():
             return candidate
