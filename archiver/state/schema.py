@@ -89,4 +89,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP INDEX IF EXISTS attempts_unbatched;
     """,
+    # 3: what a record said of itself is kept (an archive body sends the record's own
+    # values, never a constant), every run names the target it ran against, and the
+    # store remembers the one target it belongs to (store_meta 'target').
+    """
+    ALTER TABLE attempts ADD COLUMN anonymized INTEGER;   -- 1 | 0 | NULL (not listed with one)
+    ALTER TABLE runs ADD COLUMN target TEXT NOT NULL DEFAULT '';  -- JSON: backend, host, tenant
+    CREATE TABLE store_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
