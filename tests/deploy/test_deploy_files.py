@@ -1,0 +1,159 @@
+"""The deployment files are checked by the tools that consume them, as far as this
+machine can run them: pre-commit itself, GitHub's workflow schema, hadolint, the
+Kubernetes API schemas, systemd's own verifier, and the diff script run for real."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+BIN = Path(sys.executable).parent
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert found, f"{name} is not installed (it is in the test extra)"
+    return found
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _policy_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "policy-repo"
+    shutil.copytree(REPO / "policies", repo / "policies", ignore=shutil.ignore_patterns(".archiver", "audit"))
+    _git(repo.parent, "init", "-q", str(repo))
+    _git(repo, "config", "user.email", "reviewer@example.com")
+    _git(repo, "config", "user.name", "Reviewer")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "base")
+    return repo
+
+
+def test_the_pre_commit_manifest_is_what_pre_commit_loads():
+    from pre_commit.clientlib import load_manifest
+
+    hooks = {h["id"]: h for h in load_manifest(str(REPO / ".pre-commit-hooks.yaml"))}
+    assert set(hooks) == {"archiver-validate", "archiver-test"}
+    assert hooks["archiver-validate"]["entry"] == "archiver validate"
+    assert hooks["archiver-test"]["entry"] == "archiver test"
+
+
+@pytest.mark.timeout(600)
+def test_the_hooks_run_from_a_policy_repository_and_catch_a_broken_policy(tmp_path):
+    repo = _policy_repo(tmp_path)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    head = _git(REPO, "rev-parse", "HEAD").strip()
+
+    def try_repo(hook: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_tool("pre-commit"), "try-repo", str(REPO), hook, "--ref", head, "--all-files"],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=540,
+        )
+
+    good = try_repo("archiver-validate")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "archiver validate" in good.stdout and "Passed" in good.stdout
+    tests = try_repo("archiver-test")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+    policy = repo / "policies" / "survey-retention.yaml"
+    policy.write_text(policy.read_text().replace("max_items: 200", "max_item: 200"))
+    bad = try_repo("archiver-validate")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "policies/survey-retention.yaml:" in bad.stdout and "max_item" in bad.stdout
+
+
+def test_the_workflow_is_a_valid_github_workflow():
+    result = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+         str(REPO / "deploy/github/archiver-policies.yml")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_runs_the_commands_the_readme_names():
+    text = (REPO / "deploy/github/archiver-policies.yml").read_text()
+    for command in ("archiver validate --format github policies/", "archiver test policies/",
+                    "policy-diff.sh"):
+        assert command in text
+
+
+def test_the_diff_script_summarises_what_each_changed_policy_alters(tmp_path):
+    repo = _policy_repo(tmp_path)
+    policy = repo / "policies" / "survey-retention.yaml"
+    policy.write_text(policy.read_text().replace("days: 730", "days: 700"))
+    (repo / "policies" / "new-policy.yaml").write_text(
+        (repo / "policies" / "survey-retention.yaml").read_text()
+    )
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "change")
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary),
+           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", str(REPO / "deploy/github/policy-diff.sh"), "HEAD~1"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = summary.read_text()
+    assert "### `policies/survey-retention.yaml`" in text
+    assert "retention 730->700" in text
+    assert "### `policies/new-policy.yaml`" in text and "A new policy" in text
+    assert "sales-callbacks" not in text  # unchanged policies are left out
+
+
+def test_the_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(REPO / "Dockerfile")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (REPO / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["archiver"]' in text
+    assert "USER 10001" in text  # not root
+
+
+def test_the_cronjob_is_valid_for_kubernetes_and_runs_one_at_a_time():
+    import yaml
+
+    path = REPO / "deploy/kubernetes/cronjob.yaml"
+    result = subprocess.run(
+        [_tool("kubernetes-validate"), "--strict", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
+    spec = docs["CronJob"]["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert "--metrics" in pod["containers"][0]["args"]
+
+
+def test_the_systemd_units_pass_systemd_analyze(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not on this machine")
+    for unit in ("archiver@.service", "archiver@.timer"):
+        shutil.copy(REPO / "deploy/systemd" / unit, tmp_path / unit.replace("@", "@nightly"))
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", "archiver@nightly.service", "archiver@nightly.timer"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+    # The one complaint expected here: archiver is not installed at /usr/local/bin.
+    problems = [
+        line for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and "/usr/local/bin/archiver is not executable" not in line
+    ]
+    assert problems == []
