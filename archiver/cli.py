@@ -19,7 +19,9 @@ from archiver.errors import EXIT_INTERRUPTED, EXIT_USAGE, ArchiverError, PolicyE
 from archiver.report.redact import redact
 
 # Order is the order `archiver --help` lists them in.
-VERBS = ("run", "validate", "plan", "test", "diff", "audit", "runs", "simulate", "schema")
+VERBS = (
+    "run", "validate", "plan", "test", "diff", "approve", "audit", "runs", "simulate", "schema",
+)
 
 
 class ArchiverGroup(click.Group):
@@ -71,7 +73,8 @@ def cli() -> None:
     Start with `archiver validate policies/`, look at `archiver plan POLICY`,
     then `archiver run POLICY`. Exit codes: 0 every listed attempt reached a
     final state other than failed, 1 some failed, 2 usage error, 75 another
-    run holds the state store, 78 invalid policy or missing secret, 130
+    run holds the state store, 77 the policy has no valid approval for a real
+    tenant, 78 invalid policy or missing secret, 130
     interrupted (Ctrl-C).
     """
 

@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store
+EXIT_UNAPPROVED = 77  # EX_NOPERM: the policy text has no valid approval for a real tenant
 EXIT_CONFIG = 78  # EX_CONFIG: invalid policy or missing secret
 EXIT_INTERRUPTED = 130  # a shell's code for a process stopped by SIGINT (outside a run)
 
@@ -78,6 +79,12 @@ class TemplateError(ArchiverError, Terminal):
         self.line = line
         where = f"{template}:{line}" if line else template
         super().__init__(f"{where}: {message}")
+
+
+class NotApproved(ArchiverError, Terminal):
+    """A run against a real tenant was refused: the policy's SHA-256 has no valid approval."""
+
+    exit_code = EXIT_UNAPPROVED
 
 
 class PluginError(ArchiverError, Terminal):

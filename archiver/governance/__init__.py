@@ -1,0 +1,1 @@
+"""Governance: who approved which policy text (more to come: holds, signed digests)."""
