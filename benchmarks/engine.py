@@ -29,6 +29,7 @@ from archiver.engine.registry import BuildContext, build_pipeline_stages
 from archiver.policy.model import (
     AnonymizedFilter,
     Campaign,
+    Connection,
     OutcomeFilter,
     Policy,
     RetentionRule,
@@ -81,6 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     policy = Policy(
         name="bench",
+        connection=Connection(base_url="embedded"),
         campaigns=(Campaign(id="c"),),
         filters=(OutcomeFilter(approved=OUTCOMES[:4]), AnonymizedFilter()),
         transforms=(

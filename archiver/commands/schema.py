@@ -1,16 +1,44 @@
-"""``archiver schema``: print the policy JSON Schema, for editors and other tools."""
+"""``archiver schema``: print the JSON Schemas archiver publishes, for editors and other tools."""
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 
 import click
 
+# Name -> (package holding the packaged copy, file). Each is also shipped as
+# schemas/<file>; a test keeps the two copies identical.
+SCHEMAS: dict[str, tuple[str, str]] = {
+    "policy": ("archiver.policy", "policy.schema.json"),
+    "policy-test": ("archiver.review", "policy-test.schema.json"),
+    "run-report": ("archiver.report", "run-report.schema.json"),
+}
+
+
+def schema_text(name: str) -> str:
+    """The packaged schema ``name``, byte for byte."""
+    package, file = SCHEMAS[name]
+    return resources.files(package).joinpath(file).read_text("utf-8")
+
 
 @click.command("schema")
-def command() -> None:
-    """Print the policy JSON Schema (2020-12), byte for byte as shipped."""
-    # The shipped file, not a re-serialisation of SCHEMA, so the output is identical to
-    # schemas/policy.schema.json and editors' copies can be compared byte for byte.
-    text = resources.files("archiver.policy").joinpath("policy.schema.json").read_text("utf-8")
-    click.echo(text, nl=False)
+@click.option(
+    "--all", "print_all", is_flag=True,
+    help="Print every schema (policy, policy-test, run-report) as one JSON object keyed "
+         "by name.",
+)
+def command(print_all: bool) -> None:
+    """Print the policy JSON Schema (2020-12), byte for byte as shipped.
+
+    With --all: one JSON object whose keys are the schema names `policy`,
+    `policy-test` (test files) and `run-report` (`run --report`), each value
+    the schema shipped as schemas/NAME.schema.json.
+    """
+    if not print_all:
+        # The shipped file, not a re-serialisation of SCHEMA, so the output is identical to
+        # schemas/policy.schema.json and editors' copies can be compared byte for byte.
+        click.echo(schema_text("policy"), nl=False)
+        return
+    every = {name: json.loads(schema_text(name)) for name in SCHEMAS}
+    click.echo(json.dumps(every, indent=2, ensure_ascii=False))

@@ -19,6 +19,19 @@ ATTEMPTS_PATH = "/api/v2/campaigns/{campaign_id}/attempts"
 ARCHIVE_PATH = "/api/v2/campaigns/{campaign_id}/contacts/archive"
 CAMPAIGN_PATH = "/api/v2/campaigns/{campaign_id}"
 
+# The outcome codes (``outcomeCode``) the CXone outbound backend reports for an attempt:
+# the codes a policy's outcome filter and retention rules may name. A tenant with codes
+# of its own lists them in the policy under ``source.extra_outcomes``.
+KNOWN_OUTCOMES: tuple[str, ...] = (
+    "SURVEY_TAKEN",
+    "NO_ANSWER",
+    "BUSY",
+    "DISCONNECTED",
+    "ANSWERING_MACHINE",
+    "CALLBACK_REQUESTED",
+    "DO_NOT_CALL",
+)
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_AFTER_HEADER = "Retry-After"
 COMPLETED = "completed"

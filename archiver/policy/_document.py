@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from archiver.errors import Diagnostic
+from archiver.policy.paths import confine
 
 JsonPath = tuple[str | int, ...]
 
@@ -58,6 +59,7 @@ class Document:
     positions: Positions
     base_dir: Path  # absolute folder relative paths in the policy resolve against
     display_dir: Path  # the same folder as diagnostics spell it (as the user named the file)
+    root: Path  # the policy's repository: every path it names must stay inside (paths.py)
 
     def at_value(self, path: JsonPath, code: str, message: str) -> Diagnostic:
         spot = self.positions.value(path)
@@ -71,6 +73,11 @@ class Document:
         """A path written in the policy, resolved the way the run resolves it."""
         path = Path(written)
         return path if path.is_absolute() else self.base_dir / path
+
+    def confine(self, written: str, *, what: str) -> Path:
+        """A path written in the policy, resolved with symlinks followed, the way the run
+        opens it; OutsideRepository when it leads outside the policy's repository."""
+        return confine(self.root, self.base_dir, written, what=what)
 
     def show(self, written: str) -> str:
         """A path written in the policy, spelt for a diagnostic next to the policy's name."""

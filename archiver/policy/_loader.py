@@ -19,12 +19,14 @@ from archiver.policy import _codes as codes
 from archiver.policy import _schema, _semantic, _template_check
 from archiver.policy._document import Document, Positions
 from archiver.policy._yaml import parse
+from archiver.policy.files import POLICY_SUFFIXES, TEST_SUFFIXES, policy_files
 from archiver.policy.model import Policy
+from archiver.policy.paths import repository_root
 
 MAX_BYTES = 1024 * 1024
 STDIN = "-"
-POLICY_SUFFIXES = (".yaml", ".yml")
-TEST_SUFFIXES = (".test.yaml", ".test.yml")
+__all__ = ["POLICY_SUFFIXES", "TEST_SUFFIXES", "check_file", "check_paths", "load_policy",
+           "load_policy_text", "policy_files"]
 
 
 def load_policy(path: Path | str) -> Policy:
@@ -36,7 +38,8 @@ def load_policy(path: Path | str) -> Policy:
 
 
 def load_policy_text(text: str, *, name: str, base_dir: Path) -> Policy:
-    """A policy given as text; ``name`` labels diagnostics, paths resolve against ``base_dir``."""
+    """A policy given as text; ``name`` labels diagnostics, paths resolve against ``base_dir``
+    and must stay inside its repository."""
     policy, diagnostics = _check_bytes(text.encode("utf-8"), name, base_dir, base_dir)
     if policy is None:
         raise PolicyError(diagnostics)
@@ -49,7 +52,8 @@ def check_file(path: Path | str) -> list[Diagnostic]:
 
 
 def check_paths(paths: Sequence[Path]) -> dict[Path, list[Diagnostic]]:
-    """Problems by policy file; a folder stands for its ``*.yaml``/``*.yml`` policies.
+    """Problems by policy file; a folder stands for the ``*.yaml``/``*.yml`` policies
+    anywhere below it (hidden folders such as ``.git`` left out).
 
     Policy test files (``*.test.yaml``) beside policies are not policies and are left out.
     """
@@ -61,19 +65,11 @@ def check_paths(paths: Sequence[Path]) -> dict[Path, list[Diagnostic]]:
         files = policy_files(path)
         if not files:
             results[path] = [Diagnostic(str(path), 1, 1, codes.NO_POLICIES,
-                                        "no policy files (*.yaml, *.yml) in this folder")]
+                                        "no policy files (*.yaml, *.yml) in this folder "
+                                        "or below it")]
         for file in files:
             results[file] = check_file(file)
     return results
-
-
-def policy_files(folder: Path) -> list[Path]:
-    """The policies directly inside ``folder``, sorted by name."""
-    return sorted(
-        p for p in folder.iterdir()
-        if p.name.endswith(POLICY_SUFFIXES) and not p.name.endswith(TEST_SUFFIXES)
-        and not p.name.startswith(".") and p.is_file()
-    )
 
 
 def _load(path: Path | str) -> tuple[Policy | None, list[Diagnostic]]:
@@ -93,7 +89,10 @@ def _load(path: Path | str) -> tuple[Policy | None, list[Diagnostic]]:
         return None, [Diagnostic(file, 1, 1, codes.UNREADABLE, "is a folder, not a policy file")]
     except OSError as err:
         return None, [Diagnostic(file, 1, 1, codes.UNREADABLE, f"cannot read: {err.strerror}")]
-    return _check_bytes(raw, file, path.parent.absolute(), path.parent, origin=path.resolve())
+    origin = path.resolve()
+    # Paths resolve against the folder of the file itself (a symlinked policy's target),
+    # as the run resolves them (Policy.resolve).
+    return _check_bytes(raw, file, origin.parent, path.parent, origin=origin)
 
 
 def _too_large(file: str) -> Diagnostic:
@@ -115,7 +114,8 @@ def _check_bytes(
     if isinstance(parsed, list):
         return None, parsed
     base_dir = base_dir.absolute()
-    doc = Document(file, parsed.positions, base_dir, display_dir)
+    root = repository_root(base_dir)
+    doc = Document(file, parsed.positions, base_dir, display_dir, root)
     diagnostics = _schema.check(parsed.data, doc)
     if diagnostics:
         return None, diagnostics
@@ -130,7 +130,7 @@ def _check_bytes(
         # Text and stdin have no file; a name inside base_dir makes Policy.resolve use it.
         origin = base_dir / (Path(file).name or "policy.yaml")
     return policy.model_copy(
-        update={"path": origin, "sha256": hashlib.sha256(raw).hexdigest()}
+        update={"path": origin, "root": root, "sha256": hashlib.sha256(raw).hexdigest()}
     ), []
 
 

@@ -21,6 +21,7 @@ from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath, dotted
 from archiver.policy._schema_messages import (
     out_of_range,
+    required_hint,
     show,
     type_hint,
     wrong_type,
@@ -146,7 +147,7 @@ def _describe(
             if key in value or (path, key) in suggested:
                 continue
             where = f"`{name}` is missing" if path else "missing"
-            hint = type_hint(schema) if key == "type" else ""
+            hint = type_hint(schema) if key == "type" else required_hint(path, key)
             out.append(doc.at_key(path, codes.MISSING_KEY, f"{where} required key `{key}`{hint}"))
         return out
     if kind == "type":

@@ -78,3 +78,17 @@ def type_hint(schema: Any) -> str:
     """For a stage missing its ``type``: the built-in kinds to choose from."""
     examples = schema.get("properties", {}).get("type", {}).get("examples")
     return f" (built in: {', '.join(examples)}, or a plugin's name)" if examples else ""
+
+
+_API_CHOICE = ("`base_url: embedded` for the built-in simulator, or the tenant's https URL "
+               "(like https://api-us-02.nicecxone.com)")
+# Required keys whose absence needs more than their name to fix, by (object path, key).
+_REQUIRED_HINTS: dict[tuple[tuple[str | int, ...], str], str] = {
+    ((), "connection"): f"; say which API the policy runs against: `connection:` with {_API_CHOICE}",
+    (("connection",), "base_url"): f"; write {_API_CHOICE}",
+}
+
+
+def required_hint(path: tuple[str | int, ...], key: str) -> str:
+    """What to write for a missing required key, when its name alone does not say."""
+    return _REQUIRED_HINTS.get((path, key), "")

@@ -6,9 +6,11 @@ value at fault (the typed policy keeps the file's order, so indices match).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 
+from archiver.cxone import wire
 from archiver.errors import Diagnostic
 from archiver.netutil import url_problem
 from archiver.policy import _codes as codes
@@ -24,11 +26,15 @@ from archiver.policy.model import (
     RetentionTransform,
     WebhookSink,
 )
+from archiver.policy.paths import OutsideRepository
 
 Check = Callable[[Policy, Document], Iterator[Diagnostic]]
 
 # Upper case by convention; it also tells a variable name from most pasted secrets.
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
+# webhook's secret.
+RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
 
 
 def check(policy: Policy, doc: Document) -> list[Diagnostic]:
@@ -75,10 +81,50 @@ def _filters(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         line = doc.positions.value(("filters", anonymized[0])).line
         yield doc.at_value(("filters", i, "type"), codes.TWO_ANONYMIZED,
                            f"only one `anonymized` filter is allowed (first at line {line})")
+    if not anonymized:
+        # Archive bodies carry each record's own anonymized flag and the API takes only
+        # anonymized attempts: the check must be in the policy, where a reviewer sees it.
+        yield doc.at_key(("filters",), codes.NO_ANONYMIZED,
+                         "no `anonymized` filter: add `- type: anonymized` with "
+                         "`on_violation: quarantine` to `filters`, so that an attempt still "
+                         "carrying personal data is never archived")
+
+
+def known_outcomes(policy: Policy) -> tuple[str, ...]:
+    """The outcome codes a policy may name: the backend's, then its own extra ones."""
+    return (*wire.KNOWN_OUTCOMES, *policy.source.extra_outcomes)
+
+
+def _outcomes(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Outcome codes no attempt will ever carry: a typo would silently stop (or never
+    start) archiving a whole outcome."""
+    known = known_outcomes(policy)
+    named: list[tuple[str, JsonPath]] = []
+    for i, spec in enumerate(policy.filters):
+        if isinstance(spec, OutcomeFilter):
+            named += [(code, ("filters", i, "approved", j)) for j, code in enumerate(spec.approved)]
+    for t, transform in enumerate(policy.transforms):
+        if isinstance(transform, RetentionTransform):
+            named += [(rule.outcome, ("transforms", t, "rules", r, "outcome"))
+                      for r, rule in enumerate(transform.rules)]
+    for code, path in named:
+        if code not in known:
+            yield doc.at_value(path, codes.UNKNOWN_OUTCOME, _unknown_outcome(code, known))
+
+
+def _unknown_outcome(code: str, known: tuple[str, ...]) -> str:
+    # Compared without case so that `no_answer` suggests `NO_ANSWER`; a match still has
+    # to be written exactly, since the API's codes are compared exactly.
+    by_upper = {k.upper(): k for k in known}
+    close = difflib.get_close_matches(code.upper(), list(by_upper), n=1, cutoff=0.6)
+    hint = f"did you mean `{by_upper[close[0]]}`? " if close else ""
+    return (f"unknown outcome code `{code}`; {hint}known: {', '.join(known)}; a code of the "
+            "tenant's own must be listed under `source.extra_outcomes`")
 
 
 def _retention(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     approved = approved_outcomes(policy)
+    known = known_outcomes(policy)
     retentions = [i for i, s in enumerate(policy.transforms) if isinstance(s, RetentionTransform)]
     for i in retentions[1:]:
         line = doc.positions.value(("transforms", retentions[0])).line
@@ -97,7 +143,7 @@ def _retention(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                                    f"(first at line {line})")
                 continue
             seen[rule.outcome] = r
-            if approved is not None and rule.outcome not in approved:
+            if approved is not None and rule.outcome not in approved and rule.outcome in known:
                 listed = ", ".join(sorted(approved))
                 yield doc.at_value(path, codes.RULE_NOT_APPROVED,
                                    f"retention rule for `{rule.outcome}` never applies: the "
@@ -137,15 +183,27 @@ def _sinks(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                 yield doc.at_value(("sinks", i, "secret_env"), codes.BAD_SECRET_ENV,
                                    "`secret_env` must name an environment variable in upper "
                                    "case (like DW_WEBHOOK_SECRET), never hold the secret itself")
+            elif spec.secret_env.startswith(RESERVED_ENV_PREFIXES):
+                # Else a policy could send the tenant's client secret to its own endpoint
+                # as the HMAC key, where anyone holding the endpoint can recover it.
+                yield doc.at_value(("sinks", i, "secret_env"), codes.RESERVED_SECRET_ENV,
+                                   f"`secret_env` names `{spec.secret_env}`, one of archiver's "
+                                   "own variables (every CXONE_* and ARCHIVER_* name is "
+                                   "reserved for its credentials and settings); give the "
+                                   "webhook secret a variable of its own, like "
+                                   "DW_WEBHOOK_SECRET")
         elif isinstance(spec, AuditLogSink):
-            target = doc.resolve(spec.path)
-            key = target.resolve()
-            if key in audit_paths:
-                line = doc.positions.value(("sinks", audit_paths[key], "path")).line
+            try:
+                target = doc.confine(spec.path, what="audit log")
+            except OutsideRepository as err:
+                yield doc.at_value(("sinks", i, "path"), codes.PATH_OUTSIDE, str(err))
+                continue
+            if target in audit_paths:
+                line = doc.positions.value(("sinks", audit_paths[target], "path")).line
                 yield doc.at_value(("sinks", i, "path"), codes.SHARED_AUDIT_PATH,
                                    f"two audit logs write `{doc.show(spec.path)}` "
                                    f"(first at line {line}); each needs its own file")
-            audit_paths.setdefault(key, i)
+            audit_paths.setdefault(target, i)
             if target.is_dir():
                 yield doc.at_value(("sinks", i, "path"), codes.AUDIT_PATH_IS_DIR,
                                    f"audit log `{doc.show(spec.path)}` is a folder, not a file")
@@ -168,4 +226,6 @@ def _plugins(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                                f"unknown {kind} type `{spec.type}`; {why}")
 
 
-CHECKS: tuple[Check, ...] = (_campaigns, _filters, _retention, _connection, _sinks, _plugins)
+CHECKS: tuple[Check, ...] = (
+    _campaigns, _filters, _outcomes, _retention, _connection, _sinks, _plugins,
+)

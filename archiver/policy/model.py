@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from archiver.policy.paths import confine, repository_root
+
 EMBEDDED = "embedded"
 
 
@@ -20,7 +22,9 @@ class _Model(BaseModel):
 
 
 class Connection(_Model):
-    base_url: str = EMBEDDED
+    # Required: a policy says which API it runs against, so a simulator run never passes
+    # for a production one (``embedded`` is the built-in simulator).
+    base_url: str
     timeout_seconds: float = Field(default=30.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     max_requests_per_second: float = Field(default=10.0, gt=0)
@@ -37,6 +41,8 @@ class Campaign(_Model):
 
 class Source(_Model):
     page_size: int = Field(default=100, ge=1, le=1000)
+    # Outcome codes of the tenant's own, beyond the backend's (cxone.wire.KNOWN_OUTCOMES).
+    extra_outcomes: tuple[str, ...] = ()
 
 
 class OutcomeFilter(_Model):
@@ -108,7 +114,7 @@ class Policy(_Model):
     version: Literal[1] = 1
     name: str
     description: str = ""
-    connection: Connection = Connection()
+    connection: Connection
     campaigns: tuple[Campaign, ...]
     source: Source = Source()
     filters: tuple[FilterSpec, ...] = ()
@@ -119,11 +125,18 @@ class Policy(_Model):
 
     # Where the policy came from; relative template and audit paths resolve against it.
     path: Path | None = Field(default=None, exclude=True)
+    # The policy's repository (policy/paths.py), set by the loader: no path it names may
+    # lead outside it. None for a policy built in code: then the repository of its folder.
+    root: Path | None = Field(default=None, exclude=True)
     sha256: str = Field(default="", exclude=True)
 
-    def resolve(self, relative: str) -> Path:
-        """Resolve a path written in the policy against the policy file's folder."""
-        p = Path(relative)
-        if p.is_absolute() or self.path is None:
-            return p
-        return self.path.parent / p
+    def resolve(self, written: str, *, what: str = "path") -> Path:
+        """A path written in the policy, resolved against the policy file's folder (the
+        working folder for a policy without a file) with every symlink followed.
+
+        Raises OutsideRepository when it leads outside the policy's repository: every
+        file a run opens or writes because a policy names it goes through here.
+        """
+        base = self.path.parent if self.path is not None else Path.cwd()
+        root = self.root if self.root is not None else repository_root(base)
+        return confine(root, base, written, what=what)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from archiver.errors import ConfigError
 
+GIT_DIR = ".git"
+
 
 class OutsideRepository(ConfigError):
     """A path a policy names resolves outside the policy's repository."""
@@ -23,7 +25,7 @@ def repository_root(folder: Path) -> Path:
     ``folder`` itself; symlinks resolved."""
     start = folder.resolve()
     for candidate in (start, *start.parents):
-        if (candidate / ".git").exists():
+        if (candidate / GIT_DIR).exists():
             return candidate
     return start
 
@@ -45,5 +47,12 @@ def confine(root: Path, base: Path, written: str, *, what: str) -> Path:
         raise OutsideRepository(
             f"{what} `{written}` resolves outside the policy's repository ({root}); "
             "a policy may only name files inside it"
+        )
+    if GIT_DIR in resolved.relative_to(root).parts:
+        # Inside the work tree's folder, but git's own files (config, hooks) are not
+        # the repository's content.
+        raise OutsideRepository(
+            f"{what} `{written}` resolves into the repository's {GIT_DIR} folder; "
+            "a policy may only name files of the work tree"
         )
     return resolved

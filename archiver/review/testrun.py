@@ -13,6 +13,7 @@ import yaml
 from archiver.errors import Diagnostic, PolicyError, TemplateError
 from archiver.policy import load_policy
 from archiver.policy._loader import TEST_SUFFIXES
+from archiver.policy.files import policy_test_files
 from archiver.policy.model import Policy
 from archiver.review.match import mismatches, project
 from archiver.review.samples import ARCHIVE, Payload, SampleIds, render_payloads
@@ -62,11 +63,7 @@ def find_test_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]
     errors: list[Diagnostic] = []
     for path in paths:
         if path.is_dir():
-            inside = sorted(
-                p for p in path.rglob("*")
-                if is_test_file(p) and p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            inside = policy_test_files(path)
             if not inside:
                 errors.append(Diagnostic(str(path), 1, 1, NO_TESTS,
                                          "no policy test files (*.test.yaml) in this folder"))

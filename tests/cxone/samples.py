@@ -11,7 +11,7 @@ CAMPAIGN = "camp-42"
 FAST_RETRY = Retry(
     max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=5.0, respect_retry_after=True
 )
-FAST_CONNECTION = Connection(timeout_seconds=2.0, connect_timeout_seconds=1.0, max_in_flight=4)
+FAST_CONNECTION = Connection(base_url="embedded", timeout_seconds=2.0, connect_timeout_seconds=1.0, max_in_flight=4)
 
 
 def batch(campaign_id: str = CAMPAIGN) -> wire.ArchiveRequest:

@@ -180,7 +180,7 @@ def test_hung_answer_times_out_per_policy_and_is_retried(
     cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
 ) -> None:
     cxone.script("GET", LIST, Reply(200, [], delay=10), Reply(200, [], delay=10))
-    connection = Connection(timeout_seconds=0.3, connect_timeout_seconds=0.5, max_in_flight=2)
+    connection = Connection(base_url="embedded", timeout_seconds=0.3, connect_timeout_seconds=0.5, max_in_flight=2)
     started = time.monotonic()
     assert list_once(make_client(connection=connection)) == []
     elapsed = time.monotonic() - started
@@ -195,7 +195,7 @@ def test_hung_answer_times_out_per_policy_and_is_retried(
 
 def test_hung_server_fails_in_bounded_time(cxone: FakeCxone, make_client: MakeClient) -> None:
     cxone.script("GET", LIST, *[Reply(200, [], delay=10)] * 5)
-    connection = Connection(timeout_seconds=0.2, connect_timeout_seconds=0.5)
+    connection = Connection(base_url="embedded", timeout_seconds=0.2, connect_timeout_seconds=0.5)
     retry = Retry(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
     started = time.monotonic()
     with pytest.raises(NetworkError) as caught:

@@ -21,7 +21,7 @@ def test_a_token_is_taken_after_the_limiters_wait_not_before(start_sim):
         sim.base_url,
         CLIENT_ID,
         CLIENT_SECRET,
-        connection=Connection(timeout_seconds=5, connect_timeout_seconds=2, max_in_flight=1),
+        connection=Connection(base_url="embedded", timeout_seconds=5, connect_timeout_seconds=2, max_in_flight=1),
         retry=Retry(max_attempts=1, initial_backoff_seconds=0.01, max_backoff_seconds=1),
         limiter=RateLimiter(0.8, adaptive=False, burst=1),
     )

@@ -168,7 +168,7 @@ def pool_warnings(
 ) -> list[str]:
     for _ in range(3):
         cxone.script("GET", LIST, Reply(200, [], delay=0.2))
-    connection = Connection(timeout_seconds=2, connect_timeout_seconds=1, max_in_flight=in_flight)
+    connection = Connection(base_url="embedded", timeout_seconds=2, connect_timeout_seconds=1, max_in_flight=in_flight)
     client = make_client(connection=connection)
     client.list_attempts(CAMPAIGN, limit=1, offset=0)  # the token first, so only listings overlap
     with (

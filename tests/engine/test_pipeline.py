@@ -9,6 +9,7 @@ from archiver.errors import CampaignAborted
 from archiver.policy.model import (
     AnonymizedFilter,
     Campaign,
+    Connection,
     OutcomeFilter,
     Policy,
     RetentionRule,
@@ -22,6 +23,7 @@ CID = "c-1"
 def make_policy(on_violation: str = "quarantine", use_record_value: bool = True) -> Policy:
     return Policy(
         name="t",
+        connection=Connection(base_url="embedded"),
         campaigns=(Campaign(id=CID),),
         filters=(
             OutcomeFilter(approved=("SURVEY_TAKEN", "NO_ANSWER")),

@@ -10,7 +10,7 @@ import pytest
 from archiver.engine import registry
 from archiver.engine.pipeline import Pipeline
 from archiver.errors import PluginError
-from archiver.policy.model import Campaign, PluginStage, Policy
+from archiver.policy.model import Campaign, Connection, PluginStage, Policy
 
 DIST = "archiver_test_plugins-1.0.dist-info"
 
@@ -72,6 +72,7 @@ def test_broken_plugins_are_reported_by_name_and_others_still_load(plugin_dist):
 def test_plugin_filter_runs_in_the_pipeline(plugin_dist):
     policy = Policy(
         name="p",
+        connection=Connection(base_url="embedded"),
         campaigns=(Campaign(id="c"),),
         filters=(PluginStage(type="short_calls", options={"min_seconds": 10}),),
     )
@@ -83,6 +84,7 @@ def test_plugin_filter_runs_in_the_pipeline(plugin_dist):
 
 
 def test_naming_a_broken_plugin_says_why(plugin_dist):
-    policy = Policy(name="p", campaigns=(Campaign(id="c"),), filters=(PluginStage(type="exploding"),))
+    policy = Policy(name="p", connection=Connection(base_url="embedded"), campaigns=(Campaign(id="c"),),
+                    filters=(PluginStage(type="exploding"),))
     with pytest.raises(PluginError, match=r"exploding.*boom at import"):
         registry.build_pipeline_stages(registry.BuildContext(policy=policy))

@@ -85,8 +85,12 @@ def test_model_defaults_equal_schema_defaults(name: str) -> None:
     for field_name, field in model.model_fields.items():
         if field.exclude:
             continue
+        # Required in one, required in the other: a key the schema requires never gets a
+        # silent default in the model (a policy built in code must say it too). A `const`
+        # (version, a stage's type) has only one value to default to.
+        if "const" not in properties[field_name]:
+            assert field.is_required() == (field_name in required), f"{name}.{field_name}"
         if field.is_required():
-            assert field_name in required, f"{name}.{field_name} is required by the model"
             continue
         default = field.get_default(call_default_factory=True)
         documented = properties[field_name]["default"]
@@ -103,7 +107,8 @@ def test_schema_defaults_are_accepted_by_the_schema_where_they_are_complete() ->
     validator = Draft202012Validator(SCHEMA)
     for name in ("connection", "source", "batch", "retry"):
         block = {k: v["default"] for k, v in SCHEMA["$defs"][name]["properties"].items()}
-        doc = {"version": 1, "name": "x", "campaigns": [{"id": "c1"}], name: block}
+        doc = {"version": 1, "name": "x", "connection": {"base_url": "embedded"},
+               "campaigns": [{"id": "c1"}], name: block}
         assert not list(validator.iter_errors(doc)), name
 
 
@@ -118,3 +123,14 @@ def test_builtin_stage_types_match_the_models() -> None:
         "transform": {"retention"},
         "sink": {"webhook", "audit_log"},
     }
+
+
+def test_connection_and_its_base_url_are_required() -> None:
+    assert "connection" in SCHEMA["required"]
+    assert SCHEMA["$defs"]["connection"]["required"] == ["base_url"]
+    assert m.Policy.model_fields["connection"].is_required()
+    assert m.Connection.model_fields["base_url"].is_required()
+
+
+def test_the_policy_schema_has_a_stable_id() -> None:
+    assert SCHEMA["$id"] == "urn:archiver:schema:policy:v1"

@@ -100,7 +100,8 @@ def test_registered_plugin_stage_is_accepted(
         registry, "known_types", lambda kind: known(kind) | ({"geo-fence"} if kind == "filter" else set())
     )
     text = VALID.replace(
-        "  - type: anonymized\n", "  - type: geo-fence\n    options: {regions: [us-east]}\n"
+        "  - type: anonymized\n",
+        "  - type: geo-fence\n    options: {regions: [us-east]}\n  - type: anonymized\n",
     )
     assert check_file(write(text)) == []
     assert _codes(write, text.replace("geo-fence", "geo-fense")) == [

@@ -1,0 +1,133 @@
+"""Reading policy files: control characters are diagnostics, and `validate` and `test`
+find the same policies in a folder tree."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archiver.cli import cli
+from archiver.errors import EXIT_CONFIG
+from archiver.policy import check_file
+from archiver.policy.files import policy_files, policy_test_files
+from archiver.review.testrun import find_test_files
+from tests.support import REPO, run_cli
+
+from ._texts import VALID, line_of
+from .conftest import Writer
+
+
+def _validate(*paths: Path) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(cli, ["validate", *map(str, paths)])
+    return result.exit_code, result.output.splitlines()
+
+
+# -- control characters -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("char", "shown"), [("\x00", "U+0000 (NUL)"), ("\x1b", "U+001B (ESC)"),
+                                             ("\x07", "U+0007"), ("\x7f", "U+007F (DEL)")])
+def test_a_control_character_is_a_diagnostic_at_its_line(
+    write: Writer, char: str, shown: str
+) -> None:
+    text = VALID.replace("name: broken-example", f"name: broken{char}-example")
+    path = write(text)
+
+    code, lines = _validate(path)
+
+    assert code == EXIT_CONFIG
+    assert lines == [
+        f"{path}:{line_of(text, 'name:')}:13: P008 character {shown} is not allowed in a "
+        "policy; remove it (a policy is plain text)",
+        "1 error in 1 of 1 policy",
+    ]
+
+
+def test_every_line_with_control_characters_is_named_once(write: Writer) -> None:
+    text = VALID.replace("version: 1", "version: 1\x00\x00").replace("  max_items", "\x00 max_items")
+    path = write(text)
+
+    found = check_file(path)
+
+    assert [(d.line, d.col, d.code) for d in found] == [
+        (1, 11, "P008"), (line_of(text, "max_items"), 1, "P008")]
+
+
+def test_lines_are_counted_as_yaml_counts_them(write: Writer) -> None:
+    path = write(VALID.replace("\n", "\r\n").replace("name: broken", "name: br\x00oken"))
+
+    (found,) = check_file(path)
+
+    assert (found.line, found.col, found.code) == (2, 9, "P008")
+
+
+def test_run_with_a_nul_byte_exits_78_without_a_traceback(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_bytes(VALID.replace("batch:", "bat\x00ch:").encode())
+
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], {"PATH": ""})
+
+    assert result.returncode == EXIT_CONFIG, result.stderr
+    assert result.stderr.startswith(f"{policy}:{line_of(VALID, 'batch:')}:4: P008 ")
+    assert "Traceback" not in result.stderr
+
+
+# -- finding policies -----------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A policy repository: a policy at the top and one two folders down, both with tests;
+    copies in .git and .archiver, which are not policies of the repository."""
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    nested = tmp_path / "policies" / "team" / "emea"
+    nested.mkdir(parents=True)
+    shutil.copytree(REPO / "policies" / "templates", nested / "templates")
+    for name in ("survey-retention.yaml", "survey-retention.test.yaml"):
+        shutil.copy(REPO / "policies" / name, nested / name.replace("survey", "emea"))
+    for hidden in (".git", ".archiver"):
+        (tmp_path / "policies" / hidden).mkdir()
+        (tmp_path / "policies" / hidden / "broken.yaml").write_text("version: 2\n")
+        (tmp_path / "policies" / hidden / "broken.test.yaml").write_text("version: 2\n")
+    (tmp_path / "policies" / ".hidden.yaml").write_text("version: 2\n")
+    return tmp_path / "policies"
+
+
+def test_validate_recurses_into_sub_folders(tree: Path) -> None:
+    assert _validate(tree) == (0, ["3 policies valid"])
+
+    nested = tree / "team" / "emea" / "emea-retention.yaml"
+    nested.write_text(nested.read_text().replace("max_items: 200", "max_items: 500"))
+    code, lines = _validate(tree)
+
+    assert code == EXIT_CONFIG
+    assert lines[0].startswith(f"{nested}:")
+    assert " S005 " in lines[0]
+    assert lines[1] == "1 error in 1 of 3 policies"
+
+
+def test_validate_and_test_find_the_same_policies(tree: Path) -> None:
+    policies = policy_files(tree)
+    tests, errors = find_test_files([tree])
+
+    assert errors == []
+    assert tests == policy_test_files(tree)
+    assert [t.name.replace(".test", "") for t in tests] == [p.name for p in policies]
+    assert not any(part.startswith(".") for p in [*policies, *tests]
+                   for part in p.relative_to(tree).parts)
+    result = CliRunner().invoke(cli, ["test", str(tree)])
+    assert result.exit_code == 0, result.output
+    assert "team/emea/emea-retention.test.yaml" in result.output
+
+
+def test_a_folder_with_policies_only_in_hidden_folders_has_none(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "p.yaml").write_text(VALID)
+
+    code, lines = _validate(tmp_path)
+
+    assert code == EXIT_CONFIG
+    assert lines[0].startswith(f"{tmp_path}:1:1: P007 ")
