@@ -1,0 +1,69 @@
+"""Hold files: what they hold, when a hold ends, and a changed file read again."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import ConfigError
+from archiver.governance.holds import HoldSet
+
+
+def _hold(path: Path, body: str) -> tuple[Path, str]:
+    path.write_text(body)
+    return path, path.name
+
+
+def test_holds_match_by_attempt_contact_and_campaign(tmp_path):
+    files = [_hold(tmp_path / "a.yaml", """
+case: LIT-1
+placed_by: legal@example.com
+attempts: [att-1]
+contacts: [c-9]
+campaigns: [camp-7]
+""")]
+    holds = HoldSet(files, today=date(2026, 12, 2))
+    assert holds.match("camp-1", "att-1", "c-1").case == "LIT-1"
+    assert holds.match("camp-1", "att-2", "c-9").case == "LIT-1"
+    assert holds.match("camp-7", "att-3", None).case == "LIT-1"
+    assert holds.match("camp-1", "att-2", "c-1") is None
+    assert holds.match("camp-1", "att-1", "c-1").reason == "legal hold LIT-1 (a.yaml)"
+
+
+def test_a_hold_ends_after_its_until_day(tmp_path):
+    files = [_hold(tmp_path / "a.yaml", "case: LIT-2\nplaced_by: x\nuntil: 2026-12-01\n"
+                   "attempts: [att-1]\n")]
+    assert HoldSet(files, today=date(2026, 12, 1)).match("c", "att-1", None) is not None
+    assert HoldSet(files, today=date(2026, 12, 2)).match("c", "att-1", None) is None
+
+
+def test_a_changed_hold_file_is_read_again(tmp_path):
+    path, shown = _hold(tmp_path / "a.yaml", "case: LIT-3\nplaced_by: x\nattempts: []\n")
+    holds = HoldSet([(path, shown)], today=date(2026, 12, 2))
+    assert holds.match("c", "att-5", None) is None
+    assert holds.refresh() is False  # unchanged: not read again
+    path.write_text("case: LIT-3\nplaced_by: x\nattempts: [att-5]\n")
+    os.utime(path, ns=(1, 10**18))  # a new mtime even on a coarse clock
+    assert holds.refresh() is True
+    assert holds.match("c", "att-5", None).case == "LIT-3"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("case: X\n", "`placed_by`: Field required"),
+    ("case: X\nplaced_by: y\nattempt: [a]\n", "`attempt`: Extra inputs are not permitted"),
+    ("case: [unclosed\n", "a.yaml:2:1: not valid YAML"),
+    ("case: X\nplaced_by: y\nuntil: someday\n", "`until`"),
+])
+def test_a_broken_hold_file_is_a_clear_error(tmp_path, body, message):
+    files = [_hold(tmp_path / "a.yaml", body)]
+    with pytest.raises(ConfigError) as caught:
+        HoldSet(files)
+    assert message in str(caught.value)
+
+
+def test_a_missing_hold_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        HoldSet([(tmp_path / "gone.yaml", "gone.yaml")])
