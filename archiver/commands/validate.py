@@ -24,7 +24,9 @@ FORMATS = ("text", "json", "github")
 def command(ctx: click.Context, paths: tuple[Path, ...], output_format: str) -> None:
     """Check policies (files, or folders of *.yaml and *.yml) against the schema and the semantic rules.
 
-    Needs no secrets and makes no requests. Exit 0 when every policy is valid, 78 otherwise.
+    A folder is searched with its sub-folders, as `archiver test` searches it; hidden
+    folders (.git, .archiver) and test files (*.test.yaml) are left out. Needs no
+    secrets and makes no requests. Exit 0 when every policy is valid, 78 otherwise.
     """
     results = check_paths(paths)
     diagnostics = [d for found in results.values() for d in found]

@@ -20,7 +20,8 @@ P003  YAML syntax error (points at the problem mark), or nesting over 64 levels
 P004  YAML anchor or alias (refused before anything is expanded)
 P005  duplicate key in a mapping
 P006  YAML construct a policy cannot use (custom tag, merge key, non-text key)
-P007  a folder given to ``validate`` holds no policy files
+P007  a folder given to ``validate`` holds no policy files (sub-folders included)
+P008  a control character (NUL, ESC, ...) YAML cannot read, at its line and column
 S001  unknown key (the nearest known key is suggested)
 S002  required key missing
 S003  value of the wrong type
@@ -42,6 +43,12 @@ V010  two audit logs writing the same file
 V011  ``retry.initial_backoff_seconds`` larger than ``retry.max_backoff_seconds``
 V012  an audit log path that is a folder
 V013  webhook ``url: embedded`` without ``connection.base_url: embedded``
+V014  a path (audit log) that resolves, after symlinks, outside the policy's repository
+      (the git work tree holding the policy, else its folder) or into its ``.git``
+V015  ``secret_env`` naming one of archiver's own variables (any ``CXONE_*``, ``ARCHIVER_*``)
+V016  no ``anonymized`` filter
+V017  an outcome code (outcome filter, retention rule) neither known to the API
+      (``cxone.wire.KNOWN_OUTCOMES``) nor listed in ``source.extra_outcomes``
 T001  a template file that does not exist
 T002  a template that does not compile (template file and line)
 T003  a template that fails to render a sample event to JSON (template file and line)

@@ -134,3 +134,14 @@ def test_connection_and_its_base_url_are_required() -> None:
 
 def test_the_policy_schema_has_a_stable_id() -> None:
     assert SCHEMA["$id"] == "urn:archiver:schema:policy:v1"
+
+
+def test_every_diagnostic_code_is_documented_in_the_package() -> None:
+    import re
+
+    import archiver.policy
+    from archiver.policy import _codes
+
+    defined = {v for k, v in vars(_codes).items() if k.isupper() and isinstance(v, str)}
+    documented = set(re.findall(r"^([PSVT]\d{3})  ", archiver.policy.__doc__ or "", re.M))
+    assert defined == documented
