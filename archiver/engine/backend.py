@@ -1,0 +1,110 @@
+"""The one interface between the engine and an API it archives through.
+
+The engine, the stages, the state store and the review tools know a backend only
+through these types. A backend (the tutorial's `campaign-archive` contract, NICE
+CXone's published API) keeps its own wire format, auth and paging in its own
+package and maps its records to :class:`AttemptRecord`; nothing here imports a
+backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+# Record fields a filter or transform may read. A backend says which it provides;
+# a policy whose stages read one it lacks is refused by validation.
+RecordField = Literal[
+    "outcome", "disposition", "duration", "anonymized", "retention_days", "updated_at",
+    "contact_id",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """A listed attempt, as the stages read it, whatever backend listed it.
+
+    A field the backend does not provide is None; a stage that reads it is refused
+    at validation, so None here never stands for a default.
+    """
+
+    id: str
+    contact_id: str
+    outcome: str
+    disposition: str | None = None
+    duration: int | None = None
+    anonymized: bool | None = None
+    retention_days: int | None = None
+    updated_at: str | None = None  # ISO-8601 UTC, for listings paged from a watermark
+    # What the backend needs to act on the attempt later (e.g. a calling list's
+    # externalId); kept in the state store with the decision.
+    handle: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedRecord:
+    """A listed record that does not parse; it is quarantined with ``reason``."""
+
+    attempt_id: str
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; ``watermark`` is where the next run may start listing from
+    once every record up to here is decided (None for listings without one)."""
+
+    records: Sequence[AttemptRecord | MalformedRecord]
+    watermark: str | None = None
+
+
+ItemOutcome = Literal["archived", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActResult:
+    """What the backend did with one batch: a result per attempt id it was given.
+
+    ``status`` and ``job_id`` are the backend's own words for the event templates.
+    """
+
+    outcomes: Mapping[str, tuple[ItemOutcome, str]]  # attempt id -> (outcome, reason)
+    status: str
+    job_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """An API archiver acts through; safe to share between the threads of a run."""
+
+    name: str  # the policy's connection.api
+    fields: frozenset[RecordField]  # the record fields its listings provide
+
+    def pages(self, campaign_id: str, *, since: str | None) -> Iterator[Page]:
+        """The campaign's completed attempts, page by page, from ``since`` (a watermark)
+        or from the start."""
+        ...
+
+    def act(
+        self, campaign_id: str, batch: Sequence[AttemptRecord], *, idempotency_key: str
+    ) -> ActResult:
+        """Archive (or export, or retire) one batch; every try carries the same key."""
+        ...
+
+    def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
+        """What of the campaign is dialing now (e.g. its running skills), as JSON values;
+        None when nothing is. Changes nothing: the engine stores the answer before
+        ``pause``, so a run killed in between still knows what to restart."""
+        ...
+
+    def pause(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
+        """Stop what ``dialing`` named."""
+        ...
+
+    def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
+        """Restart exactly what ``dialing`` named; safe to call again after a crash."""
+        ...
+
+    def close(self) -> None: ...
