@@ -6,6 +6,7 @@ run with a ConfigError naming the variable (never its value).
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets as _secrets
 from collections.abc import Callable, Iterator
@@ -43,8 +44,9 @@ def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
         if isinstance(sink, WebhookSink):
             value = env_secret(sink.secret_env)
             if value is None and embedded and sink.url == EMBEDDED:
-                # The embedded receiver is ours: a throwaway secret is as good as any.
-                value = _secrets.token_urlsafe(24)
+                # The embedded receiver is ours: a throwaway secret is as good as any,
+                # in the Standard Webhooks format (whsec_ + base64 of random bytes).
+                value = "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
             if value is None:
                 missing.append(sink.secret_env)
             else:

@@ -15,7 +15,8 @@ from archiver.simulator import Simulator
 
 CLIENT_ID = "test-client"
 CLIENT_SECRET = "test-client-secret-Zq81"
-WEBHOOK_SECRET = "test-webhook-secret-Kx42"
+# A Standard Webhooks secret: whsec_ + base64 of at least 24 bytes.
+WEBHOOK_SECRET = "whsec_YXJjaGl2ZXIgdGVzdHMgd2ViaG9vayBzZWNyZXQgS3g0Mg=="
 APPROVED = ["SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED"]
 REPO = Path(__file__).resolve().parent.parent
 

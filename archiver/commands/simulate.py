@@ -11,6 +11,7 @@ import click
 from archiver.errors import UsageError
 from archiver.netutil import is_loopback_host
 from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.simulator.config import DEMO_WEBHOOK_SECRET
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -83,8 +84,9 @@ def _fail_status(
               help="Client id the token call accepts.")
 @click.option("--client-secret", default="demo", show_default=True,
               help="Client secret the token call accepts.")
-@click.option("--webhook-secret", default="demo-webhook-secret", show_default=True,
-              help="Secret the webhook receiver checks signatures with.")
+@click.option("--webhook-secret", default=DEMO_WEBHOOK_SECRET, show_default=True,
+              help="Standard Webhooks secret (whsec_ + base64) the receiver checks "
+                   "signatures with.")
 @click.option("--request-log", default=10_000, show_default=True, metavar="N",
               help="How many recent requests /_sim/requests keeps.")
 def command(

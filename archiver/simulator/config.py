@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from archiver.simulator.webhooks import secret_key
+
 # Outcome codes and their share of generated attempts. The first four are the
 # ones the tutorial approves for archiving: about two thirds of all attempts.
 DEFAULT_OUTCOME_MIX: dict[str, float] = {
@@ -21,6 +23,9 @@ DEFAULT_OUTCOME_MIX: dict[str, float] = {
 
 # The outcomes the tutorial approves; campaign summaries count eligible attempts for them.
 TUTORIAL_APPROVED: frozenset[str] = frozenset({"SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED"})
+
+# The receiver's secret unless one is given: a Standard Webhooks secret (whsec_ + base64).
+DEMO_WEBHOOK_SECRET = "whsec_YXJjaGl2ZXIgc2ltdWxhdG9yIGRlbW8gc2VjcmV0ISE="
 
 # Retention periods an attempt may carry itself (``retentionDays``).
 RETENTION_CHOICES: tuple[int, ...] = (30, 90, 180, 365, 730, 1095, 2555)
@@ -43,7 +48,7 @@ class SimConfig:
     retention_null_share: float = 0.25
     client_id: str = "demo"
     client_secret: str = "demo"
-    webhook_secret: str = "demo-webhook-secret"
+    webhook_secret: str = DEMO_WEBHOOK_SECRET
     # Standard Webhooks asks receivers to refuse stale timestamps; None turns the check off.
     webhook_tolerance_seconds: float | None = 300.0
     request_log_size: int = 10_000
@@ -59,6 +64,12 @@ class SimConfig:
             raise ValueError("outcome_mix needs at least one non-negative weight")
         for name in ("unanonymized_rate", "malformed_rate", "retention_rate", "retention_null_share"):
             _check_rate(name, getattr(self, name))
+        try:
+            secret_key(self.webhook_secret)
+        except ValueError as err:
+            raise ValueError(
+                "webhook_secret must be a Standard Webhooks secret (whsec_ followed by base64)"
+            ) from err
 
 
 @dataclass

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from archiver.simulator.config import TUTORIAL_APPROVED
 from archiver.simulator.messages import SIM_PREFIX, ApiError, Request, Response, json_response
-from archiver.simulator.webhooks import verify
+from archiver.simulator.webhooks import secret_key, verify
 
 if TYPE_CHECKING:
     from archiver.simulator.app import App
@@ -124,7 +124,7 @@ class SimRoutes:
     def _receive_webhook(self, req: Request) -> Response:
         app = self._app
         config = app.config
-        status, reason = verify(config.webhook_secret, req.headers, req.body,
+        status, reason = verify(secret_key(config.webhook_secret), req.headers, req.body,
                                 config.webhook_tolerance_seconds, time.time())
         forced = app.faults.webhook_status
         answer = forced if forced is not None else status

@@ -12,16 +12,29 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+SECRET_PREFIX = "whsec_"
 
-def sign(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
-    """``v1,<base64 HMAC-SHA256>`` over ``{id}.{timestamp}.{body}``, keyed by the raw secret."""
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret, read as the reference libraries read it:
+    ``whsec_`` stripped, the rest base64-decoded (padding optional). ValueError when
+    nothing is left."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    key = base64.b64decode(encoded + "==")
+    if not key:
+        raise ValueError("the webhook secret is empty once base64-decoded")
+    return key
+
+
+def sign(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256>`` over ``{id}.{timestamp}.{body}``, keyed by the secret's bytes."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
 def verify(
-    secret: str,
+    key: bytes,
     headers: Mapping[str, str],
     body: bytes,
     tolerance: float | None,
@@ -39,7 +52,7 @@ def verify(
         return 401, "webhook-timestamp is not an integer"
     if tolerance is not None and abs(now - sent_at) > tolerance:
         return 401, f"webhook-timestamp is more than {tolerance:g}s away from now"
-    expected = sign(secret, msg_id, stamp, body)
+    expected = sign(key, msg_id, stamp, body)
     # Several signatures may be sent while a secret is rotated; one match is enough.
     for candidate in signatures.split(" "):
         if candidate and hmac.compare_digest(candidate, expected):
@@ -79,6 +92,9 @@ class WebhookLog:
                     "duplicate": accepted and msg_id in self._accepted_ids,
                     "body": parsed,
                     "raw": body.decode("utf-8", "replace") if parsed is None else None,
+                    # Exactly as received, so a test can check the signature itself.
+                    "payload": body.decode("utf-8", "replace"),
+                    "signature": headers.get("webhook-signature", ""),
                     "received_at": time.time(),
                 }
             )

@@ -26,7 +26,7 @@ from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
 
 CAMPAIGNS = ["5a1e0c2d-0000-4000-8000-00000000000a", "5a1e0c2d-0000-4000-8000-00000000000b"]
 CLIENT_SECRET = "Cl13nt-S3cr3t-visibility-9f2b7d"
-WEBHOOK_SECRET = "Wh00k-S3cr3t-visibility-4c8e1a"
+WEBHOOK_SECRET = "whsec_V2gwMGstUzNjcjN0LXZpc2liaWxpdHktNGM4ZTFh"  # Standard Webhooks format
 # Settings that would make rich colour output that is not a terminal.
 FORCING = ("FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES")
 

@@ -1,20 +1,25 @@
 """Sink ``webhook``: one signed event per archive batch to the data warehouse.
 
-Signed as Standard Webhooks: ``webhook-id`` (the outbox event id, stable
-across retries), ``webhook-timestamp`` (seconds, at delivery) and
-``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``.
+Signed as Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id``
+(the outbox event id, stable across retries), ``webhook-timestamp`` (seconds,
+at delivery) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``,
+keyed by the secret's bytes: ``whsec_`` stripped, the rest base64-decoded, as
+the specification and its reference libraries read a secret. Redirects are not
+followed: a signed body goes to the URL the policy names and nowhere else.
 Delivery is called by the outbox; this module never decides to drop an event.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,22 +30,73 @@ from archiver.policy.model import WebhookSink
 from archiver.templates import DEFAULT_WEBHOOK, CompiledTemplate, load_template
 
 EMBEDDED = "embedded"
+SECRET_PREFIX = "whsec_"
+# The specification asks for at least 24 random bytes (192 bits).
+MIN_SECRET_BYTES = 24
+GENERATE_HINT = (
+    "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
+)
 
 
-def sign(secret: str, event_id: str, timestamp: int, body: str) -> str:
+def signing_key(secret: str, *, env: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (``whsec_<base64>``, or the base64 alone).
+
+    ConfigError names the variable ``env`` that held it, never the value.
+    """
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    try:
+        # Strict: the reference libraries skip characters outside the alphabet, so a
+        # secret with any would be read as a different key by the receiver.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) < MIN_SECRET_BYTES:
+        why = "is not base64" if not key else f"holds {len(key)} bytes"
+        raise ConfigError(
+            f"webhook secret in {env} {why}: a Standard Webhooks secret is `whsec_` followed by "
+            f"the base64 of at least {MIN_SECRET_BYTES} random bytes; generate one with "
+            f"{GENERATE_HINT}"
+        )
+    return key
+
+
+def sign(key: bytes, event_id: str, timestamp: int, body: str) -> str:
     """The ``webhook-signature`` header value for one delivery."""
     message = f"{event_id}.{timestamp}.{body}".encode()
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_identity(url: str) -> str:
+    """The outbox's name for a webhook: its destination, stable across policy edits.
+
+    A query string can hold a credential (``?code=...``): only a digest of it is kept.
+    """
+    if url == EMBEDDED:
+        return f"webhook:{EMBEDDED}"
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
+    if parts.query:
+        where += "?sha256:" + hashlib.sha256(parts.query.encode()).hexdigest()[:12]
+    return f"webhook:{where}"
 
 
 class Webhook:
     name = "webhook"
     events = frozenset({"batch_archived"})
 
-    def __init__(self, url: str, secret: str, template: CompiledTemplate, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: bytes,
+        template: CompiledTemplate,
+        timeout: float,
+        *,
+        identity: str | None = None,
+    ) -> None:
         self.url = require_secure_url(url, what="webhook url")
-        self._secret = secret
+        self.identity = identity or webhook_identity(url)
+        self._key = key
         self.template = template
         self.timeout = timeout
         self._session = requests.Session()
@@ -55,10 +111,11 @@ class Webhook:
         secret = ctx.secrets.get(spec.secret_env)
         if not secret:
             raise ConfigError(f"webhook secret: environment variable {spec.secret_env} is not set")
+        key = signing_key(secret, env=spec.secret_env)
         template = load_template(
             ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_WEBHOOK
         )
-        return cls(url, secret, template, spec.timeout_seconds)
+        return cls(url, key, template, spec.timeout_seconds, identity=webhook_identity(spec.url))
 
     def render(self, event: Mapping[str, Any]) -> str:
         return json.dumps(self.template.render_json(event), separators=(",", ":"))
@@ -69,16 +126,28 @@ class Webhook:
             "content-type": "application/json",
             "webhook-id": event_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret, event_id, timestamp, body),
+            "webhook-signature": sign(self._key, event_id, timestamp, body),
         }
         try:
             response = self._session.post(
-                self.url, data=body.encode(), headers=headers, timeout=self.timeout
+                self.url,
+                data=body.encode(),
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as err:
             raise WebhookError(f"webhook {self.url}: {type(err).__name__}") from None
-        if 200 <= response.status_code < 300:
+        status = response.status_code
+        if 200 <= status < 300:
             return
-        if response.status_code == 410:
+        if 300 <= status < 400:
+            # A redirect would carry the signed body to an address the policy does not
+            # name (possibly plain http): the event stays in the outbox instead.
+            raise WebhookError(
+                f"webhook {self.url} answered HTTP {status}: the endpoint redirected; "
+                "redirects are not followed, the event is kept for a later run"
+            )
+        if status == 410:
             raise WebhookGone(f"webhook {self.url} answered 410 Gone; endpoint disabled")
-        raise WebhookError(f"webhook {self.url} answered HTTP {response.status_code}")
+        raise WebhookError(f"webhook {self.url} answered HTTP {status}")
