@@ -13,6 +13,7 @@ from dataclasses import dataclass
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_STORAGE = 74  # EX_IOERR: a state, audit, report or metrics file cannot be written
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store
 EXIT_UNAPPROVED = 77  # EX_NOPERM: the policy text has no valid approval for a real tenant
 EXIT_CONFIG = 78  # EX_CONFIG: invalid policy or missing secret
@@ -99,6 +100,18 @@ class StateLockedError(StateError):
     """Another archiver run holds the state store."""
 
     exit_code = EXIT_LOCKED
+
+
+class StorageError(ArchiverError, Terminal):
+    """A file or folder archiver keeps (state store, run lock, audit log, report, metrics)
+    cannot be created, read or written: disk full, read-only, no permission."""
+
+    exit_code = EXIT_STORAGE
+
+
+class UnsafeFileError(ConfigError):
+    """A state folder or file, or an audit log, is not provably archiver's own (a symbolic
+    link, not a regular file, another user's, not an audit log it wrote): refused, untouched."""
 
 
 class AuditError(ArchiverError, Terminal):

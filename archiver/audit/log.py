@@ -5,18 +5,31 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from archiver.audit.chain import CHAIN_KEYS, GENESIS_HASH, AuditLine, check_line, line_hash
 from archiver.errors import AuditError
+from archiver.state import files
 
 log = logging.getLogger(__name__)
 
 # Lines hold one batch's attempt ids, so they can be tens of kilobytes; read back in blocks.
 _BLOCK = 64 * 1024
+# A first line longer than this is not one archiver wrote.
+_FIRST_LINE_MAX = 4 * 1024 * 1024
+
+WHAT = "the audit log"
+REFUSED = (
+    "archiver writes only an audit log of its own: point audit_log.path at a new file, "
+    "or move this one aside"
+)
+
+# The state store's record of the last line written to a log: (seq, hash), or None when
+# it has none for that file (``Store.audit_checkpoint``).
+Checkpoint = Callable[[Path], tuple[int, str] | None]
 
 
 class AuditLog:
@@ -25,40 +38,51 @@ class AuditLog:
     Appends come from one process at a time: the caller holds the run lock. Each append is
     a single ``O_APPEND`` write followed by ``fsync``, and returns only after that, so a line
     without its trailing newline is the remains of a write that was cut short and never
-    acknowledged. Opening the log (and every append) removes such a torn last line, and
-    nothing else, so the next line chains onto the last complete one. ``verify_file``
-    reports a torn line instead of touching the file.
+    acknowledged.
+
+    The log is archiver's own or it is left alone. It is opened with ``O_NOFOLLOW`` and
+    created 0600. A symbolic link, anything but a regular file, another user's file, and a
+    file that is not empty and does not begin with a chain start (seq 1, ``prev_hash`` of 64
+    zeros, its own hash right) are refused before anything is read from or written to them.
+    A torn last line is dropped (and nothing else) only when, besides, the state store has
+    a receipt for a line written to this file (``checkpoint``, given by the run); without
+    one the log is refused as it is. ``verify_file`` reports a torn line without touching it.
 
     The file is never read whole: the last line is found by reading back from the end.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, checkpoint: Checkpoint | None = None) -> None:
         self.path = path
+        self.checkpoint = checkpoint
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._drop_torn_tail()
+            fd = self._open_existing()
+            if fd is None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return
+            try:
+                self._check_start(fd)
+            finally:
+                os.close(fd)
         except OSError as err:
-            raise AuditError(f"cannot open audit log {path}: {err.strerror or err}") from err
+            raise files.storage_error(WHAT, path, err) from err
 
     def tail(self) -> AuditLine | None:
-        """The last complete line, or None for an empty log.
+        """The last complete line, or None for an empty or missing log.
 
         Raises AuditError when that line is damaged: extending a broken chain would hide
         where it broke.
         """
         try:
-            raw = self._last_line()
+            fd = self._open_existing()
+            if fd is None:
+                return None
+            try:
+                self._check_start(fd)
+                return self._last(fd)
+            finally:
+                os.close(fd)
         except OSError as err:
-            raise AuditError(f"cannot read audit log {self.path}: {err.strerror}") from err
-        if raw is None:
-            return None
-        checked = check_line(raw)
-        if isinstance(checked, str):
-            raise AuditError(
-                f"{self.path}: the last line is damaged ({checked}); "
-                f"run `archiver audit verify {self.path}`"
-            )
-        return checked[0]
+            raise files.storage_error(WHAT, self.path, err) from err
 
     def append(self, record: Mapping[str, Any], *, event_id: str) -> AuditLine:
         """Chain ``record`` onto the log as one line; durable on disk when this returns."""
@@ -71,108 +95,153 @@ class AuditLog:
                 "remove them from the audit template"
             )
         try:
-            self._drop_torn_tail()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, created = files.open_private(
+                self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, WHAT, REFUSED, tighten=False
+            )
+            try:
+                self._check_start(fd)
+                self._drop_torn_tail(fd)
+                prev = self._last(fd)
+                line = _chained(record, event_id, prev)
+                data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                _write(fd, data + b"\n")
+            finally:
+                os.close(fd)
         except OSError as err:
-            raise AuditError(f"cannot open audit log {self.path}: {err.strerror}") from err
-        prev = self.tail()
-        body = {
-            "seq": prev.seq + 1 if prev else 1,
-            "event_id": event_id,
-            **record,
-            "prev_hash": prev.hash if prev else GENESIS_HASH,
-        }
-        try:
-            # Round-trip first so the hash covers exactly what a reader will parse
-            # (int dict keys become strings, tuples become lists).
-            line = json.loads(json.dumps(body, ensure_ascii=False, allow_nan=False))
-        except (TypeError, ValueError) as err:
-            raise AuditError(f"the audit record is not plain JSON: {err}") from err
-        line["hash"] = line_hash(line)
-        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        self._write(data + b"\n")
+            raise files.storage_error(WHAT, self.path, err) from err
+        if created:
+            files.fsync_dir(self.path.parent)
         return AuditLine(seq=line["seq"], hash=line["hash"], event_id=event_id)
 
-    def _write(self, data: bytes) -> None:
-        created = not self.path.exists()
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise AuditError(f"cannot open audit log {self.path}: {err.strerror}") from err
-        try:
-            start = os.fstat(fd).st_size
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            except OSError as err:
-                # Leave no half line behind (e.g. disk full) for the next append to follow.
-                with suppress(OSError):
-                    os.ftruncate(fd, start)
-                raise AuditError(f"cannot write audit log {self.path}: {err.strerror}") from err
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def _drop_torn_tail(self) -> None:
-        try:
-            f = self.path.open("r+b")
-        except FileNotFoundError:
-            return
-        with f:
-            size = f.seek(0, os.SEEK_END)
-            if size == 0 or _byte_at(f, size - 1) == b"\n":
-                return
-            keep = _line_start(f, size)
-            log.warning(
-                "audit log %s: dropping %d bytes of an interrupted write at its end",
-                self.path,
-                size - keep,
-            )
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _last_line(self) -> bytes | None:
-        try:
-            f = self.path.open("rb")
-        except FileNotFoundError:
+    # -- the file is ours ------------------------------------------------------------
+    def _open_existing(self) -> int | None:
+        if not files.check_private(self.path, WHAT, REFUSED, tighten=False):
             return None
-        with f:
-            end = f.seek(0, os.SEEK_END)
-            if end and _byte_at(f, end - 1) != b"\n":
-                end = _line_start(f, end)  # skip a torn line that appeared since opening
-            if end == 0:
-                return None
-            start = _line_start(f, end - 1)
-            f.seek(start)
-            return f.read(end - start)
+        fd, _ = files.open_private(self.path, os.O_RDONLY, WHAT, REFUSED, tighten=False)
+        return fd
+
+    def _check_start(self, fd: int) -> None:
+        """Refuse a file that is not empty and does not begin with an audit chain (checked
+        on every use: reading the first line is cheap next to an fsync)."""
+        if os.fstat(fd).st_size == 0:
+            return
+        problem = _not_a_chain_start(_first_line(fd))
+        if problem is not None:
+            raise files.refused(
+                WHAT, self.path,
+                f"it is not empty and does not begin an archiver audit chain ({problem})",
+                REFUSED,
+            )
+
+    def _drop_torn_tail(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        if self.checkpoint is None or self.checkpoint(self.path) is None:
+            raise files.refused(
+                WHAT, self.path,
+                "its last line is incomplete and no state store recorded writing to this file",
+                "archiver repairs only a log it has written; check it with "
+                f"`archiver audit verify {self.path}` and remove the incomplete line yourself",
+            )
+        keep = _line_start(fd, size)
+        log.warning(
+            "audit log %s: dropping %d bytes of an interrupted write at its end",
+            self.path,
+            size - keep,
+        )
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+
+    def _last(self, fd: int) -> AuditLine | None:
+        raw = _last_line(fd)
+        if raw is None:
+            return None
+        checked = check_line(raw)
+        if isinstance(checked, str):
+            raise AuditError(
+                f"{self.path}: the last line is damaged ({checked}); "
+                f"run `archiver audit verify {self.path}`"
+            )
+        return checked[0]
 
 
-def _byte_at(f: BinaryIO, offset: int) -> bytes:
-    f.seek(offset)
-    return f.read(1)
+def _chained(record: Mapping[str, Any], event_id: str, prev: AuditLine | None) -> dict[str, Any]:
+    body = {
+        "seq": prev.seq + 1 if prev else 1,
+        "event_id": event_id,
+        **record,
+        "prev_hash": prev.hash if prev else GENESIS_HASH,
+    }
+    try:
+        # Round-trip first so the hash covers exactly what a reader will parse
+        # (int dict keys become strings, tuples become lists).
+        line: dict[str, Any] = json.loads(json.dumps(body, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise AuditError(f"the audit record is not plain JSON: {err}") from err
+    line["hash"] = line_hash(line)
+    return line
 
 
-def _line_start(f: BinaryIO, end: int) -> int:
+def _write(fd: int, data: bytes) -> None:
+    start = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError:
+        # Leave no half line behind (e.g. disk full) for the next append to follow.
+        with suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
+
+
+def _not_a_chain_start(raw: bytes | None) -> str | None:
+    """Why ``raw`` is not the first line of an audit chain; None when it is."""
+    if raw is None:
+        return "no complete first line"
+    checked = check_line(raw)
+    if isinstance(checked, str):
+        return f"its first line: {checked.split(' (')[0].split(':')[0]}"
+    line, prev_hash = checked
+    if line.seq != 1 or prev_hash != GENESIS_HASH:
+        return f"its first line has seq {line.seq}, not the chain's start"
+    return None
+
+
+def _first_line(fd: int) -> bytes | None:
+    """The first line with its newline; None when there is no newline near the start."""
+    data = b""
+    while len(data) < _FIRST_LINE_MAX:
+        block = os.pread(fd, _BLOCK, len(data))
+        if not block:
+            return None
+        found = block.find(b"\n")
+        if found >= 0:
+            return data + block[: found + 1]
+        data += block
+    return None
+
+
+def _last_line(fd: int) -> bytes | None:
+    end = os.fstat(fd).st_size
+    if end and os.pread(fd, 1, end - 1) != b"\n":
+        end = _line_start(fd, end)  # skip a torn line
+    if end == 0:
+        return None
+    start = _line_start(fd, end - 1)
+    return os.pread(fd, end - start, start)
+
+
+def _line_start(fd: int, end: int) -> int:
     """Offset just after the last newline before ``end`` (0 if there is none)."""
     pos = end
     while pos > 0:
         step = min(_BLOCK, pos)
-        f.seek(pos - step)
-        found = f.read(step).rfind(b"\n")
+        found = os.pread(fd, step, pos - step).rfind(b"\n")
         if found >= 0:
             return pos - step + found + 1
         pos -= step
     return 0
-
-
-def _fsync_dir(folder: Path) -> None:
-    # A new file's directory entry must be durable too; not every platform allows it.
-    with suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

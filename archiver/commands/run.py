@@ -12,9 +12,9 @@ import click
 from rich.console import Console
 
 from archiver.connect import connect
+from archiver.engine import failpoints
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import new_run_id, run_policy
-from archiver.errors import ConfigError
 from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
@@ -22,6 +22,7 @@ from archiver.report.progress import LogProgress, TerminalProgress, console_line
 from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
+from archiver.state.files import storage_error
 from archiver.state.folder import default_state_dir
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def command(
     1 some failed (a later run retries them); 2 usage; 75 the state folder is
     in use by another run; 78 invalid policy or missing secret.
     """
+    failpoints.check()
     stderr = Console(stderr=True)
     live = stderr.is_terminal and not quiet
     context = configure_logging(
@@ -102,7 +104,8 @@ def command(
         # Loaded only when asked for: prometheus_client is most of the cost of importing it.
         from archiver.report.metrics import RunMetrics, previous_successes
 
-        metrics = RunMetrics(previous_successes(metrics_path))
+        with _writing(metrics_path):
+            metrics = RunMetrics(previous_successes(metrics_path))
     # Every policy is checked before the first request of any of them.
     loaded = [(path, load_policy(path)) for path in policies]
     exit_code = 0
@@ -154,7 +157,8 @@ def _writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise ConfigError(f"cannot write {path}: {err.strerror or err}") from err
+        again = "run again (it archives nothing twice)"
+        raise storage_error("cannot write", path, err, retry=again) from err
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

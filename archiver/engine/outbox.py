@@ -29,6 +29,10 @@ class Outbox:
         self.sinks = dict(sinks)
         self._lock = threading.Lock()
         self._broken: set[str] = set()  # sinks that failed in this run: retried next run
+        for sink in self.sinks.values():
+            attach = getattr(sink, "attach_store", None)
+            if attach is not None:  # a sink with a file of its own (audit_log) asks the store
+                attach(store)
 
     def drain(self, *, wait: bool = True) -> None:
         """Deliver pending events of every sink. ``wait=False`` returns at once when

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STATE_DIR_NAME = ".archiver"
+# The end of the message refusing a state folder or file that is not archiver's own.
+REFUSED = "remove it, or pass --state DIR for a state folder of archiver's own"
 
 
 def default_state_dir(policy_path: Path) -> Path:

@@ -4,6 +4,10 @@
 dies (even by SIGKILL) the kernel drops them, so a crashed run never leaves a
 lock that blocks the next one. The file's content (pid, start time) is only
 for the error message.
+
+The state folder is made owner-only (0700) and the lock file is opened with
+``O_NOFOLLOW`` (0600): a ``run.lock`` that is a symbolic link, say one committed
+to a repository pointing at ``~/.bashrc``, is refused, never written through.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 
 from archiver.errors import StateLockedError
+from archiver.state import files
+from archiver.state.folder import REFUSED
 
 
 class RunLock:
@@ -23,23 +30,29 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        files.private_dir(self.path.parent, "the state folder", REFUSED)
+        fd, _ = files.open_private(self.path, os.O_RDWR | os.O_CREAT, "the run lock", REFUSED)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown process"
+            try:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
             os.close(fd)
             raise StateLockedError(
-                f"another archiver run holds the state store {self.path.parent} ({holder}); "
-                "wait for it to finish"
+                f"another archiver run holds the state store {self.path.parent} "
+                f"({holder or 'unknown process'}); wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}".encode(),
-            0,
-        )
+        except OSError as err:
+            os.close(fd)
+            raise files.storage_error("the run lock", self.path, err) from err
+        # Only for the message a second run prints: a full disk must not stop the run here
+        # (the state store reports it, naming the folder).
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {stamp}".encode(), 0)
         self._fd = fd
 
     def release(self) -> None:

@@ -13,20 +13,31 @@ can lose the last commits but never corrupts the file.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from archiver.engine.records import FINAL_STATES, Decision
-from archiver.errors import StateError
+from archiver.errors import ArchiverError, StateError, StorageError
+from archiver.state import files
+from archiver.state.folder import REFUSED
 from archiver.state.schema import MIGRATIONS
 
+log = logging.getLogger(__name__)
+
 DB_NAME = "state.db"
+# What SQLite keeps beside the database: checked like it, as a link there would be
+# followed by SQLite (a -journal is even truncated and rewritten).
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+_NOT_WRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+_STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
 
 # An attempt row keeps its decision when it is archived, or when it belongs to a
 # batch whose fate is not yet known (sent, no recorded response).
@@ -93,19 +104,32 @@ class OutboxEvent:
 
 class Store:
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / DB_NAME
         self._lock = threading.RLock()
-        try:
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30
+        files.private_dir(folder, "the state folder", REFUSED)
+        self._check_files()
+        if not files.check_private(self.path, "the state store", REFUSED):
+            # Created here, 0600, so SQLite's -wal, -shm and -journal files copy its mode.
+            fd, _ = files.open_private(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, "the state store", REFUSED
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.DatabaseError as err:
-            raise StateError(f"state store {self.path} is unusable: {err}") from err
+            os.close(fd)
+        try:
+            with files.private_umask():
+                self._db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                try:
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    self._db.execute("PRAGMA foreign_keys=ON")
+                    self._migrate()
+                    self._check_files()
+                except BaseException:
+                    self.close()
+                    raise
+        except sqlite3.Error as err:
+            raise self._fault(err) from err
 
     @classmethod
     def open_existing(cls, folder: Path) -> Store:
@@ -120,22 +144,65 @@ class Store:
     # -- plumbing -------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            try:
+                self._db.close()
+            except sqlite3.Error as err:  # after a fault: the error that caused it is reported
+                log.warning("closing the state store %s: %s", self.path, err)
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise self._fault(err) from err
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as err:
+                self._rollback()
+                if isinstance(err, sqlite3.Error):
+                    raise self._fault(err) from err
                 raise
-            self._db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # A failed COMMIT may have rolled back already; a failing ROLLBACK (the disk
+        # that broke the transaction) must not hide the error that did.
+        with suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as err:
+                raise self._fault(err) from err
+
+    def _fault(self, err: sqlite3.Error) -> ArchiverError:
+        """What a failed statement means to the user, naming the store and what to do."""
+        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in _STORAGE_FAULTS:
+            hint = (
+                f"make {self.path.parent} and its files writable by this user"
+                if code in _NOT_WRITABLE
+                else f"free space on the disk holding {self.path.parent} and check it"
+            )
+            return StorageError(
+                f"the state store {self.path}: {err}; {hint}, then run again "
+                "(the next run picks up where this one stopped)"
+            )
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return StateError(
+                f"the state store {self.path} is unusable: {err}; "
+                "restore it from a backup or move it aside"
+            )
+        return StateError(f"the state store {self.path}: {err}")
+
+    def _check_files(self) -> None:
+        """The database and the files SQLite keeps beside it are ours, regular, 0600."""
+        for suffix in ("", *_SIDE_FILES):
+            files.check_private(Path(f"{self.path}{suffix}"), "the state store file", REFUSED)
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -146,9 +213,13 @@ class Store:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self._lock:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+                try:
+                    self._db.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except BaseException:
+                    self._rollback()
+                    raise
 
     @property
     def schema_version(self) -> int:

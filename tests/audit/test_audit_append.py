@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from archiver.audit import GENESIS_HASH, AuditLine, AuditLog, verify_file
-from archiver.errors import AuditError
+from archiver.errors import AuditError, StorageError, UnsafeFileError
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -129,6 +129,7 @@ def test_lines_longer_than_the_read_block(tmp_path: Path, monkeypatch: pytest.Mo
 def test_a_damaged_last_line_is_not_extended(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
+    log.append({"count": 0}, event_id="e0")
     log.append({"count": 1}, event_id="e1")
     path.write_bytes(path.read_bytes().replace(b'"count":1', b'"count":2'))
     before = path.read_bytes()
@@ -137,8 +138,18 @@ def test_a_damaged_last_line_is_not_extended(tmp_path: Path) -> None:
     assert path.read_bytes() == before
 
 
-def test_unwritable_folder_is_an_audit_error(tmp_path: Path) -> None:
+def test_a_damaged_first_line_is_not_extended_either(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    AuditLog(path).append({"count": 1}, event_id="e1")
+    path.write_bytes(path.read_bytes().replace(b'"count":1', b'"count":2'))
+    before = path.read_bytes()
+    with pytest.raises(UnsafeFileError, match=r"does not begin an archiver audit chain.*hash mismatch"):
+        AuditLog(path)
+    assert path.read_bytes() == before
+
+
+def test_a_folder_that_cannot_hold_the_log_is_a_storage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(AuditError, match="cannot open audit log"):
+    with pytest.raises(StorageError, match=f"the audit log {blocker / 'audit.jsonl'}: "):
         AuditLog(blocker / "audit.jsonl")

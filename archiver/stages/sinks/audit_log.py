@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.audit import AuditLog
 from archiver.engine.registry import BuildContext
 from archiver.errors import AuditError
 from archiver.policy.model import AuditLogSink
 from archiver.templates import DEFAULT_AUDIT, CompiledTemplate, load_template
+
+if TYPE_CHECKING:
+    from archiver.state.store import Store
 
 
 class AuditLogStage:
@@ -31,9 +34,15 @@ class AuditLogStage:
     @classmethod
     def from_spec(cls, spec: AuditLogSink, ctx: BuildContext) -> AuditLogStage:
         template = load_template(
-            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT
+            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT,
+            root=ctx.policy.root,
         )
         return cls(AuditLog(ctx.policy.resolve(spec.path)), template)
+
+    def attach_store(self, store: Store) -> None:
+        """The run's state store vouches for the log: a torn last line is repaired only in
+        a log the store has a receipt for (see ``AuditLog``)."""
+        self.log.checkpoint = store.audit_checkpoint
 
     def render(self, event: Mapping[str, Any]) -> str:
         record = self.template.render_json(event)
