@@ -332,11 +332,12 @@ class CxoneClient:
         return response.status_code, response.reason or "", response.headers, response.content
 
     def _throttled(self, retry_after: float | None) -> None:
-        self._limiter.on_throttled()
         if self._retry.respect_retry_after and retry_after is not None:
             # Every thread holds back, not only the one that was told; never
             # longer than one backoff, which is all this run will wait anyway.
-            self._limiter.pause(min(retry_after, self._retry.max_backoff_seconds))
+            self._limiter.on_throttled(min(retry_after, self._retry.max_backoff_seconds))
+        else:
+            self._limiter.on_throttled()
 
     def _emit(
         self, call: _Call, attempt: int, status: int | None, duration: float, error: str | None

@@ -1,11 +1,24 @@
 """A client-side request ceiling shared by every thread of a run.
 
 A token bucket refilled at ``current_rate`` gates every HTTP try. With
-``adaptive`` on, the rate follows AIMD: each 429 cuts it multiplicatively, each
-success adds back a little per second, so a run settles just under the
-tenant's real limit even when the policy's figure is too optimistic. A 429
-that names a ``Retry-After`` pauses the whole bucket, so every thread holds
-back, not just the one that was told.
+``adaptive`` on, the rate follows what the tenant actually accepts:
+
+- A 429 cuts the rate to what the tenant was accepting just before it: the
+  successes counted since the previous cut (at most the last second). Before
+  any cut the tenant's burst is unknown, so the successes since the start are
+  spread over one more second than they took, as a tenant that allows a
+  second's worth of burst (a common token bucket) would have let them through.
+  No fixed factor: a ceiling far above the tenant's limit comes down in one
+  step, a probe just over it loses only that much.
+- Without ``Retry-After`` (real CXone often sends none) nothing stops the
+  other threads, so the rate goes a little under that figure: a little over
+  would keep drawing 429s. A ``Retry-After`` pauses the whole bucket, so every
+  thread holds back, not just the one that was told; the tenant refills while
+  everyone waits, so the rate goes a little over the figure, to spend that
+  refill at once instead of leaving it unused.
+- For a while after a cut the rate holds, then it probes back up gently (a
+  small share of itself per second of successes), so it creeps over the
+  tenant's limit instead of jumping past it.
 
 Written by hand because it needs a rate that moves at run time and a pause
 shared by all threads, which fixed-rate limiter libraries do not model.
@@ -15,16 +28,27 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
-# Multiplicative decrease on a 429, and the floor (a fraction of the ceiling) it never goes below.
-DECREASE_FACTOR = 0.7
+# A cut goes to this share of the rate the tenant was seen to accept (and always at
+# least this far below the current rate); after a Retry-After, a little over it.
+MARGIN = 0.95
+MARGIN_AFTER_PAUSE = 1.05
+# Successes are counted over at most this long before a 429.
+WINDOW_SECONDS = 1.0
+# Before the first cut, the tenant is assumed to have let a burst this long through.
+ASSUMED_BURST_SECONDS = 1.0
+# The floor (a fraction of the ceiling) the rate never goes below.
 FLOOR_FRACTION = 0.05
-# Additive increase: this fraction of the ceiling per second of successes.
-INCREASE_PER_SECOND = 0.02
 # 429s answered within this many seconds of a cut belong to the same overload
-# (requests that were already in flight); cutting again for each would collapse the rate.
-DECREASE_HOLD_SECONDS = 1.0
+# (requests that were already in flight); another cut for each would collapse
+# the rate. Later 429s cut again, on the successes counted since the cut.
+DECREASE_HOLD_SECONDS = 0.25
+# After a cut the rate holds this long before probing up ...
+PROBE_HOLD_SECONDS = 5.0
+# ... and then grows by this share of itself per second of successes.
+INCREASE_PER_SECOND = 0.02
 # A success after a long idle gap is one piece of evidence, not many seconds' worth.
 MAX_INCREASE_STEP_SECONDS = 1.0
 MAX_BURST = 5.0
@@ -32,7 +56,7 @@ _EPSILON = 1e-9
 
 
 class RateLimiter:
-    """Thread-safe token bucket with an adaptive (AIMD) rate and a shared pause."""
+    """Thread-safe token bucket with a rate that follows the tenant's 429s, and a shared pause."""
 
     def __init__(
         self,
@@ -60,8 +84,11 @@ class RateLimiter:
         self._tokens = self.burst
         self._stamp = now
         self._paused_until = float("-inf")
+        self._started = now
         self._last_change = now
-        self._last_decrease = float("-inf")
+        self._last_cut: float | None = None
+        self._successes = 0  # since the start
+        self._recent: deque[float] = deque()  # times of the successes of the last window
 
     @property
     def current_rate(self) -> float:
@@ -101,33 +128,63 @@ class RateLimiter:
             self._tokens = min(self._tokens, 1.0)
             self._stamp = max(self._stamp, self._paused_until)
 
-    def on_throttled(self) -> None:
-        """The server answered 429: lower the rate multiplicatively."""
+    def on_throttled(self, retry_after: float | None = None) -> None:
+        """The server answered 429: lower the rate to what it was seen to accept.
+
+        ``retry_after``: the wait the server asked for, when it named one and the
+        policy respects it; every caller of :meth:`acquire` is held back that long.
+        """
+        if retry_after is not None:
+            self.pause(retry_after)
         if not self.adaptive:
             return
         with self._lock:
             now = self._clock()
-            if now - self._last_decrease < DECREASE_HOLD_SECONDS:
+            if self._last_cut is not None and now - self._last_cut < DECREASE_HOLD_SECONDS:
                 return
             self._refill(now)
-            self._rate = max(self.floor, self._rate * DECREASE_FACTOR)
+            accepted = self._accepted_rate(now)
+            if retry_after is not None and retry_after > 0:
+                target = accepted * MARGIN_AFTER_PAUSE
+            else:
+                target = accepted * MARGIN
+            self._rate = max(self.floor, min(target, self._rate * MARGIN))
             self._tokens = min(self._tokens, self._capacity())
-            self._last_decrease = now
+            self._last_cut = now
             self._last_change = now
 
     def on_success(self) -> None:
-        """A request succeeded: probe the rate back up towards the ceiling."""
+        """A request succeeded: after a cut's hold, probe the rate back up, gently."""
         if not self.adaptive:
             return
         with self._lock:
             now = self._clock()
+            self._successes += 1
+            self._recent.append(now)
+            self._forget(now)
             step = min(max(0.0, now - self._last_change), MAX_INCREASE_STEP_SECONDS)
             self._last_change = now
-            if self._rate < self.ceiling:
-                self._refill(now)
-                self._rate = min(
-                    self.ceiling, self._rate + self.ceiling * INCREASE_PER_SECOND * step
-                )
+            if self._rate >= self.ceiling:
+                return
+            if self._last_cut is not None and now - self._last_cut < PROBE_HOLD_SECONDS:
+                return
+            self._refill(now)
+            self._rate = min(self.ceiling, self._rate * (1.0 + INCREASE_PER_SECOND * step))
+
+    def _accepted_rate(self, now: float) -> float:
+        """Requests per second the tenant accepted before this 429."""
+        if self._last_cut is None:
+            # Nothing known about the tenant's burst yet: assume a second's worth went through.
+            return self._successes / (now - self._started + ASSUMED_BURST_SECONDS)
+        self._forget(now)
+        since = max(self._last_cut, now - WINDOW_SECONDS)
+        counted = sum(1 for t in self._recent if t > since)
+        return counted / max(now - since, _EPSILON)
+
+    def _forget(self, now: float) -> None:
+        horizon = now - WINDOW_SECONDS
+        while self._recent and self._recent[0] <= horizon:
+            self._recent.popleft()
 
     def _capacity(self) -> float:
         # A lowered rate also shrinks the burst, so a cut takes effect at once.
