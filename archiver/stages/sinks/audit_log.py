@@ -34,8 +34,7 @@ class AuditLogStage:
     @classmethod
     def from_spec(cls, spec: AuditLogSink, ctx: BuildContext) -> AuditLogStage:
         template = load_template(
-            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT,
-            root=ctx.policy.root,
+            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT
         )
         return cls(AuditLog(ctx.policy.resolve(spec.path)), template)
 
