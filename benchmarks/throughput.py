@@ -4,11 +4,14 @@
 
 Scenarios (6 campaigns x 2,000 attempts unless named otherwise):
   (a) 50 ms added to every API answer, no rate limit: wall time of each and the
-      ratio; archiver with max_in_flight 24, page_size 100 (the tutorial's page,
-      so both need the same calls) and page_size 1000 (the API's largest).
+      ratio; archiver with max_in_flight 16 and both sinks a real policy has (an
+      audit log and a webhook to the simulator's receiver), page_size 100 (the
+      tutorial's page, so both need the same calls) and page_size 1000 (the API's
+      largest).
   (b) a 20 requests/s limit and no added latency: requests/s achieved against it
       and the share answered 429, with the policy's max_requests_per_second at
-      the real limit (20) and at twice it (40).
+      the real limit (20) and at twice it (40), each with the simulator's 429s
+      carrying Retry-After and without it (as real CXone often answers).
   (c) 1 campaign x 500,000 attempts, no latency: attempts/s end to end (state
       store writes included) and peak RSS; archiver with page_size 1000.
 
@@ -20,9 +23,11 @@ Every run gets a fresh simulator in a separate process, so its CPU and memory ar
 not counted against the client. The data set is clean (no unanonymized or
 malformed records, no null ``retentionDays``): on anything else the tutorial
 aborts whole campaigns and would be measured doing less work. ``archiver run``
-writes an audit log (``audit_log`` sink: one fsync'd, hash-chained line per batch)
-unless ``--no-sinks``; the tutorial posts its warehouse callback to the
-simulator's receiver and appends its own audit line, as written.
+writes an audit log (``audit_log`` sink: one fsync'd, hash-chained line per batch
+and per run start and end) and delivers a signed webhook per event to the
+simulator's receiver (``webhook`` sink), unless ``--no-sinks``; the tutorial posts
+its warehouse callback to the simulator's receiver and appends its own audit
+line, as written. Each scenario prints the settings it runs archiver with.
 
 Every client runs N times (``--repeat``, default 3), each against a fresh
 simulator: the run with the median wall time (for an even N, the slower of the
@@ -45,7 +50,8 @@ Columns: "API calls" as the simulator counted them (its /_sim/ routes excluded);
 short one, batches of 200), so the difference is speculative listing; "connections",
 the TCP connections the client opened; "archived/eligible", from the simulator's
 ledger. Every run is checked: no attempt archived twice, nothing ineligible
-archived, archiver's report counts add up and match the ledger. The exit status is
+archived, archiver's report counts add up and match the ledger, and with sinks
+every webhook event was received once, validly signed, with none left pending. The exit status is
 1 when a check fails; a missed target only shows in the table.
 """
 
@@ -76,6 +82,8 @@ REPO = Path(__file__).resolve().parent.parent
 TUTORIAL = Path(__file__).resolve().parent / "_tutorial.py"
 CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-client-secret-7Qv2"
+WEBHOOK_SECRET = "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQtM0pkOC1wYWRkaW5n"  # Standard Webhooks format
+WEBHOOK_SECRET_ENV = "BENCH_WEBHOOK_SECRET"
 APPROVED = ("SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED")
 TUTORIAL_PAGE_SIZE = 100
 MAX_BATCH = 200
@@ -105,6 +113,7 @@ class Setting:
     label: str
     page_size: int
     max_requests_per_second: float = 1000.0
+    retry_after: bool = True  # the simulator's 429 answers carry Retry-After
 
 
 @dataclass(frozen=True)
@@ -129,14 +138,16 @@ def scenarios(campaigns: int, attempts: int, large: int) -> dict[str, Scenario]:
             "a", "50 ms latency, no rate limit", campaigns, attempts,
             (Setting("archiver run (page_size 100)", 100),
              Setting("archiver run (page_size 1000)", 1000)),
-            # Round trips, not the rate, bound this tenant: enough calls in flight for
-            # six campaigns to look 4 pages ahead each while they list (24 / 6).
-            latency_ms=50, max_in_flight=24,
+            # Round trips, not the rate, bound this tenant; 16 in flight is what a
+            # production policy may use against a real tenant.
+            latency_ms=50, max_in_flight=16,
         ),
         "b": Scenario(
             "b", "20 requests/s limit", campaigns, attempts,
             (Setting("archiver run (policy 20 rps)", 100, 20),
-             Setting("archiver run (policy 40 rps)", 100, 40)),
+             Setting("archiver run (policy 40 rps)", 100, 40),
+             Setting("archiver run (policy 20 rps, no Retry-After)", 100, 20, retry_after=False),
+             Setting("archiver run (policy 40 rps, no Retry-After)", 100, 40, retry_after=False)),
             rate_limit=20,
         ),
         "c": Scenario(
@@ -184,7 +195,7 @@ class Outcome:
 class SimProcess:
     """A simulator serving one scenario's data set from a child process."""
 
-    def __init__(self, scenario: Scenario, log: Path) -> None:
+    def __init__(self, scenario: Scenario, log: Path, *, retry_after: bool = True) -> None:
         spec = {
             "config": {
                 "seed": 7,
@@ -195,10 +206,15 @@ class SimProcess:
                 "retention_null_share": 0.0,
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
+                "webhook_secret": WEBHOOK_SECRET,
                 # Archive bodies kept for /_sim/requests would only cost the simulator memory.
                 "request_log_size": 0,
             },
-            "faults": {"latency_ms": scenario.latency_ms, "rate_limit_rps": scenario.rate_limit},
+            "faults": {
+                "latency_ms": scenario.latency_ms,
+                "rate_limit_rps": scenario.rate_limit,
+                "retry_after": retry_after,
+            },
         }
         with log.open("wb") as err:
             self._proc = subprocess.Popen(
@@ -227,8 +243,8 @@ class SimProcess:
 
 
 @contextmanager
-def simulator(scenario: Scenario, log: Path) -> Iterator[SimProcess]:
-    sim = SimProcess(scenario, log)
+def simulator(scenario: Scenario, log: Path, *, retry_after: bool = True) -> Iterator[SimProcess]:
+    sim = SimProcess(scenario, log, retry_after=retry_after)
     try:
         yield sim
     finally:
@@ -296,6 +312,7 @@ def client_env(sim: SimProcess) -> dict[str, str]:
         CXONE_BASE_URL=sim.base_url,
         CXONE_CLIENT_ID=CLIENT_ID,
         CXONE_CLIENT_SECRET=CLIENT_SECRET,
+        **{WEBHOOK_SECRET_ENV: WEBHOOK_SECRET},
         # The tutorial's plain requests calls would otherwise honour a proxy from the environment.
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
@@ -306,7 +323,19 @@ def client_env(sim: SimProcess) -> dict[str, str]:
 # -- the two clients --------------------------------------------------------------
 
 
-def policy_doc(scenario: Scenario, setting: Setting, audit: Path | None) -> dict[str, Any]:
+def sinks_doc(audit: Path | None, webhook_url: str | None) -> list[dict[str, Any]]:
+    """Both sinks a production policy has: the warehouse webhook and the audit log."""
+    sinks: list[dict[str, Any]] = []
+    if webhook_url is not None:
+        sinks.append({"type": "webhook", "url": webhook_url, "secret_env": WEBHOOK_SECRET_ENV})
+    if audit is not None:
+        sinks.append({"type": "audit_log", "path": str(audit)})
+    return sinks
+
+
+def policy_doc(
+    scenario: Scenario, setting: Setting, audit: Path | None, webhook_url: str | None = None
+) -> dict[str, Any]:
     return {
         "version": 1,
         "name": f"throughput-{scenario.key}",
@@ -326,7 +355,7 @@ def policy_doc(scenario: Scenario, setting: Setting, audit: Path | None) -> dict
         "transforms": [{"type": "retention", "default_days": 365, "use_record_value": True}],
         "batch": {"max_items": MAX_BATCH, "force_cold_storage": True, "delete_active": True},
         # The retry section is left to its defaults, as a user starting out would.
-        "sinks": [{"type": "audit_log", "path": str(audit)}] if audit else [],
+        "sinks": sinks_doc(audit, webhook_url),
     }
 
 
@@ -334,13 +363,16 @@ def run_archiver(scenario: Scenario, setting: Setting, work: Path, sinks: bool) 
     work.mkdir(parents=True)
     policy = work / "policy.yaml"
     audit = work / "audit.jsonl" if sinks else None
-    policy.write_text(yaml.safe_dump(policy_doc(scenario, setting, audit), sort_keys=False))
     report_path = work / "report.json"
     cmd = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(work / "state"),
            "--report", str(report_path)]
-    with simulator(scenario, work / "simulator.log") as sim:
+    with simulator(scenario, work / "simulator.log", retry_after=setting.retry_after) as sim:
+        webhook = f"{sim.base_url}/_sim/webhooks" if sinks else None
+        doc = policy_doc(scenario, setting, audit, webhook)
+        policy.write_text(yaml.safe_dump(doc, sort_keys=False))
         measured = measure(cmd, client_env(sim), work / "stdout.txt", work / "stderr.txt")
         outcome = observe(sim, scenario, setting.label, measured, setting.page_size)
+        webhooks = sim.get("stats")["webhooks"] if sinks else None
     if measured.exit_code != 0:
         outcome.problems.append(f"exit code {measured.exit_code} (see {work / 'stderr.txt'})")
     if not report_path.exists():
@@ -356,7 +388,26 @@ def run_archiver(scenario: Scenario, setting: Setting, work: Path, sinks: bool) 
         )
     if outcome.archived != outcome.eligible:
         outcome.problems.append(f"archived {outcome.archived} of {outcome.eligible} eligible")
+    if webhooks is not None:
+        outcome.problems.extend(webhook_problems(report, webhooks))
     return outcome
+
+
+def webhook_problems(report: dict[str, Any], received: dict[str, int]) -> list[str]:
+    """Every webhook event delivered (none pending) and received validly signed, once each."""
+    problems = []
+    outbox = {sink: n for sink, n in report["outbox"].items() if sink.startswith("webhook")}
+    delivered = sum(n["delivered"] for n in outbox.values())
+    pending = sum(n["pending"] + n["disabled"] for n in outbox.values())
+    if not outbox or pending:
+        problems.append(f"{pending} webhook event(s) not delivered")
+    if received["invalid"]:
+        problems.append(f"{received['invalid']} webhook(s) with a bad signature")
+    if received["unique_accepted"] != delivered:
+        problems.append(
+            f"{delivered} webhook events delivered, the receiver accepted {received['unique_accepted']}"
+        )
+    return problems
 
 
 def report_problems(report: dict[str, Any], scenario: Scenario) -> list[str]:
@@ -493,11 +544,15 @@ def print_outcomes(outcomes: Sequence[Outcome], extra: Sequence[str], cells: Cel
 
 def describe(s: Scenario, sinks: bool) -> str:
     limit = f"{s.rate_limit:g} requests/s" if s.rate_limit else "none"
+    pages = ", ".join(sorted({f"{st.page_size}" for st in s.settings}, key=int))
+    ceilings = ", ".join(sorted({f"{st.max_requests_per_second:g}" for st in s.settings}, key=float))
     return (
         f"({s.key}) {s.title}: {s.campaigns} campaign(s) x {s.attempts:,} attempts, "
         f"latency {s.latency_ms:g} ms, rate limit {limit}\n"
-        f"    archiver: max_in_flight {s.max_in_flight}, sinks: "
-        f"{'audit_log' if sinks else 'none'}; tutorial: sequential, pages of {TUTORIAL_PAGE_SIZE}"
+        f"    archiver: max_in_flight {s.max_in_flight}, page_size {pages}, "
+        f"max_requests_per_second {ceilings}, batch max_items {MAX_BATCH}, retry defaults, "
+        f"sinks: {'webhook + audit_log' if sinks else 'none'}\n"
+        f"    tutorial: sequential, pages of {TUTORIAL_PAGE_SIZE}"
     )
 
 
@@ -531,7 +586,7 @@ def scenario_b(s: Scenario, work: Path, sinks: bool, times: int) -> Results:
         repeated(
             times,
             lambda w, st=st: run_archiver(s, st, w, sinks),
-            work / f"archiver-{st.max_requests_per_second:g}",
+            work / f"archiver-{st.max_requests_per_second:g}{'' if st.retry_after else '-no-retry-after'}",
         )
         for st in s.settings
     ]
@@ -568,7 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenario", default="a,b,c", help="Comma-separated: a, b, c.")
     parser.add_argument("--quick", action="store_true", help="Small sizes, for a smoke run.")
-    parser.add_argument("--no-sinks", action="store_true", help="Run archiver without its audit log.")
+    parser.add_argument("--no-sinks", action="store_true",
+                        help="Run archiver without its webhook and audit log sinks.")
     parser.add_argument("--keep", action="store_true", help="Keep the working folder (logs, state).")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="Run every client N times (default 3); the median run is reported.")

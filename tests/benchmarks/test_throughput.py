@@ -22,11 +22,47 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     assert result.returncode == 0, out[-4000:] + result.stderr[-2000:]
     for header in ("(a) 50 ms latency", "(b) 20 requests/s limit", "(c) one large campaign"):
         assert header in out
-    # a: tutorial + 2 archiver settings, b: tutorial + 2, c: tutorial + 1.
-    assert out.count(": ok\n") == 8
+    # a: tutorial + 2 archiver settings, b: tutorial + 4, c: tutorial + 1.
+    assert out.count(": ok\n") == 10
     assert "FAILED" not in out
     assert "x the tutorial's speed" in out and "attempts/s, target" in out
-    assert out.count("target >= 18 requests/s") == 2
+    assert out.count("target >= 18 requests/s") == 4
+    assert out.count("no Retry-After): target >= 18 requests/s") == 2
+    # Scenario (a) says what it runs: a production policy's sinks, 16 in flight.
+    a = out[out.index("(a) 50 ms latency"):out.index("(b) 20 requests/s limit")]
+    assert "max_in_flight 16, page_size 100, 1000" in a
+    assert "sinks: webhook + audit_log" in a
+
+
+def test_scenario_a_runs_archiver_with_both_sinks_and_at_most_16_in_flight(tmp_path):
+    scenario = throughput.FULL["a"]
+    assert scenario.max_in_flight == 16
+    assert {setting.page_size for setting in scenario.settings} == {100, 1000}
+    doc = throughput.policy_doc(
+        scenario, scenario.settings[0], tmp_path / "audit.jsonl", "http://127.0.0.1:1/_sim/webhooks"
+    )
+    assert [sink["type"] for sink in doc["sinks"]] == ["webhook", "audit_log"]
+    assert doc["connection"]["max_in_flight"] == 16
+
+
+def test_scenario_b_measures_429s_with_and_without_retry_after():
+    settings = throughput.FULL["b"].settings
+    assert {(s.max_requests_per_second, s.retry_after) for s in settings} == {
+        (20, True), (40, True), (20, False), (40, False)
+    }
+
+
+def test_webhook_check_wants_every_event_received_once_and_validly_signed():
+    report = {"outbox": {"webhook#0": {"pending": 0, "delivered": 5, "disabled": 0},
+                         "audit_log#1": {"pending": 0, "delivered": 5, "disabled": 0}}}
+    ok = {"received": 6, "valid": 6, "invalid": 0, "unique_accepted": 5}
+    assert throughput.webhook_problems(report, ok) == []
+    lost = {**ok, "unique_accepted": 4}
+    assert throughput.webhook_problems(report, lost) == [
+        "5 webhook events delivered, the receiver accepted 4"
+    ]
+    pending = {"outbox": {"webhook#0": {"pending": 2, "delivered": 3, "disabled": 0}}}
+    assert "2 webhook event(s) not delivered" in throughput.webhook_problems(pending, {**ok, "unique_accepted": 3})
 
 
 def _outcome(wall: float, rss: float, problems: list[str]) -> throughput.Outcome:
