@@ -121,6 +121,7 @@ class CampaignJob:
         try:
             self.list_all()
             self.store.set_campaign(self.run_id, self.cid, "listed")
+            self.store.quarantine_unanonymized(self.run_id, self.cid)
             self.ctx.observer.planned(self.cid, self.store.pending_count(self.run_id, self.cid))
             self.recover_open_batches()
             self.archive_all()
@@ -166,7 +167,7 @@ class CampaignJob:
             items = self.store.batch_items(batch.id)
             listed = [i for i in items if i.run_id == self.run_id]
             gone = [i.attempt_id for i in items if i.run_id != self.run_id]
-            if listed and not gone:
+            if listed and not gone and all(i.anonymized for i in listed):
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
                 self._send(batch, items)
                 continue
@@ -179,15 +180,17 @@ class CampaignJob:
                 len(listed),
             )
             gone_set = set(gone)
+            kept = [i for i in items if i.attempt_id in gone_set]
             self.store.release_batch(
                 batch,
                 keep=gone,
                 run_id=self.run_id,
-                events=self.ctx.batch_events(
-                    batch, [i for i in items if i.attempt_id in gone_set], None
-                ),
+                events=self.ctx.batch_events(batch, kept, None) if kept else (),
             )
             self.ctx.outbox.drain(wait=False)
+        # A member whose record now says it is not anonymized went back to pending
+        # instead of being resent: it never reaches an archive body.
+        self.store.quarantine_unanonymized(self.run_id, self.cid)
 
     # -- archiving ----------------------------------------------------------------
     def archive_all(self) -> None:

@@ -30,6 +30,8 @@ class ArchiveLine(Protocol):
     def duration(self) -> int: ...
     @property
     def retention_days(self) -> int: ...
+    @property
+    def anonymized(self) -> bool: ...
 
 
 class BatchRef(Protocol):
@@ -50,7 +52,8 @@ class BatchRef(Protocol):
 def archive_request(
     policy: Policy, campaign_id: str, lines: Iterable[ArchiveLine]
 ) -> wire.ArchiveRequest:
-    """The body of ``POST .../contacts/archive`` for ``lines``."""
+    """The body of ``POST .../contacts/archive`` for ``lines``: every field of every item
+    is the record's own value, as listed (``anonymized`` included: never a constant)."""
     delete_active = policy.batch.delete_active
     return wire.archive_request(
         campaign_id=campaign_id,
@@ -62,8 +65,7 @@ def archive_request(
                 outcome_code=line.outcome,
                 disposition=line.disposition,
                 call_duration_seconds=line.duration,
-                # Only anonymized attempts get past the filters to a batch.
-                anonymized=True,
+                anonymized=line.anonymized,
                 retention_period_days=line.retention_days,
                 delete_active=delete_active,
             )

@@ -38,6 +38,12 @@ class Pipeline:
             decision = transform.apply(decision)
             if decision.kind != "archive":
                 return decision
+        if decision.kind == "archive" and not parsed.anonymized:
+            # Whatever the policy's stages say, a record that still carries personal
+            # data is never archived (a policy without the anonymized filter included).
+            return Decision(
+                attempt_id=parsed.id, kind="quarantine", reason=NOT_ANONYMIZED, attempt=parsed
+            )
         if decision.retention_days is None:
             # A policy without a retention transform still archives with a known period.
             decision.retention_days = DEFAULT_RETENTION_DAYS
@@ -45,3 +51,4 @@ class Pipeline:
 
 
 DEFAULT_RETENTION_DAYS = 365
+NOT_ANONYMIZED = "not anonymized"

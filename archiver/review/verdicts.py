@@ -42,6 +42,7 @@ class ArchiveFields:
     disposition: str
     duration: int
     retention_days: int
+    anonymized: bool
 
 
 class Decider:
@@ -69,6 +70,7 @@ class Decider:
                 attempt_id=attempt.id, contact_id=attempt.contact_id,
                 outcome=attempt.outcome_code, disposition=attempt.disposition,
                 duration=attempt.duration, retention_days=decision.retention_days,
+                anonymized=attempt.anonymized,
             )
         return Verdict(
             attempt_id=decision.attempt_id,

@@ -43,20 +43,26 @@ _STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
 # batch whose fate is not yet known (sent, no recorded response).
 _UPSERT = """
 INSERT INTO attempts (campaign_id, attempt_id, run_id, contact_id, outcome, disposition,
-                      duration, decision, reason, retention_days, state, batch_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                      duration, anonymized, decision, reason, retention_days, state, batch_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
 ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
     run_id = excluded.run_id,
     contact_id = CASE WHEN {keep} THEN contact_id ELSE excluded.contact_id END,
     outcome = CASE WHEN {keep} THEN outcome ELSE excluded.outcome END,
     disposition = CASE WHEN {keep} THEN disposition ELSE excluded.disposition END,
     duration = CASE WHEN {keep} THEN duration ELSE excluded.duration END,
+    anonymized = CASE WHEN {keep} THEN coalesce(anonymized, excluded.anonymized)
+                 ELSE excluded.anonymized END,
     decision = CASE WHEN {keep} THEN decision ELSE excluded.decision END,
     reason = CASE WHEN {keep} THEN reason ELSE excluded.reason END,
     retention_days = CASE WHEN {keep} THEN retention_days ELSE excluded.retention_days END,
     state = CASE WHEN {keep} THEN state ELSE excluded.state END
 """.format(keep="(attempts.state = 'archived' OR attempts.batch_id IS NOT NULL)")
 
+# What an archive item is built from (PendingItem.from_row).
+_ITEM_COLUMNS = (
+    "attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id, anonymized"
+)
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
 # Every state an attempt of a run can be in other than archived.
 _NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
@@ -79,6 +85,13 @@ class PendingItem(NamedTuple):
     duration: int
     retention_days: int
     run_id: str
+    anonymized: bool  # the record's own flag; only True ever reaches an archive body
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> PendingItem:
+        """From ``_ITEM_COLUMNS``; the stored flag (1, 0 or NULL) becomes a bool."""
+        aid, contact, outcome, disposition, duration, days, run_id, anonymized = row
+        return cls(aid, contact, outcome, disposition, duration, days, run_id, anonymized == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +311,7 @@ class Store:
                     a.outcome_code if a else None,
                     a.disposition if a else None,
                     a.duration if a else None,
+                    (1 if a.anonymized else 0) if a else None,
                     d.kind,
                     d.reason,
                     d.retention_days,
@@ -308,13 +322,26 @@ class Store:
             db.executemany(_UPSERT, rows)
 
     def unbatched(self, run_id: str, campaign_id: str, after: str, limit: int) -> list[PendingItem]:
+        """Pending attempts of the run not yet in a batch, in attempt id order. Only
+        attempts whose record said anonymized: true (see ``quarantine_unanonymized``)."""
         rows = self._query(
-            "SELECT attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id"
+            f"SELECT {_ITEM_COLUMNS}"
             " FROM attempts WHERE campaign_id = ? AND state = 'pending' AND batch_id IS NULL"
-            " AND attempt_id > ? AND run_id = ? ORDER BY attempt_id LIMIT ?",
+            " AND attempt_id > ? AND run_id = ? AND anonymized = 1 ORDER BY attempt_id LIMIT ?",
             (campaign_id, after, run_id, limit),
         )
-        return [PendingItem(*row) for row in rows]
+        return [PendingItem.from_row(row) for row in rows]
+
+    def quarantine_unanonymized(self, run_id: str, campaign_id: str) -> int:
+        """The last line of defence: a pending attempt whose record was not listed with
+        anonymized: true is quarantined, whatever the policy's filters let through."""
+        with self.tx() as db:
+            return db.execute(
+                "UPDATE attempts SET state = 'quarantined', decision = 'quarantine',"
+                " reason = 'not anonymized' WHERE run_id = ? AND campaign_id = ?"
+                " AND state = 'pending' AND batch_id IS NULL AND coalesce(anonymized, 0) != 1",
+                (run_id, campaign_id),
+            ).rowcount
 
     # -- batches ----------------------------------------------------------------
     def prepare_batch(
@@ -360,11 +387,10 @@ class Store:
 
     def batch_items(self, batch_id: str) -> list[PendingItem]:
         rows = self._query(
-            "SELECT attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id"
-            " FROM attempts WHERE batch_id = ? ORDER BY attempt_id",
+            f"SELECT {_ITEM_COLUMNS} FROM attempts WHERE batch_id = ? ORDER BY attempt_id",
             (batch_id,),
         )
-        return [PendingItem(*row) for row in rows]
+        return [PendingItem.from_row(row) for row in rows]
 
     def max_batch_seq(self, run_id: str, campaign_id: str) -> int:
         rows = self._query(

@@ -1,0 +1,63 @@
+"""No archive item claims anonymized for a record that was not: the record's flag is kept,
+sent as it is, and an unanonymized attempt never reaches a batch, whatever the policy."""
+
+from __future__ import annotations
+
+from archiver.cxone.wire import Attempt
+from archiver.engine import payloads
+from archiver.engine.campaign import next_batches
+from archiver.engine.pipeline import Pipeline
+from archiver.engine.records import Decision
+from archiver.engine.registry import BuildContext, build_pipeline_stages
+from archiver.policy.model import Campaign, Connection, OutcomeFilter, Policy
+from archiver.state.store import PendingItem, Store
+
+CID = "c-anon"
+POLICY = Policy(
+    name="no-anonymized-filter",
+    connection=Connection(base_url="embedded"),
+    campaigns=(Campaign(id=CID),),
+    filters=(OutcomeFilter(approved=("NO_ANSWER",)),),
+)
+
+
+def attempt(aid: str, anonymized: bool) -> Attempt:
+    return Attempt(
+        id=aid, contact_id=f"con-{aid}", outcome_code="NO_ANSWER", disposition="ARCHIVED",
+        duration=7, anonymized=anonymized,
+    )
+
+
+def test_a_policy_without_the_filter_still_quarantines_an_unanonymized_record():
+    pipeline = Pipeline(*build_pipeline_stages(BuildContext(policy=POLICY, campaign_id=CID)))
+    raw = {"id": "a-1", "contactId": "c", "outcomeCode": "NO_ANSWER", "disposition": "X",
+           "duration": 3, "anonymized": False}
+    decision = pipeline.decide(raw)
+    assert (decision.kind, decision.reason) == ("quarantine", "not anonymized")
+    assert pipeline.decide({**raw, "anonymized": True}).kind == "archive"
+
+
+def test_the_store_keeps_the_flag_and_never_batches_an_unanonymized_attempt(tmp_path):
+    store = Store(tmp_path)
+    store.start_run("r", "t", "")
+    # As a stage that let one through would record it: an archive decision.
+    store.record_listed("r", CID, [
+        Decision(attempt_id=a.id, kind="archive", retention_days=30, attempt=a)
+        for a in (attempt("a-1", True), attempt("a-2", False), attempt("a-3", True))
+    ])
+    assert [i.attempt_id for i in store.unbatched("r", CID, "", 10)] == ["a-1", "a-3"]
+    assert all(i.anonymized is True for i in store.unbatched("r", CID, "", 10))
+
+    assert store.quarantine_unanonymized("r", CID) == 1
+    assert ("quarantined", "not anonymized", 1) in store.reasons("r")[CID]
+    batched = [i.attempt_id for _, items in next_batches(store, "r", CID, 10) for i in items]
+    assert batched == ["a-1", "a-3"]
+    store.close()
+
+
+def test_an_archive_item_states_the_records_own_flag():
+    line = PendingItem("a-1", "con-1", "NO_ANSWER", "ARCHIVED", 7, 30, "r", False)
+    [item] = payloads.archive_request(POLICY, CID, [line])["items"]
+    assert item["statusMatrix"]["anonymized"] is False
+    [item] = payloads.archive_request(POLICY, CID, [line._replace(anonymized=True)])["items"]
+    assert item["statusMatrix"]["anonymized"] is True
