@@ -1,0 +1,134 @@
+"""The state folder is archiver's own: 0700, its files 0600, never opened through a link,
+never another user's; SQLite faults become one-line storage errors naming the store."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import EXIT_CONFIG, EXIT_STORAGE, StorageError, UnsafeFileError
+from archiver.state.lock import RunLock
+from archiver.state.store import Store
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+
+
+@contextmanager
+def state(folder: Path) -> Iterator[Store]:
+    """The state folder as a run opens it: the lock, then the store."""
+    with RunLock(folder / "run.lock"):
+        store = Store(folder)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def open_state(folder: Path) -> None:
+    with state(folder):
+        pass
+
+
+def modes(folder: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.lstat().st_mode) for p in folder.iterdir()}
+
+
+def test_a_new_state_folder_and_its_files_are_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    previous = os.umask(0)
+    try:
+        with state(folder) as store:
+            store.start_run("r1", "p", "h")
+            found = modes(folder)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {"run.lock", "state.db", "state.db-wal", "state.db-shm"} <= set(found)
+    assert set(found.values()) == {0o600}, found
+
+
+def test_loose_modes_left_by_an_earlier_version_are_tightened(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    with state(folder) as store:
+        store.start_run("r1", "p", "h")
+    folder.chmod(0o755)
+    for name in ("run.lock", "state.db"):
+        (folder / name).chmod(0o644)
+    with state(folder) as store:
+        assert [r["id"] for r in store.runs()] == ["r1"]
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert set(modes(folder).values()) == {0o600}
+
+
+@pytest.mark.parametrize(
+    "name", ["run.lock", "state.db", "state.db-wal", "state.db-shm", "state.db-journal"]
+)
+def test_a_link_in_the_state_folder_is_refused_and_its_target_untouched(
+    tmp_path: Path, name: str
+) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    target = tmp_path / "home" / ".bashrc"
+    target.parent.mkdir()
+    target.write_text("export PATH=$HOME/bin:$PATH\n")
+    (folder / name).symlink_to(target)
+    with pytest.raises(UnsafeFileError, match=rf"refusing the .* {folder / name}: it is a symbolic link"):
+        open_state(folder)
+    assert target.read_text() == "export PATH=$HOME/bin:$PATH\n"
+    assert UnsafeFileError("").exit_code == EXIT_CONFIG
+
+
+def test_a_linked_state_folder_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "state").symlink_to(elsewhere)
+    with pytest.raises(UnsafeFileError, match=r"state folder .* it is a symbolic link"):
+        open_state(tmp_path / "state")
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_shared_folder_is_not_made_a_state_folder(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(UnsafeFileError, match="sticky bit"):
+        Store(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert list(shared.iterdir()) == []
+
+
+@as_root
+@pytest.mark.parametrize("name", [".", "state.db", "run.lock"])
+def test_another_users_state_folder_or_file_is_refused(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "state"
+    with state(folder) as store:
+        store.start_run("r1", "p", "h")
+    os.chown(folder / name, 65534, 65534)
+    with pytest.raises(UnsafeFileError, match="belongs to another user"):
+        open_state(folder)
+
+
+def test_a_state_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StorageError, match=f"the state folder {blocker / 'state'}: ") as caught:
+        open_state(blocker / "state")
+    assert caught.value.exit_code == EXIT_STORAGE
+
+
+def test_a_full_store_is_a_storage_error_naming_it_and_stays_usable(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is all but full
+    big = [(f"e{n}", "audit_log#0", "batch_archived", "x" * 4000) for n in range(20)]
+    with pytest.raises(StorageError, match=rf"the state store {tmp_path / 'state.db'}: .*full.*free space"):
+        store.enqueue(big)
+    assert store.outbox_summary() == {}, "rolled back, and the store still answers"
+    store.enqueue(big[:1])
+    assert store.outbox_summary() == {"audit_log#0": {"pending": 1}}
+    store.close()
