@@ -72,10 +72,11 @@ def cli() -> None:
 
     Start with `archiver validate policies/`, look at `archiver plan POLICY`,
     then `archiver run POLICY`. Exit codes: 0 every listed attempt reached a
-    final state other than failed, 1 some failed, 2 usage error, 75 another
-    run holds the state store, 77 the policy has no valid approval for a real
-    tenant, 78 invalid policy or missing secret, 130
-    interrupted (Ctrl-C).
+    final state other than failed, 1 some failed, 2 usage error, 74 a state,
+    audit log, report or metrics file cannot be written (disk full, read-only;
+    the message names it), 75 another run holds the state store, 77 the policy
+    has no valid approval for a real tenant, 78 invalid policy or missing
+    secret, 130 interrupted (Ctrl-C).
     """
 
 

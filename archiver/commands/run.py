@@ -85,8 +85,11 @@ def command(
     otherwise. The summary goes to stdout.
 
     Exit codes: 0 every listed attempt reached a final state other than failed;
-    1 some failed (a later run retries them); 2 usage; 75 the state folder is
-    in use by another run; 78 invalid policy or missing secret.
+    1 some failed (a later run retries them); 2 usage; 74 the state folder,
+    the audit log, the report or the metrics file cannot be written (the message
+    names it; a rerun archives nothing twice); 75 the state folder is in use by
+    another run; 78 invalid policy or missing secret, or a state folder, state
+    file or audit log that is a link, another user's, or not archiver's own.
     """
     failpoints.check()
     stderr = Console(stderr=True)
