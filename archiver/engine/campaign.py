@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import uuid
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -56,21 +55,25 @@ def composition_of(attempt_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(attempt_ids)).encode()).hexdigest()
 
 
-def idempotency_key(campaign_id: str, composition: str, generation: int) -> str:
-    """Derived from the campaign and the batch's attempt ids, so a resend is recognisable.
-
-    ``generation`` counts earlier batches of the same composition that were closed
-    (failed for certain), so a deliberate retry is not mistaken for a replay.
-    """
-    digest = hashlib.sha256(f"{campaign_id}\n{composition}\n{generation}".encode()).hexdigest()
+def idempotency_key(campaign_id: str, composition: str) -> str:
+    """A hash of the campaign id and the batch's sorted attempt ids, and nothing else: no
+    run id, no counter of this store. Two state stores that form the same batch send the
+    same key, so an API that replays keys answers the second as a replay."""
+    digest = hashlib.sha256(f"{campaign_id}\n{composition}".encode()).hexdigest()
     return f"arc-{digest[:40]}"
+
+
+def batch_id_of(key: str) -> str:
+    """A batch's id follows from its key: the same batch has the same id in every store."""
+    return key.removeprefix("arc-")[:20]
 
 
 def next_batches(
     store: Store, run_id: str, campaign_id: str, max_items: int
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
-    """Form the campaign's next batch from the store, commit it (composition and key)
-    before anyone sends it, and yield it; streams, so memory stays flat."""
+    """The campaign's archive-eligible attempts of this run, sorted by id and cut into
+    chunks of ``max_items`` from the start; each is committed (composition and key)
+    before anyone sends it, then yielded. Streams, so memory stays flat."""
     seq = store.max_batch_seq(run_id, campaign_id)
     after = ""
     while items := store.unbatched(run_id, campaign_id, after, max_items):
@@ -78,11 +81,9 @@ def next_batches(
         seq += 1
         ids = [i.attempt_id for i in items]
         composition = composition_of(ids)
-        key = idempotency_key(
-            campaign_id, composition, store.compositions_seen(campaign_id, composition)
-        )
+        key = idempotency_key(campaign_id, composition)
         batch = StoredBatch(
-            id=uuid.uuid4().hex[:20],
+            id=batch_id_of(key),
             run_id=run_id,
             campaign_id=campaign_id,
             seq=seq,

@@ -6,6 +6,7 @@ render exactly the payloads a run would send for the same attempts.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -86,7 +87,7 @@ def batch_event(
     """The template context of a ``batch_archived`` event (see archiver.templates.context)."""
     return {
         "event": "batch_archived",
-        "event_id": f"evt-{batch.id}",
+        "event_id": batch_event_id(batch.id, lines),
         "run_id": run_id,
         "policy": {"name": policy.name, "sha256": policy.sha256},
         "campaign_id": batch.campaign_id,
@@ -107,6 +108,14 @@ def batch_event(
         },
         "timestamp": timestamp,
     }
+
+
+def batch_event_id(batch_id: str, lines: Iterable[ArchiveLine]) -> str:
+    """The id of a batch's event: its batch and the attempts it archived, nothing of a run
+    or a store. Two stores that archived the same batch name its event alike, so the
+    warehouse keeps one; a batch tried again after archiving none gets an id of its own."""
+    archived = "\n".join(sorted(line.attempt_id for line in lines))
+    return f"evt-{batch_id}-{hashlib.sha256(archived.encode()).hexdigest()[:8]}"
 
 
 def run_event(

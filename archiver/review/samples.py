@@ -125,7 +125,7 @@ def _batch_context(
     composition = composition_of([line.attempt_id for line in lines])
     batch = _Batch(
         id=ids.batch_id, campaign_id=campaign_id, seq=1,
-        idempotency_key=idempotency_key(campaign_id, composition, 0), size=len(lines),
+        idempotency_key=idempotency_key(campaign_id, composition), size=len(lines),
     )
     response = wire.ArchiveResponse(
         archived_count=len(lines), failed_count=0,

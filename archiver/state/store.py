@@ -354,11 +354,29 @@ class Store:
         composition: str,
         attempt_ids: Sequence[str],
     ) -> None:
-        """Commit a batch's composition and key before its POST is sent."""
+        """Commit a batch's composition and key before its POST is sent.
+
+        Ids and keys follow from the attempts, so a batch formed again (its earlier try
+        closed without archiving any of them: refused, or every item failed) is the same
+        batch tried again: its row is opened anew, with the same key.
+        """
         with self.tx() as db:
+            earlier = db.execute(
+                "SELECT status, coalesce(archived_count, 0) FROM batches WHERE id = ?",
+                (batch_id,),
+            ).fetchone()
+            if earlier is not None and (earlier[0] == "prepared" or earlier[1] > 0):
+                raise StateError(
+                    f"batch {batch_id} of campaign {campaign_id} is formed again although it "
+                    f"is {'still open' if earlier[0] == 'prepared' else 'archived'}"
+                )
             db.execute(
                 "INSERT INTO batches (id, run_id, campaign_id, seq, idempotency_key, composition,"
-                " size, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'prepared', ?)",
+                " size, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'prepared', ?)"
+                " ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, seq = excluded.seq,"
+                " status = 'prepared', created_at = excluded.created_at, done_run = NULL,"
+                " archived_count = NULL, failed_count = NULL, response = NULL, error = NULL,"
+                " done_at = NULL",
                 (batch_id, run_id, campaign_id, seq, key, composition, len(attempt_ids), now()),
             )
             # One statement per batch, not one per attempt: the store lock is the
@@ -368,14 +386,6 @@ class Store:
                 " AND attempt_id IN (SELECT value FROM json_each(?))",
                 (batch_id, campaign_id, json.dumps(list(attempt_ids))),
             )
-
-    def compositions_seen(self, campaign_id: str, composition: str) -> int:
-        return int(
-            self._query(
-                "SELECT count(*) FROM batches WHERE campaign_id = ? AND composition = ?",
-                (campaign_id, composition),
-            )[0][0]
-        )
 
     def open_batches(self, campaign_id: str) -> list[StoredBatch]:
         rows = self._query(

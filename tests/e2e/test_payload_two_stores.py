@@ -1,0 +1,109 @@
+"""Two state stores on the same campaigns at once: identical batches are identical requests.
+
+Two runs with their own state folders list the same campaigns of one standalone
+simulator concurrently. Batches are cut from the sorted eligible ids and keyed by
+campaign and ids only, so the API answers the second store's copy of a batch as a
+replay: no attempt is archived twice, and both stores name the batch's event alike,
+so the warehouse keeps one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.support import (
+    APPROVED,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REPO,
+    WEBHOOK_SECRET,
+    policy_dict,
+    write_policy,
+)
+
+CAMPAIGNS = ["2b0b1c2d-0000-4000-8000-0000000000d1", "2b0b1c2d-0000-4000-8000-0000000000d2"]
+
+
+def start_simulator() -> tuple[subprocess.Popen[str], str]:
+    args = [
+        sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", "61",
+        "--attempts", "1000", "--latency-ms", "100", "--client-id", CLIENT_ID,
+        "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
+        *(a for c in CAMPAIGNS for a in ("--campaign", c)),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("listening on "), first
+    return proc, first.removeprefix("listening on ").strip()
+
+
+def batch_events(state: Path) -> dict[str, set[str]]:
+    """Batch id -> ids of its webhook events, for the batches that archived something."""
+    with sqlite3.connect(state / "state.db") as db:
+        done = {r[0] for r in db.execute(
+            "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0")}
+        events = [r[0] for r in db.execute(
+            "SELECT event_id FROM outbox WHERE kind = 'batch_archived' AND sink LIKE 'webhook%'")]
+    out: dict[str, set[str]] = {b: set() for b in done}
+    for event_id in events:
+        out[event_id.removeprefix("evt-").rsplit("-", 1)[0]].add(event_id)
+    return out
+
+
+def test_two_stores_at_once_archive_nothing_twice_and_name_identical_batches_alike(tmp_path):
+    sim, base = start_simulator()
+    try:
+        doc = policy_dict(CAMPAIGNS)
+        doc["connection"]["max_in_flight"] = 2
+        doc["source"]["page_size"] = 1000
+        doc["batch"]["max_items"] = 40
+        doc["campaigns"] = [{"id": c} for c in CAMPAIGNS]
+        doc["sinks"] = [{"type": "webhook", "url": f"{base}/_sim/webhooks",
+                         "secret_env": "DW_WEBHOOK_SECRET"}]
+        policy = write_policy(tmp_path / "p.yaml", doc)
+        env = {
+            "PATH": "/usr/bin:/bin", "CXONE_BASE_URL": base, "CXONE_CLIENT_ID": CLIENT_ID,
+            "CXONE_CLIENT_SECRET": CLIENT_SECRET, "DW_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
+        states = [tmp_path / "state-a", tmp_path / "state-b"]
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(s)],
+                env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for s in states
+        ]
+        for run in runs:
+            _, err = run.communicate(timeout=180)
+            assert run.returncode == 0, err[-2000:]
+
+        ledger = requests.get(f"{base}/_sim/ledger", timeout=10).json()["attempts"]
+        eligible: set[str] = set()
+        for c in CAMPAIGNS:
+            eligible |= set(requests.get(
+                f"{base}/_sim/eligible", params={"campaign": c, "approved": ",".join(APPROVED)},
+                timeout=10,
+            ).json()["ids"])
+        assert set(ledger) == eligible, "every eligible attempt archived"
+        assert [a for a, n in ledger.items() if n != 1] == [], "no attempt archived twice"
+
+        first, second = (batch_events(s) for s in states)
+        both = set(first) & set(second)
+        assert both, "the runs overlapped: some batches were sent by both stores"
+        for batch in both:
+            assert first[batch] == second[batch], f"batch {batch}: the same event id in both"
+        stats = requests.get(f"{base}/_sim/stats", timeout=10).json()
+        assert stats["replays"] == len(both), "each batch of both stores: one real call, one replay"
+        assert stats["idempotency_conflicts"] == 0
+        webhook_ids = {d["id"] for d in requests.get(f"{base}/_sim/webhooks", timeout=10).json()
+                       if d["status"] == 204}
+        assert webhook_ids == set().union(*first.values(), *second.values())
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
