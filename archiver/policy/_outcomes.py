@@ -1,0 +1,49 @@
+"""Outcome codes a policy names must be codes attempts can carry.
+
+An outcome filter approving `NO_ANSWR`, or a retention rule for `no_answer`, would
+silently stop (or never start) archiving a whole outcome: each unknown code is an
+error, with the nearest known code suggested.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+
+from archiver.cxone import wire
+from archiver.errors import Diagnostic
+from archiver.policy import _codes as codes
+from archiver.policy._document import Document, JsonPath
+from archiver.policy.model import OutcomeFilter, Policy, RetentionTransform
+
+
+def known_outcomes(policy: Policy) -> tuple[str, ...]:
+    """The outcome codes a policy may name: the backend's, then its own extra ones."""
+    return (*wire.KNOWN_OUTCOMES, *policy.source.extra_outcomes)
+
+
+def check_outcomes(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Outcome codes no attempt will ever carry: a typo would silently stop (or never
+    start) archiving a whole outcome."""
+    known = known_outcomes(policy)
+    named: list[tuple[str, JsonPath]] = []
+    for i, spec in enumerate(policy.filters):
+        if isinstance(spec, OutcomeFilter):
+            named += [(code, ("filters", i, "approved", j)) for j, code in enumerate(spec.approved)]
+    for t, transform in enumerate(policy.transforms):
+        if isinstance(transform, RetentionTransform):
+            named += [(rule.outcome, ("transforms", t, "rules", r, "outcome"))
+                      for r, rule in enumerate(transform.rules)]
+    for code, path in named:
+        if code not in known:
+            yield doc.at_value(path, codes.UNKNOWN_OUTCOME, _unknown_outcome(code, known))
+
+
+def _unknown_outcome(code: str, known: tuple[str, ...]) -> str:
+    # Compared without case so that `no_answer` suggests `NO_ANSWER`; a match still has
+    # to be written exactly, since the API's codes are compared exactly.
+    by_upper = {k.upper(): k for k in known}
+    close = difflib.get_close_matches(code.upper(), list(by_upper), n=1, cutoff=0.6)
+    hint = f"did you mean `{by_upper[close[0]]}`? " if close else ""
+    return (f"unknown outcome code `{code}`; {hint}known: {', '.join(known)}; a code of the "
+            "tenant's own must be listed under `source.extra_outcomes`")
