@@ -47,7 +47,10 @@ def test_the_schemas_folder_is_the_packaged_schemas_byte_for_byte() -> None:
     published = sorted(p.name for p in SCHEMAS.glob("*.schema.json"))
     assert published == sorted(f"{name}.schema.json" for name in PACKAGED)
     for name, packaged in PACKAGED.items():
-        assert (SCHEMAS / f"{name}.schema.json").read_bytes() == packaged.read_bytes(), name
+        shipped = SCHEMAS / f"{name}.schema.json"
+        assert shipped.read_bytes() == packaged.read_bytes(), (
+            f"{shipped.relative_to(REPO)} and {packaged.relative_to(REPO)} differ: a schema "
+            "change goes into both (archiver schema --all prints the packaged copy)")
 
 
 def test_plain_schema_still_prints_the_policy_schema() -> None:
