@@ -13,6 +13,7 @@ from rich.console import Console
 
 from archiver.connect import connect
 from archiver.engine import failpoints
+from archiver.engine.outbox import check_sink_routes
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import new_run_id, run_policy
 from archiver.policy import Policy, load_policy
@@ -146,6 +147,7 @@ def _run_one(
         for value in conn.secrets.values():
             register_secret(value)
         sinks = build_sinks(BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url))
+        check_sink_routes(state_dir, sinks)  # pending events with nowhere to go: refused now
         with progress:
             result = run_policy(
                 policy, client=conn.client, sinks=sinks, state_dir=state_dir,

@@ -13,6 +13,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from archiver.commands import runs_outbox
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
 from archiver.report.summary import PLAIN_WIDTH, plain_console
@@ -158,3 +159,6 @@ def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
         cells += [Text("-" if row[k] is None else f"{row[k]:,}") for k in counts]
         table.add_row(*cells)
     return table
+
+
+command.add_command(runs_outbox.command)

@@ -3,19 +3,28 @@
 An event that cannot be delivered now stays pending for a later run; a sink
 that answers "gone" (webhook 410) is disabled and its events are kept and
 reported, never dropped.
+
+Events name their sink by what it delivers to (``runner.sink_keys``), so a
+pending event goes to the destination it was written for or nowhere: a run
+refuses to start while the outbox holds events for a sink its policy no longer
+has (``claim_sinks``), and says how to deliver or drop them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from archiver.engine import failpoints
 from archiver.engine.protocols import Sink
-from archiver.errors import ArchiverError, Transient, WebhookGone
-from archiver.state.store import Store
+from archiver.errors import ArchiverError, ConfigError, Transient, WebhookGone
+from archiver.state.store import DB_NAME, Store
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +92,91 @@ class Outbox:
                     return
                 failpoints.hit("event_delivered")
                 self.store.event_delivered(event.seq, receipt)
+
+
+def sink_keys(sinks: list[Sink]) -> dict[str, Sink]:
+    """Outbox names of sinks, in policy order: what each delivers to (its ``identity``: a
+    webhook's URL, an audit log's file), so reordering or inserting sinks never sends a
+    pending event elsewhere. A sink without one (a plugin may have none) is named by its
+    type and its place among sinks of that type; a repeated name gets ``#2``, ``#3``."""
+    keys: dict[str, Sink] = {}
+    of_type: Counter[str] = Counter()
+    for sink in sinks:
+        identity = getattr(sink, "identity", None)
+        base = identity if isinstance(identity, str) and identity else (
+            f"{sink.name}:#{of_type[sink.name]}"
+        )
+        of_type[sink.name] += 1
+        key, n = base, 1
+        while key in keys:
+            n += 1
+            key = f"{base}#{n}"
+        keys[key] = sink
+    return keys
+
+
+def check_sink_routes(state_dir: Path, sinks: list[Sink]) -> None:
+    """The outbox check of a run, made early (before its first request, the token's
+    included): ConfigError when the store holds undelivered events for a sink the
+    policy does not have. Changes nothing; the run migrates old names under its lock."""
+    if not (state_dir / DB_NAME).is_file():
+        return
+    store = Store(state_dir)
+    try:
+        claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir, migrate=False)
+    finally:
+        store.close()
+
+
+# How stores written before sinks had identities named them: type and position.
+_POSITIONAL = re.compile(r"(?P<kind>[^:#\s]+)#(?P<pos>\d+)")
+
+
+def claim_sinks(
+    store: Store, keys: Sequence[str], kinds: Sequence[str], state_dir: Path, *, migrate: bool = True
+) -> None:
+    """Every undelivered event must name a sink of the policy (``keys``, in policy order,
+    with each sink's type in ``kinds``). Positional names of older stores are migrated
+    where that is unambiguous (``migrate=False`` only checks that they could be);
+    ConfigError, one line per sink, for events that would otherwise be orphaned."""
+    targets = positional_targets(store, keys, kinds)
+    if migrate:
+        for old, new in targets.items():
+            moved = store.rename_sink(old, new)
+            log.info("outbox: %d event(s) of %s now named %s", moved, old, new)
+    known = set(keys) | set(targets)
+    orphans = {sink: n for sink, n in store.undelivered_by_sink().items() if sink not in known}
+    if not orphans:
+        return
+    folder = shlex.quote(str(state_dir))
+    lines = [
+        f"the outbox in {state_dir} holds undelivered events for {len(orphans)} sink(s) this "
+        "policy does not have; put the sink back in the policy to deliver them, or drop them "
+        "(kept in the store, marked dropped):"
+    ]
+    lines += [
+        f"  {sink}: {n} undelivered; drop: archiver runs outbox --state {folder} "
+        f"--drop {shlex.quote(sink)}"
+        for sink, n in orphans.items()
+    ]
+    raise ConfigError("\n".join(lines))
+
+
+def positional_targets(store: Store, keys: Sequence[str], kinds: Sequence[str]) -> dict[str, str]:
+    """The identity each ``TYPE#N`` outbox name (a store written before sinks had one)
+    stands for, where that is certain: an audit log's receipts name its file; otherwise
+    the policy's sink at position N has that type and is the only one of it, in the
+    policy and in the store. Names left out are for ``claim_sinks`` to refuse."""
+    old = {name: m for name in store.outbox_sinks() if (m := _POSITIONAL.fullmatch(name))}
+    in_store = [m["kind"] for m in old.values()]
+    targets: dict[str, str] = {}
+    for name, m in old.items():
+        kind, pos = m["kind"], int(m["pos"])
+        paths = store.sink_receipt_paths(name)
+        if paths:
+            named = {f"{kind}:{p}" for p in paths}
+            if len(named) == 1 and named <= set(keys):
+                targets[name] = named.pop()
+        elif pos < len(keys) and kinds[pos] == kind and kinds.count(kind) == in_store.count(kind) == 1:
+            targets[name] = keys[pos]
+    return targets

@@ -27,7 +27,7 @@ from archiver.cxone import CxoneClient, wire
 from archiver.engine import failpoints, payloads
 from archiver.engine.campaign import CampaignJob, batch_context
 from archiver.engine.observer import NullObserver, RunObserver
-from archiver.engine.outbox import Outbox
+from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
@@ -101,11 +101,6 @@ def _stop_on_signals(cancelled: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def sink_keys(sinks: list[Sink]) -> dict[str, Sink]:
-    """Outbox names of sinks: type and position, stable while the policy's order is."""
-    return {f"{sink.name}#{n}": sink for n, sink in enumerate(sinks)}
-
-
 def run_policy(
     policy: Policy,
     *,
@@ -120,6 +115,7 @@ def run_policy(
     with RunLock(state_dir / "run.lock"):
         store = Store(state_dir)
         try:
+            claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
                 policy, client, sinks, store, observer, on_report, run_id or new_run_id()
             )

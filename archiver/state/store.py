@@ -626,6 +626,62 @@ class Store:
             out.setdefault(sink, {})[status] = n
         return out
 
+    def undelivered_by_sink(self) -> dict[str, int]:
+        """Events still to deliver (pending, or kept after their endpoint was gone) by sink."""
+        return {
+            sink: int(n)
+            for sink, n in self._query(
+                "SELECT sink, count(*) FROM outbox WHERE status IN ('pending', 'disabled')"
+                " GROUP BY sink ORDER BY sink"
+            )
+        }
+
+    def outbox_sinks(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
+
+    def sink_receipt_paths(self, sink: str) -> set[str]:
+        """The files a sink's delivered events name in their receipts (an audit log's)."""
+        paths: set[str] = set()
+        for (receipt,) in self._query(
+            "SELECT receipt FROM outbox WHERE sink = ? AND status = 'delivered'"
+            " AND receipt IS NOT NULL",
+            (sink,),
+        ):
+            path = json.loads(receipt).get("path")
+            if isinstance(path, str):
+                paths.add(path)
+        return paths
+
+    def rename_sink(self, old: str, new: str) -> int:
+        """Every event of sink ``old`` now belongs to ``new`` (an outbox name migrated)."""
+        with self.tx() as db:
+            return db.execute(
+                "UPDATE OR IGNORE outbox SET sink = ? WHERE sink = ?", (new, old)
+            ).rowcount
+
+    def drop_undelivered(self, sink: str, note: str) -> int:
+        """Mark a sink's undelivered events ``dropped``: kept, with ``note`` as their last
+        word, and never delivered. Nothing is deleted."""
+        with self.tx() as db:
+            return db.execute(
+                "UPDATE outbox SET status = 'dropped',"
+                " last_error = ? || CASE WHEN last_error = '' THEN '' ELSE '; before: ' || last_error END"
+                " WHERE sink = ? AND status IN ('pending', 'disabled')",
+                (note, sink),
+            ).rowcount
+
+    def outbox_by_sink(self) -> list[dict[str, Any]]:
+        """Per sink: events by status and the oldest one still undelivered."""
+        rows = self._query(
+            "SELECT sink,"
+            " sum(status = 'pending'), sum(status = 'disabled'), sum(status = 'delivered'),"
+            " sum(status = 'dropped'),"
+            " min(CASE WHEN status IN ('pending', 'disabled') THEN created_at END)"
+            " FROM outbox GROUP BY sink ORDER BY sink"
+        )
+        keys = ("sink", "pending", "disabled", "delivered", "dropped", "oldest_undelivered")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     # -- pauses -----------------------------------------------------------------
     def record_pause(self, campaign_id: str, run_id: str, previous_status: str) -> None:
         with self.tx() as db:

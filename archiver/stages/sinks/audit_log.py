@@ -30,6 +30,8 @@ class AuditLogStage:
     def __init__(self, log: AuditLog, template: CompiledTemplate) -> None:
         self.log = log
         self.template = template
+        # The outbox's name for it: the file it writes, wherever the policy lists it.
+        self.identity = f"audit_log:{log.path.resolve()}"
 
     @classmethod
     def from_spec(cls, spec: AuditLogSink, ctx: BuildContext) -> AuditLogStage:
