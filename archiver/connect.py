@@ -17,6 +17,7 @@ from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
 from archiver.errors import ConfigError
 from archiver.policy.model import EMBEDDED, Policy, WebhookSink
 from archiver.settings import Settings, env_secret
+from archiver.target import Target, target_for
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,16 @@ class Connection:
     secrets: dict[str, str]
     webhook_url: str | None  # the embedded simulator's receiver
     embedded: object | None  # the running Simulator, when embedded
+    target: Target  # what the client talks to: backend and host after every override
 
 
 def base_url(policy: Policy, settings: Settings) -> str:
     return settings.base_url or policy.connection.base_url
+
+
+def target_of(policy: Policy, settings: Settings) -> Target:
+    """The target ``connect`` will talk to, known before it connects."""
+    return target_for(base_url(policy, settings))
 
 
 def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
@@ -88,7 +95,7 @@ def connect(
             on_request=on_request,
         )
         with client:
-            yield Connection(client, secrets, None, None)
+            yield Connection(client, secrets, None, None, target_for(url))
         return
 
     from archiver.simulator import Faults, SimConfig, Simulator
@@ -128,7 +135,7 @@ def connect(
             on_request=on_request,
         )
         with client:
-            yield Connection(client, secrets, sim.webhook_url, sim)
+            yield Connection(client, secrets, sim.webhook_url, sim, target_for(url))
 
 
 __all__ = ["Connection", "RequestEvent", "connect"]

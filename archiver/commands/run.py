@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from archiver.connect import connect
+from archiver.connect import connect, target_of
 from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.registry import BuildContext, build_sinks
-from archiver.engine.runner import new_run_id, run_policy
+from archiver.engine.runner import check_state_target, new_run_id, run_policy
 from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
@@ -114,11 +114,12 @@ def command(
     loaded = [(path, load_policy(path)) for path in policies]
     exit_code = 0
     for path, policy in loaded:
-        report, monitor = _run_one(
-            policy, settings, state_dir or default_state_dir(path), context, stderr, live
+        folder = state_dir or default_state_dir(path)
+        report, _ = _run_one(
+            policy, settings, folder, context, stderr, live
         )
         if metrics is not None and metrics_path is not None:
-            metrics.record(report, monitor)
+            metrics.record(report, folder)
             with _writing(metrics_path):
                 metrics.write(metrics_path)
         print_summary(report, quiet=quiet)
@@ -143,6 +144,8 @@ def _run_one(
     context.run_id = run_id
     progress = TerminalProgress(stderr) if live else LogProgress()
     monitor = RunMonitor([progress])
+    # A state folder that belongs to another target refuses the run before any request.
+    check_state_target(state_dir, target_of(policy, settings))
     with connect(policy, settings, on_request=monitor.on_request) as conn:
         for value in conn.secrets.values():
             register_secret(value)
@@ -151,7 +154,7 @@ def _run_one(
         with progress:
             result = run_policy(
                 policy, client=conn.client, sinks=sinks, state_dir=state_dir,
-                observer=monitor, run_id=run_id,
+                observer=monitor, run_id=run_id, target=conn.target,
                 on_report=lambda report: extend_report(report, monitor),
             )
     return result.report, monitor

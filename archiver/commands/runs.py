@@ -19,6 +19,7 @@ from archiver.errors import StateError, UsageError
 from archiver.report.summary import PLAIN_WIDTH, plain_console
 from archiver.state.folder import STATE_DIR_NAME, default_state_dir
 from archiver.state.store import Store
+from archiver.target import CAMPAIGN_ARCHIVE, EMBEDDED
 
 F = TypeVar("F", bound=Callable[..., Any])
 COUNTS = ("listed", *FINAL_STATES)
@@ -116,6 +117,9 @@ def summary_row(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": run["id"],
         "policy": run["policy_name"],
+        # backend, host (`embedded`: the built-in simulator) and tenant; null for runs
+        # recorded before targets were.
+        "target": run["target"],
         "started_at": run["started_at"],
         "finished_at": run["finished_at"],
         "status": run["status"],
@@ -136,6 +140,18 @@ def _duration(started: str | None, finished: str | None) -> str:
 _STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
 
 
+def target_text(target: dict[str, Any] | None) -> Text:
+    """The host a run talked to (its backend too when not the default), `-` if unrecorded."""
+    if not target:
+        return Text("-")
+    shown = str(target["host"])
+    if target["backend"] != CAMPAIGN_ARCHIVE:
+        shown = f"{target['backend']}:{shown}"
+    if target.get("tenant"):
+        shown += f" ({target['tenant']})"
+    return Text(shown, style="yellow" if target["host"] == EMBEDDED else "")
+
+
 def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
     """The runs as a table; below ``WIDE`` columns, without duration, skipped and quarantined."""
     wide = width >= WIDE
@@ -143,6 +159,7 @@ def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     table.add_column("run", no_wrap=True)
     table.add_column("policy")
+    table.add_column("target")
     table.add_column("started", no_wrap=True)
     if wide:
         table.add_column("took", justify="right", no_wrap=True)
@@ -152,7 +169,10 @@ def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
     for row in rows:
         started = (row["started_at"] or "-")[:16].replace("T", " ")
         # Text, not str: a policy name is data, never rich markup.
-        cells = [Text(row["id"]), Text(row["policy"] or ""), Text(started if wide else started[5:])]
+        cells = [
+            Text(row["id"]), Text(row["policy"] or ""), target_text(row["target"]),
+            Text(started if wide else started[5:]),
+        ]
         if wide:
             cells.append(Text(_duration(row["started_at"], row["finished_at"])))
         cells.append(Text(row["status"], style=_STATUS_STYLE.get(row["status"], "")))

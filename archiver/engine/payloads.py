@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from archiver.cxone import wire
 from archiver.engine.records import FINAL_STATES
 from archiver.policy.model import Policy
+from archiver.target import target_for
 
 
 class ArchiveLine(Protocol):
@@ -83,13 +84,19 @@ def batch_event(
     lines: Sequence[ArchiveLine],
     response: wire.ArchiveResponse | None,
     timestamp: str,
+    target: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The template context of a ``batch_archived`` event (see archiver.templates.context)."""
+    """The template context of a ``batch_archived`` event (see archiver.templates.context).
+
+    ``target``: what the run talks to (``Target.as_dict``); without one, the policy's own
+    ``connection.base_url`` (previews that connect to nothing).
+    """
     return {
         "event": "batch_archived",
         "event_id": batch_event_id(batch.id, lines),
         "run_id": run_id,
         "policy": {"name": policy.name, "sha256": policy.sha256},
+        "target": _target(policy, target),
         "campaign_id": batch.campaign_id,
         "batch": {
             "id": batch.id,
@@ -119,7 +126,13 @@ def batch_event_id(batch_id: str, lines: Iterable[ArchiveLine]) -> str:
 
 
 def run_event(
-    *, run_id: str, policy: Policy, kind: str, counts: Mapping[str, int], timestamp: str
+    *,
+    run_id: str,
+    policy: Policy,
+    kind: str,
+    counts: Mapping[str, int],
+    timestamp: str,
+    target: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The template context of a ``run_started`` or ``run_finished`` event."""
     return {
@@ -127,7 +140,14 @@ def run_event(
         "event_id": f"evt-{run_id}-{kind}",
         "run_id": run_id,
         "policy": {"name": policy.name, "sha256": policy.sha256},
+        "target": _target(policy, target),
         "timestamp": timestamp,
         "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
         "campaigns": [c.id for c in policy.campaigns],
     }
+
+
+def _target(policy: Policy, target: Mapping[str, Any] | None) -> dict[str, Any]:
+    if target is not None:
+        return dict(target)
+    return target_for(policy.connection.base_url).as_dict()

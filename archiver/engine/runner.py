@@ -30,11 +30,13 @@ from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
+from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
 from archiver.policy.model import Policy
 from archiver.stages.sources.cxone import CxoneSource
 from archiver.state.lock import RunLock
-from archiver.state.store import PendingItem, Store, StoredBatch, now
+from archiver.state.store import DB_NAME, PendingItem, Store, StoredBatch, now
+from archiver.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class RunContext:
     outbox: Outbox
     sinks: Mapping[str, Sink]
     observer: RunObserver
+    target: Target
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def crash_point(self, name: str) -> None:
@@ -72,6 +75,7 @@ class RunContext:
         self, batch: StoredBatch, items: list[PendingItem], response: wire.ArchiveResponse | None
     ) -> list[tuple[str, str, str, str]]:
         context = batch_context(self, batch, items, response)
+        context["target"] = self.target.as_dict()  # the host connected to, after overrides
         return self.events(str(context["event_id"]), context)
 
 
@@ -107,20 +111,36 @@ def run_policy(
     client: CxoneClient,
     sinks: list[Sink],
     state_dir: Path,
+    target: Target,
     observer: RunObserver | None = None,
     on_report: Callable[[dict[str, Any]], object] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
+    """Run ``policy`` against ``target`` (what ``client`` talks to); a state folder used
+    for another target refuses the run (ConfigError) before its first request."""
     observer = observer or NullObserver()
     with RunLock(state_dir / "run.lock"):
         store = Store(state_dir)
         try:
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
-                policy, client, sinks, store, observer, on_report, run_id or new_run_id()
+                policy, client, sinks, store, observer, on_report, run_id or new_run_id(),
+                target,
             )
         finally:
             store.close()
+
+
+def check_state_target(state_dir: Path, target: Target) -> None:
+    """Refuse (ConfigError) a state folder that belongs to another target, before anything
+    connects; ``run_policy`` checks again, under the folder's lock, when it binds it."""
+    if not (state_dir / DB_NAME).is_file():
+        return
+    store = Store(state_dir)
+    try:
+        store.check_target(target)
+    finally:
+        store.close()
 
 
 def listing_window(max_in_flight: int, campaigns: int) -> int:
@@ -141,9 +161,10 @@ def _run_locked(
     observer: RunObserver,
     on_report: Callable[[dict[str, Any]], object] | None,
     run_id: str,
+    target: Target,
 ) -> RunResult:
     started = time.time()
-    store.start_run(run_id, policy.name, policy.sha256)
+    store.start_run(run_id, policy.name, policy.sha256, target)
     sinks = sink_keys(sink_list)
     workers = policy.connection.max_in_flight
     with ThreadPoolExecutor(workers, thread_name_prefix="http") as http:
@@ -160,6 +181,7 @@ def _run_locked(
             outbox=Outbox(store, sinks),
             sinks=sinks,
             observer=observer,
+            target=target,
         )
         with _stop_on_signals(ctx.cancelled):
             _restore_pauses(ctx)
@@ -181,13 +203,15 @@ def _run_locked(
     status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
     if on_report:
         on_report(report)  # may add to the report before it is stored
+    store.add_to_totals(policy.name, run_totals(report, status))
     store.finish_run(run_id, status, exit_code, report)
     return RunResult(run_id, exit_code, report)
 
 
 def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[str, Any]:
     return payloads.run_event(
-        run_id=ctx.run_id, policy=ctx.policy, kind=kind, counts=counts, timestamp=now()
+        run_id=ctx.run_id, policy=ctx.policy, kind=kind, counts=counts, timestamp=now(),
+        target=ctx.target.as_dict(),
     )
 
 
@@ -264,6 +288,7 @@ def build_report(
             "path": str(ctx.policy.path) if ctx.policy.path else None,
             "sha256": ctx.policy.sha256,
         },
+        "target": ctx.target.as_dict(),
         "started_at": datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z"),
         "finished_at": now(),
         "duration_seconds": round(time.time() - started, 3),

@@ -1,133 +1,173 @@
 """``--metrics FILE``: the run in Prometheus text format, for node_exporter's textfile collector.
 
-Counters describe the run that wrote the file (the file is replaced each run).
-``archiver_last_success_timestamp_seconds`` is the exception: a failed run
-carries the previous file's value forward, so "no success for a day" alerts
-keep working across failures.
+The file is replaced at every run, so what it says follows Prometheus' rules:
+
+- A ``_total`` is a counter and only grows, run after run: it is read from the state
+  store's running totals (``Store.totals``), to which every finished run adds its
+  own figures. A rerun that archives nothing leaves ``archiver_archived_attempts_total``
+  where it was; it never drops to zero.
+- What describes one run is a gauge named for it: ``archiver_run_attempts`` (the
+  last run's attempts by final state), ``archiver_run_request_duration_seconds``
+  (its latency percentiles), ``archiver_last_run_*``.
+- Every series carries the run's target (``backend``, ``host``), so a run against
+  the built-in simulator (``host="embedded"``) never reads as production, and
+  ``archiver_last_success_timestamp_seconds`` is never written for one. A failed run
+  carries the previous file's value forward, so "no success for a day" alerts keep
+  working across failures.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from archiver.engine.records import FINAL_STATES
-from archiver.report.monitor import RunMonitor
+from archiver.state.store import Store
 
 log = logging.getLogger(__name__)
 
 LAST_SUCCESS = "archiver_last_success_timestamp_seconds"
-# API calls take milliseconds to the client's timeout (30 s by default) and beyond with retries.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TARGET_LABELS = ("backend", "host")
+QUANTILES = {"p50": "0.5", "p95": "0.95", "p99": "0.99"}
+
+Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
+
+# Gauges: name -> help. The label names follow from the samples.
+GAUGES = {
+    "archiver_run_attempts": "Attempts the policy's last run listed, by campaign and final state.",
+    "archiver_run_request_duration_seconds": (
+        "Latency percentiles of the policy's last run, per endpoint (every HTTP try)."
+    ),
+    "archiver_last_run_timestamp_seconds": "Unix time the policy's last run ended.",
+    "archiver_last_run_exit_code": "Exit code of the policy's last run.",
+    "archiver_last_run_duration_seconds": "How long the policy's last run took.",
+    LAST_SUCCESS: (
+        "Unix time the policy last ran with every attempt in a final state (real targets only)."
+    ),
+    "archiver_target_info": "What the policy's last run talked to; host is embedded for the simulator.",
+}
+# Counters (running totals of the state store): name without _total -> help.
+COUNTERS = {
+    "archiver_runs": "Runs of the policy on this state folder, by how they ended.",
+    "archiver_archived_attempts": "Attempts the policy's runs archived, by campaign.",
+    "archiver_campaign_pauses": "Campaigns paused to archive them.",
+    "archiver_requests": "HTTP tries to the API, by endpoint and status (none: no answer).",
+    "archiver_retries": "HTTP tries that repeated an earlier one.",
+    "archiver_rate_limited": "HTTP tries answered 429 Too Many Requests.",
+}
 
 
-def previous_successes(path: Path) -> dict[str, float]:
-    """``archiver_last_success_timestamp_seconds`` by policy from an earlier metrics file."""
+def _key(labels: Mapping[str, str]) -> Labels:
+    return tuple(sorted(labels.items()))
+
+
+def previous_successes(path: Path) -> list[tuple[dict[str, str], float]]:
+    """The ``archiver_last_success_timestamp_seconds`` series of an earlier metrics file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
-        return {}
-    found: dict[str, float] = {}
+        return []
+    found: list[tuple[dict[str, str], float]] = []
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == LAST_SUCCESS and "policy" in sample.labels:
-                    found[sample.labels["policy"]] = float(sample.value)
+                    found.append((dict(sample.labels), float(sample.value)))
     except ValueError as err:
         log.warning("previous metrics file %s is not readable (%s); starting afresh", path, err)
-        return {}
+        return []
     return found
 
 
-class _WithoutCreated(Collector):
-    """The metrics of a registry minus their ``*_created`` series.
+class _Families(Collector):
+    """The file's metric families, from plain (labels -> value) tables."""
 
-    The file holds one run and is replaced by the next, so a counter's creation
-    time is just the run's time again: one more series per label set, no news.
-    """
-
-    def __init__(self, inner: CollectorRegistry) -> None:
-        self._inner = inner
+    def __init__(self) -> None:
+        self.gauges: dict[str, dict[Labels, float]] = {name: {} for name in GAUGES}
+        self.counters: dict[str, dict[Labels, float]] = {name: {} for name in COUNTERS}
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._inner.collect():
-            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
-            yield family
+        for name, series in self.gauges.items():
+            if series:
+                yield self._family(GaugeMetricFamily, name, GAUGES[name], series)
+        for name, series in self.counters.items():
+            if series:
+                yield self._family(CounterMetricFamily, name, COUNTERS[name], series)
+
+    @staticmethod
+    def _family(
+        kind: type[GaugeMetricFamily] | type[CounterMetricFamily],
+        name: str,
+        documentation: str,
+        series: Mapping[Labels, float],
+    ) -> Metric:
+        names = sorted({label for key in series for label, _ in key})
+        family = kind(name, documentation, labels=names)
+        for key, value in sorted(series.items()):
+            values = dict(key)
+            family.add_metric([values.get(label, "") for label in names], value)
+        return family
 
 
 class RunMetrics:
     """The metrics of one ``archiver run`` invocation (one or more policies)."""
 
-    def __init__(self, previous: dict[str, float] | None = None) -> None:
-        # Registries of our own: the process-wide default one carries Python runtime metrics.
-        r = CollectorRegistry(auto_describe=True)
+    def __init__(self, previous: Sequence[tuple[Mapping[str, str], float]] = ()) -> None:
+        # A registry of our own: the process-wide default one carries Python runtime metrics.
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_WithoutCreated(r))
-        self.attempts = Counter(
-            "archiver_attempts", "Listed attempts by campaign and final state.",
-            ["campaign", "state"], registry=r,
-        )
-        self.duration = Histogram(
-            "archiver_request_duration_seconds", "Duration of each HTTP try to the CXone API.",
-            ["endpoint", "status"], buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.retries = Counter(
-            "archiver_retries", "HTTP tries that repeated an earlier one.", ["endpoint"], registry=r
-        )
-        self.rate_limited = Counter(
-            "archiver_rate_limited", "HTTP tries answered 429 Too Many Requests.", ["endpoint"],
-            registry=r,
-        )
-        self.pauses = Counter(
-            "archiver_campaign_pauses", "Campaigns paused to archive them.", ["campaign"], registry=r
-        )
-        self.last_success = Gauge(
-            LAST_SUCCESS, "Unix time the policy last ran with every attempt in a final state.",
-            ["policy"], registry=r,
-        )
-        self.last_run = Gauge(
-            "archiver_last_run_timestamp_seconds", "Unix time the policy's last run ended.",
-            ["policy"], registry=r,
-        )
-        self.exit_code = Gauge(
-            "archiver_last_run_exit_code", "Exit code of the policy's last run.", ["policy"], registry=r
-        )
-        self.run_duration = Gauge(
-            "archiver_last_run_duration_seconds", "How long the policy's last run took.",
-            ["policy"], registry=r,
-        )
-        for policy, stamp in (previous or {}).items():
-            self.last_success.labels(policy=policy).set(stamp)
+        self._families = _Families()
+        self.registry.register(self._families)
+        for labels, stamp in previous:
+            self._families.gauges[LAST_SUCCESS][_key(labels)] = stamp
 
-    def record(self, report: dict[str, Any], monitor: RunMonitor) -> None:
-        """Add one policy's run: its report (counts) and its monitor (HTTP tries)."""
+    def record(self, report: Mapping[str, Any], state_dir: Path) -> None:
+        """Add one policy's run: its report, and the running totals of its state folder."""
+        policy = str(report["policy"]["name"])
+        target = report["target"]
+        base = {"policy": policy, **{name: str(target[name]) for name in TARGET_LABELS}}
+        gauges = self._families.gauges
+
+        def gauge(name: str, value: float, **labels: str) -> None:
+            gauges[name][_key({**base, **labels})] = value
+
         for campaign in report["campaigns"]:
             for state in FINAL_STATES:
-                self.attempts.labels(campaign=campaign["id"], state=state).inc(campaign[state])
-            self.pauses.labels(campaign=campaign["id"]).inc(campaign.get("pauses", 0))
-        for sample in monitor.samples:
-            self.duration.labels(endpoint=sample.endpoint, status=sample.status).observe(sample.duration)
-        for endpoint, stats in monitor.endpoints.items():
-            self.retries.labels(endpoint=endpoint).inc(stats.retries)
-            self.rate_limited.labels(endpoint=endpoint).inc(stats.rate_limited)
-        policy = str(report["policy"]["name"])
+                gauge("archiver_run_attempts", campaign[state], campaign=campaign["id"], state=state)
+        for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
+            for field, quantile in QUANTILES.items():
+                seconds = stats["latency_seconds"][field]
+                if seconds is not None:
+                    gauge(
+                        "archiver_run_request_duration_seconds", seconds,
+                        endpoint=endpoint, quantile=quantile,
+                    )
         ended = time.time()
-        self.last_run.labels(policy=policy).set(ended)
-        self.exit_code.labels(policy=policy).set(report["exit_code"])
-        self.run_duration.labels(policy=policy).set(report["duration_seconds"])
-        if report["exit_code"] == 0:
-            self.last_success.labels(policy=policy).set(ended)
+        gauge("archiver_last_run_timestamp_seconds", ended)
+        gauge("archiver_last_run_exit_code", report["exit_code"])
+        gauge("archiver_last_run_duration_seconds", report["duration_seconds"])
+        gauge("archiver_target_info", 1, tenant=str(target.get("tenant") or ""))
+        # A run against the simulator changed nothing real: it is no success to alert on.
+        if report["exit_code"] == 0 and target["host"] != "embedded":
+            gauge(LAST_SUCCESS, ended)
+        store = Store.open_existing(state_dir)
+        try:
+            totals = store.totals(policy)
+        finally:
+            store.close()
+        for name, labels, value in totals:
+            if name in self._families.counters:
+                self._families.counters[name][_key({**base, **labels})] = value
 
     def write(self, path: Path) -> None:
         """Write atomically (a temporary file beside ``path``, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(path), self.registry)
-

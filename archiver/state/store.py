@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,14 +25,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from archiver.engine.records import FINAL_STATES, Decision
-from archiver.errors import ArchiverError, StateError, StorageError
+from archiver.errors import ArchiverError, ConfigError, StateError, StorageError
 from archiver.state import files
 from archiver.state.folder import REFUSED
 from archiver.state.schema import MIGRATIONS
+from archiver.target import Target
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "state.db"
+# store_meta keys: the target the store belongs to, and the running totals of its runs.
+TARGET_KEY = "target"
+TOTALS_KEY = "totals"
 # What SQLite keeps beside the database: checked like it, as a link there would be
 # followed by SQLite (a -journal is even truncated and rewritten).
 _SIDE_FILES = ("-wal", "-shm", "-journal")
@@ -239,17 +243,50 @@ class Store:
         return int(self._query("PRAGMA user_version")[0][0])
 
     # -- runs -----------------------------------------------------------------
-    def start_run(self, run_id: str, policy_name: str, policy_sha256: str) -> None:
+    def start_run(
+        self, run_id: str, policy_name: str, policy_sha256: str, target: Target | None = None
+    ) -> None:
+        """Record a run against ``target``. The first run binds the store to its target;
+        a run against another is refused (ConfigError) before anything is written.
+        (``archiver run`` always names its target; None records a run without one.)"""
         with self.tx() as db:
+            if target is not None:
+                self._bind_target(db, target)
             db.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
                 (now(),),
             )
             db.execute(
-                "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status)"
-                " VALUES (?, ?, ?, ?, 'running')",
-                (run_id, policy_name, policy_sha256, now()),
+                "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status, target)"
+                " VALUES (?, ?, ?, ?, 'running', ?)",
+                (run_id, policy_name, policy_sha256, now(), target.to_json() if target else ""),
             )
+
+    def check_target(self, target: Target) -> None:
+        """ConfigError when the store belongs to another target than ``target``."""
+        bound = self.meta(TARGET_KEY)
+        if bound is not None:
+            self._refuse_other(bound, target)
+
+    def _bind_target(self, db: sqlite3.Connection, target: Target) -> None:
+        row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TARGET_KEY,)).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?)", (TARGET_KEY, target.to_json())
+            )
+        else:
+            self._refuse_other(str(row[0]), target)
+
+    def _refuse_other(self, bound_json: str, target: Target) -> None:
+        bound = Target.from_json(bound_json)
+        if bound == target:
+            return
+        # One store, one target: a simulator's run must never share (or pass for) the
+        # history of a production tenant, nor one tenant's another's.
+        raise ConfigError(
+            f"state folder {self.path.parent} belongs to {bound or bound_json}, not to "
+            f"{target}: use another --state folder for this target"
+        )
 
     def finish_run(self, run_id: str, status: str, exit_code: int, report: dict[str, Any]) -> None:
         with self.tx() as db:
@@ -258,7 +295,9 @@ class Store:
                 (status, exit_code, now(), json.dumps(report), run_id),
             )
 
-    _RUN_KEYS = ("id", "policy_name", "started_at", "finished_at", "status", "exit_code", "report")
+    _RUN_KEYS = (
+        "id", "policy_name", "started_at", "finished_at", "status", "exit_code", "report", "target"
+    )
 
     def _run_rows(self, where: str, args: Sequence[Any], limit: int) -> list[dict[str, Any]]:
         rows = self._query(
@@ -269,6 +308,9 @@ class Store:
         for row in rows:
             item = dict(zip(self._RUN_KEYS, row, strict=True))
             item["report"] = json.loads(item["report"]) if item["report"] else None
+            # Runs from before targets were recorded have none.
+            found = Target.from_json(item["target"])
+            item["target"] = found.as_dict() if found else None
             out.append(item)
         return out
 
@@ -278,6 +320,48 @@ class Store:
     def runs_starting_with(self, prefix: str) -> list[dict[str, Any]]:
         """The runs whose id starts with ``prefix`` (only those are read and parsed)."""
         return self._run_rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), limit=-1)
+
+    # -- store_meta -------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM store_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def add_to_totals(
+        self, scope: str, counts: Sequence[tuple[str, Mapping[str, str], float]]
+    ) -> None:
+        """Add (name, labels, amount) to the store's running totals of ``scope`` (a policy),
+        in one transaction: totals only grow, run after run, like Prometheus counters."""
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
+            totals: dict[str, Any] = json.loads(row[0]) if row else {}
+            mine = totals.setdefault(scope, {})
+            for name, labels, amount in counts:
+                series = mine.setdefault(name, {})
+                key = json.dumps(dict(labels), sort_keys=True)
+                series[key] = series.get(key, 0) + amount
+            db.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (TOTALS_KEY, json.dumps(totals, sort_keys=True)),
+            )
+
+    def totals(self, scope: str) -> list[tuple[str, dict[str, str], float]]:
+        """The running totals of ``scope``: (name, labels, total)."""
+        raw = self.meta(TOTALS_KEY)
+        totals: dict[str, Any] = json.loads(raw) if raw else {}
+        return [
+            (name, json.loads(key), float(value))
+            for name, series in sorted(totals.get(scope, {}).items())
+            for key, value in sorted(series.items())
+        ]
 
     # -- campaigns --------------------------------------------------------------
     def set_campaign(self, run_id: str, campaign_id: str, status: str, reason: str = "") -> None:

@@ -10,6 +10,12 @@ Every template is rendered with one of three events. All values are plain JSON t
       "event_id": str,              # stable across retries and re-runs
       "run_id": str,
       "policy": {"name": str, "sha256": str},
+      "target": {                   # what the run talks to
+        "backend": str,             # the API: "campaign-archive"
+        "host": str,                # host[:port] of the base URL used, or "embedded" for
+                                    # the built-in simulator (nothing real changed)
+        "tenant": str | None        # null for campaign-archive
+      },
       "campaign_id": str,
       "batch": {
         "id": str,
@@ -35,6 +41,7 @@ Every template is rendered with one of three events. All values are plain JSON t
       "event_id": str,
       "run_id": str,
       "policy": {"name": str, "sha256": str},
+      "target": {"backend": str, "host": str, "tenant": str | None},
       "timestamp": str,
       "counts": {"listed": int, "archived": int, "skipped": int,
                  "quarantined": int, "failed": int},   # all zero at run_started
@@ -59,6 +66,12 @@ class PolicyRef(TypedDict):
     sha256: str
 
 
+class TargetRef(TypedDict):
+    backend: str
+    host: str
+    tenant: str | None
+
+
 class BatchInfo(TypedDict):
     id: str
     seq: int
@@ -78,6 +91,7 @@ class BatchEvent(TypedDict):
     event_id: str
     run_id: str
     policy: PolicyRef
+    target: TargetRef
     campaign_id: str
     batch: BatchInfo
     timestamp: str
@@ -96,6 +110,7 @@ class RunEvent(TypedDict):
     event_id: str
     run_id: str
     policy: PolicyRef
+    target: TargetRef
     timestamp: str
     counts: RunCounts
     campaigns: list[str]
@@ -107,11 +122,13 @@ EventContext = BatchEvent | RunEvent
 def sample_events() -> list[EventContext]:
     """One made-up event of each kind, for checking that a template renders before a run."""
     policy: PolicyRef = {"name": "sample-policy", "sha256": "0" * 64}
+    target: TargetRef = {"backend": "campaign-archive", "host": "api.example.com", "tenant": None}
     started: RunEvent = {
         "event": "run_started",
         "event_id": "evt-sample-run-started",
         "run_id": "run-sample",
         "policy": policy,
+        "target": target,
         "timestamp": "2024-01-01T00:00:00Z",
         "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0},
         "campaigns": ["1001"],
@@ -121,6 +138,7 @@ def sample_events() -> list[EventContext]:
         "event_id": "evt-sample-batch",
         "run_id": "run-sample",
         "policy": policy,
+        "target": target,
         "campaign_id": "1001",
         "batch": {
             "id": "batch-sample",

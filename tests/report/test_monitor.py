@@ -53,6 +53,7 @@ def base_report(campaigns: list[tuple[str, int, int, int, int]]) -> dict[str, An
         "run_id": "r20250101T000000-abcdef",
         "tool_version": "0.1.0",
         "policy": {"name": "p", "path": "/x/p.yaml", "sha256": "0" * 64},
+        "target": {"backend": "campaign-archive", "host": "api.example.com", "tenant": None},
         "started_at": "2025-01-01T00:00:00Z",
         "finished_at": "2025-01-01T00:00:05Z",
         "duration_seconds": 5.0,

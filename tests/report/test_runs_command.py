@@ -10,7 +10,10 @@ from click.testing import CliRunner, Result
 
 from archiver.cli import cli
 from archiver.state.store import Store
+from archiver.target import Target
 from tests.report.test_monitor import base_report
+
+TARGET = Target("campaign-archive", "api-us-02.nicecxone.com")
 
 
 @pytest.fixture
@@ -18,15 +21,16 @@ def state(tmp_path):
     folder = tmp_path / ".archiver"
     store = Store(folder)
     try:
+        # The first run from before runs recorded their target: it has none.
         store.start_run("r20250101T000000-aaaaaa", "nightly", "0" * 64)
         report = base_report([("c-1", 7, 2, 1, 0)])
         report["run_id"] = "r20250101T000000-aaaaaa"
         store.finish_run("r20250101T000000-aaaaaa", "completed", 0, report)
         time.sleep(0.005)  # start times have millisecond resolution
         # A second run that died: the next start marks it interrupted; no report.
-        store.start_run("r20250102T000000-bbbbbb", "nightly", "0" * 64)
+        store.start_run("r20250102T000000-bbbbbb", "nightly", "0" * 64, TARGET)
         time.sleep(0.005)
-        store.start_run("r20250103T000000-cccccc", "[weekly]", "0" * 64)
+        store.start_run("r20250103T000000-cccccc", "[weekly]", "0" * 64, TARGET)
         failed = base_report([("c-1", 3, 0, 0, 2)])
         store.finish_run("r20250103T000000-cccccc", "failed", 1, failed)
     finally:
@@ -50,6 +54,14 @@ def test_runs_json_lists_newest_first_with_outcome_and_counts(state):
     assert (rows[0]["listed"], rows[0]["archived"], rows[0]["failed"]) == (5, 3, 2)
     assert rows[1]["listed"] is None
     assert rows[2]["listed"] == rows[2]["archived"] + rows[2]["skipped"] + rows[2]["quarantined"]
+
+
+def test_runs_name_the_target_of_every_run_that_recorded_one(state):
+    rows = json.loads(invoke("runs", "--state", str(state), "--format", "json").output)
+    assert [r["target"] for r in rows] == [TARGET.as_dict(), TARGET.as_dict(), None]
+    table = invoke("runs", "--state", str(state)).output
+    assert "target" in table.split()
+    assert table.count("api-us-02.nicecxone.com") == 2
 
 
 def test_runs_table_shows_every_run(state):

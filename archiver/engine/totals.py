@@ -1,0 +1,31 @@
+"""What a finished run adds to its state store's running totals.
+
+The totals only grow, run after run (``Store.add_to_totals``), so the metrics file
+can carry them as Prometheus counters: a rerun that archives nothing leaves them
+where they were instead of dropping them to zero. What describes one run only
+(attempts by final state, latency) stays in the report and the metrics' gauges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# (counter name without ``_total``, labels, amount)
+Count = tuple[str, Mapping[str, str], float]
+
+
+def run_totals(report: Mapping[str, Any], status: str) -> list[Count]:
+    """The amounts ``report`` (a finished run, ``status`` as stored) adds to the totals."""
+    counts: list[Count] = [("archiver_runs", {"status": status}, 1)]
+    for campaign in report["campaigns"]:
+        labels = {"campaign": str(campaign["id"])}
+        counts.append(("archiver_archived_attempts", labels, campaign["archived_in_this_run"]))
+        counts.append(("archiver_campaign_pauses", labels, campaign.get("pauses", 0)))
+    # The API figures are there when the run was watched (``archiver run`` always is).
+    for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
+        for code, n in stats["statuses"].items():
+            counts.append(("archiver_requests", {"endpoint": endpoint, "status": code}, n))
+        counts.append(("archiver_retries", {"endpoint": endpoint}, stats["retries"]))
+        counts.append(("archiver_rate_limited", {"endpoint": endpoint}, stats["rate_limited"]))
+    return counts
