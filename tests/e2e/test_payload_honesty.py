@@ -16,6 +16,7 @@ from archiver.policy.model import (
     RetentionTransform,
     Retry,
 )
+from archiver.target import target_for
 from tests.support import (
     APPROVED,
     CLIENT_ID,
@@ -114,7 +115,10 @@ def test_without_an_anonymized_filter_an_unanonymized_record_is_still_quarantine
         retry=policy.retry, limiter=RateLimiter(policy.connection.max_requests_per_second),
     )
     with client:
-        result = run_policy(policy, client=client, sinks=[], state_dir=tmp_path / "state")
+        result = run_policy(
+            policy, client=client, sinks=[], state_dir=tmp_path / "state",
+            target=target_for(sim.base_url),
+        )
 
     assert result.exit_code == 0, result.report["campaigns"]
     items = archive_items(sim)
