@@ -51,7 +51,11 @@ V017  an outcome code (outcome filter, retention rule) neither known to the API
       (``cxone.wire.KNOWN_OUTCOMES``) nor listed in ``source.extra_outcomes``
 T001  a template file that does not exist
 T002  a template that does not compile (template file and line)
-T003  a template that fails to render a sample event to JSON (template file and line)
+T003  a template that fails to render a sample event to JSON (template file and line),
+      or passes a render bound (time, loop iterations, output, value sizes:
+      ``archiver.templates.bounds``)
+T004  a template that is not a ``*.j2`` file inside the policy's repository (symlinks
+      followed)
 ====  ===============================================================
 """
 

@@ -1,7 +1,9 @@
-"""Step 3, templates: every template a sink names exists, compiles, and renders sample events.
+"""Step 3, templates: every template a sink names is a ``*.j2`` file inside the policy's
+repository, exists, compiles, and renders sample events within the render bounds.
 
-A template's own errors point at the template file and line, not at the policy: that
-is the file the author has to edit.
+Where the template is, is the policy's business and is reported at its ``template:``
+value; a template's own errors point at the template file and line, not at the policy:
+that is the file the author has to edit.
 """
 
 from __future__ import annotations
@@ -14,20 +16,31 @@ from archiver.errors import Diagnostic, TemplateError
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document
 from archiver.policy.model import AuditLogSink, Policy, WebhookSink
+from archiver.policy.paths import repository_root
 from archiver.templates import CompiledTemplate, compile_template, sample_events
+from archiver.templates.loader import template_problem
 
 
 def check(policy: Policy, doc: Document) -> list[Diagnostic]:
     out: list[Diagnostic] = []
+    root = repository_root(doc.base_dir)
     for i, spec in enumerate(policy.sinks):
         if isinstance(spec, WebhookSink | AuditLogSink) and spec.template is not None:
-            out.extend(_check_one(spec, i, doc))
+            out.extend(_check_one(spec, i, doc, root))
     return out
 
 
-def _check_one(spec: WebhookSink | AuditLogSink, index: int, doc: Document) -> Iterator[Diagnostic]:
+def _check_one(
+    spec: WebhookSink | AuditLogSink, index: int, doc: Document, root: Path
+) -> Iterator[Diagnostic]:
     written = spec.template
     assert written is not None
+    refused = template_problem(root, doc.base_dir, written)
+    if refused is not None:
+        yield doc.at_value(("sinks", index, "template"), codes.TEMPLATE_NOT_ALLOWED,
+                           f"template `{written}` is not allowed: {refused}; a template must "
+                           "be a `*.j2` file inside the policy's repository")
+        return
     path = doc.resolve(written)
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "not found"
@@ -37,7 +50,7 @@ def _check_one(spec: WebhookSink | AuditLogSink, index: int, doc: Document) -> I
     used_by = doc.positions.value(("sinks", index, "template"))
     where = f"(used by {doc.file}:{used_by.line})"
     try:
-        template = compile_template(path)
+        template = compile_template(path, root=root)
     except TemplateError as err:
         yield _at_template(err, path, doc.show(written), codes.TEMPLATE_COMPILE,
                            f"template does not compile: {_message(err)} {where}")

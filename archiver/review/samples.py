@@ -111,7 +111,7 @@ def render_payloads(
         )
     templates, _ = sink_templates(policy)
     for sink in templates:
-        template = load_template(sink.path, sink.default)
+        template = load_template(sink.path, sink.default, root=policy.root)
         for kind in events:
             if kind in sink.events and kind in contexts:
                 body = template.render_json(contexts[kind])

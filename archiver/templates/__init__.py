@@ -1,6 +1,9 @@
 """Payload templates: Jinja, sandboxed, rendered to JSON for webhooks and the audit log.
 
-The context a template receives is described in :mod:`archiver.templates.context`.
+The context a template receives is described in :mod:`archiver.templates.context`;
+where templates may be read from in :mod:`archiver.templates.loader` (``*.j2`` files
+inside the policy's repository); what one render may cost in
+:mod:`archiver.templates.bounds`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,25 @@
-"""Compile a payload template once, render it to JSON many times."""
+"""Compile a payload template once, render it to JSON many times, each render bounded.
+
+Error messages name the template file and line and quote only template source or a
+short excerpt of the rendered output; never more than MAX_MESSAGE characters.
+"""
 
 from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from archiver.errors import TemplateError
+from archiver.templates import bounds
+from archiver.templates.loader import TemplateRefused, locate
 from archiver.templates.locate import template_frame
 from archiver.templates.sandbox import environment
 
@@ -21,6 +28,7 @@ DEFAULT_WEBHOOK = "webhook.json.j2"
 DEFAULTS_DIR = Path(__file__).with_name("defaults")
 
 _EXCERPT = 40
+MAX_MESSAGE = 300
 
 
 class CompiledTemplate:
@@ -36,21 +44,29 @@ class CompiledTemplate:
     def render_json(self, context: Mapping[str, Any]) -> Any:
         """Render with ``context`` and parse the result as JSON.
 
-        Every failure becomes a :class:`TemplateError` naming the template file and, when
-        the error happened in template code, its line.
+        The render is held to :mod:`archiver.templates.bounds` (time, loop iterations,
+        output size). Every failure becomes a :class:`TemplateError` naming the template
+        file and, when the error happened in template code, its line.
         """
         try:
-            text = self._template.render(dict(context))
+            text = self._render(context)
         except TemplateSyntaxError as err:  # in an included template, loaded only now
             raise TemplateError(err.filename or self.name, err.lineno, _syntax(err)) from err
+        except TemplateRefused as err:
+            raise self._error(err, str(err)) from None
         except SecurityError as err:
             raise self._error(err, f"refused by the sandbox: {err}") from err
         except UndefinedError as err:
             raise self._error(err, f"undefined: {err}") from err
         except TemplateNotFound as err:
-            raise self._error(
-                err, f"cannot include {err.name!r}: no such template in the template's folder"
-            ) from err
+            raise self._error(err, f"cannot include {err.name!r}: no such template") from err
+        except bounds.BoundExceeded as err:
+            raise self._error(err, str(err)) from None
+        except RecursionError as err:
+            raise self._error(err, "stopped at the recursion bound: a macro or a recursive "
+                              "loop calls itself too deeply") from None
+        except MemoryError as err:
+            raise self._error(err, "ran out of memory") from None
         except Exception as err:
             raise self._error(err, f"{type(err).__name__}: {err}") from err
         try:
@@ -58,18 +74,42 @@ class CompiledTemplate:
         except json.JSONDecodeError as err:
             raise TemplateError(self.name, None, _bad_json(err)) from err
 
+    def _render(self, context: Mapping[str, Any]) -> str:
+        """The output, streamed so that its size is checked as it grows."""
+        parts: list[str] = []
+        size = 0
+        stream = cast(Generator[str, None, None], self._template.generate(dict(context)))
+        with bounds.render_budget(), closing(stream) as out:
+            for part in out:
+                size += len(part)
+                bounds.check_output(size)
+                bounds.tick()
+                parts.append(part)
+        return "".join(parts)
+
     def _error(self, err: BaseException, message: str) -> TemplateError:
         frame = template_frame(err)
         if frame is None:
-            return TemplateError(self.name, None, message)
+            return TemplateError(self.name, None, _short(message))
         filename, line = frame
         # Errors inside an included template name that file; ours keeps the caller's spelling.
         shown = self.name if filename == self._template.filename else filename
-        return TemplateError(shown, line, message)
+        return TemplateError(shown, line, _short(message))
 
 
-def compile_template(path: Path) -> CompiledTemplate:
-    """Compile the template at ``path``; the result is cached until the file changes."""
+def compile_template(path: Path, *, root: Path | None = None) -> CompiledTemplate:
+    """Compile the template at ``path``; the result is cached until the file changes.
+
+    Only ``*.j2`` files inside ``root`` are read, this one and every one it includes,
+    imports or extends (symlinks followed; :mod:`archiver.templates.loader`). ``root`` is
+    the policy's repository; without it, the template's own folder.
+    """
+    folder = path.absolute().parent
+    boundary = (root if root is not None else folder).resolve()
+    try:
+        locate(boundary, folder, path.name)
+    except TemplateRefused as refused:
+        raise TemplateError(str(path), None, f"not loaded: {refused.reason}") from None
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -78,34 +118,49 @@ def compile_template(path: Path) -> CompiledTemplate:
         raise TemplateError(str(path), None, f"cannot read template: {err.strerror}") from err
     if not stat.S_ISREG(info.st_mode):
         raise TemplateError(str(path), None, "not a regular file")
-    return _compile(str(path), str(path.absolute()), info.st_mtime_ns, info.st_size)
+    return _compile(str(path), folder, path.name, boundary, info.st_mtime_ns, info.st_size)
 
 
-def load_template(path: Path | None, default: str) -> CompiledTemplate:
-    """The template at ``path``, or the packaged ``default`` (e.g. DEFAULT_AUDIT) when None."""
-    return compile_template(path if path is not None else DEFAULTS_DIR / default)
+def load_template(path: Path | None, default: str, *, root: Path | None = None) -> CompiledTemplate:
+    """The template at ``path``, or the packaged ``default`` (e.g. DEFAULT_AUDIT) when None.
+
+    ``root`` is the repository of the policy naming the template (``Policy.root``): the
+    template and all it includes are read only from inside it; without a root, only from
+    the template's own folder.
+    """
+    if path is None:
+        return compile_template(DEFAULTS_DIR / default)
+    return compile_template(path, root=root)
 
 
 # mtime and size are part of the key so an edited file is compiled again.
 @lru_cache(maxsize=128)
-def _compile(name: str, absolute: str, _mtime_ns: int, _size: int) -> CompiledTemplate:
-    location = Path(absolute)
-    env = environment(str(location.parent))
+def _compile(
+    name: str, folder: Path, filename: str, root: Path, _mtime_ns: int, _size: int
+) -> CompiledTemplate:
+    env = environment(folder, root)
     try:
-        template = env.get_template(location.name)
+        template = env.get_template(filename)
     except TemplateSyntaxError as err:
         raise TemplateError(name, err.lineno, _syntax(err)) from err
     except TemplateNotFound as err:
         raise TemplateError(name, None, "template file not found") from err
-    except UnicodeDecodeError as err:
-        raise TemplateError(name, None, f"not UTF-8 text: {err.reason}") from err
+    except TemplateRefused as refused:
+        raise TemplateError(name, None, f"not loaded: {refused.reason}") from None
     except OSError as err:
         raise TemplateError(name, None, f"cannot read template: {err.strerror}") from err
     return CompiledTemplate(name, template)
 
 
 def _syntax(err: TemplateSyntaxError) -> str:
-    return f"syntax error: {err.message}"
+    return _short(f"syntax error: {err.message}")
+
+
+def _short(message: str) -> str:
+    """At most MAX_MESSAGE characters of ``message``: an error quotes, it does not dump."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[: MAX_MESSAGE - 1] + "…"
 
 
 def _bad_json(err: json.JSONDecodeError) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,8 @@ def test_old_policy_from_stdin_resolves_templates_against_the_current_folder(tmp
     doc["transforms"][0]["default_days"] = 400
     changed = tmp_path / "survey-retention.yaml"
     changed.write_text(yaml.safe_dump(doc, sort_keys=False))
-    (tmp_path / "templates").symlink_to(REPO / "policies" / "templates")
+    # A copy: a symlink leading out of the policy's folder is refused like any other path.
+    shutil.copytree(REPO / "policies" / "templates", tmp_path / "templates")
     monkeypatch.chdir(REPO / "policies")  # the stdin policy's templates/ are found from here
     result = diff("-", str(changed), "--fixtures", "survey-retention.test.yaml", "--format", "json",
                   input=policy.read_text())

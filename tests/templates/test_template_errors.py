@@ -26,8 +26,10 @@ def test_missing_file_is_a_template_error(tmp_path: Path) -> None:
 
 
 def test_folder_is_not_a_template(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.j2"
+    folder.mkdir()
     with pytest.raises(TemplateError, match="not a regular file"):
-        compile_template(tmp_path)
+        compile_template(folder)
 
 
 def test_syntax_error_names_its_line(tmp_path: Path) -> None:

@@ -36,7 +36,8 @@ class AuditLogStage:
     @classmethod
     def from_spec(cls, spec: AuditLogSink, ctx: BuildContext) -> AuditLogStage:
         template = load_template(
-            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT
+            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_AUDIT,
+            root=ctx.policy.root,
         )
         return cls(AuditLog(ctx.policy.resolve(spec.path)), template)
 

@@ -113,7 +113,8 @@ class Webhook:
             raise ConfigError(f"webhook secret: environment variable {spec.secret_env} is not set")
         key = signing_key(secret, env=spec.secret_env)
         template = load_template(
-            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_WEBHOOK
+            ctx.policy.resolve(spec.template) if spec.template else None, DEFAULT_WEBHOOK,
+            root=ctx.policy.root,
         )
         return cls(url, key, template, spec.timeout_seconds, identity=webhook_identity(spec.url))
 
