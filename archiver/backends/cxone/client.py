@@ -1,0 +1,179 @@
+"""The CXone API client: discovery, tokens, rate limit and retries around each call.
+
+Every operation is one tenacity loop (:mod:`archiver.cxone.retry`): 429, 5xx,
+timeouts and connection failures are tried again with full-jitter backoff (a 429
+rarely names a Retry-After on CXone), and each try takes the rate limiter's turn.
+A 401 gets one fresh login and one more send within the same try.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from requests.auth import HTTPBasicAuth
+
+from archiver.backends.cxone import wire
+from archiver.backends.cxone.auth import Credentials, Tokens
+from archiver.backends.cxone.http import Answer, Transport, Where, is_loopback_url, session
+from archiver.cxone.ratelimit import RateLimiter
+from archiver.cxone.retry import retrying
+from archiver.errors import TerminalApiError
+from archiver.netutil import require_secure_url, url_problem
+from archiver.policy.model import Retry
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Connection settings, as plain values (the policy's ``connection`` for ``api: cxone``)."""
+
+    tenant_id: str
+    auth_url: str = wire.DEFAULT_AUTH_URL
+    base_url: str | None = None  # overrides the discovered api_endpoint
+    api_version: str = wire.DEFAULT_API_VERSION
+    timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 5.0
+    max_requests_per_second: float = 10.0
+    max_in_flight: int = 4
+    retry: Retry = field(default_factory=Retry)
+
+
+class CxoneApi:
+    """Talks to one CXone tenant; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: Credentials,
+        *,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._auth_url = require_secure_url(
+            settings.auth_url, what="connection.auth_url"
+        ).rstrip("/")
+        self._override = (
+            require_secure_url(settings.base_url, what="connection.base_url").rstrip("/")
+            if settings.base_url
+            else None
+        )
+        self._settings = settings
+        self._credentials = credentials
+        credentials.register()
+        self._retry = settings.retry
+        self._sleep = sleep
+        self.limiter = limiter or RateLimiter(settings.max_requests_per_second)
+        self.tokens = Tokens(credentials, self._issue)
+        self._transport = Transport(
+            session(settings.max_in_flight + 1, loopback=is_loopback_url(self._auth_url)),
+            self.limiter,
+            timeouts=(settings.connect_timeout_seconds, settings.timeout_seconds),
+            secrets=lambda: (*credentials.secrets(), *self.tokens.issued()),
+        )
+        self._api: str | None = None
+        self._api_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # -- operations ----------------------------------------------------------------
+    def get(self, path: str, params: Mapping[str, str], *, campaign_id: str | None = None) -> object:
+        """The answer's JSON; None for 204 (nothing, or no more records)."""
+        answer = self._perform("GET", path, campaign_id, params=params)
+        return self._json(answer, Where(f"GET {path}", campaign_id))
+
+    def post(
+        self, path: str, params: Mapping[str, str] | None = None, *, campaign_id: str | None = None
+    ) -> Answer:
+        return self._perform("POST", path, campaign_id, params=params)
+
+    def delete(self, path: str, body: Any, *, campaign_id: str | None = None) -> object:
+        answer = self._perform("DELETE", path, campaign_id, json=body)
+        return self._json(answer, Where(f"DELETE {path}", campaign_id))
+
+    def api_base(self) -> str:
+        """``{api_endpoint}/inContactAPI/services/{version}/``, discovered once."""
+        with self._api_lock:
+            if self._api is None:
+                endpoint = self._override or self._discover()
+                self._api = endpoint + wire.API_ROOT.format(version=self._settings.api_version)
+            return self._api
+
+    # -- tries ---------------------------------------------------------------------
+    def _perform(self, method: str, path: str, campaign_id: str | None, **kw: Any) -> Answer:
+        where = Where(f"{method} {path}", campaign_id)
+
+        def attempt() -> Answer:
+            url = self.api_base() + path
+            token = self.tokens.get()
+            answer = self._send(method, url, where, token, **kw)
+            if answer.status == 401:
+                # Revoked or expired early: one fresh login, one more send.
+                self.tokens.relogin(token)
+                answer = self._send(method, url, where, self.tokens.get(), **kw)
+            if not answer.ok:
+                raise self._transport.error(answer, where)
+            return answer
+
+        return retrying(self._retry, sleep=self._sleep)(attempt)
+
+    def _send(self, method: str, url: str, where: Where, token: str, **kw: Any) -> Answer:
+        headers = {"Authorization": f"Bearer {token}"}
+        return self._transport.send(method, url, where, headers=headers, **kw)
+
+    def _issue(self, form: Mapping[str, str]) -> wire.TokenAnswer:
+        where = Where(f"POST {wire.TOKEN_PATH}", token=True)
+        auth = HTTPBasicAuth(self._credentials.client_id, self._credentials.client_secret)
+        answer = self._transport.send(
+            "POST", self._auth_url + wire.TOKEN_PATH, where, data=dict(form), auth=auth
+        )
+        if not answer.ok:
+            raise self._transport.error(answer, where)
+        try:
+            # The answer's values are secrets: a parse error names the field, never its value.
+            return wire.TokenAnswer.model_validate(self._json(answer, where))
+        except ValidationError as err:
+            raise self._transport.invalid(answer, where, f"token answer: {_first(err)}") from None
+
+    def _discover(self) -> str:
+        where = Where(f"GET {wire.DISCOVERY_PATH}")
+        answer = self._transport.send(
+            "GET",
+            self._auth_url + wire.DISCOVERY_PATH,
+            where,
+            params=wire.discovery_params(self._settings.tenant_id),
+        )
+        if answer.status == 404:
+            raise TerminalApiError(
+                f"tenant {self._settings.tenant_id} is unknown to {self._auth_url} "
+                "(check connection.tenant_id and connection.auth_url)",
+                status=404,
+                endpoint=where.endpoint,
+            )
+        if not answer.ok:
+            raise self._transport.error(answer, where)
+        try:
+            found = wire.Discovery.model_validate(self._json(answer, where))
+        except ValidationError as err:
+            raise self._transport.invalid(answer, where, f"discovery: {_first(err)}") from None
+        endpoint = found.api_endpoint.rstrip("/")
+        problem = url_problem(endpoint, "the discovered api_endpoint")
+        if problem:
+            raise self._transport.invalid(answer, where, problem)
+        return endpoint
+
+    def _json(self, answer: Answer, where: Where) -> object:
+        try:
+            return answer.json()
+        except ValueError:
+            raise self._transport.invalid(answer, where, "answer is not valid JSON") from None
+
+
+def _first(err: ValidationError) -> str:
+    problem = err.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(p) for p in problem["loc"]) or "(answer)"
+    return f"field `{where}`: {problem['msg']}"

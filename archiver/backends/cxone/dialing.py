@@ -1,0 +1,98 @@
+"""Dialing: a campaign's running Personal Connection skills, stopped and restarted.
+
+``GET campaigns/{id}/skills`` names the campaign's skills, ``GET skills/{id}`` says
+whether one ``isRunning``; ``POST skills/{id}/stop?force=false`` and ``POST
+skills/{id}/start`` answer 202 and take effect later. A 409 is documented without a
+meaning: it is accepted when the skill is in the wanted state anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from archiver.backends.cxone import answers, wire
+from archiver.backends.cxone.client import CxoneApi
+from archiver.errors import CampaignActive, TerminalApiError
+
+SKILLS = "skills"  # the key of dialing()'s answer
+
+
+class Dialer:
+    def __init__(
+        self,
+        api: CxoneApi,
+        *,
+        stop_wait_seconds: float,
+        poll_seconds: float,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._api = api
+        self._stop_wait = stop_wait_seconds
+        self._poll = poll_seconds
+        self._sleep = sleep
+
+    def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
+        path = wire.CAMPAIGN_SKILLS.format(campaign_id=quote(campaign_id, safe=""))
+        body = self._api.get(path, {}, campaign_id=campaign_id)
+        skills = answers.read(wire.CampaignSkills, body, path, campaign_id).skills
+        running = [s.skill_id for s in skills if self._running(s.skill_id, campaign_id)]
+        return {SKILLS: running} if running else None
+
+    def pause(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
+        ids = skill_ids(dialing)
+        for sid in ids:
+            path = wire.SKILL_STOP.format(skill_id=sid)
+            try:
+                self._api.post(path, wire.stop_params(), campaign_id=campaign_id)
+            except CampaignActive as err:
+                if self._running(sid, campaign_id):
+                    raise CampaignActive(
+                        f"skill {sid} refused to stop: {err}", campaign_id=campaign_id
+                    ) from err
+        self._await_stopped(campaign_id, ids)
+
+    def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
+        for sid in skill_ids(dialing):
+            if self._running(sid, campaign_id):
+                continue  # restarted already (a resume after a crash)
+            try:
+                self._api.post(wire.SKILL_START.format(skill_id=sid), campaign_id=campaign_id)
+            except CampaignActive as err:
+                if not self._running(sid, campaign_id):
+                    raise TerminalApiError(
+                        f"skill {sid} could not be restarted: {err}", campaign_id=campaign_id
+                    ) from err
+
+    def _running(self, skill_id: int, campaign_id: str) -> bool:
+        path = wire.SKILL.format(skill_id=skill_id)
+        body = wire.skill_of(self._api.get(path, {}, campaign_id=campaign_id))
+        return answers.read(wire.Skill, body, path, campaign_id).is_running
+
+    def _await_stopped(self, campaign_id: str, ids: Sequence[int]) -> None:
+        # Retiring while a skill still dials would race the dialer for its prospects.
+        deadline = time.monotonic() + self._stop_wait
+        waiting = list(ids)
+        while True:
+            waiting = [sid for sid in waiting if self._running(sid, campaign_id)]
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise CampaignActive(
+                    f"skills {', '.join(map(str, waiting))} still running "
+                    f"{self._stop_wait:g} s after they were stopped",
+                    campaign_id=campaign_id,
+                )
+            self._sleep(self._poll)
+
+
+def skill_ids(dialing: Mapping[str, Any]) -> list[int]:
+    """The skills a stored dialing state names."""
+    ids = dialing.get(SKILLS)
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        raise ValueError(f"not a CXone dialing state: {dialing!r}")
+    return list(ids)

@@ -1,0 +1,182 @@
+"""One HTTP exchange with CXone, and what its answer means in archiver's error tree.
+
+This is the boundary where statuses, the API's three error body shapes and
+transport failures become :mod:`archiver.errors` exceptions. Messages carry the
+server's own explanation with every secret scrubbed out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from archiver import __version__
+from archiver.backends.cxone import wire
+from archiver.cxone.ratelimit import RateLimiter
+from archiver.cxone.retry import parse_retry_after
+from archiver.errors import (
+    ApiError,
+    AuthError,
+    CampaignActive,
+    NetworkError,
+    RateLimited,
+    ServerError,
+    TerminalApiError,
+)
+from archiver.netutil import is_loopback_host
+
+MAX_CAUSE_CHARS = 200
+REDACTED = "***"
+_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def json(self) -> object:
+        """The parsed body; None for 204 or an empty body."""
+        if self.status == 204 or not self.body.strip():
+            return None
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """What an exchange is about, for error messages."""
+
+    endpoint: str  # "GET contacts/completed"
+    campaign_id: str | None = None
+    token: bool = False  # the token endpoint: a refusal means bad credentials
+
+
+def session(pool_size: int, *, loopback: bool) -> requests.Session:
+    s = requests.Session()
+    # Retrying is ours (tenacity), not urllib3's.
+    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+    s.mount("https://", adapter)
+    s.mount("http://", adapter)
+    s.headers.update({"Accept": wire.ACCEPT, "User-Agent": f"archiver/{__version__}"})
+    # The simulator and tests on loopback are never reached through an environment proxy.
+    s.trust_env = not loopback
+    return s
+
+
+def is_loopback_url(url: str) -> bool:
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+class Transport:
+    """Sends one try through the shared rate limiter; never raises for a status."""
+
+    def __init__(
+        self,
+        s: requests.Session,
+        limiter: RateLimiter,
+        *,
+        timeouts: tuple[float, float],
+        secrets: Callable[[], tuple[str, ...]],
+    ) -> None:
+        self._session = s
+        self._limiter = limiter
+        self._timeouts = timeouts
+        self._secrets = secrets
+
+    def close(self) -> None:
+        self._session.close()
+
+    def send(self, method: str, url: str, where: Where, **kw: Any) -> Answer:
+        self._limiter.acquire()
+        try:
+            response = self._session.request(
+                method, url, timeout=self._timeouts, allow_redirects=False, **kw
+            )
+        except requests.RequestException as err:
+            raise self._transport_error(err, where) from err
+        answer = Answer(response.status_code, response.headers, response.content)
+        if answer.ok:
+            self._limiter.on_success()
+        elif answer.status == 429:
+            # No Retry-After is the norm on CXone: the rate follows the 429s themselves.
+            self._limiter.on_throttled()
+        return answer
+
+    def error(self, answer: Answer, where: Where) -> ApiError:
+        """The exception a non-2xx answer stands for."""
+        status, cause = answer.status, self._cause(answer)
+        kw: dict[str, Any] = {
+            "status": status, "campaign_id": where.campaign_id, "endpoint": where.endpoint
+        }
+        if where.token and status in (400, 401, 403):
+            return AuthError(f"access key or application credentials refused: {cause}", **kw)
+        if status == 401:
+            return AuthError(f"access token refused even after a fresh login: {cause}", **kw)
+        if status == 403:
+            return TerminalApiError(f"permission denied (check the access key's role): {cause}", **kw)
+        if status == 409:
+            return CampaignActive(f"conflict: {cause}", **kw)
+        if status == 429:
+            retry_after = parse_retry_after(answer.headers.get(wire.RETRY_AFTER_HEADER))
+            return RateLimited(f"rate limited: {cause}", retry_after=retry_after, **kw)
+        if status >= 500:
+            retry_after = parse_retry_after(answer.headers.get(wire.RETRY_AFTER_HEADER))
+            return ServerError(f"server error: {cause}", retry_after=retry_after, **kw)
+        return TerminalApiError(cause, **kw)
+
+    def invalid(self, answer: Answer, where: Where, problem: str) -> TerminalApiError:
+        """A 2xx answer that cannot be read."""
+        return TerminalApiError(
+            problem, status=answer.status, campaign_id=where.campaign_id, endpoint=where.endpoint
+        )
+
+    def _cause(self, answer: Answer) -> str:
+        body: object = None
+        with contextlib.suppress(ValueError):
+            body = json.loads(answer.body) if answer.body.strip() else None
+        text = wire.error_text(body, answer.headers)
+        if not text:
+            text = answer.body.decode("utf-8", "replace").strip() or "no explanation given"
+        return self._truncate(self._scrub(text))
+
+    def _transport_error(self, err: requests.RequestException, where: Where) -> ApiError:
+        kw: dict[str, Any] = {"campaign_id": where.campaign_id, "endpoint": where.endpoint}
+        detail = self._truncate(self._scrub(str(err)))
+        if isinstance(err, requests.exceptions.SSLError):
+            return TerminalApiError(f"TLS failed: {detail}", **kw)
+        if isinstance(err, requests.ConnectTimeout):
+            return NetworkError(f"could not connect within {self._timeouts[0]:g} s", **kw)
+        if isinstance(err, requests.ReadTimeout):
+            return NetworkError(f"no answer within {self._timeouts[1]:g} s", **kw)
+        if isinstance(err, _TRANSPORT_ERRORS):
+            return NetworkError(f"connection failed: {detail}", **kw)
+        return TerminalApiError(f"request failed: {detail}", **kw)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            if secret:
+                for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                    text = text.replace(form, REDACTED)
+        return text
+
+    @staticmethod
+    def _truncate(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"

@@ -1,0 +1,95 @@
+"""``action: retire``: the archived attempts' prospects leave their calling list.
+
+``DELETE lists/call-lists/{list}/removeProspects`` answers per record: a 200 can
+carry failures, so each attempt is archived or failed by its prospect's result.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from archiver.backends.cxone import answers, wire
+from archiver.backends.cxone.client import CxoneApi
+from archiver.backends.cxone.records import LIST_HANDLE
+from archiver.engine.backend import ActResult, AttemptRecord, ItemOutcome
+
+Codes = Mapping[str, str | None]  # externalId -> resultCode
+
+
+class Retirer:
+    def __init__(self, api: CxoneApi) -> None:
+        self._api = api
+        # (list, externalId) -> resultCode of prospects removed by this backend: a
+        # prospect's other attempts, in a later batch, are retired without removing it again.
+        self._removed: dict[tuple[str, str], str | None] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def retire(self, campaign_id: str, batch: Sequence[AttemptRecord]) -> ActResult:
+        outcomes: dict[str, tuple[ItemOutcome, str]] = {}
+        by_list: dict[str, list[AttemptRecord]] = {}
+        for record in batch:
+            list_id = record.handle.get(LIST_HANDLE)
+            if not list_id or not record.handle.get(wire.EXTERNAL_ID):
+                outcomes[record.id] = ("failed", "no calling-list prospect to retire")
+            else:
+                by_list.setdefault(list_id, []).append(record)
+        raw: dict[str, Any] = {}
+        for list_id, members in by_list.items():
+            before, removed, refused = self._remove_once(campaign_id, list_id, members, raw)
+            for record in members:
+                outcomes[record.id] = _outcome(record, list_id, before, removed, refused)
+        archived = sum(1 for outcome, _ in outcomes.values() if outcome == "archived")
+        status = (
+            "retired" if archived == len(outcomes) else "partially_retired" if archived else "failed"
+        )
+        return ActResult(outcomes, status=status, raw=raw)
+
+    def _remove_once(
+        self, campaign_id: str, list_id: str, members: Sequence[AttemptRecord], raw: dict[str, Any]
+    ) -> tuple[Codes, Codes, Codes]:
+        # One removal at a time per list: two batches holding attempts of one
+        # prospect would otherwise both remove it, and the second would fail.
+        with self._lock(list_id):
+            before = {e: c for (lid, e), c in self._removed.items() if lid == list_id}
+            pending = list(dict.fromkeys(
+                r.handle[wire.EXTERNAL_ID] for r in members
+                if r.handle[wire.EXTERNAL_ID] not in before
+            ))
+            if not pending:
+                return before, {}, {}
+            path = wire.REMOVE_PROSPECTS.format(list_id=quote(list_id, safe=""))
+            body = self._api.delete(
+                path, wire.remove_prospects_body(pending), campaign_id=campaign_id
+            )
+            answer = answers.read(wire.RemoveProspects, body, path, campaign_id)
+            raw[list_id] = answer.model_dump(by_alias=True)
+            refused = {r.external_id: r.result_code for r in answer.failed_records}
+            removed = {
+                r.external_id: r.result_code
+                for r in answer.successful_records
+                if r.external_id not in refused
+            }
+            self._removed.update(((list_id, e), c) for e, c in removed.items())
+            return before, removed, refused
+
+    def _lock(self, list_id: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(list_id, threading.Lock())
+
+
+def _outcome(
+    record: AttemptRecord, list_id: str, before: Codes, removed: Codes, refused: Codes
+) -> tuple[ItemOutcome, str]:
+    ext = record.handle[wire.EXTERNAL_ID]
+    if ext in before:
+        return "archived", f"prospect {ext} already removed from calling list {list_id}"
+    if ext in refused:
+        return "failed", f"calling list {list_id} kept prospect {ext}: {refused[ext] or 'failed'}"
+    if ext in removed:
+        code = f" ({removed[ext]})" if removed[ext] else ""
+        return "archived", f"removed from calling list {list_id}{code}"
+    return "failed", f"prospect {ext} missing from the removeProspects answer"

@@ -1,0 +1,239 @@
+"""The CXone personality on a loopback port: a threading HTTP/1.1 server and its handle.
+
+Standard library ``http.server``, as the tutorial personality: the simulator is an
+independent reading of the API and shares no code with the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from archiver.netutil import is_loopback_host
+from archiver.simulator.cxone.answers import dump
+from archiver.simulator.cxone.app import SIM_PREFIX, CxoneApp
+from archiver.simulator.cxone.config import Behaviour, CxoneSimConfig
+from archiver.simulator.cxone.contacts import campaign_ids
+from archiver.simulator.cxone.lists import list_ids
+from archiver.simulator.messages import Request, Response
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sim: CxoneSimulator, family: socket.AddressFamily) -> None:
+        self.address_family = family
+        self.sim = sim
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self._open_lock:
+                self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server_version = "cxone-simulator/1"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: /_sim/requests is the record."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        length = self.headers.get("Content-Length", "0")
+        if "Transfer-Encoding" in self.headers or not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._write(Response(400, dump({"error": "invalid_request",
+                                            "error_description": "bad Content-Length"})))
+            return
+        body = self.rfile.read(int(length))
+        path, _, query = self.path.partition("?")
+        req = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()},
+                      list(self.headers.items()), body)
+        server = self.server
+        assert isinstance(server, _Server)
+        sim = server.sim
+        resp = sim.observe(req) if path.startswith(SIM_PREFIX) else sim.app.handle(req)
+        self._write(resp)
+
+    def _write(self, resp: Response) -> None:
+        try:
+            phrase = HTTPStatus(resp.status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        lines = [f"HTTP/1.1 {resp.status} {phrase}", f"Server: {self.server_version}",
+                 f"Date: {self.date_time_string()}"]
+        bodiless = resp.status in (204, 304) or resp.status < 200
+        if not bodiless:
+            if resp.content_type:
+                lines.append(f"Content-Type: {resp.content_type}")
+            lines.append(f"Content-Length: {len(resp.body)}")
+        lines.extend(f"{name}: {value}" for name, value in resp.headers)
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            self.wfile.write(head + (b"" if bodiless else resp.body))
+        except OSError:
+            self.close_connection = True
+
+
+class CxoneSimulator:
+    """NICE CXone's platform API, as far as archiver uses it, on a loopback port.
+
+        with CxoneSimulator(CxoneSimConfig(), Behaviour(churn_per_request=3)) as sim:
+            ...  # auth_url and api_endpoint are both sim.base_url
+    """
+
+    def __init__(
+        self,
+        config: CxoneSimConfig | None = None,
+        behaviour: Behaviour | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"the simulator only listens on loopback addresses, not {host!r}")
+        self.config = config or CxoneSimConfig()
+        self.app = CxoneApp(self.config, behaviour or Behaviour(), lambda: self.base_url)
+        self._host, self._port = host, port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> CxoneSimulator:
+        if self._server is not None:
+            raise RuntimeError("the simulator is already running")
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        self._server = _Server((self._host, self._port), self, family)
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"cxone-simulator:{self._port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> CxoneSimulator:
+        return self.start() if self._server is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def campaign_ids(self) -> list[str]:
+        return [str(c) for c in campaign_ids(self.config)]
+
+    @property
+    def call_list_ids(self) -> list[str]:
+        return [str(i) for i in list_ids(self.config)]
+
+    # -- control -------------------------------------------------------------------
+    @property
+    def behaviour(self) -> Behaviour:
+        return self.app.behaviour
+
+    def set(self, **changes: Any) -> None:
+        """Change :class:`Behaviour` settings while running."""
+        self.app.set(**changes)
+
+    def inject(self, *statuses: int) -> None:
+        self.app.inject(*statuses)
+
+    def revoke_tokens(self) -> None:
+        """Every access token issued so far is refused from now on (401)."""
+        self.app.tokens.revoke_all()
+
+    # -- observation ---------------------------------------------------------------
+    def ledger(self) -> dict[str, dict[str, int]]:
+        """Per externalId: removals asked for, and prospects actually removed."""
+        return {"requested": dict(self.app.lists.requested), "removed": dict(self.app.lists.removed)}
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.app.log.entries()
+
+    def skills(self) -> dict[str, dict[str, Any]]:
+        return self.app.skills.view()
+
+    def contacts(self, campaign_id: str) -> dict[str, str]:
+        """contactId -> lastUpdateTime of every contact the campaign has now."""
+        return self.app.contacts.existing(campaign_id)
+
+    def finalized_attempts(self, list_id: str) -> dict[str, str]:
+        """contactId -> externalId of the finalized attempts still on the list."""
+        return self.app.lists.finalized_attempts(list_id)
+
+    def stats(self) -> dict[str, Any]:
+        return self.app.stats()
+
+    def observe(self, req: Request) -> Response:
+        """``/_sim/ledger``, ``/_sim/requests``, ``/_sim/skills``, ``/_sim/stats``,
+        ``/_sim/contacts/{campaignId}``."""
+        name = req.path[len(SIM_PREFIX):]
+        views: dict[str, Any] = {
+            "ledger": self.ledger, "requests": self.requests, "skills": self.skills,
+            "stats": self.stats,
+        }
+        if req.method == "GET" and name in views:
+            return Response(200, json.dumps(views[name]()).encode())
+        if req.method == "GET" and name.startswith("contacts/"):
+            return Response(200, json.dumps(self.contacts(name.split("/", 1)[1])).encode())
+        return Response(404, dump({"error": "not_found", "error_description": req.path}))

@@ -1,0 +1,106 @@
+"""Tokens through real sockets: the access key's password grant with the application as
+HTTP Basic, refresh before expiry, one fresh login on a 401, refused credentials."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from archiver.errors import AuthError
+from archiver.simulator.cxone import Behaviour
+from tests.backends.cxone.conftest import api_requests, credentials
+
+
+def test_password_grant_with_the_application_as_basic(start_sim, backend_for) -> None:
+    sim = start_sim()
+    backend = backend_for(sim)
+    assert backend.dialing(sim.campaign_ids[0]) is not None
+
+    [token] = api_requests(sim, "token")
+    assert token["method"] == "POST" and token["path"] == "/auth/token"
+    assert token["headers"]["Authorization"] == "Basic <redacted>"
+    assert token["body"] == {
+        "grant_type": "password",
+        "username": sim.config.access_key_id,
+        "password": "<redacted>",
+    }
+    assert sim.stats()["grants"] == {"password": 1}
+    # Every API call after it carries the bearer token.
+    calls = [e for e in sim.requests() if e["path"].startswith("/inContactAPI/")]
+    assert calls and all(e["headers"]["Authorization"] == "Bearer <redacted>" for e in calls)
+
+
+def test_an_access_key_secret_with_equals_signs_is_form_encoded(start_sim, backend_for) -> None:
+    sim = start_sim(access_key_secret="a=b&c=d+e%f==")
+    backend = backend_for(sim)
+    assert backend.dialing(sim.campaign_ids[0]) is not None
+
+
+def test_a_token_near_expiry_is_refreshed_with_the_refresh_token(start_sim, backend_for) -> None:
+    # A one-second token is replaced a tenth of its lifetime before it expires.
+    sim = start_sim(Behaviour(token_lifetime_seconds=1.0))
+    backend = backend_for(sim)
+    cid = sim.campaign_ids[0]
+    backend.dialing(cid)
+    time.sleep(1.2)
+    backend.dialing(cid)
+    time.sleep(1.2)
+    backend.dialing(cid)
+
+    assert sim.stats()["grants"] == {"password": 1, "refresh_token": 2}
+    refreshes = [e for e in api_requests(sim, "token") if e["body"]["grant_type"] == "refresh_token"]
+    assert [e["body"] for e in refreshes] == [
+        {"grant_type": "refresh_token", "refresh_token": "<redacted>"}
+    ] * 2
+    assert not [e for e in sim.requests() if e["status"] == 401]
+
+
+def test_a_revoked_token_gets_one_fresh_login(start_sim, backend_for) -> None:
+    sim = start_sim()
+    backend = backend_for(sim)
+    cid = sim.campaign_ids[0]
+    backend.dialing(cid)
+    sim.revoke_tokens()
+    assert backend.dialing(cid) is not None
+
+    statuses = [(e["kind"], e["status"]) for e in sim.requests()]
+    first_401 = statuses.index(("campaign_skills", 401))
+    assert statuses[first_401 + 1] == ("token", 200)
+    assert statuses[first_401 + 2] == ("campaign_skills", 200)
+    assert sim.stats()["grants"] == {"password": 2}
+
+
+def test_a_token_refused_even_after_a_fresh_login_is_an_auth_error(start_sim, backend_for) -> None:
+    # Tokens that are dead on arrival: the fresh login does not help, and it is not retried.
+    sim = start_sim(Behaviour(token_lifetime_seconds=0.0, reported_expires_in=3600.0))
+    backend = backend_for(sim)
+    with pytest.raises(AuthError, match="refused even after a fresh login"):
+        backend.dialing(sim.campaign_ids[0])
+    assert sim.stats()["grants"] == {"password": 2}
+    assert len(api_requests(sim, "campaign_skills")) == 2
+
+
+@pytest.mark.parametrize(
+    ("over", "error"),
+    [
+        ({"client_secret": "not-the-application-secret"}, "invalid_client"),
+        ({"access_key_secret": "not-the-access-key-secret"}, "invalid_grant"),
+        ({"access_key_id": "someone-else"}, "invalid_grant"),
+    ],
+)
+def test_refused_credentials_are_an_auth_error_without_the_secret(
+    start_sim, backend_for, over, error
+) -> None:
+    sim = start_sim()
+    creds = credentials(sim.config, **over)
+    backend = backend_for(sim, creds)
+    with pytest.raises(AuthError) as caught:
+        backend.dialing(sim.campaign_ids[0])
+    message = str(caught.value)
+    assert "HTTP 400" in message and error in message
+    assert creds.access_key_secret not in message and creds.client_secret not in message
+    # Refused credentials are not tried again, by this call or the next.
+    with pytest.raises(AuthError):
+        backend.dialing(sim.campaign_ids[0])
+    assert len(api_requests(sim, "token")) == 1

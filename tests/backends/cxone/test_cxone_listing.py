@@ -1,0 +1,164 @@
+"""completed_contacts through real sockets: contacts updated while the backend pages
+are listed once, none missed, checked against the simulator's own contacts."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+import requests
+
+from archiver.backends.cxone import records
+from archiver.engine.backend import AttemptRecord, MalformedRecord
+from archiver.simulator.cxone import Behaviour
+from tests.backends.cxone.conftest import api_requests, listed_ids
+from tests.backends.cxone.test_cxone_http import _token
+
+
+def test_a_quiet_listing_is_every_contact_once_and_ends_on_a_short_page(
+    start_sim, backend_for
+) -> None:
+    sim = start_sim()
+    backend = backend_for(sim, page_size=50)
+    cid = sim.campaign_ids[0]
+    ids = listed_ids(backend, cid)
+    assert sorted(ids) == sorted(sim.contacts(cid))
+    calls = api_requests(sim, "completed")
+    assert all(e["query"]["campaignId"] == cid for e in calls)
+    assert all(e["query"]["orderBy"] == "lastUpdateTime asc" for e in calls)
+    assert all(e["query"]["updatedSince"].endswith("Z") for e in calls)
+    # 300 contacts, 49 new ones a page after the first: the seventh page is short.
+    assert len(calls) == 7 and all(e["status"] == 200 for e in calls)
+
+
+def test_nothing_to_list_is_a_204_and_no_page(start_sim, backend_for) -> None:
+    sim = start_sim()
+    backend = backend_for(sim)
+    assert list(backend.pages(sim.campaign_ids[0], since="2099-01-01T00:00:00Z")) == []
+    assert [e["status"] for e in api_requests(sim, "completed")] == [204]
+
+
+@pytest.mark.parametrize("inclusive", [True, False], ids=["inclusive", "exclusive"])
+def test_contacts_updated_while_paging_are_listed_once_and_none_is_missed(
+    start_sim, backend_for, inclusive
+) -> None:
+    sim = start_sim(Behaviour(churn_per_request=4,
+                              invented_updated_since_inclusive=inclusive))
+    backend = backend_for(sim, page_size=20)
+    cid = sim.campaign_ids[0]
+    pages = list(backend.pages(cid, since=None))
+    ids = [r.id for p in pages for r in p.records]
+
+    assert len(ids) == len(set(ids)), "a contact was listed twice"
+    assert sim.stats()["churned"] > 50
+    assert backend.listings[cid].restarts > 0, "the churn never moved a record under the walk"
+    # Whatever the run left was updated after it began, at or after its final
+    # watermark: the next run lists it.
+    watermark = pages[-1].watermark
+    assert watermark is not None
+    now = sim.contacts(cid)
+    left = set(now) - set(ids)
+    assert all(now[c] >= watermark for c in left)
+    sim.set(churn_per_request=0)
+    again = listed_ids(backend, cid, since=watermark)
+    assert left <= set(again)
+    assert set(ids) | set(again) == set(now)
+
+
+def test_plain_offset_paging_breaks_under_the_same_churn(start_sim) -> None:
+    # The hostile churn the test above survives, against skip/top alone.
+    sim = start_sim(Behaviour(churn_per_request=4))
+    cid = sim.campaign_ids[0]
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {_token(sim)}", "Accept": "application/json"})
+    got: list[str] = []
+    skip = 0
+    while True:
+        query = urlencode({"campaignId": cid, "updatedSince": "2000-01-01T00:00:00Z",
+                           "orderBy": "lastUpdateTime asc", "skip": skip, "top": 20})
+        answer = session.get(f"{sim.base_url}/inContactAPI/services/v34.0/contacts/completed?{query}")
+        if answer.status_code == 204:
+            break
+        page = answer.json()["completedContacts"]
+        got += [str(c["contactId"]) for c in page]
+        skip += len(page)
+    assert len(got) != len(set(got)) or set(got) != set(sim.contacts(cid))
+
+
+def test_the_watermark_lets_a_later_run_list_only_what_changed(start_sim, backend_for) -> None:
+    sim = start_sim()
+    backend = backend_for(sim, page_size=40)
+    cid = sim.campaign_ids[0]
+    pages = list(backend.pages(cid, since=None))
+    watermark = pages[-1].watermark
+    assert watermark is not None
+    # Some contacts change after the run (while another client lists them); the next
+    # run starts from the watermark.
+    sim.set(churn_per_request=2, churn_served_share=0.0)
+    list(backend_for(sim, page_size=40).pages(cid, since=None))
+    sim.set(churn_per_request=0)
+    after = sim.contacts(cid)
+    changed = {c for c, t in after.items() if t >= watermark}
+    again = listed_ids(backend, cid, since=watermark)
+    assert set(again) == changed
+    assert 0 < len(again) < len(after) / 4
+
+
+def test_a_token_expiring_mid_listing_gets_a_fresh_login(start_sim, backend_for) -> None:
+    # The token dies while the answer says it has an hour left: only a 401 tells.
+    sim = start_sim(Behaviour(token_lifetime_seconds=0.4, reported_expires_in=3600.0))
+    backend = backend_for(sim, page_size=50)
+    cid = sim.campaign_ids[0]
+    ids: list[str] = []
+    for n, page in enumerate(backend.pages(cid, since=None)):
+        ids += [r.id for r in page.records]
+        if n == 2:
+            time.sleep(0.6)
+    assert sorted(ids) == sorted(sim.contacts(cid))
+    assert sim.stats()["grants"]["password"] >= 2
+    assert any(e["status"] == 401 for e in api_requests(sim, "completed"))
+
+
+def test_a_token_revoked_mid_listing_loses_nothing(start_sim, backend_for) -> None:
+    sim = start_sim(Behaviour(churn_per_request=2))
+    backend = backend_for(sim, page_size=30)
+    cid = sim.campaign_ids[0]
+    ids: list[str] = []
+    for n, page in enumerate(backend.pages(cid, since=None)):
+        ids += [r.id for r in page.records]
+        if n == 3:
+            sim.revoke_tokens()
+    assert len(ids) == len(set(ids))
+    assert sim.stats()["grants"] == {"password": 2}
+
+
+def test_records_carry_the_disposition_name_and_say_what_is_not_provided(
+    start_sim, backend_for
+) -> None:
+    sim = start_sim()
+    backend = backend_for(sim, page_size=100)
+    cid = sim.campaign_ids[0]
+    listed = [r for p in backend.pages(cid, since=None) for r in p.records]
+    assert all(isinstance(r, AttemptRecord) for r in listed)
+    attempts = [r for r in listed if isinstance(r, AttemptRecord)]
+    outcomes = {r.outcome for r in attempts}
+    assert outcomes <= {*sim.config.dispositions, records.NO_DISPOSITION}
+    assert records.NO_DISPOSITION in outcomes and len(outcomes) > 3
+    assert all(r.anonymized is None and r.retention_days is None for r in attempts)
+    assert all(r.id == r.contact_id and r.updated_at and r.duration is not None for r in attempts)
+    assert backend.fields == {"outcome", "duration", "updated_at", "contact_id"}
+    assert "anonymized" not in backend.fields and "retention_days" not in backend.fields
+    # Dispositions are read once per backend, not once per listing.
+    list(backend.pages(sim.campaign_ids[1], since=None))
+    assert len(api_requests(sim, "dispositions")) == 1
+
+
+def test_a_record_of_another_campaign_is_malformed_not_taken(start_sim, backend_for) -> None:
+    record = records.contact(
+        {"contactId": 5, "lastUpdateTime": "2026-09-01T00:00:00.000Z", "campaignId": 99},
+        "1834501",
+        lambda _id: None,
+    )
+    assert isinstance(record, MalformedRecord) and record.field == "campaignId"
+    assert record.attempt_id == "5"
