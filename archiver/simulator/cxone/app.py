@@ -6,6 +6,7 @@ import math
 import random
 import re
 import threading
+import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable
@@ -102,6 +103,8 @@ class CxoneApp:
 
     def _api(self, kind: str, arg: str, req: Request) -> Response:
         behaviour = self._behaviour
+        if behaviour.latency_seconds > 0:
+            time.sleep(behaviour.latency_seconds)
         self._gateway(behaviour)
         self.tokens.check(req.headers.get("authorization"))
         if "application/json" not in req.headers.get("accept", "").lower():

@@ -64,6 +64,7 @@ class Behaviour:
     # client paging by offset is standing on, the worst case for it.
     churn_served_share: float = 0.5
     error_5xx_rate: float = 0.0
+    latency_seconds: float = 0.0  # every API answer is held back this long
     error_shape: ErrorShape = "acd"  # body of injected errors: which of the three shapes
     ic_status_header: bool = True  # errors repeat their text in icStatusDescription
     # No published figure: a tenant-wide token bucket answering 429 without Retry-After.

@@ -1,0 +1,88 @@
+"""dialing/pause/resume through real sockets: the running skills of a campaign are
+stopped, and exactly those are started again."""
+
+from __future__ import annotations
+
+import pytest
+
+from archiver.errors import CampaignActive, TerminalApiError
+from archiver.simulator.cxone import Behaviour
+from tests.backends.cxone.conftest import api_requests
+
+
+def test_pause_stops_the_running_skills_and_resume_starts_exactly_those(
+    start_sim, backend_for
+) -> None:
+    sim = start_sim(skills_per_campaign=3)
+    cid = sim.campaign_ids[0]
+    sim.app.skills.set_running(40002, False)  # stopped by someone else: not ours to start
+    backend = backend_for(sim)
+
+    dialing = backend.dialing(cid)
+    assert dialing == {"skills": [40001, 40003]}
+    backend.pause(cid, dialing)
+    skills = sim.skills()
+    assert [s for s, v in skills.items() if v["stops"]] == ["40001", "40003"]
+    assert not any(v["isRunning"] for s, v in skills.items() if v["campaignId"] == int(cid))
+    assert backend.dialing(cid) is None
+
+    backend.resume(cid, dialing)
+    backend.resume(cid, dialing)  # again, as after a crash: nothing more is started
+    skills = sim.skills()
+    assert {s: v["starts"] for s, v in skills.items()} == {
+        "40001": 1, "40002": 0, "40003": 1, "40004": 0, "40005": 0, "40006": 0
+    }
+    assert {s for s, v in skills.items() if not v["isRunning"]} == {"40002"}
+    stops = api_requests(sim, "skill_stop")
+    assert all(e["query"] == {"force": "false"} for e in stops)
+
+
+def test_pause_waits_until_the_skills_have_stopped(start_sim, backend_for) -> None:
+    # A stop answers 202 and takes effect later.
+    sim = start_sim(Behaviour(invented_stop_delay_seconds=0.3))
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim)
+    backend.pause(cid, backend.dialing(cid) or {})
+    assert not any(v["isRunning"] for v in sim.skills().values() if v["campaignId"] == int(cid))
+    polls = [e for e in api_requests(sim, "skill") if e["path"].endswith("/40001")]
+    assert len(polls) >= 3
+
+
+def test_a_skill_still_running_after_the_wait_is_campaign_active(start_sim, backend_for) -> None:
+    sim = start_sim(Behaviour(invented_stop_delay_seconds=30.0))
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim, stop_wait_seconds=0.2)
+    with pytest.raises(CampaignActive, match="still running"):
+        backend.pause(cid, backend.dialing(cid) or {})
+
+
+def test_a_409_on_stop_is_campaign_active_unless_the_skill_stopped(start_sim, backend_for) -> None:
+    sim = start_sim(Behaviour(invented_conflict_skill_ids=frozenset({40001})))
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim)
+    dialing = backend.dialing(cid)
+    assert dialing == {"skills": [40001, 40002]}
+    with pytest.raises(CampaignActive, match="skill 40001 refused to stop"):
+        backend.pause(cid, dialing)
+    # The same 409 from a skill that is stopped anyway is what pause wanted.
+    sim.app.skills.set_running(40001, False)
+    backend.pause(cid, dialing)
+    assert not sim.skills()["40002"]["isRunning"]
+
+
+def test_a_skill_that_cannot_be_restarted_is_a_terminal_error(start_sim, backend_for) -> None:
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim)
+    dialing = backend.dialing(cid) or {}
+    backend.pause(cid, dialing)
+    sim.set(invented_conflict_skill_ids=frozenset({40002}))
+    with pytest.raises(TerminalApiError, match="skill 40002 could not be restarted"):
+        backend.resume(cid, dialing)
+    assert sim.skills()["40001"]["isRunning"]
+
+
+def test_an_unknown_campaign_is_a_terminal_404(start_sim, backend_for) -> None:
+    sim = start_sim()
+    with pytest.raises(TerminalApiError, match="HTTP 404"):
+        backend_for(sim).dialing("999")
