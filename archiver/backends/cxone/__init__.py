@@ -52,6 +52,9 @@ Invented or unverified (decided here, to check against a live tenant)
       ``GET campaigns/{id}/skills`` pages (one answer is read).
     * ``GET skills/{id}``: v34.0 answers the skill bare; ``{"skills": [...]}`` (older
       versions) is read too.
+    * Discovery's ``api_endpoint`` is read as a URL; a bare host name gets ``https://``.
+    * ``lastPollTime`` of ``contacts/completed`` is taken as the server's time of the
+      answer: a run lists no record updated after its first answer (the next run does).
     * The tenant's rate limit: no figure is published; 429s adapt the client's rate
       (:class:`archiver.cxone.ratelimit.RateLimiter`) with jittered backoff.
     * A completed contact's outcome is its primary disposition's name, or

@@ -13,7 +13,14 @@ from archiver.backends.cxone import answers, paging, records, timestamps, wire
 from archiver.backends.cxone.client import CxoneApi
 from archiver.backends.cxone.dialing import Dialer
 from archiver.backends.cxone.retire import Retirer
-from archiver.engine.backend import ActResult, AttemptRecord, ItemOutcome, Page, RecordField
+from archiver.engine.backend import (
+    ActResult,
+    AttemptRecord,
+    Backend,
+    ItemOutcome,
+    Page,
+    RecordField,
+)
 from archiver.errors import ConfigError
 
 Action = Literal["export", "retire"]
@@ -164,3 +171,7 @@ class CxoneBackend:
 
     def close(self) -> None:
         self.api.close()
+
+
+def _conforms(backend: CxoneBackend) -> Backend:
+    return backend  # mypy checks here that CxoneBackend is a Backend

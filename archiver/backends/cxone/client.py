@@ -73,6 +73,7 @@ class CxoneApi:
             self.limiter,
             timeouts=(settings.connect_timeout_seconds, settings.timeout_seconds),
             secrets=lambda: (*credentials.secrets(), *self.tokens.issued()),
+            pause_cap=self._retry.max_backoff_seconds if self._retry.respect_retry_after else None,
         )
         self._api: str | None = None
         self._api_lock = threading.Lock()
@@ -161,6 +162,8 @@ class CxoneApi:
         except ValidationError as err:
             raise self._transport.invalid(answer, where, f"discovery: {_first(err)}") from None
         endpoint = found.api_endpoint.rstrip("/")
+        if "://" not in endpoint:
+            endpoint = f"https://{endpoint}"  # a bare host name: the API is https only
         problem = url_problem(endpoint, "the discovered api_endpoint")
         if problem:
             raise self._transport.invalid(answer, where, problem)

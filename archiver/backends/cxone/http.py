@@ -94,11 +94,15 @@ class Transport:
         *,
         timeouts: tuple[float, float],
         secrets: Callable[[], tuple[str, ...]],
+        pause_cap: float | None = None,
     ) -> None:
         self._session = s
         self._limiter = limiter
         self._timeouts = timeouts
         self._secrets = secrets
+        # A 429's Retry-After holds every thread back, never longer than this
+        # (retry.max_backoff_seconds); None: Retry-After is not respected.
+        self._pause_cap = pause_cap
 
     def close(self) -> None:
         self._session.close()
@@ -117,6 +121,9 @@ class Transport:
         elif answer.status == 429:
             # No Retry-After is the norm on CXone: the rate follows the 429s themselves.
             self._limiter.on_throttled()
+            wait = parse_retry_after(answer.headers.get(wire.RETRY_AFTER_HEADER))
+            if wait is not None and self._pause_cap is not None:
+                self._limiter.pause(min(wait, self._pause_cap))
         return answer
 
     def error(self, answer: Answer, where: Where) -> ApiError:

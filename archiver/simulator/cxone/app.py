@@ -132,16 +132,18 @@ class CxoneApp:
         shape, header = behaviour.error_shape, behaviour.ic_status_header
         with self._lock:
             injected = self._injected.popleft() if self._injected else None
+        wait = behaviour.invented_retry_after
+        retry_after = [("Retry-After", str(wait))] if wait is not None else []
         if injected is not None:
             self.counts["injected"] += 1
             raise CxoneError(injected, "Injected", f"injected status {injected}", shape=shape,
-                             status_header=header)
+                             status_header=header, headers=retry_after if injected == 429 else [])
         bucket = self._bucket
         if bucket is not None and bucket.take() is not None:
             self.counts["rate_limited"] += 1
-            # No Retry-After: CXone's 429s do not reliably carry one.
+            # No Retry-After unless invented: CXone's 429s do not reliably carry one.
             raise CxoneError(429, "TooManyRequests", "rate limit exceeded", shape=shape,
-                             status_header=header)
+                             status_header=header, headers=retry_after)
         if behaviour.error_5xx_rate > 0:
             with self._lock:
                 hit = self._rng.random() < behaviour.error_5xx_rate

@@ -69,6 +69,8 @@ class Behaviour:
     ic_status_header: bool = True  # errors repeat their text in icStatusDescription
     # No published figure: a tenant-wide token bucket answering 429 without Retry-After.
     invented_rate_limit_rps: float = 0.0
+    # Seconds a 429 names in Retry-After; None (CXone's usual): no header.
+    invented_retry_after: int | None = None
     # updatedSince keeps records at its exact time (True) or only after it (False).
     invented_updated_since_inclusive: bool = True
     # Skills whose stop and start answer 409 (the documented status, meaning unknown).

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from archiver.simulator.cxone import Behaviour
-from tests.backends.cxone.conftest import listed_ids
+from tests.backends.cxone.conftest import api_requests, listed_ids
 
 
 def test_a_429_storm_without_retry_after_finishes_and_the_rate_adapts(
@@ -33,3 +34,25 @@ def test_a_429_storm_without_retry_after_finishes_and_the_rate_adapts(
     assert backend.api.limiter.current_rate < 500.0 / 2
     after_storm = calls[len(calls) // 2:]
     assert sum(e["status"] == 429 for e in after_storm) < len(after_storm) / 10
+
+
+def test_a_retry_after_when_there_is_one_holds_every_thread_back(start_sim, backend_for) -> None:
+    sim = start_sim(Behaviour(invented_retry_after=1))
+    backend = backend_for(sim, max_backoff_seconds=5.0)
+    cid = sim.campaign_ids[0]
+    backend.dialing(cid)
+    sim.inject(429)
+    with ThreadPoolExecutor(1) as pool:
+        told = pool.submit(backend.dialing, cid)  # this thread's call is answered 429
+        deadline = time.monotonic() + 5
+        while not any(e["status"] == 429 for e in sim.requests()):
+            assert time.monotonic() < deadline, "the 429 never came"
+            time.sleep(0.01)
+        backend.api.get("dispositions", {"skip": "0", "top": "10"})  # another thread's call
+        told.result()
+    [limited] = [e for e in sim.requests() if e["status"] == 429]
+    [other] = api_requests(sim, "dispositions")
+    # Neither call went again before the server's second was up (lower bounds: never flaky).
+    assert other["at"] - limited["at"] >= 0.95
+    retried = [e for e in api_requests(sim, "campaign_skills") if e["seq"] > limited["seq"]]
+    assert retried and retried[0]["at"] - limited["at"] >= 0.95
