@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -86,14 +86,24 @@ class AuditLog:
 
     def append(self, record: Mapping[str, Any], *, event_id: str) -> AuditLine:
         """Chain ``record`` onto the log as one line; durable on disk when this returns."""
-        if not isinstance(record, Mapping):
-            raise AuditError(f"an audit record must be a JSON object, not {type(record).__name__}")
-        reserved = sorted(CHAIN_KEYS & record.keys())
-        if reserved:
-            raise AuditError(
-                f"the audit record sets {', '.join(reserved)}: the audit log adds these itself; "
-                "remove them from the audit template"
-            )
+        return self.append_many([(record, event_id)])[0]
+
+    def append_many(self, records: Sequence[tuple[Mapping[str, Any], str]]) -> list[AuditLine]:
+        """Chain (record, event_id) pairs onto the log, in order, as one write and one
+        ``fsync``: durable on disk when this returns. A write cut short leaves whole lines
+        and at most one torn one, as a single append does; one that fails leaves none."""
+        for record, _ in records:
+            if not isinstance(record, Mapping):
+                raise AuditError(
+                    f"an audit record must be a JSON object, not {type(record).__name__}"
+                )
+            reserved = sorted(CHAIN_KEYS & record.keys())
+            if reserved:
+                raise AuditError(
+                    f"the audit record sets {', '.join(reserved)}: the audit log adds these "
+                    "itself; remove them from the audit template"
+                )
+        written: list[AuditLine] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, created = files.open_private(
@@ -103,16 +113,21 @@ class AuditLog:
                 self._check_start(fd)
                 self._drop_torn_tail(fd)
                 prev = self._last(fd)
-                line = _chained(record, event_id, prev)
-                data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-                _write(fd, data + b"\n")
+                data = bytearray()
+                for record, event_id in records:
+                    line = _chained(record, event_id, prev)
+                    data += json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
+                    data += b"\n"
+                    prev = AuditLine(seq=line["seq"], hash=line["hash"], event_id=event_id)
+                    written.append(prev)
+                _write(fd, bytes(data))
             finally:
                 os.close(fd)
         except OSError as err:
             raise files.storage_error(WHAT, self.path, err) from err
         if created:
             files.fsync_dir(self.path.parent)
-        return AuditLine(seq=line["seq"], hash=line["hash"], event_id=event_id)
+        return written
 
     # -- the file is ours ------------------------------------------------------------
     def _open_existing(self) -> int | None:

@@ -18,25 +18,30 @@ import shlex
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from archiver.engine import failpoints
 from archiver.engine.protocols import Sink
 from archiver.errors import ArchiverError, ConfigError, Transient, WebhookGone
-from archiver.state.store import DB_NAME, Store
+from archiver.state.store import DB_NAME, OutboxEvent, Store
 
 log = logging.getLogger(__name__)
 
 DELIVERY_TRIES = 3
 DELIVERY_BACKOFF_SECONDS = 0.25
+T = TypeVar("T")
 
 
 class Outbox:
     def __init__(self, store: Store, sinks: Mapping[str, Sink]) -> None:
         self.store = store
         self.sinks = dict(sinks)
-        self._lock = threading.Lock()
+        # One deliverer per sink keeps each sink's order; different sinks (a webhook's
+        # round trips, an audit log's fsyncs) deliver side by side.
+        self._locks = {key: threading.Lock() for key in self.sinks}
         self._broken: set[str] = set()  # sinks that failed in this run: retried next run
         for sink in self.sinks.values():
             attach = getattr(sink, "attach_store", None)
@@ -44,37 +49,44 @@ class Outbox:
                 attach(store)
 
     def drain(self, *, wait: bool = True) -> None:
-        """Deliver pending events of every sink. ``wait=False`` returns at once when
-        another thread is already delivering (it will pick ours up)."""
-        if not self._lock.acquire(blocking=wait):
-            return
-        try:
-            for key, sink in self.sinks.items():
+        """Deliver pending events of every sink. ``wait=False`` skips a sink another
+        thread is already delivering (it will pick ours up)."""
+        for key, sink in self.sinks.items():
+            lock = self._locks[key]
+            if key in self._broken or not lock.acquire(blocking=wait):
+                continue
+            try:
                 if key not in self._broken:
                     self._drain_sink(key, sink)
-        finally:
-            self._lock.release()
+            finally:
+                lock.release()
 
-    def _deliver(self, sink: Sink, event_id: str, body: str) -> str | None:
+    def _deliver(self, send: Callable[[], T]) -> T:
         """A few quick tries with backoff; what still fails waits for the next run."""
         for attempt in range(DELIVERY_TRIES):
             try:
-                return sink.deliver(event_id, body)
+                return send()
             except ArchiverError as err:
                 if not isinstance(err, Transient) or attempt == DELIVERY_TRIES - 1:
                     raise
                 time.sleep(DELIVERY_BACKOFF_SECONDS * 2**attempt)
-        return None  # pragma: no cover - the loop returns or raises
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _drain_sink(self, key: str, sink: Sink) -> None:
+        many = getattr(sink, "deliver_many", None)
         while True:
             events = self.store.pending_events(key)
             if not events:
                 return
+            if many is not None:
+                # A sink that takes a page of events at once (the audit log: one fsync).
+                if not self._deliver_page(key, many, events):
+                    return
+                continue
             for event in events:
                 failpoints.hit("event_delivering")
                 try:
-                    receipt = self._deliver(sink, event.event_id, event.body)
+                    receipt = self._deliver(partial(sink.deliver, event.event_id, event.body))
                 except WebhookGone as err:
                     # The endpoint is gone for every event, not only this one: the sink
                     # stops for the run, its other events kept for a later one.
@@ -92,6 +104,30 @@ class Outbox:
                     return
                 failpoints.hit("event_delivered")
                 self.store.event_delivered(event.seq, receipt)
+
+    def _deliver_page(
+        self, key: str, many: Callable[[Sequence[tuple[str, str]]], Sequence[str | None]],
+        events: Sequence[OutboxEvent],
+    ) -> bool:
+        """Deliver ``events`` in one call and record them delivered in one transaction.
+        False when the sink stopped for the run (its events kept, as one at a time)."""
+        for _ in events:
+            failpoints.hit("event_delivering")
+        try:
+            receipts = self._deliver(partial(many, [(e.event_id, e.body) for e in events]))
+        except ArchiverError as err:
+            if not isinstance(err, Transient):
+                raise
+            log.warning("sink %s: delivery failed, kept for a later try: %s", key, err)
+            self.store.event_failed(events[0].seq, str(err))
+            self._broken.add(key)
+            return False
+        for _ in events:
+            failpoints.hit("event_delivered")
+        self.store.events_delivered(
+            [(event.seq, receipt) for event, receipt in zip(events, receipts, strict=True)]
+        )
+        return True
 
 
 def sink_keys(sinks: list[Sink]) -> dict[str, Sink]:

@@ -674,11 +674,16 @@ class Store:
         return [OutboxEvent(*row) for row in rows]
 
     def event_delivered(self, seq: int, receipt: str | None = None) -> None:
+        self.events_delivered([(seq, receipt)])
+
+    def events_delivered(self, delivered: Sequence[tuple[int, str | None]]) -> None:
+        """Mark events delivered, (seq, receipt) each, in one transaction."""
+        stamp = now()
         with self.tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE outbox SET status = 'delivered', tries = tries + 1, delivered_at = ?,"
                 " last_error = '', receipt = ? WHERE seq = ?",
-                (now(), receipt, seq),
+                [(stamp, receipt, seq) for seq, receipt in delivered],
             )
 
     def audit_checkpoint(self, path: Path) -> tuple[int, str] | None:
