@@ -168,12 +168,26 @@ class NetworkError(TransientApiError):
     """The connection failed or a response did not arrive in time."""
 
 
+class Unreachable(NetworkError):
+    """The host could not be reached at all (connection refused, name not found)."""
+
+
+class CallAbandoned(TransientApiError):
+    """The run is stopping (SIGINT/SIGTERM): the call was not sent, or was cut off in flight.
+
+    Transient because its outcome is unknown: a later run finds out (an archive batch
+    stays open and is reconciled). It is never retried within the stopping run.
+    """
+
+
 class TerminalApiError(ApiError, Terminal):
     """An API error that retrying will not fix (400, 403, 404, bad credentials)."""
 
 
 class AuthError(TerminalApiError):
     """Credentials were refused (invalid client, or 401 after a fresh token)."""
+
+    exit_code = EXIT_CONFIG
 
 
 class CampaignActive(ApiError, Terminal):

@@ -85,6 +85,11 @@ class TokenCache:
             if self._value == stale:
                 self._value = None
 
+    def refusal(self) -> BaseException | None:
+        """A copy of the error that refused the credentials, if they were refused."""
+        with self._lock:
+            return None if self._refused is None else copy.copy(self._refused)
+
     def issued(self) -> tuple[str, ...]:
         """The last few tokens handed out, for scrubbing error texts."""
         with self._issued_lock:

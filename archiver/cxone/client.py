@@ -3,12 +3,20 @@
 This module is the one boundary where HTTP statuses and transport failures
 become :mod:`archiver.errors` exceptions. Messages name the campaign, the
 endpoint and the server's own explanation, with every secret scrubbed out.
+
+Every call has a total deadline (connect plus the whole answer) and a bounded
+answer (:mod:`archiver.cxone.transport`), and :meth:`CxoneClient.cancel` stops
+them all: waits end, calls in flight are cut off, no new call starts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import http.client
 import json
+import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -19,22 +27,28 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
 
-from archiver import __version__
 from archiver.cxone import wire
 from archiver.cxone.auth import Token, TokenCache, bearer
 from archiver.cxone.ratelimit import RateLimiter
-from archiver.cxone.retry import parse_retry_after, retrying
+from archiver.cxone.retry import (
+    interruptible_sleep,
+    parse_retry_after,
+    retrying,
+    worth_retrying,
+)
+from archiver.cxone.transport import MAX_ANSWER_BYTES, Exchange, Exchanges, read_body, session
 from archiver.errors import (
     ApiError,
     AuthError,
+    CallAbandoned,
     CampaignActive,
     ConfigError,
     NetworkError,
     RateLimited,
     ServerError,
     TerminalApiError,
+    Unreachable,
 )
 from archiver.netutil import is_loopback_host
 from archiver.policy.model import Connection, Retry
@@ -42,6 +56,17 @@ from archiver.report.redact import register_secret
 
 MAX_CAUSE_CHARS = 200
 REDACTED = "***"
+# Once the run is stopping, the calls that undo its changes (resuming a paused
+# campaign) still go, once each, but never keep it waiting longer than this.
+STOP_GRACE_SECONDS = 5.0
+STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
+# What an operating system error means to a person, for "cannot reach HOST: ...".
+_UNREACHABLE = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+}
+_NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 # Failures of the transport itself; anything else requests raises is a local fault.
 _TRANSPORT_ERRORS = (
     requests.ConnectionError,
@@ -79,6 +104,8 @@ class _Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     sends: Counter[str] = field(default_factory=Counter)
     refreshed: bool = False
+    # Undoes a change of this run (resuming dialing): still sent once the run is stopping.
+    cleanup: bool = False
 
     @property
     def where(self) -> str:
@@ -119,22 +146,50 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def _session(base_url: str, pool_size: int) -> requests.Session:
-    session = requests.Session()
-    # One keep-alive pool with a connection per worker; retrying is ours, not urllib3's.
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers.update({"Accept": "application/json", "User-Agent": f"archiver/{__version__}"})
-    # A loopback server (the simulator, tests) is never reached through an environment proxy.
-    if is_loopback_host(urlsplit(base_url).hostname or ""):
-        session.trust_env = False
-    return session
-
-
 def _truncate(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+
+
+def _causes(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps (requests and urllib3 nest the real failure deeply)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [err]
+    while todo and len(seen) < 12:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        todo.extend(current.args[:1])
+    return seen
+
+
+def _unreachable(err: BaseException) -> str | None:
+    """Why no connection could be made at all, in words; None for other failures."""
+    for cause in _causes(err):
+        if isinstance(cause, socket.gaierror):
+            if cause.errno in _NAME_NOT_FOUND:
+                return "name not found"
+            return f"name lookup failed ({cause.strerror or cause})"
+        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
+            return _UNREACHABLE[cause.errno]
+    return None
+
+
+def _broken(err: BaseException) -> str:
+    """What went wrong with an established exchange, in words."""
+    for cause in _causes(err):
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(cause, http.client.IncompleteRead):
+            return "the answer was cut off before its end"
+        if isinstance(cause, ConnectionResetError):
+            return "the server reset the connection"
+    for cause in reversed(_causes(err)):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    return _truncate(str(err))
 
 
 def _first_problem(err: ValidationError) -> str:
@@ -157,18 +212,25 @@ class CxoneClient:
         retry: Retry,
         limiter: RateLimiter,
         on_request: Callable[[RequestEvent], None] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._base = check_base_url(base_url)
+        self.host = urlsplit(self._base).netloc
         self._client_id = client_id
         self._secret = client_secret
         self._retry = retry
         self._limiter = limiter
         self._on_request = on_request
-        # requests applies the read timeout to each socket read: it bounds a
-        # silent server, not an answer that keeps trickling in.
+        # Set by cancel(); the limiter given should sleep with interruptible_sleep on it.
+        self._stopping = stopping if stopping is not None else threading.Event()
+        self._sleep = interruptible_sleep(self._stopping)
+        # The read timeout bounds each silence of the server; the deadline, enforced by
+        # the transport's watchdog, bounds the whole exchange however it trickles in.
         self._timeout = (connection.connect_timeout_seconds, connection.timeout_seconds)
+        self._deadline = connection.connect_timeout_seconds + connection.timeout_seconds
         self._tokens = TokenCache()
-        self._session = _session(self._base, connection.max_in_flight)
+        self._exchanges = Exchanges()
+        self._session = session(self._base, connection.max_in_flight, self._exchanges)
 
     def __repr__(self) -> str:
         return f"CxoneClient({self._base!r})"
@@ -186,7 +248,42 @@ class CxoneClient:
 
     def close(self) -> None:
         """Close the pooled connections."""
+        self._exchanges.close()
         self._session.close()
+
+    def cancel(self) -> None:
+        """Stop: waits end and calls in flight are cut off within a fraction of a second,
+        each with CallAbandoned; no new call starts, except one try of each call that
+        resumes dialing (bounded by STOP_GRACE_SECONDS). A second cancel stops those too.
+
+        Safe from a signal handler: it takes no lock.
+        """
+        self._exchanges.stop()
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._stopping.is_set()
+
+    def check_credentials(self) -> None:
+        """Get an access token now, so refused credentials or an unreachable host stop a
+        run before it starts. A refused connection or an unknown name is not retried:
+        it is a wrong host, or one that is down, and a person should hear of it at once."""
+        call = _Call("token", "POST", wire.TOKEN_PATH, "")
+
+        def first_token() -> str:
+            return self._token(call)
+
+        def worth_it(err: BaseException) -> bool:
+            return worth_retrying(err) and not isinstance(err, Unreachable)
+
+        self._retrying(call, retry_if=worth_it)(first_token)
+
+    def credentials_refused(self) -> AuthError | None:
+        """The error that refused this client's credentials during the run, if any."""
+        refusal = self._tokens.refusal()
+        return refusal if isinstance(refusal, AuthError) else None
 
     # -- the API ---------------------------------------------------------------
 
@@ -233,13 +330,32 @@ class CxoneClient:
             self._path(wire.CAMPAIGN_PATH, campaign_id),
             campaign_id,
             json_body=wire.CampaignStatusPatch(status=status).body(),
+            # Resuming is the one change still made once the run is stopping: a
+            # campaign must not stay paused because its run was interrupted.
+            cleanup=status == "ACTIVE",
         )
         self._perform(call)
 
     # -- tries -----------------------------------------------------------------
 
     def _perform(self, call: _Call) -> _Answer:
-        return retrying(self._retry)(self._try, call)
+        answer: _Answer = self._retrying(call)(self._try, call)
+        return answer
+
+    def _retrying(
+        self, call: _Call, retry_if: Callable[[BaseException], bool] = worth_retrying
+    ) -> Callable[..., Any]:
+        loop = retrying(self._retry, sleep=self._sleep, retry_if=retry_if)
+
+        def run(fn: Callable[..., Any], *args: Any) -> Any:
+            try:
+                return loop(fn, *args)
+            except CallAbandoned as err:
+                if err.endpoint is None:  # from a wait, which knows no call
+                    raise self._abandoned(call) from None
+                raise
+
+        return run
 
     def _try(self, call: _Call) -> _Answer:
         answer, token = self._send(call, authorized=True)
@@ -265,6 +381,7 @@ class CxoneClient:
             on_behalf.campaign_id,
             form=wire.token_form(self._client_id, self._secret),
             sends=on_behalf.sends,
+            cleanup=on_behalf.cleanup,
         )
         answer, _ = self._send(call, authorized=False)
         if not answer.ok:
@@ -288,7 +405,7 @@ class CxoneClient:
         long queue, a Retry-After pause) and be refused on arrival. Returns the answer
         and the token sent.
         """
-        self._limiter.acquire()
+        self._wait_turn(call)
         token = self._token(call) if authorized else None
         headers = dict(call.headers)
         if token is not None:
@@ -298,11 +415,16 @@ class CxoneClient:
         started = time.perf_counter()
         try:
             status, reason, response_headers, body = self._exchange(call, headers)
-        except requests.RequestException as err:
-            error = self._transport_error(call, err)
+        except ApiError as error:
             self._emit(call, attempt, None, time.perf_counter() - started, str(error))
-            raise error from err
+            raise
         duration = time.perf_counter() - started
+        if body is None:
+            limit = f"{MAX_ANSWER_BYTES / 2**20:g} MiB"
+            msg = f"answer is larger than {limit}, the most one call may return; stopped reading it"
+            too_large = self._api_error(TerminalApiError, call, status, msg)
+            self._emit(call, attempt, status, duration, str(too_large))
+            raise too_large
         if 200 <= status < 300:
             self._limiter.on_success()
             answer = _Answer(status, body, "", None)
@@ -315,21 +437,46 @@ class CxoneClient:
         self._emit(call, attempt, status, duration, error_text)
         return answer, token
 
+    def _wait_turn(self, call: _Call) -> None:
+        """The limiter's wait, unless the run is stopping (CallAbandoned then)."""
+        if self._exchanges.abandons(call.cleanup):
+            raise self._abandoned(call)
+        if call.cleanup and self.stopping:
+            return  # one last call: not held back behind calls that will never come
+        try:
+            self._limiter.acquire()
+        except CallAbandoned:
+            raise self._abandoned(call) from None
+
     def _exchange(
         self, call: _Call, headers: Mapping[str, str]
-    ) -> tuple[int, str, Mapping[str, str], bytes]:
-        response = self._session.request(
-            call.method,
-            self._base + call.path,
-            params=call.params,
-            json=call.json_body,
-            data=call.form,
-            headers=headers,
-            timeout=self._timeout,
-            # A redirect would re-send the client secret (307/308 keep the body) elsewhere.
-            allow_redirects=False,
-        )
-        return response.status_code, response.reason or "", response.headers, response.content
+    ) -> tuple[int, str, Mapping[str, str], bytes | None]:
+        """One request and its whole answer (None: larger than allowed), within the deadline."""
+        budget = self._deadline
+        if call.cleanup and self.stopping:
+            budget = min(budget, STOP_GRACE_SECONDS)
+        with self._exchanges.track(time.monotonic() + budget, cleanup=call.cleanup) as exchange:
+            try:
+                response = self._session.request(
+                    call.method,
+                    self._base + call.path,
+                    params=call.params,
+                    json=call.json_body,
+                    data=call.form,
+                    headers=headers,
+                    timeout=self._timeout,
+                    # A redirect would re-send the client secret (307/308 keep the body) elsewhere.
+                    allow_redirects=False,
+                    stream=True,
+                )
+                with response:
+                    body = read_body(response)
+                if exchange.cut is not None:
+                    # A body that ends when the connection closes looks complete once cut.
+                    raise requests.ConnectionError("exchange cut off")
+            except requests.RequestException as err:
+                raise self._transport_error(call, err, exchange, budget) from err
+        return response.status_code, response.reason or "", response.headers, body
 
     def _throttled(self, retry_after: float | None) -> None:
         if self._retry.respect_retry_after and retry_after is not None:
@@ -360,7 +507,9 @@ class CxoneClient:
     def _status_error(self, call: _Call, answer: _Answer) -> ApiError:
         status, cause = answer.status, answer.cause
         if call.endpoint == "token" and status in (400, 401, 403):
-            return self._api_error(AuthError, call, status, f"client credentials refused: {cause}")
+            # Said the same for every endpoint and campaign: the host is what a person checks.
+            msg = f"credentials refused by {self.host}: {cause} (HTTP {status})"
+            return AuthError(msg, campaign_id=call.campaign_id)
         if status == 401:
             msg = f"access token refused even after a refresh: {cause}"
             return self._api_error(AuthError, call, status, msg)
@@ -401,8 +550,25 @@ class CxoneClient:
     ) -> ApiError:
         return cls(message, status=status, campaign_id=call.campaign_id, endpoint=call.where)
 
-    def _transport_error(self, call: _Call, err: requests.RequestException) -> ApiError:
+    def _abandoned(self, call: _Call) -> CallAbandoned:
+        return CallAbandoned(STOPPING, campaign_id=call.campaign_id, endpoint=call.where)
+
+    def _transport_error(
+        self, call: _Call, err: requests.RequestException, exchange: Exchange, budget: float
+    ) -> ApiError:
         """What a failed exchange means: a transient network error, or a terminal one."""
+        # A cut socket fails with whatever error its read happened to get: the cut says why.
+        if exchange.cut == "stopped":
+            return self._abandoned(call)
+        if exchange.cut == "deadline":
+            msg = f"no complete answer within {budget:g} s"
+            return self._api_error(NetworkError, call, None, msg)
+        unreachable = _unreachable(err)
+        if unreachable is not None:
+            # Host-wide, not about one endpoint: a person checks the host, not the call.
+            return Unreachable(
+                f"cannot reach {self.host}: {unreachable}", campaign_id=call.campaign_id
+            )
         if isinstance(err, requests.exceptions.SSLError):
             # A ConnectionError to requests, but no retry mends a certificate or a
             # server that does not speak TLS.
@@ -416,10 +582,10 @@ class CxoneClient:
     def _transport_cause(self, err: requests.RequestException) -> str:
         connect, read = self._timeout
         if isinstance(err, requests.ConnectTimeout):
-            return f"could not connect within {connect:g} s"
+            return f"cannot reach {self.host}: timed out (no connection within {connect:g} s)"
         if isinstance(err, requests.ReadTimeout):
             return f"no answer within {read:g} s"
-        return f"connection failed: {_truncate(self._scrub(str(err)))}"
+        return f"connection failed: {self._scrub(_broken(err))}"
 
     def _cause(self, reason: str, body: bytes) -> str:
         """Why the server refused: its error text, else its body, else the reason phrase."""

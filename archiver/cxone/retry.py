@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from archiver.errors import RateLimited, ServerError, is_transient
+from archiver.errors import CallAbandoned, RateLimited, ServerError, is_transient
 from archiver.policy.model import Retry
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,36 @@ def _log_retry(retry_state: RetryCallState) -> None:
     log.debug("retrying in %.2f s after: %s", wait, outcome.exception() if outcome else "")
 
 
-def retrying(policy: Retry, *, sleep: Callable[[float], None] = time.sleep) -> Retrying:
+def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
+    """A sleep that ends as soon as ``stopping`` is set, raising CallAbandoned.
+
+    Used for every wait of a run (retry backoff, the rate limiter), so a stopping run
+    never sits out a Retry-After or a slow rate before it notices.
+    """
+
+    def sleep(seconds: float) -> None:
+        if stopping.wait(max(0.0, seconds)):
+            raise CallAbandoned("the run is stopping")
+
+    return sleep
+
+
+def worth_retrying(err: BaseException) -> bool:
+    """Transient, and not abandoned because the run is stopping."""
+    return is_transient(err) and not isinstance(err, CallAbandoned)
+
+
+def retrying(
+    policy: Retry,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    retry_if: Callable[[BaseException], bool] = worth_retrying,
+) -> Retrying:
     """A fresh try loop for one API operation (tenacity loops keep per-call state)."""
     return Retrying(
         stop=_stop(policy),
         wait=Backoff(policy),
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(retry_if),
         sleep=sleep,
         before_sleep=_log_retry,
         reraise=True,

@@ -170,7 +170,9 @@ class ArchiveResponse(_Wire):
 
 class TokenResponse(_Wire):
     access_token: str = Field(alias="access_token")
-    expires_in: float = Field(alias="expires_in")
+    # A lifetime that is not a positive, finite number of seconds (NaN, Infinity, 0, -1)
+    # would make the token cache refresh never or always: a protocol error, not a guess.
+    expires_in: float = Field(alias="expires_in", gt=0, allow_inf_nan=False)
 
 
 CampaignStatus = Literal["ACTIVE", "PAUSED"]

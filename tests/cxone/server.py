@@ -3,7 +3,10 @@
 By default it issues tokens for the right client credentials, refuses calls
 without a valid bearer token (401), and answers every API path with a
 plausible success. Tests queue replies per (method, path) to script errors,
-delays and slow bodies; queued replies are served first, in order.
+delays and slow bodies; queued replies are served first, in order. A
+responder (``respond``) answers every call of a path from the request itself,
+for listings that depend on the offset. Replies can misbehave the way a
+stranger's server does: trickle their bytes, stream a body of any size.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -32,6 +36,10 @@ class Reply:
     body: bytes | None = None  # raw body; wins over ``json``
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds of silence before the status line (a hung server)
+    trickle: float = 0.0  # seconds between single bytes of the whole answer, head included
+    # A body streamed as it is produced, of any size, without Content-Length (the
+    # connection closes after it); wins over ``body`` and ``json``.
+    stream: Callable[[], Iterable[bytes]] | None = None
 
     def payload(self) -> bytes:
         if self.body is not None:
@@ -66,6 +74,7 @@ class FakeCxone:
         self.token_delay = 0.0
         self._lock = threading.Lock()
         self._scripts: dict[tuple[str, str], deque[Reply]] = {}
+        self._responders: dict[tuple[str, str], Callable[[Seen], Reply]] = {}
         self._requests: list[Seen] = []
         self._valid: set[str] = set()
         self.issued: list[str] = []
@@ -94,6 +103,11 @@ class FakeCxone:
         with self._lock:
             self._scripts.setdefault((method, path), deque()).extend(replies)
 
+    def respond(self, method: str, path: str, responder: Callable[[Seen], Reply]) -> None:
+        """Answer every call of (method, path) with ``responder(request)`` (after queued replies)."""
+        with self._lock:
+            self._responders[(method, path)] = responder
+
     def revoke_tokens(self) -> None:
         with self._lock:
             self._valid.clear()
@@ -114,11 +128,16 @@ class FakeCxone:
             queued = self._scripts.get((seen.method, seen.path))
             if queued:
                 return queued.popleft()
-            if seen.path == wire.TOKEN_PATH:
+            responder = self._responders.get((seen.method, seen.path))
+            if seen.path == wire.TOKEN_PATH and responder is None:
                 return self._token(seen)
             auth = seen.headers.get("authorization", "")
-            if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self._valid:
+            if seen.path != wire.TOKEN_PATH and (
+                not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in self._valid
+            ):
                 return Reply(401, {"error": "invalid_token", "error_description": "token expired"})
+        if responder is not None:
+            return responder(seen)
         return self._default(seen)
 
     def _token(self, seen: Seen) -> Reply:
@@ -194,14 +213,77 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay and fake.stopping.wait(reply.delay):
             self.close_connection = True
             return
-        payload = reply.payload()
         try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            if reply.stream is not None:
+                self._stream(reply, reply.stream())
+            elif reply.trickle:
+                self._trickle(reply)
+            else:
+                self._send_head(reply, reply.payload())
+                self.wfile.write(reply.payload())
         except OSError:  # the client gave up (timeout): nothing to answer
             self.close_connection = True
+
+    def _head(self, reply: Reply, length: int | None) -> bytes:
+        lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        lines += [f"{name}: {value}" for name, value in reply.headers.items()]
+        lines.append("Content-Type: application/json")
+        lines.append(f"Content-Length: {length}" if length is not None else "Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _send_head(self, reply: Reply, payload: bytes) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+
+    def _trickle(self, reply: Reply) -> None:
+        payload = reply.payload()
+        for byte in self._head(reply, len(payload)) + payload:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            if self.server.fake.stopping.wait(reply.trickle):
+                break
+        self.close_connection = True
+
+    def _stream(self, reply: Reply, body: Iterable[bytes]) -> None:
+        self.wfile.write(self._head(reply, None))
+        for chunk in body:
+            if self.server.fake.stopping.is_set():
+                break
+            self.wfile.write(chunk)
+        self.close_connection = True
+
+
+# -- for end-to-end runs of the CLI against a FakeCxone ---------------------------
+
+
+def attempt(attempt_id: str, **over: Any) -> dict[str, Any]:
+    """A listed record that parses, anonymized and with an approved outcome."""
+    record: dict[str, Any] = {
+        "id": attempt_id,
+        "contactId": f"c-{attempt_id}",
+        "outcomeCode": "NO_ANSWER",
+        "disposition": "COMPLETED",
+        "duration": 12,
+        "anonymized": True,
+    }
+    record.update(over)
+    return record
+
+
+def offset_of(seen: Seen) -> tuple[int, int]:
+    """(offset, limit) of a listing request."""
+    return int(seen.query["offset"][0]), int(seen.query["limit"][0])
+
+
+def fake_env(fake: FakeCxone, **extra: str) -> dict[str, str]:
+    """The environment of an ``archiver`` subprocess that talks to ``fake``."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env.update(CXONE_BASE_URL=fake.url, CXONE_CLIENT_ID=CLIENT_ID, CXONE_CLIENT_SECRET=CLIENT_SECRET)
+    env.update(extra)
+    return env

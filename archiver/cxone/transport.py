@@ -1,0 +1,212 @@
+"""The client's sockets: a bounded answer, a deadline on every exchange, a way to cut them all.
+
+requests applies its read timeout to each socket read: it bounds a silent server, not
+one that trickles its answer a byte at a time, and nothing in requests stops a call in
+flight from another thread. So every exchange registers here with its deadline; the
+socket it uses is attached to it when the pool hands out a kept-alive connection or a
+new one connects; and a watchdog thread shuts that socket down once the deadline
+passes or the run is stopping. The blocked read returns at once, the exchange fails,
+and :attr:`Exchange.cut` says why.
+
+Answers are streamed and counted as they are decoded, so neither a huge body nor a
+small compressed one that inflates to gigabytes is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from archiver import __version__
+from archiver.netutil import is_loopback_host
+
+# The most one answer may hold once decoded. A full page of 1,000 attempts is a few
+# hundred kilobytes; anything past this is a server gone wrong, not data.
+MAX_ANSWER_BYTES = 10 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
+# How often the watchdog looks for exchanges past their deadline or to abandon.
+TICK_SECONDS = 0.1
+
+Cut = Literal["deadline", "stopped"]
+
+# The exchange the current thread is making, for the pool to attach its connection to.
+_current = threading.local()
+
+
+class Exchange:
+    """One HTTP exchange in flight: its deadline, its socket, and why it was cut."""
+
+    __slots__ = ("cleanup", "cut", "deadline", "sock")
+
+    def __init__(self, deadline: float, cleanup: bool) -> None:
+        self.deadline = deadline
+        self.cleanup = cleanup  # still allowed once the run is stopping (see Exchanges.stop)
+        # Kept here, not read from the connection: http.client hands a socket to the
+        # response (and forgets it) when the server says it will close the connection.
+        self.sock: socket.socket | None = None
+        self.cut: Cut | None = None
+
+
+class Exchanges:
+    """The exchanges in flight on one client, watched by one daemon thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: set[Exchange] = set()
+        self._owner: dict[int, Exchange] = {}  # id(socket) -> the exchange using it
+        # 0 running; 1 stopping (cleanup calls still go); 2 stopping at once. Written only
+        # by stop(), which a signal handler calls: no lock, so it can never deadlock.
+        self.stopping = 0
+        self._closed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+
+    def stop(self) -> None:
+        """Abandon the exchanges in flight; a second call abandons cleanup exchanges too."""
+        self.stopping = min(2, self.stopping + 1)
+
+    def abandons(self, cleanup: bool) -> bool:
+        """Whether an exchange of this kind is abandoned (or never started) now."""
+        return self.stopping >= (2 if cleanup else 1)
+
+    @contextmanager
+    def track(self, deadline: float, *, cleanup: bool = False) -> Iterator[Exchange]:
+        """Register the current thread's exchange for the watchdog while it runs."""
+        exchange = Exchange(deadline, cleanup)
+        with self._lock:
+            self._active.add(exchange)
+            if self._watchdog is None and not self._closed.is_set():
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="http-watchdog", daemon=True
+                )
+                self._watchdog.start()
+        _current.exchange = exchange
+        try:
+            yield exchange
+        finally:
+            _current.exchange = None
+            with self._lock:
+                self._active.discard(exchange)
+                if exchange.sock is not None and self._owner.get(id(exchange.sock)) is exchange:
+                    del self._owner[id(exchange.sock)]
+
+    def attach(self, sock: object) -> None:
+        """The current thread's exchange now uses ``sock`` (a pooled or a new connection's)."""
+        exchange: Exchange | None = getattr(_current, "exchange", None)
+        if exchange is None or not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if exchange.sock is not None and self._owner.get(id(exchange.sock)) is exchange:
+                del self._owner[id(exchange.sock)]
+            exchange.sock = sock
+            self._owner[id(sock)] = exchange
+
+    def close(self) -> None:
+        self._closed.set()
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog is not threading.current_thread():
+            watchdog.join(timeout=1)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(TICK_SECONDS):
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Cut every exchange past its deadline or abandoned; again on every tick, since a
+        connection opened after the first cut has a socket only once it is connected."""
+        with self._lock:
+            for exchange in self._active:
+                if exchange.cut is None:
+                    if self.abandons(exchange.cleanup):
+                        exchange.cut = "stopped"
+                    elif now >= exchange.deadline:
+                        exchange.cut = "deadline"
+                sock = exchange.sock
+                if exchange.cut is None or sock is None:
+                    continue
+                if self._owner.get(id(sock)) is exchange:
+                    _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # Already closed: nothing left to cut.
+    with contextlib.suppress(OSError):
+        # The plain socket's shutdown, also for TLS: SSLSocket's own would drop its TLS
+        # state under the thread still reading, which then fails with an unrelated error.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes | None:
+    """The decoded body, or None as soon as it grows past ``limit`` bytes (reading stops)."""
+    parts: list[bytes] = []
+    size = 0
+    # urllib3 inflates at most the chunk size per read: a compressed bomb never
+    # expands further than one chunk past the limit.
+    for chunk in response.iter_content(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _tracking(pool_cls: type[HTTPConnectionPool], exchanges: Exchanges) -> type[HTTPConnectionPool]:
+    """``pool_cls`` whose connections attach their socket to the exchange using them."""
+
+    class Connected(pool_cls.ConnectionCls):  # type: ignore[name-defined,misc]
+        def connect(self) -> None:
+            super().connect()
+            exchanges.attach(self.sock)
+
+    class Tracked(pool_cls):  # type: ignore[valid-type,misc]
+        ConnectionCls = Connected
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            exchanges.attach(conn.sock)  # None for a new one: attached once it connects
+            return conn
+
+    return Tracked
+
+
+class _Adapter(HTTPAdapter):
+    """A pool whose connections are attached to the exchange that uses them."""
+
+    def __init__(self, exchanges: Exchanges, pool_size: int) -> None:
+        self._pools = {
+            "http": _tracking(HTTPConnectionPool, exchanges),
+            "https": _tracking(HTTPSConnectionPool, exchanges),
+        }
+        # One keep-alive pool with a connection per worker; retrying is ours, not urllib3's.
+        super().__init__(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pools
+        return manager
+
+
+def session(base_url: str, pool_size: int, exchanges: Exchanges) -> requests.Session:
+    """A keep-alive session whose exchanges ``exchanges`` can cut."""
+    http = requests.Session()
+    adapter = _Adapter(exchanges, pool_size)
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
+    http.headers.update({"Accept": "application/json", "User-Agent": f"archiver/{__version__}"})
+    # A loopback server (the simulator, tests) is never reached through an environment proxy.
+    if is_loopback_host(urlsplit(base_url).hostname or ""):
+        http.trust_env = False
+    return http

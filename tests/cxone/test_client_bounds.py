@@ -1,0 +1,195 @@
+"""A server is a stranger: bounded answers, whole-call deadlines, and a stop that works."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
+from archiver.cxone.retry import interruptible_sleep
+from archiver.cxone.transport import MAX_ANSWER_BYTES
+from archiver.errors import CallAbandoned, NetworkError, TerminalApiError
+from archiver.policy.model import Connection, Retry
+
+from .samples import CAMPAIGN, batch
+from .server import FakeCxone, Reply
+
+LIST = wire.ATTEMPTS_PATH.format(campaign_id=CAMPAIGN)
+CAMPAIGN_PATH = wire.CAMPAIGN_PATH.format(campaign_id=CAMPAIGN)
+MakeClient = Callable[..., CxoneClient]
+# A deadline of one second: connect 0.5 s plus the answer 0.5 s.
+QUICK = Connection(base_url="embedded", timeout_seconds=0.5, connect_timeout_seconds=0.5)
+ONCE = Retry(max_attempts=1, initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
+
+
+def list_once(client: CxoneClient) -> list[object]:
+    return client.list_attempts(CAMPAIGN, limit=10, offset=0)
+
+
+def gzip_bomb(decoded_mib: int) -> bytes:
+    """A gzip body of about ``decoded_mib`` MiB of zeros, in a few kilobytes per MiB."""
+    member = gzip.compress(b"\0" * 2**20, compresslevel=9)
+    return member * decoded_mib  # concatenated members are one valid gzip stream
+
+
+def endless_zeros() -> Iterator[bytes]:
+    chunk = b"0" * 2**16
+    while True:
+        yield chunk
+
+
+def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, dict[str, BaseException]]:
+    caught: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as err:
+            caught["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, caught
+
+
+def test_a_compressed_answer_is_not_inflated_past_the_cap(
+    cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
+) -> None:
+    # 64 MiB once inflated, from about 64 KiB on the wire.
+    body = gzip_bomb(64)
+    cxone.script("GET", LIST, Reply(200, body=body, headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(TerminalApiError) as caught:
+        list_once(make_client())
+    message = str(caught.value)
+    assert f"HTTP 200 from GET {LIST}" in message and f"campaign {CAMPAIGN}" in message
+    assert "larger than 10 MiB" in message
+    assert len(cxone.seen("GET", LIST)) == 1, "a protocol error is not retried"
+    assert [e.status for e in events if e.endpoint == "list"] == [200]
+
+
+def test_a_body_that_never_ends_is_read_only_up_to_the_cap(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("GET", LIST, Reply(200, stream=endless_zeros))
+    with pytest.raises(TerminalApiError) as caught:
+        list_once(make_client())
+    assert "larger than 10 MiB" in str(caught.value)
+
+
+def test_an_answer_just_under_the_cap_is_read_whole(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    filler = "x" * (MAX_ANSWER_BYTES - 100)
+    cxone.script("GET", LIST, Reply(200, json=[filler]))
+    assert list_once(make_client()) == [filler]
+
+
+def test_an_answer_trickled_byte_by_byte_is_cut_at_the_deadline(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # Each byte comes well within the read timeout; the whole answer would take minutes.
+    trickled = Reply(200, json=[{"id": "x" * 400}], trickle=0.1)
+    cxone.script("GET", LIST, trickled, trickled)
+    client = make_client(connection=QUICK, retry=Retry(max_attempts=2, initial_backoff_seconds=0.01))
+    started = time.monotonic()
+    with pytest.raises(NetworkError) as caught:
+        list_once(client)
+    assert "no complete answer within 1 s" in str(caught.value)
+    assert len(cxone.seen("GET", LIST)) == 2, "a deadline is transient: tried again"
+    assert time.monotonic() - started < 30  # two deadlines of 1 s, not two trickles of minutes
+
+
+def test_the_deadline_covers_a_trickled_status_line_and_headers_too(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # The head alone is over 100 bytes: more than 10 s at this pace.
+    cxone.script("GET", LIST, Reply(200, json=[], trickle=0.1, headers={"X-Pad": "p" * 100}))
+    with pytest.raises(NetworkError) as caught:
+        list_once(make_client(connection=QUICK, retry=ONCE))
+    assert "no complete answer within 1 s" in str(caught.value)
+
+
+def test_cancel_cuts_a_call_in_flight(cxone: FakeCxone, make_client: MakeClient) -> None:
+    connection = Connection(base_url="embedded", timeout_seconds=60, connect_timeout_seconds=1)
+    client = make_client(connection=connection)
+    client.list_attempts(CAMPAIGN, limit=1, offset=5)  # the token first: only the listing hangs
+    cxone.script("GET", LIST, Reply(200, [], delay=60))
+    thread, caught = in_thread(lambda: list_once(client))
+    while not cxone.seen("GET", LIST) or len(cxone.seen("GET", LIST)) < 2:
+        time.sleep(0.02)
+    client.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the hung call was abandoned"
+    err = caught["error"]
+    assert isinstance(err, CallAbandoned)
+    assert f"campaign {CAMPAIGN}" in str(err) and "the run is stopping" in str(err)
+    assert len(cxone.seen("GET", LIST)) == 2, "an abandoned call is not retried"
+
+
+def test_cancel_ends_a_retry_backoff(cxone: FakeCxone, make_client: MakeClient) -> None:
+    cxone.script("GET", LIST, Reply(503, {"message": "busy"}, headers={"Retry-After": "60"}))
+    retry = Retry(max_attempts=3, initial_backoff_seconds=60, max_backoff_seconds=60)
+    client = make_client(retry=retry)
+    thread, caught = in_thread(lambda: list_once(client))
+    while not cxone.seen("GET", LIST):
+        time.sleep(0.02)
+    time.sleep(0.2)  # now in the 60 s backoff
+    client.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(caught["error"], CallAbandoned)
+    assert len(cxone.seen("GET", LIST)) == 1
+
+
+def test_cancel_ends_the_limiters_wait(cxone: FakeCxone, make_client: MakeClient) -> None:
+    stopping = threading.Event()
+    # One request every 100 s: the listing takes the only token, its token request waits.
+    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=interruptible_sleep(stopping))
+    client = make_client(limiter=limiter, stopping=stopping)
+    thread, caught = in_thread(lambda: list_once(client))
+    time.sleep(0.3)
+    assert thread.is_alive(), "waiting for the limiter"
+    client.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(caught["error"], CallAbandoned)
+    assert "the run is stopping" in str(caught["error"])
+    assert cxone.seen() == []
+
+
+def test_once_stopping_no_call_starts_but_resuming_dialing_still_goes_once(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    client = make_client()
+    client.cancel()
+    with pytest.raises(CallAbandoned):
+        list_once(client)
+    with pytest.raises(CallAbandoned):
+        client.archive(CAMPAIGN, batch(), idempotency_key="k1")
+    with pytest.raises(CallAbandoned):
+        client.set_campaign_status(CAMPAIGN, "PAUSED")
+    assert cxone.seen("GET", LIST) == [] and cxone.seen("PATCH", CAMPAIGN_PATH) == []
+    client.set_campaign_status(CAMPAIGN, "ACTIVE")  # a campaign is never left paused by a stop
+    assert [r.json() for r in cxone.seen("PATCH", CAMPAIGN_PATH)] == [{"status": "ACTIVE"}]
+    client.cancel()  # a second stop gives up on that too
+    with pytest.raises(CallAbandoned):
+        client.set_campaign_status(CAMPAIGN, "ACTIVE")
+    assert len(cxone.seen("PATCH", CAMPAIGN_PATH)) == 1
+
+
+@pytest.mark.parametrize("lifetime", ["NaN", "Infinity", "-Infinity", "-5", "0", "1e999"])
+def test_a_token_lifetime_that_is_not_a_positive_finite_number_is_a_protocol_error(
+    cxone: FakeCxone, make_client: MakeClient, lifetime: str
+) -> None:
+    body = f'{{"access_token": "tok-1-opaque-value", "expires_in": {lifetime}}}'.encode()
+    cxone.script("POST", wire.TOKEN_PATH, Reply(200, body=body))
+    with pytest.raises(TerminalApiError) as caught:
+        list_once(make_client())
+    message = str(caught.value)
+    assert "token answer is not valid: field `expires_in`" in message
+    assert "tok-1-opaque-value" not in message
+    assert cxone.seen("GET", LIST) == [], "the token was not used"
