@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from archiver.report.stats import summarize
 log = logging.getLogger(__name__)
 
 NO_ANSWER = "none"  # the status label of a try that got no HTTP answer
+DIALING = "409"  # how the API refuses to archive while a campaign is dialing
 
 
 class RequestLike(Protocol):
@@ -71,13 +72,17 @@ class EndpointStats:
     retries: int = 0
     rate_limited: int = 0
     errors: int = 0
+    dialing: int = 0  # 409s the policy expects (on_active: pause_and_resume or skip)
 
-    def add(self, sample: Sample, retried: bool) -> None:
+    def add(self, sample: Sample, retried: bool, *, expected: bool = False) -> None:
         self.durations.append(sample.duration)
         self.statuses[sample.status] += 1
         self.retries += retried
         self.rate_limited += sample.status == "429"
-        self.errors += sample.status == NO_ANSWER or not sample.status.startswith("2")
+        if expected:
+            self.dialing += 1
+        else:
+            self.errors += sample.status == NO_ANSWER or not sample.status.startswith("2")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +90,7 @@ class EndpointStats:
             "retries": self.retries,
             "rate_limited": self.rate_limited,
             "errors": self.errors,
+            "dialing": self.dialing,
             "statuses": dict(sorted(self.statuses.items())),
             "latency_seconds": summarize(self.durations),
         }
@@ -96,6 +102,7 @@ def _totals(endpoints: dict[str, EndpointStats]) -> dict[str, int]:
         "retries": sum(e.retries for e in endpoints.values()),
         "rate_limited": sum(e.rate_limited for e in endpoints.values()),
         "errors": sum(e.errors for e in endpoints.values()),
+        "dialing": sum(e.dialing for e in endpoints.values()),
     }
 
 
@@ -107,8 +114,11 @@ class RunMonitor:
         listeners: Sequence[RunObserver] = (),
         *,
         clock: Callable[[], float] = time.monotonic,
+        expected_409: Collection[str] = (),
     ) -> None:
         self._listeners = list(listeners)
+        # Campaigns whose 409 (dialing) the policy handles: counted apart, not as errors.
+        self._expected_409 = frozenset(expected_409)
         self._clock = clock
         self._lock = threading.Lock()
         self.campaigns: dict[str, CampaignProgress] = {}
@@ -180,12 +190,16 @@ class RunMonitor:
         campaign_id = getattr(event, "campaign_id", None) or None
         status = NO_ANSWER if event.status is None else str(event.status)
         sample = Sample(event.endpoint, status, float(event.duration_seconds), campaign_id)
+        expected = status == DIALING and campaign_id in self._expected_409
         with self._lock:
             self.samples.append(sample)
-            self.endpoints.setdefault(event.endpoint, EndpointStats()).add(sample, event.retried)
+            stats = self.endpoints.setdefault(event.endpoint, EndpointStats())
+            stats.add(sample, event.retried, expected=expected)
             if campaign_id is not None:
                 per = self.by_campaign.setdefault(campaign_id, {})
-                per.setdefault(event.endpoint, EndpointStats()).add(sample, event.retried)
+                per.setdefault(event.endpoint, EndpointStats()).add(
+                    sample, event.retried, expected=expected
+                )
             if status.startswith("2"):
                 self.last_success = time.time()
 

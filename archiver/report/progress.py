@@ -27,6 +27,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from archiver.report.summary import stopped_by_interruption
+
 log = logging.getLogger("archiver.progress")
 
 # Plain progress lines per campaign at most this often (seconds); phase changes always log.
@@ -157,7 +159,8 @@ class TerminalProgress:
         with self._lock:
             counts = self._counts.setdefault(campaign_id, _Counts())
             done = counts.archived + counts.failed if campaign_id in self._archiving else counts.listed
-            self._progress.update(self._task(campaign_id), total=done, completed=done, phase=status)
+            phase = _finished(status, reason)
+            self._progress.update(self._task(campaign_id), total=done, completed=done, phase=phase)
 
     def paused(self, campaign_id: str) -> None:
         with self._lock:
@@ -166,6 +169,11 @@ class TerminalProgress:
     def resumed(self, campaign_id: str) -> None:
         with self._lock:
             self._progress.update(self._task(campaign_id), phase="archiving")
+
+
+def _finished(status: str, reason: str) -> str:
+    # A campaign that only the run's stop failed is interrupted: the next run goes on.
+    return "interrupted" if status == "failed" and stopped_by_interruption(reason) else status
 
 
 @dataclass
@@ -277,7 +285,7 @@ class LogProgress:
             counts = (phase.listed, phase.archived, phase.failed)
         log.info(
             "campaign %s %s: listed %d, archived %d, failed %d in %.1f s",
-            campaign_id, status, *counts, elapsed,
+            campaign_id, _finished(status, reason), *counts, elapsed,
         )
 
     def paused(self, campaign_id: str) -> None:

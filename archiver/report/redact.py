@@ -6,6 +6,12 @@ handler replaces them, and anything shaped like a credential (``Bearer x``,
 ``access_token=x``, ``client_secret=x``), with ``***``. It sits on handlers, not
 loggers, because records from library loggers (urllib3, requests) reach the
 root logger's handlers without passing through any archiver logger's filters.
+
+What a server sends is untrusted text too: a terminal escape or a newline in an
+error message, a reason or an attempt id could repaint a terminal or forge a log
+line. :func:`printable` escapes them, and :func:`shown` (secrets masked, then
+escaped) is applied where text is displayed: log lines, the run summary, the
+command line's error message.
 """
 
 from __future__ import annotations
@@ -15,8 +21,17 @@ import re
 import threading
 
 MASK = "***"
-# Shorter values would mask ordinary words and numbers in unrelated text.
-MIN_SECRET_CHARS = 4
+# Shorter values would mask ordinary words and numbers in unrelated text; a secret
+# that short is refused where it is read (archiver.settings.check_secret).
+MIN_SECRET_CHARS = 8
+# C0 and C1 controls, DEL, line and paragraph separators and bidirectional overrides:
+# characters that move a terminal's cursor, start an escape sequence, break a log line,
+# or make text read differently from what it is.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 _KEYS = r"access_token|refresh_token|id_token|client_secret|password|secret|token"
 _PATTERNS = (
@@ -55,6 +70,30 @@ def forget_secrets() -> None:
         _compiled = None
 
 
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``).
+
+    Applying it twice changes nothing more: its output has no control characters.
+    ``keep_newlines`` keeps line breaks, for tracebacks.
+    """
+    pattern = _UNPRINTABLE_BUT_NEWLINE if keep_newlines else _UNPRINTABLE
+    return pattern.sub(_escape, text)
+
+
+def shown(text: str) -> str:
+    """``text`` as it may be displayed: secrets masked, control characters escaped."""
+    return printable(redact(text))
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret and credential-shaped substring masked."""
     compiled = _compiled
@@ -66,7 +105,8 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message, exception and stack text with secrets masked.
+    """Rewrites a record's message, exception and stack text with secrets masked and
+    control characters escaped (one log record is one line).
 
     The record is rewritten in place, so every handler after this one sees the
     masked text too; it never drops a record.
@@ -77,14 +117,14 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):  # a broken format string: keep what we can show
             message = f"{record.msg!s} {record.args!r}"
-        record.msg = redact(message)
+        record.msg = shown(message)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = printable(redact(record.exc_text), keep_newlines=True)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = printable(redact(record.stack_info), keep_newlines=True)
         return True
 
 

@@ -1,4 +1,9 @@
-"""The end-of-run summary: a table per campaign and one of the API calls, from the report."""
+"""The end-of-run summary: a table per campaign and one of the API calls, from the report.
+
+Reasons and ids can be a server's text: every one is shown through
+:func:`archiver.report.redact.printable`, so an escape sequence or a newline in
+it is displayed, never obeyed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.engine.records import FINAL_STATES
+from archiver.report.redact import printable
 
 MAX_REASONS = 5
 # Piped or redirected output has no width to respect; truncated campaign ids help nobody.
@@ -21,6 +27,23 @@ SHORT_HEADERS = ("listed", "arch.", "skip.", "quar.", "failed", "ok", "retry", "
 API_KEYS = ("retries", "rate_limited")  # left to the API table on the narrowest terminals
 WIDE = 128  # columns the full headers need beside a shortened campaign id
 NARROW = 100
+RESUME = "interrupted; run again to resume"
+# How the engine and the client word a failure that is only the run stopping
+# (campaign reasons, abandoned calls): in an interrupted run, not done rather than failed.
+_STOPPED_WORDS = ("run interrupted", "the run is stopping", "not archived in this run")
+
+
+def stopped_by_interruption(reason: str | None) -> bool:
+    """Whether a failure ``reason`` only says that the run was stopping."""
+    return reason is not None and any(w in reason for w in _STOPPED_WORDS)
+
+
+def shown_status(campaign: dict[str, Any], interrupted: bool) -> str:
+    """A campaign's status as a person should read it: ``interrupted``, not ``failed``,
+    when all that failed it was the run stopping."""
+    if interrupted and campaign["status"] == "failed" and stopped_by_interruption(campaign["reason"]):
+        return "interrupted"
+    return str(campaign["status"])
 
 
 def _rate(value: float | None) -> str:
@@ -55,8 +78,12 @@ def campaign_table(report: dict[str, Any], width: int = PLAIN_WIDTH) -> Table:
     for col in shown:
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     keys = [k for k in KEYS if not (narrow and k in API_KEYS)]
+    interrupted = bool(report.get("interrupted"))
     for c in report["campaigns"]:
-        table.add_row(Text(c["id"]), Text(c["status"]), *_cells(c, keys, c.get("pauses"), c.get("resumes")))
+        table.add_row(
+            Text(printable(c["id"])), Text(printable(shown_status(c, interrupted))),
+            *_cells(c, keys, c.get("pauses"), c.get("resumes")),
+        )
     api = report.get("api") or {}
     totals = {**report["totals"], "retries": api.get("retries"), "rate_limited": api.get("rate_limited")}
     table.add_section()
@@ -88,7 +115,7 @@ def latency_table(report: dict[str, Any], width: int = PLAIN_WIDTH) -> Table | N
                 _ms(latency["p99"]), _count(e["retries"]), _count(e["rate_limited"]),
                 _count(e["errors"]),
             ]
-            table.add_row(*([Text(scope)] if per_campaign else []), *cells)
+            table.add_row(*([Text(printable(scope))] if per_campaign else []), *cells)
     return table
 
 
@@ -107,25 +134,55 @@ def plain_console() -> Console:
     return console
 
 
+def _line(console: Console, text: str) -> None:
+    console.print(printable(text), markup=False, highlight=False)
+
+
+def _campaign_lines(console: Console, c: dict[str, Any], interrupted: bool) -> None:
+    """Why attempts of a campaign were not archived; in an interrupted run, what is left."""
+
+    def left_by_the_stop(r: dict[str, Any]) -> bool:
+        return interrupted and r["state"] == "failed" and stopped_by_interruption(r["reason"])
+
+    left = sum(r["count"] for r in c["reasons"] if left_by_the_stop(r))
+    for r in [r for r in c["reasons"] if not left_by_the_stop(r)][:MAX_REASONS]:
+        _line(console, f"  {c['id']}: {r['count']} {r['state']}: {r['reason']}")
+    if shown_status(c, interrupted) == "interrupted" or left:
+        _line(console, f"  {c['id']}: {RESUME} ({left:,} not done yet)")
+    elif c["status"] != "done":
+        _line(console, f"  {c['id']}: {c['status']}: {c['reason']}")
+    endpoints = (c.get("api") or {}).get("endpoints", {}).values()
+    dialing = sum(e.get("dialing", 0) for e in endpoints)
+    if dialing:
+        _line(
+            console,
+            f"  {c['id']}: {dialing:,} answer(s) 409 dialing (expected: the policy pauses or "
+            "skips a dialing campaign), not counted as errors",
+        )
+
+
 def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Console | None = None) -> None:
     if console is None:
         console = plain_console()
     totals = report["totals"]
+    interrupted = bool(report.get("interrupted"))
     if not quiet:
         console.print(campaign_table(report, console.width))
         latency = latency_table(report, console.width)
         if latency is not None:
             console.print(latency)
         for c in report["campaigns"]:
-            for r in c["reasons"][:MAX_REASONS]:
-                console.print(f"  {c['id']}: {r['count']} {r['state']}: {r['reason']}", markup=False)
-            if c["status"] != "done":
-                console.print(f"  {c['id']}: {c['status']}: {c['reason']}", markup=False)
-    console.print(
+            _campaign_lines(console, c, interrupted)
+    counts = (
         f"listed {totals['listed']}, archived {totals['archived']}, skipped {totals['skipped']}, "
-        f"quarantined {totals['quarantined']}, failed {totals['failed']}",
-        markup=False, highlight=False,
+        f"quarantined {totals['quarantined']}"
     )
+    if interrupted:
+        # Attempts a stopped run left are not failures: the next run picks them up.
+        _line(console, f"{counts}, not done {totals['failed']}")
+        _line(console, RESUME)
+        return
+    _line(console, f"{counts}, failed {totals['failed']}")
     now = int(report.get("archived_in_this_run", totals["archived"]))
     if now == 0 and totals["failed"] == 0:
         console.print("nothing left to do: no attempt needed an archive call", markup=False)

@@ -50,16 +50,46 @@ def test_credential_shaped_text_is_masked(text, expected):
 
 def test_registered_values_are_masked_anywhere_and_short_values_ignored():
     register_secret(SECRET)
-    register_secret("ab")  # too short to mask safely
+    register_secret("e")  # too short to mask safely: it would eat every word
+    register_secret("seven77")  # one short of the minimum
     register_secret(None)
     assert redact.redact(f"failed with {SECRET}!{SECRET}") == f"failed with {MASK}!{MASK}"
-    assert redact.redact("ab cd") == "ab cd"
+    assert redact.redact("the seven77 secrets here") == "the seven77 secrets here"
 
 
 def test_a_secret_containing_another_is_masked_whole():
-    register_secret("abcd")
-    register_secret("xxabcdyy")
-    assert redact.redact("1 xxabcdyy 2 abcd") == f"1 {MASK} 2 {MASK}"
+    register_secret("abcdefgh")
+    register_secret("xxabcdefghyy")
+    assert redact.redact("1 xxabcdefghyy 2 abcdefgh") == f"1 {MASK} 2 {MASK}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain text", "plain text"),
+        ("clear\x1b[2Jscreen", "clear\\x1b[2Jscreen"),
+        ("two\nlines\r\ttab", "two\\nlines\\r\\ttab"),
+        ("bell\x07 del\x7f c1\x9b", "bell\\x07 del\\x7f c1\\x9b"),
+        ("bidi \u202eevil\u2066", "bidi \\u202eevil\\u2066"),
+        ("line\u2028sep", "line\\u2028sep"),
+        ("ünïcödé 名前 ok", "ünïcödé 名前 ok"),
+    ],
+)
+def test_printable_escapes_what_a_terminal_would_obey(text, expected):
+    assert redact.printable(text) == expected
+    assert redact.printable(expected) == expected  # escaping twice changes nothing more
+
+
+def test_log_lines_show_server_text_escaped_and_stay_one_line():
+    stream = io.StringIO()
+    configure_logging(fmt="text", stream=stream)
+    logging.getLogger("test.redact.escape").error(
+        "campaign %s failed: %s", "c-1", "boom\x1b]0;pwned\x07\nFAKE INFO line"
+    )
+    out = stream.getvalue()
+    assert out.count("\n") == 1, out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "boom\\x1b]0;pwned\\x07\\nFAKE INFO line" in out
 
 
 def test_filter_masks_arguments_exceptions_and_stacks():
