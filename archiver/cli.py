@@ -16,7 +16,7 @@ import click
 
 from archiver import __version__
 from archiver.errors import EXIT_INTERRUPTED, EXIT_USAGE, ArchiverError, PolicyError
-from archiver.report.redact import redact
+from archiver.report.redact import shown
 
 # Order is the order `archiver --help` lists them in.
 VERBS = (
@@ -61,7 +61,7 @@ class ArchiverGroup(click.Group):
                 click.echo(diag.format(), err=True)
             ctx.exit(err.exit_code)
         except ArchiverError as err:
-            click.echo(redact(f"archiver: error: {err}"), err=True)
+            click.echo(shown(f"archiver: error: {err}"), err=True)
             ctx.exit(err.exit_code)
 
 

@@ -1,7 +1,9 @@
 """From a policy and the environment to a ready API client (real tenant or embedded simulator).
 
-Secrets are resolved here, before the first request: a missing one stops the
-run with a ConfigError naming the variable (never its value).
+Secrets are resolved here, before the first request: a missing one, or one too
+short to be a secret, stops the run with a ConfigError naming the variable (never
+its value). Then one token is fetched, so refused credentials or an unreachable
+host stop the run before it starts, in one line.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 import base64
 import logging
 import secrets as _secrets
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
+from archiver.cxone.retry import interruptible_sleep
 from archiver.errors import ConfigError
 from archiver.policy.model import EMBEDDED, Policy, WebhookSink
-from archiver.settings import Settings, env_secret
+from archiver.report.redact import register_secret
+from archiver.settings import Settings, check_secret, env_secret
 from archiver.target import Target, target_for
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,14 @@ def target_of(policy: Policy, settings: Settings) -> Target:
     return target_for(base_url(policy, settings))
 
 
+def _announce_host(policy: Policy, settings: Settings) -> None:
+    """Say so when the host is not the reviewed policy's own."""
+    if settings.base_url and settings.base_url != policy.connection.base_url:
+        log.info(
+            "connection.base_url overridden by %s: %s", settings.base_url_origin, settings.base_url
+        )
+
+
 def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
     found: dict[str, str] = {}
     missing: list[str] = []
@@ -57,6 +70,7 @@ def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
             if value is None:
                 missing.append(sink.secret_env)
             else:
+                # Checked by the webhook sink itself, more strictly than any length.
                 found[sink.secret_env] = value
     if missing:
         raise ConfigError(
@@ -74,27 +88,46 @@ def connect(
     *,
     on_request: Callable[[RequestEvent], None] | None = None,
     attempts_per_campaign: int = EMBEDDED_ATTEMPTS,
+    check_credentials: bool = True,
 ) -> Iterator[Connection]:
-    settings = settings or Settings()
+    """The client for ``policy``; with ``check_credentials`` it has fetched its first token.
+
+    A caller with more to check before the first request (``run`` builds its sinks,
+    which refuse a malformed webhook secret) passes False and calls
+    ``client.check_credentials()`` itself.
+    """
+    settings = settings or Settings.load()
+    _announce_host(policy, settings)
     url = base_url(policy, settings)
     embedded = url == EMBEDDED
     secrets = resolve_secrets(policy, embedded=embedded)
-    limiter = RateLimiter(policy.connection.max_requests_per_second)
+    for value in secrets.values():
+        register_secret(value)
+    # Set by client.cancel(): every wait of the run (limiter, backoff) ends at once.
+    stopping = threading.Event()
+    limiter = RateLimiter(
+        policy.connection.max_requests_per_second, sleep=interruptible_sleep(stopping)
+    )
     if not embedded:
         if settings.client_id is None or settings.client_secret is None:
             raise ConfigError(
                 "CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for a real tenant"
             )
+        secret = check_secret("CXONE_CLIENT_SECRET", settings.client_secret.get_secret_value())
+        register_secret(secret)
         client = CxoneClient(
             url,
             settings.client_id,
-            settings.client_secret.get_secret_value(),
+            secret,
             connection=policy.connection,
             retry=policy.retry,
             limiter=limiter,
             on_request=on_request,
+            stopping=stopping,
         )
         with client:
+            if check_credentials:
+                client.check_credentials()
             yield Connection(client, secrets, None, None, target_for(url))
         return
 
@@ -102,7 +135,7 @@ def connect(
 
     log.warning(
         "connection.base_url is `embedded`: running against the built-in simulator; "
-        "nothing changes on a real tenant (set CXONE_BASE_URL or base_url for one)"
+        "nothing changes on a real tenant (set base_url, --base-url or CXONE_BASE_URL for one)"
     )
 
     webhook_secret = next(
@@ -133,8 +166,11 @@ def connect(
             retry=policy.retry,
             limiter=limiter,
             on_request=on_request,
+            stopping=stopping,
         )
         with client:
+            if check_credentials:
+                client.check_credentials()
             yield Connection(client, secrets, sim.webhook_url, sim, target_for(url))
 
 

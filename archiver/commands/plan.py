@@ -12,6 +12,7 @@ from archiver.policy import load_policy
 from archiver.review.listing import open_listing
 from archiver.review.plan import plan_policy
 from archiver.review.plan_text import plan_json_text, print_plan
+from archiver.settings import Settings
 
 
 @click.command("plan")
@@ -20,8 +21,15 @@ from archiver.review.plan_text import plan_json_text, print_plan
     "--format", "output_format", type=click.Choice(("text", "json")), default="text",
     show_default=True, help="text: tables for people; json: one document for scripts.",
 )
+@click.option(
+    "--base-url", metavar="URL",
+    help="The API host instead of the policy's connection.base_url (wins over CXONE_BASE_URL; "
+    "never read from .env).",
+)
 @click.pass_context
-def command(ctx: click.Context, policy_path: Path, output_format: str) -> None:
+def command(
+    ctx: click.Context, policy_path: Path, output_format: str, base_url: str | None
+) -> None:
     """Show what `archiver run POLICY` would do, without doing it.
 
     Gets a token and lists every campaign's completed attempts (the only calls
@@ -35,14 +43,15 @@ def command(ctx: click.Context, policy_path: Path, output_format: str) -> None:
     archive request body, each webhook event and each audit line. No archive
     call, no pause or resume, no webhook and no audit line is sent or written,
     so no webhook secret is needed. CXONE_BASE_URL, CXONE_CLIENT_ID and
-    CXONE_CLIENT_SECRET are read as for `run`.
+    CXONE_CLIENT_SECRET are read as for `run` (a host only from the
+    environment or --base-url, never from a .env file).
 
-    Exit codes: 0 planned; 1 a campaign could not be listed; 78 invalid policy
-    or missing credentials.
+    Exit codes: 0 planned; 1 a campaign could not be listed or the host cannot
+    be reached; 78 invalid policy, missing or refused credentials.
     """
     policy = load_policy(policy_path)
-    with open_listing(policy) as (listing, base_url):
-        plan = plan_policy(policy, listing.pages, base_url=base_url)
+    with open_listing(policy, Settings.load(base_url)) as (listing, target):
+        plan = plan_policy(policy, listing.pages, base_url=target)
     if output_format == "json":
         click.echo(plan_json_text(plan))
     else:

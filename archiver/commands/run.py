@@ -16,6 +16,7 @@ from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
+from archiver.errors import AuthError
 from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
@@ -64,6 +65,11 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 )
 @click.option("--verbose", "-v", count=True, help="Debug logging (same as --log-level debug).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final summary line.")
+@click.option(
+    "--base-url", metavar="URL",
+    help="The API host instead of the policy's connection.base_url (wins over CXONE_BASE_URL; "
+    "never read from .env). The run's log says so at start.",
+)
 def command(
     policies: tuple[Path, ...],
     state_dir: Path | None,
@@ -73,6 +79,7 @@ def command(
     log_level: str | None,
     verbose: int,
     quiet: bool,
+    base_url: str | None,
 ) -> None:
     """Archive the completed attempts POLICY declares, then report.
 
@@ -85,12 +92,17 @@ def command(
     Progress goes to stderr: a live display on a terminal, log lines
     otherwise. The summary goes to stdout.
 
+    SIGINT or SIGTERM stops a run within seconds: calls in flight are
+    abandoned, paused campaigns are resumed, the summary says "interrupted;
+    run again to resume", and the next run finishes the work.
+
     Exit codes: 0 every listed attempt reached a final state other than failed;
-    1 some failed (a later run retries them); 2 usage; 74 the state folder,
-    the audit log, the report or the metrics file cannot be written (the message
-    names it; a rerun archives nothing twice); 75 the state folder is in use by
-    another run; 78 invalid policy or missing secret, or a state folder, state
-    file or audit log that is a link, another user's, or not archiver's own.
+    1 some failed (a later run retries them) or the host cannot be reached;
+    2 usage; 74 the state folder, the audit log, the report or the metrics
+    file cannot be written (the message names it; a rerun archives nothing
+    twice); 75 the state folder is in use by another run; 78 invalid policy,
+    missing secret or refused credentials, or a state folder, state file or
+    audit log that is a link, another user's, or not archiver's own.
     """
     failpoints.check()
     stderr = Console(stderr=True)
@@ -100,9 +112,7 @@ def command(
         level=level_from(log_level, verbose, quiet),
         write=console_lines(stderr) if live else None,
     )
-    settings = Settings()
-    if settings.client_secret is not None:
-        register_secret(settings.client_secret.get_secret_value())
+    settings = Settings.load(base_url)
     metrics: RunMetrics | None = None
     if metrics_path is not None:
         # Loaded only when asked for: prometheus_client is most of the cost of importing it.
@@ -115,7 +125,7 @@ def command(
     exit_code = 0
     for path, policy in loaded:
         folder = state_dir or default_state_dir(path)
-        report, _ = _run_one(
+        report, _, refused = _run_one(
             policy, settings, folder, context, stderr, live
         )
         if metrics is not None and metrics_path is not None:
@@ -129,6 +139,10 @@ def command(
             with _writing(target):
                 _write_json(target, report)
         exit_code = max(exit_code, int(report["exit_code"]))
+        if refused is not None:
+            raise refused  # revoked during the run: one line and exit 78, as at the start
+        if report["interrupted"]:
+            break  # a stop stops the command, not only the policy it came during
     raise SystemExit(exit_code)
 
 
@@ -139,25 +153,31 @@ def _run_one(
     context: RunContextFilter,
     stderr: Console,
     live: bool,
-) -> tuple[dict[str, Any], RunMonitor]:
+) -> tuple[dict[str, Any], RunMonitor, AuthError | None]:
     run_id = new_run_id()
     context.run_id = run_id
     progress = TerminalProgress(stderr) if live else LogProgress()
-    monitor = RunMonitor([progress])
+    # A 409 is how a dialing campaign answers; where the policy pauses or skips it,
+    # that is expected, not an error.
+    dialing = {c.id for c in policy.campaigns if c.on_active != "fail"}
+    monitor = RunMonitor([progress], expected_409=dialing)
     # A state folder that belongs to another target refuses the run before any request.
     check_state_target(state_dir, target_of(policy, settings))
-    with connect(policy, settings, on_request=monitor.on_request) as conn:
+    with connect(policy, settings, on_request=monitor.on_request, check_credentials=False) as conn:
         for value in conn.secrets.values():
             register_secret(value)
         sinks = build_sinks(BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url))
         check_sink_routes(state_dir, sinks)  # pending events with nowhere to go: refused now
+        # After the sinks: a bad webhook secret is refused before any request.
+        conn.client.check_credentials()
         with progress:
             result = run_policy(
                 policy, client=conn.client, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
                 on_report=lambda report: extend_report(report, monitor),
             )
-    return result.report, monitor
+        refused = conn.client.credentials_refused()
+    return result.report, monitor, refused
 
 
 @contextmanager

@@ -87,15 +87,26 @@ class RunResult:
 
 
 @contextmanager
-def _stop_on_signals(cancelled: threading.Event) -> Iterator[None]:
-    """SIGTERM stops a run like Ctrl-C: in-flight calls finish, paused campaigns resume."""
+def _stop_on_signals(cancelled: threading.Event, client: CxoneClient) -> Iterator[None]:
+    """SIGTERM stops a run like Ctrl-C, within seconds: waits end, calls in flight are
+    abandoned (an archive batch stays open for the next run), paused campaigns resume.
+    A second signal abandons the resuming too; the next run restores those campaigns."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        again = cancelled.is_set()
         cancelled.set()
-        log.warning("signal %d: stopping after the calls in flight", signum)
+        client.cancel()  # takes no lock: safe whatever the main thread was doing
+        if again:
+            log.warning("signal %d again: stopping now, without resuming paused campaigns", signum)
+        else:
+            log.warning(
+                "signal %d: stopping; calls in flight are abandoned, paused campaigns resumed "
+                "(signal again to skip that)",
+                signum,
+            )
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -183,7 +194,7 @@ def _run_locked(
             observer=observer,
             target=target,
         )
-        with _stop_on_signals(ctx.cancelled):
+        with _stop_on_signals(ctx.cancelled, client):
             _restore_pauses(ctx)
             start_event = _run_event(ctx, "run_started", {})
             store.enqueue(ctx.events(start_event["event_id"], start_event))
@@ -241,8 +252,8 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
     with ThreadPoolExecutor(workers, thread_name_prefix="campaign") as pool:
         futures = {c.id: pool.submit(CampaignJob(ctx, c).run) for c in campaigns}
         for cid, future in futures.items():
-            # Signals still reach the handler while the main thread waits here: it only
-            # sets `cancelled`, which the campaign threads check between calls.
+            # Signals still reach the handler while the main thread waits here: it sets
+            # `cancelled` and cancels the client, which cuts the calls in flight.
             future.result()
             statuses[cid] = ctx.store.campaign_status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses

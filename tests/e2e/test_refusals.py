@@ -53,7 +53,7 @@ def test_wrong_client_secret_is_a_clear_terminal_error_without_the_secret(tmp_pa
     policy = write_policy(tmp_path / "p.yaml", policy_dict([CAMPAIGN]))
     env = sim_env(sim, CXONE_CLIENT_SECRET="wrong-secret-Pq93")
     result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], env)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 78, result.stderr
     assert "wrong-secret-Pq93" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     tokens = [r for r in api_calls(sim) if r["path"] == "/oauth/token"]

@@ -1,0 +1,95 @@
+"""End to end: SIGTERM and SIGINT stop a run within seconds, whatever the server does,
+and the next run finishes the work exactly."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from archiver.simulator import Faults
+from tests.support import APPROVED, REPO, policy_dict, read_report, run_cli, sim_env, write_policy
+
+CAMPAIGN = "ffffffff-0000-4000-8000-000000000006"
+# However the machine is loaded, a stop takes seconds, not a call's 60 s timeout.
+STOPS_WITHIN = 15
+
+
+def start_run(policy: Path, state: Path, report: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    args = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(state),
+            "--report", str(report)]
+    return subprocess.Popen(
+        args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(condition, proc: subprocess.Popen[str], what: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[str], signum: int) -> tuple[float, str, str]:
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=90)
+    return time.monotonic() - sent, stdout, stderr
+
+
+def test_sigterm_abandons_hung_calls_reports_interrupted_and_a_rerun_finishes_exactly(
+    tmp_path, start_sim
+):
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=900, seed=21)
+    doc = policy_dict([CAMPAIGN])
+    doc["connection"].update(timeout_seconds=60, max_in_flight=2)
+    doc["batch"]["max_items"] = 20
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    state, env = tmp_path / "state", sim_env(sim)
+    proc = start_run(policy, state, tmp_path / "r1.json", env)
+    wait_for(lambda: len(sim.ledger()) >= 40, proc, "some attempts were archived")
+    # From now on every call takes effect and its answer never comes.
+    sim.set_faults(Faults(hang_rate=1.0, hang_seconds=300))
+    wait_for(lambda: sim.stats()["hangs"] >= 1, proc, "a call hung")
+    took, stdout, stderr = stop(proc, signal.SIGTERM)
+    assert took < STOPS_WITHIN, f"took {took:.1f} s to stop\n{stderr[-3000:]}"
+    assert proc.returncode == 1, stderr[-3000:]
+    report = read_report(tmp_path / "r1.json")
+    assert report["interrupted"] is True
+    with sqlite3.connect(state / "state.db") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    # The summary reads as a stop to resume, not as thousands of failures.
+    assert stdout.rstrip().endswith("interrupted; run again to resume"), stdout[-2000:]
+    assert f"{CAMPAIGN}: interrupted; run again to resume" in stdout
+    assert " failed: " not in stdout
+    archived_before = set(sim.ledger())
+    eligible = sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert archived_before < eligible, "stopped part-way"
+
+    sim.set_faults(Faults())
+    final = run_cli(["run", str(policy), "--state", str(state), "--report", str(tmp_path / "r2.json")], env)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert set(sim.ledger()) == eligible
+    assert [a for a, n in sim.ledger().items() if n != 1] == [], "nothing archived twice"
+    assert sim.stats()["double_archived"] == 0
+    assert read_report(tmp_path / "r2.json")["interrupted"] is False
+
+
+def test_sigint_ends_a_wait_for_the_rate_limiter(tmp_path, start_sim):
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=50, seed=22)
+    doc = policy_dict([CAMPAIGN])
+    doc["connection"]["max_requests_per_second"] = 0.02  # one call every 50 s
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    state = tmp_path / "state"
+    proc = start_run(policy, state, tmp_path / "r.json", sim_env(sim))
+    wait_for(lambda: (state / "state.db").exists(), proc, "the run started")
+    time.sleep(0.5)  # now waiting for its turn to list
+    took, stdout, stderr = stop(proc, signal.SIGINT)
+    assert took < STOPS_WITHIN, f"took {took:.1f} s to stop\n{stderr[-3000:]}"
+    assert read_report(tmp_path / "r.json")["interrupted"] is True
+    assert stdout.rstrip().endswith("interrupted; run again to resume"), stdout[-2000:]
+    assert sim.ledger() == {}
