@@ -7,7 +7,9 @@ from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from archiver.report.redact import printable
 from archiver.review.plan import CampaignPlan, Plan, plan_json
 from archiver.review.show import shown_path
 
@@ -38,7 +40,7 @@ def _print_campaign(c: CampaignPlan, console: Console) -> None:
     title = f"campaign {c.id}" + (f" · {flag}" if flag else "")
     if c.status == "error":
         console.print(f"[bold]{title}[/bold]")
-        console.print(f"  {c.reason}", markup=False, soft_wrap=True)
+        console.print(f"  {printable(c.reason)}", markup=False, soft_wrap=True)
         return
     blocked = c.status == "would_abort"
     table = Table(title=title, title_justify="left")
@@ -51,7 +53,8 @@ def _print_campaign(c: CampaignPlan, console: Console) -> None:
                      justify="right" if blocked else "left")
     for name, row in sorted(c.outcomes.items()):
         last = str(row.abort) if blocked else _retention(row.retention)
-        table.add_row(name, str(row.archive), str(row.skip), str(row.quarantine), last)
+        # Outcome codes are the server's text: shown escaped, never read as markup.
+        table.add_row(Text(printable(name)), str(row.archive), str(row.skip), str(row.quarantine), last)
     table.add_section()
     last = str(c.total.abort) if blocked else _retention(c.total.retention)
     table.add_row(f"all {c.listed} listed", str(c.total.archive), str(c.total.skip),
@@ -59,12 +62,12 @@ def _print_campaign(c: CampaignPlan, console: Console) -> None:
     console.print(table)
     if blocked:
         console.print(
-            f"  would abort: {c.reason}; {c.total.abort} attempt(s) violate, "
+            f"  would abort: {printable(c.reason)}; {c.total.abort} attempt(s) violate, "
             f"{c.total.archive} that pass every filter would not be archived",
             markup=False, soft_wrap=True,
         )
     for item in plan_reasons(c):
-        console.print(f"  {item}", markup=False, soft_wrap=True)
+        console.print(f"  {printable(item)}", markup=False, soft_wrap=True)
     if not blocked:
         console.print(
             f"  would archive {would['archive']}, skip {would['skip']}, "

@@ -210,3 +210,20 @@ def test_a_dialing_campaigns_expected_409s_are_shown_as_such_not_as_errors(tmp_p
     n = expected["dialing"]
     assert f"  {paused}: {n} answer(s) 409 dialing (expected" in result.stdout
     assert f"  {refused}: 1 answer(s) 409" not in result.stdout
+
+
+def test_plan_shows_server_text_escaped_too(tmp_path, fake):
+    records = [
+        attempt("p-1"),
+        attempt("p-2", outcomeCode="[bold]WEIRD\x1b[2J\nFORGED"),
+        attempt("p\x1b[31m-3", anonymized=False),
+    ]
+    fake.respond("GET", attempts_path(BOMBED), listing(records))
+    policy = write_policy(tmp_path / "p.yaml", policy_dict([BOMBED]))
+    result = run_cli(["plan", str(policy)], fake_env(fake))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\x1b" not in result.stdout
+    assert not any(line.startswith("FORGED") for line in result.stdout.splitlines())
+    assert "1 skip: outcome [bold]WEIRD\\x1b[2J\\nFORGED not approved" in result.stdout
+    # In the table too, as text: not read as markup, not obeyed.
+    assert "│ [bold]WEIRD\\x1b[2J" in result.stdout
