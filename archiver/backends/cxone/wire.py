@@ -50,7 +50,6 @@ CAMPAIGN_ID = "campaignId"
 PRIMARY_DISPOSITION_ID = "primaryDispositionId"
 TOTAL_DURATION_SECONDS = "totalDurationSeconds"
 EXTERNAL_ID = "externalId"
-DATE_OF_CALL = "dateOfCall"
 AGENT_DISP_DESC = "agentDispDesc"
 SYSTEM_CLASS_NAME = "systemClassName"
 
