@@ -57,6 +57,11 @@ def _announce_host(policy: Policy, settings: Settings) -> None:
         )
 
 
+def throwaway_webhook_secret() -> str:
+    """A fresh secret in the Standard Webhooks format (whsec_ + base64 of random bytes)."""
+    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
+
+
 def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
     found: dict[str, str] = {}
     missing: list[str] = []
@@ -66,7 +71,7 @@ def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
             if value is None and embedded and sink.url == EMBEDDED:
                 # The embedded receiver is ours: a throwaway secret is as good as any,
                 # in the Standard Webhooks format (whsec_ + base64 of random bytes).
-                value = "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
+                value = throwaway_webhook_secret()
             if value is None:
                 missing.append(sink.secret_env)
             else:
@@ -144,7 +149,9 @@ def connect(
             for s in policy.sinks
             if isinstance(s, WebhookSink) and s.url == EMBEDDED
         ),
-        "",
+        # No webhook of the policy posts to the receiver (plan lists without sinks):
+        # it still needs a secret to check whatever does arrive.
+        throwaway_webhook_secret(),
     )
     config = SimConfig(
         seed=EMBEDDED_SEED,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from archiver.netutil import is_loopback_host
+
 # The tutorial's campaign archive contract, the only backend so far.
 CAMPAIGN_ARCHIVE = "campaign-archive"
 # The host of a run against the built-in simulator (connection.base_url: embedded).
@@ -30,6 +32,15 @@ class Target:
     @property
     def embedded(self) -> bool:
         return self.host == EMBEDDED
+
+    @property
+    def production(self) -> bool:
+        """A tenant that may be real: neither the built-in simulator nor a loopback host
+        (a test server; plain http is refused for any other host)."""
+        if self.embedded:
+            return False
+        host = self.host.rsplit(":", 1)[0] if not self.host.endswith("]") else self.host
+        return not is_loopback_host(host.strip("[]"))
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form, as reports, events and the state store carry it."""

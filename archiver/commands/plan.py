@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from archiver.connect import target_of
 from archiver.errors import EXIT_FAILED
-from archiver.policy import load_policy
+from archiver.governance import approval
+from archiver.policy import Policy, load_policy
+from archiver.report.redact import printable
 from archiver.review.listing import open_listing
 from archiver.review.plan import plan_policy
 from archiver.review.plan_text import plan_json_text, print_plan
@@ -46,15 +50,39 @@ def command(
     CXONE_CLIENT_SECRET are read as for `run` (a host only from the
     environment or --base-url, never from a .env file).
 
+    Last, the approval state: whether the policy's current text is approved
+    (`archiver approve`), and whether a run against this target needs it.
+
     Exit codes: 0 planned; 1 a campaign could not be listed or the host cannot
     be reached; 78 invalid policy, missing or refused credentials.
     """
     policy = load_policy(policy_path)
-    with open_listing(policy, Settings.load(base_url)) as (listing, target):
+    settings = Settings.load(base_url)
+    approved = _approval(policy_path, policy, settings)
+    with open_listing(policy, settings) as (listing, target):
         plan = plan_policy(policy, listing.pages, base_url=target)
     if output_format == "json":
-        click.echo(plan_json_text(plan))
+        document = json.loads(plan_json_text(plan))
+        document["approval"] = approved
+        click.echo(json.dumps(document, indent=2))
     else:
         print_plan(plan, Console(soft_wrap=False))
+        click.echo(f"approval: {approved['summary']}")
     if plan.failed:
         ctx.exit(EXIT_FAILED)
+
+
+def _approval(policy_path: Path, policy: Policy, settings: Settings) -> dict[str, object]:
+    """What ``run`` would say of this policy text's approval, for the plan."""
+    found = approval.state(
+        policy_path, policy.sha256, allowed_signers=approval.allowed_signers_from_env()
+    )
+    needed = target_of(policy, settings).production
+    if found.approved:
+        summary = found.detail
+    elif needed:
+        summary = f"NOT APPROVED ({found.detail}); `archiver run` will refuse it (exit 77)"
+    else:
+        summary = f"not approved ({found.detail}); not needed for this target"
+    return {"approved": found.approved, "needed": needed, "sha256": policy.sha256,
+            "summary": printable(summary)}

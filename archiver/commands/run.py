@@ -17,6 +17,7 @@ from archiver.engine.outbox import check_sink_routes
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
 from archiver.errors import AuthError
+from archiver.governance import approval
 from archiver.policy import Policy, load_policy
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
@@ -96,13 +97,19 @@ def command(
     abandoned, paused campaigns are resumed, the summary says "interrupted;
     run again to resume", and the next run finishes the work.
 
+    A run against a real tenant (not `embedded`, not a loopback test server)
+    needs an approval of the policy's exact text: `archiver approve POLICY`
+    writes it; with ARCHIVER_ALLOWED_SIGNERS set it must also be SSH-signed by
+    a key that file lists for the approver.
+
     Exit codes: 0 every listed attempt reached a final state other than failed;
     1 some failed (a later run retries them) or the host cannot be reached;
     2 usage; 74 the state folder, the audit log, the report or the metrics
     file cannot be written (the message names it; a rerun archives nothing
-    twice); 75 the state folder is in use by another run; 78 invalid policy,
-    missing secret or refused credentials, or a state folder, state file or
-    audit log that is a link, another user's, or not archiver's own.
+    twice); 75 the state folder is in use by another run; 77 a real tenant and
+    a policy text without a valid approval; 78 invalid policy, missing secret
+    or refused credentials, or a state folder, state file or audit log that is
+    a link, another user's, or not archiver's own.
     """
     failpoints.check()
     stderr = Console(stderr=True)
@@ -122,6 +129,11 @@ def command(
             metrics = RunMetrics(previous_successes(metrics_path))
     # Every policy is checked before the first request of any of them.
     loaded = [(path, load_policy(path)) for path in policies]
+    signers = approval.allowed_signers_from_env()
+    for path, policy in loaded:
+        # A real tenant runs only the exact text a reviewer approved.
+        if target_of(policy, settings).production:
+            approval.require(path, policy.sha256, allowed_signers=signers)
     exit_code = 0
     for path, policy in loaded:
         folder = state_dir or default_state_dir(path)

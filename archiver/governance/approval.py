@@ -29,6 +29,7 @@ SUFFIX = ".approved"
 # ssh-keygen's namespace keeps a signature made for this from being valid for
 # anything else (a git commit, a file signature) and the other way round.
 NAMESPACE = "archiver-policy-approval"
+ALLOWED_SIGNERS_ENV = "ARCHIVER_ALLOWED_SIGNERS"
 _SSH_TIMEOUT_SECONDS = 30
 _MAX_BYTES = 64 * 1024
 
@@ -187,6 +188,12 @@ def require(
             f"a reviewer approves it with `archiver approve {policy_path}`"
         )
     return found
+
+
+def allowed_signers_from_env() -> Path | None:
+    """The allowed-signers file ``ARCHIVER_ALLOWED_SIGNERS`` names, if it names one."""
+    value = os.environ.get(ALLOWED_SIGNERS_ENV, "").strip()
+    return Path(value) if value else None
 
 
 def _ssh(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
