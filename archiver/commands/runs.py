@@ -114,9 +114,16 @@ def summary_row(run: dict[str, Any]) -> dict[str, Any]:
     """One run as ``archiver runs --format json`` lists it; counts are null without a report."""
     report = run["report"] or {}
     totals = report.get("totals") or {}
+    policy = report.get("policy") or {}
     return {
         "id": run["id"],
         "policy": run["policy_name"],
+        # Which reviewed text ran: its hash (recorded at start), git commit and whether
+        # the file differed from it (from the report; null before either was recorded).
+        "policy_sha256": run.get("policy_sha256"),
+        "git_commit": policy.get("git_commit"),
+        "git_dirty": policy.get("git_dirty"),
+        "archiver_version": report.get("tool_version"),
         # backend, host (`embedded`: the built-in simulator) and tenant; null for runs
         # recorded before targets were.
         "target": run["target"],
@@ -138,6 +145,16 @@ def _duration(started: str | None, finished: str | None) -> str:
 
 
 _STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+
+
+def policy_text(row: dict[str, Any]) -> Text:
+    """The policy's name, the start of its hash, and of its commit (`*`: the file differed)."""
+    shown = row["policy"] or ""
+    if row.get("policy_sha256"):
+        shown += f" {row['policy_sha256'][:8]}"
+    if row.get("git_commit"):
+        shown += f" @{row['git_commit'][:7]}" + ("*" if row.get("git_dirty") else "")
+    return Text(shown)
 
 
 def target_text(target: dict[str, Any] | None) -> Text:
@@ -170,7 +187,7 @@ def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
         started = (row["started_at"] or "-")[:16].replace("T", " ")
         # Text, not str: a policy name is data, never rich markup.
         cells = [
-            Text(row["id"]), Text(row["policy"] or ""), target_text(row["target"]),
+            Text(row["id"]), policy_text(row), target_text(row["target"]),
             Text(started if wide else started[5:]),
         ]
         if wide:

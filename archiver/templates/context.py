@@ -9,7 +9,13 @@ Every template is rendered with one of three events. All values are plain JSON t
       "event": "batch_archived",
       "event_id": str,              # stable across retries and re-runs
       "run_id": str,
-      "policy": {"name": str, "sha256": str},
+      "policy": {                   # which reviewed policy ran
+        "name": str,
+        "sha256": str,              # of the policy file's bytes
+        "git_commit": str | None,   # HEAD of the git work tree holding it (None outside git)
+        "git_dirty": bool | None    # the file differs from that commit (or is not in it)
+      },
+      "archiver_version": str,
       "target": {                   # what the run talks to
         "backend": str,             # the API: "campaign-archive"
         "host": str,                # host[:port] of the base URL used, or "embedded" for
@@ -40,7 +46,9 @@ Every template is rendered with one of three events. All values are plain JSON t
       "event": "run_started" | "run_finished",
       "event_id": str,
       "run_id": str,
-      "policy": {"name": str, "sha256": str},
+      "policy": {"name": str, "sha256": str, "git_commit": str | None,
+                 "git_dirty": bool | None},
+      "archiver_version": str,
       "target": {"backend": str, "host": str, "tenant": str | None},
       "timestamp": str,
       "counts": {"listed": int, "archived": int, "skipped": int,
@@ -64,6 +72,8 @@ EventKind = Literal["batch_archived", "run_started", "run_finished"]
 class PolicyRef(TypedDict):
     name: str
     sha256: str
+    git_commit: str | None
+    git_dirty: bool | None
 
 
 class TargetRef(TypedDict):
@@ -91,6 +101,7 @@ class BatchEvent(TypedDict):
     event_id: str
     run_id: str
     policy: PolicyRef
+    archiver_version: str
     target: TargetRef
     campaign_id: str
     batch: BatchInfo
@@ -110,6 +121,7 @@ class RunEvent(TypedDict):
     event_id: str
     run_id: str
     policy: PolicyRef
+    archiver_version: str
     target: TargetRef
     timestamp: str
     counts: RunCounts
@@ -121,13 +133,17 @@ EventContext = BatchEvent | RunEvent
 
 def sample_events() -> list[EventContext]:
     """One made-up event of each kind, for checking that a template renders before a run."""
-    policy: PolicyRef = {"name": "sample-policy", "sha256": "0" * 64}
+    policy: PolicyRef = {
+        "name": "sample-policy", "sha256": "0" * 64, "git_commit": "1" * 40, "git_dirty": False,
+    }
+    version = "0.0.0"
     target: TargetRef = {"backend": "campaign-archive", "host": "api.example.com", "tenant": None}
     started: RunEvent = {
         "event": "run_started",
         "event_id": "evt-sample-run-started",
         "run_id": "run-sample",
         "policy": policy,
+        "archiver_version": version,
         "target": target,
         "timestamp": "2024-01-01T00:00:00Z",
         "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0},
@@ -138,6 +154,7 @@ def sample_events() -> list[EventContext]:
         "event_id": "evt-sample-batch",
         "run_id": "run-sample",
         "policy": policy,
+        "archiver_version": version,
         "target": target,
         "campaign_id": "1001",
         "batch": {

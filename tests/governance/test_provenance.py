@@ -65,3 +65,45 @@ def test_outside_git_the_commit_and_state_are_unknown(tmp_path):
     found = policy_provenance(policy, _sha(policy))
     assert found["git_commit"] is None and found["git_dirty"] is None
     assert policy_provenance(None, "0" * 64)["git_commit"] is None
+
+
+def test_a_run_names_its_policys_commit_in_the_audit_log_report_and_runs(tmp_path):
+    import json
+    import os
+    import shutil
+
+    from tests.support import REPO, run_cli
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "examples", repo / "examples",
+                    ignore=shutil.ignore_patterns(".archiver", "audit"))
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "a@example.com")
+    _git(repo, "config", "user.name", "A")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "policies")
+    head = _git(repo, "rev-parse", "HEAD")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+
+    def run(name: str) -> dict:
+        report = tmp_path / f"{name}.json"
+        result = run_cli(["run", "examples/demo.yaml", "--state", str(tmp_path / "state"),
+                          "--report", str(report), "--quiet"], env, cwd=repo)
+        assert result.returncode == 0, result.stderr
+        return json.loads(report.read_text())["policy"]
+
+    first = run("first")
+    assert (first["git_commit"], first["git_dirty"]) == (head, False)
+    lines = [json.loads(x) for x in (repo / "examples/audit/demo-audit.jsonl").read_text().splitlines()]
+    assert {(x["policy_git_commit"], x["policy_git_dirty"]) for x in lines} == {(head, False)}
+    assert all(x["archiver_version"] == __version__ for x in lines)
+
+    policy = repo / "examples" / "demo.yaml"
+    policy.write_text(policy.read_text() + "# edited, not committed\n")
+    second = run("second")
+    assert (second["git_commit"], second["git_dirty"]) == (head, True)
+
+    listed = run_cli(["runs", "--state", str(tmp_path / "state"), "--format", "json"], env, cwd=repo)
+    rows = json.loads(listed.stdout)
+    assert [(r["git_commit"], r["git_dirty"]) for r in rows] == [(head, True), (head, False)]
+    assert rows[0]["policy_sha256"] == _sha(policy)

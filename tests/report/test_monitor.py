@@ -52,7 +52,8 @@ def base_report(campaigns: list[tuple[str, int, int, int, int]]) -> dict[str, An
     return {
         "run_id": "r20250101T000000-abcdef",
         "tool_version": "0.1.0",
-        "policy": {"name": "p", "path": "/x/p.yaml", "sha256": "0" * 64},
+        "policy": {"name": "p", "path": "/x/p.yaml", "sha256": "0" * 64, "git_commit": None,
+                   "git_dirty": None},
         "target": {"backend": "campaign-archive", "host": "api.example.com", "tenant": None},
         "started_at": "2025-01-01T00:00:00Z",
         "finished_at": "2025-01-01T00:00:05Z",
