@@ -1,6 +1,7 @@
 """End-to-end throughput: ``archiver run`` beside the tutorial's approach, against the simulator.
 
-    python benchmarks/throughput.py [--scenario a,b,c] [--repeat N] [--quick] [--no-sinks] [--keep]
+    python benchmarks/throughput.py [--scenario a,b,c] [--repeat N] [--quick] [--no-sinks]
+                                    [--fsync-delay-ms MS] [--keep]
 
 Scenarios (6 campaigns x 2,000 attempts unless named otherwise):
   (a) 50 ms added to every API answer, no rate limit: wall time of each and the
@@ -28,6 +29,9 @@ and per run start and end) and delivers a signed webhook per event to the
 simulator's receiver (``webhook`` sink), unless ``--no-sinks``; the tutorial posts
 its warehouse callback to the simulator's receiver and appends its own audit
 line, as written. Each scenario prints the settings it runs archiver with.
+``--fsync-delay-ms MS`` makes every ``os.fsync`` of the clients take MS longer (a
+busy or networked disk; SQLite's own syncs are not slowed): archiver's audit log
+syncs, the tutorial's appends never do.
 
 Every client runs N times (``--repeat``, default 3), each against a fresh
 simulator: the run with the median wall time (for an even N, the slower of the
@@ -101,6 +105,18 @@ print(sim.base_url, flush=True)
 sys.stdin.read()
 sim.stop()
 """
+
+# Loaded by the clients' interpreters with --fsync-delay-ms: a slower disk, for fsync.
+_SLOW_FSYNC = """
+import os, time
+_fsync, _delay = os.fsync, float(os.environ["BENCH_FSYNC_DELAY_MS"]) / 1000
+def _slow_fsync(fd):
+    time.sleep(_delay)
+    return _fsync(fd)
+os.fsync = _slow_fsync
+"""
+# Set by --fsync-delay-ms: a folder holding a sitecustomize module, and the delay.
+SLOW_FSYNC: tuple[Path, float] | None = None
 
 # The benchmark's own calls to /_sim/ never go through a proxy from the environment.
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -317,6 +333,10 @@ def client_env(sim: SimProcess) -> dict[str, str]:
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
     )
+    if SLOW_FSYNC is not None:
+        folder, delay_ms = SLOW_FSYNC
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), env.get("PYTHONPATH")]))
+        env["BENCH_FSYNC_DELAY_MS"] = f"{delay_ms:g}"
     return env
 
 
@@ -625,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Small sizes, for a smoke run.")
     parser.add_argument("--no-sinks", action="store_true",
                         help="Run archiver without its webhook and audit log sinks.")
+    parser.add_argument("--fsync-delay-ms", type=float, default=0.0, metavar="MS",
+                        help="Make every fsync of the clients MS slower (a slow disk).")
     parser.add_argument("--keep", action="store_true", help="Keep the working folder (logs, state).")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="Run every client N times (default 3); the median run is reported.")
@@ -635,13 +657,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--scenario takes a, b and c, not {args.scenario!r}")
     if args.repeat < 1:
         parser.error("--repeat takes 1 or more")
+    if args.fsync_delay_ms < 0:
+        parser.error("--fsync-delay-ms takes 0 or more")
     sizes = QUICK if args.quick else FULL
     sinks = not args.no_sinks
     work = Path(tempfile.mkdtemp(prefix="archiver-throughput-"))
+    global SLOW_FSYNC
+    if args.fsync_delay_ms:
+        (work / "slow-fsync").mkdir()
+        (work / "slow-fsync" / "sitecustomize.py").write_text(_SLOW_FSYNC)
+        SLOW_FSYNC = (work / "slow-fsync", args.fsync_delay_ms)
     if not compileall.compile_dir(REPO / "archiver", quiet=1):
         print("could not compile archiver's bytecode; start-up times include compiling it")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.2f}" + (" (quick sizes)" if args.quick else ""))
+          f"{os.getloadavg()[0]:.2f}" + (" (quick sizes)" if args.quick else "")
+          + (f", every fsync {args.fsync_delay_ms:g} ms slower" if args.fsync_delay_ms else ""))
     results: Results = []
     failed = True
     try:

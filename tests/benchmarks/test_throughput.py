@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -93,7 +94,12 @@ def test_repeated_runs_report_the_median_run_every_wall_time_the_worst_rss_and_a
 
 
 @pytest.mark.parametrize(
-    ("args", "option"), [(["--scenario", "a,z"], "--scenario"), (["--repeat", "0"], "--repeat")]
+    ("args", "option"),
+    [
+        (["--scenario", "a,z"], "--scenario"),
+        (["--repeat", "0"], "--repeat"),
+        (["--fsync-delay-ms", "-1"], "--fsync-delay-ms"),
+    ],
 )
 def test_bad_arguments_are_a_usage_error(args, option):
     result = subprocess.run(
@@ -102,6 +108,23 @@ def test_bad_arguments_are_a_usage_error(args, option):
     )
     assert result.returncode == 2
     assert option in result.stderr
+
+
+def test_a_slow_disk_slows_every_fsync_of_the_clients(tmp_path, monkeypatch):
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(throughput._SLOW_FSYNC)
+    monkeypatch.setattr(throughput, "SLOW_FSYNC", (folder, 150.0))
+    env = throughput.client_env(SimpleNamespace(base_url="http://127.0.0.1:1"))
+    code = (
+        "import os, sys, time; fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o600); "
+        "t = time.monotonic(); os.fsync(fd); print(time.monotonic() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "f")], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) >= 0.15
 
 
 def test_peak_rss_is_the_child_own_not_the_benchmark_process(tmp_path):
