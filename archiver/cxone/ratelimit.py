@@ -5,11 +5,12 @@ A token bucket refilled at ``current_rate`` gates every HTTP try. With
 
 - A 429 cuts the rate to what the tenant was accepting just before it: the
   successes counted since the previous cut (at most the last second). Before
-  any cut the tenant's burst is unknown, so the successes since the start are
-  spread over one more second than they took, as a tenant that allows a
-  second's worth of burst (a common token bucket) would have let them through.
-  No fixed factor: a ceiling far above the tenant's limit comes down in one
-  step, a probe just over it loses only that much.
+  any cut the tenant's burst is unknown, so those successes are spread over one
+  more second than they took, as a tenant that allows a second's worth of burst
+  (a common token bucket) would have let them through. No fixed factor: a
+  ceiling far above the tenant's limit comes down in one step, a probe just
+  over it loses only that much. Only when too few successes were counted to
+  tell (the run was all but idle) does a 429 cut by a fixed factor instead.
 - Without ``Retry-After`` (real CXone often sends none) nothing stops the
   other threads, so the rate goes a little under that figure: a little over
   would keep drawing 429s. A ``Retry-After`` pauses the whole bucket, so every
@@ -39,6 +40,10 @@ MARGIN_AFTER_PAUSE = 1.05
 WINDOW_SECONDS = 1.0
 # Before the first cut, the tenant is assumed to have let a burst this long through.
 ASSUMED_BURST_SECONDS = 1.0
+# Fewer successes than this in the window say nothing of the tenant's limit (only that
+# the run was all but idle): the cut is then by this factor.
+MIN_EVIDENCE = 5
+FALLBACK_FACTOR = 0.7
 # The floor (a fraction of the ceiling) the rate never goes below.
 FLOOR_FRACTION = 0.05
 # 429s answered within this many seconds of a cut belong to the same overload
@@ -87,7 +92,6 @@ class RateLimiter:
         self._started = now
         self._last_change = now
         self._last_cut: float | None = None
-        self._successes = 0  # since the start
         self._recent: deque[float] = deque()  # times of the successes of the last window
 
     @property
@@ -144,7 +148,9 @@ class RateLimiter:
                 return
             self._refill(now)
             accepted = self._accepted_rate(now)
-            if retry_after is not None and retry_after > 0:
+            if accepted is None:
+                target = self._rate * FALLBACK_FACTOR
+            elif retry_after is not None and retry_after > 0:
                 target = accepted * MARGIN_AFTER_PAUSE
             else:
                 target = accepted * MARGIN
@@ -159,7 +165,6 @@ class RateLimiter:
             return
         with self._lock:
             now = self._clock()
-            self._successes += 1
             self._recent.append(now)
             self._forget(now)
             step = min(max(0.0, now - self._last_change), MAX_INCREASE_STEP_SECONDS)
@@ -171,15 +176,18 @@ class RateLimiter:
             self._refill(now)
             self._rate = min(self.ceiling, self._rate * (1.0 + INCREASE_PER_SECOND * step))
 
-    def _accepted_rate(self, now: float) -> float:
-        """Requests per second the tenant accepted before this 429."""
-        if self._last_cut is None:
-            # Nothing known about the tenant's burst yet: assume a second's worth went through.
-            return self._successes / (now - self._started + ASSUMED_BURST_SECONDS)
+    def _accepted_rate(self, now: float) -> float | None:
+        """Requests per second the tenant accepted before this 429; None when too few
+        successes were counted to tell."""
         self._forget(now)
-        since = max(self._last_cut, now - WINDOW_SECONDS)
+        since = max(self._last_cut or self._started, now - WINDOW_SECONDS)
         counted = sum(1 for t in self._recent if t > since)
-        return counted / max(now - since, _EPSILON)
+        if counted < MIN_EVIDENCE:
+            return None
+        # Before any cut nothing is known of the tenant's burst: assume a second's worth
+        # went through on top of its rate.
+        burst = ASSUMED_BURST_SECONDS if self._last_cut is None else 0.0
+        return counted / max(now - since + burst, _EPSILON)
 
     def _forget(self, now: float) -> None:
         horizon = now - WINDOW_SECONDS

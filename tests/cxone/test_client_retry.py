@@ -61,8 +61,9 @@ def test_429_without_retry_after_backs_off_with_jitter(
     limiter = RateLimiter(1000)
     assert list_once(make_client(limiter=limiter)) == []
     assert [e.status for e in events if e.endpoint == "list"] == [429, 429, 200]
-    # Cut to what the tenant was seen to accept before the 429s: next to nothing here.
-    assert limiter.current_rate == limiter.floor
+    # Too few successes before the 429s to tell the tenant's rate: a fixed cut, once
+    # (the second 429 is the same overload).
+    assert limiter.current_rate == pytest.approx(700, rel=0.01)
 
 
 def test_retry_after_ignored_when_the_policy_says_so(

@@ -95,6 +95,26 @@ def test_a_cut_never_goes_below_the_floor() -> None:
     assert lim.current_rate == pytest.approx(0.5)  # floor: 5 % of the ceiling
 
 
+def test_too_few_successes_to_tell_cut_by_a_fixed_factor() -> None:
+    """A run all but idle before its 429 says nothing of the tenant's rate: it must not
+    fall to the one request a second it happened to send."""
+    clock = FakeClock()
+    lim = limiter(clock, 40.0)
+    succeed(lim, clock, 4, 1.0)
+    lim.on_throttled()
+    assert lim.current_rate == pytest.approx(40.0 * 0.7)
+
+
+def test_the_first_cut_reads_the_last_second_not_the_whole_run() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, 40.0)
+    succeed(lim, clock, 100, 60.0)  # a long quiet listing: under 2 a second
+    clock.now += 1.5
+    succeed(lim, clock, 30, 1.0)  # then archiving picks up
+    lim.on_throttled()
+    assert lim.current_rate == pytest.approx(0.95 * 30 / 2)
+
+
 def test_retry_after_pauses_everyone_and_cuts_to_a_little_over_the_accepted_rate() -> None:
     clock = FakeClock()
     lim = limiter(clock, 40.0, burst=1.0)
