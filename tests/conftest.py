@@ -1,7 +1,9 @@
-"""Shared fixtures: a simulator on a loopback port."""
+"""Shared fixtures: a simulator on a loopback port, a PostgreSQL database."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,3 +29,47 @@ def start_sim() -> Iterator[Callable[..., Simulator]]:
     yield start
     for sim in started:
         sim.stop()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------
+# State stores in PostgreSQL are tested against a real server: the one
+# ARCHIVER_TEST_POSTGRES_URL names (a superuser's URL: tests create databases), else a
+# throwaway server started once per session (tests/pgserver.py). Without server binaries
+# those tests are skipped, unless ARCHIVER_TEST_POSTGRES=require (as .ci/run sets it).
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    from tests import pgserver
+
+    given = os.environ.get("ARCHIVER_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bin_dir = pgserver.find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries (initdb, pg_ctl) not found"
+        if os.environ.get("ARCHIVER_TEST_POSTGRES") == "require":
+            pytest.fail(message + " and ARCHIVER_TEST_POSTGRES=require")
+        pytest.skip(message + "; set ARCHIVER_TEST_POSTGRES_URL or install postgresql")
+    server = pgserver.PostgresServer(bin_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own for one test (advisory locks are
+    per database, so no test sees another's)."""
+    import psycopg
+
+    from tests import pgserver
+
+    name = f"archiver_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield pgserver.database_url(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

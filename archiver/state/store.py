@@ -1,66 +1,70 @@
-"""The state store: SQLite in WAL mode, the single source of truth of a run.
+"""The state store: the single source of truth of a run.
 
 Every listed attempt, its decision and final state, every batch (composition,
 idempotency key, status, API response), the sink outbox and the campaigns we
 paused live here. Writes go through short transactions under one lock, so the
 store can be shared by the run's worker threads.
 
-``synchronous=NORMAL`` in WAL mode makes a commit durable against the death of
-the process (the case this tool must survive: kill, OOM, deploy); a power cut
-can lose the last commits but never corrupts the file.
+One class, one set of queries, two databases: SQLite in the state folder (the
+default, :mod:`archiver.state.sqlite`) and PostgreSQL, shared by runs on many
+machines (:mod:`archiver.state.postgres`). The SQL is written once, in the subset
+both understand (``?`` placeholders, ``ON CONFLICT``, no rowid), and translated for
+PostgreSQL by :mod:`archiver.state.dialect`. Runs sharing a PostgreSQL store lock
+the campaigns and sinks they work on (:mod:`archiver.state.locks`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from archiver.engine.records import FINAL_STATES, Decision
-from archiver.errors import ArchiverError, ConfigError, StateError, StorageError
-from archiver.state import files
-from archiver.state.folder import REFUSED
-from archiver.state.schema import MIGRATIONS
+from archiver.errors import ConfigError, StateError
+from archiver.state import sqlite
+from archiver.state.backend import Backend, Db
+from archiver.state.location import PostgresUrl, StateLocation, describe
+from archiver.state.locks import FolderLocks, Locks, SessionLocks, lock_key
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "state.db"
+DB_NAME = sqlite.DB_NAME
 # store_meta keys: the target the store belongs to, and the running totals of its runs.
 TARGET_KEY = "target"
 TOTALS_KEY = "totals"
-# What SQLite keeps beside the database: checked like it, as a link there would be
-# followed by SQLite (a -journal is even truncated and rewritten).
-_SIDE_FILES = ("-wal", "-shm", "-journal")
-_NOT_WRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
-_STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
+# How long a run's last delivery waits for another run delivering the same sink.
+DELIVERY_WAIT_SECONDS = 10.0
+# Ids in one IN (...) list: well under SQLite's and PostgreSQL's limits on parameters.
+_IN_CHUNK = 500
 
 # An attempt row keeps its decision when it is archived, or when it belongs to a
 # batch whose fate is not yet known (sent, no recorded response).
+# (The kept values are named with their table: PostgreSQL reads a bare column
+# name beside ``excluded`` as ambiguous.)
 _UPSERT = """
 INSERT INTO attempts (campaign_id, attempt_id, run_id, contact_id, outcome, disposition,
                       duration, anonymized, decision, reason, retention_days, state, batch_id)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
 ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
     run_id = excluded.run_id,
-    contact_id = CASE WHEN {keep} THEN contact_id ELSE excluded.contact_id END,
-    outcome = CASE WHEN {keep} THEN outcome ELSE excluded.outcome END,
-    disposition = CASE WHEN {keep} THEN disposition ELSE excluded.disposition END,
-    duration = CASE WHEN {keep} THEN duration ELSE excluded.duration END,
-    anonymized = CASE WHEN {keep} THEN coalesce(anonymized, excluded.anonymized)
+    contact_id = CASE WHEN {keep} THEN attempts.contact_id ELSE excluded.contact_id END,
+    outcome = CASE WHEN {keep} THEN attempts.outcome ELSE excluded.outcome END,
+    disposition = CASE WHEN {keep} THEN attempts.disposition ELSE excluded.disposition END,
+    duration = CASE WHEN {keep} THEN attempts.duration ELSE excluded.duration END,
+    anonymized = CASE WHEN {keep} THEN coalesce(attempts.anonymized, excluded.anonymized)
                  ELSE excluded.anonymized END,
-    decision = CASE WHEN {keep} THEN decision ELSE excluded.decision END,
-    reason = CASE WHEN {keep} THEN reason ELSE excluded.reason END,
-    retention_days = CASE WHEN {keep} THEN retention_days ELSE excluded.retention_days END,
-    state = CASE WHEN {keep} THEN state ELSE excluded.state END
+    decision = CASE WHEN {keep} THEN attempts.decision ELSE excluded.decision END,
+    reason = CASE WHEN {keep} THEN attempts.reason ELSE excluded.reason END,
+    retention_days = CASE WHEN {keep} THEN attempts.retention_days ELSE excluded.retention_days END,
+    state = CASE WHEN {keep} THEN attempts.state ELSE excluded.state END
 """.format(keep="(attempts.state = 'archived' OR attempts.batch_id IS NOT NULL)")
 
 # What an archive item is built from (PendingItem.from_row).
@@ -70,6 +74,17 @@ _ITEM_COLUMNS = (
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
 # Every state an attempt of a run can be in other than archived.
 _NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
+
+
+def _in_lists(ids: Sequence[str]) -> Iterator[tuple[str, list[str]]]:
+    """``(?, ?, ...)`` placeholders and their ids, for ``IN`` lists of bounded length."""
+    for start in range(0, len(ids), _IN_CHUNK):
+        part = list(ids[start:start + _IN_CHUNK])
+        yield ", ".join("?" * len(part)), part
+
+
+def _count_where(status: str) -> str:
+    return f"sum(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)"
 
 
 def now() -> str:
@@ -120,127 +135,114 @@ class OutboxEvent:
 
 
 class Store:
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / DB_NAME
+    """The state store at ``location``: a state folder (SQLite, created when missing) or
+    a ``postgresql://`` URL (its tables created when missing)."""
+
+    def __init__(self, location: StateLocation, *, create: bool = True) -> None:
+        self.location = location
         self._lock = threading.RLock()
-        files.private_dir(folder, "the state folder", REFUSED)
-        self._check_files()
-        if not files.check_private(self.path, "the state store", REFUSED):
-            # Created here, 0600, so SQLite's -wal, -shm and -journal files copy its mode.
-            fd, _ = files.open_private(
-                self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, "the state store", REFUSED
-            )
-            os.close(fd)
-        try:
-            with files.private_umask():
-                self._db = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30
-                )
-                try:
-                    self._db.execute("PRAGMA journal_mode=WAL")
-                    self._db.execute("PRAGMA synchronous=NORMAL")
-                    self._db.execute("PRAGMA foreign_keys=ON")
-                    self._migrate()
-                    self._check_files()
-                except BaseException:
-                    self.close()
-                    raise
-        except sqlite3.Error as err:
-            raise self._fault(err) from err
+        self._backend: Backend
+        if isinstance(location, PostgresUrl):
+            # Imported here: psycopg is loaded only by runs that use PostgreSQL.
+            from archiver.state.postgres import PostgresBackend
+
+            self._backend = PostgresBackend(location, create=create)
+        else:
+            self._backend = sqlite.SqliteBackend(location)
+        self.where = self._backend.where
+        self._locks: Locks = SessionLocks(self._query) if self._backend.shared else FolderLocks()
+        self._target = ""  # the target campaign locks are for (set by start_run)
 
     @classmethod
-    def open_existing(cls, folder: Path) -> Store:
-        """The store a run left in ``folder``; StateError when there is none (where
+    def open_existing(cls, location: StateLocation) -> Store:
+        """The store runs left at ``location``; StateError when there is none (where
         ``Store()`` would create an empty one, a mistyped path should say so)."""
-        if not (folder / DB_NAME).is_file():
+        if isinstance(location, PostgresUrl):
+            return cls(location, create=False)
+        if not sqlite.exists(location):
             raise StateError(
-                f"no state store in {folder} (no run has used it; pass --state DIR or --policy FILE)"
+                f"no state store in {location} (no run has used it; pass --state DIR or --policy FILE)"
             )
-        return cls(folder)
+        return cls(location)
+
+    @property
+    def shared(self) -> bool:
+        """Runs on other machines may use this store at once (PostgreSQL)."""
+        return self._backend.shared
 
     # -- plumbing -------------------------------------------------------------
     def close(self) -> None:
+        """Closing a PostgreSQL store ends its session, and every lock the run held."""
         with self._lock:
-            try:
-                self._db.close()
-            except sqlite3.Error as err:  # after a fault: the error that caused it is reported
-                log.warning("closing the state store %s: %s", self.path, err)
+            self._backend.close()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
+    def tx(self) -> Iterator[Db]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as err:
-                raise self._fault(err) from err
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as err:
-                self._rollback()
-                if isinstance(err, sqlite3.Error):
-                    raise self._fault(err) from err
-                raise
-
-    def _rollback(self) -> None:
-        # A failed COMMIT may have rolled back already; a failing ROLLBACK (the disk
-        # that broke the transaction) must not hide the error that did.
-        with suppress(sqlite3.Error):
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+                with self._backend.transaction() as db:
+                    yield db
+            except self._backend.errors as err:
+                raise self._backend.fault(err) from err
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as err:
-                raise self._fault(err) from err
-
-    def _fault(self, err: sqlite3.Error) -> ArchiverError:
-        """What a failed statement means to the user, naming the store and what to do."""
-        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
-        if code in _STORAGE_FAULTS:
-            hint = (
-                f"make {self.path.parent} and its files writable by this user"
-                if code in _NOT_WRITABLE
-                else f"free space on the disk holding {self.path.parent} and check it"
-            )
-            return StorageError(
-                f"the state store {self.path}: {err}; {hint}, then run again "
-                "(the next run picks up where this one stopped)"
-            )
-        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-            return StateError(
-                f"the state store {self.path} is unusable: {err}; "
-                "restore it from a backup or move it aside"
-            )
-        return StateError(f"the state store {self.path}: {err}")
-
-    def _check_files(self) -> None:
-        """The database and the files SQLite keeps beside it are ours, regular, 0600."""
-        for suffix in ("", *_SIDE_FILES):
-            files.check_private(Path(f"{self.path}{suffix}"), "the state store file", REFUSED)
-
-    def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StateError(
-                f"state store {self.path} has schema version {version}, newer than this "
-                f"archiver understands ({len(MIGRATIONS)}); upgrade archiver"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._lock:
-                try:
-                    self._db.executescript(
-                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                    )
-                except BaseException:
-                    self._rollback()
-                    raise
+                return self._backend.query(sql, args)
+            except self._backend.errors as err:
+                raise self._backend.fault(err) from err
 
     @property
     def schema_version(self) -> int:
-        return int(self._query("PRAGMA user_version")[0][0])
+        with self._lock:
+            try:
+                return self._backend.schema_version()
+            except self._backend.errors as err:
+                raise self._backend.fault(err) from err
+
+    # -- locks between runs sharing the store ------------------------------------
+    # A state folder is held whole by its run (run.lock): every lock here is granted.
+    # A PostgreSQL store's runs hold session advisory locks that die with them.
+    def _campaign_key(self, campaign_id: str) -> int:
+        return lock_key("campaign", self._target, campaign_id)
+
+    def try_lock_campaign(self, campaign_id: str) -> bool:
+        """Take the campaign (of the store's target) for this run until
+        :meth:`unlock_campaign` or the end of the run; False when another run, on this
+        machine or another, holds it."""
+        return self._locks.try_lock(self._campaign_key(campaign_id))
+
+    def unlock_campaign(self, campaign_id: str) -> None:
+        self._locks.unlock(self._campaign_key(campaign_id))
+
+    def campaign_holder(self, campaign_id: str) -> str:
+        """Who holds the campaign, as the report says it: ``held by archiver run ID (pid N
+        at HOST)``, or ``held by another run`` when the server does not say."""
+        who = self._locks.holder(self._campaign_key(campaign_id))
+        return f"held by {who}" if who else "held by another run"
+
+    def own_sinks(self, sinks: Iterable[str]) -> None:
+        """This run delivers ``sinks`` (outbox names) while it lives: runs sharing the
+        store do not count their undelivered events as orphaned meanwhile."""
+        for sink in sinks:
+            self._locks.try_lock(lock_key("sink-owner", sink), shared=True)
+
+    @contextmanager
+    def delivering(self, sink: str, *, wait: bool = True) -> Iterator[bool]:
+        """Deliver ``sink`` alone: yields False when another run is delivering it (it
+        delivers every pending event, ours included, until none is left). ``wait`` waits
+        a little for it to finish first."""
+        key = lock_key("sink-delivery", sink)
+        got = self._locks.try_lock(key)
+        deadline = time.monotonic() + (DELIVERY_WAIT_SECONDS if wait else 0.0)
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+            got = self._locks.try_lock(key)
+        try:
+            yield got
+        finally:
+            if got:
+                self._locks.unlock(key)
 
     # -- runs -----------------------------------------------------------------
     def start_run(
@@ -249,13 +251,21 @@ class Store:
         """Record a run against ``target``. The first run binds the store to its target;
         a run against another is refused (ConfigError) before anything is written.
         (``archiver run`` always names its target; None records a run without one.)"""
+        # Held for the run's life: runs sharing the store tell it from a dead one by this.
+        self._locks.try_lock(lock_key("run", run_id))
+        self._backend.label(f"archiver run {run_id}")
         with self.tx() as db:
             if target is not None:
                 self._bind_target(db, target)
-            db.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
-                (now(),),
-            )
+            # Runs that died without finishing (a live run on another machine goes on).
+            running = [r for (r,) in db.execute("SELECT id FROM runs WHERE status = 'running'")
+                       .fetchall() if self._locks.is_free(lock_key("run", r))]
+            for marks, ids in _in_lists(running):
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?"
+                    f" WHERE status = 'running' AND id IN ({marks})",
+                    (now(), *ids),
+                )
             db.execute(
                 "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status, target)"
                 " VALUES (?, ?, ?, ?, 'running', ?)",
@@ -268,7 +278,8 @@ class Store:
         if bound is not None:
             self._refuse_other(bound, target)
 
-    def _bind_target(self, db: sqlite3.Connection, target: Target) -> None:
+    def _bind_target(self, db: Db, target: Target) -> None:
+        self._target = target.to_json()
         row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TARGET_KEY,)).fetchone()
         if row is None:
             db.execute(
@@ -284,8 +295,8 @@ class Store:
         # One store, one target: a simulator's run must never share (or pass for) the
         # history of a production tenant, nor one tenant's another's.
         raise ConfigError(
-            f"state folder {self.path.parent} belongs to {bound or bound_json}, not to "
-            f"{target}: use another --state folder for this target"
+            f"{describe(self.location)} belongs to {bound or bound_json}, not to "
+            f"{target}: use another --state {'store' if self.shared else 'folder'} for this target"
         )
 
     def finish_run(self, run_id: str, status: str, exit_code: int, report: dict[str, Any]) -> None:
@@ -300,10 +311,14 @@ class Store:
         "report", "target",
     )
 
-    def _run_rows(self, where: str, args: Sequence[Any], limit: int) -> list[dict[str, Any]]:
+    def _run_rows(
+        self, where: str, args: Sequence[Any], limit: int | None
+    ) -> list[dict[str, Any]]:
+        # Run ids begin with their start time: they order runs started in the same ms.
         rows = self._query(
-            f"SELECT {', '.join(self._RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
-            (*args, limit),
+            f"SELECT {', '.join(self._RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC,"
+            f" id DESC{'' if limit is None else ' LIMIT ?'}",
+            (*args, *(() if limit is None else (limit,))),
         )
         out = []
         for row in rows:
@@ -320,7 +335,7 @@ class Store:
 
     def runs_starting_with(self, prefix: str) -> list[dict[str, Any]]:
         """The runs whose id starts with ``prefix`` (only those are read and parsed)."""
-        return self._run_rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), limit=-1)
+        return self._run_rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), None)
 
     # -- store_meta -------------------------------------------------------------
     def meta(self, key: str) -> str | None:
@@ -466,16 +481,16 @@ class Store:
             )
             # One statement per batch, not one per attempt: the store lock is the
             # run's narrowest point when many batches are in flight.
-            db.execute(
-                "UPDATE attempts SET batch_id = ? WHERE campaign_id = ?"
-                " AND attempt_id IN (SELECT value FROM json_each(?))",
-                (batch_id, campaign_id, json.dumps(list(attempt_ids))),
-            )
+            for marks, ids in _in_lists(attempt_ids):
+                db.execute(
+                    f"UPDATE attempts SET batch_id = ? WHERE campaign_id = ? AND attempt_id IN ({marks})",
+                    (batch_id, campaign_id, *ids),
+                )
 
     def open_batches(self, campaign_id: str) -> list[StoredBatch]:
         rows = self._query(
             "SELECT id, run_id, campaign_id, seq, idempotency_key, size, status FROM batches"
-            " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at, rowid",
+            " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at, run_id, seq",
             (campaign_id,),
         )
         return [StoredBatch(*row) for row in rows]
@@ -515,18 +530,17 @@ class Store:
                 " response = ?, done_at = ?, done_run = ? WHERE id = ?",
                 (len(archived_ids), len(failed), json.dumps(response), now(), run_id, batch.id),
             )
-            db.execute(
-                "UPDATE attempts SET state = 'archived', run_id = ?, reason = ''"
-                " WHERE campaign_id = ? AND attempt_id IN (SELECT value FROM json_each(?))",
-                (run_id, batch.campaign_id, json.dumps(list(archived_ids))),
-            )
-            if failed:
+            for marks, ids in _in_lists(archived_ids):
                 db.execute(
-                    "UPDATE attempts SET state = 'failed', run_id = ?1, batch_id = NULL,"
-                    " reason = (SELECT value FROM json_each(?2) WHERE key = attempts.attempt_id)"
-                    " WHERE campaign_id = ?3"
-                    " AND attempt_id IN (SELECT key FROM json_each(?2))",
-                    (run_id, json.dumps(failed), batch.campaign_id),
+                    "UPDATE attempts SET state = 'archived', run_id = ?, reason = ''"
+                    f" WHERE campaign_id = ? AND attempt_id IN ({marks})",
+                    (run_id, batch.campaign_id, *ids),
+                )
+            if failed:
+                db.executemany(
+                    "UPDATE attempts SET state = 'failed', run_id = ?, batch_id = NULL, reason = ?"
+                    " WHERE campaign_id = ? AND attempt_id = ?",
+                    [(run_id, why, batch.campaign_id, aid) for aid, why in failed.items()],
                 )
             self._enqueue(db, events)
 
@@ -655,7 +669,7 @@ class Store:
 
     # -- outbox -----------------------------------------------------------------
     @staticmethod
-    def _enqueue(db: sqlite3.Connection, events: Sequence[tuple[str, str, str, str]]) -> None:
+    def _enqueue(db: Db, events: Sequence[tuple[str, str, str, str]]) -> None:
         db.executemany(
             "INSERT OR IGNORE INTO outbox (event_id, sink, kind, body, status, created_at)"
             " VALUES (?, ?, ?, ?, 'pending', ?)",
@@ -704,8 +718,8 @@ class Store:
         with self.tx() as db:
             db.execute(
                 "UPDATE outbox SET tries = tries + 1, last_error = ?,"
-                " status = CASE WHEN ? THEN 'disabled' ELSE status END WHERE seq = ?",
-                (error, disable, seq),
+                " status = CASE WHEN ? = 1 THEN 'disabled' ELSE status END WHERE seq = ?",
+                (error, 1 if disable else 0, seq),
             )
 
     def outbox_summary(self) -> dict[str, dict[str, int]]:
@@ -717,13 +731,15 @@ class Store:
         return out
 
     def undelivered_by_sink(self) -> dict[str, int]:
-        """Events still to deliver (pending, or kept after their endpoint was gone) by sink."""
+        """Events still to deliver (pending, or kept after their endpoint was gone) by sink.
+        In a shared store, not those of sinks a live run delivers (``own_sinks``)."""
         return {
             sink: int(n)
             for sink, n in self._query(
                 "SELECT sink, count(*) FROM outbox WHERE status IN ('pending', 'disabled')"
                 " GROUP BY sink ORDER BY sink"
             )
+            if self._locks.is_free(lock_key("sink-owner", sink))
         }
 
     def outbox_sinks(self) -> list[str]:
@@ -746,7 +762,10 @@ class Store:
         """Every event of sink ``old`` now belongs to ``new`` (an outbox name migrated)."""
         with self.tx() as db:
             return db.execute(
-                "UPDATE OR IGNORE outbox SET sink = ? WHERE sink = ?", (new, old)
+                # An event already under the new name stays where it is (the old copy too).
+                "UPDATE outbox SET sink = ? WHERE sink = ? AND NOT EXISTS (SELECT 1 FROM"
+                " outbox AS named WHERE named.sink = ? AND named.event_id = outbox.event_id)",
+                (new, old, new),
             ).rowcount
 
     def drop_undelivered(self, sink: str, note: str) -> int:
@@ -764,8 +783,7 @@ class Store:
         """Per sink: events by status and the oldest one still undelivered."""
         rows = self._query(
             "SELECT sink,"
-            " sum(status = 'pending'), sum(status = 'disabled'), sum(status = 'delivered'),"
-            " sum(status = 'dropped'),"
+            f" {', '.join(_count_where(s) for s in ('pending', 'disabled', 'delivered', 'dropped'))},"
             " min(CASE WHEN status IN ('pending', 'disabled') THEN created_at END)"
             " FROM outbox GROUP BY sink ORDER BY sink"
         )
@@ -776,8 +794,10 @@ class Store:
     def record_pause(self, campaign_id: str, run_id: str, previous_status: str) -> None:
         with self.tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO pauses (campaign_id, run_id, previous_status, paused_at)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO pauses (campaign_id, run_id, previous_status, paused_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET"
+                " run_id = excluded.run_id, previous_status = excluded.previous_status,"
+                " paused_at = excluded.paused_at",
                 (campaign_id, run_id, previous_status, now()),
             )
 
@@ -786,4 +806,9 @@ class Store:
             db.execute("DELETE FROM pauses WHERE campaign_id = ?", (campaign_id,))
 
     def pauses(self) -> list[tuple[str, str]]:
-        return [(c, s) for c, s in self._query("SELECT campaign_id, previous_status FROM pauses")]
+        """Campaigns a run paused and did not resume. In a shared store only those this
+        run can lock (and now holds until it ends): a live run resumes its own."""
+        return [
+            (c, s) for c, s in self._query("SELECT campaign_id, previous_status FROM pauses")
+            if self.try_lock_campaign(c)
+        ]

@@ -129,8 +129,8 @@ def test_a_state_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -
 
 def test_a_full_store_is_a_storage_error_naming_it_and_stays_usable(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is all but full
+    pages = store._backend.db.execute("PRAGMA page_count").fetchone()[0]
+    store._backend.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is all but full
     big = [(f"e{n}", "audit_log#0", "batch_archived", "x" * 4000) for n in range(20)]
     with pytest.raises(StorageError, match=rf"the state store {tmp_path / 'state.db'}: .*full.*free space"):
         store.enqueue(big)

@@ -1,0 +1,143 @@
+"""The state store's SQLite connection: a file in the state folder, in WAL mode.
+
+``synchronous=NORMAL`` in WAL mode makes a commit durable against the death of the
+process (the case this tool must survive: kill, OOM, deploy); a power cut can lose the
+last commits but never corrupts the file. The folder and its files are owner-only
+(:mod:`archiver.state.files`); one run at a time holds the folder (:mod:`archiver.state.lock`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from archiver.errors import ArchiverError, StateError, StorageError
+from archiver.state import files
+from archiver.state.folder import REFUSED
+from archiver.state.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "state.db"
+# What SQLite keeps beside the database: checked like it, as a link there would be
+# followed by SQLite (a -journal is even truncated and rewritten).
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+_NOT_WRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+_STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
+
+
+def exists(folder: Path) -> bool:
+    return (folder / DB_NAME).is_file()
+
+
+class SqliteBackend:
+    errors = (sqlite3.Error,)
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / DB_NAME
+        self.where = str(folder)
+        self.shared = False
+        files.private_dir(folder, "the state folder", REFUSED)
+        self._check_files()
+        if not files.check_private(self.path, "the state store", REFUSED):
+            # Created here, 0600, so SQLite's -wal, -shm and -journal files copy its mode.
+            fd, _ = files.open_private(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, "the state store", REFUSED
+            )
+            os.close(fd)
+        try:
+            with files.private_umask():
+                self.db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                )
+                try:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")
+                    self.db.execute("PRAGMA foreign_keys=ON")
+                    self._migrate()
+                    self._check_files()
+                except BaseException:
+                    self.close()
+                    raise
+        except sqlite3.Error as err:
+            raise self.fault(err) from err
+
+    def close(self) -> None:
+        try:
+            self.db.close()
+        except sqlite3.Error as err:  # after a fault: the error that caused it is reported
+            log.warning("closing the state store %s: %s", self.path, err)
+
+    def label(self, text: str) -> None:
+        pass
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE: the write lock is taken at BEGIN, so a transaction that reads
+        # before it writes never sees the store change under it.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # A failed COMMIT may have rolled back already; a failing ROLLBACK (the disk
+        # that broke the transaction) must not hide the error that did.
+        with suppress(sqlite3.Error):
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+
+    def fault(self, err: BaseException) -> ArchiverError:
+        """What a failed statement means to the user, naming the store and what to do."""
+        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in _STORAGE_FAULTS:
+            hint = (
+                f"make {self.path.parent} and its files writable by this user"
+                if code in _NOT_WRITABLE
+                else f"free space on the disk holding {self.path.parent} and check it"
+            )
+            return StorageError(
+                f"the state store {self.path}: {err}; {hint}, then run again "
+                "(the next run picks up where this one stopped)"
+            )
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            return StateError(
+                f"the state store {self.path} is unusable: {err}; "
+                "restore it from a backup or move it aside"
+            )
+        return StateError(f"the state store {self.path}: {err}")
+
+    def _check_files(self) -> None:
+        """The database and the files SQLite keeps beside it are ours, regular, 0600."""
+        for suffix in ("", *_SIDE_FILES):
+            files.check_private(Path(f"{self.path}{suffix}"), "the state store file", REFUSED)
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > len(MIGRATIONS):
+            raise StateError(
+                f"state store {self.path} has schema version {version}, newer than this "
+                f"archiver understands ({len(MIGRATIONS)}); upgrade archiver"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            try:
+                self.db.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                )
+            except BaseException:
+                self._rollback()
+                raise
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
