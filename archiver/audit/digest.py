@@ -286,3 +286,23 @@ def _against_log(d: Digest, hashes: Mapping[int, str], lines: int) -> list[str]:
         return [f"line {d.last_seq} has another hash than digest {d.file} (run {d.run_id}) "
                 "signed: the chain was rewritten from there or before"]
     return []
+
+
+def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]]:
+    """Check the digests in ``<log>.digests/`` against the log at ``log_path`` (whose chain
+    the caller has verified): how many digests there are and what is wrong; streams the log.
+    """
+    digests, problems = read_digests(digest_folder(log_path))
+    wanted = {d.last_seq for d in digests}
+    hashes: dict[int, str] = {}
+    lines = 0
+    with log_path.open("rb") as f:
+        for lines, raw in enumerate(f, start=1):
+            if lines in wanted:
+                try:
+                    value = json.loads(raw).get("hash")
+                except ValueError:
+                    value = None
+                if isinstance(value, str):
+                    hashes[lines] = value
+    return len(digests), problems + check_digests(digests, public, hashes, lines)

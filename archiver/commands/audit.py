@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from archiver.audit import VerifyResult, verify_file
+from archiver.audit import VerifyResult, digest, verify_file
 from archiver.errors import EXIT_FAILED, UsageError
 from archiver.state.store import Store
 
@@ -38,7 +38,14 @@ def command() -> None:
     help="Also check the log ends where the state store of these runs recorded its last line "
     "(detects lines cut off the end).",
 )
-def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Also check the signed digests in FILE.digests/ with this Ed25519 public key (PEM): "
+    "catches a cut tail, a consistent rewrite of the chain, a deleted or a replaced digest.",
+)
+def verify(file: Path, fmt: str, state_dir: Path | None, public_key: Path | None) -> None:
     """Check the hash chain of the audit log FILE and name the first broken line.
 
     Reads the file line by line without changing it. Exit 0 when every line
@@ -50,6 +57,11 @@ def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
     give --state (the runs' state folder, which records the seq and hash of
     every line it wrote), or compare the last seq and hash printed here with a
     copy kept elsewhere.
+
+    With --public-key, the digests every run signed (ARCHIVER_SIGNING_KEY) are
+    checked too, offline: each signature, their chain, and that the log still
+    holds the lines they signed, with the same hashes. That also catches what
+    the state folder cannot: a rewrite of both the log and the store.
     """
     if not file.exists():
         raise UsageError(f"{file}: no such audit log")
@@ -61,6 +73,8 @@ def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
         raise UsageError(f"{file}: cannot read: {err.strerror}") from err
     if result.ok and state_dir is not None:
         result = check_against_store(file, result, state_dir)
+    if result.ok and public_key is not None:
+        result = check_digests(file, result, public_key)
     if fmt == "json":
         payload = {
             "file": str(file),
@@ -72,10 +86,21 @@ def verify(file: Path, fmt: str, state_dir: Path | None) -> None:
         click.echo(json.dumps(payload))
     elif result.ok:
         click.echo(f"{file}: OK, {result.message}")
+    elif result.first_bad_line is None:
+        click.echo(f"{file}: {result.message}")
     else:
         click.echo(f"{file}:{result.first_bad_line}: {result.message}")
     if not result.ok:
         raise click.exceptions.Exit(EXIT_FAILED)
+
+
+def check_digests(file: Path, result: VerifyResult, public_key: Path) -> VerifyResult:
+    """An intact chain must also match every signed digest, and be covered by them."""
+    count, problems = digest.verify_log(file, digest.load_public_key(public_key))
+    if problems:
+        return VerifyResult(False, result.lines, None, "; ".join(problems))
+    return VerifyResult(True, result.lines, None,
+                        result.message + f"; {count} signed digest(s) verified")
 
 
 def check_against_store(file: Path, result: VerifyResult, state_dir: Path) -> VerifyResult:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
+from archiver.audit import AuditLog, digest
 from archiver.connect import connect, target_of
 from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
@@ -19,6 +23,7 @@ from archiver.engine.runner import check_state_target, new_run_id, run_policy
 from archiver.errors import AuthError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
+from archiver.policy.model import AuditLogSink
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
@@ -27,9 +32,12 @@ from archiver.report.summary import print_summary
 from archiver.settings import Settings
 from archiver.state.files import storage_error
 from archiver.state.folder import default_state_dir
+from archiver.state.store import now
 
 if TYPE_CHECKING:
     from archiver.report.metrics import RunMetrics
+
+logger = logging.getLogger(__name__)
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -120,6 +128,7 @@ def command(
         write=console_lines(stderr) if live else None,
     )
     settings = Settings.load(base_url)
+    signing_key = _signing_key()
     metrics: RunMetrics | None = None
     if metrics_path is not None:
         # Loaded only when asked for: prometheus_client is most of the cost of importing it.
@@ -140,6 +149,8 @@ def command(
         report, _, refused = _run_one(
             policy, settings, folder, context, stderr, live
         )
+        if signing_key is not None:
+            _sign_audit_logs(policy, signing_key, str(report["run_id"]))
         if metrics is not None and metrics_path is not None:
             metrics.record(report, folder)
             with _writing(metrics_path):
@@ -190,6 +201,24 @@ def _run_one(
             )
         refused = conn.client.credentials_refused()
     return result.report, monitor, refused
+
+
+def _signing_key() -> Ed25519PrivateKey | None:
+    """The key ARCHIVER_SIGNING_KEY names, read before any request (a bad one stops the run)."""
+    named = os.environ.get(digest.SIGNING_KEY_ENV, "").strip()
+    return digest.load_private_key(Path(named)) if named else None
+
+
+def _sign_audit_logs(policy: Policy, key: Ed25519PrivateKey, run_id: str) -> None:
+    """A signed digest of each of the policy's audit logs as the run left it."""
+    for spec in policy.sinks:
+        if isinstance(spec, AuditLogSink):
+            path = policy.resolve(spec.path, what="audit log")
+            if path.exists():
+                log = AuditLog(path)
+                written = digest.write_digest(path, key, run_id=run_id, tail=log.tail(),
+                                              created_at=now())
+                logger.info("audit log %s: signed digest %s", path, written.name)
 
 
 @contextmanager

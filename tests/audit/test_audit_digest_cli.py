@@ -1,0 +1,138 @@
+"""Runs sign their audit log with ARCHIVER_SIGNING_KEY; `audit verify --public-key`
+then catches, offline, what the chain and the state folder cannot."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from archiver.audit.chain import GENESIS_HASH, line_hash
+from tests.support import REPO, run_cli
+
+LOG = "examples/audit/demo-audit.jsonl"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("keys")
+    private, public = folder / "signing.pem", folder / "signing.pub.pem"
+    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
+    _openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
+    return private, public
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory, keys) -> Path:
+    """Two demo runs, each signed; the pristine folder is copied by each test."""
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(REPO / "examples", repo / "examples",
+                    ignore=shutil.ignore_patterns(".archiver", "audit"))
+    env = _env(ARCHIVER_SIGNING_KEY=str(keys[0]))
+    for _ in range(2):
+        result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
+                         env, cwd=repo)
+        assert result.returncode == 0, result.stderr
+    return repo
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def repo(signed, tmp_path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(signed, copy)
+    return copy
+
+
+def _verify(repo: Path, public: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(["audit", "verify", LOG, "--public-key", str(public), *extra], _env(),
+                   cwd=repo)
+
+
+def _digests(repo: Path) -> list[Path]:
+    return sorted((repo / (LOG + ".digests")).iterdir())
+
+
+def test_each_run_writes_a_signed_digest_and_an_untouched_log_verifies(repo, keys):
+    assert len(_digests(repo)) == 2
+    result = _verify(repo, keys[1])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 signed digest(s) verified" in result.stdout
+
+
+def test_a_cut_tail_is_caught_even_after_another_run(repo, keys):
+    log = repo / LOG
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-3]))
+    result = _verify(repo, keys[1])
+    assert result.returncode == 1
+    assert "lines were cut off the end" in result.stdout
+
+
+def test_a_consistent_rechain_of_log_and_store_is_caught(repo, keys):
+    log = repo / LOG
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    lines[1]["attempt_ids"] = lines[1]["attempt_ids"][1:]  # hide an archived attempt
+    prev = GENESIS_HASH
+    for line in lines:
+        line["prev_hash"] = prev
+        line["hash"] = prev = line_hash(line)
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    shutil.rmtree(repo / "state")  # the store's receipts go too: nothing else to compare
+    plain = run_cli(["audit", "verify", LOG], _env(), cwd=repo)
+    assert plain.returncode == 0  # the chain alone cannot tell
+    result = _verify(repo, keys[1])
+    assert result.returncode == 1
+    assert "another hash than digest" in result.stdout
+
+
+def test_a_deleted_digest_is_caught(repo, keys):
+    _digests(repo)[0].unlink()
+    result = _verify(repo, keys[1])
+    assert result.returncode == 1
+    assert "does not follow" in result.stdout
+
+
+def test_the_last_digest_deleted_leaves_lines_uncovered(repo, keys):
+    _digests(repo)[-1].unlink()
+    result = _verify(repo, keys[1])
+    assert result.returncode == 1
+    assert "are not covered by a signed digest" in result.stdout
+
+
+def test_a_replaced_digest_is_caught(repo, keys, tmp_path):
+    other = tmp_path / "other.pem"
+    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(other))
+    last = _digests(repo)[-1]
+    last.unlink()
+    # A third run signed with another key stands in for the deleted digest.
+    result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
+                     _env(ARCHIVER_SIGNING_KEY=str(other)), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    checked = _verify(repo, keys[1])
+    assert checked.returncode == 1
+    assert "signed with another key" in checked.stdout
+
+
+def test_a_bad_signing_key_stops_the_run_before_any_request(tmp_path, keys):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "examples", repo / "examples",
+                    ignore=shutil.ignore_patterns(".archiver", "audit"))
+    result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state")],
+                     _env(ARCHIVER_SIGNING_KEY=str(keys[1])), cwd=repo)
+    assert result.returncode == 78
+    assert "is not an unencrypted PEM private key" in result.stderr
+    assert not (repo / "state").exists()
