@@ -20,7 +20,8 @@ from archiver.report.redact import shown
 
 # Order is the order `archiver --help` lists them in.
 VERBS = (
-    "run", "validate", "plan", "test", "diff", "approve", "audit", "runs", "simulate", "schema",
+    "run", "validate", "plan", "test", "diff", "approve", "audit", "evidence", "runs",
+    "simulate", "schema",
 )
 
 

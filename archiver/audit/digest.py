@@ -131,7 +131,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def _parse(raw: bytes, name: str) -> Digest | str:
+def parse(raw: bytes, name: str) -> Digest | str:
     try:
         data = json.loads(raw)
     except ValueError:
@@ -154,7 +154,7 @@ def read_digests(folder: Path) -> tuple[list[Digest], list[str]]:
     if not folder.is_dir():
         return digests, problems
     for path in sorted(folder.glob("*.json")):
-        parsed = _parse(path.read_bytes(), path.name)
+        parsed = parse(path.read_bytes(), path.name)
         if isinstance(parsed, str):
             problems.append(f"digest {path.name}: {parsed}")
         else:

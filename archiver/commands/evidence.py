@@ -1,0 +1,103 @@
+"""``archiver evidence RUN_ID --out FILE`` and ``archiver evidence verify FILE``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from archiver.audit import digest
+from archiver.commands.runs import find_run, resolve_state_dir, state_options
+from archiver.errors import EXIT_FAILED, StateError
+from archiver.governance import evidence
+from archiver.policy import load_policy
+from archiver.policy.model import AuditLogSink
+from archiver.state.store import Store, now
+
+
+class EvidenceGroup(click.Group):
+    """`evidence RUN_ID ...` builds a bundle; `evidence verify FILE ...` checks one."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in self.commands:
+            return super().resolve_command(ctx, args)
+        return "create", create, args
+
+
+@click.group("evidence", cls=EvidenceGroup, invoke_without_command=False)
+def command() -> None:
+    """Bundle one run's evidence in one file, or check such a bundle offline.
+
+    \b
+    archiver evidence RUN_ID --out FILE [--state DIR | --policy FILE]
+    archiver evidence verify FILE --public-key PEM
+
+    A bundle holds the run report, the policy text that ran and its approval,
+    and for each audit log the lines the run's signed digest covers, that
+    digest and the one before it. `verify` needs only the bundle and the
+    public key: no state store, no network, no repository. Runs must have been
+    signed (ARCHIVER_SIGNING_KEY) for their evidence to be bundled.
+    """
+
+
+@click.command("create")
+@click.argument("run_id")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the bundle (JSON).")
+@state_options
+def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | None) -> None:
+    """Write the evidence bundle of run RUN_ID (a unique prefix is enough) to --out."""
+    store = Store.open_existing(resolve_state_dir(state_dir, policy_path))
+    try:
+        run = find_run(store.runs_starting_with(run_id), run_id)
+    finally:
+        store.close()
+    report: dict[str, Any] | None = run["report"]
+    if report is None:
+        raise StateError(f"run {run['id']} has no report (status: {run['status']})")
+    path = report["policy"].get("path")
+    if not path:
+        raise StateError(f"run {run['id']} ran a policy without a file; nothing to bundle")
+    # The audit logs are where the policy file says now (its audit_log paths rarely move).
+    policy = load_policy(Path(path)) if Path(path).is_file() else None
+    logs = [] if policy is None else [
+        policy.resolve(spec.path, what="audit log")
+        for spec in policy.sinks
+        if isinstance(spec, AuditLogSink)
+    ]
+    bundle = evidence.build(report, logs, created_at=now())
+    evidence.write(bundle, out)
+    parts = len(bundle["audit"])
+    click.echo(f"wrote {out}: run {report['run_id']}, policy {bundle['policy']['sha256'][:12]} "
+               f"from {bundle['policy']['from']}, {parts} audit log(s)")
+
+
+@command.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--public-key", "public_key", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The Ed25519 public key (PEM) of the key the runs were signed with.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def verify(file: Path, public_key: Path, fmt: str) -> None:
+    """Check the evidence bundle FILE offline; name each part that does not match.
+
+    Exit 0 when every part checks out, 1 when one does not.
+    """
+    bundle = evidence.read(file)
+    checks = evidence.verify(bundle, digest.load_public_key(public_key))
+    ok = all(c.ok for c in checks)
+    if fmt == "json":
+        click.echo(json.dumps({"file": str(file), "ok": ok,
+                               "checks": [{"part": c.part, "ok": c.ok, "detail": c.detail}
+                                          for c in checks]}))
+    else:
+        for c in checks:
+            click.echo(f"{'OK  ' if c.ok else 'FAIL'} {c.part}: {c.detail}")
+        click.echo(f"{file}: {'verified' if ok else 'DOES NOT VERIFY'}")
+    if not ok:
+        raise click.exceptions.Exit(EXIT_FAILED)
