@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 
 from archiver.audit import VerifyResult, digest, verify_file
+from archiver.commands._state import STATE
 from archiver.errors import EXIT_FAILED, UsageError
+from archiver.state.location import StateLocation
 from archiver.state.store import Store
 
 
@@ -34,9 +36,9 @@ def command() -> None:
 @click.option(
     "--state",
     "state_dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Also check the log ends where the state store of these runs recorded its last line "
-    "(detects lines cut off the end).",
+    type=STATE,
+    help="Also check the log ends where the state store of these runs (a folder or a "
+    "postgresql:// URL) recorded its last line (detects lines cut off the end).",
 )
 @click.option(
     "--public-key",
@@ -45,7 +47,7 @@ def command() -> None:
     help="Also check the signed digests in FILE.digests/ with this Ed25519 public key (PEM): "
     "catches a cut tail, a consistent rewrite of the chain, a deleted or a replaced digest.",
 )
-def verify(file: Path, fmt: str, state_dir: Path | None, public_key: Path | None) -> None:
+def verify(file: Path, fmt: str, state_dir: StateLocation | None, public_key: Path | None) -> None:
     """Check the hash chain of the audit log FILE and name the first broken line.
 
     Reads the file line by line without changing it. Exit 0 when every line
@@ -103,7 +105,9 @@ def check_digests(file: Path, result: VerifyResult, public_key: Path) -> VerifyR
                         result.message + f"; {count} signed digest(s) verified")
 
 
-def check_against_store(file: Path, result: VerifyResult, state_dir: Path) -> VerifyResult:
+def check_against_store(
+    file: Path, result: VerifyResult, state_dir: StateLocation
+) -> VerifyResult:
     """An intact chain must also reach the last line the state store saw written."""
     store = Store.open_existing(state_dir)
     try:

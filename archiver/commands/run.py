@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from archiver.audit import AuditLog, digest
+from archiver.commands._state import HELP, STATE, default_state
 from archiver.connect import connect, target_of
 from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
@@ -31,7 +32,7 @@ from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
 from archiver.state.files import storage_error
-from archiver.state.folder import default_state_dir
+from archiver.state.location import StateLocation
 from archiver.state.store import now
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 @click.command("run")
 @click.argument("policies", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-    help="State folder (SQLite store and run lock). Default: a .archiver/ folder beside the policy.",
+    "--state", "state_dir", type=STATE,
+    help=f"{HELP} Default: a .archiver/ folder beside the policy.",
 )
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -81,7 +82,7 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 )
 def command(
     policies: tuple[Path, ...],
-    state_dir: Path | None,
+    state_dir: StateLocation | None,
     report_path: Path | None,
     metrics_path: Path | None,
     log_format: str,
@@ -97,6 +98,8 @@ def command(
     warehouse webhooks and writes the audit log. Safe to kill at any moment:
     running it again resumes where it stopped and never archives an attempt
     twice. Two runs on the same state folder at once: the second refuses.
+    Runs sharing a PostgreSQL store (--state postgresql://...) each take the
+    campaigns no other run holds; one another holds is reported busy.
 
     Progress goes to stderr: a live display on a terminal, log lines
     otherwise. The summary goes to stdout.
@@ -145,7 +148,7 @@ def command(
             approval.require(path, policy.sha256, allowed_signers=signers)
     exit_code = 0
     for path, policy in loaded:
-        folder = state_dir or default_state_dir(path)
+        folder = state_dir or default_state(path)
         report, _, refused = _run_one(
             policy, settings, folder, context, stderr, live
         )
@@ -172,7 +175,7 @@ def command(
 def _run_one(
     policy: Policy,
     settings: Settings,
-    state_dir: Path,
+    state_dir: StateLocation,
     context: RunContextFilter,
     stderr: Console,
     live: bool,

@@ -14,10 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.commands import runs_outbox
+from archiver.commands._state import HELP, STATE, default_state, state_from_env
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
 from archiver.report.summary import PLAIN_WIDTH, plain_console
-from archiver.state.folder import STATE_DIR_NAME, default_state_dir
+from archiver.state.folder import STATE_DIR_NAME
+from archiver.state.location import StateLocation
 from archiver.state.store import Store
 from archiver.target import CAMPAIGN_ARCHIVE, EMBEDDED
 
@@ -33,17 +35,17 @@ def state_options(func: F) -> F:
         help="Use the state folder of this policy (.archiver/ beside it).",
     )(func)
     return click.option(
-        "--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-        help=f"State folder. Default: beside --policy, else ./{STATE_DIR_NAME}.",
+        "--state", "state_dir", type=STATE,
+        help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
     )(func)
 
 
-def resolve_state_dir(state_dir: Path | None, policy_path: Path | None) -> Path:
+def resolve_state_dir(state_dir: StateLocation | None, policy_path: Path | None) -> StateLocation:
     if state_dir is not None:
         return state_dir
     if policy_path is not None:
-        return default_state_dir(policy_path)
-    return Path(STATE_DIR_NAME)
+        return default_state(policy_path)
+    return state_from_env() or Path(STATE_DIR_NAME)
 
 
 @click.group("runs", invoke_without_command=True)
@@ -52,7 +54,8 @@ def resolve_state_dir(state_dir: Path | None, policy_path: Path | None) -> Path:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Most recent runs shown.")
 @click.pass_context
 def command(
-    ctx: click.Context, state_dir: Path | None, policy_path: Path | None, fmt: str, limit: int
+    ctx: click.Context, state_dir: StateLocation | None, policy_path: Path | None, fmt: str,
+    limit: int,
 ) -> None:
     """Past runs from the state store, newest first, with their outcome and counts.
 
@@ -83,7 +86,9 @@ def command(
 @click.argument("run_id")
 @state_options
 @click.pass_context
-def show(ctx: click.Context, run_id: str, state_dir: Path | None, policy_path: Path | None) -> None:
+def show(
+    ctx: click.Context, run_id: str, state_dir: StateLocation | None, policy_path: Path | None
+) -> None:
     """Print the JSON report of run RUN_ID (or of the one run whose id starts with it)."""
     folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
     store = Store.open_existing(folder)

@@ -15,10 +15,12 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archiver.errors import UsageError
+from archiver.commands._state import HELP, STATE, default_state, state_from_env
+from archiver.errors import StateLockedError, UsageError
 from archiver.report.summary import plain_console
-from archiver.state.folder import STATE_DIR_NAME, default_state_dir
-from archiver.state.lock import RunLock
+from archiver.state import location
+from archiver.state.folder import STATE_DIR_NAME
+from archiver.state.location import StateLocation
 from archiver.state.store import Store, now
 
 COUNTS = ("pending", "disabled", "delivered", "dropped")
@@ -26,8 +28,8 @@ COUNTS = ("pending", "disabled", "delivered", "dropped")
 
 @click.command("outbox")
 @click.option(
-    "--state", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-    help=f"State folder. Default: beside --policy, else ./{STATE_DIR_NAME}.",
+    "--state", "state_dir", type=STATE,
+    help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
 )
 @click.option(
     "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -42,8 +44,8 @@ COUNTS = ("pending", "disabled", "delivered", "dropped")
               show_default=True)
 @click.pass_context
 def command(
-    ctx: click.Context, state_dir: Path | None, policy_path: Path | None, drop: str | None,
-    fmt: str,
+    ctx: click.Context, state_dir: StateLocation | None, policy_path: Path | None,
+    drop: str | None, fmt: str,
 ) -> None:
     """Sink events by sink: pending, disabled (endpoint gone), delivered and dropped.
 
@@ -81,20 +83,27 @@ def command(
     console.print(table)
 
 
-def _folder(ctx: click.Context, state_dir: Path | None, policy_path: Path | None) -> Path:
+def _folder(
+    ctx: click.Context, state_dir: StateLocation | None, policy_path: Path | None
+) -> StateLocation:
     if state_dir is not None:
         return state_dir
     if policy_path is not None:
-        return default_state_dir(policy_path)
-    parent = ctx.obj if isinstance(ctx.obj, Path) else None
-    return parent or Path(STATE_DIR_NAME)
+        return default_state(policy_path)
+    parent = ctx.obj if isinstance(ctx.obj, Path | location.PostgresUrl) else None
+    return parent or state_from_env() or Path(STATE_DIR_NAME)
 
 
-def _drop(folder: Path, sink: str) -> None:
+def _drop(folder: StateLocation, sink: str) -> None:
     store = Store.open_existing(folder)
     try:
-        # Not while a run delivers from the same outbox.
-        with RunLock(folder / "run.lock"):
+        # Not while a run delivers from the same outbox: the folder's run lock, or (a
+        # store runs share) the sink's own.
+        with location.run_lock(folder), store.delivering(sink, wait=False) as alone:
+            if not alone:
+                raise StateLockedError(
+                    f"a run is delivering sink {sink} from {folder}; wait for it to finish"
+                )
             dropped = store.drop_undelivered(
                 sink, f"dropped at {now()} by `archiver runs outbox --drop`"
             )

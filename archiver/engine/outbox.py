@@ -20,13 +20,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 from archiver.engine import failpoints
 from archiver.engine.protocols import Sink
 from archiver.errors import ArchiverError, ConfigError, Transient, WebhookGone
-from archiver.state.store import DB_NAME, OutboxEvent, Store
+from archiver.state import location
+from archiver.state.location import StateLocation
+from archiver.state.store import OutboxEvent, Store
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Outbox:
             attach = getattr(sink, "attach_store", None)
             if attach is not None:  # a sink with a file of its own (audit_log) asks the store
                 attach(store)
+        store.own_sinks(self.sinks)  # a store runs share: our events are no one's orphans
 
     def drain(self, *, wait: bool = True) -> None:
         """Deliver pending events of every sink. ``wait=False`` skips a sink another
@@ -56,8 +58,10 @@ class Outbox:
             if key in self._broken or not lock.acquire(blocking=wait):
                 continue
             try:
-                if key not in self._broken:
-                    self._drain_sink(key, sink)
+                # A store runs share: one run at a time delivers a sink, all its events.
+                with self.store.delivering(key, wait=wait) as alone:
+                    if alone and key not in self._broken:
+                        self._drain_sink(key, sink)
             finally:
                 lock.release()
 
@@ -151,11 +155,11 @@ def sink_keys(sinks: list[Sink]) -> dict[str, Sink]:
     return keys
 
 
-def check_sink_routes(state_dir: Path, sinks: list[Sink]) -> None:
+def check_sink_routes(state_dir: StateLocation, sinks: list[Sink]) -> None:
     """The outbox check of a run, made early (before its first request, the token's
     included): ConfigError when the store holds undelivered events for a sink the
     policy does not have. Changes nothing; the run migrates old names under its lock."""
-    if not (state_dir / DB_NAME).is_file():
+    if not location.exists(state_dir):
         return
     store = Store(state_dir)
     try:
@@ -169,7 +173,8 @@ _POSITIONAL = re.compile(r"(?P<kind>[^:#\s]+)#(?P<pos>\d+)")
 
 
 def claim_sinks(
-    store: Store, keys: Sequence[str], kinds: Sequence[str], state_dir: Path, *, migrate: bool = True
+    store: Store, keys: Sequence[str], kinds: Sequence[str], state_dir: StateLocation, *,
+    migrate: bool = True,
 ) -> None:
     """Every undelivered event must name a sink of the policy (``keys``, in policy order,
     with each sink's type in ``kinds``). Positional names of older stores are migrated

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -32,10 +31,11 @@ from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
-from archiver.policy.model import Policy
+from archiver.policy.model import Campaign, Policy
 from archiver.stages.sources.cxone import CxoneSource
-from archiver.state.lock import RunLock
-from archiver.state.store import DB_NAME, PendingItem, Store, StoredBatch, now
+from archiver.state import location
+from archiver.state.location import StateLocation
+from archiver.state.store import PendingItem, Store, StoredBatch, now
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def run_policy(
     *,
     client: CxoneClient,
     sinks: list[Sink],
-    state_dir: Path,
+    state_dir: StateLocation,
     target: Target,
     observer: RunObserver | None = None,
     on_report: Callable[[dict[str, Any]], object] | None = None,
@@ -130,7 +130,7 @@ def run_policy(
     """Run ``policy`` against ``target`` (what ``client`` talks to); a state folder used
     for another target refuses the run (ConfigError) before its first request."""
     observer = observer or NullObserver()
-    with RunLock(state_dir / "run.lock"):
+    with location.run_lock(state_dir):
         store = Store(state_dir)
         try:
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
@@ -142,10 +142,10 @@ def run_policy(
             store.close()
 
 
-def check_state_target(state_dir: Path, target: Target) -> None:
+def check_state_target(state_dir: StateLocation, target: Target) -> None:
     """Refuse (ConfigError) a state folder that belongs to another target, before anything
     connects; ``run_policy`` checks again, under the folder's lock, when it binds it."""
-    if not (state_dir / DB_NAME).is_file():
+    if not location.exists(state_dir):
         return
     store = Store(state_dir)
     try:
@@ -250,13 +250,30 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
     workers = max(1, min(len(campaigns), ctx.policy.connection.max_in_flight))
     statuses: dict[str, tuple[str, str]] = {}
     with ThreadPoolExecutor(workers, thread_name_prefix="campaign") as pool:
-        futures = {c.id: pool.submit(CampaignJob(ctx, c).run) for c in campaigns}
+        futures = {c.id: pool.submit(_run_campaign, ctx, c) for c in campaigns}
         for cid, future in futures.items():
             # Signals still reach the handler while the main thread waits here: it sets
             # `cancelled` and cancels the client, which cuts the calls in flight.
             future.result()
             statuses[cid] = ctx.store.campaign_status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses
+
+
+
+def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
+    """A campaign is this run's while it processes it. In a store runs share, one that
+    another run holds (on this machine or another) is left to it: reported ``busy``,
+    nothing of it listed or archived by this run, and no failure."""
+    if not ctx.store.try_lock_campaign(campaign.id):
+        reason = ctx.store.campaign_holder(campaign.id)
+        log.warning("campaign %s is busy, %s: left to that run", campaign.id, reason)
+        ctx.store.set_campaign(ctx.run_id, campaign.id, "busy", reason)
+        ctx.observer.campaign_finished(campaign.id, "busy", reason)
+        return "busy"
+    try:
+        return CampaignJob(ctx, campaign).run()
+    finally:
+        ctx.store.unlock_campaign(campaign.id)
 
 
 def build_report(

@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from archiver.engine.records import FINAL_STATES
+from archiver.state.location import StateLocation
 from archiver.state.store import Store
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class RunMetrics:
         for labels, stamp in previous:
             self._families.gauges[LAST_SUCCESS][_key(labels)] = stamp
 
-    def record(self, report: Mapping[str, Any], state_dir: Path) -> None:
+    def record(self, report: Mapping[str, Any], state_dir: StateLocation) -> None:
         """Add one policy's run: its report, and the running totals of its state folder."""
         policy = str(report["policy"]["name"])
         target = report["target"]

@@ -1,0 +1,63 @@
+"""``--state``, as every command that reads or writes a state store takes it: a state
+folder (SQLite) or a ``postgresql://`` URL (a store runs on many machines share).
+
+A password in the URL is masked in every log line from the moment it is read, and
+never printed: the URL is shown without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from archiver.errors import ConfigError
+from archiver.report.redact import register_secret
+from archiver.state import location
+from archiver.state.location import PostgresUrl, StateLocation
+
+HELP = (
+    "State store: a folder (SQLite, created owner-only) or a postgresql:// URL (one store "
+    "runs on many machines share; ARCHIVER_STATE_URL when not given)."
+)
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[StateLocation]
+else:  # click before 8.2 has no type parameter
+    _ParamType = click.ParamType
+
+
+class StateParam(_ParamType):
+    name = "DIR|URL"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> StateLocation:
+        if isinstance(value, Path | PostgresUrl):
+            return value
+        try:
+            found = location.parse(str(value))
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+        return _masked(found)
+
+
+STATE = StateParam()
+
+
+def default_state(policy_path: Path) -> StateLocation:
+    """Without ``--state``: ``ARCHIVER_STATE_URL``, else the folder beside the policy."""
+    return _masked(location.default_for(policy_path))
+
+
+def state_from_env() -> StateLocation | None:
+    url = location.from_env()
+    return _masked(url) if url is not None else None
+
+
+def _masked(found: StateLocation) -> StateLocation:
+    for secret in location.secrets_of(found):
+        register_secret(secret)
+    return found

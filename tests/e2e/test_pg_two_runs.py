@@ -1,0 +1,205 @@
+"""Runs on many machines, one PostgreSQL state store: campaign locks keep them apart.
+
+Each run here is an ``archiver run`` process with a working folder of its own (its own
+copy of the policy, its own audit log: another machine, as far as archiver can tell),
+against one standalone simulator, with the same ``--state postgresql://...``.
+
+- On the same campaigns, each campaign is processed by one run at a time: the other
+  leaves it, reporting it ``busy`` and naming the run that holds it. The simulator's
+  ledger shows no attempt archived twice, and no batch was even sent twice (no replay
+  of an idempotency key: the locks kept the runs apart, not the API).
+- On different campaigns, the runs proceed side by side: both hold their campaigns'
+  locks at the same moment.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import requests
+
+from archiver.state.locks import lock_key
+from tests.support import (
+    APPROVED,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REPO,
+    WEBHOOK_SECRET,
+    policy_dict,
+    read_report,
+    write_policy,
+)
+
+CAMPAIGNS = [f"7c0c1c2d-0000-4000-8000-0000000000{n:02d}" for n in range(1, 5)]
+
+
+def start_simulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
+    args = [
+        sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", "73",
+        "--attempts", "600", "--latency-ms", str(latency_ms), "--client-id", CLIENT_ID,
+        "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
+        *(a for c in CAMPAIGNS for a in ("--campaign", c)),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("listening on "), first
+    return proc, first.removeprefix("listening on ").strip()
+
+
+def machine(folder: Path, base: str, campaigns: list[str]) -> Path:
+    """A working folder as another machine would have it: the policy and its audit log."""
+    doc = policy_dict(campaigns)
+    doc["connection"]["max_in_flight"] = 2
+    doc["source"]["page_size"] = 100
+    doc["batch"]["max_items"] = 40
+    doc["campaigns"] = [{"id": c} for c in campaigns]
+    doc["sinks"] = [
+        {"type": "webhook", "url": f"{base}/_sim/webhooks", "secret_env": "DW_WEBHOOK_SECRET"},
+        {"type": "audit_log", "path": "audit/audit.jsonl"},
+    ]
+    return write_policy(folder / "policy.yaml", doc)
+
+
+def start_run(policy: Path, url: str, base: str) -> subprocess.Popen[str]:
+    env = {
+        "PATH": "/usr/bin:/bin", "CXONE_BASE_URL": base, "CXONE_CLIENT_ID": CLIENT_ID,
+        "CXONE_CLIENT_SECRET": CLIENT_SECRET, "DW_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "ARCHIVER_STATE_URL": url,  # the store from the environment, as a deployment sets it
+        "PYTHONPATH": str(REPO),  # this checkout's archiver, whatever the working folder
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "archiver", "run", str(policy), "--report",
+         str(policy.parent / "report.json")],
+        env=env, cwd=policy.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def sim_get(base: str, path: str, **params: str) -> object:
+    return requests.get(f"{base}/_sim/{path}", params=params, timeout=10).json()
+
+
+def eligible(base: str, campaigns: list[str]) -> dict[str, set[str]]:
+    out = {}
+    for c in campaigns:
+        answer = sim_get(base, "eligible", campaign=c, approved=",".join(APPROVED))
+        out[c] = set(answer["ids"])  # type: ignore[index]
+    return out
+
+
+def test_two_runs_on_the_same_campaigns_never_archive_an_attempt_twice(tmp_path, postgres_url):
+    sim, base = start_simulator(latency_ms=60)
+    try:
+        policies = [machine(tmp_path / name, base, CAMPAIGNS) for name in ("host-a", "host-b")]
+        runs = [start_run(p, postgres_url, base) for p in policies]
+        for run in runs:
+            _, err = run.communicate(timeout=240)
+            assert run.returncode == 0, err[-3000:]
+        reports = [read_report(p.parent / "report.json") for p in policies]
+
+        ledger: dict[str, int] = sim_get(base, "ledger")["attempts"]  # type: ignore[index]
+        wanted = eligible(base, CAMPAIGNS)
+        assert set(ledger) == set().union(*wanted.values()), "every eligible attempt archived"
+        assert [a for a, n in ledger.items() if n != 1] == [], "no attempt archived twice"
+        stats = sim_get(base, "stats")
+        assert stats["replays"] == 0, "no batch was sent by both runs"  # type: ignore[index]
+
+        busy = 0
+        for c in CAMPAIGNS:
+            rows = [next(x for x in r["campaigns"] if x["id"] == c) for r in reports]
+            assert sum(row["archived_in_this_run"] for row in rows) == len(wanted[c]), c
+            assert any(row["status"] == "done" for row in rows), rows
+            for row, other in zip(rows, reversed(reports), strict=True):
+                if row["status"] == "busy":
+                    busy += 1
+                    assert row["reason"].startswith(f"held by archiver run {other['run_id']} (pid ")
+                    assert row["listed"] == 0
+        assert busy >= 1, "the runs overlapped: one found a campaign the other held"
+
+        # Both runs deliver the one webhook sink, one at a time: each event once.
+        deliveries = Counter(
+            d["id"] for d in sim_get(base, "webhooks") if d["status"] == 204)  # type: ignore[union-attr]
+        assert deliveries and set(deliveries.values()) == {1}
+        # Each host's audit log holds its own run's batches, chained, as the store says.
+        audited: list[str] = []
+        for p in policies:
+            log = p.parent / "audit" / "audit.jsonl"
+            check = subprocess.run(
+                [sys.executable, "-m", "archiver", "audit", "verify", str(log), "--state",
+                 postgres_url], capture_output=True, text=True, cwd=REPO, timeout=60,
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+            lines = [json.loads(x) for x in log.read_text().splitlines()]
+            audited += [x["batch_id"] for x in lines if x["event"] == "batch_archived"]
+        with psycopg.connect(postgres_url) as db:
+            done = {r[0] for r in db.execute(
+                "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0")}
+        assert sorted(audited) == sorted(done), "every batch audited once, by the run that sent it"
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+
+
+def campaign_locks_held(url: str, keys: dict[str, int]) -> dict[str, int]:
+    """Campaign -> pid of the session holding its lock, now."""
+    wanted = {k & 0xFFFF_FFFF_FFFF_FFFF: c for c, k in keys.items()}
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT classid::bigint, objid::bigint, pid FROM pg_locks"
+            " WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+        ).fetchall()
+    held = {}
+    for high, low, pid in rows:
+        campaign = wanted.get((high << 32) | low)
+        if campaign is not None:
+            held[campaign] = pid
+    return held
+
+
+def test_runs_on_different_campaigns_proceed_in_parallel(tmp_path, postgres_url):
+    sim, base = start_simulator(latency_ms=80)
+    try:
+        mine, theirs = CAMPAIGNS[:2], CAMPAIGNS[2:]
+        policies = [machine(tmp_path / "host-a", base, mine),
+                    machine(tmp_path / "host-b", base, theirs)]
+        runs = [start_run(p, postgres_url, base) for p in policies]
+        target = None
+        seen_together: dict[str, int] = {}
+        deadline = time.monotonic() + 120
+        while any(r.poll() is None for r in runs) and time.monotonic() < deadline:
+            if target is None:
+                with psycopg.connect(postgres_url) as db:
+                    exists = db.execute("SELECT to_regclass('store_meta') IS NOT NULL").fetchone()
+                    row = db.execute(
+                        "SELECT value FROM store_meta WHERE key = 'target'").fetchone() if (
+                        exists and exists[0]) else None
+                target = row[0] if row else None
+            if target is not None:
+                keys = {c: lock_key("campaign", target, c) for c in CAMPAIGNS}
+                held = campaign_locks_held(postgres_url, keys)
+                if any(c in held for c in mine) and any(c in held for c in theirs):
+                    seen_together = held
+                    break
+            time.sleep(0.02)
+        for run in runs:
+            _, err = run.communicate(timeout=240)
+            assert run.returncode == 0, err[-3000:]
+        assert seen_together, "both runs held their campaigns' locks at the same moment"
+        pids = {seen_together[c] for c in seen_together}
+        assert len(pids) == 2, "held by two sessions: the two runs"
+
+        for p in policies:
+            report = read_report(p.parent / "report.json")
+            assert {c["status"] for c in report["campaigns"]} == {"done"}
+        ledger: dict[str, int] = sim_get(base, "ledger")["attempts"]  # type: ignore[index]
+        assert set(ledger) == set().union(*eligible(base, CAMPAIGNS).values())
+        assert set(ledger.values()) == {1}
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
