@@ -1,25 +1,33 @@
-"""From a policy and the environment to a ready API client (real tenant or embedded simulator).
+"""From a policy and the environment to a ready backend (real tenant or embedded simulator).
 
-Secrets are resolved here, before the first request: a missing one, or one too
-short to be a secret, stops the run with a ConfigError naming the variable (never
-its value). Then one token is fetched, so refused credentials or an unreachable
-host stop the run before it starts, in one line.
+The policy's ``connection.api`` picks the backend (``archiver.backends``): the
+campaign archive API (the default) or NICE CXone's platform API. Secrets are
+resolved here, before the first request: a missing one, or one too short to be a
+secret, stops the run with a ConfigError naming the variable (never its value).
+Then one token is fetched, so refused credentials or an unreachable host stop the
+run before it starts, in one line. ``base_url: embedded`` starts the simulator
+personality of the policy's API in-process.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import secrets as _secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from archiver.backends.campaign_archive import CampaignArchiveBackend
+from archiver.backends.cxone.auth import Credentials as CxoneCredentials
+from archiver.backends.cxone.backend import CxoneBackend
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
 from archiver.cxone.retry import interruptible_sleep
-from archiver.errors import ConfigError
-from archiver.policy.model import EMBEDDED, Policy, WebhookSink
+from archiver.engine.backend import Backend
+from archiver.errors import AuthError, ConfigError
+from archiver.policy.model import CXONE, EMBEDDED, Policy, WebhookSink
 from archiver.report.redact import register_secret
 from archiver.settings import Settings, check_secret, env_secret
 from archiver.target import Target, target_for
@@ -33,20 +41,30 @@ EMBEDDED_SEED = 7
 
 @dataclass
 class Connection:
-    client: CxoneClient
+    backend: Backend
     secrets: dict[str, str]
     webhook_url: str | None  # the embedded simulator's receiver
-    embedded: object | None  # the running Simulator, when embedded
-    target: Target  # what the client talks to: backend and host after every override
+    embedded: object | None  # the running simulator, when embedded
+    target: Target  # what the backend talks to: API and host after every override
+    # Fetch a token now (refused credentials, an unreachable host: before the run).
+    check_credentials: Callable[[], None] = field(default=lambda: None)
+    # The error that refused the credentials during the run, if any.
+    credentials_refused: Callable[[], AuthError | None] = field(default=lambda: None)
 
 
 def base_url(policy: Policy, settings: Settings) -> str:
-    return settings.base_url or policy.connection.base_url
+    """The API host the run uses: ``--base-url``, CXONE_BASE_URL, the policy's, or (cxone
+    without one) the auth host that discovery asks."""
+    connection = policy.connection
+    return settings.base_url or connection.base_url or connection.auth_url
 
 
 def target_of(policy: Policy, settings: Settings) -> Target:
     """The target ``connect`` will talk to, known before it connects."""
-    return target_for(base_url(policy, settings))
+    connection = policy.connection
+    return target_for(
+        base_url(policy, settings), backend=connection.api, tenant=connection.tenant_id
+    )
 
 
 def _announce_host(policy: Policy, settings: Settings) -> None:
@@ -102,6 +120,10 @@ def connect(
     ``client.check_credentials()`` itself.
     """
     settings = settings or Settings.load()
+    if policy.connection.api == CXONE:
+        with _connect_cxone(policy, settings) as conn:
+            yield conn
+        return
     _announce_host(policy, settings)
     url = base_url(policy, settings)
     embedded = url == EMBEDDED
@@ -130,10 +152,12 @@ def connect(
             on_request=on_request,
             stopping=stopping,
         )
-        with client:
+        with client, _closing(
+            _campaign_archive(policy, client, secrets, None, None, target_of(policy, settings))
+        ) as conn:
             if check_credentials:
                 client.check_credentials()
-            yield Connection(client, secrets, None, None, target_for(url))
+            yield conn
         return
 
     from archiver.simulator import Faults, SimConfig, Simulator
@@ -175,10 +199,151 @@ def connect(
             on_request=on_request,
             stopping=stopping,
         )
-        with client:
+        with client, _closing(_campaign_archive(
+            policy, client, secrets, sim.webhook_url, sim, target_of(policy, settings)
+        )) as conn:
             if check_credentials:
                 client.check_credentials()
-            yield Connection(client, secrets, sim.webhook_url, sim, target_for(url))
+            yield conn
+
+
+@contextmanager
+def _closing(conn: Connection) -> Iterator[Connection]:
+    """The connection's backend is closed before its client: listing look-ahead still in
+    flight ends within its deadline, which the client's watchdog keeps."""
+    try:
+        yield conn
+    finally:
+        conn.backend.close()
+
+
+def _campaign_archive(
+    policy: Policy,
+    client: CxoneClient,
+    secrets: dict[str, str],
+    webhook_url: str | None,
+    sim: object | None,
+    target: Target,
+) -> Connection:
+    backend = CampaignArchiveBackend(
+        client,
+        page_size=policy.source.page_size,
+        max_in_flight=policy.connection.max_in_flight,
+        campaigns=len(policy.campaigns),
+        force_cold_storage=policy.batch.force_cold_storage,
+        delete_active=policy.batch.delete_active,
+    )
+    return Connection(
+        backend, secrets, webhook_url, sim, target,
+        check_credentials=client.check_credentials,
+        credentials_refused=client.credentials_refused,
+    )
+
+
+@contextmanager
+def _connect_cxone(policy: Policy, settings: Settings) -> Iterator[Connection]:
+    """NICE CXone's platform API: a real tenant with the access key and the registered
+    application from the environment, or (``base_url: embedded``) the simulator's
+    cxone personality in-process with its own demo credentials."""
+    connection = policy.connection
+    secrets = resolve_secrets(policy, embedded=connection.base_url == EMBEDDED)
+    target = target_of(policy, settings)
+    if (settings.base_url or connection.base_url) != EMBEDDED:
+        _announce_host(policy, settings)
+        credentials = cxone_credentials(settings)
+        if not connection.tenant_id:
+            raise ConfigError("connection.tenant_id is required for api: cxone")
+        backend = _build_cxone(
+            policy, connection.tenant_id, credentials, connection.auth_url,
+            settings.base_url or connection.base_url,
+        )
+        try:
+            yield Connection(backend, secrets, None, None, target, check_credentials=backend.check)
+        finally:
+            backend.close()
+        return
+
+    from archiver.simulator.cxone import CxoneSimConfig, CxoneSimulator
+
+    log.warning(
+        "connection.base_url is `embedded`: running against the built-in CXone simulator; "
+        "nothing changes on a real tenant"
+    )
+    config = CxoneSimConfig()
+    if connection.tenant_id:
+        config = dataclasses.replace(config, tenant_id=connection.tenant_id)
+    with CxoneSimulator(config) as sim:
+        credentials = CxoneCredentials(
+            access_key_id=config.access_key_id, access_key_secret=config.access_key_secret,
+            client_id=config.client_id, client_secret=config.client_secret,
+        )
+        backend = _build_cxone(policy, config.tenant_id, credentials, sim.base_url, None)
+        try:
+            yield Connection(backend, secrets, None, sim, target, check_credentials=backend.check)
+        finally:
+            backend.close()
+
+
+def _build_cxone(
+    policy: Policy,
+    tenant_id: str,
+    credentials: CxoneCredentials,
+    auth_url: str,
+    api_url: str | None,
+) -> CxoneBackend:
+    from archiver.backends import cxone
+
+    c, source, retry = policy.connection, policy.source, policy.retry
+    return cxone.build(
+        tenant_id=tenant_id,
+        credentials=credentials,
+        auth_url=auth_url,
+        base_url=api_url,
+        api_version=c.api_version,
+        timeout_seconds=c.timeout_seconds,
+        connect_timeout_seconds=c.connect_timeout_seconds,
+        max_requests_per_second=c.max_requests_per_second,
+        max_in_flight=c.max_in_flight,
+        max_attempts=retry.max_attempts,
+        initial_backoff_seconds=retry.initial_backoff_seconds,
+        max_backoff_seconds=retry.max_backoff_seconds,
+        respect_retry_after=retry.respect_retry_after,
+        source_type=source.type or "completed_contacts",
+        page_size=source.page_size,
+        since=source.since,
+        call_list=source.call_list,
+        actions={cp.id: cp.action or "export" for cp in policy.campaigns},
+    )
+
+
+def cxone_credentials(settings: Settings) -> CxoneCredentials:
+    """The access key and the application from the environment (or .env): every one
+    missing is named, each secret checked and registered for redaction."""
+    values = {
+        "CXONE_ACCESS_KEY_ID": settings.access_key_id,
+        "CXONE_ACCESS_KEY_SECRET": _plain(settings.access_key_secret),
+        "CXONE_CLIENT_ID": settings.client_id,
+        "CXONE_CLIENT_SECRET": _plain(settings.client_secret),
+    }
+    missing = [name for name, value in values.items() if not (value or "").strip()]
+    if missing:
+        raise ConfigError(
+            f"missing CXone credentials: set {', '.join(missing)} in the environment or a "
+            ".env file (api: cxone)"
+        )
+    for name in ("CXONE_ACCESS_KEY_SECRET", "CXONE_CLIENT_SECRET"):
+        register_secret(check_secret(name, values[name] or ""))
+    return CxoneCredentials(
+        access_key_id=(values["CXONE_ACCESS_KEY_ID"] or "").strip(),
+        access_key_secret=values["CXONE_ACCESS_KEY_SECRET"] or "",
+        client_id=(values["CXONE_CLIENT_ID"] or "").strip(),
+        client_secret=values["CXONE_CLIENT_SECRET"] or "",
+    )
+
+
+def _plain(secret: object) -> str | None:
+    value = getattr(secret, "get_secret_value", None)
+    return value() if callable(value) else None
 
 
 __all__ = ["Connection", "RequestEvent", "connect"]

@@ -59,7 +59,9 @@ class _SecretsOnly(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """``CXONE_CLIENT_ID``, ``CXONE_CLIENT_SECRET`` and ``CXONE_BASE_URL`` (environment only)."""
+    """``CXONE_CLIENT_ID``, ``CXONE_CLIENT_SECRET``, for ``api: cxone`` also
+    ``CXONE_ACCESS_KEY_ID`` and ``CXONE_ACCESS_KEY_SECRET`` (environment or ``.env``), and
+    ``CXONE_BASE_URL`` (environment only)."""
 
     model_config = SettingsConfigDict(
         env_prefix="CXONE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -67,6 +69,9 @@ class Settings(BaseSettings):
 
     client_id: str | None = None
     client_secret: SecretStr | None = None
+    # api: cxone also logs in with an access key (the password grant).
+    access_key_id: str | None = None
+    access_key_secret: SecretStr | None = None
     base_url: str | None = None
     # Where base_url came from, for the line that says the policy's host was overridden.
     _base_url_origin: str = PrivateAttr(default=FROM_ENVIRONMENT)

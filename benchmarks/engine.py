@@ -23,6 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from archiver.backends.campaign_archive import parse_record
 from archiver.engine.campaign import next_batches
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.registry import BuildContext, build_pipeline_stages
@@ -98,7 +99,7 @@ def main() -> None:
 
     def decisions() -> Iterator[Any]:
         for n, raw in enumerate(generate(args.attempts)):
-            d = pipeline.decide(raw, fallback_id=f"#{n}")
+            d = pipeline.decide(parse_record(raw), fallback_id=f"#{n}")
             kinds[d.kind] = kinds.get(d.kind, 0) + 1
             yield d
 

@@ -195,14 +195,14 @@ def _run_one(
         sinks = build_sinks(BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url))
         check_sink_routes(state_dir, sinks)  # pending events with nowhere to go: refused now
         # After the sinks: a bad webhook secret is refused before any request.
-        conn.client.check_credentials()
+        conn.check_credentials()
         with progress:
             result = run_policy(
-                policy, client=conn.client, sinks=sinks, state_dir=state_dir,
+                policy, backend=conn.backend, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
                 on_report=lambda report: extend_report(report, monitor),
             )
-        refused = conn.client.credentials_refused()
+        refused = conn.credentials_refused()
     return result.report, monitor, refused
 
 

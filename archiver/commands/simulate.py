@@ -39,6 +39,12 @@ def _fail_status(
 
 
 @click.command(name="simulate")
+@click.option("--api", type=click.Choice(["campaign-archive", "cxone"]),
+              default="campaign-archive", show_default=True,
+              help="Which API to serve: the campaign archive contract, or NICE CXone's "
+                   "platform API (the cxone personality; it takes --port, --host, --seed, "
+                   "--campaigns, --attempts as contacts per campaign, --rate-limit, "
+                   "--error-rate, --token-lifetime and --latency-ms).")
 @click.option("--port", default=8089, show_default=True, help="TCP port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_loopback,
               help="Address to listen on; loopback only (127.0.0.1, ::1, localhost).")
@@ -90,6 +96,7 @@ def _fail_status(
 @click.option("--request-log", default=10_000, show_default=True, metavar="N",
               help="How many recent requests /_sim/requests keeps.")
 def command(
+    api: str,
     port: int,
     host: str,
     seed: int,
@@ -121,7 +128,20 @@ def command(
     /_sim/stats, /_sim/ledger (how often each attempt was archived),
     /_sim/campaigns, /_sim/requests and /_sim/webhooks; change faults while it
     runs with POST /_sim/faults and a JSON object of fault fields. Runs until Ctrl-C.
+
+    With --api cxone it serves NICE CXone's platform API instead (auth, discovery,
+    completed contacts, dispositions, calling lists, skills): point a policy's
+    connection.auth_url at it; it prints the tenant id and its demo credentials.
     """
+    if api == "cxone":
+        from archiver.simulator.cxone import cli
+
+        cli.command.callback(  # type: ignore[misc]
+            port=port, host=host, seed=seed, campaigns=campaigns, contacts=attempts, churn=0,
+            rate_limit=rate_limit or 0.0, error_rate=error_rate, token_lifetime=token_lifetime,
+            latency_ms=latency_ms,
+        )
+        return
     try:
         config = SimConfig(
             seed=seed, campaign_ids=list(campaign_ids), campaigns=campaigns,

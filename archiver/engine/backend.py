@@ -41,6 +41,11 @@ class AttemptRecord:
     # externalId); kept in the state store with the decision.
     handle: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def outcome_code(self) -> str:
+        """The outcome under the name stage plugins written for the first backend read."""
+        return self.outcome
+
 
 @dataclass(frozen=True, slots=True)
 class MalformedRecord:
@@ -60,7 +65,9 @@ class Page:
     watermark: str | None = None
 
 
-ItemOutcome = Literal["archived", "failed"]
+# "unknown": the backend cannot tell (an API that counts failures without naming them);
+# the engine lists the campaign again after its batches, and what is still listed failed.
+ItemOutcome = Literal["archived", "failed", "unknown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +97,19 @@ class Backend(Protocol):
     def act(
         self, campaign_id: str, batch: Sequence[AttemptRecord], *, idempotency_key: str
     ) -> ActResult:
-        """Archive (or export, or retire) one batch; every try carries the same key."""
+        """Archive (or export, or retire) one batch; every try carries the same key.
+
+        Each record's ``retention_days`` is the retention the policy decided for it.
+        Raises :class:`archiver.errors.CampaignActive` when the API refuses because the
+        campaign is dialing (the engine then asks ``dialing`` and follows on_active)."""
         ...
 
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         """What of the campaign is dialing now (e.g. its running skills), as JSON values;
-        None when nothing is. Changes nothing: the engine stores the answer before
-        ``pause``, so a run killed in between still knows what to restart."""
+        None when nothing is, or when the backend learns it only from a refused ``act``
+        (then it answers after that refusal). Changes nothing: the engine stores the
+        answer before ``pause``, so a run killed in between still knows what to restart.
+        The engine asks before a campaign's first ``act`` and after a CampaignActive."""
         ...
 
     def pause(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
@@ -105,6 +118,11 @@ class Backend(Protocol):
 
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
         """Restart exactly what ``dialing`` named; safe to call again after a crash."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop: waits end and no new call starts (safe from a signal handler); the
+        calls of ``resume`` may still go, once each."""
         ...
 
     def close(self) -> None: ...

@@ -11,6 +11,16 @@ the sink events are committed in one transaction. A batch found open at the
 start of a run (sent, no recorded response) is reconciled with the fresh
 listing: members gone from the listing were archived by it; if all members are
 still listed it is resent with its original key.
+
+The campaign's listing comes from the policy's backend, from the watermark its last
+clean run left (a backend that pages by update time); the watermark moves on only
+when every attempt the run listed reached a final state other than failed, so a
+failed or unfinished attempt is listed again.
+
+Dialing: before its first batch the backend is asked whether the campaign dials
+(``Backend.dialing``), and again when an ``act`` is refused with CampaignActive;
+``on_active`` decides. A pause is recorded with what the backend pauses before it
+pauses it, and the next run restores it if this one dies.
 """
 
 from __future__ import annotations
@@ -19,14 +29,15 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from archiver.cxone import wire
-from archiver.engine import payloads
+from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
+from archiver.engine.building import BuildContext
+from archiver.engine.context import RunContext, as_record
 from archiver.engine.pipeline import Pipeline
-from archiver.engine.registry import BuildContext, build_pipeline_stages
+from archiver.engine.registry import build_pipeline_stages
 from archiver.errors import (
     ApiError,
     ArchiverError,
@@ -35,10 +46,7 @@ from archiver.errors import (
     Transient,
 )
 from archiver.policy.model import Campaign
-from archiver.state.store import PendingItem, Store, StoredBatch, now
-
-if TYPE_CHECKING:
-    from archiver.engine.runner import RunContext
+from archiver.state.store import PendingItem, Store, StoredBatch
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +77,17 @@ def batch_id_of(key: str) -> str:
 
 
 def next_batches(
-    store: Store, run_id: str, campaign_id: str, max_items: int
+    store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
     """The campaign's archive-eligible attempts of this run, sorted by id and cut into
     chunks of ``max_items`` from the start; each is committed (composition and key)
-    before anyone sends it, then yielded. Streams, so memory stays flat."""
+    before anyone sends it, then yielded. Streams, so memory stays flat.
+    ``anonymized_only``: only attempts listed as anonymized (a backend with the flag)."""
     seq = store.max_batch_seq(run_id, campaign_id)
     after = ""
-    while items := store.unbatched(run_id, campaign_id, after, max_items):
+    while items := store.unbatched(
+        run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
+    ):
         after = items[-1].attempt_id
         seq += 1
         ids = [i.attempt_id for i in items]
@@ -102,14 +113,20 @@ class CampaignJob:
         self.cid = campaign.id
         self.store = ctx.store
         self.run_id = ctx.run_id
+        self.backend = ctx.backend
+        # Backends whose records carry an anonymized flag: only true ever goes out.
+        self.flagged = "anonymized" in ctx.backend.fields
         filters, transforms = build_pipeline_stages(
             BuildContext(policy=ctx.policy, campaign_id=self.cid)
         )
-        self.pipeline = Pipeline(filters, transforms)
+        self.pipeline = Pipeline(filters, transforms, guard_anonymized=self.flagged)
+        self.source = ctx.policy.source.type or "attempts"  # the watermark's listing
+        self._since = self.store.watermark(self.cid, self.source)
+        self._watermark: str | None = None
         self._pause_lock = threading.Lock()
-        self._paused = False
+        self._paused: Mapping[str, Any] | None = None
         self._stop: ArchiverError | None = None
-        self._partial: list[tuple[StoredBatch, wire.ArchiveResponse]] = []
+        self._partial: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
         self._partial_lock = threading.Lock()
 
     # -- driver -------------------------------------------------------------------
@@ -122,8 +139,14 @@ class CampaignJob:
         try:
             self.list_all()
             self.store.set_campaign(self.run_id, self.cid, "listed")
-            self.store.quarantine_unanonymized(self.run_id, self.cid)
-            self.ctx.observer.planned(self.cid, self.store.pending_count(self.run_id, self.cid))
+            if self.flagged:
+                self.store.quarantine_unanonymized(self.run_id, self.cid)
+            pending = self.store.pending_count(self.run_id, self.cid)
+            self.ctx.observer.planned(self.cid, pending)
+            # An export changes nothing on the tenant: whether the campaign dials is moot.
+            acts = self.campaign.action != "export"
+            if acts and (pending or self.store.open_batches(self.cid)):
+                self.check_dialing()
             self.recover_open_batches()
             self.archive_all()
             self.verify_partial_batches()
@@ -143,6 +166,8 @@ class CampaignJob:
         if status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
         self.store.fail_pending(self.run_id, self.cid, reason or "not archived in this run")
+        if status == "done":
+            self.keep_watermark()
         self.store.set_campaign(self.run_id, self.cid, status, reason)
         obs.campaign_finished(self.cid, status, reason)
         return status
@@ -150,17 +175,29 @@ class CampaignJob:
     # -- listing ------------------------------------------------------------------
     def list_all(self) -> None:
         offset = 0
-        for page in self.ctx.source.pages(self.cid):
+        for page in self.backend.pages(self.cid, since=self._since):
             if self.ctx.cancelled.is_set():
                 raise Interrupted("run interrupted while listing")
             decisions = [
-                self.pipeline.decide(raw, fallback_id=f"(no id, offset {offset + i})")
-                for i, raw in enumerate(page)
+                self.pipeline.decide(record, fallback_id=f"(no id, offset {offset + i})")
+                for i, record in enumerate(page.records)
             ]
-            offset += len(page)
+            offset += len(page.records)
             self.store.record_listed(self.run_id, self.cid, decisions)
+            if page.watermark is not None:
+                self._watermark = page.watermark
             self.ctx.crash_point("page_listed")
             self.ctx.observer.listed(self.cid, len(decisions))
+
+    def keep_watermark(self) -> None:
+        """The next run lists from where this one ended, once nothing it listed is left
+        to do: no attempt pending or failed, no batch open."""
+        if self._watermark is None or self._watermark == self._since:
+            return
+        left = self.store.counts(self.run_id).get(self.cid, {})
+        if left.get("failed", 0) or left.get("pending", 0) or self.store.open_batches(self.cid):
+            return
+        self.store.set_watermark(self.cid, self.source, self._watermark)
 
     # -- recovery -----------------------------------------------------------------
     def recover_open_batches(self) -> None:
@@ -168,7 +205,9 @@ class CampaignJob:
             items = self.store.batch_items(batch.id)
             listed = [i for i in items if i.run_id == self.run_id]
             gone = [i.attempt_id for i in items if i.run_id != self.run_id]
-            if listed and not gone and all(i.anonymized for i in listed):
+            if self._stop is not None:
+                continue  # the campaign dials and is skipped: the batch waits for a later run
+            if listed and not gone and (not self.flagged or all(i.anonymized for i in listed)):
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
                 self._send(batch, items)
                 continue
@@ -186,12 +225,13 @@ class CampaignJob:
                 batch,
                 keep=gone,
                 run_id=self.run_id,
-                events=self.ctx.batch_events(batch, kept, None) if kept else (),
+                events=self.ctx.batch_events(batch, kept, None, None) if kept else (),
             )
             self.ctx.outbox.drain(wait=False)
         # A member whose record now says it is not anonymized went back to pending
         # instead of being resent: it never reaches an archive body.
-        self.store.quarantine_unanonymized(self.run_id, self.cid)
+        if self.flagged:
+            self.store.quarantine_unanonymized(self.run_id, self.cid)
 
     # -- archiving ----------------------------------------------------------------
     def archive_all(self) -> None:
@@ -201,7 +241,9 @@ class CampaignJob:
         if self._stop is not None or self.ctx.cancelled.is_set():
             return
         try:
-            for batch, items in next_batches(self.store, self.run_id, self.cid, max_items):
+            for batch, items in next_batches(
+                self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged
+            ):
                 self.ctx.crash_point("batch_prepared")
                 inflight.append(self.ctx.http.submit(self._send, batch, items))
                 while len(inflight) >= window:
@@ -212,22 +254,16 @@ class CampaignJob:
             while inflight:
                 inflight.popleft().result()
 
-    def _request(self, items: list[PendingItem]) -> wire.ArchiveRequest:
-        return payloads.archive_request(self.ctx.policy, self.cid, items)
-
     def _send(self, batch: StoredBatch, items: list[PendingItem]) -> None:
-        """POST one batch and record what happened; never raises for API errors."""
-        request = self._request(items)
+        """Act on one batch and record what happened; never raises for API errors."""
+        records = [as_record(i) for i in items]
+        key = batch.idempotency_key
         try:
             try:
-                response = self.ctx.client.archive(
-                    self.cid, request, idempotency_key=batch.idempotency_key
-                )
+                result = self.backend.act(self.cid, records, idempotency_key=key)
             except CampaignActive as err:
                 self._on_active(err)
-                response = self.ctx.client.archive(
-                    self.cid, request, idempotency_key=batch.idempotency_key
-                )
+                result = self.backend.act(self.cid, records, idempotency_key=key)
         except CampaignSkipped as err:
             # Not failed: the policy asked to skip a dialing campaign. The rest of its
             # attempts are recorded skipped when the campaign ends.
@@ -244,108 +280,130 @@ class CampaignJob:
             self.ctx.observer.archived(self.cid, 0, len(items))
             return
         self.ctx.crash_point("batch_posted")
-        self._record(batch, items, response)
+        self._record(batch, items, result)
 
-    def _record(
-        self, batch: StoredBatch, items: list[PendingItem], response: wire.ArchiveResponse
-    ) -> None:
-        body = response.model_dump(by_alias=True)
-        if response.failed_count > 0:
+    def _record(self, batch: StoredBatch, items: list[PendingItem], result: ActResult) -> None:
+        if any(_outcome(result, i)[0] == "unknown" for i in items):
             # Which items failed is not in the answer: the listing still has them.
             # They are found by one re-listing once the campaign's batches are done.
             with self._partial_lock:
-                self._partial.append((batch, response))
+                self._partial.append((batch, items, result))
             return
+        archived = [i for i in items if _outcome(result, i)[0] == "archived"]
+        failed = {i.attempt_id: _outcome(result, i)[1] for i in items if i not in archived}
         self.store.batch_done(
             batch,
             run_id=self.run_id,
-            archived_ids=[i.attempt_id for i in items],
-            failed={},
-            response=body,
-            events=self.ctx.batch_events(batch, items, response),
+            archived_ids=[i.attempt_id for i in archived],
+            failed=failed,
+            response=_response(result),
+            events=self.ctx.batch_events(batch, archived, result.status, result.job_id),
         )
-        self.ctx.observer.archived(self.cid, len(items), 0)
+        self.ctx.observer.archived(self.cid, len(archived), len(failed))
         self.ctx.crash_point("batch_recorded")
         self.ctx.outbox.drain(wait=False)
 
     def verify_partial_batches(self) -> None:
         if not self._partial:
             return
-        items_of = {batch.id: self.store.batch_items(batch.id) for batch, _ in self._partial}
-        members = {i.attempt_id for items in items_of.values() for i in items}
+        members = {i.attempt_id for _, items, _ in self._partial for i in items}
         still_listed: set[str] = set()
-        for page in self.ctx.source.pages(self.cid):
-            for raw in page:
-                aid = wire.attempt_id_of(raw)
-                if aid in members:
-                    still_listed.add(aid)
-        for batch, response in self._partial:
-            items = items_of[batch.id]
-            archived = [i for i in items if i.attempt_id not in still_listed]
-            reason = (
-                f"archive call reported {response.failed_count} failed item(s); "
-                "this attempt was still listed after its batch"
-            )
-            failed = {i.attempt_id: reason for i in items if i.attempt_id in still_listed}
+        for page in self.backend.pages(self.cid, since=self._since):
+            for record in page.records:
+                found = _id_of(record)
+                if found in members:
+                    still_listed.add(found)
+        for batch, items, result in self._partial:
+            archived: list[PendingItem] = []
+            failed: dict[str, str] = {}
+            for i in items:
+                outcome, reason = _outcome(result, i)
+                if outcome == "unknown":
+                    outcome = "failed" if i.attempt_id in still_listed else "archived"
+                    reason = (
+                        f"{reason}; this attempt was still listed after its batch"
+                        if outcome == "failed" else ""
+                    )
+                if outcome == "archived":
+                    archived.append(i)
+                else:
+                    failed[i.attempt_id] = reason
             self.store.batch_done(
                 batch,
                 run_id=self.run_id,
                 archived_ids=[i.attempt_id for i in archived],
                 failed=failed,
-                response=response.model_dump(by_alias=True),
-                events=self.ctx.batch_events(batch, archived, response),
+                response=_response(result),
+                events=self.ctx.batch_events(batch, archived, result.status, result.job_id),
             )
             self.ctx.observer.archived(self.cid, len(archived), len(failed))
         self._partial.clear()
         self.ctx.outbox.drain(wait=False)
 
     # -- active campaigns -----------------------------------------------------------
+    def check_dialing(self) -> None:
+        """Before the campaign's first batch: a campaign the backend sees dialing follows
+        on_active now (skip: nothing of it is sent; fail: it fails; or it is paused)."""
+        try:
+            dialing = self.backend.dialing(self.cid)
+            if dialing is not None:
+                self._follow_on_active(dialing, None)
+        except CampaignSkipped as err:
+            self._stop = err
+
     def _on_active(self, err: CampaignActive) -> None:
+        """An act was refused because the campaign dials."""
+        dialing = self.backend.dialing(self.cid)
+        if dialing is None:
+            raise err  # the backend sees nothing dialing: a refusal like any other
+        self._follow_on_active(dialing, err)
+
+    def _follow_on_active(self, dialing: Mapping[str, Any], err: CampaignActive | None) -> None:
         mode = self.campaign.on_active
         if mode == "skip":
             raise CampaignSkipped(f"campaign {self.cid} is actively dialing (on_active: skip)")
         if mode == "fail":
-            raise err
+            raise err or CampaignActive(
+                f"campaign {self.cid} is actively dialing (on_active: fail)", campaign_id=self.cid
+            )
         with self._pause_lock:
-            if self._paused:
+            if self._paused is not None:
                 return
-            # Recorded before the PATCH: a run that dies now is undone by the next one.
-            self.store.record_pause(self.cid, self.run_id, "ACTIVE")
-            self.ctx.client.set_campaign_status(self.cid, "PAUSED")
+            # Recorded before the pause: a run that dies now is undone by the next one.
+            self.store.record_dialing(self.cid, self.run_id, dialing)
+            self.backend.pause(self.cid, dialing)
             self.ctx.crash_point("campaign_paused")
-            self._paused = True
+            self._paused = dialing
             self.ctx.observer.paused(self.cid)
             log.info("campaign %s paused to archive (on_active: pause_and_resume)", self.cid)
 
     def resume_if_paused(self) -> None:
         with self._pause_lock:
-            if not self._paused:
+            if self._paused is None:
                 return
             try:
-                self.ctx.client.set_campaign_status(self.cid, "ACTIVE")
+                self.backend.resume(self.cid, self._paused)
             except ApiError as err:
                 log.error(
-                    "campaign %s: could not restore ACTIVE (the next run will): %s", self.cid, err
+                    "campaign %s: could not resume dialing (the next run will): %s", self.cid, err
                 )
                 return
             self.store.clear_pause(self.cid)
-            self._paused = False
+            self._paused = None
             self.ctx.observer.resumed(self.cid)
             log.info("campaign %s resumed", self.cid)
 
 
-def batch_context(
-    ctx: RunContext,
-    batch: StoredBatch,
-    items: list[PendingItem],
-    response: wire.ArchiveResponse | None,
-) -> dict[str, Any]:
-    """The template context of a ``batch_archived`` event (see archiver.templates)."""
-    return payloads.batch_event(
-        run_id=ctx.run_id,
-        policy=ctx.policy,
-        batch=batch,
-        lines=items,
-        response=response,
-        timestamp=now(),
+def _id_of(record: AttemptRecord | MalformedRecord) -> str:
+    return record.id if isinstance(record, AttemptRecord) else record.attempt_id
+
+
+def _outcome(result: ActResult, item: PendingItem) -> tuple[str, str]:
+    return result.outcomes.get(
+        item.attempt_id, ("failed", "the backend reported nothing for this attempt")
     )
+
+
+def _response(result: ActResult) -> dict[str, Any]:
+    """What the state store keeps of the backend's answer."""
+    return dict(result.raw) if result.raw else {"status": result.status, "job_id": result.job_id}

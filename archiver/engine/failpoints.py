@@ -29,6 +29,7 @@ POINTS = frozenset(
         "batch_prepared",
         "batch_posted",
         "batch_recorded",
+        "archive_written",
         "event_delivering",
         "event_delivered",
         "campaign_paused",

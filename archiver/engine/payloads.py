@@ -1,7 +1,8 @@
-"""What the engine sends, built from plain values: archive bodies and sink event contexts.
+"""What the engine tells its sinks, built from plain values: the event contexts.
 
-Pure functions with no store, client or run behind them, so ``plan`` and ``test``
-render exactly the payloads a run would send for the same attempts.
+Pure functions with no store, backend or run behind them, so ``plan`` and ``test``
+render exactly the payloads a run would send for the same attempts. (The body of an
+API call is the backend's business: see ``archiver.backends``.)
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from archiver import __version__
-from archiver.cxone import wire
 from archiver.engine.records import FINAL_STATES
 from archiver.governance.provenance import policy_provenance
 from archiver.policy.model import Policy
@@ -22,22 +22,14 @@ from archiver.target import target_for
 
 
 class ArchiveLine(Protocol):
-    """One attempt bound for an archive call (the state store's PendingItem is one)."""
+    """One attempt of a batch, as its event counts it (the state store's PendingItem is one)."""
 
     @property
     def attempt_id(self) -> str: ...
     @property
-    def contact_id(self) -> str: ...
-    @property
     def outcome(self) -> str: ...
     @property
-    def disposition(self) -> str: ...
-    @property
-    def duration(self) -> int: ...
-    @property
     def retention_days(self) -> int: ...
-    @property
-    def anonymized(self) -> bool: ...
 
 
 class BatchRef(Protocol):
@@ -55,45 +47,24 @@ class BatchRef(Protocol):
     def size(self) -> int: ...
 
 
-def archive_request(
-    policy: Policy, campaign_id: str, lines: Iterable[ArchiveLine]
-) -> wire.ArchiveRequest:
-    """The body of ``POST .../contacts/archive`` for ``lines``: every field of every item
-    is the record's own value, as listed (``anonymized`` included: never a constant)."""
-    delete_active = policy.batch.delete_active
-    return wire.archive_request(
-        campaign_id=campaign_id,
-        force_cold_storage=policy.batch.force_cold_storage,
-        items=[
-            wire.archive_item(
-                contact_id=line.contact_id,
-                attempt_id=line.attempt_id,
-                outcome_code=line.outcome,
-                disposition=line.disposition,
-                call_duration_seconds=line.duration,
-                anonymized=line.anonymized,
-                retention_period_days=line.retention_days,
-                delete_active=delete_active,
-            )
-            for line in lines
-        ],
-    )
-
-
 def batch_event(
     *,
     run_id: str,
     policy: Policy,
     batch: BatchRef,
     lines: Sequence[ArchiveLine],
-    response: wire.ArchiveResponse | None,
+    status: str | None,
+    job_id: str | None,
     timestamp: str,
     target: Mapping[str, Any] | None = None,
+    files: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The template context of a ``batch_archived`` event (see archiver.templates.context).
 
-    ``target``: what the run talks to (``Target.as_dict``); without one, the policy's own
-    ``connection.base_url`` (previews that connect to nothing).
+    ``status`` and ``job_id`` are the backend's words for what it did (None: the answer
+    was lost and the listing showed what was archived). ``files``: what the ``file``
+    sinks wrote for the batch. ``target``: what the run talks to (``Target.as_dict``);
+    without one, the policy's own connection (previews that connect to nothing).
     """
     return {
         "event": "batch_archived",
@@ -110,16 +81,21 @@ def batch_event(
             "size": batch.size,
             "archived_count": len(lines),
             "failed_count": batch.size - len(lines),
-            "migration_job_id": response.migration_job_id if response else None,
-            "status": response.status if response else "RECONCILED_FROM_LISTING",
+            "migration_job_id": job_id,
+            "status": status if status is not None else RECONCILED,
             "attempt_ids": [line.attempt_id for line in lines],
             "retention_days": {
                 str(k): v for k, v in sorted(Counter(line.retention_days for line in lines).items())
             },
             "outcomes": dict(sorted(Counter(line.outcome for line in lines).items())),
         },
+        "files": [dict(f) for f in files],
         "timestamp": timestamp,
     }
+
+
+# A batch's status when its answer was lost and the listing showed what it archived.
+RECONCILED = "RECONCILED_FROM_LISTING"
 
 
 def batch_event_id(batch_id: str, lines: Iterable[ArchiveLine]) -> str:
@@ -171,4 +147,6 @@ def _git_state(path: Path | None, sha256: str) -> tuple[str | None, bool | None]
 def _target(policy: Policy, target: Mapping[str, Any] | None) -> dict[str, Any]:
     if target is not None:
         return dict(target)
-    return target_for(policy.connection.base_url).as_dict()
+    connection = policy.connection
+    url = connection.base_url or connection.auth_url
+    return target_for(url, backend=connection.api, tenant=connection.tenant_id).as_dict()

@@ -1,53 +1,73 @@
-"""The pure part of the engine: one raw record in, exactly one decision out.
+"""The pure part of the engine: one listed record in, exactly one decision out.
 
 No I/O happens here, so the same code decides in `run`, `plan`, `test` and
 `diff`, and the engine benchmark measures exactly what a run does per record.
+Records come parsed by the policy's backend (:class:`AttemptRecord`, or a
+:class:`MalformedRecord` that is quarantined).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from archiver.cxone.wire import Malformed, parse_attempt
+from archiver.engine.backend import AttemptRecord, MalformedRecord
 from archiver.engine.protocols import Filter, Transform
 from archiver.engine.records import Decision
 
 
 class Pipeline:
-    """Filters then transforms, in policy order."""
+    """Filters then transforms, in policy order.
 
-    def __init__(self, filters: Sequence[Filter], transforms: Sequence[Transform]) -> None:
+    ``guard_anonymized``: the backend's records carry an anonymized flag, and one that
+    is not true is never archived, whatever the stages say. Off for a backend without
+    the flag (its policies cannot read it either: validation refuses that).
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[Filter],
+        transforms: Sequence[Transform],
+        *,
+        guard_anonymized: bool = True,
+    ) -> None:
         self.filters = tuple(filters)
         self.transforms = tuple(transforms)
+        self.guard_anonymized = guard_anonymized
 
-    def decide(self, raw: object, *, fallback_id: str = "") -> Decision:
+    def decide(self, record: AttemptRecord | MalformedRecord, *, fallback_id: str = "") -> Decision:
         """Decide one listed record. ``fallback_id`` names a record that has no usable id."""
-        parsed = parse_attempt(raw)
-        if isinstance(parsed, Malformed):
+        if isinstance(record, MalformedRecord):
             return Decision(
-                attempt_id=parsed.attempt_id or fallback_id,
+                attempt_id=record.attempt_id or fallback_id,
                 kind="quarantine",
-                reason=f"malformed record: {parsed.reason}",
+                reason=f"malformed record: {malformed_reason(record)}",
             )
         for stage in self.filters:
-            verdict = stage.check(parsed)
+            verdict = stage.check(record)
             if verdict is not None:
                 return verdict
-        decision = Decision(attempt_id=parsed.id, kind="archive", attempt=parsed)
+        decision = Decision(attempt_id=record.id, kind="archive", attempt=record)
         for transform in self.transforms:
             decision = transform.apply(decision)
             if decision.kind != "archive":
                 return decision
-        if decision.kind == "archive" and not parsed.anonymized:
+        if self.guard_anonymized and decision.kind == "archive" and record.anonymized is not True:
             # Whatever the policy's stages say, a record that still carries personal
             # data is never archived (a policy without the anonymized filter included).
             return Decision(
-                attempt_id=parsed.id, kind="quarantine", reason=NOT_ANONYMIZED, attempt=parsed
+                attempt_id=record.id, kind="quarantine", reason=NOT_ANONYMIZED, attempt=record
             )
         if decision.retention_days is None:
             # A policy without a retention transform still archives with a known period.
             decision.retention_days = DEFAULT_RETENTION_DAYS
         return decision
+
+
+def malformed_reason(record: MalformedRecord) -> str:
+    """The reason, naming the field (backends word it with or without the field)."""
+    if f"`{record.field}`" in record.reason or record.field in ("", "(record)"):
+        return record.reason
+    return f"field `{record.field}`: {record.reason}"
 
 
 DEFAULT_RETENTION_DAYS = 365

@@ -1,21 +1,21 @@
-"""The four kinds of stage, as protocols. The engine knows stages only through these."""
+"""The kinds of stage, as protocols. The engine knows stages only through these.
+
+Listing is not a stage: the policy's backend (``archiver.engine.backend.Backend``)
+lists records, and the stages read them as :class:`AttemptRecord`. A filter or
+transform says which record fields it reads (``reads``, a class method taking its
+spec; plugins may set a ``reads`` attribute), so a policy whose stages read a field
+its backend does not provide is refused at validation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord
 from archiver.engine.records import Decision
 
 StageKind = Literal["source", "filter", "transform", "sink"]
-
-
-@runtime_checkable
-class Source(Protocol):
-    """Yields pages of raw listed records of one campaign."""
-
-    def pages(self, campaign_id: str) -> Iterator[Sequence[object]]: ...
 
 
 @runtime_checkable
@@ -27,7 +27,7 @@ class Filter(Protocol):
 
     name: str
 
-    def check(self, attempt: Attempt) -> Decision | None: ...
+    def check(self, attempt: AttemptRecord) -> Decision | None: ...
 
 
 @runtime_checkable
@@ -59,9 +59,24 @@ class Sink(Protocol):
 
 
 @runtime_checkable
+class ArchiveWriter(Protocol):
+    """A sink that keeps the archived records themselves (the ``file`` sink).
+
+    The engine hands it a batch's archived records in the step that records the
+    batch, before the batch's event is written; what it returns (where, a digest,
+    how many) goes into that event's ``files``, so the audit line vouches for it.
+    Writing the same batch again must change nothing and return the same facts.
+    """
+
+    def write_batch(
+        self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
 class StagePlugin(Protocol):
     """What a third-party entry point in group ``archiver.stages`` must expose."""
 
     kind: StageKind
 
-    def build(self, options: Mapping[str, Any]) -> Filter | Transform | Sink | Source: ...
+    def build(self, options: Mapping[str, Any]) -> Filter | Transform | Sink: ...

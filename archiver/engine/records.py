@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord
 
 DecisionKind = Literal["archive", "skip", "quarantine"]
 FinalState = Literal["archived", "skipped", "quarantined", "failed"]
@@ -20,8 +20,8 @@ class Decision:
     kind: DecisionKind
     reason: str = ""
     retention_days: int | None = None
-    attempt: Attempt | None = None
+    attempt: AttemptRecord | None = None
 
     @property
     def outcome(self) -> str:
-        return self.attempt.outcome_code if self.attempt is not None else ""
+        return self.attempt.outcome if self.attempt is not None else ""

@@ -9,20 +9,22 @@ loaded one by one: a broken one is reported by name and the others still load.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from archiver.engine.backend import RecordField
+from archiver.engine.building import BuildContext as BuildContext  # re-exported for callers
 from archiver.engine.protocols import Filter, Sink, StageKind, StagePlugin, Transform
 from archiver.errors import PluginError
 from archiver.policy.model import (
     AnonymizedFilter,
     AuditLogSink,
+    FileSink,
     OutcomeFilter,
     PluginStage,
-    Policy,
     RetentionTransform,
     WebhookSink,
 )
@@ -30,16 +32,6 @@ from archiver.policy.model import (
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "archiver.stages"
-
-
-@dataclass(frozen=True)
-class BuildContext:
-    """What a stage may need besides its own spec."""
-
-    policy: Policy
-    campaign_id: str = ""
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    webhook_url: str | None = None  # the embedded simulator's receiver, for `url: embedded`
 
 
 Builder = Callable[[Any, BuildContext], Any]
@@ -75,12 +67,41 @@ def _audit_log(spec: AuditLogSink, ctx: BuildContext) -> Sink:
     return AuditLogStage.from_spec(spec, ctx)
 
 
+def _file(spec: FileSink, ctx: BuildContext) -> Sink:
+    from archiver.stages.sinks.file import FileArchive
+
+    return FileArchive.from_spec(spec, ctx)
+
+
 BUILTIN: dict[StageKind, dict[str, Builder]] = {
     "source": {},
     "filter": {"outcome": _outcome, "anonymized": _anonymized},
     "transform": {"retention": _retention},
-    "sink": {"webhook": _webhook, "audit_log": _audit_log},
+    "sink": {"webhook": _webhook, "audit_log": _audit_log, "file": _file},
 }
+
+
+def fields_read(kind: StageKind, spec: Any) -> frozenset[RecordField]:
+    """The record fields a filter or transform of ``spec`` reads (validation compares them
+    with what the policy's backend provides). A plugin says so with a ``reads``
+    attribute; one that does not is taken to read nothing a backend may lack."""
+    if isinstance(spec, OutcomeFilter):
+        from archiver.stages.filters.outcome import Outcome
+
+        return Outcome.reads(spec)
+    if isinstance(spec, AnonymizedFilter):
+        from archiver.stages.filters.anonymized import Anonymized
+
+        return Anonymized.reads(spec)
+    if isinstance(spec, RetentionTransform):
+        from archiver.stages.transforms.retention import Retention
+
+        return Retention.reads(spec)
+    if isinstance(spec, PluginStage):
+        plugin = plugins().plugins[kind].get(spec.type)
+        declared = getattr(plugin, "reads", ()) if plugin is not None else ()
+        return frozenset(declared)
+    return frozenset()
 
 
 @dataclass

@@ -16,26 +16,25 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from archiver import __version__
-from archiver.cxone import CxoneClient, wire
 from archiver.engine import failpoints, payloads
-from archiver.engine.campaign import CampaignJob, batch_context
+from archiver.engine.backend import Backend
+from archiver.engine.campaign import CampaignJob
+from archiver.engine.context import RunContext
 from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
-from archiver.policy.model import Campaign, Policy
-from archiver.stages.sources.cxone import CxoneSource
-from archiver.state import location
-from archiver.state.location import StateLocation
-from archiver.state.store import PendingItem, Store, StoredBatch, now
+from archiver.policy.model import Policy
+from archiver.state.lock import RunLock
+from archiver.state.store import DB_NAME, Store, now
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
@@ -46,40 +45,6 @@ def new_run_id() -> str:
 
 
 @dataclass
-class RunContext:
-    run_id: str
-    policy: Policy
-    store: Store
-    client: CxoneClient
-    source: CxoneSource
-    http: ThreadPoolExecutor
-    outbox: Outbox
-    sinks: Mapping[str, Sink]
-    observer: RunObserver
-    target: Target
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def crash_point(self, name: str) -> None:
-        failpoints.hit(name)
-
-    def events(self, event_id: str, context: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-        """Render an event for every sink that wants it: (event_id, sink, kind, body)."""
-        kind = str(context["event"])
-        return [
-            (event_id, key, kind, sink.render(context))
-            for key, sink in self.sinks.items()
-            if kind in sink.events
-        ]
-
-    def batch_events(
-        self, batch: StoredBatch, items: list[PendingItem], response: wire.ArchiveResponse | None
-    ) -> list[tuple[str, str, str, str]]:
-        context = batch_context(self, batch, items, response)
-        context["target"] = self.target.as_dict()  # the host connected to, after overrides
-        return self.events(str(context["event_id"]), context)
-
-
-@dataclass
 class RunResult:
     run_id: str
     exit_code: int
@@ -87,7 +52,7 @@ class RunResult:
 
 
 @contextmanager
-def _stop_on_signals(cancelled: threading.Event, client: CxoneClient) -> Iterator[None]:
+def _stop_on_signals(cancelled: threading.Event, backend: Backend) -> Iterator[None]:
     """SIGTERM stops a run like Ctrl-C, within seconds: waits end, calls in flight are
     abandoned (an archive batch stays open for the next run), paused campaigns resume.
     A second signal abandons the resuming too; the next run restores those campaigns."""
@@ -98,7 +63,7 @@ def _stop_on_signals(cancelled: threading.Event, client: CxoneClient) -> Iterato
     def handler(signum: int, frame: FrameType | None) -> None:
         again = cancelled.is_set()
         cancelled.set()
-        client.cancel()  # takes no lock: safe whatever the main thread was doing
+        backend.cancel()  # takes no lock: safe whatever the main thread was doing
         if again:
             log.warning("signal %d again: stopping now, without resuming paused campaigns", signum)
         else:
@@ -119,7 +84,7 @@ def _stop_on_signals(cancelled: threading.Event, client: CxoneClient) -> Iterato
 def run_policy(
     policy: Policy,
     *,
-    client: CxoneClient,
+    backend: Backend,
     sinks: list[Sink],
     state_dir: StateLocation,
     target: Target,
@@ -127,7 +92,7 @@ def run_policy(
     on_report: Callable[[dict[str, Any]], object] | None = None,
     run_id: str | None = None,
 ) -> RunResult:
-    """Run ``policy`` against ``target`` (what ``client`` talks to); a state folder used
+    """Run ``policy`` against ``target`` (what ``backend`` talks to); a state folder used
     for another target refuses the run (ConfigError) before its first request."""
     observer = observer or NullObserver()
     with location.run_lock(state_dir):
@@ -135,7 +100,7 @@ def run_policy(
         try:
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
-                policy, client, sinks, store, observer, on_report, run_id or new_run_id(),
+                policy, backend, sinks, store, observer, on_report, run_id or new_run_id(),
                 target,
             )
         finally:
@@ -154,19 +119,9 @@ def check_state_target(state_dir: StateLocation, target: Target) -> None:
         store.close()
 
 
-def listing_window(max_in_flight: int, campaigns: int) -> int:
-    """Pages each campaign's listing keeps in flight.
-
-    Campaigns share the pool: each looks ahead by its share of it, rounded up so no
-    worker idles while every campaign lists (the pool queues the few extra). A wider
-    look-ahead would only fetch pages past the end while other campaigns wait.
-    """
-    return max(1, -(-max_in_flight // max(1, min(campaigns, max_in_flight))))
-
-
 def _run_locked(
     policy: Policy,
-    client: CxoneClient,
+    backend: Backend,
     sink_list: list[Sink],
     store: Store,
     observer: RunObserver,
@@ -183,18 +138,14 @@ def _run_locked(
             run_id=run_id,
             policy=policy,
             store=store,
-            client=client,
-            source=CxoneSource(
-                client, policy.source.page_size, http,
-                listing_window(workers, len(policy.campaigns)),
-            ),
+            backend=backend,
             http=http,
             outbox=Outbox(store, sinks),
             sinks=sinks,
             observer=observer,
             target=target,
         )
-        with _stop_on_signals(ctx.cancelled, client):
+        with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
             start_event = _run_event(ctx, "run_started", {})
             store.enqueue(ctx.events(start_event["event_id"], start_event))
@@ -227,22 +178,19 @@ def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[st
 
 
 def _restore_pauses(ctx: RunContext) -> None:
-    """Campaigns a dead run paused get the status they had back, first thing."""
-    for campaign_id, previous in ctx.store.pauses():
+    """Campaigns a dead run paused dial again, exactly as they did, first thing."""
+    for campaign_id, dialing in ctx.store.paused_dialing():
         try:
-            ctx.client.set_campaign_status(
-                campaign_id, "ACTIVE" if previous == "ACTIVE" else "PAUSED"
-            )
+            ctx.backend.resume(campaign_id, dialing)
         except ApiError as err:
             log.error(
-                "campaign %s: could not restore %s left by a previous run: %s",
+                "campaign %s: could not resume the dialing a previous run paused: %s",
                 campaign_id,
-                previous,
                 err,
             )
             continue
         ctx.store.clear_pause(campaign_id)
-        log.info("campaign %s: restored to %s after an interrupted run", campaign_id, previous)
+        log.info("campaign %s: dialing resumed after an interrupted run", campaign_id)
 
 
 def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
@@ -253,7 +201,7 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
         futures = {c.id: pool.submit(_run_campaign, ctx, c) for c in campaigns}
         for cid, future in futures.items():
             # Signals still reach the handler while the main thread waits here: it sets
-            # `cancelled` and cancels the client, which cuts the calls in flight.
+            # `cancelled` and cancels the backend, which cuts the calls in flight.
             future.result()
             statuses[cid] = ctx.store.campaign_status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses

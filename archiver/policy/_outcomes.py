@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from archiver.cxone import wire
+from archiver.backends.catalog import known_outcomes as backend_outcomes
 from archiver.errors import Diagnostic
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
@@ -19,12 +19,18 @@ from archiver.policy.model import OutcomeFilter, Policy, RetentionTransform
 
 def known_outcomes(policy: Policy) -> tuple[str, ...]:
     """The outcome codes a policy may name: the backend's, then its own extra ones."""
-    return (*wire.KNOWN_OUTCOMES, *policy.source.extra_outcomes)
+    return (*(backend_outcomes(policy.connection.api) or ()), *policy.source.extra_outcomes)
 
 
 def check_outcomes(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     """Outcome codes no attempt will ever carry: a typo would silently stop (or never
-    start) archiving a whole outcome."""
+    start) archiving a whole outcome.
+
+    Only where the backend's codes are known before listing: on cxone an outcome is
+    the name of a disposition the tenant configured, so there is nothing to check
+    against (``archiver plan`` shows the outcomes a tenant's listing carries)."""
+    if backend_outcomes(policy.connection.api) is None:
+        return
     known = known_outcomes(policy)
     named: list[tuple[str, JsonPath]] = []
     for i, spec in enumerate(policy.filters):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 from archiver.errors import Diagnostic
 from archiver.netutil import url_problem
@@ -16,9 +17,14 @@ from archiver.policy._document import Document, JsonPath
 from archiver.policy._outcomes import check_outcomes, known_outcomes
 from archiver.policy._schema import STAGE_LISTS
 from archiver.policy.model import (
+    CAMPAIGN_ARCHIVE,
+    CXONE,
+    DEFAULT_API_VERSION,
+    DEFAULT_AUTH_URL,
     EMBEDDED,
     AnonymizedFilter,
     AuditLogSink,
+    FileSink,
     OutcomeFilter,
     PluginStage,
     Policy,
@@ -28,6 +34,7 @@ from archiver.policy.model import (
 from archiver.policy.paths import OutsideRepository
 
 Check = Callable[[Policy, Document], Iterator[Diagnostic]]
+StageKind = Literal["source", "filter", "transform", "sink"]
 
 # Upper case by convention; it also tells a variable name from most pasted secrets.
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -80,7 +87,9 @@ def _filters(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         line = doc.positions.value(("filters", anonymized[0])).line
         yield doc.at_value(("filters", i, "type"), codes.TWO_ANONYMIZED,
                            f"only one `anonymized` filter is allowed (first at line {line})")
-    if not anonymized:
+    if not anonymized and policy.connection.api == CAMPAIGN_ARCHIVE:
+        # On cxone there is no flag to check (V018 refuses the filter there): the archive
+        # is what our sinks keep, and they claim nothing about anonymization.
         # Archive bodies carry each record's own anonymized flag and the API takes only
         # anonymized attempts: the check must be in the policy, where a reviewer sees it.
         yield doc.at_key(("filters",), codes.NO_ANONYMIZED,
@@ -125,9 +134,15 @@ def _url_problem(url: str, what: str) -> str | None:
 
 
 def _connection(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    problem = _url_problem(policy.connection.base_url, "`connection.base_url`")
-    if problem:
-        yield doc.at_value(("connection", "base_url"), codes.INSECURE_URL, problem)
+    connection = policy.connection
+    if connection.base_url is not None:
+        problem = _url_problem(connection.base_url, "`connection.base_url`")
+        if problem:
+            yield doc.at_value(("connection", "base_url"), codes.INSECURE_URL, problem)
+    if connection.api == CXONE and connection.auth_url != DEFAULT_AUTH_URL:
+        problem = url_problem(connection.auth_url, "`connection.auth_url`")
+        if problem:
+            yield doc.at_value(("connection", "auth_url"), codes.INSECURE_URL, problem)
     if policy.retry.initial_backoff_seconds > policy.retry.max_backoff_seconds:
         yield doc.at_value(("retry", "initial_backoff_seconds"), codes.BACKOFF_ORDER,
                            "`retry.initial_backoff_seconds` is larger than "
@@ -159,6 +174,15 @@ def _sinks(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                                    "reserved for its credentials and settings); give the "
                                    "webhook secret a variable of its own, like "
                                    "DW_WEBHOOK_SECRET")
+        elif isinstance(spec, FileSink):
+            # Checked with sample values: every campaign id and date lands beside them.
+            written = spec.path.replace("{campaign}", "campaign").replace("{date}", "date")
+            try:
+                doc.confine(written, what="archive folder")
+            except OutsideRepository as err:
+                yield doc.at_value(("sinks", i, "path"), codes.PATH_OUTSIDE, str(err))
+            except (KeyError, ValueError):
+                pass
         elif isinstance(spec, AuditLogSink):
             try:
                 target = doc.confine(spec.path, what="audit log")
@@ -193,6 +217,88 @@ def _plugins(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                                f"unknown {kind} type `{spec.type}`; {why}")
 
 
+def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Keys that belong to one API, and what each API needs."""
+    connection, source = policy.connection, policy.source
+    api = connection.api
+    if api == CAMPAIGN_ARCHIVE:
+        if connection.base_url is None:
+            yield doc.at_key(("connection",), codes.MISSING_FOR_API,
+                             "`connection.base_url` is required: the tenant's https URL, or "
+                             f"`{EMBEDDED}` for the built-in simulator")
+        cxone_only: list[tuple[tuple[str | int, ...], bool]] = [
+            (("connection", "tenant_id"), connection.tenant_id is not None),
+            (("connection", "auth_url"), connection.auth_url != DEFAULT_AUTH_URL),
+            (("connection", "api_version"), connection.api_version != DEFAULT_API_VERSION),
+            (("source", "type"), source.type is not None),
+            (("source", "since"), source.since is not None),
+            (("source", "call_list"), source.call_list is not None),
+        ]
+        cxone_only += [
+            (("campaigns", i, "action"), c.action is not None)
+            for i, c in enumerate(policy.campaigns)
+        ]
+        for path, written in cxone_only:
+            if written:
+                yield doc.at_key(path, codes.NOT_FOR_API,
+                                 f"`{'.'.join(str(p) for p in path if isinstance(p, str))}` "
+                                 f"is for `connection.api: {CXONE}`; this policy speaks "
+                                 f"`{CAMPAIGN_ARCHIVE}`")
+        return
+    if connection.tenant_id is None and connection.base_url != EMBEDDED:
+        yield doc.at_key(("connection",), codes.MISSING_FOR_API,
+                         "`connection.tenant_id` is required for `api: cxone` (discovery "
+                         "finds the tenant's API host from it)")
+    attempts = source.type == "call_list_attempts"
+    for i, campaign in enumerate(policy.campaigns):
+        if campaign.action == "retire" and not attempts:
+            yield doc.at_value(("campaigns", i, "action"), codes.RETIRE_NEEDS_ATTEMPTS,
+                               "`action: retire` removes calling-list prospects and needs "
+                               "`source.type: call_list_attempts` (with `source.call_list`)")
+    if attempts and not source.call_list:
+        yield doc.at_value(("source", "type"), codes.MISSING_FOR_API,
+                           "`source.type: call_list_attempts` needs `source.call_list`, the "
+                           "calling list's id")
+    if source.since is not None and not _utc_timestamp(source.since):
+        yield doc.at_value(("source", "since"), codes.BAD_SINCE,
+                           f"`source.since` {source.since!r} is not a UTC timestamp; write "
+                           "it like 2026-11-01T00:00:00Z")
+
+
+def _utc_timestamp(text: str) -> bool:
+    return re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", text) is not None
+
+
+def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """A stage that reads a field the backend's listings do not provide would read None
+    as if it were a value: refused at the stage, naming the field and the backend."""
+    from archiver.backends.catalog import fields_of
+    from archiver.engine import registry
+
+    provided = fields_of(policy.connection.api, policy.source.type)
+    where: str = policy.connection.api
+    if policy.connection.api == CXONE:
+        where += f" ({policy.source.type or 'completed_contacts'})"
+    stage_lists: tuple[tuple[str, StageKind], ...] = (
+        ("filters", "filter"), ("transforms", "transform"),
+    )
+    for list_key, kind in stage_lists:
+        specs: tuple[object, ...] = getattr(policy, list_key)
+        for i, spec in enumerate(specs):
+            missing = sorted(registry.fields_read(kind, spec) - provided)
+            if missing:
+                names = ", ".join(f"`{m}`" for m in missing)
+                stage = getattr(spec, "type", kind)
+                hint = (" (set `use_record_value: false`)"
+                        if isinstance(spec, RetentionTransform) and missing == ["retention_days"]
+                        else "")
+                yield doc.at_value((list_key, i, "type"), codes.FIELD_NOT_PROVIDED,
+                                   f"the `{stage}` {kind} reads {names}, which records of "
+                                   f"`api: {where}` do not have{hint}; nothing is read as "
+                                   "a default")
+
+
 CHECKS: tuple[Check, ...] = (
-    _campaigns, _filters, check_outcomes, _retention, _connection, _sinks, _plugins,
+    _campaigns, _filters, check_outcomes, _retention, _connection, _sinks, _plugins, _api,
+    _fields,
 )

@@ -15,7 +15,7 @@ from pathlib import Path
 from archiver.errors import Diagnostic, TemplateError
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document
-from archiver.policy.model import AuditLogSink, Policy, WebhookSink
+from archiver.policy.model import AuditLogSink, FileSink, Policy, WebhookSink
 from archiver.policy.paths import repository_root
 from archiver.templates import CompiledTemplate, compile_template, sample_events
 from archiver.templates.loader import template_problem
@@ -25,13 +25,13 @@ def check(policy: Policy, doc: Document) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     root = repository_root(doc.base_dir)
     for i, spec in enumerate(policy.sinks):
-        if isinstance(spec, WebhookSink | AuditLogSink) and spec.template is not None:
+        if isinstance(spec, WebhookSink | AuditLogSink | FileSink) and spec.template is not None:
             out.extend(_check_one(spec, i, doc, root))
     return out
 
 
 def _check_one(
-    spec: WebhookSink | AuditLogSink, index: int, doc: Document, root: Path
+    spec: WebhookSink | AuditLogSink | FileSink, index: int, doc: Document, root: Path
 ) -> Iterator[Diagnostic]:
     written = spec.template
     assert written is not None
@@ -63,10 +63,29 @@ def _check_one(
                            f"{where}")
 
 
+# What a file sink's template renders each line from (archiver.stages.sinks.file).
+SAMPLE_FILE_LINE = {
+    "record": {"id": "a-1", "contact_id": "c-1", "outcome": "Survey Taken", "duration": 61,
+               "updated_at": "2024-01-01T00:00:00.000Z", "retention_days": 365},
+    "campaign_id": "1001",
+    "batch_id": "batch-sample",
+}
+
+
 def _render_samples(
-    template: CompiledTemplate, spec: WebhookSink | AuditLogSink
+    template: CompiledTemplate, spec: WebhookSink | AuditLogSink | FileSink
 ) -> tuple[TemplateError, str] | None:
     """The first sample event of those the sink receives that the template cannot render."""
+    if isinstance(spec, FileSink):
+        try:
+            line = template.render_json(SAMPLE_FILE_LINE)
+        except TemplateError as err:
+            return err, "record"
+        if not isinstance(line, dict):
+            return TemplateError(template.name, None, "a file line must be a JSON object"), (
+                "record"
+            )
+        return None
     # Imported here, not at the top: the sinks import the registry, which imports the models.
     from archiver.audit.chain import CHAIN_KEYS
     from archiver.stages.sinks.audit_log import AuditLogStage

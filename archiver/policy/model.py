@@ -8,23 +8,37 @@ receive these frozen models. Defaults here mirror the defaults documented in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from archiver.policy.paths import confine, repository_root
 
 EMBEDDED = "embedded"
+CAMPAIGN_ARCHIVE: Final = "campaign-archive"
+CXONE: Final = "cxone"
+# CXone's login and discovery host (a gov cloud or a test server differ).
+DEFAULT_AUTH_URL = "https://cxone.niceincontact.com"
+DEFAULT_API_VERSION = "v34.0"
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Api = Literal["campaign-archive", "cxone"]
+
+
 class Connection(_Model):
-    # Required: a policy says which API it runs against, so a simulator run never passes
-    # for a production one (``embedded`` is the built-in simulator).
-    base_url: str
+    # The API the policy speaks (archiver.backends): each has its own wire format.
+    api: Api = CAMPAIGN_ARCHIVE
+    # Required for campaign-archive: a policy says which API it runs against, so a
+    # simulator run never passes for a production one (``embedded`` is the built-in
+    # simulator). Optional for cxone, whose API host is discovered from tenant_id.
+    base_url: str | None = None
+    tenant_id: str | None = None  # cxone
+    auth_url: str = DEFAULT_AUTH_URL  # cxone
+    api_version: str = DEFAULT_API_VERSION  # cxone
     timeout_seconds: float = Field(default=30.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     max_requests_per_second: float = Field(default=10.0, gt=0)
@@ -34,15 +48,27 @@ class Connection(_Model):
 OnActive = Literal["pause_and_resume", "skip", "fail"]
 
 
+Action = Literal["export", "retire"]
+
+
 class Campaign(_Model):
     id: str
     on_active: OnActive = "fail"
+    # cxone: export keeps the archive in the sinks only; retire also removes the
+    # archived attempts' prospects from their calling list. None on campaign-archive.
+    action: Action | None = None
+
+
+SourceType = Literal["completed_contacts", "call_list_attempts"]
 
 
 class Source(_Model):
     page_size: int = Field(default=100, ge=1, le=1000)
-    # Outcome codes of the tenant's own, beyond the backend's (cxone.wire.KNOWN_OUTCOMES).
+    # Outcome codes of the tenant's own, beyond the backend's (backends.catalog).
     extra_outcomes: tuple[str, ...] = ()
+    type: SourceType | None = None  # cxone; completed_contacts when None
+    since: str | None = None  # cxone completed_contacts: the first run's lower bound
+    call_list: str | None = None  # cxone call_list_attempts: the calling list's id
 
 
 class OutcomeFilter(_Model):
@@ -107,7 +133,17 @@ class AuditLogSink(_Model):
     template: str | None = None
 
 
-SinkSpec = Annotated[WebhookSink | AuditLogSink | PluginStage, Field(union_mode="left_to_right")]
+class FileSink(_Model):
+    type: Literal["file"] = "file"
+    # A folder template with {campaign} and {date}, relative to the policy file.
+    path: str
+    format: Literal["jsonl.gz"] = "jsonl.gz"
+    template: str | None = None  # shapes each record's line; the record itself when None
+
+
+SinkSpec = Annotated[
+    WebhookSink | AuditLogSink | FileSink | PluginStage, Field(union_mode="left_to_right")
+]
 
 
 class Policy(_Model):

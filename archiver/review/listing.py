@@ -1,26 +1,39 @@
 """Read-only access to a policy's campaigns: a token and the completed-attempts listing.
 
 Nothing else is reachable from here: no archive call, no pause or resume, and no
-sink is built, so no webhook secret is needed and no webhook is sent.
+sink is built, so no webhook secret is needed and no webhook is sent. A backend
+that pages from a watermark lists from ``source.since`` (or its default), as a
+first run would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from archiver.connect import EMBEDDED_ATTEMPTS, base_url, connect
-from archiver.engine.protocols import Source
+from archiver.engine.backend import AttemptRecord, Backend, MalformedRecord
 from archiver.policy.model import Policy
 from archiver.settings import Settings
-from archiver.stages.sources.cxone import CxoneSource
+
+Listed = AttemptRecord | MalformedRecord
+
+
+class Listing:
+    """A backend's listing, page by page, without anything that acts."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def pages(self, campaign_id: str) -> Iterator[Sequence[Listed]]:
+        for page in self._backend.pages(campaign_id, since=None):
+            yield page.records
 
 
 @contextmanager
 def open_listing(
     policy: Policy, settings: Settings | None = None, *, attempts_per_campaign: int | None = None
-) -> Iterator[tuple[Source, str]]:
+) -> Iterator[tuple[Listing, str]]:
     """The listing of ``policy``'s API (``embedded`` starts the simulator) and its base URL.
 
     ``attempts_per_campaign`` sizes the embedded simulator's data set (its default when None).
@@ -29,10 +42,5 @@ def open_listing(
     # Without sinks the connection resolves no webhook secret: reviewing needs none.
     listing_only = policy.model_copy(update={"sinks": ()})
     size = EMBEDDED_ATTEMPTS if attempts_per_campaign is None else attempts_per_campaign
-    window = policy.connection.max_in_flight
-    with (
-        connect(listing_only, settings, attempts_per_campaign=size) as conn,
-        ThreadPoolExecutor(window, thread_name_prefix="list") as pool,
-    ):
-        source = CxoneSource(conn.client, policy.source.page_size, pool, window)
-        yield source, base_url(policy, settings)
+    with connect(listing_only, settings, attempts_per_campaign=size) as conn:
+        yield Listing(conn.backend), base_url(policy, settings)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archiver.cxone import wire
+from archiver.backends.campaign_archive.payloads import archive_request
+from archiver.engine.backend import AttemptRecord
 from archiver.engine.campaign import composition_of, idempotency_key
-from archiver.engine.payloads import archive_request, batch_event, run_event
-from archiver.policy.model import AuditLogSink, Policy, WebhookSink
+from archiver.engine.payloads import batch_event, run_event
+from archiver.policy.model import CAMPAIGN_ARCHIVE, AuditLogSink, FileSink, Policy, WebhookSink
 from archiver.review.verdicts import ArchiveFields
 from archiver.stages.sinks.audit_log import AuditLogStage
 from archiver.stages.sinks.webhook import Webhook
@@ -79,6 +80,11 @@ def sink_templates(policy: Policy) -> tuple[list[SinkTemplate], list[str]]:
                 found.append(
                     SinkTemplate("audit_log", index, path, DEFAULT_AUDIT, AuditLogStage.events)
                 )
+        elif isinstance(spec, FileSink):
+            notes.append(
+                f"sinks[{index}] file: one {spec.format} file per archived batch under "
+                f"{spec.path}; its digest is in the batch events (a sample below)"
+            )
         else:
             notes.append(f"sinks[{index}] {spec.type}: a plugin sink; no sample is rendered")
     return found, notes
@@ -101,8 +107,15 @@ def render_payloads(
     out: list[Payload] = []
     contexts: dict[str, dict[str, Any]] = {}
     if lines:
-        request = archive_request(policy, campaign_id, lines)
-        out.append(Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", dict(request)))
+        if policy.connection.api == CAMPAIGN_ARCHIVE:
+            request = archive_request(
+                campaign_id, [_record(line) for line in lines],
+                force_cold_storage=policy.batch.force_cold_storage,
+                delete_active=policy.batch.delete_active,
+            )
+            out.append(
+                Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", dict(request))
+            )
         contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids)
     for kind in ("run_started", "run_finished"):
         shown = counts if kind == "run_finished" else {}
@@ -127,13 +140,28 @@ def _batch_context(
         id=ids.batch_id, campaign_id=campaign_id, seq=1,
         idempotency_key=idempotency_key(campaign_id, composition), size=len(lines),
     )
-    response = wire.ArchiveResponse(
-        archived_count=len(lines), failed_count=0,
-        migration_job_id=ids.migration_job_id, status=ids.job_status,
-    )
+    files = [
+        {
+            "path": f"{spec.path.rstrip('/')}/{ids.batch_id}.jsonl.gz".replace(
+                "{campaign}", campaign_id
+            ).replace("{date}", ids.timestamp[:10]),
+            "sha256": "0" * 64,
+            "records": len(lines),
+        }
+        for spec in policy.sinks
+        if isinstance(spec, FileSink)
+    ]
     return batch_event(
-        run_id=ids.run_id, policy=policy, batch=batch, lines=lines, response=response,
-        timestamp=ids.timestamp,
+        run_id=ids.run_id, policy=policy, batch=batch, lines=lines, status=ids.job_status,
+        job_id=ids.migration_job_id, timestamp=ids.timestamp, files=files,
+    )
+
+
+def _record(line: ArchiveFields) -> AttemptRecord:
+    return AttemptRecord(
+        id=line.attempt_id, contact_id=line.contact_id, outcome=line.outcome,
+        disposition=line.disposition, duration=line.duration, anonymized=line.anonymized,
+        retention_days=line.retention_days,
     )
 
 

@@ -100,4 +100,22 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 4: backends other than the campaign archive. A listing paged from an update time
+    # goes on from a durable watermark per campaign and source; an attempt keeps what its
+    # backend needs to act on it later (handle, JSON) and its update time; a pause keeps
+    # what was dialing (JSON) so exactly that is restarted. Portable SQL only (the state
+    # store has a PostgreSQL twin): TEXT columns, no rowid tricks.
+    """
+    CREATE TABLE watermarks (
+        campaign_id TEXT NOT NULL,
+        source TEXT NOT NULL,            -- the listing it belongs to (source.type)
+        value TEXT NOT NULL,             -- where the next run lists from
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, source)
+    );
+    ALTER TABLE attempts ADD COLUMN handle TEXT;       -- JSON object, or NULL
+    ALTER TABLE attempts ADD COLUMN updated_at TEXT;   -- the record's own update time
+    ALTER TABLE pauses ADD COLUMN dialing TEXT;        -- JSON: what the backend paused
+    UPDATE pauses SET dialing = '{"status": "' || previous_status || '"}' WHERE dialing IS NULL;
+    """,
 )

@@ -51,8 +51,9 @@ _IN_CHUNK = 500
 # name beside ``excluded`` as ambiguous.)
 _UPSERT = """
 INSERT INTO attempts (campaign_id, attempt_id, run_id, contact_id, outcome, disposition,
-                      duration, anonymized, decision, reason, retention_days, state, batch_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
+                      duration, anonymized, decision, reason, retention_days, state, batch_id,
+                      handle, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)
 ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
     run_id = excluded.run_id,
     contact_id = CASE WHEN {keep} THEN attempts.contact_id ELSE excluded.contact_id END,
@@ -64,12 +65,15 @@ ON CONFLICT (campaign_id, attempt_id) DO UPDATE SET
     decision = CASE WHEN {keep} THEN attempts.decision ELSE excluded.decision END,
     reason = CASE WHEN {keep} THEN attempts.reason ELSE excluded.reason END,
     retention_days = CASE WHEN {keep} THEN attempts.retention_days ELSE excluded.retention_days END,
-    state = CASE WHEN {keep} THEN attempts.state ELSE excluded.state END
+    state = CASE WHEN {keep} THEN attempts.state ELSE excluded.state END,
+    handle = CASE WHEN {keep} THEN attempts.handle ELSE excluded.handle END,
+    updated_at = CASE WHEN {keep} THEN attempts.updated_at ELSE excluded.updated_at END
 """.format(keep="(attempts.state = 'archived' OR attempts.batch_id IS NOT NULL)")
 
 # What an archive item is built from (PendingItem.from_row).
 _ITEM_COLUMNS = (
-    "attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id, anonymized"
+    "attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id, anonymized,"
+    " handle, updated_at"
 )
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
 # Every state an attempt of a run can be in other than archived.
@@ -104,13 +108,18 @@ class PendingItem(NamedTuple):
     duration: int
     retention_days: int
     run_id: str
-    anonymized: bool  # the record's own flag; only True ever reaches an archive body
+    # The record's own flag; only True ever reaches an archive body. None: the backend
+    # lists no such flag.
+    anonymized: bool | None
+    handle: str | None = None  # JSON: what the backend needs to act on the attempt
+    updated_at: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> PendingItem:
-        """From ``_ITEM_COLUMNS``; the stored flag (1, 0 or NULL) becomes a bool."""
-        aid, contact, outcome, disposition, duration, days, run_id, anonymized = row
-        return cls(aid, contact, outcome, disposition, duration, days, run_id, anonymized == 1)
+        """From ``_ITEM_COLUMNS``; the stored flag (1, 0 or NULL) becomes a bool or None."""
+        aid, contact, outcome, disposition, duration, days, run_id, anonymized, handle, at = row
+        flag = None if anonymized is None else anonymized == 1
+        return cls(aid, contact, outcome, disposition, duration, days, run_id, flag, handle, at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,26 +417,32 @@ class Store:
                     d.attempt_id,
                     run_id,
                     a.contact_id if a else None,
-                    a.outcome_code if a else None,
+                    a.outcome if a else None,
                     a.disposition if a else None,
                     a.duration if a else None,
-                    (1 if a.anonymized else 0) if a else None,
+                    (1 if a.anonymized else 0) if a and a.anonymized is not None else None,
                     d.kind,
                     d.reason,
                     d.retention_days,
                     _STATE_OF[d.kind],
+                    json.dumps(dict(a.handle), sort_keys=True) if a and a.handle else None,
+                    a.updated_at if a else None,
                 )
             )
         with self.tx() as db:
             db.executemany(_UPSERT, rows)
 
-    def unbatched(self, run_id: str, campaign_id: str, after: str, limit: int) -> list[PendingItem]:
+    def unbatched(
+        self, run_id: str, campaign_id: str, after: str, limit: int, *, anonymized_only: bool = True
+    ) -> list[PendingItem]:
         """Pending attempts of the run not yet in a batch, in attempt id order. Only
-        attempts whose record said anonymized: true (see ``quarantine_unanonymized``)."""
+        attempts whose record said anonymized: true (see ``quarantine_unanonymized``),
+        unless ``anonymized_only`` is off (a backend that lists no such flag)."""
+        flag = " AND anonymized = 1" if anonymized_only else ""
         rows = self._query(
             f"SELECT {_ITEM_COLUMNS}"
             " FROM attempts WHERE campaign_id = ? AND state = 'pending' AND batch_id IS NULL"
-            " AND attempt_id > ? AND run_id = ? AND anonymized = 1 ORDER BY attempt_id LIMIT ?",
+            f" AND attempt_id > ? AND run_id = ?{flag} ORDER BY attempt_id LIMIT ?",
             (campaign_id, after, run_id, limit),
         )
         return [PendingItem.from_row(row) for row in rows]
@@ -812,3 +827,41 @@ class Store:
             (c, s) for c, s in self._query("SELECT campaign_id, previous_status FROM pauses")
             if self.try_lock_campaign(c)
         ]
+
+    def record_dialing(self, campaign_id: str, run_id: str, dialing: Mapping[str, Any]) -> None:
+        """What the backend is about to pause (its own JSON), before it is paused."""
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO pauses (campaign_id, run_id, previous_status, paused_at, dialing)"
+                " VALUES (?, ?, '', ?, ?) ON CONFLICT (campaign_id) DO UPDATE SET"
+                " run_id = excluded.run_id, previous_status = excluded.previous_status,"
+                " paused_at = excluded.paused_at, dialing = excluded.dialing",
+                (campaign_id, run_id, now(), json.dumps(dict(dialing), sort_keys=True)),
+            )
+
+    def paused_dialing(self) -> list[tuple[str, dict[str, Any]]]:
+        """Campaigns a run paused and did not resume, with what was paused."""
+        return [
+            (c, json.loads(d)) for c, d in self._query(
+                "SELECT campaign_id, dialing FROM pauses WHERE dialing IS NOT NULL"
+                " ORDER BY campaign_id"
+            )
+        ]
+
+    # -- watermarks -------------------------------------------------------------
+    def watermark(self, campaign_id: str, source: str) -> str | None:
+        """Where the campaign's ``source`` listing goes on from (None: from the start)."""
+        rows = self._query(
+            "SELECT value FROM watermarks WHERE campaign_id = ? AND source = ?",
+            (campaign_id, source),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def set_watermark(self, campaign_id: str, source: str, value: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO watermarks (campaign_id, source, value, updated_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, source) DO UPDATE SET"
+                " value = excluded.value, updated_at = excluded.updated_at",
+                (campaign_id, source, value, now()),
+            )

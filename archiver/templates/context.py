@@ -17,10 +17,10 @@ Every template is rendered with one of three events. All values are plain JSON t
       },
       "archiver_version": str,
       "target": {                   # what the run talks to
-        "backend": str,             # the API: "campaign-archive"
+        "backend": str,             # the API: "campaign-archive" or "cxone"
         "host": str,                # host[:port] of the base URL used, or "embedded" for
                                     # the built-in simulator (nothing real changed)
-        "tenant": str | None        # null for campaign-archive
+        "tenant": str | None        # cxone: connection.tenant_id; null for campaign-archive
       },
       "campaign_id": str,
       "batch": {
@@ -30,13 +30,20 @@ Every template is rendered with one of three events. All values are plain JSON t
         "size": int,                # attempts submitted in this batch
         "archived_count": int,      # attempts of the batch recorded archived
         "failed_count": int,        # attempts of the batch not archived (still listed after it)
-        "migration_job_id": str | None,
-        "status": str,              # the API's job status, or RECONCILED_FROM_LISTING when the
-                                    # answer was lost and the listing showed what was archived
+        "migration_job_id": str | None,   # the backend's job id (campaign-archive), else null
+        "status": str,              # the backend's word for what it did (campaign-archive: the
+                                    # job status; cxone: exported, retired, partially_retired),
+                                    # or RECONCILED_FROM_LISTING when the answer was lost and
+                                    # the listing showed what was archived
         "attempt_ids": [str],       # the attempts recorded archived
         "retention_days": {"365": 12, ...},   # days (as a string key) -> attempts
         "outcomes": {"NO_ANSWER": 3, ...}     # outcome code -> attempts
       },
+      "files": [                    # one per `file` sink: the batch's archive on disk
+        {"path": str,               # relative to the policy's folder
+         "sha256": str,             # of the file's bytes (gzip), as on disk
+         "records": int}            # lines in it: the attempts recorded archived
+      ],                            # [] without a file sink
       "timestamp": str              # ISO-8601, UTC
     }
 
@@ -96,6 +103,12 @@ class BatchInfo(TypedDict):
     outcomes: dict[str, int]
 
 
+class FileInfo(TypedDict):
+    path: str
+    sha256: str
+    records: int
+
+
 class BatchEvent(TypedDict):
     event: Literal["batch_archived"]
     event_id: str
@@ -105,6 +118,7 @@ class BatchEvent(TypedDict):
     target: TargetRef
     campaign_id: str
     batch: BatchInfo
+    files: list[FileInfo]
     timestamp: str
 
 
@@ -170,6 +184,8 @@ def sample_events() -> list[EventContext]:
             "retention_days": {"365": 2, "30": 1},
             "outcomes": {"NO_ANSWER": 2, "ANSWERED": 1},
         },
+        "files": [{"path": "archive/1001/2024-01-01/batch-sample.jsonl.gz",
+                   "sha256": "0" * 64, "records": 2}],
         "timestamp": "2024-01-01T00:00:05Z",
     }
     finished: RunEvent = {

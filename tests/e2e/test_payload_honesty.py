@@ -6,6 +6,7 @@ from pathlib import Path
 
 import requests
 
+from archiver.backends.campaign_archive import CampaignArchiveBackend
 from archiver.cxone import CxoneClient, RateLimiter
 from archiver.engine.runner import run_policy
 from archiver.policy.model import (
@@ -116,8 +117,8 @@ def test_without_an_anonymized_filter_an_unanonymized_record_is_still_quarantine
     )
     with client:
         result = run_policy(
-            policy, client=client, sinks=[], state_dir=tmp_path / "state",
-            target=target_for(sim.base_url),
+            policy, backend=CampaignArchiveBackend(client, page_size=policy.source.page_size),
+            sinks=[], state_dir=tmp_path / "state", target=target_for(sim.base_url),
         )
 
     assert result.exit_code == 0, result.report["campaigns"]

@@ -121,7 +121,8 @@ def test_a_listing_that_never_ends_stops_at_the_page_cap(tmp_path, fake):
     policy = write_policy(tmp_path / "p.yaml", policy_dict([BOMBED]))
     # The cap (twenty million attempts) lowered to 500, so the test reaches it in seconds.
     cap = (
-        "import archiver.stages.sources.cxone as s; s.MAX_ATTEMPTS_PER_CAMPAIGN = 500; "
+        "import archiver.backends.campaign_archive.listing as s; "
+        "s.MAX_ATTEMPTS_PER_CAMPAIGN = 500; "
         "from archiver.__main__ import main; main()"
     )
     result = subprocess.run(

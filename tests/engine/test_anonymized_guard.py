@@ -3,9 +3,11 @@ sent as it is, and an unanonymized attempt never reaches a batch, whatever the p
 
 from __future__ import annotations
 
-from archiver.cxone.wire import Attempt
-from archiver.engine import payloads
+from archiver.backends.campaign_archive import parse_record
+from archiver.backends.campaign_archive.payloads import archive_request
+from archiver.engine.backend import AttemptRecord as Attempt
 from archiver.engine.campaign import next_batches
+from archiver.engine.context import as_record
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.records import Decision
 from archiver.engine.registry import BuildContext, build_pipeline_stages
@@ -23,7 +25,7 @@ POLICY = Policy(
 
 def attempt(aid: str, anonymized: bool) -> Attempt:
     return Attempt(
-        id=aid, contact_id=f"con-{aid}", outcome_code="NO_ANSWER", disposition="ARCHIVED",
+        id=aid, contact_id=f"con-{aid}", outcome="NO_ANSWER", disposition="ARCHIVED",
         duration=7, anonymized=anonymized,
     )
 
@@ -32,9 +34,9 @@ def test_a_policy_without_the_filter_still_quarantines_an_unanonymized_record():
     pipeline = Pipeline(*build_pipeline_stages(BuildContext(policy=POLICY, campaign_id=CID)))
     raw = {"id": "a-1", "contactId": "c", "outcomeCode": "NO_ANSWER", "disposition": "X",
            "duration": 3, "anonymized": False}
-    decision = pipeline.decide(raw)
+    decision = pipeline.decide(parse_record(raw))
     assert (decision.kind, decision.reason) == ("quarantine", "not anonymized")
-    assert pipeline.decide({**raw, "anonymized": True}).kind == "archive"
+    assert pipeline.decide(parse_record({**raw, "anonymized": True})).kind == "archive"
 
 
 def test_the_store_keeps_the_flag_and_never_batches_an_unanonymized_attempt(tmp_path):
@@ -57,7 +59,12 @@ def test_the_store_keeps_the_flag_and_never_batches_an_unanonymized_attempt(tmp_
 
 def test_an_archive_item_states_the_records_own_flag():
     line = PendingItem("a-1", "con-1", "NO_ANSWER", "ARCHIVED", 7, 30, "r", False)
-    [item] = payloads.archive_request(POLICY, CID, [line])["items"]
+    def body(item: PendingItem) -> list:
+        return archive_request(
+            CID, [as_record(item)], force_cold_storage=False, delete_active=True
+        )["items"]
+
+    [item] = body(line)
     assert item["statusMatrix"]["anonymized"] is False
-    [item] = payloads.archive_request(POLICY, CID, [line._replace(anonymized=True)])["items"]
+    [item] = body(line._replace(anonymized=True))
     assert item["statusMatrix"]["anonymized"] is True

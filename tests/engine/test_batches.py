@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord as Attempt
 from archiver.engine.campaign import composition_of, idempotency_key, next_batches
 from archiver.engine.payloads import batch_event_id
 from archiver.engine.records import Decision
@@ -18,7 +18,7 @@ def decisions(ids: list[str]) -> list[Decision]:
     return [
         Decision(
             attempt_id=aid, kind="archive", retention_days=30,
-            attempt=Attempt(id=aid, contact_id=f"con-{aid}", outcome_code="BUSY",
+            attempt=Attempt(id=aid, contact_id=f"con-{aid}", outcome="BUSY",
                             disposition="X", duration=1, anonymized=True),
         )
         for aid in ids

@@ -9,9 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from archiver.cxone import CxoneClient
-from archiver.engine.runner import listing_window
-from archiver.stages.sources.cxone import CxoneSource
+from archiver.backends.campaign_archive.listing import Lister, ListingSource, listing_window
 
 
 class PagingClient:
@@ -39,7 +37,7 @@ class PagingClient:
 def test_pages_arrive_in_order_and_the_first_short_page_ends_the_listing(total, window):
     client = PagingClient(total)
     with ThreadPoolExecutor(8) as pool:
-        source = CxoneSource(cast(CxoneClient, client), 100, pool, window)
+        source = ListingSource(cast(Lister, client), 100, pool, window)
         pages = list(source.pages("camp"))
     flat: list[Any] = [r for page in pages for r in page]
     assert flat == client.records

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from archiver.backends.campaign_archive import parse_record
 from archiver.engine.campaign import next_batches
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.registry import BuildContext, build_pipeline_stages
@@ -39,8 +40,18 @@ def make_policy(on_violation: str = "quarantine", use_record_value: bool = True)
     )
 
 
-def pipeline(policy: Policy) -> Pipeline:
-    return Pipeline(*build_pipeline_stages(BuildContext(policy=policy, campaign_id=CID)))
+class Parsing:
+    """The policy's pipeline fed as a run feeds it: records parsed by the backend."""
+
+    def __init__(self, inner: Pipeline) -> None:
+        self.inner = inner
+
+    def decide(self, raw: object, *, fallback_id: str = ""):
+        return self.inner.decide(parse_record(raw), fallback_id=fallback_id)
+
+
+def pipeline(policy: Policy) -> Parsing:
+    return Parsing(Pipeline(*build_pipeline_stages(BuildContext(policy=policy, campaign_id=CID))))
 
 
 def record(**over: object) -> dict[str, object]:

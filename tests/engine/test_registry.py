@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from archiver.backends.campaign_archive import parse_record
 from archiver.engine import registry
 from archiver.engine.pipeline import Pipeline
 from archiver.errors import PluginError
@@ -79,8 +80,8 @@ def test_plugin_filter_runs_in_the_pipeline(plugin_dist):
     ctx = registry.BuildContext(policy=policy, campaign_id="c")
     pipeline = Pipeline(*registry.build_pipeline_stages(ctx))
     base = {"id": "a", "contactId": "k", "outcomeCode": "X", "disposition": "D", "anonymized": True}
-    assert pipeline.decide({**base, "duration": 3}).reason == "call too short"
-    assert pipeline.decide({**base, "duration": 30}).kind == "archive"
+    assert pipeline.decide(parse_record({**base, "duration": 3})).reason == "call too short"
+    assert pipeline.decide(parse_record({**base, "duration": 30})).kind == "archive"
 
 
 def test_naming_a_broken_plugin_says_why(plugin_dist):

@@ -121,15 +121,21 @@ def test_builtin_stage_types_match_the_models() -> None:
     assert consts == {
         "filter": {"outcome", "anonymized"},
         "transform": {"retention"},
-        "sink": {"webhook", "audit_log"},
+        "sink": {"webhook", "audit_log", "file"},
     }
 
 
-def test_connection_and_its_base_url_are_required() -> None:
+def test_connection_is_required_and_base_url_too_unless_the_api_is_cxone() -> None:
     assert "connection" in SCHEMA["required"]
-    assert SCHEMA["$defs"]["connection"]["required"] == ["base_url"]
+    [branch] = SCHEMA["$defs"]["connection"]["allOf"]
+    assert branch["if"]["properties"]["api"] == {"const": "cxone"}
+    assert branch["else"] == {"required": ["base_url"]}
     assert m.Policy.model_fields["connection"].is_required()
-    assert m.Connection.model_fields["base_url"].is_required()
+    validator = Draft202012Validator(SCHEMA)
+    doc = {"version": 1, "name": "x", "connection": {}, "campaigns": [{"id": "c1"}]}
+    assert [e.message for e in validator.iter_errors(doc)] == ["'base_url' is a required property"]
+    doc["connection"] = {"api": "cxone", "tenant_id": "t-1"}
+    assert not list(validator.iter_errors(doc))
 
 
 def test_the_policy_schema_has_a_stable_id() -> None:

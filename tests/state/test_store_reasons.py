@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord as Attempt
 from archiver.engine.records import Decision, DecisionKind
 from archiver.state.store import Store
 
 
 def _decision(n: int, kind: DecisionKind, reason: str) -> Decision:
     attempt = Attempt(
-        id=f"a-{n:04d}", contact_id=f"c-{n}", outcome_code="NO_ANSWER", disposition="x",
+        id=f"a-{n:04d}", contact_id=f"c-{n}", outcome="NO_ANSWER", disposition="x",
         duration=1, anonymized=True,
     )
     retention = 30 if kind == "archive" else None

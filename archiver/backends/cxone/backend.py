@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
+from archiver.backends.catalog import CXONE_ATTEMPT_FIELDS, CXONE_CONTACT_FIELDS
 from archiver.backends.cxone import answers, paging, records, timestamps, wire
 from archiver.backends.cxone.client import CxoneApi
 from archiver.backends.cxone.dialing import Dialer
@@ -28,10 +29,8 @@ SourceType = Literal["completed_contacts", "call_list_attempts"]
 # The first run's lower bound when the policy names no source.since.
 DEFAULT_SINCE = "2000-01-01T00:00:00.000Z"
 
-_CONTACT_FIELDS: frozenset[RecordField] = frozenset(
-    {"outcome", "duration", "updated_at", "contact_id"}
-)
-_ATTEMPT_FIELDS: frozenset[RecordField] = frozenset({"outcome", "disposition", "contact_id"})
+_CONTACT_FIELDS = CXONE_CONTACT_FIELDS
+_ATTEMPT_FIELDS = CXONE_ATTEMPT_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +55,10 @@ class CxoneBackend:
         stop_wait_seconds: float = 60.0,
         poll_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.api = api
+        self._stopping = stopping if stopping is not None else threading.Event()
         self.source = source
         self.actions: Mapping[str, Action] = dict(actions or {})
         self.fields: frozenset[RecordField] = (
@@ -168,6 +169,17 @@ class CxoneBackend:
 
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
         self._dialer.resume(campaign_id, dialing)
+
+    def check(self) -> None:
+        """Log in and discover the API host now, so refused credentials or an unknown
+        tenant stop a run before it starts."""
+        self.api.tokens.get()
+        self.api.api_base()
+
+    def cancel(self) -> None:
+        """Every wait ends at once (CallAbandoned); calls in flight end within their
+        timeouts. Takes no lock: safe from a signal handler."""
+        self._stopping.set()
 
     def close(self) -> None:
         self.api.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -10,6 +11,8 @@ from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials
 from archiver.backends.cxone.backend import Action, CxoneBackend, Source, SourceType
 from archiver.backends.cxone.client import CxoneApi, Settings
+from archiver.cxone.ratelimit import RateLimiter
+from archiver.cxone.retry import interruptible_sleep
 from archiver.errors import ConfigError
 from archiver.policy.model import Retry
 
@@ -58,10 +61,13 @@ def build(
     stop_wait_seconds: float = 60.0,
     poll_seconds: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
+    stopping: threading.Event | None = None,
 ) -> CxoneBackend:
     """A backend for ``connection.api: cxone``; sends nothing until it is used.
 
     ``actions`` maps campaign ids to ``export`` (the default) or ``retire``.
+    ``stopping``, once set (``CxoneBackend.cancel``), ends every wait of the backend
+    (rate limiter, backoff, a stop's polling) with CallAbandoned.
     """
     if not tenant_id.strip():
         raise ConfigError("connection.tenant_id is required for api: cxone")
@@ -90,8 +96,12 @@ def build(
         ),
     )
     source = Source(type=source_type, page_size=page_size, since=since, call_list=call_list)
-    api = CxoneApi(settings, credentials, sleep=sleep)
+    stopping = stopping if stopping is not None else threading.Event()
+    if sleep is time.sleep:
+        sleep = interruptible_sleep(stopping)
+    limiter = RateLimiter(max_requests_per_second, sleep=sleep)
+    api = CxoneApi(settings, credentials, limiter=limiter, sleep=sleep)
     return CxoneBackend(
         api, source, actions, stop_wait_seconds=stop_wait_seconds, poll_seconds=poll_seconds,
-        sleep=sleep,
+        sleep=sleep, stopping=stopping,
     )

@@ -7,7 +7,7 @@ a campaign completely before its first archive call, so nothing has been sent).
 
 from __future__ import annotations
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord, RecordField
 from archiver.engine.records import Decision
 from archiver.errors import CampaignAborted
 from archiver.policy.model import AnonymizedFilter
@@ -16,12 +16,16 @@ from archiver.policy.model import AnonymizedFilter
 class Anonymized:
     name = "anonymized"
 
+    @classmethod
+    def reads(cls, spec: AnonymizedFilter) -> frozenset[RecordField]:
+        return frozenset({"anonymized"})
+
     def __init__(self, spec: AnonymizedFilter, campaign_id: str = "") -> None:
         self.abort = spec.on_violation == "abort"
         self.campaign_id = campaign_id
 
-    def check(self, attempt: Attempt) -> Decision | None:
-        if attempt.anonymized:
+    def check(self, attempt: AttemptRecord) -> Decision | None:
+        if attempt.anonymized is True:
             return None
         if self.abort:
             raise CampaignAborted(

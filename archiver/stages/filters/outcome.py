@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archiver.cxone.wire import Attempt
+from archiver.engine.backend import AttemptRecord, RecordField
 from archiver.engine.records import Decision
 from archiver.policy.model import OutcomeFilter
 
@@ -10,15 +10,19 @@ from archiver.policy.model import OutcomeFilter
 class Outcome:
     name = "outcome"
 
+    @classmethod
+    def reads(cls, spec: OutcomeFilter) -> frozenset[RecordField]:
+        return frozenset({"outcome"})
+
     def __init__(self, spec: OutcomeFilter) -> None:
         self.approved = frozenset(spec.approved)
 
-    def check(self, attempt: Attempt) -> Decision | None:
-        if attempt.outcome_code in self.approved:
+    def check(self, attempt: AttemptRecord) -> Decision | None:
+        if attempt.outcome in self.approved:
             return None
         return Decision(
             attempt_id=attempt.id,
             kind="skip",
-            reason=f"outcome {attempt.outcome_code} not approved",
+            reason=f"outcome {attempt.outcome} not approved",
             attempt=attempt,
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from archiver.audit import AuditLog
 from archiver.audit.chain import AuditLine
-from archiver.engine.registry import BuildContext
+from archiver.engine.building import BuildContext
 from archiver.errors import AuditError
 from archiver.policy.model import AuditLogSink
 from archiver.templates import DEFAULT_AUDIT, CompiledTemplate, load_template

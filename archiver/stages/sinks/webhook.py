@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from archiver.engine.registry import BuildContext
+from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, WebhookError, WebhookGone
 from archiver.netutil import require_secure_url
 from archiver.policy.model import WebhookSink

@@ -9,6 +9,7 @@ compliance decision a person must make.
 
 from __future__ import annotations
 
+from archiver.engine.backend import RecordField
 from archiver.engine.records import Decision
 from archiver.policy.model import RetentionTransform
 
@@ -19,6 +20,15 @@ MAX_DAYS = 3650
 class Retention:
     name = "retention"
 
+    @classmethod
+    def reads(cls, spec: RetentionTransform) -> frozenset[RecordField]:
+        """The outcome (for its rules) and, with ``use_record_value``, the record's own
+        retention: a backend without one cannot serve that policy."""
+        read: set[RecordField] = {"outcome"}
+        if spec.use_record_value:
+            read.add("retention_days")
+        return frozenset(read)
+
     def __init__(self, spec: RetentionTransform) -> None:
         self.default_days = spec.default_days
         self.use_record_value = spec.use_record_value
@@ -28,7 +38,7 @@ class Retention:
         attempt = decision.attempt
         if attempt is None:
             return decision
-        days = self.rules.get(attempt.outcome_code, self.default_days)
+        days = self.rules.get(attempt.outcome, self.default_days)
         if self.use_record_value and attempt.retention_days is not None:
             own = attempt.retention_days
             if not MIN_DAYS <= own <= MAX_DAYS:

@@ -1,4 +1,4 @@
-"""Source ``cxone``: completed attempts of a campaign, page by page.
+"""The campaign archive API's listing: completed attempts of a campaign, page by page.
 
 Pages are fetched ``window`` at a time in parallel (offsets are known in
 advance) and yielded in order; the first short page ends the listing. The
@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future
+from typing import Protocol
 
-from archiver.cxone import CxoneClient, wire
+from archiver.cxone import wire
 from archiver.errors import TerminalApiError
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,26 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS_PER_CAMPAIGN = 20_000_000
 
 
-class CxoneSource:
-    name = "cxone"
+class Lister(Protocol):
+    def list_attempts(self, campaign_id: str, *, limit: int, offset: int) -> list[object]: ...
+
+
+def listing_window(max_in_flight: int, campaigns: int) -> int:
+    """Pages each campaign's listing keeps in flight.
+
+    Campaigns share the pool: each looks ahead by its share of it, rounded up so no
+    worker idles while every campaign lists (the pool queues the few extra). A wider
+    look-ahead would only fetch pages past the end while other campaigns wait.
+    """
+    return max(1, -(-max_in_flight // max(1, min(campaigns, max_in_flight))))
+
+
+class ListingSource:
+    """Raw records of ``GET .../attempts``, offset-paged with a look-ahead of ``window``."""
 
     def __init__(
         self,
-        client: CxoneClient,
+        client: Lister,
         page_size: int,
         executor: Executor,
         window: int,

@@ -1,0 +1,71 @@
+"""Runs against the cxone personality when the tenant misbehaves: tokens that expire
+mid-run, 429 storms without Retry-After, 5xx answers. The run finishes, exports every
+contact once, and never leaks a secret."""
+
+from __future__ import annotations
+
+from archiver.simulator.cxone import Behaviour, CxoneSimConfig, CxoneSimulator
+from tests.support import run_cli
+from tests.support_cxone import archive_files, cxone_env, cxone_policy
+
+CONFIG = CxoneSimConfig(campaigns=2, contacts_per_campaign=120)
+
+
+def exported_ids(tmp_path) -> list[str]:
+    return [r["id"] for records in archive_files(tmp_path / "archive").values() for r in records]
+
+
+def test_tokens_that_expire_mid_run_are_replaced_and_the_run_finishes(tmp_path):
+    # The token answer claims an hour; the tenant drops each token after 0.3 s, so the
+    # client learns of it from 401s, as with a token revoked or expired early.
+    behaviour = Behaviour(
+        token_lifetime_seconds=0.3, reported_expires_in=3600, latency_seconds=0.1
+    )
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        requests = sim.requests()
+        expected = {c: set(sim.contacts(c)) for c in sim.campaign_ids}
+    refused = [r for r in requests if r["status"] == 401]
+    grants = [r for r in requests if r["path"].endswith("/auth/token")]
+    assert refused, "tokens expired during the run"
+    assert len(grants) > 1, "new tokens were fetched"
+    ids = exported_ids(tmp_path)
+    assert len(ids) == len(set(ids))
+    assert set(ids) <= set().union(*expected.values())
+    secret = sim.config.access_key_secret
+    assert secret not in result.stdout + result.stderr
+    assert sim.config.client_secret not in result.stdout + result.stderr
+
+
+def test_a_429_storm_without_retry_after_slows_the_run_down_and_it_finishes(tmp_path):
+    behaviour = Behaviour(invented_rate_limit_rps=4.0, invented_retry_after=None)
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        # The policy asks for far more than the tenant takes, in many small pages.
+        policy = cxone_policy(
+            tmp_path, sim, sim.campaign_ids, max_requests_per_second=200,
+            source={"type": "completed_contacts", "page_size": 10},
+        )
+        result = run_cli(
+            ["run", str(policy), "--state", str(tmp_path / "state")], cxone_env(sim), timeout=300
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        statuses = [r["status"] for r in sim.requests()]
+    assert statuses.count(429) >= 3, "the storm happened"
+    assert statuses[-1] != 429
+    ids = exported_ids(tmp_path)
+    assert ids and len(ids) == len(set(ids))
+
+
+def test_server_errors_are_retried_and_nothing_is_exported_twice(tmp_path):
+    with CxoneSimulator(CONFIG, Behaviour(error_5xx_rate=0.15)) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        first = run_cli(args, cxone_env(sim))
+        sim.set(error_5xx_rate=0.0)
+        second = run_cli(args, cxone_env(sim))
+        assert second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+        assert any(r["status"] >= 500 for r in sim.requests())
+    ids = exported_ids(tmp_path)
+    assert ids and len(ids) == len(set(ids))

@@ -1,0 +1,73 @@
+"""``action: retire`` through the CLI against the simulator's cxone personality: killed
+with SIGKILL at every failpoint, run again, and no prospect is removed twice (the
+simulator's ledger), every retired attempt is archived once, and the campaign's skills
+dial again."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from archiver.engine.failpoints import POINTS
+from archiver.simulator.cxone import Behaviour, CxoneSimConfig, CxoneSimulator
+from tests.support import run_cli
+from tests.support_cxone import archive_files, audit_lines, cxone_env, cxone_policy
+
+CONFIG = CxoneSimConfig(campaigns=1, call_lists=1, prospects_per_list=60)
+RETIRE_SOURCE = {"type": "call_list_attempts", "call_list": "4412", "page_size": 30}
+SIGKILL = -9
+
+
+def retire_policy(tmp_path: Path, sim: CxoneSimulator) -> Path:
+    return cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire", source=RETIRE_SOURCE)
+
+
+def archived_in_store(state: Path) -> set[str]:
+    with sqlite3.connect(state / "state.db") as db:
+        rows = db.execute("SELECT attempt_id FROM attempts WHERE state = 'archived'").fetchall()
+    return {r[0] for r in rows}
+
+
+def check_retired_once(sim: CxoneSimulator, tmp_path: Path, before: dict[str, str]) -> None:
+    ledger = sim.ledger()
+    assert ledger["removed"], "prospects were retired"
+    assert [e for e, n in ledger["requested"].items() if n != 1] == [], (
+        "no prospect asked to be removed twice"
+    )
+    assert all(n == 1 for n in ledger["removed"].values())
+    assert sim.finalized_attempts("4412") == {}, "every finalized prospect retired"
+    assert set(ledger["removed"]) == set(before.values())
+    assert archived_in_store(tmp_path / "state") == set(before), "each attempt archived once"
+    files = archive_files(tmp_path / "archive")
+    ids = [r["id"] for records in files.values() for r in records]
+    assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+    lines = [x for x in audit_lines(tmp_path / "audit" / "audit.jsonl")
+             if x["event"] == "batch_archived"]
+    assert len({x["batch_id"] for x in lines}) == len(lines) == len(files)
+    skills = sim.skills()
+    assert skills and all(s["isRunning"] for s in skills.values()), "skills dial again"
+
+
+def test_retire_removes_each_prospect_once_and_restarts_the_skills_it_stopped(tmp_path):
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
+        assert all(s["stops"] == 1 and s["starts"] == 1 for s in sim.skills().values())
+
+
+@pytest.mark.parametrize("point", sorted(POINTS))
+def test_sigkill_at_each_failpoint_then_rerun_removes_nothing_twice(tmp_path, point):
+    with CxoneSimulator(CONFIG, Behaviour(invented_stop_delay_seconds=0.05)) as sim:
+        before = sim.finalized_attempts("4412")
+        args = ["run", str(retire_policy(tmp_path, sim)), "--state", str(tmp_path / "state")]
+        env = cxone_env(sim)
+        crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": f"{point}:1"})
+        assert crashed.returncode == SIGKILL, (point, crashed.stderr[-2000:])
+        final = run_cli(args, env)
+        assert final.returncode == 0, final.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
