@@ -32,9 +32,10 @@ from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
-from archiver.policy.model import Policy
-from archiver.state.lock import RunLock
-from archiver.state.store import DB_NAME, Store, now
+from archiver.policy.model import Campaign, Policy
+from archiver.state import location
+from archiver.state.location import StateLocation
+from archiver.state.store import Store, now
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
