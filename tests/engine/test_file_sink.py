@@ -1,0 +1,59 @@
+"""Sink ``file`` on its own: a template shapes each line, a temporary file left by a
+killed run is replaced, and a batch's file already there is read back, never rewritten."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import stat
+
+from archiver.engine.building import BuildContext
+from archiver.policy.model import Campaign, Connection, FileSink, Policy
+from archiver.stages.sinks.file import FileArchive
+
+RECORDS = [{"id": "a-1", "contact_id": "c-1", "outcome": "Busy", "retention_days": 30},
+           {"id": "a-2", "contact_id": "c-2", "outcome": "Busy", "retention_days": 30}]
+
+
+def sink(tmp_path, **spec: object) -> FileArchive:
+    policy = Policy(
+        name="p", connection=Connection(api="cxone", tenant_id="t"),
+        campaigns=(Campaign(id="1834501", action="export"),),
+        path=tmp_path / "policy.yaml", root=tmp_path,
+    )
+    return FileArchive.from_spec(
+        FileSink(path="archive/{campaign}/{date}/", **spec), BuildContext(policy=policy)
+    )
+
+
+def test_a_template_shapes_each_line_and_the_facts_describe_the_file(tmp_path):
+    (tmp_path / "line.json.j2").write_text(
+        '{"attempt": {{ record.id | tojson }}, "batch": {{ batch_id | tojson }}}'
+    )
+    facts = sink(tmp_path, template="line.json.j2").write_batch("1834501", "b-1", RECORDS)
+    path = tmp_path / facts["path"]
+    assert path.name == "b-1.jsonl.gz" and path.parent.parent.name == "1834501"
+    lines = [json.loads(x) for x in gzip.decompress(path.read_bytes()).splitlines()]
+    assert lines == [{"attempt": "a-1", "batch": "b-1"}, {"attempt": "a-2", "batch": "b-1"}]
+    assert facts["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert facts["records"] == 2
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_a_file_already_written_is_read_back_and_a_stale_temporary_one_replaced(tmp_path):
+    archive = sink(tmp_path)
+    first = archive.write_batch("1834501", "b-1", RECORDS)
+    path = tmp_path / first["path"]
+    before = path.stat().st_mtime_ns
+    # Asked again with other records (a re-listed attempt changed): the file stands.
+    again = archive.write_batch("1834501", "b-1", RECORDS[:1])
+    assert again == first and path.stat().st_mtime_ns == before
+    # A run killed while writing left a temporary file: the next write replaces it.
+    stale = path.parent / ".b-2.jsonl.gz.tmp"
+    stale.write_bytes(b"half a gzip")
+    other = archive.write_batch("1834501", "b-2", RECORDS)
+    assert not stale.exists()
+    assert other["records"] == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == ["b-1.jsonl.gz", "b-2.jsonl.gz"]
