@@ -840,12 +840,15 @@ class Store:
             )
 
     def paused_dialing(self) -> list[tuple[str, dict[str, Any]]]:
-        """Campaigns a run paused and did not resume, with what was paused."""
+        """Campaigns a run paused and did not resume, with what was paused. In a shared
+        store only those this run can lock (and now holds until it ends): a run still
+        archiving a campaign it paused, on any machine, resumes it itself."""
         return [
             (c, json.loads(d)) for c, d in self._query(
                 "SELECT campaign_id, dialing FROM pauses WHERE dialing IS NOT NULL"
                 " ORDER BY campaign_id"
             )
+            if self.try_lock_campaign(c)
         ]
 
     # -- watermarks -------------------------------------------------------------

@@ -136,6 +136,19 @@ def test_pauses_are_restored_only_by_a_run_that_can_hold_their_campaign(stores):
     eventually(lambda: sorted(b.pauses()) == [("c1", "ACTIVE"), ("c2", "ACTIVE")])
 
 
+def test_dialing_to_resume_is_left_to_the_live_run_that_paused_it(stores):
+    a, b = stores(), stores()
+    a.start_run("run-a", "p", "h", TARGET)
+    assert a.try_lock_campaign("c1")
+    a.record_dialing("c1", "run-a", {"skills": [7]})
+    b.record_dialing("c2", "run-dead", {"status": "ACTIVE"})
+    b.start_run("run-b", "p", "h", TARGET)
+    assert b.paused_dialing() == [("c2", {"status": "ACTIVE"})]
+    a.close()
+    eventually(lambda: b.paused_dialing() == [
+        ("c1", {"skills": [7]}), ("c2", {"status": "ACTIVE"})])
+
+
 def test_undelivered_events_of_a_live_runs_sinks_are_not_orphans(stores):
     a, b = stores(), stores()
     a.own_sinks(["audit_log:/host-a/audit.jsonl", "webhook:https://dw"])

@@ -16,8 +16,8 @@ def _decision(n: int, kind: DecisionKind, reason: str) -> Decision:
     return Decision(attempt.id, kind, reason, retention, attempt)
 
 
-def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(tmp_path):
-    store = Store(tmp_path)
+def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(store: Store):
+    # `store`: a state folder, then a PostgreSQL database (tests/state/conftest.py).
     store.start_run("old", "p", "")
     store.record_listed("old", "c1", [_decision(900, "skip", "from an older run")])
     store.start_run("r", "p", "")
@@ -49,4 +49,3 @@ def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(tmp_path):
     }
     assert store.reasons("old") == {"c1": [("skipped", "from an older run", 1)]}
     assert store.reasons("none") == {}
-    store.close()
