@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from archiver.errors import ConfigError
 from archiver.state.folder import default_state_dir
@@ -31,11 +31,10 @@ class PostgresUrl:
 
     def __str__(self) -> str:
         parts = urlsplit(self.dsn)
-        netloc = parts.netloc.rpartition("@")
-        user = netloc[0].partition(":")[0]
-        shown = f"{user}@{netloc[2]}" if netloc[1] else netloc[2]
-        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k not in _SECRET_PARAMS])
-        return urlunsplit((parts.scheme, shown, parts.path, query, ""))
+        userinfo, at, host = parts.netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}@{host}" if at else host
+        kept = [p for p in parts.query.split("&") if p and p.partition("=")[0] not in _SECRET_PARAMS]
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{'&'.join(kept)}" if kept else "")
 
     def __repr__(self) -> str:
         return f"PostgresUrl({str(self)!r})"
@@ -46,7 +45,8 @@ class PostgresUrl:
         parts = urlsplit(self.dsn)
         found = [v for k, v in parse_qsl(parts.query) if k in _SECRET_PARAMS]
         if parts.password:
-            found.append(parts.password)
+            # As written (percent-encoded) and as libpq reads it.
+            found += [parts.password, unquote(parts.password)]
         return found
 
 

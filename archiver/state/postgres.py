@@ -217,7 +217,10 @@ def fault(where: str, err: BaseException) -> ArchiverError:
     again = "then run again (the next run picks up where this one stopped)"
     if state in _STORAGE:
         return StorageError(f"the state store {where}: {message}; {_STORAGE[state]}: {again}")
-    if state in _CONFIG or "password" in message or "authentication" in message:
+    refused = isinstance(err, psycopg.OperationalError) and (
+        "authentication failed" in message or "password" in message
+    )
+    if state in _CONFIG or refused:
         return ConfigError(f"the state store {where}: {message}")
     if state == "42501":
         return StorageError(
