@@ -13,9 +13,12 @@ def test_a_429_storm_without_retry_after_finishes_and_the_rate_adapts(
     start_sim, backend_for
 ) -> None:
     # The tenant takes 50 requests a second and opens with a storm of 429s; four
-    # campaigns are listed at once under a policy that allows ten times that.
+    # campaigns are listed at once under a policy that allows ten times that. The
+    # limiter needs about half a second to learn the tenant's pace (it does not cut
+    # again for 429s of requests already in flight), so the listing is long enough
+    # (about four seconds) for "after the storm" to mean after that.
     sim = start_sim(Behaviour(invented_rate_limit_rps=50.0), campaigns=4,
-                    contacts_per_campaign=100)
+                    contacts_per_campaign=250)
     sim.inject(*[429] * 12)
     backend = backend_for(sim, page_size=5, max_requests_per_second=500.0, max_attempts=15,
                           max_in_flight=4)
