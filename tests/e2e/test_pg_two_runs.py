@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import jsonschema
 import psycopg
 import requests
 
@@ -102,6 +103,9 @@ def test_two_runs_on_the_same_campaigns_never_archive_an_attempt_twice(tmp_path,
             _, err = run.communicate(timeout=240)
             assert run.returncode == 0, err[-3000:]
         reports = [read_report(p.parent / "report.json") for p in policies]
+        schema = json.loads((REPO / "schemas" / "run-report.schema.json").read_text())
+        for report in reports:  # a busy campaign is a status the report schema knows
+            jsonschema.Draft202012Validator(schema).validate(report)
 
         ledger: dict[str, int] = sim_get(base, "ledger")["attempts"]  # type: ignore[index]
         wanted = eligible(base, CAMPAIGNS)
