@@ -43,8 +43,10 @@ from archiver.errors import (
     ArchiverError,
     CampaignAborted,
     CampaignActive,
+    ConfigError,
     Transient,
 )
+from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign
 from archiver.state.store import PendingItem, Store, StoredBatch
 
@@ -77,17 +79,18 @@ def batch_id_of(key: str) -> str:
 
 
 def next_batches(
-    store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True
+    store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True,
+    holds: HoldSet | None = None,
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
     """The campaign's archive-eligible attempts of this run, sorted by id and cut into
     chunks of ``max_items`` from the start; each is committed (composition and key)
     before anyone sends it, then yielded. Streams, so memory stays flat.
-    ``anonymized_only``: only attempts listed as anonymized (a backend with the flag)."""
+    ``anonymized_only``: only attempts listed as anonymized (a backend with the flag).
+    ``holds``: read again before each batch is formed; a pending attempt a hold now
+    covers is recorded ``held`` instead of batched."""
     seq = store.max_batch_seq(run_id, campaign_id)
     after = ""
-    while items := store.unbatched(
-        run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
-    ):
+    while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds):
         after = items[-1].attempt_id
         seq += 1
         ids = [i.attempt_id for i in items]
@@ -106,6 +109,31 @@ def next_batches(
         yield batch, items
 
 
+def _unheld(
+    store: Store, run_id: str, campaign_id: str, after: str, max_items: int,
+    anonymized_only: bool, holds: HoldSet | None,
+) -> list[PendingItem]:
+    """The next chunk of unbatched attempts, once those a hold covers now are recorded
+    held (they leave the pending attempts, so the chunk is read again, full)."""
+    if holds:
+        holds.refresh()
+    while True:
+        items = store.unbatched(
+            run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
+        )
+        if not holds:
+            return items
+        held: dict[str, str] = {}
+        for item in items:
+            hold = holds.match(campaign_id, item.attempt_id, item.contact_id)
+            if hold is not None:
+                held[item.attempt_id] = hold.reason
+        if not held:
+            return items
+        store.hold_pending(run_id, campaign_id, held)
+        log.info("campaign %s: %d attempt(s) held before batching", campaign_id, len(held))
+
+
 class CampaignJob:
     def __init__(self, ctx: RunContext, campaign: Campaign) -> None:
         self.ctx = ctx
@@ -119,7 +147,11 @@ class CampaignJob:
         filters, transforms = build_pipeline_stages(
             BuildContext(policy=ctx.policy, campaign_id=self.cid)
         )
-        self.pipeline = Pipeline(filters, transforms, guard_anonymized=self.flagged)
+        self.holds = ctx.holds
+        self.pipeline = Pipeline(
+            filters, transforms, guard_anonymized=self.flagged, holds=self.holds,
+            campaign_id=self.cid,
+        )
         self.source = ctx.policy.source.type or "attempts"  # the watermark's listing
         self._since = self.store.watermark(self.cid, self.source)
         self._watermark: str | None = None
@@ -161,6 +193,9 @@ class CampaignJob:
             status, reason = "aborted", str(err)
         except (ApiError, Interrupted) as err:
             status, reason = "failed", str(err)
+        except ConfigError as err:
+            # A hold file that no longer reads: what must not be archived is unknown.
+            status, reason = "failed", str(err)
         finally:
             self.resume_if_paused()
         if status != "done":
@@ -191,11 +226,13 @@ class CampaignJob:
 
     def keep_watermark(self) -> None:
         """The next run lists from where this one ended, once nothing it listed is left
-        to do: no attempt pending or failed, no batch open."""
+        to do: no attempt pending, failed or held, no batch open."""
         if self._watermark is None or self._watermark == self._since:
             return
         left = self.store.counts(self.run_id).get(self.cid, {})
-        if left.get("failed", 0) or left.get("pending", 0) or self.store.open_batches(self.cid):
+        # A held attempt is listed again by later runs, to be archived once its hold ends.
+        again = ("failed", "pending", "held")
+        if any(left.get(s, 0) for s in again) or self.store.open_batches(self.cid):
             return
         self.store.set_watermark(self.cid, self.source, self._watermark)
 
@@ -207,7 +244,11 @@ class CampaignJob:
             gone = [i.attempt_id for i in items if i.run_id != self.run_id]
             if self._stop is not None:
                 continue  # the campaign dials and is skipped: the batch waits for a later run
-            if listed and not gone and (not self.flagged or all(i.anonymized for i in listed)):
+            # A member a hold now covers is not resent: the batch is reconciled instead,
+            # and what is still listed goes back to pending, where the hold catches it.
+            held_now = self._any_held(listed)
+            if (listed and not gone and not held_now
+                    and (not self.flagged or all(i.anonymized for i in listed))):
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
                 self._send(batch, items)
                 continue
@@ -233,6 +274,12 @@ class CampaignJob:
         if self.flagged:
             self.store.quarantine_unanonymized(self.run_id, self.cid)
 
+    def _any_held(self, items: list[PendingItem]) -> bool:
+        if not self.holds:
+            return False
+        self.holds.refresh()
+        return any(self.holds.match(self.cid, i.attempt_id, i.contact_id) for i in items)
+
     # -- archiving ----------------------------------------------------------------
     def archive_all(self) -> None:
         max_items = self.ctx.policy.batch.max_items
@@ -242,7 +289,8 @@ class CampaignJob:
             return
         try:
             for batch, items in next_batches(
-                self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged
+                self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
+                holds=self.holds,
             ):
                 self.ctx.crash_point("batch_prepared")
                 inflight.append(self.ctx.http.submit(self._send, batch, items))

@@ -18,6 +18,7 @@ from archiver.engine.backend import AttemptRecord, Backend
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Sink
+from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.store import PendingItem, Store, StoredBatch, now
 from archiver.target import Target
@@ -38,6 +39,7 @@ class RunContext:
     observer: RunObserver
     target: Target
     cancelled: threading.Event = field(default_factory=threading.Event)
+    holds: HoldSet | None = None  # the policy's legal holds, when it lists any
 
     def crash_point(self, name: str) -> None:
         failpoints.hit(name)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from archiver.engine.backend import AttemptRecord, MalformedRecord
 from archiver.engine.protocols import Filter, Transform
 from archiver.engine.records import Decision
+from archiver.governance.holds import HoldSet
 
 
 class Pipeline:
@@ -21,6 +22,9 @@ class Pipeline:
     ``guard_anonymized``: the backend's records carry an anonymized flag, and one that
     is not true is never archived, whatever the stages say. Off for a backend without
     the flag (its policies cannot read it either: validation refuses that).
+
+    ``holds``: the policy's legal holds. A held attempt is decided ``hold`` before any
+    stage sees it, whatever the stages would say.
     """
 
     def __init__(
@@ -29,13 +33,21 @@ class Pipeline:
         transforms: Sequence[Transform],
         *,
         guard_anonymized: bool = True,
+        holds: HoldSet | None = None,
+        campaign_id: str = "",
     ) -> None:
         self.filters = tuple(filters)
         self.transforms = tuple(transforms)
         self.guard_anonymized = guard_anonymized
+        self.holds = holds if holds else None
+        self.campaign_id = campaign_id
 
     def decide(self, record: AttemptRecord | MalformedRecord, *, fallback_id: str = "") -> Decision:
         """Decide one listed record. ``fallback_id`` names a record that has no usable id."""
+        if self.holds is not None:
+            held = self.held(record)
+            if held is not None:
+                return held
         if isinstance(record, MalformedRecord):
             return Decision(
                 attempt_id=record.attempt_id or fallback_id,
@@ -62,6 +74,20 @@ class Pipeline:
             decision.retention_days = DEFAULT_RETENTION_DAYS
         return decision
 
+    def held(self, record: AttemptRecord | MalformedRecord) -> Decision | None:
+        """The ``hold`` decision when a legal hold covers the record (a malformed record
+        by its id and campaign), else None."""
+        if self.holds is None:
+            return None
+        if isinstance(record, MalformedRecord):
+            hold = self.holds.match(self.campaign_id, record.attempt_id, None)
+            if hold is None or not record.attempt_id:
+                return None
+            return Decision(attempt_id=record.attempt_id, kind="hold", reason=hold.reason)
+        hold = self.holds.match(self.campaign_id, record.id, record.contact_id)
+        if hold is None:
+            return None
+        return Decision(attempt_id=record.id, kind="hold", reason=hold.reason, attempt=record)
 
 def malformed_reason(record: MalformedRecord) -> str:
     """The reason, naming the field (backends word it with or without the field)."""

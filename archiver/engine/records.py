@@ -7,9 +7,11 @@ from typing import Literal
 
 from archiver.engine.backend import AttemptRecord
 
-DecisionKind = Literal["archive", "skip", "quarantine"]
-FinalState = Literal["archived", "skipped", "quarantined", "failed"]
-FINAL_STATES: tuple[FinalState, ...] = ("archived", "skipped", "quarantined", "failed")
+DecisionKind = Literal["archive", "skip", "quarantine", "hold"]
+FinalState = Literal["archived", "skipped", "quarantined", "failed", "held"]
+# ``held``: a legal hold covers the attempt (governance/holds.py); like ``failed``, a
+# later run decides it again, and archives it once the hold has ended.
+FINAL_STATES: tuple[FinalState, ...] = ("archived", "skipped", "quarantined", "failed", "held")
 
 
 @dataclass(slots=True)

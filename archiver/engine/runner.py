@@ -32,6 +32,7 @@ from archiver.engine.protocols import Sink
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
+from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign, Policy
 from archiver.state import location
 from archiver.state.location import StateLocation
@@ -131,6 +132,7 @@ def _run_locked(
     target: Target,
 ) -> RunResult:
     started = time.time()
+    holds = hold_set(policy)  # a hold file that does not read refuses the run here
     store.start_run(run_id, policy.name, policy.sha256, target)
     sinks = sink_keys(sink_list)
     workers = policy.connection.max_in_flight
@@ -145,6 +147,7 @@ def _run_locked(
             sinks=sinks,
             observer=observer,
             target=target,
+            holds=holds,
         )
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
@@ -169,6 +172,15 @@ def _run_locked(
     store.add_to_totals(policy.name, run_totals(report, status))
     store.finish_run(run_id, status, exit_code, report)
     return RunResult(run_id, exit_code, report)
+
+
+def hold_set(policy: Policy) -> HoldSet | None:
+    """The policy's legal holds (read now, and again before every batch); None when it
+    lists none. ConfigError when a hold file is missing, unreadable or outside the
+    policy's repository."""
+    if not policy.holds:
+        return None
+    return HoldSet([(policy.resolve(w, what="hold file"), w) for w in policy.holds])
 
 
 def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[str, Any]:

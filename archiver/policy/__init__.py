@@ -43,7 +43,7 @@ V010  two audit logs writing the same file
 V011  ``retry.initial_backoff_seconds`` larger than ``retry.max_backoff_seconds``
 V012  an audit log path that is a folder
 V013  webhook ``url: embedded`` without ``connection.base_url: embedded``
-V014  a path (audit log, file sink) that resolves, after symlinks, outside the policy's repository
+V014  a path (audit log, file sink, hold file) that resolves, after symlinks, outside the policy's repository
       (the git work tree holding the policy, else its folder) or into its ``.git``
 V015  ``secret_env`` naming one of archiver's own variables (any ``CXONE_*``, ``ARCHIVER_*``)
 V016  no ``anonymized`` filter (``api: campaign-archive``; cxone lists no such flag)
@@ -58,6 +58,7 @@ V020  ``action: retire`` without ``source.type: call_list_attempts``
 V021  a key the policy's API needs is missing (``base_url`` on campaign-archive,
       ``tenant_id`` on cxone, ``source.call_list`` for call_list_attempts)
 V022  ``source.since`` that is not a UTC timestamp (``2026-11-01T00:00:00Z``)
+V023  a hold file (``holds[i]``) that does not exist or does not parse as a hold file
 T001  a template file that does not exist
 T002  a template that does not compile (template file and line)
 T003  a template that fails to render a sample event to JSON (template file and line),

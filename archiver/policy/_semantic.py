@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from archiver.errors import Diagnostic
+from archiver.errors import ConfigError, Diagnostic
 from archiver.netutil import url_problem
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
@@ -200,6 +200,27 @@ def _sinks(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                                    f"audit log `{doc.show(spec.path)}` is a folder, not a file")
 
 
+def _holds(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Every hold file exists, stays inside the repository and parses: a run that cannot
+    read one would not know what it must not archive."""
+    from archiver.governance.holds import read_hold_file
+
+    for i, written in enumerate(policy.holds):
+        try:
+            target = doc.confine(written, what="hold file")
+        except OutsideRepository as err:
+            yield doc.at_value(("holds", i), codes.PATH_OUTSIDE, str(err))
+            continue
+        if target.is_dir():
+            yield doc.at_value(("holds", i), codes.BAD_HOLD_FILE,
+                               f"hold file `{doc.show(written)}` is a folder, not a file")
+            continue
+        try:
+            read_hold_file(target, doc.show(written))
+        except ConfigError as err:
+            yield doc.at_value(("holds", i), codes.BAD_HOLD_FILE, str(err))
+
+
 def _plugins(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     # Imported here, not at the top: the registry imports the policy models.
     from archiver.engine import registry
@@ -299,6 +320,6 @@ def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
 
 
 CHECKS: tuple[Check, ...] = (
-    _campaigns, _filters, check_outcomes, _retention, _connection, _sinks, _plugins, _api,
+    _campaigns, _filters, check_outcomes, _retention, _connection, _sinks, _holds, _plugins, _api,
     _fields,
 )

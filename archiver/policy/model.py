@@ -158,6 +158,8 @@ class Policy(_Model):
     batch: Batch = Batch()
     retry: Retry = Retry()
     sinks: tuple[SinkSpec, ...] = ()
+    # Legal hold files (governance/holds.py), relative to the policy file.
+    holds: tuple[str, ...] = ()
 
     # Where the policy came from; relative template and audit paths resolve against it.
     path: Path | None = Field(default=None, exclude=True)

@@ -142,7 +142,7 @@ class RunMetrics:
 
         for campaign in report["campaigns"]:
             for state in FINAL_STATES:
-                gauge("archiver_run_attempts", campaign[state], campaign=campaign["id"], state=state)
+                gauge("archiver_run_attempts", campaign.get(state, 0), campaign=campaign["id"], state=state)
         for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
             for field, quantile in QUANTILES.items():
                 seconds = stats["latency_seconds"][field]

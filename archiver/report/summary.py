@@ -23,7 +23,7 @@ PLAIN_WIDTH = 160
 CAMPAIGN_MIN_WIDTH = 10
 KEYS = ("listed", *FINAL_STATES, "success_rate", "retries", "rate_limited", "paused")
 HEADERS = ("listed", *FINAL_STATES, "success", "retries", "429s", "paused")
-SHORT_HEADERS = ("listed", "arch.", "skip.", "quar.", "failed", "ok", "retry", "429", "paused")
+SHORT_HEADERS = ("listed", "arch.", "skip.", "quar.", "failed", "held", "ok", "retry", "429", "paused")
 API_KEYS = ("retries", "rate_limited")  # left to the API table on the narrowest terminals
 WIDE = 128  # columns the full headers need beside a shortened campaign id
 NARROW = 100
@@ -177,6 +177,8 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
         f"listed {totals['listed']}, archived {totals['archived']}, skipped {totals['skipped']}, "
         f"quarantined {totals['quarantined']}"
     )
+    if totals.get("held"):
+        counts += f", held {totals['held']}"
     if interrupted:
         # Attempts a stopped run left are not failures: the next run picks them up.
         _line(console, f"{counts}, not done {totals['failed']}")

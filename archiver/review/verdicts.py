@@ -102,6 +102,8 @@ class Decider:
                 duration=attempt.duration, retention_days=decision.retention_days,
                 anonymized=attempt.anonymized,
             )
+        # Review tools decide without legal holds (a run records those): never "hold".
+        assert decision.kind != "hold"
         return Verdict(
             attempt_id=decision.attempt_id,
             kind=decision.kind,

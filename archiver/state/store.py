@@ -75,7 +75,7 @@ _ITEM_COLUMNS = (
     "attempt_id, contact_id, outcome, disposition, duration, retention_days, run_id, anonymized,"
     " handle, updated_at"
 )
-_STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined"}
+_STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined", "hold": "held"}
 # Every state an attempt of a run can be in other than archived.
 _NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
 
@@ -457,6 +457,21 @@ class Store:
                 " AND state = 'pending' AND batch_id IS NULL AND coalesce(anonymized, 0) != 1",
                 (run_id, campaign_id),
             ).rowcount
+
+    def hold_pending(self, run_id: str, campaign_id: str, held: Mapping[str, str]) -> int:
+        """Record ``held`` (attempt id -> reason) the run's pending attempts of the campaign
+        that a legal hold now covers, before they are batched. Ones already in a batch,
+        or no longer pending, are left alone."""
+        with self.tx() as db:
+            return sum(
+                db.execute(
+                    "UPDATE attempts SET state = 'held', decision = 'hold', reason = ?"
+                    " WHERE campaign_id = ? AND attempt_id = ? AND run_id = ?"
+                    " AND state = 'pending' AND batch_id IS NULL",
+                    (reason, campaign_id, attempt_id, run_id),
+                ).rowcount
+                for attempt_id, reason in held.items()
+            )
 
     # -- batches ----------------------------------------------------------------
     def prepare_batch(

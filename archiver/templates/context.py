@@ -59,7 +59,7 @@ Every template is rendered with one of three events. All values are plain JSON t
       "target": {"backend": str, "host": str, "tenant": str | None},
       "timestamp": str,
       "counts": {"listed": int, "archived": int, "skipped": int,
-                 "quarantined": int, "failed": int},   # all zero at run_started
+                 "quarantined": int, "failed": int, "held": int},  # zero at run_started
       "campaigns": [str]
     }
 
@@ -128,6 +128,7 @@ class RunCounts(TypedDict):
     skipped: int
     quarantined: int
     failed: int
+    held: int
 
 
 class RunEvent(TypedDict):
@@ -160,7 +161,8 @@ def sample_events() -> list[EventContext]:
         "archiver_version": version,
         "target": target,
         "timestamp": "2024-01-01T00:00:00Z",
-        "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0},
+        "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0,
+                   "held": 0},
         "campaigns": ["1001"],
     }
     batch: BatchEvent = {
@@ -193,6 +195,7 @@ def sample_events() -> list[EventContext]:
         "event": "run_finished",
         "event_id": "evt-sample-run-finished",
         "timestamp": "2024-01-01T00:00:09Z",
-        "counts": {"listed": 4, "archived": 2, "skipped": 1, "quarantined": 0, "failed": 1},
+        "counts": {"listed": 4, "archived": 2, "skipped": 1, "quarantined": 0, "failed": 1,
+                   "held": 0},
     }
     return [started, batch, finished]

@@ -1,0 +1,150 @@
+"""Legal holds through `archiver run`, against the simulator over real sockets: a hold
+placed before a run keeps its attempts out of every archive call, audit line and webhook;
+once the hold ends, the next run archives them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from archiver.simulator import Faults
+from tests.support import REPO, WEBHOOK_SECRET, run_cli, sim_env
+
+DEMO_APPROVED = {"SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED", "CALLBACK_REQUESTED"}
+CASE = "LIT-2026-114"
+DEMO_CAMPAIGNS = [
+    c["id"] for c in yaml.safe_load((REPO / "examples" / "demo.yaml").read_text())["campaigns"]
+]
+
+
+def demo_copy(tmp_path: Path, sim_base: str, webhook_url: str) -> tuple[Path, list[str]]:
+    """examples/ copied, its demo pointed at the test's simulator and listing holds/."""
+    folder = tmp_path / "examples"
+    # What the repository ships, not what runs of the demo left beside it.
+    shutil.copytree(REPO / "examples", folder,
+                    ignore=shutil.ignore_patterns(".archiver", "archive", "audit"))
+    policy = folder / "demo.yaml"
+    doc = yaml.safe_load(policy.read_text())
+    doc["connection"]["base_url"] = sim_base
+    for sink in doc["sinks"]:
+        if sink["type"] == "webhook":
+            sink["url"] = webhook_url
+    doc["holds"] = [f"holds/{CASE}.yaml"]
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return policy, [c["id"] for c in doc["campaigns"]]
+
+
+def write_hold(folder: Path, *, attempts: list[str], campaigns: list[str],
+               until: str | None = None) -> Path:
+    hold = folder / "holds" / f"{CASE}.yaml"
+    hold.parent.mkdir(exist_ok=True)
+    body = {"case": CASE, "placed_by": "legal@example.com", "attempts": attempts,
+            "contacts": [], "campaigns": campaigns}
+    if until is not None:
+        body["until"] = until
+    hold.write_text(yaml.safe_dump(body, sort_keys=False))
+    return hold
+
+
+def audit_lines(folder: Path) -> list[dict[str, object]]:
+    path = folder / "audit" / "demo-audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_hold_keeps_attempts_out_of_a_run_and_the_next_run_archives_them_once_it_ends(
+    tmp_path, start_sim
+):
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=300)
+    policy, campaigns = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
+    assert campaigns == DEMO_CAMPAIGNS
+    first, held_campaign = campaigns[0], campaigns[1]
+    held_attempt = min(sim.eligible_ids(first, DEMO_APPROVED))
+    hold = write_hold(policy.parent, attempts=[held_attempt], campaigns=[held_campaign])
+    env = sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    state = tmp_path / "state"
+
+    checked = run_cli(["validate", str(policy)], env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # Run 1: the hold is on.
+    result = run_cli(["run", str(policy), "--state", str(state), "--report",
+                      str(tmp_path / "r1.json")], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r1.json").read_text())
+    by_id = {c["id"]: c for c in report["campaigns"]}
+    whole = by_id[held_campaign]
+    assert whole["listed"] > 0 and whole["held"] == whole["listed"]
+    assert whole["archived"] == 0
+    reason = f"legal hold {CASE} (holds/{CASE}.yaml)"
+    assert [(r["state"], r["reason"]) for r in whole["reasons"]] == [("held", reason)]
+    assert by_id[first]["held"] == 1
+    assert {"state": "held", "reason": reason, "count": 1} in by_id[first]["reasons"]
+    assert report["totals"]["held"] == whole["listed"] + 1
+    for c in [*report["campaigns"], report["totals"]]:
+        assert c["listed"] == sum(
+            c[s] for s in ("archived", "skipped", "quarantined", "failed", "held")
+        )
+    assert "held" in result.stdout
+
+    ledger = sim.ledger()
+    held_ids = sim.eligible_ids(held_campaign, DEMO_APPROVED) | {held_attempt}
+    assert ledger, "the attempts no hold covers were archived"
+    assert not held_ids & set(ledger), "no held attempt reached an archive call"
+    lines = audit_lines(policy.parent)
+    archived_lines = [x for x in lines if x["event"] == "batch_archived"]
+    assert archived_lines
+    assert all(x["campaign_id"] != held_campaign for x in archived_lines)
+    audited_ids = {a for x in archived_lines for a in x["attempt_ids"]}  # type: ignore[attr-defined]
+    assert not held_ids & audited_ids
+    deliveries = sim.webhooks()
+    assert deliveries
+    for d in deliveries:
+        body = json.dumps(d["body"])
+        assert held_attempt not in body
+        assert not any(a in body for a in held_ids)
+
+    # The hold ends: its last day was yesterday.
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    write_hold(policy.parent, attempts=[held_attempt], campaigns=[held_campaign], until=yesterday)
+    assert hold.exists()
+    result = run_cli(["run", str(policy), "--state", str(state), "--report",
+                      str(tmp_path / "r2.json")], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert report["totals"]["held"] == 0
+    ledger = sim.ledger()
+    assert held_ids <= set(ledger), "every formerly held eligible attempt archived"
+    assert all(n == 1 for n in ledger.values()), "nothing archived twice"
+    second = [x for x in audit_lines(policy.parent)[len(lines):] if x["event"] == "batch_archived"]
+    assert held_ids <= {a for x in second for a in x["attempt_ids"]}  # type: ignore[attr-defined]
+
+
+def test_validate_points_at_a_missing_or_broken_hold_file(tmp_path, start_sim):
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
+    policy, _ = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
+    env = sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    text = policy.read_text().splitlines()
+    line = next(i for i, t in enumerate(text, 1) if t.strip() == f"- holds/{CASE}.yaml")
+    col = text[line - 1].index("holds/") + 1
+
+    missing = run_cli(["validate", str(policy)], env)
+    assert missing.returncode == 78, missing.stdout + missing.stderr
+    out = missing.stdout + missing.stderr
+    assert f"demo.yaml:{line}:{col}: V023" in out and "does not exist" in out
+
+    hold = write_hold(policy.parent, attempts=[], campaigns=[])
+    hold.write_text(hold.read_text().replace("placed_by", "placed"))
+    broken = run_cli(["validate", str(policy)], env)
+    assert broken.returncode == 78
+    out = broken.stdout + broken.stderr
+    assert f"demo.yaml:{line}:{col}: V023" in out and "placed_by" in out
+
+    policy.write_text(policy.read_text().replace(f"holds/{CASE}.yaml", "../outside.yaml"))
+    (tmp_path / "outside.yaml").write_text(hold.read_text())
+    outside = run_cli(["validate", str(policy)], env)
+    assert outside.returncode == 78
+    assert f"demo.yaml:{line}:{col}: V014" in outside.stdout + outside.stderr
