@@ -210,6 +210,8 @@ class CampaignJob:
     # -- listing ------------------------------------------------------------------
     def list_all(self) -> None:
         offset = 0
+        if self.holds:
+            self.holds.refresh()  # a hold placed while other campaigns ran
         for page in self.backend.pages(self.cid, since=self._since):
             if self.ctx.cancelled.is_set():
                 raise Interrupted("run interrupted while listing")
