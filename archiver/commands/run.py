@@ -19,11 +19,13 @@ from archiver.commands._state import HELP, STATE, default_state
 from archiver.connect import connect, target_of
 from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
+from archiver.engine.records import FINAL_STATES
 from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
-from archiver.errors import AuthError
+from archiver.errors import AuthError, UsageError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
+from archiver.policy.files import policy_files
 from archiver.policy.model import AuditLogSink
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
@@ -51,7 +53,7 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 
 
 @click.command("run")
-@click.argument("policies", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("policies", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--state", "state_dir", type=STATE,
     help=f"{HELP} Default: a .archiver/ folder beside the policy.",
@@ -76,6 +78,11 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 @click.option("--verbose", "-v", count=True, help="Debug logging (same as --log-level debug).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final summary line.")
 @click.option(
+    "--campaign", "campaigns", multiple=True, metavar="ID",
+    help="Run only this campaign of the policies (repeatable); an ID no policy lists is a "
+    "usage error. A cautious first production run, one campaign at a time.",
+)
+@click.option(
     "--base-url", metavar="URL",
     help="The API host instead of the policy's connection.base_url (wins over CXONE_BASE_URL; "
     "never read from .env). The run's log says so at start.",
@@ -89,9 +96,13 @@ def command(
     log_level: str | None,
     verbose: int,
     quiet: bool,
+    campaigns: tuple[str, ...],
     base_url: str | None,
 ) -> None:
     """Archive the completed attempts POLICY declares, then report.
+
+    POLICY may be a folder: every policy under it runs (test files aside), one
+    after another, each with its own report, and a combined line at the end.
 
     Lists every campaign completely, decides each attempt (archive with a
     retention period, skip, quarantine), posts archive batches, delivers the
@@ -140,13 +151,14 @@ def command(
         with _writing(metrics_path):
             metrics = RunMetrics(previous_successes(metrics_path))
     # Every policy is checked before the first request of any of them.
-    loaded = [(path, load_policy(path)) for path in policies]
+    loaded = _select([(path, load_policy(path)) for path in _policy_paths(policies)], campaigns)
     signers = approval.allowed_signers_from_env()
     for path, policy in loaded:
         # A real tenant runs only the exact text a reviewer approved.
         if target_of(policy, settings).production:
             approval.require(path, policy.sha256, allowed_signers=signers)
     exit_code = 0
+    reports: list[dict[str, Any]] = []
     for path, policy in loaded:
         folder = state_dir or default_state(path)
         report, _, refused = _run_one(
@@ -161,15 +173,65 @@ def command(
         print_summary(report, quiet=quiet)
         if report_path is not None:
             name = str(report["policy"]["name"])
-            target = report_path_for(report_path, name, len(policies) > 1)
+            target = report_path_for(report_path, name, len(loaded) > 1)
             with _writing(target):
                 _write_json(target, report)
         exit_code = max(exit_code, int(report["exit_code"]))
+        reports.append(report)
         if refused is not None:
             raise refused  # revoked during the run: one line and exit 78, as at the start
         if report["interrupted"]:
             break  # a stop stops the command, not only the policy it came during
+    if len(loaded) > 1:
+        _combined_line(reports, len(loaded))
     raise SystemExit(exit_code)
+
+
+def _policy_paths(given: tuple[Path, ...]) -> list[Path]:
+    """The policy files ``given`` names: files as they are, folders as the policies under them."""
+    found: list[Path] = []
+    for path in given:
+        if not path.is_dir():
+            found.append(path)
+            continue
+        inside = policy_files(path)
+        if not inside:
+            raise UsageError(f"{path}: no policy files (*.yaml, *.yml) under this folder")
+        found.extend(inside)
+    return found
+
+
+def _select(
+    loaded: list[tuple[Path, Policy]], wanted: tuple[str, ...]
+) -> list[tuple[Path, Policy]]:
+    """Each policy with only the ``--campaign`` campaigns (all without the option); policies
+    left with none drop out. A wanted id that no policy lists is a usage error."""
+    if not wanted:
+        return loaded
+    chosen = set(wanted)
+    listed = {c.id for _, policy in loaded for c in policy.campaigns}
+    unknown = sorted(chosen - listed)
+    if unknown:
+        raise UsageError(
+            f"--campaign {', '.join(unknown)}: no policy given lists it "
+            f"(they list: {', '.join(sorted(listed))})"
+        )
+    kept = []
+    for path, policy in loaded:
+        campaigns = tuple(c for c in policy.campaigns if c.id in chosen)
+        if campaigns:
+            # The policy's text (and so its hash and approval) is unchanged: only what
+            # this run does with it is narrowed.
+            kept.append((path, policy.model_copy(update={"campaigns": campaigns})))
+    return kept
+
+
+def _combined_line(reports: list[dict[str, Any]], policies: int) -> None:
+    counts = ("listed", *FINAL_STATES)
+    shown = ", ".join(
+        f"{key} {sum(int(r['totals'].get(key, 0)) for r in reports)}" for key in counts
+    )
+    click.echo(f"all {len(reports)} of {policies} policies: {shown}")
 
 
 def _run_one(

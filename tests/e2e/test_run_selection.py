@@ -1,0 +1,74 @@
+"""`run --campaign ID` runs only the campaigns asked for; `run FOLDER` runs every policy
+under it, one after another, and ends with a combined line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, read_report, run_cli
+
+CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"  # the first campaign of examples/demo.yaml
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    folder = tmp_path / "repo" / "policies"
+    shutil.copytree(REPO / "examples" / "templates", folder / "templates")
+    demo = (REPO / "examples" / "demo.yaml").read_text()
+    (folder / "demo.yaml").write_text(demo)
+    (folder / "nested").mkdir()
+    # A second policy under a sub-folder, with its own name and audit log.
+    (folder / "nested" / "second.yaml").write_text(
+        demo.replace("name: demo", "name: second", 1)
+        .replace("path: audit/demo-audit.jsonl", "path: ../audit/second-audit.jsonl")
+        .replace("template: templates/", "template: ../templates/")
+    )
+    # A git work tree: its policies may name files anywhere inside it.
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    return tmp_path / "repo"
+
+
+def test_only_the_campaigns_asked_for_run(repo, tmp_path):
+    report = tmp_path / "report.json"
+    result = run_cli(["run", "policies/demo.yaml", "--campaign", CAMPAIGN, "--state",
+                      str(tmp_path / "state"), "--report", str(report), "--quiet"], _env(), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert [c["id"] for c in read_report(report)["campaigns"]] == [CAMPAIGN]
+
+
+def test_a_campaign_no_policy_lists_is_a_usage_error(repo, tmp_path):
+    result = run_cli(["run", "policies/demo.yaml", "--campaign", "no-such-campaign", "--state",
+                      str(tmp_path / "state")], _env(), cwd=repo)
+    assert result.returncode == 2
+    assert "--campaign no-such-campaign: no policy given lists it" in result.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything
+
+
+def test_a_folder_runs_every_policy_under_it_with_a_combined_line(repo, tmp_path):
+    report = tmp_path / "report.json"
+    result = run_cli(["run", "policies", "--campaign", CAMPAIGN, "--state", str(tmp_path / "state"),
+                      "--report", str(report), "--quiet"], _env(), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.glob("report.*.json"))
+    assert names == ["report.demo.json", "report.second.json"]
+    first = json.loads((tmp_path / "report.demo.json").read_text())["totals"]
+    second = json.loads((tmp_path / "report.second.json").read_text())["totals"]
+    combined = ", ".join(f"{k} {first[k] + second[k]}" for k in ("listed", "archived", "skipped"))
+    assert f"all 2 of 2 policies: {combined}" in result.stdout
+
+
+def test_a_folder_without_policies_is_a_usage_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli(["run", str(tmp_path / "empty")], _env(), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no policy files" in result.stderr
