@@ -37,7 +37,7 @@ def command() -> None:
     archiver evidence verify FILE --public-key PEM
 
     A bundle holds the run report, the policy text that ran and its approval,
-    and for each audit log the lines the run's signed digest covers, that
+    the policy's hold files, and for each audit log the lines the run's signed digest covers, that
     digest and the one before it. `verify` needs only the bundle and the
     public key: no state store, no network, no repository. Runs must have been
     signed (ARCHIVER_SIGNING_KEY) for their evidence to be bundled.
@@ -69,7 +69,10 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
         for spec in policy.sinks
         if isinstance(spec, AuditLogSink)
     ]
-    bundle = evidence.build(report, logs, created_at=now())
+    holds = [] if policy is None else [
+        (written, policy.resolve(written, what="hold file")) for written in policy.holds
+    ]
+    bundle = evidence.build(report, logs, created_at=now(), holds=holds)
     evidence.write(bundle, out)
     parts = len(bundle["audit"])
     click.echo(f"wrote {out}: run {report['run_id']}, policy {bundle['policy']['sha256'][:12]} "

@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from archiver.audit import digest
@@ -121,8 +123,12 @@ def _audit_part(log_path: Path, run_id: str) -> dict[str, Any]:
     }
 
 
-def build(report: dict[str, Any], audit_logs: list[Path], *, created_at: str) -> dict[str, Any]:
-    """The bundle of the run ``report`` describes, with its audit logs' signed lines."""
+def build(
+    report: dict[str, Any], audit_logs: list[Path], *, created_at: str,
+    holds: Sequence[tuple[str, Path]] = (),
+) -> dict[str, Any]:
+    """The bundle of the run ``report`` describes, with its audit logs' signed lines and
+    the policy's hold files (as the policy spells them, and where they are)."""
     data, origin = _policy_bytes(report)
     policy_path = Path(report["policy"]["path"]) if report["policy"].get("path") else None
     return {
@@ -137,8 +143,10 @@ def build(report: dict[str, Any], audit_logs: list[Path], *, created_at: str) ->
             "text": data.decode("utf-8"),
         },
         "approval": _approval_text(policy_path, report["policy"]["sha256"]),
-        # Legal holds are not in this version of the policy language yet.
-        "holds": [],
+        # The hold files as they are when the bundle is made; a hold changed since the
+        # run shows here as it is now (their cases are in the run's held reasons).
+        "holds": [{"file": shown, "text": path.read_text(encoding="utf-8")}
+                  for shown, path in holds],
         "audit": [_audit_part(path, report["run_id"]) for path in audit_logs],
     }
 
@@ -187,14 +195,28 @@ def verify(bundle: dict[str, Any], public: Ed25519PublicKey) -> list[Check]:
             if line.get("run_id") == run_id and line.get("event") == "run_finished":
                 finished = line
     checks.append(_check_counts(report, finished))
+    checks.append(_check_holds(bundle.get("holds") or []))
     return checks
+
+
+def _check_holds(holds: list[Any]) -> Check:
+    from archiver.governance.holds import HoldFile
+
+    cases = []
+    for hold in holds:
+        try:
+            parsed = HoldFile.model_validate(yaml.safe_load(str(hold.get("text", ""))))
+        except (yaml.YAMLError, ValueError, AttributeError):
+            return Check("holds", False, f"hold file {hold.get('file')} does not parse")
+        cases.append(f"{parsed.case} ({hold.get('file')}, placed by {parsed.placed_by})")
+    if not cases:
+        return Check("holds", True, "no hold files")
+    return Check("holds", True, "; ".join(cases))
 
 
 def _check_approval(text: object, sha: str) -> Check:
     if text is None:
         return Check("approval", True, "no approval bundled (none was needed or written)")
-    import yaml
-
     try:
         data = yaml.safe_load(str(text))
     except yaml.YAMLError:

@@ -142,3 +142,37 @@ def test_a_run_without_a_signed_digest_cannot_be_bundled(tmp_path):
                       "--state", str(repo / "state")], _env(), cwd=repo)
     assert result.returncode != 0
     assert "has no signed digest" in result.stderr
+
+
+def test_the_policys_hold_files_travel_in_the_bundle(tmp_path):
+    private = tmp_path / "signing.pem"
+    public = tmp_path / "signing.pub.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)],
+                   check=True, capture_output=True)
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "examples", repo / "examples",
+                    ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    (repo / "examples" / "holds").mkdir()
+    (repo / "examples" / "holds" / "LIT-2026-114.yaml").write_text(
+        "case: LIT-2026-114\nplaced_by: legal@example.com\n"
+        "campaigns: [3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d]\n"
+    )
+    policy = repo / "examples" / "demo.yaml"
+    policy.write_text(policy.read_text() + "\nholds: [holds/LIT-2026-114.yaml]\n")
+    report = tmp_path / "report.json"
+    result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet",
+                      "--report", str(report)], _env(ARCHIVER_SIGNING_KEY=str(private)), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(report.read_text())["run_id"]
+    bundle = tmp_path / "bundle.json"
+    made = run_cli(["evidence", run_id, "--out", str(bundle), "--state", str(repo / "state")],
+                   _env(), cwd=repo)
+    assert made.returncode == 0, made.stderr
+    holds = json.loads(bundle.read_text())["holds"]
+    assert [h["file"] for h in holds] == ["holds/LIT-2026-114.yaml"]
+    checked = _verify(bundle, public)
+    assert checked.returncode == 0, checked.stdout
+    assert "OK   holds: LIT-2026-114 (holds/LIT-2026-114.yaml, placed by legal@example.com)" \
+        in checked.stdout
