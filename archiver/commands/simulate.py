@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
-
 import click
 
 from archiver.errors import UsageError
 from archiver.netutil import is_loopback_host
 from archiver.simulator import Faults, SimConfig, Simulator
 from archiver.simulator.config import DEMO_WEBHOOK_SECRET
+from archiver.simulator.httpbase import wait_for_interrupt
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -164,7 +161,7 @@ def command(
         raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
     try:
         _announce(sim, client_id)
-        _wait_for_interrupt()
+        wait_for_interrupt()
     finally:
         sim.stop()
     click.echo("simulator stopped")
@@ -182,20 +179,3 @@ def _announce(sim: Simulator, client_id: str) -> None:
         click.echo(f"observe:   {base}/_sim/{name}")
     click.echo(f"webhooks:  POST {sim.webhook_url}")
     click.echo("press Ctrl-C to stop")
-
-
-def _wait_for_interrupt() -> None:
-    done = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    # SIGTERM (how a benchmark stops it) ends as cleanly as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

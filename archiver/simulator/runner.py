@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from types import TracebackType
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from archiver.netutil import is_loopback_host
 from archiver.simulator.app import App
 from archiver.simulator.config import Faults, SimConfig
+from archiver.simulator.httpbase import address_family, http_url, serve_in_thread, stop_server
 from archiver.simulator.messages import SIM_PREFIX
 from archiver.simulator.server import HttpServer
 
@@ -37,26 +37,16 @@ class Simulator:
     def start(self) -> Simulator:
         if self._server is not None or self._app.stopping.is_set():
             raise RuntimeError("a simulator can be started once")
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._server = HttpServer((self._host, self._port), self._app, family)
+        self._server = HttpServer((self._host, self._port), self._app, address_family(self._host))
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"cxone-simulator:{self._port}", daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server)
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         self._app.stopping.set()
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        if server is not None:
+            stop_server(server, self._thread)
 
     def __enter__(self) -> Simulator:
         return self.start() if self._server is None else self
@@ -78,8 +68,7 @@ class Simulator:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the simulator is not running")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return http_url(self._host, self._port)
 
     @property
     def webhook_url(self) -> str:

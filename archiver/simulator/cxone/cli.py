@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
-
 import click
 
 from archiver.errors import UsageError
 from archiver.netutil import is_loopback_host
 from archiver.simulator.cxone.config import Behaviour, CxoneSimConfig
 from archiver.simulator.cxone.server import CxoneSimulator
+from archiver.simulator.httpbase import wait_for_interrupt
 
 
 def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -57,7 +54,7 @@ def command(port: int, host: str, seed: int, campaigns: int, contacts: int, chur
         raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
     try:
         _announce(sim)
-        _wait_for_interrupt()
+        wait_for_interrupt()
     finally:
         sim.stop()
     click.echo("simulator stopped")
@@ -76,19 +73,3 @@ def _announce(sim: CxoneSimulator) -> None:
     for name in ("stats", "ledger", "skills", "requests"):
         click.echo(f"observe:   {base}/_sim/{name}")
     click.echo("press Ctrl-C to stop")
-
-
-def _wait_for_interrupt() -> None:
-    done = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

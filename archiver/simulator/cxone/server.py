@@ -1,17 +1,15 @@
 """The CXone personality on a loopback port: a threading HTTP/1.1 server and its handle.
 
-Standard library ``http.server``, as the tutorial personality: the simulator is an
-independent reading of the API and shares no code with the client.
+Standard library ``http.server``, as the tutorial personality, whose plumbing it
+shares (:mod:`archiver.simulator.httpbase`): the simulator is an independent
+reading of the API and shares no code with the client.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import threading
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
@@ -21,66 +19,28 @@ from archiver.simulator.cxone.app import SIM_PREFIX, CxoneApp
 from archiver.simulator.cxone.config import Behaviour, CxoneSimConfig
 from archiver.simulator.cxone.contacts import campaign_ids
 from archiver.simulator.cxone.lists import list_ids
+from archiver.simulator.httpbase import (
+    BaseHandler,
+    TrackingServer,
+    address_family,
+    http_url,
+    serve_in_thread,
+    stop_server,
+)
 from archiver.simulator.messages import Request, Response
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(TrackingServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], sim: CxoneSimulator, family: socket.AddressFamily) -> None:
-        self.address_family = family
         self.sim = sim
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if isinstance(request, socket.socket):
-            with self._open_lock:
-                self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        super().__init__(address, _Handler, family)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server_version = "cxone-simulator/1"
-    sys_version = ""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: /_sim/requests is the record."""
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
+class _Handler(BaseHandler):
     def _serve(self) -> None:
         length = self.headers.get("Content-Length", "0")
         if "Transfer-Encoding" in self.headers or not length.isdigit() or int(length) > MAX_BODY_BYTES:
@@ -88,36 +48,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(Response(400, dump({"error": "invalid_request",
                                             "error_description": "bad Content-Length"})))
             return
-        body = self.rfile.read(int(length))
-        path, _, query = self.path.partition("?")
-        req = Request(self.command, path, query, {k.lower(): v for k, v in self.headers.items()},
-                      list(self.headers.items()), body)
+        req = self._request(self.rfile.read(int(length)))
         server = self.server
         assert isinstance(server, _Server)
         sim = server.sim
-        resp = sim.observe(req) if path.startswith(SIM_PREFIX) else sim.app.handle(req)
+        resp = sim.observe(req) if req.path.startswith(SIM_PREFIX) else sim.app.handle(req)
         self._write(resp)
 
-    def _write(self, resp: Response) -> None:
-        try:
-            phrase = HTTPStatus(resp.status).phrase
-        except ValueError:
-            phrase = "Unknown"
-        lines = [f"HTTP/1.1 {resp.status} {phrase}", f"Server: {self.server_version}",
-                 f"Date: {self.date_time_string()}"]
-        bodiless = resp.status in (204, 304) or resp.status < 200
-        if not bodiless:
-            if resp.content_type:
-                lines.append(f"Content-Type: {resp.content_type}")
-            lines.append(f"Content-Length: {len(resp.body)}")
-        lines.extend(f"{name}: {value}" for name, value in resp.headers)
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        try:
-            self.wfile.write(head + (b"" if bodiless else resp.body))
-        except OSError:
-            self.close_connection = True
+    def _bodiless(self, status: int) -> bool:
+        return status in (204, 304) or status < 200
 
 
 class CxoneSimulator:
@@ -145,25 +84,15 @@ class CxoneSimulator:
     def start(self) -> CxoneSimulator:
         if self._server is not None:
             raise RuntimeError("the simulator is already running")
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        self._server = _Server((self._host, self._port), self, family)
+        self._server = _Server((self._host, self._port), self, address_family(self._host))
         self._port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"cxone-simulator:{self._port}", daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(self._server)
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join()
+        if server is not None:
+            stop_server(server, self._thread)
 
     def __enter__(self) -> CxoneSimulator:
         return self.start() if self._server is None else self
@@ -175,8 +104,7 @@ class CxoneSimulator:
 
     @property
     def base_url(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return http_url(self._host, self._port)
 
     @property
     def campaign_ids(self) -> list[str]:
