@@ -28,15 +28,23 @@ def crash_policy(tmp_path: Path, webhook_url: str, campaigns: list[str] = CAMPAI
     return write_policy(tmp_path / "policy.yaml", doc)
 
 
-def batch_ids_in_store(state: Path) -> set[str]:
+DONE_BATCHES = "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0"
+
+
+def batch_ids_in_store(state: Path | str) -> set[str]:
+    """Batches that archived something, from a state folder or a PostgreSQL URL."""
+    if isinstance(state, str):
+        import psycopg
+
+        with psycopg.connect(state) as pg:
+            return {r[0] for r in pg.execute(DONE_BATCHES).fetchall()}
     with sqlite3.connect(state / "state.db") as db:
-        rows = db.execute(
-            "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0"
-        ).fetchall()
-    return {r[0] for r in rows}
+        return {r[0] for r in db.execute(DONE_BATCHES).fetchall()}
 
 
-def check_exactly_once(sim, tmp_path: Path, state: Path, env: dict[str, str]) -> None:
+def check_exactly_once(sim, tmp_path: Path, state: Path | str, env: dict[str, str]) -> None:
+    """Every eligible attempt archived once, one webhook id per batch, the audit chain
+    intact and ending where the state store (folder or PostgreSQL URL) says."""
     ledger = sim.ledger()
     eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
     assert set(ledger) == eligible, "every eligible attempt archived"
@@ -52,8 +60,9 @@ def check_exactly_once(sim, tmp_path: Path, state: Path, env: dict[str, str]) ->
     assert all(len(ids) == 1 for ids in ids_by_batch.values()), "one webhook-id per batch"
 
     audit = tmp_path / "audit" / "audit.jsonl"
-    verify = run_cli(["audit", "verify", str(audit)], env)
+    verify = run_cli(["audit", "verify", str(audit), "--state", str(state)], env)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "matches the state store" in verify.stdout
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
     event_ids = [line["event_id"] for line in lines]
     assert len(event_ids) == len(set(event_ids)), "no audit line written twice"

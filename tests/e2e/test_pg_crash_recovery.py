@@ -9,78 +9,21 @@ restores the campaign it paused, and reconciles its open batches.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import psycopg
 import pytest
 
 from archiver.simulator import Faults
-from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
 
-CAMPAIGNS = ["aaaaaaaa-0000-4000-8000-0000000000a1", "bbbbbbbb-0000-4000-8000-0000000000b2"]
-SIGKILL_EXIT = -9
-# The SQLite suite's failpoints, every one (a PostgreSQL run of the set costs ~1 min).
-CRASH_POINTS = [
-    ("page_listed", 1),
-    ("page_listed", 7),
-    ("batch_prepared", 1),
-    ("batch_prepared", 5),
-    ("batch_posted", 1),
-    ("batch_posted", 4),
-    ("batch_recorded", 2),
-    ("event_delivering", 3),
-    ("event_delivered", 1),
-    ("event_delivered", 6),
-    ("campaign_paused", 1),
-    ("run_finishing", 1),
-]
-
-
-def crash_policy(folder: Path, webhook_url: str) -> Path:
-    doc = policy_dict(CAMPAIGNS)
-    doc["source"]["page_size"] = 50
-    doc["batch"]["max_items"] = 40
-    doc["connection"]["max_in_flight"] = 3
-    doc["sinks"] = [
-        {"type": "webhook", "url": webhook_url, "secret_env": "DW_WEBHOOK_SECRET"},
-        {"type": "audit_log", "path": "audit/audit.jsonl"},
-    ]
-    return write_policy(folder / "policy.yaml", doc)
-
-
-def archived_batches(url: str) -> set[str]:
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT id FROM batches WHERE status = 'done' AND archived_count > 0"
-        ).fetchall()
-    return {r[0] for r in rows}
-
-
-def check_exactly_once(sim, folder: Path, url: str, env: dict[str, str]) -> None:
-    ledger = sim.ledger()
-    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
-    assert set(ledger) == eligible, "every eligible attempt archived"
-    assert [a for a, n in ledger.items() if n != 1] == [], "no attempt archived twice"
-
-    batches = archived_batches(url)
-    accepted = [d for d in sim.webhooks() if d["status"] == 204 and d["valid"]]
-    ids_by_batch: dict[str, set[str]] = {}
-    for d in accepted:
-        if d["body"].get("type") == "batch_archived":
-            ids_by_batch.setdefault(d["body"]["batch_id"], set()).add(d["id"])
-    assert set(ids_by_batch) == batches, "every batch event delivered at least once"
-    assert all(len(ids) == 1 for ids in ids_by_batch.values()), "one webhook-id per batch"
-
-    audit = folder / "audit" / "audit.jsonl"
-    verify = run_cli(["audit", "verify", str(audit), "--state", url], env)
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert "matches the state store" in verify.stdout
-    lines = [json.loads(x) for x in audit.read_text().splitlines()]
-    event_ids = [line["event_id"] for line in lines]
-    assert len(event_ids) == len(set(event_ids)), "no audit line written twice"
-    audited = {line["batch_id"] for line in lines if line["event"] == "batch_archived"}
-    assert audited == batches, "every batch has its audit line"
+# The SQLite suite's policy, failpoints (every one: a PostgreSQL run of the set costs
+# ~1 min) and exactly-once check, here with the store in PostgreSQL.
+from tests.e2e.test_crash_recovery import (
+    CAMPAIGNS,
+    CRASH_POINTS,
+    SIGKILL_EXIT,
+    check_exactly_once,
+    crash_policy,
+)
+from tests.support import read_report, run_cli, sim_env
 
 
 @pytest.mark.parametrize(("point", "nth"), CRASH_POINTS, ids=[f"{p}-{n}" for p, n in CRASH_POINTS])
