@@ -100,6 +100,12 @@ class RateLimiter:
         with self._lock:
             return self._rate
 
+    @property
+    def paused_for(self) -> float:
+        """Seconds every caller is still held back by a server's Retry-After (0 if none)."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
+
     def acquire(self) -> None:
         """Block until one request may be sent."""
         # No reservation: a sleeper re-checks after waking, so a pause or a rate

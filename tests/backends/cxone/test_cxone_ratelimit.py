@@ -47,10 +47,12 @@ def test_a_retry_after_when_there_is_one_holds_every_thread_back(start_sim, back
     sim.inject(429)
     with ThreadPoolExecutor(1) as pool:
         told = pool.submit(backend.dialing, cid)  # this thread's call is answered 429
+        # Wait until the client has read the 429 (its limiter is paused), not merely
+        # until the server sent it: before that, another thread has no reason to wait.
         deadline = time.monotonic() + 5
-        while not any(e["status"] == 429 for e in sim.requests()):
-            assert time.monotonic() < deadline, "the 429 never came"
-            time.sleep(0.01)
+        while backend.api.limiter.paused_for == 0.0:
+            assert time.monotonic() < deadline, "the 429 never reached the client"
+            time.sleep(0.005)
         backend.api.get("dispositions", {"skip": "0", "top": "10"})  # another thread's call
         told.result()
     [limited] = [e for e in sim.requests() if e["status"] == 429]
