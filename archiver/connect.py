@@ -27,9 +27,10 @@ from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
 from archiver.cxone.retry import interruptible_sleep
 from archiver.engine.backend import Backend
 from archiver.errors import AuthError, ConfigError
-from archiver.policy.model import CXONE, EMBEDDED, Policy, WebhookSink
+from archiver.policy.model import CXONE, EMBEDDED, Policy
 from archiver.report.redact import register_secret
 from archiver.settings import Settings, check_secret, env_secret
+from archiver.stages import registry
 from archiver.target import Target, target_for
 
 log = logging.getLogger(__name__)
@@ -83,18 +84,18 @@ def throwaway_webhook_secret() -> str:
 def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
     found: dict[str, str] = {}
     missing: list[str] = []
-    for sink in policy.sinks:
-        if isinstance(sink, WebhookSink):
-            value = env_secret(sink.secret_env)
-            if value is None and embedded and sink.url == EMBEDDED:
+    for _, item, stage in registry.sinks_of(policy):
+        for name in stage.secret_envs(item.options):
+            value = env_secret(name)
+            if value is None and embedded and stage.embedded(item.options):
                 # The embedded receiver is ours: a throwaway secret is as good as any,
                 # in the Standard Webhooks format (whsec_ + base64 of random bytes).
                 value = throwaway_webhook_secret()
             if value is None:
-                missing.append(sink.secret_env)
+                missing.append(name)
             else:
-                # Checked by the webhook sink itself, more strictly than any length.
-                found[sink.secret_env] = value
+                # Checked by the sink itself, more strictly than any length.
+                found[name] = value
     if missing:
         raise ConfigError(
             "missing webhook secret(s): set "
@@ -169,9 +170,10 @@ def connect(
 
     webhook_secret = next(
         (
-            secrets[s.secret_env]
-            for s in policy.sinks
-            if isinstance(s, WebhookSink) and s.url == EMBEDDED
+            secrets[name]
+            for _, item, stage in registry.sinks_of(policy)
+            if stage.embedded(item.options)
+            for name in stage.secret_envs(item.options)[:1]
         ),
         # No webhook of the policy posts to the receiver (plan lists without sinks):
         # it still needs a secret to check whatever does arrive.

@@ -26,16 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from archiver.backends.campaign_archive import parse_record
 from archiver.engine.campaign import next_batches
 from archiver.engine.pipeline import Pipeline
-from archiver.engine.registry import BuildContext, build_pipeline_stages
-from archiver.policy.model import (
-    AnonymizedFilter,
-    Campaign,
-    Connection,
-    OutcomeFilter,
-    Policy,
-    RetentionRule,
-    RetentionTransform,
-)
+from archiver.policy.model import Campaign, Connection, Policy
+from archiver.stages.filters.anonymized import AnonymizedFilter
+from archiver.stages.filters.outcome import OutcomeFilter
+from archiver.stages.registry import BuildContext, build_pipeline_stages
+from archiver.stages.transforms.retention import RetentionRule, RetentionTransform
 from archiver.state.store import Store
 
 PAGE_SIZE = 1000  # decisions committed per transaction, as one listed page

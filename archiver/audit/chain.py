@@ -18,6 +18,19 @@ GENESIS_HASH = "0" * 64
 CHAIN_KEYS = frozenset({"event_id", "seq", "prev_hash", "hash"})
 
 
+def record_problem(record: object) -> str | None:
+    """Why ``record`` cannot be an audit line's record, if it cannot: the one statement of
+    the rule, for the audit log, its sink and the template check alike."""
+    if not isinstance(record, Mapping):
+        return f"an audit record must be a JSON object, not {type(record).__name__}"
+    reserved = sorted(CHAIN_KEYS & record.keys())
+    if reserved:
+        return (f"an audit record must not set {', '.join(f'`{k}`' for k in reserved)}: the "
+                "audit log adds them itself to chain its lines; remove them from the audit "
+                "template")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditLine:
     """Where the chain stands after one line."""

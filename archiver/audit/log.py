@@ -10,7 +10,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from archiver.audit.chain import CHAIN_KEYS, GENESIS_HASH, AuditLine, check_line, line_hash
+from archiver.audit.chain import GENESIS_HASH, AuditLine, check_line, line_hash, record_problem
 from archiver.errors import AuditError
 from archiver.state import files
 
@@ -93,16 +93,9 @@ class AuditLog:
         ``fsync``: durable on disk when this returns. A write cut short leaves whole lines
         and at most one torn one, as a single append does; one that fails leaves none."""
         for record, _ in records:
-            if not isinstance(record, Mapping):
-                raise AuditError(
-                    f"an audit record must be a JSON object, not {type(record).__name__}"
-                )
-            reserved = sorted(CHAIN_KEYS & record.keys())
-            if reserved:
-                raise AuditError(
-                    f"the audit record sets {', '.join(reserved)}: the audit log adds these "
-                    "itself; remove them from the audit template"
-                )
+            problem = record_problem(record)
+            if problem is not None:
+                raise AuditError(problem)
         written: list[AuditLine] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from archiver.commands.runs import find_run, resolve_state_dir, state_options
 from archiver.errors import EXIT_FAILED, StateError
 from archiver.governance import evidence
 from archiver.policy import load_policy
-from archiver.policy.model import AuditLogSink
+from archiver.stages import registry
 from archiver.state.store import Store, now
 
 
@@ -65,9 +65,7 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
     # The audit logs are where the policy file says now (its audit_log paths rarely move).
     policy = load_policy(Path(path)) if Path(path).is_file() else None
     logs = [] if policy is None else [
-        policy.resolve(spec.path, what="audit log")
-        for spec in policy.sinks
-        if isinstance(spec, AuditLogSink)
+        policy.resolve(written, what="audit log") for written in registry.audit_logs(policy)
     ]
     holds = [] if policy is None else [
         (written, policy.resolve(written, what="hold file")) for written in policy.holds

@@ -20,19 +20,18 @@ from archiver.connect import connect, target_of
 from archiver.engine import failpoints
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.records import FINAL_STATES
-from archiver.engine.registry import BuildContext, build_sinks
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
 from archiver.errors import AuthError, UsageError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
 from archiver.policy.files import policy_files
-from archiver.policy.model import AuditLogSink
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
 from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
+from archiver.stages.registry import BuildContext, audit_logs, build_sinks
 from archiver.state.files import storage_error
 from archiver.state.location import StateLocation
 from archiver.state.store import now
@@ -276,14 +275,13 @@ def _signing_key() -> Ed25519PrivateKey | None:
 
 def _sign_audit_logs(policy: Policy, key: Ed25519PrivateKey, run_id: str) -> None:
     """A signed digest of each of the policy's audit logs as the run left it."""
-    for spec in policy.sinks:
-        if isinstance(spec, AuditLogSink):
-            path = policy.resolve(spec.path, what="audit log")
-            if path.exists():
-                log = AuditLog(path)
-                written = digest.write_digest(path, key, run_id=run_id, tail=log.tail(),
-                                              created_at=now())
-                logger.info("audit log %s: signed digest %s", path, written.name)
+    for written_path in audit_logs(policy):
+        path = policy.resolve(written_path, what="audit log")
+        if path.exists():
+            log = AuditLog(path)
+            written = digest.write_digest(path, key, run_id=run_id, tail=log.tail(),
+                                          created_at=now())
+            logger.info("audit log %s: signed digest %s", path, written.name)
 
 
 @contextmanager

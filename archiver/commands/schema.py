@@ -17,7 +17,12 @@ SCHEMAS: dict[str, tuple[str, str]] = {
 
 
 def schema_text(name: str) -> str:
-    """The packaged schema ``name``, byte for byte."""
+    """The packaged schema ``name``, byte for byte; the policy schema with the options of
+    every installed stage plugin merged in (byte for byte the shipped file without any)."""
+    if name == "policy":
+        from archiver.policy._stage_schema import schema_text as policy_text
+
+        return policy_text()
     package, file = SCHEMAS[name]
     return resources.files(package).joinpath(file).read_text("utf-8")
 
@@ -30,6 +35,9 @@ def schema_text(name: str) -> str:
 )
 def command(print_all: bool) -> None:
     """Print the policy JSON Schema (2020-12), byte for byte as shipped.
+
+    With stage plugins installed, their options (each plugin's options model) are
+    merged in, so an editor pointed at the output checks them too.
 
     With --all: one JSON object whose keys are the schema names `policy`,
     `policy-test` (test files) and `run-report` (`run --report`), each value

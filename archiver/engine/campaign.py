@@ -37,7 +37,6 @@ from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
 from archiver.engine.context import RunContext, as_record
 from archiver.engine.pipeline import Pipeline
-from archiver.engine.registry import build_pipeline_stages
 from archiver.errors import (
     ApiError,
     ArchiverError,
@@ -48,6 +47,7 @@ from archiver.errors import (
 )
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign
+from archiver.stages.registry import build_pipeline_stages
 from archiver.state.store import PendingItem, Store, StoredBatch
 
 log = logging.getLogger(__name__)

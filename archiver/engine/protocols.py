@@ -2,20 +2,18 @@
 
 Listing is not a stage: the policy's backend (``archiver.engine.backend.Backend``)
 lists records, and the stages read them as :class:`AttemptRecord`. A filter or
-transform says which record fields it reads (``reads``, a class method taking its
-spec; plugins may set a ``reads`` attribute), so a policy whose stages read a field
-its backend does not provide is refused at validation.
+transform's type says which record fields it reads (``StageType.reads`` in
+archiver.stages.descriptor), so a policy whose stages read a field its backend does
+not provide is refused at validation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.records import Decision
-
-StageKind = Literal["source", "filter", "transform", "sink"]
 
 
 @runtime_checkable
@@ -71,12 +69,3 @@ class ArchiveWriter(Protocol):
     def write_batch(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
     ) -> Mapping[str, Any]: ...
-
-
-@runtime_checkable
-class StagePlugin(Protocol):
-    """What a third-party entry point in group ``archiver.stages`` must expose."""
-
-    kind: StageKind
-
-    def build(self, options: Mapping[str, Any]) -> Filter | Transform | Sink: ...

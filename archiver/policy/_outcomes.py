@@ -14,7 +14,9 @@ from archiver.backends.catalog import known_outcomes as backend_outcomes
 from archiver.errors import Diagnostic
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
-from archiver.policy.model import OutcomeFilter, Policy, RetentionTransform
+from archiver.policy.model import Policy
+from archiver.stages import registry
+from archiver.stages.descriptor import KINDS
 
 
 def known_outcomes(policy: Policy) -> tuple[str, ...]:
@@ -33,13 +35,14 @@ def check_outcomes(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         return
     known = known_outcomes(policy)
     named: list[tuple[str, JsonPath]] = []
-    for i, spec in enumerate(policy.filters):
-        if isinstance(spec, OutcomeFilter):
-            named += [(code, ("filters", i, "approved", j)) for j, code in enumerate(spec.approved)]
-    for t, transform in enumerate(policy.transforms):
-        if isinstance(transform, RetentionTransform):
-            named += [(rule.outcome, ("transforms", t, "rules", r, "outcome"))
-                      for r, rule in enumerate(transform.rules)]
+    for kind in KINDS:
+        list_key = registry.LISTS[kind]
+        for i, item in enumerate(getattr(policy, list_key)):
+            stage = registry.stage_type(item)
+            if stage is None:
+                continue
+            where: JsonPath = (list_key, i) if stage.inline else (list_key, i, "options")
+            named += [(code, (*where, *at)) for code, at in stage.outcomes(item.options)]
     for code, path in named:
         if code not in known:
             yield doc.at_value(path, codes.UNKNOWN_OUTCOME, _unknown_outcome(code, known))

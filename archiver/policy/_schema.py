@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator
+from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -26,31 +27,40 @@ from archiver.policy._schema_messages import (
     type_hint,
     wrong_type,
 )
+from archiver.policy._stage_schema import policy_schema
+from archiver.stages import registry
+from archiver.stages.descriptor import StageKind
 
+# The schema as shipped (schemas/policy.schema.json): archiver's own stage types only.
 SCHEMA: dict[str, Any] = json.loads(
     resources.files(__package__).joinpath("policy.schema.json").read_text(encoding="utf-8")
 )
-_VALIDATOR = Draft202012Validator(SCHEMA)
 
 # Policy list -> stage kind, as the registry names kinds.
-STAGE_LISTS: dict[str, Literal["filter", "transform", "sink"]] = {"filters": "filter", "transforms": "transform", "sinks": "sink"}
+STAGE_LISTS: dict[str, StageKind] = {"filters": "filter", "transforms": "transform", "sinks": "sink"}
 _PLUGIN_KEYS = frozenset(SCHEMA["$defs"]["plugin_stage"]["properties"])
 
 
-def builtin_types(kind: str) -> list[str]:
-    """Stage types the schema knows for ``kind``: the ``const`` each ``if`` dispatches on."""
-    found = []
-    for branch in SCHEMA["$defs"][kind]["allOf"]:
-        const = branch["if"]["properties"]["type"].get("const")
-        if const is not None:
-            found.append(const)
-    return found
+def builtin_types(kind: StageKind) -> list[str]:
+    """archiver's own stage types of ``kind``."""
+    return sorted(registry.builtin_types(kind))
+
+
+def _validator() -> Draft202012Validator:
+    return _validator_for(registry.registry())
+
+
+@cache
+def _validator_for(types: registry.Registry) -> Draft202012Validator:
+    # One per set of installed stage types (a registry is compared by identity).
+    return Draft202012Validator(policy_schema())
 
 
 def check(data: Any, doc: Document) -> list[Diagnostic]:
     """Every schema error of ``data``, in the order of the file."""
     muted, found = _misspelt_stage_types(data, doc)
-    errors = [e for e in _VALIDATOR.iter_errors(data) if not _under(tuple(e.absolute_path), muted)]
+    errors = [e for e in _validator().iter_errors(data)
+              if not _under(tuple(e.absolute_path), muted)]
     suggested = _suggested_keys(errors)
     for error in errors:
         found.extend(_describe(error, doc, suggested))

@@ -8,39 +8,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Literal
 
 from archiver.errors import ConfigError, Diagnostic
 from archiver.netutil import url_problem
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
 from archiver.policy._outcomes import check_outcomes, known_outcomes
-from archiver.policy._schema import STAGE_LISTS
 from archiver.policy.model import (
     CAMPAIGN_ARCHIVE,
     CXONE,
     DEFAULT_API_VERSION,
     DEFAULT_AUTH_URL,
     EMBEDDED,
-    AnonymizedFilter,
-    AuditLogSink,
-    FileSink,
-    OutcomeFilter,
-    PluginStage,
     Policy,
-    RetentionTransform,
-    WebhookSink,
 )
 from archiver.policy.paths import OutsideRepository
+from archiver.stages import registry
+from archiver.stages.descriptor import KINDS, CheckContext
 
 Check = Callable[[Policy, Document], Iterator[Diagnostic]]
-StageKind = Literal["source", "filter", "transform", "sink"]
 
-# Upper case by convention; it also tells a variable name from most pasted secrets.
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-# archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
-# webhook's secret.
-RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
+# The filter a campaign-archive policy must have: that API takes anonymized attempts
+# only, and each archive body carries the record's own flag.
+REQUIRED_ON_CAMPAIGN_ARCHIVE = "anonymized"
 
 
 def check(policy: Policy, doc: Document) -> list[Diagnostic]:
@@ -61,69 +51,65 @@ def _campaigns(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
 
 
 def approved_outcomes(policy: Policy) -> frozenset[str] | None:
-    """Outcomes every outcome filter approves; None when no outcome filter restricts them.
-
-    A filter approving nothing is reported on its own and left out here, so that it does
-    not also make every retention rule look wrong.
-    """
+    """Outcomes every filter approves; None when no filter restricts them."""
     approved: frozenset[str] | None = None
-    for spec in policy.filters:
-        if isinstance(spec, OutcomeFilter) and spec.approved:
-            codes_ = frozenset(spec.approved)
+    for item in policy.filters:
+        stage = registry.stage_type(item)
+        codes_ = stage.approves(item.options) if stage is not None else None
+        if codes_ is not None:
             approved = codes_ if approved is None else approved & codes_
     return approved
 
 
-def _filters(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    anonymized: list[int] = []
-    for i, spec in enumerate(policy.filters):
-        if isinstance(spec, OutcomeFilter) and not spec.approved:
-            yield doc.at_value(("filters", i, "approved"), codes.NOTHING_APPROVED,
-                               "the outcome filter approves no outcome, so every attempt "
-                               "would be skipped; list at least one outcome code")
-        if isinstance(spec, AnonymizedFilter):
-            anonymized.append(i)
-    for i in anonymized[1:]:
-        line = doc.positions.value(("filters", anonymized[0])).line
-        yield doc.at_value(("filters", i, "type"), codes.TWO_ANONYMIZED,
-                           f"only one `anonymized` filter is allowed (first at line {line})")
-    if not anonymized and policy.connection.api == CAMPAIGN_ARCHIVE:
+def _stages(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Each stage's own checks (its type's ``check``), and types allowed only once."""
+    approved = approved_outcomes(policy)
+    known = frozenset(known_outcomes(policy))
+    for kind in KINDS:
+        list_key = registry.LISTS[kind]
+        first: dict[str, int] = {}
+        items = getattr(policy, list_key)
+        for i, item in enumerate(items):
+            stage = registry.stage_type(item)
+            if stage is None:
+                continue
+            where: JsonPath = (list_key, i) if stage.inline else (list_key, i, "options")
+            if stage.unique is not None and item.type in first:
+                line = doc.positions.value((list_key, first[item.type])).line
+                yield doc.at_value((list_key, i, "type"), stage.unique,
+                                   f"only one `{item.type}` {kind} is allowed (first at line "
+                                   f"{line})")
+            first.setdefault(item.type, i)
+            ctx = CheckContext(
+                policy=policy, index=i,
+                confine=lambda written, what: doc.confine(written, what=what),
+                show=doc.show,
+                line_of=_line_of(doc, where),
+                approved=approved, known_outcomes=known,
+            )
+            for finding in stage.check(item.options, ctx):
+                yield doc.at_value((*where, *finding.at), finding.code, finding.message)
+
+
+def _line_of(doc: Document, where: JsonPath) -> Callable[[JsonPath], int]:
+    def line(at: JsonPath) -> int:
+        return doc.positions.value((*where, *at)).line
+
+    return line
+
+
+def _required(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    if policy.connection.api != CAMPAIGN_ARCHIVE:
         # On cxone there is no flag to check (V018 refuses the filter there): the archive
         # is what our sinks keep, and they claim nothing about anonymization.
+        return
+    if not any(item.type == REQUIRED_ON_CAMPAIGN_ARCHIVE for item in policy.filters):
         # Archive bodies carry each record's own anonymized flag and the API takes only
         # anonymized attempts: the check must be in the policy, where a reviewer sees it.
         yield doc.at_key(("filters",), codes.NO_ANONYMIZED,
                          "no `anonymized` filter: add `- type: anonymized` with "
                          "`on_violation: quarantine` to `filters`, so that an attempt still "
                          "carrying personal data is never archived")
-
-
-def _retention(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    approved = approved_outcomes(policy)
-    known = known_outcomes(policy)
-    retentions = [i for i, s in enumerate(policy.transforms) if isinstance(s, RetentionTransform)]
-    for i in retentions[1:]:
-        line = doc.positions.value(("transforms", retentions[0])).line
-        yield doc.at_value(("transforms", i, "type"), codes.TWO_RETENTIONS,
-                           f"only one `retention` transform is allowed (first at line {line})")
-    for t in retentions:
-        spec = policy.transforms[t]
-        assert isinstance(spec, RetentionTransform)
-        seen: dict[str, int] = {}
-        for r, rule in enumerate(spec.rules):
-            path: JsonPath = ("transforms", t, "rules", r, "outcome")
-            if rule.outcome in seen:
-                line = doc.positions.value(("transforms", t, "rules", seen[rule.outcome])).line
-                yield doc.at_value(path, codes.DUPLICATE_RULE,
-                                   f"a second retention rule for `{rule.outcome}` "
-                                   f"(first at line {line})")
-                continue
-            seen[rule.outcome] = r
-            if approved is not None and rule.outcome not in approved and rule.outcome in known:
-                listed = ", ".join(sorted(approved))
-                yield doc.at_value(path, codes.RULE_NOT_APPROVED,
-                                   f"retention rule for `{rule.outcome}` never applies: the "
-                                   f"outcome filter does not approve it (approved: {listed})")
 
 
 def _url_problem(url: str, what: str) -> str | None:
@@ -149,55 +135,24 @@ def _connection(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
                            "`retry.max_backoff_seconds`")
 
 
-def _sinks(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    audit_paths: dict[object, int] = {}
-    for i, spec in enumerate(policy.sinks):
-        if isinstance(spec, WebhookSink):
-            problem = _url_problem(spec.url, f"`sinks[{i}].url`")
-            if problem:
-                yield doc.at_value(("sinks", i, "url"), codes.INSECURE_URL, problem)
-            elif spec.url == EMBEDDED and policy.connection.base_url != EMBEDDED:
-                yield doc.at_value(("sinks", i, "url"), codes.EMBEDDED_WEBHOOK,
-                                   f"webhook `url: {EMBEDDED}` needs "
-                                   f"`connection.base_url: {EMBEDDED}`")
-            if not _ENV_NAME.match(spec.secret_env):
-                # The value is not quoted: whoever wrote it may have pasted the secret itself.
-                yield doc.at_value(("sinks", i, "secret_env"), codes.BAD_SECRET_ENV,
-                                   "`secret_env` must name an environment variable in upper "
-                                   "case (like DW_WEBHOOK_SECRET), never hold the secret itself")
-            elif spec.secret_env.startswith(RESERVED_ENV_PREFIXES):
-                # Else a policy could send the tenant's client secret to its own endpoint
-                # as the HMAC key, where anyone holding the endpoint can recover it.
-                yield doc.at_value(("sinks", i, "secret_env"), codes.RESERVED_SECRET_ENV,
-                                   f"`secret_env` names `{spec.secret_env}`, one of archiver's "
-                                   "own variables (every CXONE_* and ARCHIVER_* name is "
-                                   "reserved for its credentials and settings); give the "
-                                   "webhook secret a variable of its own, like "
-                                   "DW_WEBHOOK_SECRET")
-        elif isinstance(spec, FileSink):
-            # Checked with sample values: every campaign id and date lands beside them.
-            written = spec.path.replace("{campaign}", "campaign").replace("{date}", "date")
-            try:
-                doc.confine(written, what="archive folder")
-            except OutsideRepository as err:
-                yield doc.at_value(("sinks", i, "path"), codes.PATH_OUTSIDE, str(err))
-            except (KeyError, ValueError):
-                pass
-        elif isinstance(spec, AuditLogSink):
-            try:
-                target = doc.confine(spec.path, what="audit log")
-            except OutsideRepository as err:
-                yield doc.at_value(("sinks", i, "path"), codes.PATH_OUTSIDE, str(err))
-                continue
-            if target in audit_paths:
-                line = doc.positions.value(("sinks", audit_paths[target], "path")).line
-                yield doc.at_value(("sinks", i, "path"), codes.SHARED_AUDIT_PATH,
-                                   f"two audit logs write `{doc.show(spec.path)}` "
-                                   f"(first at line {line}); each needs its own file")
-            audit_paths.setdefault(target, i)
-            if target.is_dir():
-                yield doc.at_value(("sinks", i, "path"), codes.AUDIT_PATH_IS_DIR,
-                                   f"audit log `{doc.show(spec.path)}` is a folder, not a file")
+def _audit_logs(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    """Two sinks appending to one audit log would interleave two chains."""
+    seen: dict[object, int] = {}
+    for i, item, stage in registry.sinks_of(policy):
+        written = stage.audit_log(item.options)
+        if written is None:
+            continue
+        at: JsonPath = ("sinks", i, "path") if stage.inline else ("sinks", i, "options", "path")
+        try:
+            target = doc.confine(written, what="audit log")
+        except OutsideRepository:
+            continue  # reported by the sink's own check
+        if target in seen:
+            line = doc.positions.value(("sinks", seen[target])).line
+            yield doc.at_value(at, codes.SHARED_AUDIT_PATH,
+                               f"two audit logs write `{doc.show(written)}` (first at line "
+                               f"{line}); each needs its own file")
+        seen.setdefault(target, i)
 
 
 def _holds(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
@@ -221,21 +176,16 @@ def _holds(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
             yield doc.at_value(("holds", i), codes.BAD_HOLD_FILE, str(err))
 
 
-def _plugins(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    # Imported here, not at the top: the registry imports the policy models.
-    from archiver.engine import registry
-
-    for list_key, kind in STAGE_LISTS.items():
-        specs: tuple[object, ...] = getattr(policy, list_key)
-        for i, spec in enumerate(specs):
-            if not isinstance(spec, PluginStage):
+def _unknown_types(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
+    for kind in KINDS:
+        list_key = registry.LISTS[kind]
+        for i, item in enumerate(getattr(policy, list_key)):
+            if registry.stage_type(item) is not None:
                 continue
-            if spec.type in registry.known_types(kind):
-                continue
-            broken = registry.plugins().errors.get(spec.type)
+            broken = registry.load_error(item.type)
             why = f"it failed to load: {broken}" if broken else "no installed plugin provides it"
             yield doc.at_value((list_key, i, "type"), codes.UNKNOWN_PLUGIN,
-                               f"unknown {kind} type `{spec.type}`; {why}")
+                               f"unknown {kind} type `{item.type}`; {why}")
 
 
 def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
@@ -294,32 +244,29 @@ def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     """A stage that reads a field the backend's listings do not provide would read None
     as if it were a value: refused at the stage, naming the field and the backend."""
     from archiver.backends.catalog import fields_of
-    from archiver.engine import registry
 
     provided = fields_of(policy.connection.api, policy.source.type)
     where: str = policy.connection.api
     if policy.connection.api == CXONE:
         where += f" ({policy.source.type or 'completed_contacts'})"
-    stage_lists: tuple[tuple[str, StageKind], ...] = (
-        ("filters", "filter"), ("transforms", "transform"),
-    )
-    for list_key, kind in stage_lists:
-        specs: tuple[object, ...] = getattr(policy, list_key)
-        for i, spec in enumerate(specs):
-            missing = sorted(registry.fields_read(kind, spec) - provided)
+    for kind in KINDS:
+        list_key = registry.LISTS[kind]
+        for i, item in enumerate(getattr(policy, list_key)):
+            stage = registry.stage_type(item)
+            if stage is None:
+                continue
+            missing = sorted(stage.reads(item.options) - provided)
             if missing:
                 names = ", ".join(f"`{m}`" for m in missing)
-                stage = getattr(spec, "type", kind)
-                hint = (" (set `use_record_value: false`)"
-                        if isinstance(spec, RetentionTransform) and missing == ["retention_days"]
-                        else "")
+                hints = [stage.hints[m] for m in missing if m in stage.hints]
+                hint = f" ({'; '.join(hints)})" if hints else ""
                 yield doc.at_value((list_key, i, "type"), codes.FIELD_NOT_PROVIDED,
-                                   f"the `{stage}` {kind} reads {names}, which records of "
+                                   f"the `{item.type}` {kind} reads {names}, which records of "
                                    f"`api: {where}` do not have{hint}; nothing is read as "
                                    "a default")
 
 
 CHECKS: tuple[Check, ...] = (
-    _campaigns, _filters, check_outcomes, _retention, _connection, _sinks, _holds, _plugins, _api,
-    _fields,
+    _campaigns, _stages, _required, check_outcomes, _connection, _audit_logs, _holds,
+    _unknown_types, _api, _fields,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from archiver.policy.paths import confine, repository_root
 
@@ -71,41 +71,6 @@ class Source(_Model):
     call_list: str | None = None  # cxone call_list_attempts: the calling list's id
 
 
-class OutcomeFilter(_Model):
-    type: Literal["outcome"] = "outcome"
-    approved: tuple[str, ...]
-
-
-class AnonymizedFilter(_Model):
-    type: Literal["anonymized"] = "anonymized"
-    on_violation: Literal["quarantine", "abort"] = "quarantine"
-
-
-class PluginStage(_Model):
-    """A stage provided by a third-party plugin (entry-point group ``archiver.stages``)."""
-
-    type: str
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-FilterSpec = Annotated[OutcomeFilter | AnonymizedFilter | PluginStage, Field(union_mode="left_to_right")]
-
-
-class RetentionRule(_Model):
-    outcome: str
-    days: int = Field(ge=1, le=3650)
-
-
-class RetentionTransform(_Model):
-    type: Literal["retention"] = "retention"
-    default_days: int = Field(default=365, ge=1, le=3650)
-    use_record_value: bool = False
-    rules: tuple[RetentionRule, ...] = ()
-
-
-TransformSpec = Annotated[RetentionTransform | PluginStage, Field(union_mode="left_to_right")]
-
-
 class Batch(_Model):
     max_items: int = Field(default=200, ge=1, le=200)
     force_cold_storage: bool = False
@@ -119,31 +84,28 @@ class Retry(_Model):
     respect_retry_after: bool = True
 
 
-class WebhookSink(_Model):
-    type: Literal["webhook"] = "webhook"
-    url: str
-    secret_env: str
-    template: str | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0)
+class StageSpec(BaseModel):
+    """One stage item of a policy: its kind, its type, and its options as the stage type's
+    own options model (archiver.stages.registry.spec builds it; what the type means is
+    the registry's business, never this module's)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: Literal["filter", "transform", "sink"]
+    type: str
+    options: BaseModel
 
 
-class AuditLogSink(_Model):
-    type: Literal["audit_log"] = "audit_log"
-    path: str
-    template: str | None = None
+def _stages(kind: Literal["filter", "transform", "sink"]) -> Any:
+    def parse(value: Any) -> Any:
+        # Imported here: the registry's stage modules import this module.
+        from archiver.stages import registry
 
+        if not isinstance(value, list | tuple):
+            return value
+        return tuple(registry.spec(kind, item) for item in value)
 
-class FileSink(_Model):
-    type: Literal["file"] = "file"
-    # A folder template with {campaign} and {date}, relative to the policy file.
-    path: str
-    format: Literal["jsonl.gz"] = "jsonl.gz"
-    template: str | None = None  # shapes each record's line; the record itself when None
-
-
-SinkSpec = Annotated[
-    WebhookSink | AuditLogSink | FileSink | PluginStage, Field(union_mode="left_to_right")
-]
+    return BeforeValidator(parse)
 
 
 class Policy(_Model):
@@ -153,11 +115,11 @@ class Policy(_Model):
     connection: Connection
     campaigns: tuple[Campaign, ...]
     source: Source = Source()
-    filters: tuple[FilterSpec, ...] = ()
-    transforms: tuple[TransformSpec, ...] = ()
+    filters: Annotated[tuple[StageSpec, ...], _stages("filter")] = ()
+    transforms: Annotated[tuple[StageSpec, ...], _stages("transform")] = ()
     batch: Batch = Batch()
     retry: Retry = Retry()
-    sinks: tuple[SinkSpec, ...] = ()
+    sinks: Annotated[tuple[StageSpec, ...], _stages("sink")] = ()
     # Legal hold files (governance/holds.py), relative to the policy file.
     holds: tuple[str, ...] = ()
 

@@ -16,11 +16,10 @@ from archiver.backends.campaign_archive.payloads import archive_request
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.campaign import composition_of, idempotency_key
 from archiver.engine.payloads import batch_event, run_event
-from archiver.policy.model import CAMPAIGN_ARCHIVE, AuditLogSink, FileSink, Policy, WebhookSink
+from archiver.policy.model import CAMPAIGN_ARCHIVE, Policy
 from archiver.review.verdicts import ArchiveFields
-from archiver.stages.sinks.audit_log import AuditLogStage
-from archiver.stages.sinks.webhook import Webhook
-from archiver.templates import DEFAULT_AUDIT, DEFAULT_WEBHOOK, load_template
+from archiver.stages import registry
+from archiver.templates import load_template
 
 # Event kinds in the order a run emits them.
 EVENT_ORDER = ("run_started", "batch_archived", "run_finished")
@@ -68,25 +67,26 @@ class SinkTemplate:
 
 
 def sink_templates(policy: Policy) -> tuple[list[SinkTemplate], list[str]]:
-    """Each built-in sink's template, and a note for every sink that cannot be sampled."""
+    """Each sink's template (its own, or its type's packaged default), and a note for
+    every sink whose events cannot be sampled or that does more than receive events."""
     found: list[SinkTemplate] = []
     notes: list[str] = []
-    for index, spec in enumerate(policy.sinks):
-        if isinstance(spec, WebhookSink | AuditLogSink):
-            path = policy.resolve(spec.template) if spec.template else None
-            if isinstance(spec, WebhookSink):
-                found.append(SinkTemplate("webhook", index, path, DEFAULT_WEBHOOK, Webhook.events))
-            else:
-                found.append(
-                    SinkTemplate("audit_log", index, path, DEFAULT_AUDIT, AuditLogStage.events)
-                )
-        elif isinstance(spec, FileSink):
-            notes.append(
-                f"sinks[{index}] file: one {spec.format} file per archived batch under "
-                f"{spec.path}; its digest is in the batch events (a sample below)"
-            )
-        else:
-            notes.append(f"sinks[{index}] {spec.type}: a plugin sink; no sample is rendered")
+    for index, item in enumerate(policy.sinks):
+        stage = registry.stage_type(item)
+        if stage is None:
+            notes.append(f"sinks[{index}] {item.type}: not installed; no sample is rendered")
+            continue
+        written = stage.template(item.options)
+        path = policy.resolve(written) if written else None
+        if stage.events and (path is not None or stage.default_template):
+            found.append(SinkTemplate(item.type, index, path, stage.default_template or "",
+                                      stage.events))
+        elif stage.events:
+            notes.append(f"sinks[{index}] {item.type}: it shapes its events itself (no "
+                         "template); no sample is rendered")
+        note = stage.note(item.options)
+        if note:
+            notes.append(f"sinks[{index}] {item.type}: {note}")
     return found, notes
 
 
@@ -141,15 +141,10 @@ def _batch_context(
         idempotency_key=idempotency_key(campaign_id, composition), size=len(lines),
     )
     files = [
-        {
-            "path": f"{spec.path.rstrip('/')}/{ids.batch_id}.jsonl.gz".replace(
-                "{campaign}", campaign_id
-            ).replace("{date}", ids.timestamp[:10]),
-            "sha256": "0" * 64,
-            "records": len(lines),
-        }
-        for spec in policy.sinks
-        if isinstance(spec, FileSink)
+        {"path": path, "sha256": "0" * 64, "records": len(lines)}
+        for _, item, stage in registry.sinks_of(policy)
+        for path in stage.sample_files(item.options, campaign_id, ids.batch_id,
+                                       ids.timestamp[:10])
     ]
     return batch_event(
         run_id=ids.run_id, policy=policy, batch=batch, lines=lines, status=ids.job_status,

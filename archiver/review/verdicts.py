@@ -17,9 +17,9 @@ from archiver.backends.catalog import fields_of
 from archiver.engine.backend import AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
 from archiver.engine.pipeline import Pipeline
-from archiver.engine.registry import build_pipeline_stages
 from archiver.errors import CampaignAborted
 from archiver.policy.model import Policy
+from archiver.stages.registry import build_pipeline_stages
 
 VerdictKind = Literal["archive", "skip", "quarantine", "abort"]
 

@@ -9,14 +9,9 @@ import requests
 from archiver.backends.campaign_archive import CampaignArchiveBackend
 from archiver.cxone import CxoneClient, RateLimiter
 from archiver.engine.runner import run_policy
-from archiver.policy.model import (
-    Campaign,
-    Connection,
-    OutcomeFilter,
-    Policy,
-    RetentionTransform,
-    Retry,
-)
+from archiver.policy.model import Campaign, Connection, Policy, Retry
+from archiver.stages.filters.outcome import OutcomeFilter
+from archiver.stages.transforms.retention import RetentionTransform
 from archiver.target import target_for
 from tests.support import (
     APPROVED,

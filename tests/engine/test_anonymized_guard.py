@@ -10,8 +10,9 @@ from archiver.engine.campaign import next_batches
 from archiver.engine.context import as_record
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.records import Decision
-from archiver.engine.registry import BuildContext, build_pipeline_stages
-from archiver.policy.model import Campaign, Connection, OutcomeFilter, Policy
+from archiver.policy.model import Campaign, Connection, Policy
+from archiver.stages.filters.outcome import OutcomeFilter
+from archiver.stages.registry import BuildContext, build_pipeline_stages
 from archiver.state.store import PendingItem, Store
 
 CID = "c-anon"

@@ -87,7 +87,7 @@ def test_the_engine_and_the_stages_import_without_cycles():
 @pytest.mark.parametrize("module", [
     "archiver.backends.catalog", "archiver.backends.cxone", "archiver.backends.campaign_archive",
     "archiver.policy", "archiver.connect", "archiver.engine.runner", "archiver.engine.campaign",
-    "archiver.engine.registry", "archiver.stages.sinks.file", "archiver.stages.sinks.webhook",
+    "archiver.stages.registry", "archiver.stages.sinks.file", "archiver.stages.sinks.webhook",
     "archiver.stages.sinks.audit_log", "archiver.review.plan",
 ])
 def test_each_module_imports_alone_in_a_fresh_interpreter(module):

@@ -10,8 +10,8 @@ import os
 import stat
 
 from archiver.engine.building import BuildContext
-from archiver.policy.model import Campaign, Connection, FileSink, Policy
-from archiver.stages.sinks.file import FileArchive
+from archiver.policy.model import Campaign, Connection, Policy
+from archiver.stages.sinks.file import FileArchive, FileSink
 
 RECORDS = [{"id": "a-1", "contact_id": "c-1", "outcome": "Busy", "retention_days": 30},
            {"id": "a-2", "contact_id": "c-2", "outcome": "Busy", "retention_days": 30}]

@@ -11,7 +11,9 @@ import pytest
 
 from archiver.errors import PolicyError
 from archiver.policy import check_file, check_paths, load_policy, load_policy_text
-from archiver.policy.model import AuditLogSink, OutcomeFilter, Policy
+from archiver.policy.model import Policy
+from archiver.stages.filters.outcome import OutcomeFilter
+from archiver.stages.sinks.audit_log import AuditLogSink
 
 from ._texts import VALID, line_of
 from .conftest import Writer
@@ -26,9 +28,10 @@ def test_load_policy_builds_the_typed_policy_with_path_and_hash(write: Writer) -
     assert policy.path == path.resolve()
     assert policy.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert [c.on_active for c in policy.campaigns] == ["pause_and_resume", "fail"]
-    assert isinstance(policy.filters[0], OutcomeFilter)
-    assert policy.filters[0].approved == ("SURVEY_TAKEN", "NO_ANSWER")
-    sink = policy.sinks[1]
+    options = policy.filters[0].options
+    assert isinstance(options, OutcomeFilter)
+    assert options.approved == ("SURVEY_TAKEN", "NO_ANSWER")
+    sink = policy.sinks[1].options
     assert isinstance(sink, AuditLogSink)
     assert policy.resolve(sink.path) == path.parent.resolve() / "audit" / "log.jsonl"
 

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from archiver.cli import cli
 from archiver.errors import EXIT_CONFIG, PolicyError
 from archiver.policy import load_policy, load_policy_text
-from archiver.policy.model import AuditLogSink, Campaign, Connection, Policy
+from archiver.policy.model import Campaign, Connection, Policy
 from archiver.policy.paths import OutsideRepository
+from archiver.stages.sinks.audit_log import AuditLogSink
 from tests.support import policy_dict, run_cli, sim_env, write_policy
 
 from ._texts import VALID, line_of
@@ -115,7 +116,7 @@ def test_policy_resolve_confines_what_the_run_opens(repo: Path, tmp_path: Path) 
     policy_path, _ = _with_audit_path(repo, "audit/log.jsonl")
     policy = load_policy(policy_path)
     assert policy.root == repo.resolve()
-    sink = policy.sinks[1]
+    sink = policy.sinks[1].options
     assert isinstance(sink, AuditLogSink)
     assert policy.resolve(sink.path) == repo.resolve() / "policies" / "audit" / "log.jsonl"
 

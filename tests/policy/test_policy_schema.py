@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from archiver.policy import SCHEMA
 from archiver.policy import model as m
+from archiver.stages import registry
+from archiver.stages.transforms.retention import RetentionRule
 
 # Which model each object schema of the policy builds.
 MODELS: dict[str, type[BaseModel]] = {
@@ -18,15 +20,15 @@ MODELS: dict[str, type[BaseModel]] = {
     "connection": m.Connection,
     "campaign": m.Campaign,
     "source": m.Source,
-    "outcome_filter": m.OutcomeFilter,
-    "anonymized_filter": m.AnonymizedFilter,
-    "retention_transform": m.RetentionTransform,
-    "retention_rule": m.RetentionRule,
     "batch": m.Batch,
     "retry": m.Retry,
-    "webhook_sink": m.WebhookSink,
-    "audit_log_sink": m.AuditLogSink,
-    "plugin_stage": m.PluginStage,
+    "retention_rule": RetentionRule,
+    # Each built-in stage type's options model, by the definition its descriptor names.
+    **{
+        stage.schema_def: stage.options
+        for stage in registry.all_types()
+        if stage.schema_def is not None
+    },
 }
 DISPATCHERS = {"filter", "transform", "sink"}  # pick a stage kind by `type` with if/then
 
@@ -123,6 +125,9 @@ def test_builtin_stage_types_match_the_models() -> None:
         "transform": {"retention"},
         "sink": {"webhook", "audit_log", "file"},
     }
+    # ... and they are exactly the stage types archiver's own entry points register.
+    assert consts == {kind: set(registry.builtin_types(kind)) for kind in DISPATCHERS}
+    assert len([n for n in MODELS if n.endswith(("_filter", "_transform", "_sink"))]) == 6
 
 
 def test_connection_is_required_and_base_url_too_unless_the_api_is_cxone() -> None:

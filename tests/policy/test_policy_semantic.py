@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
-from archiver.engine import registry
 from archiver.policy import check_file
+from archiver.stages.descriptor import StageType
+from tests.stage_types import install
 
 from ._texts import VALID, line_of
 from .conftest import Writer
@@ -92,13 +94,19 @@ def test_backoff_that_starts_above_its_ceiling(write: Writer) -> None:
     assert _codes(write, text) == [(line_of(text, "initial_backoff"), "V011")]
 
 
+class GeoFenceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    regions: list[str] = Field(min_length=1)
+
+
+GEO_FENCE = StageType(kind="filter", name="geo-fence", options=GeoFenceOptions,
+                      factory=lambda options, ctx: None)
+
+
 def test_registered_plugin_stage_is_accepted(
     write: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    known = registry.known_types
-    monkeypatch.setattr(
-        registry, "known_types", lambda kind: known(kind) | ({"geo-fence"} if kind == "filter" else set())
-    )
+    install(monkeypatch, GEO_FENCE)
     text = VALID.replace(
         "  - type: anonymized\n",
         "  - type: geo-fence\n    options: {regions: [us-east]}\n  - type: anonymized\n",
@@ -107,6 +115,23 @@ def test_registered_plugin_stage_is_accepted(
     assert _codes(write, text.replace("geo-fence", "geo-fense")) == [
         (line_of(text, "geo-fence"), "V008")
     ]
+
+
+def test_a_plugins_options_are_checked_by_the_schema_at_their_line(
+    write: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(monkeypatch, GEO_FENCE)
+    text = VALID.replace(
+        "  - type: anonymized\n",
+        "  - type: geo-fence\n    options:\n      regoins: [us-east]\n  - type: anonymized\n",
+    )
+    found = check_file(write(text))
+    # Reported once, at the key, with the key meant (not also as a missing `regions`).
+    assert [(d.line, d.code) for d in found] == [(line_of(text, "regoins"), "S001")], found
+    assert "did you mean `regions`" in found[0].message
+    wrong = text.replace("regoins: [us-east]", "regions: us-east")
+    [typed] = check_file(write(wrong))
+    assert typed.line == line_of(wrong, "regions") and "regions" in typed.message
 
 
 def test_misspelt_required_key_is_reported_once(write: Writer) -> None:

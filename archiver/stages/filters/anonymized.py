@@ -7,18 +7,27 @@ a campaign completely before its first archive call, so nothing has been sent).
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
 from archiver.engine.backend import AttemptRecord, RecordField
+from archiver.engine.building import BuildContext
 from archiver.engine.records import Decision
 from archiver.errors import CampaignAborted
-from archiver.policy.model import AnonymizedFilter
+from archiver.policy import _codes as codes
+from archiver.stages.descriptor import StageType
+
+
+class AnonymizedFilter(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["anonymized"] = "anonymized"
+    on_violation: Literal["quarantine", "abort"] = "quarantine"
 
 
 class Anonymized:
     name = "anonymized"
-
-    @classmethod
-    def reads(cls, spec: AnonymizedFilter) -> frozenset[RecordField]:
-        return frozenset({"anonymized"})
 
     def __init__(self, spec: AnonymizedFilter, campaign_id: str = "") -> None:
         self.abort = spec.on_violation == "abort"
@@ -35,3 +44,18 @@ class Anonymized:
         return Decision(
             attempt_id=attempt.id, kind="quarantine", reason="not anonymized", attempt=attempt
         )
+
+
+def _reads(spec: AnonymizedFilter) -> frozenset[RecordField]:
+    return frozenset({"anonymized"})
+
+
+def _build(spec: AnonymizedFilter, ctx: BuildContext) -> Anonymized:
+    return Anonymized(spec, ctx.campaign_id)
+
+
+STAGE = StageType(
+    kind="filter", name="anonymized", options=AnonymizedFilter, factory=_build,
+    summary="never archive an attempt that still carries personal data",
+    reads=_reads, unique=codes.TWO_ANONYMIZED, inline=True, schema_def="anonymized_filter",
+)

@@ -10,15 +10,27 @@ duplicate.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from archiver.audit import AuditLog
-from archiver.audit.chain import AuditLine
+from archiver.audit.chain import AuditLine, record_problem
 from archiver.engine.building import BuildContext
-from archiver.errors import AuditError
-from archiver.policy.model import AuditLogSink
-from archiver.templates import DEFAULT_AUDIT, CompiledTemplate, load_template
+from archiver.errors import AuditError, TemplateError
+from archiver.policy import _codes as codes
+from archiver.policy.paths import OutsideRepository
+from archiver.stages.descriptor import CheckContext, Finding, StageType
+from archiver.templates import DEFAULT_AUDIT, CompiledTemplate, load_template, sample_events
+
+
+class AuditLogSink(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["audit_log"] = "audit_log"
+    path: str
+    template: str | None = None
 
 if TYPE_CHECKING:
     from archiver.state.store import Store
@@ -49,8 +61,9 @@ class AuditLogStage:
 
     def render(self, event: Mapping[str, Any]) -> str:
         record = self.template.render_json(event)
-        if not isinstance(record, dict):
-            raise AuditError(f"audit template {self.template.name} must render a JSON object")
+        problem = record_problem(record)
+        if problem is not None:
+            raise AuditError(f"audit template {self.template.name}: {problem}")
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     def deliver(self, event_id: str, body: str) -> str:
@@ -82,3 +95,43 @@ class AuditLogStage:
 
     def _receipt(self, line: AuditLine) -> str:
         return json.dumps({"path": str(self.log.path.resolve()), "seq": line.seq, "hash": line.hash})
+
+
+def _check(spec: AuditLogSink, ctx: CheckContext) -> Iterable[Finding]:
+    try:
+        target = ctx.confine(spec.path, "audit log")
+    except OutsideRepository as err:
+        yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
+        return
+    if target.is_dir():
+        yield Finding(("path",), f"audit log `{ctx.show(spec.path)}` is a folder, not a file",
+                      codes.AUDIT_PATH_IS_DIR)
+
+
+def _render_check(
+    template: CompiledTemplate, spec: AuditLogSink
+) -> tuple[TemplateError, str] | None:
+    """Every sample event renders to a record the audit log takes."""
+    for event in sample_events():
+        if event["event"] not in AuditLogStage.events:
+            continue
+        try:
+            rendered = template.render_json(event)
+        except TemplateError as err:
+            return err, str(event["event"])
+        problem = record_problem(rendered)
+        if problem is not None:
+            return TemplateError(template.name, None, problem), str(event["event"])
+    return None
+
+
+def _audit_log(spec: AuditLogSink) -> str:
+    return spec.path
+
+
+STAGE = StageType(
+    kind="sink", name="audit_log", options=AuditLogSink, factory=AuditLogStage.from_spec,
+    summary="a hash-chained JSONL line per batch and per run start and end",
+    check=_check, events=AuditLogStage.events, default_template=DEFAULT_AUDIT,
+    render_check=_render_check, audit_log=_audit_log, inline=True, schema_def="audit_log_sink",
+)

@@ -25,17 +25,34 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from archiver.engine import failpoints
 from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, TemplateError
-from archiver.policy.model import FileSink, Policy
+from archiver.policy import _codes as codes
+from archiver.policy.paths import OutsideRepository
+from archiver.stages.descriptor import CheckContext, Finding, StageType
 from archiver.state.files import fsync_dir, storage_error
 from archiver.templates import CompiledTemplate, load_template
+
+if TYPE_CHECKING:
+    from archiver.policy.model import Policy
+
+
+class FileSink(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["file"] = "file"
+    # A folder template with {campaign} and {date}, relative to the policy file.
+    path: str
+    format: Literal["jsonl.gz"] = "jsonl.gz"
+    template: str | None = None  # shapes each record's line; the record itself when None
 
 SUFFIX = ".jsonl.gz"
 PRIVATE_FILE = 0o600
@@ -174,3 +191,51 @@ def _count(path: Path, data: bytes) -> int:
             f"archive file {path} is not a whole gzip file ({err}); move it aside to have "
             "the batch written again"
         ) from err
+
+
+# What a template renders each line from, in samples (a JSON object is required).
+SAMPLE_LINE = {
+    "record": {"id": "a-1", "contact_id": "c-1", "outcome": "Survey Taken", "duration": 61,
+               "updated_at": "2024-01-01T00:00:00.000Z", "retention_days": 365},
+    "campaign_id": "1001",
+    "batch_id": "batch-sample",
+}
+
+
+def _check(spec: FileSink, ctx: CheckContext) -> Iterable[Finding]:
+    # Checked with sample values: every campaign id and date lands beside them.
+    written = spec.path.replace("{campaign}", "campaign").replace("{date}", "date")
+    try:
+        ctx.confine(written, "archive folder")
+    except OutsideRepository as err:
+        yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
+    except (KeyError, ValueError):
+        pass
+
+
+def _render_check(template: CompiledTemplate, spec: FileSink) -> tuple[TemplateError, str] | None:
+    try:
+        line = template.render_json(SAMPLE_LINE)
+    except TemplateError as err:
+        return err, "record"
+    if not isinstance(line, dict):
+        return TemplateError(template.name, None, "a file line must be a JSON object"), "record"
+    return None
+
+
+def _note(spec: FileSink) -> str:
+    return (f"one {spec.format} file per archived batch under {spec.path}; its digest is in "
+            "the batch events (a sample below)")
+
+
+def _sample_files(spec: FileSink, campaign_id: str, batch_id: str, day: str) -> list[str]:
+    folder = spec.path.rstrip("/").replace("{campaign}", campaign_id).replace("{date}", day)
+    return [f"{folder}/{batch_id}{SUFFIX}"]
+
+
+STAGE = StageType(
+    kind="sink", name="file", options=FileSink, factory=FileArchive.from_spec,
+    summary="the archived records themselves, one jsonl.gz file per batch",
+    check=_check, render_check=_render_check, note=_note, sample_files=_sample_files,
+    inline=True, schema_def="file_sink",
+)

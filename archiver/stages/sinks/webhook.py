@@ -16,20 +16,39 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
+from pydantic import BaseModel, ConfigDict, Field
 
 from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, WebhookError, WebhookGone
-from archiver.netutil import require_secure_url
-from archiver.policy.model import WebhookSink
+from archiver.netutil import require_secure_url, url_problem
+from archiver.policy import _codes as codes
+from archiver.policy.model import EMBEDDED
+from archiver.stages.descriptor import CheckContext, Finding, StageType
 from archiver.templates import DEFAULT_WEBHOOK, CompiledTemplate, load_template
 
-EMBEDDED = "embedded"
+# Upper case by convention; it also tells a variable name from most pasted secrets.
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
+# webhook's secret.
+RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
+
+
+class WebhookSink(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["webhook"] = "webhook"
+    url: str
+    secret_env: str
+    template: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
 SECRET_PREFIX = "whsec_"
 # The specification asks for at least 24 random bytes (192 bits).
 MIN_SECRET_BYTES = 24
@@ -152,3 +171,41 @@ class Webhook:
         if status == 410:
             raise WebhookGone(f"webhook {self.url} answered 410 Gone; endpoint disabled")
         raise WebhookError(f"webhook {self.url} answered HTTP {status}")
+
+
+def _check(spec: WebhookSink, ctx: CheckContext) -> Iterable[Finding]:
+    problem = None if spec.url == EMBEDDED else url_problem(
+        spec.url, f"`sinks[{ctx.index}].url`", otherwise=f" or `{EMBEDDED}`")
+    if problem:
+        yield Finding(("url",), problem, codes.INSECURE_URL)
+    elif spec.url == EMBEDDED and ctx.policy.connection.base_url != EMBEDDED:
+        yield Finding(("url",), f"webhook `url: {EMBEDDED}` needs `connection.base_url: "
+                      f"{EMBEDDED}`", codes.EMBEDDED_WEBHOOK)
+    if not ENV_NAME.match(spec.secret_env):
+        # The value is not quoted: whoever wrote it may have pasted the secret itself.
+        yield Finding(("secret_env",), "`secret_env` must name an environment variable in "
+                      "upper case (like DW_WEBHOOK_SECRET), never hold the secret itself",
+                      codes.BAD_SECRET_ENV)
+    elif spec.secret_env.startswith(RESERVED_ENV_PREFIXES):
+        # Else a policy could send the tenant's client secret to its own endpoint as the
+        # HMAC key, where anyone holding the endpoint can recover it.
+        yield Finding(("secret_env",), f"`secret_env` names `{spec.secret_env}`, one of "
+                      "archiver's own variables (every CXONE_* and ARCHIVER_* name is reserved "
+                      "for its credentials and settings); give the webhook secret a variable "
+                      "of its own, like DW_WEBHOOK_SECRET", codes.RESERVED_SECRET_ENV)
+
+
+def _secret_envs(spec: WebhookSink) -> tuple[str, ...]:
+    return (spec.secret_env,)
+
+
+def _embedded(spec: WebhookSink) -> bool:
+    return spec.url == EMBEDDED
+
+
+STAGE = StageType(
+    kind="sink", name="webhook", options=WebhookSink, factory=Webhook.from_spec,
+    summary="one signed event per archived batch (Standard Webhooks)",
+    check=_check, events=Webhook.events, default_template=DEFAULT_WEBHOOK,
+    secret_envs=_secret_envs, embedded=_embedded, inline=True, schema_def="webhook_sink",
+)
