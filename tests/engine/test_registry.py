@@ -4,7 +4,6 @@ archiver's own and a real installed distribution's alike."""
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 
