@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 from archiver.policy import SCHEMA, load_policy, policy_files
+from archiver.policy.files import is_policy_file
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [*policy_files(REPO / "policies"), REPO / "examples" / "demo.yaml"]
@@ -47,11 +48,18 @@ def test_shipped_policy_declares_the_schema_for_editors(path: Path) -> None:
 
 
 def test_validating_the_folders_counts_every_policy() -> None:
-    result = CliRunner().invoke(cli, ["validate", str(REPO / "policies"), str(REPO / "examples")])
+    # The example plugin's policy (examples/plugins/) needs the plugin installed; it is
+    # validated where it is (tests/plugins), and refused here, where it is not.
+    examples = [p for p in sorted((REPO / "examples").glob("*.yaml")) if is_policy_file(p)]
+    result = CliRunner().invoke(cli, ["validate", str(REPO / "policies"), *map(str, examples)])
 
     assert result.exit_code == 0, result.output
-    count = len(policy_files(REPO / "policies")) + len(policy_files(REPO / "examples"))
-    assert result.output.strip() == f"{count} policies valid"
+    count = len(policy_files(REPO / "policies")) + len(examples)
+    assert count >= 4 and result.output.strip() == f"{count} policies valid"
+    plugin = REPO / "examples" / "plugins" / "example" / "policy.yaml"
+    assert plugin in policy_files(REPO / "examples")
+    refused = CliRunner().invoke(cli, ["validate", str(plugin)])
+    assert refused.exit_code == 78 and "no installed plugin provides it" in refused.output
 
 
 def test_demo_runs_against_the_simulator() -> None:
