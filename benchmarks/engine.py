@@ -101,16 +101,16 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder))
-        store.start_run("bench", policy.name, "")
-        store.set_campaign("bench", "c", "listing")
+        store.runs.start("bench", policy.name, "")
+        store.campaigns.set_status("bench", "c", "listing")
         page: list[Any] = []
         for decision in decisions():
             page.append(decision)
             if len(page) == PAGE_SIZE:
-                store.record_listed("bench", "c", page)
+                store.attempts.record_listed("bench", "c", page)
                 page = []
         if page:
-            store.record_listed("bench", "c", page)
+            store.attempts.record_listed("bench", "c", page)
         for _batch, items in next_batches(store, "bench", "c", policy.batch.max_items):
             sink.deliver("", sink.render({"size": len(items)}))
         store.close()

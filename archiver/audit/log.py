@@ -28,7 +28,7 @@ REFUSED = (
 )
 
 # The state store's record of the last line written to a log: (seq, hash), or None when
-# it has none for that file (``Store.audit_checkpoint``).
+# it has none for that file (``Events.audit_checkpoint``).
 Checkpoint = Callable[[Path], tuple[int, str] | None]
 
 

@@ -111,7 +111,7 @@ def check_against_store(
     """An intact chain must also reach the last line the state store saw written."""
     store = Store.open_existing(state_dir)
     try:
-        checkpoint = store.audit_checkpoint(file)
+        checkpoint = store.events.audit_checkpoint(file)
     finally:
         store.close()
     if checkpoint is None:

@@ -9,12 +9,13 @@ from typing import Any
 import click
 
 from archiver.audit import digest
+from archiver.clock import now
 from archiver.commands.runs import find_run, resolve_state_dir, state_options
 from archiver.errors import EXIT_FAILED, StateError
 from archiver.governance import evidence
 from archiver.policy import load_policy
 from archiver.stages import registry
-from archiver.state.store import Store, now
+from archiver.state.store import Store
 
 
 class EvidenceGroup(click.Group):
@@ -53,7 +54,7 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
     """Write the evidence bundle of run RUN_ID (a unique prefix is enough) to --out."""
     store = Store.open_existing(resolve_state_dir(state_dir, policy_path))
     try:
-        run = find_run(store.runs_starting_with(run_id), run_id)
+        run = find_run(store.runs.starting_with(run_id), run_id)
     finally:
         store.close()
     report: dict[str, Any] | None = run["report"]

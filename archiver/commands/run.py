@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
 from archiver.audit import AuditLog, digest
+from archiver.clock import now
 from archiver.commands._state import HELP, STATE, default_state
 from archiver.connect import connect, target_of
 from archiver.engine import failpoints
@@ -34,7 +35,6 @@ from archiver.settings import Settings
 from archiver.stages.registry import BuildContext, audit_logs, build_sinks
 from archiver.state.files import storage_error
 from archiver.state.location import StateLocation
-from archiver.state.store import now
 
 if TYPE_CHECKING:
     from archiver.report.metrics import RunMetrics

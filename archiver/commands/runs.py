@@ -66,7 +66,7 @@ def command(
         return
     store = Store.open_existing(ctx.obj)
     try:
-        runs = store.runs(limit=limit)
+        runs = store.runs.recent(limit=limit)
     finally:
         store.close()
     # Run ids start with their start time: they order runs started within the same millisecond.
@@ -93,7 +93,7 @@ def show(
     folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
     store = Store.open_existing(folder)
     try:
-        run = find_run(store.runs_starting_with(run_id), run_id)
+        run = find_run(store.runs.starting_with(run_id), run_id)
     finally:
         store.close()
     if run["report"] is None:

@@ -15,13 +15,14 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from archiver.clock import now
 from archiver.commands._state import HELP, STATE, default_state, state_from_env
 from archiver.errors import StateLockedError, UsageError
 from archiver.report.summary import plain_console
 from archiver.state import location
 from archiver.state.folder import STATE_DIR_NAME
 from archiver.state.location import StateLocation
-from archiver.state.store import Store, now
+from archiver.state.store import Store
 
 COUNTS = ("pending", "disabled", "delivered", "dropped")
 
@@ -60,7 +61,7 @@ def command(
         return
     store = Store.open_existing(folder)
     try:
-        rows = store.outbox_by_sink()
+        rows = store.events.by_sink()
     finally:
         store.close()
     if fmt == "json":
@@ -104,7 +105,7 @@ def _drop(folder: StateLocation, sink: str) -> None:
                 raise StateLockedError(
                     f"a run is delivering sink {sink} from {folder}; wait for it to finish"
                 )
-            dropped = store.drop_undelivered(
+            dropped = store.events.drop_undelivered(
                 sink, f"dropped at {now()} by `archiver runs outbox --drop`"
             )
     finally:

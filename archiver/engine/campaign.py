@@ -48,7 +48,9 @@ from archiver.errors import (
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign
 from archiver.stages.registry import build_pipeline_stages
-from archiver.state.store import PendingItem, Store, StoredBatch
+from archiver.state.attempts import PendingItem
+from archiver.state.batches import StoredBatch
+from archiver.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def next_batches(
     ``anonymized_only``: only attempts listed as anonymized (a backend with the flag).
     ``holds``: read again before each batch is formed; a pending attempt a hold now
     covers is recorded ``held`` instead of batched."""
-    seq = store.max_batch_seq(run_id, campaign_id)
+    seq = store.batches.max_seq(run_id, campaign_id)
     after = ""
     while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds):
         after = items[-1].attempt_id
@@ -105,7 +107,7 @@ def next_batches(
             size=len(ids),
             status="prepared",
         )
-        store.prepare_batch(batch.id, run_id, campaign_id, seq, key, composition, ids)
+        store.batches.prepare(batch.id, run_id, campaign_id, seq, key, composition, ids)
         yield batch, items
 
 
@@ -118,7 +120,7 @@ def _unheld(
     if holds:
         holds.refresh()
     while True:
-        items = store.unbatched(
+        items = store.attempts.unbatched(
             run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
         )
         if not holds:
@@ -130,7 +132,7 @@ def _unheld(
                 held[item.attempt_id] = hold.reason
         if not held:
             return items
-        store.hold_pending(run_id, campaign_id, held)
+        store.attempts.hold_pending(run_id, campaign_id, held)
         log.info("campaign %s: %d attempt(s) held before batching", campaign_id, len(held))
 
 
@@ -153,7 +155,7 @@ class CampaignJob:
             campaign_id=self.cid,
         )
         self.source = ctx.policy.source.type or "attempts"  # the watermark's listing
-        self._since = self.store.watermark(self.cid, self.source)
+        self._since = self.store.campaigns.watermark(self.cid, self.source)
         self._watermark: str | None = None
         self._pause_lock = threading.Lock()
         self._paused: Mapping[str, Any] | None = None
@@ -166,25 +168,25 @@ class CampaignJob:
         """Process the campaign; returns its final status."""
         obs = self.ctx.observer
         obs.campaign_started(self.cid)
-        self.store.set_campaign(self.run_id, self.cid, "listing")
+        self.store.campaigns.set_status(self.run_id, self.cid, "listing")
         status, reason = "done", ""
         try:
             self.list_all()
-            self.store.set_campaign(self.run_id, self.cid, "listed")
+            self.store.campaigns.set_status(self.run_id, self.cid, "listed")
             if self.flagged:
-                self.store.quarantine_unanonymized(self.run_id, self.cid)
-            pending = self.store.pending_count(self.run_id, self.cid)
+                self.store.attempts.quarantine_unanonymized(self.run_id, self.cid)
+            pending = self.store.attempts.pending_count(self.run_id, self.cid)
             self.ctx.observer.planned(self.cid, pending)
             # An export changes nothing on the tenant: whether the campaign dials is moot.
             acts = self.campaign.action != "export"
-            if acts and (pending or self.store.open_batches(self.cid)):
+            if acts and (pending or self.store.batches.open(self.cid)):
                 self.check_dialing()
             self.recover_open_batches()
             self.archive_all()
             self.verify_partial_batches()
             if isinstance(self._stop, CampaignSkipped):
                 status, reason = "skipped", str(self._stop)
-                self.store.skip_pending(self.run_id, self.cid, reason)
+                self.store.attempts.skip_pending(self.run_id, self.cid, reason)
             elif self._stop is not None:
                 status, reason = "failed", str(self._stop)
             elif self.ctx.cancelled.is_set():
@@ -200,10 +202,10 @@ class CampaignJob:
             self.resume_if_paused()
         if status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
-        self.store.fail_pending(self.run_id, self.cid, reason or "not archived in this run")
+        self.store.attempts.fail_pending(self.run_id, self.cid, reason or "not archived in this run")
         if status == "done":
             self.keep_watermark()
-        self.store.set_campaign(self.run_id, self.cid, status, reason)
+        self.store.campaigns.set_status(self.run_id, self.cid, status, reason)
         obs.campaign_finished(self.cid, status, reason)
         return status
 
@@ -220,7 +222,7 @@ class CampaignJob:
                 for i, record in enumerate(page.records)
             ]
             offset += len(page.records)
-            self.store.record_listed(self.run_id, self.cid, decisions)
+            self.store.attempts.record_listed(self.run_id, self.cid, decisions)
             if page.watermark is not None:
                 self._watermark = page.watermark
             self.ctx.crash_point("page_listed")
@@ -231,17 +233,17 @@ class CampaignJob:
         to do: no attempt pending, failed or held, no batch open."""
         if self._watermark is None or self._watermark == self._since:
             return
-        left = self.store.counts(self.run_id).get(self.cid, {})
+        left = self.store.attempts.counts(self.run_id).get(self.cid, {})
         # A held attempt is listed again by later runs, to be archived once its hold ends.
         again = ("failed", "pending", "held")
-        if any(left.get(s, 0) for s in again) or self.store.open_batches(self.cid):
+        if any(left.get(s, 0) for s in again) or self.store.batches.open(self.cid):
             return
-        self.store.set_watermark(self.cid, self.source, self._watermark)
+        self.store.campaigns.set_watermark(self.cid, self.source, self._watermark)
 
     # -- recovery -----------------------------------------------------------------
     def recover_open_batches(self) -> None:
-        for batch in self.store.open_batches(self.cid):
-            items = self.store.batch_items(batch.id)
+        for batch in self.store.batches.open(self.cid):
+            items = self.store.batches.items(batch.id)
             listed = [i for i in items if i.run_id == self.run_id]
             gone = [i.attempt_id for i in items if i.run_id != self.run_id]
             if self._stop is not None:
@@ -264,7 +266,7 @@ class CampaignJob:
             )
             gone_set = set(gone)
             kept = [i for i in items if i.attempt_id in gone_set]
-            self.store.release_batch(
+            self.store.batches.release(
                 batch,
                 keep=gone,
                 run_id=self.run_id,
@@ -274,7 +276,7 @@ class CampaignJob:
         # A member whose record now says it is not anonymized went back to pending
         # instead of being resent: it never reaches an archive body.
         if self.flagged:
-            self.store.quarantine_unanonymized(self.run_id, self.cid)
+            self.store.attempts.quarantine_unanonymized(self.run_id, self.cid)
 
     def _any_held(self, items: list[PendingItem]) -> bool:
         if not self.holds:
@@ -318,7 +320,7 @@ class CampaignJob:
             # Not failed: the policy asked to skip a dialing campaign. The rest of its
             # attempts are recorded skipped when the campaign ends.
             self._stop = self._stop or err
-            self.store.batch_failed(
+            self.store.batches.failed(
                 batch, run_id=self.run_id, error=str(err), sent=False, state="skipped"
             )
             return
@@ -326,7 +328,7 @@ class CampaignJob:
             sent = isinstance(err, Transient)
             if not sent:
                 self._stop = self._stop or err
-            self.store.batch_failed(batch, run_id=self.run_id, error=str(err), sent=sent)
+            self.store.batches.failed(batch, run_id=self.run_id, error=str(err), sent=sent)
             self.ctx.observer.archived(self.cid, 0, len(items))
             return
         self.ctx.crash_point("batch_posted")
@@ -341,7 +343,7 @@ class CampaignJob:
             return
         archived = [i for i in items if _outcome(result, i)[0] == "archived"]
         failed = {i.attempt_id: _outcome(result, i)[1] for i in items if i not in archived}
-        self.store.batch_done(
+        self.store.batches.done(
             batch,
             run_id=self.run_id,
             archived_ids=[i.attempt_id for i in archived],
@@ -378,7 +380,7 @@ class CampaignJob:
                     archived.append(i)
                 else:
                     failed[i.attempt_id] = reason
-            self.store.batch_done(
+            self.store.batches.done(
                 batch,
                 run_id=self.run_id,
                 archived_ids=[i.attempt_id for i in archived],
@@ -420,7 +422,7 @@ class CampaignJob:
             if self._paused is not None:
                 return
             # Recorded before the pause: a run that dies now is undone by the next one.
-            self.store.record_dialing(self.cid, self.run_id, dialing)
+            self.store.campaigns.record_dialing(self.cid, self.run_id, dialing)
             self.backend.pause(self.cid, dialing)
             self.ctx.crash_point("campaign_paused")
             self._paused = dialing
@@ -438,7 +440,7 @@ class CampaignJob:
                     "campaign %s: could not resume dialing (the next run will): %s", self.cid, err
                 )
                 return
-            self.store.clear_pause(self.cid)
+            self.store.campaigns.clear_pause(self.cid)
             self._paused = None
             self.ctx.observer.resumed(self.cid)
             log.info("campaign %s resumed", self.cid)

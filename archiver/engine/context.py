@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from archiver.clock import now
 from archiver.engine import failpoints, payloads
 from archiver.engine.backend import AttemptRecord, Backend
 from archiver.engine.observer import RunObserver
@@ -20,7 +21,9 @@ from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Sink
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
-from archiver.state.store import PendingItem, Store, StoredBatch, now
+from archiver.state.attempts import PendingItem
+from archiver.state.batches import StoredBatch
+from archiver.state.store import Store
 from archiver.target import Target
 
 # (event_id, sink, kind, body), as the outbox stores them.

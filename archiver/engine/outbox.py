@@ -26,8 +26,9 @@ from archiver.engine import failpoints
 from archiver.engine.protocols import Sink
 from archiver.errors import ArchiverError, ConfigError, Transient, WebhookGone
 from archiver.state import location
+from archiver.state.events import OutboxEvent
 from archiver.state.location import StateLocation
-from archiver.state.store import OutboxEvent, Store
+from archiver.state.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Outbox:
     def _drain_sink(self, key: str, sink: Sink) -> None:
         many = getattr(sink, "deliver_many", None)
         while True:
-            events = self.store.pending_events(key)
+            events = self.store.events.pending(key)
             if not events:
                 return
             if many is not None:
@@ -95,7 +96,7 @@ class Outbox:
                     # The endpoint is gone for every event, not only this one: the sink
                     # stops for the run, its other events kept for a later one.
                     log.error("sink %s disabled: %s", key, err)
-                    self.store.event_failed(event.seq, str(err), disable=True)
+                    self.store.events.failed(event.seq, str(err), disable=True)
                     self._broken.add(key)
                     return
                 except ArchiverError as err:
@@ -103,11 +104,11 @@ class Outbox:
                         raise
                     # Order matters (the audit chain): stop this sink for the run.
                     log.warning("sink %s: delivery failed, kept for a later try: %s", key, err)
-                    self.store.event_failed(event.seq, str(err))
+                    self.store.events.failed(event.seq, str(err))
                     self._broken.add(key)
                     return
                 failpoints.hit("event_delivered")
-                self.store.event_delivered(event.seq, receipt)
+                self.store.events.delivered(event.seq, receipt)
 
     def _deliver_page(
         self, key: str, many: Callable[[Sequence[tuple[str, str]]], Sequence[str | None]],
@@ -123,12 +124,12 @@ class Outbox:
             if not isinstance(err, Transient):
                 raise
             log.warning("sink %s: delivery failed, kept for a later try: %s", key, err)
-            self.store.event_failed(events[0].seq, str(err))
+            self.store.events.failed(events[0].seq, str(err))
             self._broken.add(key)
             return False
         for _ in events:
             failpoints.hit("event_delivered")
-        self.store.events_delivered(
+        self.store.events.delivered_many(
             [(event.seq, receipt) for event, receipt in zip(events, receipts, strict=True)]
         )
         return True
@@ -183,10 +184,10 @@ def claim_sinks(
     targets = positional_targets(store, keys, kinds)
     if migrate:
         for old, new in targets.items():
-            moved = store.rename_sink(old, new)
+            moved = store.events.rename_sink(old, new)
             log.info("outbox: %d event(s) of %s now named %s", moved, old, new)
     known = set(keys) | set(targets)
-    orphans = {sink: n for sink, n in store.undelivered_by_sink().items() if sink not in known}
+    orphans = {sink: n for sink, n in store.events.undelivered_by_sink().items() if sink not in known}
     if not orphans:
         return
     folder = shlex.quote(str(state_dir))
@@ -208,12 +209,12 @@ def positional_targets(store: Store, keys: Sequence[str], kinds: Sequence[str]) 
     stands for, where that is certain: an audit log's receipts name its file; otherwise
     the policy's sink at position N has that type and is the only one of it, in the
     policy and in the store. Names left out are for ``claim_sinks`` to refuse."""
-    old = {name: m for name in store.outbox_sinks() if (m := _POSITIONAL.fullmatch(name))}
+    old = {name: m for name in store.events.sinks() if (m := _POSITIONAL.fullmatch(name))}
     in_store = [m["kind"] for m in old.values()]
     targets: dict[str, str] = {}
     for name, m in old.items():
         kind, pos = m["kind"], int(m["pos"])
-        paths = store.sink_receipt_paths(name)
+        paths = store.events.receipt_paths(name)
         if paths:
             named = {f"{kind}:{p}" for p in paths}
             if len(named) == 1 and named <= set(keys):

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import Any
 
 from archiver import __version__
+from archiver.clock import now
 from archiver.engine import failpoints, payloads
 from archiver.engine.backend import Backend
 from archiver.engine.campaign import CampaignJob
@@ -36,7 +37,7 @@ from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign, Policy
 from archiver.state import location
 from archiver.state.location import StateLocation
-from archiver.state.store import Store, now
+from archiver.state.store import Store
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def check_state_target(state_dir: StateLocation, target: Target) -> None:
         return
     store = Store(state_dir)
     try:
-        store.check_target(target)
+        store.runs.check_target(target)
     finally:
         store.close()
 
@@ -133,7 +134,7 @@ def _run_locked(
 ) -> RunResult:
     started = time.time()
     holds = hold_set(policy)  # a hold file that does not read refuses the run here
-    store.start_run(run_id, policy.name, policy.sha256, target)
+    store.runs.start(run_id, policy.name, policy.sha256, target)
     sinks = sink_keys(sink_list)
     workers = policy.connection.max_in_flight
     with ThreadPoolExecutor(workers, thread_name_prefix="http") as http:
@@ -152,16 +153,16 @@ def _run_locked(
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
             start_event = _run_event(ctx, "run_started", {})
-            store.enqueue(ctx.events(start_event["event_id"], start_event))
+            store.events.enqueue(ctx.events(start_event["event_id"], start_event))
             ctx.outbox.drain()
             statuses = _process_campaigns(ctx)
-            counts = store.counts(run_id)
+            counts = store.attempts.counts(run_id)
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
             failpoints.hit("run_finishing")
             end_event = _run_event(ctx, "run_finished", dict(totals))
-            store.enqueue(ctx.events(end_event["event_id"], end_event))
+            store.events.enqueue(ctx.events(end_event["event_id"], end_event))
             ctx.outbox.drain()
     failed = totals["failed"] > 0 or any(s in ("failed", "aborted") for s, _ in statuses.values())
     exit_code = EXIT_FAILED if failed else EXIT_OK
@@ -169,8 +170,8 @@ def _run_locked(
     status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
     if on_report:
         on_report(report)  # may add to the report before it is stored
-    store.add_to_totals(policy.name, run_totals(report, status))
-    store.finish_run(run_id, status, exit_code, report)
+    store.runs.add_to_totals(policy.name, run_totals(report, status))
+    store.runs.finish(run_id, status, exit_code, report)
     return RunResult(run_id, exit_code, report)
 
 
@@ -192,7 +193,7 @@ def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[st
 
 def _restore_pauses(ctx: RunContext) -> None:
     """Campaigns a dead run paused dial again, exactly as they did, first thing."""
-    for campaign_id, dialing in ctx.store.paused_dialing():
+    for campaign_id, dialing in ctx.store.campaigns.paused_dialing():
         try:
             ctx.backend.resume(campaign_id, dialing)
         except ApiError as err:
@@ -202,7 +203,7 @@ def _restore_pauses(ctx: RunContext) -> None:
                 err,
             )
             continue
-        ctx.store.clear_pause(campaign_id)
+        ctx.store.campaigns.clear_pause(campaign_id)
         log.info("campaign %s: dialing resumed after an interrupted run", campaign_id)
 
 
@@ -216,7 +217,7 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
             # Signals still reach the handler while the main thread waits here: it sets
             # `cancelled` and cancels the backend, which cuts the calls in flight.
             future.result()
-            statuses[cid] = ctx.store.campaign_status(ctx.run_id, cid) or ("failed", "unknown")
+            statuses[cid] = ctx.store.campaigns.status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses
 
 
@@ -228,7 +229,7 @@ def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
     if not ctx.store.try_lock_campaign(campaign.id):
         reason = ctx.store.campaign_holder(campaign.id)
         log.warning("campaign %s is busy, %s: left to that run", campaign.id, reason)
-        ctx.store.set_campaign(ctx.run_id, campaign.id, "busy", reason)
+        ctx.store.campaigns.set_status(ctx.run_id, campaign.id, "busy", reason)
         ctx.observer.campaign_finished(campaign.id, "busy", reason)
         return "busy"
     try:
@@ -245,8 +246,8 @@ def build_report(
     exit_code: int,
 ) -> dict[str, Any]:
     """The run report; ``counts`` is the store's per-campaign count of attempts by state."""
-    archived_now = ctx.store.archived_by_run(ctx.run_id)
-    reasons = ctx.store.reasons(ctx.run_id)
+    archived_now = ctx.store.batches.archived_by_run(ctx.run_id)
+    reasons = ctx.store.attempts.reasons(ctx.run_id)
     campaigns = []
     totals: dict[str, int] = dict.fromkeys(FINAL_STATES, 0)
     for campaign in ctx.policy.campaigns:
@@ -268,7 +269,7 @@ def build_report(
             ],
         }
         campaigns.append(entry)
-    outbox = ctx.store.outbox_summary()
+    outbox = ctx.store.events.summary()
     return {
         "run_id": ctx.run_id,
         "tool_version": __version__,

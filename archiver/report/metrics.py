@@ -3,7 +3,7 @@
 The file is replaced at every run, so what it says follows Prometheus' rules:
 
 - A ``_total`` is a counter and only grows, run after run: it is read from the state
-  store's running totals (``Store.totals``), to which every finished run adds its
+  store's running totals (``Runs.totals``), to which every finished run adds its
   own figures. A rerun that archives nothing leaves ``archiver_archived_attempts_total``
   where it was; it never drops to zero.
 - What describes one run is a gauge named for it: ``archiver_run_attempts`` (the
@@ -161,7 +161,7 @@ class RunMetrics:
             gauge(LAST_SUCCESS, ended)
         store = Store.open_existing(state_dir)
         try:
-            totals = store.totals(policy)
+            totals = store.runs.totals(policy)
         finally:
             store.close()
         for name, labels, value in totals:

@@ -13,7 +13,8 @@ from archiver.engine.records import Decision
 from archiver.policy.model import Campaign, Connection, Policy
 from archiver.stages.filters.outcome import OutcomeFilter
 from archiver.stages.registry import BuildContext, build_pipeline_stages
-from archiver.state.store import PendingItem, Store
+from archiver.state.attempts import PendingItem
+from archiver.state.store import Store
 
 CID = "c-anon"
 POLICY = Policy(
@@ -42,17 +43,17 @@ def test_a_policy_without_the_filter_still_quarantines_an_unanonymized_record():
 
 def test_the_store_keeps_the_flag_and_never_batches_an_unanonymized_attempt(tmp_path):
     store = Store(tmp_path)
-    store.start_run("r", "t", "")
+    store.runs.start("r", "t", "")
     # As a stage that let one through would record it: an archive decision.
-    store.record_listed("r", CID, [
+    store.attempts.record_listed("r", CID, [
         Decision(attempt_id=a.id, kind="archive", retention_days=30, attempt=a)
         for a in (attempt("a-1", True), attempt("a-2", False), attempt("a-3", True))
     ])
-    assert [i.attempt_id for i in store.unbatched("r", CID, "", 10)] == ["a-1", "a-3"]
-    assert all(i.anonymized is True for i in store.unbatched("r", CID, "", 10))
+    assert [i.attempt_id for i in store.attempts.unbatched("r", CID, "", 10)] == ["a-1", "a-3"]
+    assert all(i.anonymized is True for i in store.attempts.unbatched("r", CID, "", 10))
 
-    assert store.quarantine_unanonymized("r", CID) == 1
-    assert ("quarantined", "not anonymized", 1) in store.reasons("r")[CID]
+    assert store.attempts.quarantine_unanonymized("r", CID) == 1
+    assert ("quarantined", "not anonymized", 1) in store.attempts.reasons("r")[CID]
     batched = [i.attempt_id for _, items in next_batches(store, "r", CID, 10) for i in items]
     assert batched == ["a-1", "a-3"]
     store.close()

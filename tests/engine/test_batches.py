@@ -27,8 +27,8 @@ def decisions(ids: list[str]) -> list[Decision]:
 
 def listed_store(folder: Path, run_id: str, ids: list[str]) -> Store:
     store = Store(folder)
-    store.start_run(run_id, "t", "")
-    store.record_listed(run_id, CID, decisions(ids))
+    store.runs.start(run_id, "t", "")
+    store.attempts.record_listed(run_id, CID, decisions(ids))
     return store
 
 
@@ -57,14 +57,14 @@ def test_a_batch_closed_for_certain_is_tried_again_under_the_same_key(tmp_path):
     ids = [f"a-{n:03}" for n in range(5)]
     store = listed_store(tmp_path / "s", "r1", ids)
     [(batch, _)] = list(next_batches(store, "r1", CID, 10))
-    store.batch_failed(batch, run_id="r1", error="HTTP 403", sent=False)
+    store.batches.failed(batch, run_id="r1", error="HTTP 403", sent=False)
     # The next run lists the same attempts again and forms the same batch: the key is
     # what a store that never saw the refusal would send, not a count of this store's.
-    store.start_run("r2", "t", "")
-    store.record_listed("r2", CID, decisions(ids))
+    store.runs.start("r2", "t", "")
+    store.attempts.record_listed("r2", CID, decisions(ids))
     fresh = listed_store(tmp_path / "fresh", "r9", ids)
     assert formed(store, "r2", 10) == formed(fresh, "r9", 10) == [(batch.id, batch.idempotency_key, ids)]
-    assert [b.id for b in store.open_batches(CID)] == [batch.id], "one row, opened anew"
+    assert [b.id for b in store.batches.open(CID)] == [batch.id], "one row, opened anew"
     store.close()
     fresh.close()
 

@@ -27,11 +27,11 @@ class GoneSink:
 
 def test_a_gone_endpoint_is_tried_once_per_run_and_no_event_is_dropped(tmp_path):
     store = Store(tmp_path)
-    store.enqueue([(f"evt-{n}", "webhook", "batch_archived", "{}") for n in range(3)])
+    store.events.enqueue([(f"evt-{n}", "webhook", "batch_archived", "{}") for n in range(3)])
     sink = GoneSink()
     outbox = Outbox(store, {"webhook": sink})
     outbox.drain()
     outbox.drain()
     assert sink.tries == ["evt-0"]
-    assert store.outbox_summary() == {"webhook": {"disabled": 1, "pending": 2}}
+    assert store.events.summary() == {"webhook": {"disabled": 1, "pending": 2}}
     store.close()

@@ -44,7 +44,7 @@ def test_a_page_of_audit_events_is_one_write_and_one_fsync(tmp_path, monkeypatch
 
     monkeypatch.setattr(audit_log_module, "_write", counting)
     store = Store(tmp_path / "state")
-    store.enqueue(events(30))
+    store.events.enqueue(events(30))
     path = tmp_path / "audit.jsonl"
     Outbox(store, {AUDIT: audit_stage(path)}).drain()
 
@@ -52,8 +52,8 @@ def test_a_page_of_audit_events_is_one_write_and_one_fsync(tmp_path, monkeypatch
     assert [line["event_id"] for line in lines(path)] == [f"evt-{i:03d}" for i in range(30)]
     assert [line["seq"] for line in lines(path)] == list(range(1, 31))
     assert verify_file(path).ok
-    assert store.outbox_summary() == {AUDIT: {"delivered": 30}}
-    assert store.audit_checkpoint(path) == (30, lines(path)[-1]["hash"])
+    assert store.events.summary() == {AUDIT: {"delivered": 30}}
+    assert store.events.audit_checkpoint(path) == (30, lines(path)[-1]["hash"])
     store.close()
 
 
@@ -75,7 +75,7 @@ def test_events_a_dead_run_already_wrote_are_not_written_again(tmp_path):
 
 def test_a_failed_page_write_leaves_no_line_and_the_events_pending(tmp_path, monkeypatch):
     store = Store(tmp_path / "state")
-    store.enqueue(events(4))
+    store.events.enqueue(events(4))
     path = tmp_path / "audit.jsonl"
 
     def full_disk(fd: int, data: bytes) -> None:
@@ -85,7 +85,7 @@ def test_a_failed_page_write_leaves_no_line_and_the_events_pending(tmp_path, mon
     with pytest.raises(Exception, match="No space left"):
         Outbox(store, {AUDIT: audit_stage(path)}).drain()
     assert not path.exists() or path.read_text() == ""
-    assert store.outbox_summary() == {AUDIT: {"pending": 4}}
+    assert store.events.summary() == {AUDIT: {"pending": 4}}
     store.close()
 
 
@@ -114,13 +114,13 @@ def test_a_slow_sink_does_not_hold_back_another(tmp_path):
     slow = BlockingSink()
     path = tmp_path / "audit.jsonl"
     outbox = Outbox(store, {"webhook:slow": slow, AUDIT: audit_stage(path)})
-    store.enqueue([("evt-1", "webhook:slow", "batch_archived", "{}")])
+    store.events.enqueue([("evt-1", "webhook:slow", "batch_archived", "{}")])
     first = threading.Thread(target=outbox.drain, kwargs={"wait": False})
     first.start()
     assert slow.entered.wait(10)
     try:
         # Another batch's events while the webhook is still on its first delivery.
-        store.enqueue([("evt-2", "webhook:slow", "batch_archived", "{}"), *events(2)])
+        store.events.enqueue([("evt-2", "webhook:slow", "batch_archived", "{}"), *events(2)])
         outbox.drain(wait=False)
         assert [line["event_id"] for line in lines(path)] == ["evt-000", "evt-001"]
     finally:

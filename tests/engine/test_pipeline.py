@@ -113,9 +113,9 @@ def test_batches_hold_at_most_max_items_and_only_archive_decisions(tmp_path):
     p = pipeline(make_policy())
     raws = [record(id=f"a{i:02}", outcomeCode="BUSY" if i % 3 == 0 else "NO_ANSWER") for i in range(25)]
     store = Store(tmp_path)
-    store.start_run("r", "t", "")
-    store.set_campaign("r", CID, "listing")
-    store.record_listed("r", CID, [p.decide(r) for r in raws])
+    store.runs.start("r", "t", "")
+    store.campaigns.set_status("r", CID, "listing")
+    store.attempts.record_listed("r", CID, [p.decide(r) for r in raws])
     batches = list(next_batches(store, "r", CID, 7))
     sizes = [len(items) for _, items in batches]
     assert sizes == [7, 7, 2]
@@ -123,6 +123,6 @@ def test_batches_hold_at_most_max_items_and_only_archive_decisions(tmp_path):
     batched_ids = [i.attempt_id for _, items in batches for i in items]
     assert sorted(batched_ids) == sorted(expected)
     # Each batch is committed before it is handed out, with its own key.
-    assert [b.id for b in store.open_batches(CID)] == [b.id for b, _ in batches]
+    assert [b.id for b in store.batches.open(CID)] == [b.id for b, _ in batches]
     assert len({b.idempotency_key for b, _ in batches}) == 3
     assert list(next_batches(store, "r", CID, 7)) == []

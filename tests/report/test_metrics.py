@@ -64,9 +64,9 @@ def finished_run(
             campaign["archived_in_this_run"] = archived_now
     store = Store(state)
     try:
-        store.start_run(report["run_id"], "p", "0" * 64, target)
+        store.runs.start(report["run_id"], "p", "0" * 64, target)
         status = "failed" if report["exit_code"] else "completed"
-        store.add_to_totals("p", run_totals(report, status))
+        store.runs.add_to_totals("p", run_totals(report, status))
     finally:
         store.close()
     return report

@@ -22,17 +22,17 @@ def state(tmp_path):
     store = Store(folder)
     try:
         # The first run from before runs recorded their target: it has none.
-        store.start_run("r20250101T000000-aaaaaa", "nightly", "0" * 64)
+        store.runs.start("r20250101T000000-aaaaaa", "nightly", "0" * 64)
         report = base_report([("c-1", 7, 2, 1, 0)])
         report["run_id"] = "r20250101T000000-aaaaaa"
-        store.finish_run("r20250101T000000-aaaaaa", "completed", 0, report)
+        store.runs.finish("r20250101T000000-aaaaaa", "completed", 0, report)
         time.sleep(0.005)  # start times have millisecond resolution
         # A second run that died: the next start marks it interrupted; no report.
-        store.start_run("r20250102T000000-bbbbbb", "nightly", "0" * 64, TARGET)
+        store.runs.start("r20250102T000000-bbbbbb", "nightly", "0" * 64, TARGET)
         time.sleep(0.005)
-        store.start_run("r20250103T000000-cccccc", "[weekly]", "0" * 64, TARGET)
+        store.runs.start("r20250103T000000-cccccc", "[weekly]", "0" * 64, TARGET)
         failed = base_report([("c-1", 3, 0, 0, 2)])
-        store.finish_run("r20250103T000000-cccccc", "failed", 1, failed)
+        store.runs.finish("r20250103T000000-cccccc", "failed", 1, failed)
     finally:
         store.close()
     return folder

@@ -65,8 +65,8 @@ def test_the_environment_names_the_store_before_the_folder_beside_the_policy(mon
 
 def test_runs_reads_a_postgresql_store_from_the_option_or_the_environment(postgres_url):
     store = Store(PostgresUrl(postgres_url))
-    store.start_run("r-pg-1", "pg-policy", "0" * 64, Target("campaign-archive", "embedded"))
-    store.finish_run("r-pg-1", "completed", 0, {"totals": {"listed": 3}})
+    store.runs.start("r-pg-1", "pg-policy", "0" * 64, Target("campaign-archive", "embedded"))
+    store.runs.finish("r-pg-1", "completed", 0, {"totals": {"listed": 3}})
     store.close()
     runner = CliRunner()
     by_option = runner.invoke(cli, ["runs", "--state", postgres_url, "--format", "json"])

@@ -66,7 +66,7 @@ def test_loose_modes_left_by_an_earlier_version_are_tightened(tmp_path: Path) ->
     for name in ("run.lock", "state.db"):
         (folder / name).chmod(0o644)
     with state(folder) as store:
-        assert store._query("SELECT value FROM store_meta WHERE key = 'test'") == [("kept",)]
+        assert store.query("SELECT value FROM store_meta WHERE key = 'test'") == [("kept",)]
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert set(modes(folder).values()) == {0o600}
 
@@ -129,12 +129,12 @@ def test_a_state_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -
 
 def test_a_full_store_is_a_storage_error_naming_it_and_stays_usable(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    pages = store._backend.db.execute("PRAGMA page_count").fetchone()[0]
-    store._backend.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is all but full
+    pages = store._conn.backend.db.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.backend.db.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is all but full
     big = [(f"e{n}", "audit_log#0", "batch_archived", "x" * 4000) for n in range(20)]
     with pytest.raises(StorageError, match=rf"the state store {tmp_path / 'state.db'}: .*full.*free space"):
-        store.enqueue(big)
-    assert store.outbox_summary() == {}, "rolled back, and the store still answers"
-    store.enqueue(big[:1])
-    assert store.outbox_summary() == {"audit_log#0": {"pending": 1}}
+        store.events.enqueue(big)
+    assert store.events.summary() == {}, "rolled back, and the store still answers"
+    store.events.enqueue(big[:1])
+    assert store.events.summary() == {"audit_log#0": {"pending": 1}}
     store.close()

@@ -54,8 +54,8 @@ def stores(url):
 
 def test_a_campaign_is_held_by_one_run_at_a_time_and_freed_when_it_ends(stores):
     a, b = stores(), stores()
-    a.start_run("run-a", "p", "h", TARGET)
-    b.start_run("run-b", "p", "h", TARGET)
+    a.runs.start("run-a", "p", "h", TARGET)
+    b.runs.start("run-b", "p", "h", TARGET)
     assert a.try_lock_campaign("c1")
     assert a.try_lock_campaign("c1"), "taken again by the run holding it"
     assert not b.try_lock_campaign("c1")
@@ -72,8 +72,8 @@ def test_a_campaign_is_held_by_one_run_at_a_time_and_freed_when_it_ends(stores):
 def test_the_same_campaign_of_another_target_is_another_lock(url, postgres_admin_url):
     a, b = Store(url), Store(url)
     try:
-        a.start_run("run-a", "p", "h", TARGET)
-        b._target = Target("campaign-archive", "api.example.com").to_json()
+        a.runs.start("run-a", "p", "h", TARGET)
+        b._conn.target = Target("campaign-archive", "api.example.com").to_json()
         assert a.try_lock_campaign("c1") and b.try_lock_campaign("c1")
     finally:
         a.close()
@@ -88,7 +88,7 @@ def test_a_killed_run_frees_its_campaigns_at_once(url):
          "from archiver.state.location import PostgresUrl\n"
          "from archiver.target import Target\n"
          "s = Store(PostgresUrl(sys.argv[1]))\n"
-         "s.start_run('run-k', 'p', 'h', Target('campaign-archive', 'embedded'))\n"
+         "s.runs.start('run-k', 'p', 'h', Target('campaign-archive', 'embedded'))\n"
          "assert s.try_lock_campaign('c1')\n"
          "print('held', flush=True)\n"
          "time.sleep(300)\n",
@@ -98,7 +98,7 @@ def test_a_killed_run_frees_its_campaigns_at_once(url):
     store = Store(url)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        store.start_run("run-b", "p", "h", TARGET)
+        store.runs.start("run-b", "p", "h", TARGET)
         assert not store.try_lock_campaign("c1")
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
@@ -110,42 +110,42 @@ def test_a_killed_run_frees_its_campaigns_at_once(url):
 
 def test_a_live_run_elsewhere_is_not_marked_interrupted_a_dead_one_is(stores):
     a = stores()
-    a.start_run("run-a", "p", "h", TARGET)
+    a.runs.start("run-a", "p", "h", TARGET)
     b = stores()
-    b.start_run("run-b", "p", "h", TARGET)
-    status = {r["id"]: r["status"] for r in b.runs()}
+    b.runs.start("run-b", "p", "h", TARGET)
+    status = {r["id"]: r["status"] for r in b.runs.recent()}
     assert status == {"run-a": "running", "run-b": "running"}
     a.close()  # run-a dies without finishing
-    eventually(lambda: b._locks.is_free(lock_key("run", "run-a")))
+    eventually(lambda: b._conn.locks.is_free(lock_key("run", "run-a")))
     c = stores()
-    c.start_run("run-c", "p", "h", TARGET)
-    status = {r["id"]: r["status"] for r in c.runs()}
+    c.runs.start("run-c", "p", "h", TARGET)
+    status = {r["id"]: r["status"] for r in c.runs.recent()}
     assert status == {"run-a": "interrupted", "run-b": "running", "run-c": "running"}
 
 
 def test_pauses_are_restored_only_by_a_run_that_can_hold_their_campaign(stores):
     a, b = stores(), stores()
-    a.start_run("run-a", "p", "h", TARGET)
+    a.runs.start("run-a", "p", "h", TARGET)
     assert a.try_lock_campaign("c1")
-    a.record_pause("c1", "run-a", "ACTIVE")  # run-a is archiving c1, paused
-    b.record_pause("c2", "run-dead", "ACTIVE")  # left by a run that died
-    b.start_run("run-b", "p", "h", TARGET)
-    assert b.pauses() == [("c2", "ACTIVE")], "c1 is run-a's to resume"
+    a.campaigns.record_pause("c1", "run-a", "ACTIVE")  # run-a is archiving c1, paused
+    b.campaigns.record_pause("c2", "run-dead", "ACTIVE")  # left by a run that died
+    b.runs.start("run-b", "p", "h", TARGET)
+    assert b.campaigns.pauses() == [("c2", "ACTIVE")], "c1 is run-a's to resume"
     assert not a.try_lock_campaign("c2"), "run-b holds c2 while it restores it"
     a.close()
-    eventually(lambda: sorted(b.pauses()) == [("c1", "ACTIVE"), ("c2", "ACTIVE")])
+    eventually(lambda: sorted(b.campaigns.pauses()) == [("c1", "ACTIVE"), ("c2", "ACTIVE")])
 
 
 def test_dialing_to_resume_is_left_to_the_live_run_that_paused_it(stores):
     a, b = stores(), stores()
-    a.start_run("run-a", "p", "h", TARGET)
+    a.runs.start("run-a", "p", "h", TARGET)
     assert a.try_lock_campaign("c1")
-    a.record_dialing("c1", "run-a", {"skills": [7]})
-    b.record_dialing("c2", "run-dead", {"status": "ACTIVE"})
-    b.start_run("run-b", "p", "h", TARGET)
-    assert b.paused_dialing() == [("c2", {"status": "ACTIVE"})]
+    a.campaigns.record_dialing("c1", "run-a", {"skills": [7]})
+    b.campaigns.record_dialing("c2", "run-dead", {"status": "ACTIVE"})
+    b.runs.start("run-b", "p", "h", TARGET)
+    assert b.campaigns.paused_dialing() == [("c2", {"status": "ACTIVE"})]
     a.close()
-    eventually(lambda: b.paused_dialing() == [
+    eventually(lambda: b.campaigns.paused_dialing() == [
         ("c1", {"skills": [7]}), ("c2", {"status": "ACTIVE"})])
 
 
@@ -153,12 +153,12 @@ def test_undelivered_events_of_a_live_runs_sinks_are_not_orphans(stores):
     a, b = stores(), stores()
     a.own_sinks(["audit_log:/host-a/audit.jsonl", "webhook:https://dw"])
     b.own_sinks(["webhook:https://dw"])
-    a.enqueue([("e1", "audit_log:/host-a/audit.jsonl", "run_started", "{}"),
+    a.events.enqueue([("e1", "audit_log:/host-a/audit.jsonl", "run_started", "{}"),
                ("e1", "webhook:https://dw", "run_started", "{}")])
     # run-b's policy has no sink for host a's audit log: while run-a lives, run-a delivers it.
-    assert b.undelivered_by_sink() == {}
+    assert b.events.undelivered_by_sink() == {}
     a.close()
-    eventually(lambda: b.undelivered_by_sink() == {
+    eventually(lambda: b.events.undelivered_by_sink() == {
         "audit_log:/host-a/audit.jsonl": 1, "webhook:https://dw": 1})
 
 
@@ -207,7 +207,7 @@ def test_runs_opening_a_new_store_at_once_migrate_it_once(url):
     try:
         assert errors == []
         assert {s.schema_version for s in opened} == {len(MIGRATIONS)}
-        assert opened[0]._query("SELECT count(*) FROM schema_version") == [(1,)]
+        assert opened[0].query("SELECT count(*) FROM schema_version") == [(1,)]
     finally:
         for s in opened:
             s.close()
@@ -215,9 +215,9 @@ def test_runs_opening_a_new_store_at_once_migrate_it_once(url):
 
 def test_text_with_a_nul_character_is_kept_with_a_replacement(stores):
     store = stores()
-    store.start_run("r1", "p", "h")
-    store.set_campaign("r1", "c1", "failed", "the server said \x00 here")
-    assert store.campaign_status("r1", "c1") == ("failed", "the server said \ufffd here")
+    store.runs.start("r1", "p", "h")
+    store.campaigns.set_status("r1", "c1", "failed", "the server said \x00 here")
+    assert store.campaigns.status("r1", "c1") == ("failed", "the server said \ufffd here")
 
 
 def test_an_existing_store_is_required_where_one_is_read(url):
@@ -250,11 +250,11 @@ def test_a_server_that_cannot_be_reached_is_a_storage_error():
 def test_a_lost_connection_stops_the_run_at_its_next_statement(url, postgres_admin_url):
     store = Store(url)
     try:
-        store.start_run("r1", "p", "h")
-        pid = store._query("SELECT pg_backend_pid()")[0][0]
+        store.runs.start("r1", "p", "h")
+        pid = store.query("SELECT pg_backend_pid()")[0][0]
         with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         with pytest.raises(StorageError, match="check that the server is up"):
-            store.set_campaign("r1", "c1", "listing")
+            store.campaigns.set_status("r1", "c1", "listing")
     finally:
         store.close()

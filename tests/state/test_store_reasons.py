@@ -18,17 +18,17 @@ def _decision(n: int, kind: DecisionKind, reason: str) -> Decision:
 
 def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(store: Store):
     # `store`: a state folder, then a PostgreSQL database (tests/state/conftest.py).
-    store.start_run("old", "p", "")
-    store.record_listed("old", "c1", [_decision(900, "skip", "from an older run")])
-    store.start_run("r", "p", "")
-    store.record_listed("r", "c1", [
+    store.runs.start("old", "p", "")
+    store.attempts.record_listed("old", "c1", [_decision(900, "skip", "from an older run")])
+    store.runs.start("r", "p", "")
+    store.attempts.record_listed("r", "c1", [
         _decision(1, "skip", "outcome X not approved"),
         _decision(2, "skip", "outcome X not approved"),
         _decision(3, "quarantine", "not anonymized"),
         _decision(4, "archive", ""),
         _decision(5, "archive", ""),
     ])
-    store.record_listed("r", "c2", [
+    store.attempts.record_listed("r", "c2", [
         _decision(6, "quarantine", "malformed record: field `id` is missing"),
         _decision(7, "skip", "outcome Y not approved"),
     ])
@@ -36,7 +36,7 @@ def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(store: Store
     with store.tx() as db:
         db.execute("UPDATE attempts SET state = 'archived' WHERE attempt_id = 'a-0005'")
 
-    assert store.reasons("r") == {
+    assert store.attempts.reasons("r") == {
         "c1": [
             ("skipped", "outcome X not approved", 2),
             ("pending", "", 1),
@@ -47,5 +47,5 @@ def test_reasons_group_a_runs_attempts_by_campaign_state_and_reason(store: Store
             ("skipped", "outcome Y not approved", 1),
         ],
     }
-    assert store.reasons("old") == {"c1": [("skipped", "from an older run", 1)]}
-    assert store.reasons("none") == {}
+    assert store.attempts.reasons("old") == {"c1": [("skipped", "from an older run", 1)]}
+    assert store.attempts.reasons("none") == {}

@@ -21,11 +21,11 @@ def test_a_new_store_is_at_the_latest_version_in_wal_mode(tmp_path):
 
 def test_reopening_keeps_the_data_and_does_not_migrate_again(tmp_path):
     store = Store(tmp_path)
-    store.start_run("r1", "p", "h")
+    store.runs.start("r1", "p", "h")
     store.close()
     again = Store(tmp_path)
     assert again.schema_version == len(MIGRATIONS)
-    assert [r["id"] for r in again.runs()] == ["r1"]
+    assert [r["id"] for r in again.runs.recent()] == ["r1"]
     again.close()
 
 
@@ -53,9 +53,9 @@ def test_a_version_1_store_migrates_forward_keeping_its_data(tmp_path):
         )
     store = Store(tmp_path)
     assert store.schema_version == len(MIGRATIONS) >= 2
-    assert store.counts("r") == {"c": {"pending": 1}}
+    assert store.attempts.counts("r") == {"c": {"pending": 1}}
     # Listed before the store kept the anonymized flag: not batched until listed again.
-    assert store.unbatched("r", "c", "", 10) == []
+    assert store.attempts.unbatched("r", "c", "", 10) == []
     store.close()
     with sqlite3.connect(tmp_path / DB_NAME) as db:
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -72,10 +72,10 @@ def test_a_version_1_store_migrates_forward_keeping_its_data(tmp_path):
 def test_runs_starting_with_reads_only_the_matching_runs(tmp_path):
     store = Store(tmp_path)
     for run_id in ("r1-aa", "r1-ab", "r2-aa", "x%_1"):
-        store.start_run(run_id, "p", "h")
-    assert sorted(r["id"] for r in store.runs_starting_with("r1-a")) == ["r1-aa", "r1-ab"]
-    assert [r["id"] for r in store.runs_starting_with("r2-aa")] == ["r2-aa"]
+        store.runs.start(run_id, "p", "h")
+    assert sorted(r["id"] for r in store.runs.starting_with("r1-a")) == ["r1-aa", "r1-ab"]
+    assert [r["id"] for r in store.runs.starting_with("r2-aa")] == ["r2-aa"]
     # No LIKE wildcards: % and _ are matched as themselves.
-    assert [r["id"] for r in store.runs_starting_with("x%_")] == ["x%_1"]
-    assert store.runs_starting_with("r3") == []
+    assert [r["id"] for r in store.runs.starting_with("x%_")] == ["x%_1"]
+    assert store.runs.starting_with("r3") == []
     store.close()

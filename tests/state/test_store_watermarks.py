@@ -11,23 +11,23 @@ from archiver.state.store import DB_NAME, Store
 
 def test_a_watermark_is_kept_per_campaign_and_listing_and_moves_on(tmp_path):
     store = Store(tmp_path)
-    assert store.watermark("c1", "completed_contacts") is None
-    store.set_watermark("c1", "completed_contacts", "2026-11-01T00:00:00.000Z")
-    store.set_watermark("c1", "completed_contacts", "2026-11-02T00:00:00.000Z")
-    store.set_watermark("c2", "completed_contacts", "2026-10-01T00:00:00.000Z")
-    assert store.watermark("c1", "completed_contacts") == "2026-11-02T00:00:00.000Z"
-    assert store.watermark("c1", "call_list_attempts") is None
-    assert store.watermark("c2", "completed_contacts") == "2026-10-01T00:00:00.000Z"
+    assert store.campaigns.watermark("c1", "completed_contacts") is None
+    store.campaigns.set_watermark("c1", "completed_contacts", "2026-11-01T00:00:00.000Z")
+    store.campaigns.set_watermark("c1", "completed_contacts", "2026-11-02T00:00:00.000Z")
+    store.campaigns.set_watermark("c2", "completed_contacts", "2026-10-01T00:00:00.000Z")
+    assert store.campaigns.watermark("c1", "completed_contacts") == "2026-11-02T00:00:00.000Z"
+    assert store.campaigns.watermark("c1", "call_list_attempts") is None
+    assert store.campaigns.watermark("c2", "completed_contacts") == "2026-10-01T00:00:00.000Z"
     store.close()
 
 
 def test_a_pause_keeps_what_the_backend_paused(tmp_path):
     store = Store(tmp_path)
-    store.record_dialing("1834501", "r1", {"skills": [40001, 40002]})
-    store.record_dialing("1834501", "r2", {"skills": [40002]})  # recorded again: replaced
-    assert store.paused_dialing() == [("1834501", {"skills": [40002]})]
-    store.clear_pause("1834501")
-    assert store.paused_dialing() == []
+    store.campaigns.record_dialing("1834501", "r1", {"skills": [40001, 40002]})
+    store.campaigns.record_dialing("1834501", "r2", {"skills": [40002]})  # recorded again: replaced
+    assert store.campaigns.paused_dialing() == [("1834501", {"skills": [40002]})]
+    store.campaigns.clear_pause("1834501")
+    assert store.campaigns.paused_dialing() == []
     store.close()
 
 
@@ -39,5 +39,5 @@ def test_a_pause_left_by_a_store_before_schema_4_is_restored_as_it_was(tmp_path)
     (tmp_path / DB_NAME).chmod(0o600)
     store = Store(tmp_path)
     assert store.schema_version == len(MIGRATIONS) == 4
-    assert store.paused_dialing() == [("camp-1", {"status": "ACTIVE"})]
+    assert store.campaigns.paused_dialing() == [("camp-1", {"status": "ACTIVE"})]
     store.close()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from archiver.audit import AuditLog
 from archiver.audit.chain import AuditLine, record_problem
+from archiver.audit.receipt import Receipt
 from archiver.engine.building import BuildContext
 from archiver.errors import AuditError, TemplateError
 from archiver.policy import _codes as codes
@@ -57,7 +58,7 @@ class AuditLogStage:
     def attach_store(self, store: Store) -> None:
         """The run's state store vouches for the log: a torn last line is repaired only in
         a log the store has a receipt for (see ``AuditLog``)."""
-        self.log.checkpoint = store.audit_checkpoint
+        self.log.checkpoint = store.events.audit_checkpoint
 
     def render(self, event: Mapping[str, Any]) -> str:
         record = self.template.render_json(event)
@@ -94,7 +95,7 @@ class AuditLogStage:
         return found + [self._receipt(line) for line in written]
 
     def _receipt(self, line: AuditLine) -> str:
-        return json.dumps({"path": str(self.log.path.resolve()), "seq": line.seq, "hash": line.hash})
+        return Receipt.of(str(self.log.path.resolve()), line).to_json()
 
 
 def _check(spec: AuditLogSink, ctx: CheckContext) -> Iterable[Finding]:

@@ -1,0 +1,155 @@
+"""The sink outbox (the ``outbox`` table): events waiting for their sinks, and what each
+sink answered once it had them (a receipt; an audit log's is read back through
+:mod:`archiver.audit.receipt`).
+
+An event is enqueued in the same transaction as what it reports (a batch's outcome,
+:mod:`archiver.state.batches`), so none is lost and none is sent for nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archiver.audit import receipt
+from archiver.state.backend import Db
+from archiver.state.conn import Connection
+from archiver.state.locks import lock_key
+
+# (event_id, sink, kind, body), as the outbox stores them.
+Event = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    seq: int
+    event_id: str
+    sink: str
+    kind: str
+    body: str
+    tries: int
+
+
+def enqueue(db: Db, events: Sequence[Event], at: str) -> None:
+    """Add ``events`` in the transaction ``db`` (an event already there stays as it is)."""
+    db.executemany(
+        "INSERT OR IGNORE INTO outbox (event_id, sink, kind, body, status, created_at)"
+        " VALUES (?, ?, ?, ?, 'pending', ?)",
+        [(*e, at) for e in events],
+    )
+
+
+def _count_where(status: str) -> str:
+    return f"sum(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)"
+
+
+class Events:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def enqueue(self, events: Sequence[Event]) -> None:
+        with self._conn.tx() as db:
+            enqueue(db, events, self._conn.now())
+
+    def pending(self, sink: str, limit: int = 100) -> list[OutboxEvent]:
+        rows = self._conn.query(
+            "SELECT seq, event_id, sink, kind, body, tries FROM outbox"
+            " WHERE sink = ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            (sink, limit),
+        )
+        return [OutboxEvent(*row) for row in rows]
+
+    def delivered(self, seq: int, answer: str | None = None) -> None:
+        self.delivered_many([(seq, answer)])
+
+    def delivered_many(self, delivered: Sequence[tuple[int, str | None]]) -> None:
+        """Mark events delivered, (seq, receipt) each, in one transaction."""
+        at = self._conn.now()
+        with self._conn.tx() as db:
+            db.executemany(
+                "UPDATE outbox SET status = 'delivered', tries = tries + 1, delivered_at = ?,"
+                " last_error = '', receipt = ? WHERE seq = ?",
+                [(at, answer, seq) for seq, answer in delivered],
+            )
+
+    def failed(self, seq: int, error: str, *, disable: bool = False) -> None:
+        with self._conn.tx() as db:
+            db.execute(
+                "UPDATE outbox SET tries = tries + 1, last_error = ?,"
+                " status = CASE WHEN ? = 1 THEN 'disabled' ELSE status END WHERE seq = ?",
+                (error, 1 if disable else 0, seq),
+            )
+
+    def audit_checkpoint(self, path: Path) -> tuple[int, str] | None:
+        """The last (seq, hash) the store saw written to the audit log at ``path``."""
+        rows = self._conn.query(
+            "SELECT receipt FROM outbox WHERE status = 'delivered' AND receipt IS NOT NULL"
+            " AND kind != '' ORDER BY seq DESC"
+        )
+        found = receipt.checkpoint((text for (text,) in rows), str(path.resolve()))
+        return (found.seq, found.hash) if found else None
+
+    def receipt_paths(self, sink: str) -> set[str]:
+        """The files a sink's delivered events name in their receipts (an audit log's)."""
+        rows = self._conn.query(
+            "SELECT receipt FROM outbox WHERE sink = ? AND status = 'delivered'"
+            " AND receipt IS NOT NULL",
+            (sink,),
+        )
+        return {path for (text,) in rows if (path := receipt.path_of(text)) is not None}
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for sink, status, n in self._conn.query(
+            "SELECT sink, status, count(*) FROM outbox GROUP BY sink, status"
+        ):
+            out.setdefault(sink, {})[status] = n
+        return out
+
+    def undelivered_by_sink(self) -> dict[str, int]:
+        """Events still to deliver (pending, or kept after their endpoint was gone) by sink.
+        In a shared store, not those of sinks a live run delivers (``own_sinks``)."""
+        return {
+            sink: int(n)
+            for sink, n in self._conn.query(
+                "SELECT sink, count(*) FROM outbox WHERE status IN ('pending', 'disabled')"
+                " GROUP BY sink ORDER BY sink"
+            )
+            if self._conn.locks.is_free(lock_key("sink-owner", sink))
+        }
+
+    def sinks(self) -> list[str]:
+        return [r[0] for r in self._conn.query("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
+
+    def rename_sink(self, old: str, new: str) -> int:
+        """Every event of sink ``old`` now belongs to ``new`` (an outbox name migrated)."""
+        with self._conn.tx() as db:
+            return db.execute(
+                # An event already under the new name stays where it is (the old copy too).
+                "UPDATE outbox SET sink = ? WHERE sink = ? AND NOT EXISTS (SELECT 1 FROM"
+                " outbox AS named WHERE named.sink = ? AND named.event_id = outbox.event_id)",
+                (new, old, new),
+            ).rowcount
+
+    def drop_undelivered(self, sink: str, note: str) -> int:
+        """Mark a sink's undelivered events ``dropped``: kept, with ``note`` as their last
+        word, and never delivered. Nothing is deleted."""
+        with self._conn.tx() as db:
+            return db.execute(
+                "UPDATE outbox SET status = 'dropped',"
+                " last_error = ? || CASE WHEN last_error = '' THEN '' ELSE '; before: ' || last_error END"
+                " WHERE sink = ? AND status IN ('pending', 'disabled')",
+                (note, sink),
+            ).rowcount
+
+    def by_sink(self) -> list[dict[str, Any]]:
+        """Per sink: events by status and the oldest one still undelivered."""
+        rows = self._conn.query(
+            "SELECT sink,"
+            f" {', '.join(_count_where(s) for s in ('pending', 'disabled', 'delivered', 'dropped'))},"
+            " min(CASE WHEN status IN ('pending', 'disabled') THEN created_at END)"
+            " FROM outbox GROUP BY sink ORDER BY sink"
+        )
+        keys = ("sink", "pending", "disabled", "delivered", "dropped", "oldest_undelivered")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,159 @@
+"""Runs and their reports (the ``runs`` table), and what the store keeps across runs in
+``store_meta``: the one target it belongs to and the running totals of its runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from archiver.errors import ConfigError
+from archiver.state.backend import Db
+from archiver.state.conn import Connection, in_lists
+from archiver.state.location import StateLocation, describe
+from archiver.state.locks import lock_key
+from archiver.target import Target
+
+# store_meta keys: the target the store belongs to, and the running totals of its runs.
+TARGET_KEY = "target"
+TOTALS_KEY = "totals"
+_RUN_KEYS = (
+    "id", "policy_name", "policy_sha256", "started_at", "finished_at", "status", "exit_code",
+    "report", "target",
+)
+
+
+class Runs:
+    def __init__(self, conn: Connection, location: StateLocation) -> None:
+        self._conn = conn
+        self._location = location
+
+    def start(
+        self, run_id: str, policy_name: str, policy_sha256: str, target: Target | None = None
+    ) -> None:
+        """Record a run against ``target``. The first run binds the store to its target;
+        a run against another is refused (ConfigError) before anything is written.
+        (``archiver run`` always names its target; None records a run without one.)"""
+        locks = self._conn.locks
+        # Held for the run's life: runs sharing the store tell it from a dead one by this.
+        locks.try_lock(lock_key("run", run_id))
+        self._conn.backend.label(f"archiver run {run_id}")
+        at = self._conn.now()
+        with self._conn.tx() as db:
+            if target is not None:
+                self._bind_target(db, target)
+            # Runs that died without finishing (a live run on another machine goes on).
+            running = [r for (r,) in db.execute("SELECT id FROM runs WHERE status = 'running'")
+                       .fetchall() if locks.is_free(lock_key("run", r))]
+            for marks, ids in in_lists(running):
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?"
+                    f" WHERE status = 'running' AND id IN ({marks})",
+                    (at, *ids),
+                )
+            db.execute(
+                "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status, target)"
+                " VALUES (?, ?, ?, ?, 'running', ?)",
+                (run_id, policy_name, policy_sha256, at, target.to_json() if target else ""),
+            )
+
+    def check_target(self, target: Target) -> None:
+        """ConfigError when the store belongs to another target than ``target``."""
+        bound = self.meta(TARGET_KEY)
+        if bound is not None:
+            self._refuse_other(bound, target)
+
+    def _bind_target(self, db: Db, target: Target) -> None:
+        self._conn.target = target.to_json()
+        row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TARGET_KEY,)).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO store_meta (key, value) VALUES (?, ?)", (TARGET_KEY, target.to_json())
+            )
+        else:
+            self._refuse_other(str(row[0]), target)
+
+    def _refuse_other(self, bound_json: str, target: Target) -> None:
+        bound = Target.from_json(bound_json)
+        if bound == target:
+            return
+        # One store, one target: a simulator's run must never share (or pass for) the
+        # history of a production tenant, nor one tenant's another's.
+        raise ConfigError(
+            f"{describe(self._location)} belongs to {bound or bound_json}, not to {target}: use "
+            f"another --state {'store' if self._conn.backend.shared else 'folder'} for this target"
+        )
+
+    def finish(self, run_id: str, status: str, exit_code: int, report: dict[str, Any]) -> None:
+        with self._conn.tx() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, report = ? WHERE id = ?",
+                (status, exit_code, self._conn.now(), json.dumps(report), run_id),
+            )
+
+    def _rows(self, where: str, args: Sequence[Any], limit: int | None) -> list[dict[str, Any]]:
+        # Run ids begin with their start time: they order runs started in the same ms.
+        rows = self._conn.query(
+            f"SELECT {', '.join(_RUN_KEYS)} FROM runs {where} ORDER BY started_at DESC,"
+            f" id DESC{'' if limit is None else ' LIMIT ?'}",
+            (*args, *(() if limit is None else (limit,))),
+        )
+        out = []
+        for row in rows:
+            item = dict(zip(_RUN_KEYS, row, strict=True))
+            item["report"] = json.loads(item["report"]) if item["report"] else None
+            # Runs from before targets were recorded have none.
+            found = Target.from_json(item["target"])
+            item["target"] = found.as_dict() if found else None
+            out.append(item)
+        return out
+
+    def recent(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest ``limit`` runs, newest first."""
+        return self._rows("", (), limit)
+
+    def starting_with(self, prefix: str) -> list[dict[str, Any]]:
+        """The runs whose id starts with ``prefix`` (only those are read and parsed)."""
+        return self._rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), None)
+
+    # -- store_meta -------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        rows = self._conn.query("SELECT value FROM store_meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._conn.tx() as db:
+            _put_meta(db, key, value)
+
+    def add_to_totals(
+        self, scope: str, counts: Sequence[tuple[str, Mapping[str, str], float]]
+    ) -> None:
+        """Add (name, labels, amount) to the store's running totals of ``scope`` (a policy),
+        in one transaction: totals only grow, run after run, like Prometheus counters."""
+        with self._conn.tx() as db:
+            row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
+            totals: dict[str, Any] = json.loads(row[0]) if row else {}
+            mine = totals.setdefault(scope, {})
+            for name, labels, amount in counts:
+                series = mine.setdefault(name, {})
+                key = json.dumps(dict(labels), sort_keys=True)
+                series[key] = series.get(key, 0) + amount
+            _put_meta(db, TOTALS_KEY, json.dumps(totals, sort_keys=True))
+
+    def totals(self, scope: str) -> list[tuple[str, dict[str, str], float]]:
+        """The running totals of ``scope``: (name, labels, total)."""
+        raw = self.meta(TOTALS_KEY)
+        totals: dict[str, Any] = json.loads(raw) if raw else {}
+        return [
+            (name, json.loads(key), float(value))
+            for name, series in sorted(totals.get(scope, {}).items())
+            for key, value in sorted(series.items())
+        ]
+
+
+def _put_meta(db: Db, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO store_meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
