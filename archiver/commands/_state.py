@@ -15,6 +15,7 @@ import click
 from archiver.errors import ConfigError
 from archiver.report.redact import register_secret
 from archiver.state import location
+from archiver.state.folder import STATE_DIR_NAME
 from archiver.state.location import PostgresUrl, StateLocation
 
 HELP = (
@@ -55,6 +56,19 @@ def default_state(policy_path: Path) -> StateLocation:
 def state_from_env() -> StateLocation | None:
     url = location.from_env()
     return _masked(url) if url is not None else None
+
+
+def subcommand_state(
+    ctx: click.Context, state_dir: StateLocation | None, policy_path: Path | None
+) -> StateLocation:
+    """The store a ``runs`` subcommand reads: its own ``--state`` or ``--policy``, else
+    the group's (``archiver runs --state X outbox``), else the default."""
+    if state_dir is not None:
+        return state_dir
+    if policy_path is not None:
+        return default_state(policy_path)
+    parent = ctx.obj if isinstance(ctx.obj, Path | PostgresUrl) else None
+    return parent or state_from_env() or Path(STATE_DIR_NAME)
 
 
 def _masked(found: StateLocation) -> StateLocation:

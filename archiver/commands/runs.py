@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from archiver.commands import runs_outbox
+from archiver.commands import runs_outbox, runs_prune
 from archiver.commands._state import HELP, STATE, default_state, state_from_env
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
@@ -59,7 +59,8 @@ def command(
 ) -> None:
     """Past runs from the state store, newest first, with their outcome and counts.
 
-    `archiver runs show ID` prints a run's JSON report (a unique prefix of ID is enough).
+    `archiver runs show ID` prints a run's JSON report (a unique prefix of ID is enough);
+    `archiver runs prune --older-than 90d` removes the finished history no run needs again.
     """
     ctx.obj = resolve_state_dir(state_dir, policy_path)
     if ctx.invoked_subcommand is not None:
@@ -204,3 +205,4 @@ def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
 
 
 command.add_command(runs_outbox.command)
+command.add_command(runs_prune.command)

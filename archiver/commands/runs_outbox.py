@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.clock import now
-from archiver.commands._state import HELP, STATE, default_state, state_from_env
+from archiver.commands._state import HELP, STATE, subcommand_state
 from archiver.errors import StateLockedError, UsageError
 from archiver.report.summary import plain_console
 from archiver.state import location
@@ -55,7 +55,7 @@ def command(
     sink's undelivered events, for instance of a sink taken out of the policy; a run
     that finds events for a sink its policy does not have refuses to start (exit 78).
     """
-    folder = _folder(ctx, state_dir, policy_path)
+    folder = subcommand_state(ctx, state_dir, policy_path)
     if drop is not None:
         _drop(folder, drop)
         return
@@ -82,17 +82,6 @@ def command(
             Text(row["oldest_undelivered"] or "-"),
         )
     console.print(table)
-
-
-def _folder(
-    ctx: click.Context, state_dir: StateLocation | None, policy_path: Path | None
-) -> StateLocation:
-    if state_dir is not None:
-        return state_dir
-    if policy_path is not None:
-        return default_state(policy_path)
-    parent = ctx.obj if isinstance(ctx.obj, Path | location.PostgresUrl) else None
-    return parent or state_from_env() or Path(STATE_DIR_NAME)
 
 
 def _drop(folder: StateLocation, sink: str) -> None:

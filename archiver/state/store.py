@@ -10,7 +10,8 @@ and written through its repositories, one per concern, all on the same connectio
 ``store.attempts`` (:mod:`archiver.state.attempts`), ``store.batches``
 (:mod:`archiver.state.batches`), ``store.events`` (the outbox,
 :mod:`archiver.state.events`), ``store.runs`` (:mod:`archiver.state.runs`) and
-``store.campaigns`` (:mod:`archiver.state.campaigns`).
+``store.campaigns`` (:mod:`archiver.state.campaigns`). ``store.prune`` removes the
+finished history no run needs again (:mod:`archiver.state.prune`).
 
 One set of queries, two databases: SQLite in the state folder (the default,
 :mod:`archiver.state.sqlite`) and PostgreSQL, shared by runs on many machines
@@ -27,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
 from typing import Any
 
 from archiver.clock import Clock, utc_now
@@ -40,6 +42,7 @@ from archiver.state.conn import Connection
 from archiver.state.events import Events
 from archiver.state.location import PostgresUrl, StateLocation
 from archiver.state.locks import lock_key
+from archiver.state.prune import Pruned, prune
 from archiver.state.runs import Runs
 
 DB_NAME = sqlite.DB_NAME
@@ -109,6 +112,11 @@ class Store:
     @property
     def schema_version(self) -> int:
         return self._conn.schema_version()
+
+    def prune(self, older_than: timedelta, *, dry_run: bool = False) -> Pruned:
+        """Remove the history finished more than ``older_than`` ago that no run needs
+        again (see :mod:`archiver.state.prune`); ``dry_run`` only counts it."""
+        return prune(self._conn, older_than, dry_run=dry_run)
 
     # -- locks between runs sharing the store ------------------------------------
     # A state folder is held whole by its run (run.lock): every lock here is granted.
