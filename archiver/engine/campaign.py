@@ -202,7 +202,9 @@ class CampaignJob:
             self.resume_if_paused()
         if status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
-        self.store.attempts.fail_pending(self.run_id, self.cid, reason or "not archived in this run")
+        self.store.attempts.fail_pending(
+            self.run_id, self.cid, reason or "not archived in this run"
+        )
         if status == "done":
             self.keep_watermark()
         self.store.campaigns.set_status(self.run_id, self.cid, status, reason)

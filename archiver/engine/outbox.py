@@ -187,7 +187,8 @@ def claim_sinks(
             moved = store.events.rename_sink(old, new)
             log.info("outbox: %d event(s) of %s now named %s", moved, old, new)
     known = set(keys) | set(targets)
-    orphans = {sink: n for sink, n in store.events.undelivered_by_sink().items() if sink not in known}
+    undelivered = store.events.undelivered_by_sink()
+    orphans = {sink: n for sink, n in undelivered.items() if sink not in known}
     if not orphans:
         return
     folder = shlex.quote(str(state_dir))

@@ -87,7 +87,7 @@ def test_listing_keeps_the_decision_of_an_archived_or_batched_attempt(store):
     store.runs.start("r1", "p", "h")
     store.campaigns.set_status("r1", "c1", "listing")
     store.attempts.record_listed("r1", "c1", [decision(1), decision(2), decision(3, "skip"),
-                                     decision(4, anonymized=False), decision(5, anonymized=None)])
+                                              decision(4, anonymized=False), decision(5, anonymized=None)])
     assert store.campaigns.status("r1", "c1") == ("listing", "")
     store.campaigns.set_status("r1", "c1", "listed", "all of it")
     assert store.campaigns.status("r1", "c1") == ("listed", "all of it")
@@ -184,7 +184,7 @@ def test_the_outbox_delivers_in_order_and_keeps_what_it_could_not(store, tmp_pat
 
 def test_renaming_a_sink_leaves_events_already_under_the_new_name(store):
     store.events.enqueue([("e1", "webhook#0", "k", "{}"), ("e2", "webhook#0", "k", "{}"),
-                   ("e2", "webhook:x", "k", "{}")])
+                          ("e2", "webhook:x", "k", "{}")])
     assert store.events.rename_sink("webhook#0", "webhook:x") == 1
     assert store.events.summary() == {"webhook#0": {"pending": 1}, "webhook:x": {"pending": 2}}
 

@@ -29,13 +29,13 @@ def states(store, run_id: str) -> dict[str, tuple[str, str]]:
 def test_pending_attempts_a_hold_covers_are_held_not_batched_and_decided_again_later(store):
     store.runs.start("r1", "p", "h", TARGET)
     store.attempts.record_listed("r1", "c1", [listed("a1"), listed("a2"), listed("a3"),
-                                     listed("a4", "skip", "outcome not approved")])
+                                              listed("a4", "skip", "outcome not approved")])
     key = "arc-c1-1"
     store.batches.prepare(key[4:], "r1", "c1", 1, key, "comp", ["a3"])
     why = "legal hold LIT-1 (holds/lit.yaml)"
     # a3 is in a batch already, a4 skipped, zz never listed: only a1 and a2 are held.
     assert store.attempts.hold_pending("r1", "c1", {"a1": why, "a2": why, "a3": why, "a4": why,
-                                           "zz": why}) == 2
+                                                    "zz": why}) == 2
     assert store.attempts.hold_pending("r1", "c2", {"a1": why}) == 0  # another campaign's
     assert [i.attempt_id for i in store.attempts.unbatched("r1", "c1", "", 10)] == []
     assert store.attempts.counts("r1") == {"c1": {"held": 2, "pending": 1, "skipped": 1}}

@@ -154,7 +154,7 @@ def test_undelivered_events_of_a_live_runs_sinks_are_not_orphans(stores):
     a.own_sinks(["audit_log:/host-a/audit.jsonl", "webhook:https://dw"])
     b.own_sinks(["webhook:https://dw"])
     a.events.enqueue([("e1", "audit_log:/host-a/audit.jsonl", "run_started", "{}"),
-               ("e1", "webhook:https://dw", "run_started", "{}")])
+                      ("e1", "webhook:https://dw", "run_started", "{}")])
     # run-b's policy has no sink for host a's audit log: while run-a lives, run-a delivers it.
     assert b.events.undelivered_by_sink() == {}
     a.close()

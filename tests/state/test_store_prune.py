@@ -66,7 +66,8 @@ def a_run(store: Store, run: str, campaign: str = "c1", *, first: int = 1,
         events.append((f"evt-{run}", f"audit_log:{audit}", "batch_archived", "{}"))
     store.batches.done(batch, run_id=run, archived_ids=ids[:2], failed={ids[5]: "item failed"},
                        response={"archivedCount": 2}, events=events)
-    seqs = [e.seq for sink in ("webhook:x", f"audit_log:{audit}") for e in store.events.pending(sink)]
+    sinks = ("webhook:x", f"audit_log:{audit}")
+    seqs = [e.seq for sink in sinks for e in store.events.pending(sink)]
     store.events.delivered_many([
         (seq, audit_receipt(audit, seq) if audit is not None and i == 1 else None)
         for i, seq in enumerate(seqs)
@@ -107,8 +108,8 @@ def test_old_finished_history_goes_and_new_history_stays(store, clock, tmp_path)
     assert {b for (b,) in rows(store, "SELECT id FROM batches WHERE run_id = 'r-old'")} == {
         old_batch.id}, "the batch that archived stays, the refused one goes"
     assert len(rows(store, "SELECT id FROM batches WHERE run_id = 'r-new'")) == 2
-    assert store.events.summary() == {"webhook:x": {"delivered": 1},
-                                      "audit_log:" + str(tmp_path / "audit.jsonl"): {"delivered": 1}}
+    assert store.events.summary() == {
+        "webhook:x": {"delivered": 1}, f"audit_log:{tmp_path / 'audit.jsonl'}": {"delivered": 1}}
     assert store.prune(MONTH).removed == dict.fromkeys(pruned.removed, 0), "nothing more to go"
 
 
@@ -155,7 +156,8 @@ def test_nothing_of_a_run_still_running_is_pruned(store, clock, tmp_path):
     clock.advance(6 * MONTH)
     assert store.prune(MONTH).removed == {
         "runs": 0, "campaigns": 0, "attempts": 0, "batches": 0, "outbox": 0}
-    assert len(attempt_states(store)) == 6 and store.events.summary()["webhook:x"] == {"delivered": 1}
+    assert len(attempt_states(store)) == 6
+    assert store.events.summary()["webhook:x"] == {"delivered": 1}
 
 
 def test_undelivered_events_are_kept_however_old(store, clock):
