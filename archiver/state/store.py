@@ -92,10 +92,6 @@ class Store:
         """Runs on other machines may use this store at once (PostgreSQL)."""
         return self._conn.backend.shared
 
-    @property
-    def clock(self) -> Clock:
-        return self._conn.clock
-
     # -- plumbing -------------------------------------------------------------
     def close(self) -> None:
         """Closing a PostgreSQL store ends its session, and every lock the run held."""
