@@ -16,7 +16,6 @@ from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath
 from archiver.policy.model import Policy
 from archiver.stages import registry
-from archiver.stages.descriptor import KINDS
 
 
 def known_outcomes(policy: Policy) -> tuple[str, ...]:
@@ -35,14 +34,10 @@ def check_outcomes(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         return
     known = known_outcomes(policy)
     named: list[tuple[str, JsonPath]] = []
-    for kind in KINDS:
-        list_key = registry.LISTS[kind]
-        for i, item in enumerate(getattr(policy, list_key)):
-            stage = registry.stage_type(item)
-            if stage is None:
-                continue
-            where: JsonPath = (list_key, i) if stage.inline else (list_key, i, "options")
-            named += [(code, (*where, *at)) for code, at in stage.outcomes(item.options)]
+    for one in registry.placed(policy):
+        if one.stage is not None:
+            named += [(code, (*one.options_at, *at))
+                      for code, at in one.stage.outcomes(one.item.options)]
     for code, path in named:
         if code not in known:
             yield doc.at_value(path, codes.UNKNOWN_OUTCOME, _unknown_outcome(code, known))

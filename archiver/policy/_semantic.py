@@ -24,7 +24,7 @@ from archiver.policy.model import (
 )
 from archiver.policy.paths import OutsideRepository
 from archiver.stages import registry
-from archiver.stages.descriptor import KINDS, CheckContext
+from archiver.stages.descriptor import CheckContext
 
 Check = Callable[[Policy, Document], Iterator[Diagnostic]]
 
@@ -65,30 +65,25 @@ def _stages(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     """Each stage's own checks (its type's ``check``), and types allowed only once."""
     approved = approved_outcomes(policy)
     known = frozenset(known_outcomes(policy))
-    for kind in KINDS:
-        list_key = registry.LISTS[kind]
-        first: dict[str, int] = {}
-        items = getattr(policy, list_key)
-        for i, item in enumerate(items):
-            stage = registry.stage_type(item)
-            if stage is None:
-                continue
-            where: JsonPath = (list_key, i) if stage.inline else (list_key, i, "options")
-            if stage.unique is not None and item.type in first:
-                line = doc.positions.value((list_key, first[item.type])).line
-                yield doc.at_value((list_key, i, "type"), stage.unique,
-                                   f"only one `{item.type}` {kind} is allowed (first at line "
-                                   f"{line})")
-            first.setdefault(item.type, i)
-            ctx = CheckContext(
-                policy=policy, index=i,
-                confine=lambda written, what: doc.confine(written, what=what),
-                show=doc.show,
-                line_of=_line_of(doc, where),
-                approved=approved, known_outcomes=known,
-            )
-            for finding in stage.check(item.options, ctx):
-                yield doc.at_value((*where, *finding.at), finding.code, finding.message)
+    first: dict[tuple[str, str], tuple[str, int]] = {}
+    for one in registry.placed(policy):
+        stage, item = one.stage, one.item
+        if stage is None:
+            continue
+        seen = first.setdefault((one.kind, item.type), one.at)
+        if stage.unique is not None and seen != one.at:
+            line = doc.positions.value(seen).line
+            yield doc.at_value((*one.at, "type"), stage.unique,
+                               f"only one `{item.type}` {one.kind} is allowed (first at line "
+                               f"{line})")
+        ctx = CheckContext(
+            policy=policy, index=one.at[1],
+            confine=lambda written, what: doc.confine(written, what=what),
+            show=doc.show, line_of=_line_of(doc, one.options_at),
+            approved=approved, known_outcomes=known,
+        )
+        for finding in stage.check(item.options, ctx):
+            yield doc.at_value((*one.options_at, *finding.at), finding.code, finding.message)
 
 
 def _line_of(doc: Document, where: JsonPath) -> Callable[[JsonPath], int]:
@@ -177,15 +172,13 @@ def _holds(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
 
 
 def _unknown_types(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
-    for kind in KINDS:
-        list_key = registry.LISTS[kind]
-        for i, item in enumerate(getattr(policy, list_key)):
-            if registry.stage_type(item) is not None:
-                continue
-            broken = registry.load_error(item.type)
-            why = f"it failed to load: {broken}" if broken else "no installed plugin provides it"
-            yield doc.at_value((list_key, i, "type"), codes.UNKNOWN_PLUGIN,
-                               f"unknown {kind} type `{item.type}`; {why}")
+    for one in registry.placed(policy):
+        if one.stage is not None:
+            continue
+        broken = registry.load_error(one.item.type)
+        why = f"it failed to load: {broken}" if broken else "no installed plugin provides it"
+        yield doc.at_value((*one.at, "type"), codes.UNKNOWN_PLUGIN,
+                           f"unknown {one.kind} type `{one.item.type}`; {why}")
 
 
 def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
@@ -249,21 +242,18 @@ def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
     where: str = policy.connection.api
     if policy.connection.api == CXONE:
         where += f" ({policy.source.type or 'completed_contacts'})"
-    for kind in KINDS:
-        list_key = registry.LISTS[kind]
-        for i, item in enumerate(getattr(policy, list_key)):
-            stage = registry.stage_type(item)
-            if stage is None:
-                continue
-            missing = sorted(stage.reads(item.options) - provided)
-            if missing:
-                names = ", ".join(f"`{m}`" for m in missing)
-                hints = [stage.hints[m] for m in missing if m in stage.hints]
-                hint = f" ({'; '.join(hints)})" if hints else ""
-                yield doc.at_value((list_key, i, "type"), codes.FIELD_NOT_PROVIDED,
-                                   f"the `{item.type}` {kind} reads {names}, which records of "
-                                   f"`api: {where}` do not have{hint}; nothing is read as "
-                                   "a default")
+    for one in registry.placed(policy):
+        if one.stage is None:
+            continue
+        missing = sorted(one.stage.reads(one.item.options) - provided)
+        if missing:
+            names = ", ".join(f"`{m}`" for m in missing)
+            hints = [one.stage.hints[m] for m in missing if m in one.stage.hints]
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            yield doc.at_value((*one.at, "type"), codes.FIELD_NOT_PROVIDED,
+                               f"the `{one.item.type}` {one.kind} reads {names}, which records "
+                               f"of `api: {where}` do not have{hint}; nothing is read as a "
+                               "default")
 
 
 CHECKS: tuple[Check, ...] = (

@@ -192,6 +192,30 @@ def build_sinks(ctx: BuildContext) -> list[Sink]:
     return [build(item, ctx) for item in ctx.policy.sinks]
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A stage item of a policy with where it is written: ``at`` is its item's path
+    (``("filters", 0)``), ``options_at`` the path its options are written under."""
+
+    kind: StageKind
+    at: tuple[str, int]
+    item: StageSpec
+    stage: StageType | None  # None: no installed type has its name
+
+    @property
+    def options_at(self) -> tuple[str | int, ...]:
+        inline = self.stage is None or self.stage.inline
+        return self.at if inline else (*self.at, "options")
+
+
+def placed(policy: Policy) -> Iterator[Placed]:
+    """Every stage item of the policy, filters then transforms then sinks."""
+    for kind in KINDS:
+        list_key = LISTS[kind]
+        for i, item in enumerate(getattr(policy, list_key)):
+            yield Placed(kind, (list_key, i), item, stage_type(item))
+
+
 def sinks_of(policy: Policy) -> Iterator[tuple[int, StageSpec, StageType]]:
     """The policy's sinks whose type is installed: (index, item, descriptor)."""
     for i, item in enumerate(policy.sinks):
