@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 
 # Record fields a filter or transform may read. A backend says which it provides;
 # a policy whose stages read one it lacks is refused by validation.
@@ -21,12 +22,17 @@ RecordField = Literal[
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+# A record's handle when its backend needs none: shared, and read-only.
+NO_HANDLE: Mapping[str, str] = MappingProxyType({})
+
+
+class AttemptRecord(NamedTuple):
     """A listed attempt, as the stages read it, whatever backend listed it.
 
     A field the backend does not provide is None; a stage that reads it is refused
-    at validation, so None here never stands for a default.
+    at validation, so None here never stands for a default. Immutable (a named
+    tuple: a million of them are built per million listed attempts, and a tuple is
+    built in half the time of a frozen dataclass).
     """
 
     id: str
@@ -39,7 +45,7 @@ class AttemptRecord:
     updated_at: str | None = None  # ISO-8601 UTC, for listings paged from a watermark
     # What the backend needs to act on the attempt later (e.g. a calling list's
     # externalId); kept in the state store with the decision.
-    handle: Mapping[str, str] = field(default_factory=dict)
+    handle: Mapping[str, str] = NO_HANDLE
 
     @property
     def outcome_code(self) -> str:

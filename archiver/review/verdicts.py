@@ -8,7 +8,6 @@ an archive body is built from.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -75,8 +74,7 @@ class Decider:
         parsed = parse_record(raw)
         if isinstance(parsed, MalformedRecord):
             return parsed
-        return dataclasses.replace(
-            parsed,
+        return parsed._replace(
             disposition=parsed.disposition if "disposition" in self.fields else None,
             duration=parsed.duration if "duration" in self.fields else None,
             anonymized=parsed.anonymized if "anonymized" in self.fields else None,
