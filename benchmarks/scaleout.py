@@ -61,6 +61,13 @@ from tests.support import APPROVED, CLIENT_ID, CLIENT_SECRET, policy_dict  # noq
 
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 RUN_TIMEOUT_SECONDS = 1800
+# A production policy's retry (the policy's defaults), not the tests' quick one: a 429's
+# Retry-After is whole seconds (the simulator says 1 for any shorter wait), and a policy
+# whose max_backoff_seconds is below it gives the call up at the first 429 (the server
+# asks for a longer wait than the policy allows), failing its batch. Two workers on one
+# tenant do draw 429s: each run keeps its own rate limit.
+RETRY = {"max_attempts": 6, "initial_backoff_seconds": 1.5, "max_backoff_seconds": 60,
+         "respect_retry_after": True}
 
 
 @dataclass
@@ -87,6 +94,7 @@ class Run:
     done: int = 0
     busy: int = 0
     archived_now: int = 0
+    failures: list[str] = field(default_factory=list)  # "N failed: reason", from the report
 
 
 @dataclass
@@ -124,6 +132,7 @@ def write_policy(folder: Path, tenant: Tenant, rate_limit: float) -> Path:
     doc["connection"]["max_in_flight"] = 4
     doc["source"]["page_size"] = 1000
     doc["batch"]["max_items"] = 200
+    doc["retry"] = dict(RETRY)
     doc["campaigns"] = [{"id": c} for c in tenant.campaigns]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "policy.yaml"
@@ -156,6 +165,10 @@ def run_worker(worker: Worker, work: Path, rate_limit: float) -> None:
             run.done = sum(1 for c in data["campaigns"] if c["status"] == "done")
             run.busy = sum(1 for c in data["campaigns"] if c["status"] == "busy")
             run.archived_now = int(data["archived_in_this_run"])
+            run.failures = [
+                f"{c['id']}: {r['count']} {r['state']}: {r['reason']}"
+                for c in data["campaigns"] for r in c["reasons"] if r["state"] == "failed"
+            ]
         worker.runs.append(run)
     worker.finished = time.perf_counter()
 
@@ -258,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.attempts:,} attempts, {args.workers} workers ({args.order} order), "
               f"{args.rate_limit:g} requests/s per tenant; one PostgreSQL database, a schema "
               "per tenant; policy: page_size 1000, max_items 200, max_in_flight 4, "
-              f"max_requests_per_second {args.rate_limit:g}")
+              f"max_requests_per_second {args.rate_limit:g}, retry max_attempts "
+              f"{RETRY['max_attempts']}, max_backoff_seconds {RETRY['max_backoff_seconds']}")
         started = time.perf_counter()
         threads = [threading.Thread(target=run_worker, args=(w, work, args.rate_limit))
                    for w in workers]
@@ -275,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append([f"worker {r.worker}", r.tenant, f"{r.ended - r.began:.1f}", str(r.exit_code),
                              str(r.done), str(r.busy), f"{r.archived_now:,}"])
                 if r.exit_code != 0:
-                    problems.append(f"worker {r.worker}, {r.tenant}: exit {r.exit_code}")
+                    why = "; ".join(r.failures) or "see its run.log (--keep)"
+                    problems.append(f"worker {r.worker}, {r.tenant}: exit {r.exit_code} ({why})")
         print()
         print(table(["worker", "tenant", "run s", "exit", "done", "busy", "archived by it"], rows))
         print()

@@ -38,6 +38,7 @@ class App:
         self.stopping = threading.Event()  # wakes answers held back by latency or hangs
         self._faults = faults
         self._bucket = _bucket_for(faults)
+        self._throttle_left: Counter[str] = Counter(faults.throttle_next)
         self._rng = random.Random(f"faults/{config.seed}")
         self._lock = threading.Lock()  # guards the fault RNG and the counters below
         self._requests: Counter[str] = Counter()
@@ -56,6 +57,8 @@ class App:
         self._faults = faults
         if faults.rate_limit_rps != previous.rate_limit_rps:
             self._bucket = _bucket_for(faults)
+        with self._lock:
+            self._throttle_left = Counter(faults.throttle_next)
         self.state.activate([c for c in faults.active_campaigns
                              if c not in previous.active_campaigns])
 
@@ -121,28 +124,37 @@ class App:
             self.count("hangs")
             delay += faults.hang_seconds
         try:
-            self._gateway_faults(faults)
+            self._gateway_faults(faults, kind)
             resp = self._dispatch(kind, cid, req, faults)
         except ApiError as err:
             resp = err.response()
         resp.delay = delay
         return kind, resp
 
-    def _gateway_faults(self, faults: Faults) -> None:
+    def _gateway_faults(self, faults: Faults, kind: str) -> None:
         """Rate limit and transient errors hit every call alike, before authentication."""
         bucket = self._bucket
-        if bucket is not None:
-            wait = bucket.take()
-            if wait is not None:
-                self.count("rate_limited")
-                headers = [("Retry-After", str(max(1, math.ceil(wait))))]
-                raise ApiError(429, "rate_limited", "too many requests",
-                               headers if faults.retry_after else [])
+        wait = bucket.take() if bucket is not None else None
+        if wait is None and self._throttled(kind):
+            wait = 0.0  # Retry-After is whole seconds: a server that wants less says 1
+        if wait is not None:
+            self.count("rate_limited")
+            headers = [("Retry-After", str(max(1, math.ceil(wait))))]
+            raise ApiError(429, "rate_limited", "too many requests",
+                           headers if faults.retry_after else [])
         if self._chance(faults.error_5xx_rate):
             self.count("injected_errors")
             with self._lock:
                 status = self._rng.choice(_TRANSIENT_STATUSES)
             raise ApiError(status, "unavailable", "injected transient failure")
+
+    def _throttled(self, kind: str) -> bool:
+        """Whether this call of ``kind`` is one of the next ones ``throttle_next`` names."""
+        with self._lock:
+            if self._throttle_left[kind] <= 0:
+                return False
+            self._throttle_left[kind] -= 1
+            return True
 
     def _dispatch(self, kind: str, cid: str, req: Request, faults: Faults) -> Response:
         state = self.state

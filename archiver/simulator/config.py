@@ -27,6 +27,9 @@ TUTORIAL_APPROVED: frozenset[str] = frozenset({"SURVEY_TAKEN", "NO_ANSWER", "BUS
 # The receiver's secret unless one is given: a Standard Webhooks secret (whsec_ + base64).
 DEMO_WEBHOOK_SECRET = "whsec_YXJjaGl2ZXIgc2ltdWxhdG9yIGRlbW8gc2VjcmV0ISE="
 
+# What the API's calls are called in faults, counters and the request log.
+CALL_KINDS: tuple[str, ...] = ("token", "list", "archive", "campaign")
+
 # Retention periods an attempt may carry itself (``retentionDays``).
 RETENTION_CHOICES: tuple[int, ...] = (30, 90, 180, 365, 730, 1095, 2555)
 
@@ -86,6 +89,10 @@ class Faults:
     active_campaigns: list[str] = field(default_factory=list)  # dialing: 409 until paused
     partial_failure_rate: float = 0.0  # per archive item: counted failed, stays listed
     fail_status: dict[str, int] = field(default_factory=dict)  # campaign id -> forced status
+    # Call kind (token, list, archive, campaign) -> how many of its next calls are answered
+    # 429, as a rate limit would (with Retry-After: 1 when ``retry_after``); counted from
+    # when the faults are set.
+    throttle_next: dict[str, int] = field(default_factory=dict)
     webhook_status: int | None = None  # answered by the webhook receiver instead of 204
 
     def __post_init__(self) -> None:
@@ -101,6 +108,12 @@ class Faults:
             _check_status(f"fail_status[{cid}]", status)
         if self.webhook_status is not None:
             _check_status("webhook_status", self.webhook_status)
+        for kind, n in self.throttle_next.items():
+            if kind not in CALL_KINDS or isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(
+                    f"throttle_next maps a call kind ({', '.join(CALL_KINDS)}) to a count >= 0,"
+                    f" got {kind!r}: {n!r}"
+                )
 
     @property
     def token_expires_in(self) -> int:
@@ -157,3 +170,5 @@ def _check_types(faults: Faults) -> None:
         raise ValueError("active_campaigns must be a list of campaign ids")
     if not isinstance(faults.fail_status, dict):
         raise ValueError("fail_status must map campaign ids to status codes")
+    if not isinstance(faults.throttle_next, dict):
+        raise ValueError("throttle_next must map call kinds to counts")
