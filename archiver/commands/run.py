@@ -19,6 +19,7 @@ from archiver.clock import now
 from archiver.commands._state import HELP, STATE, default_state
 from archiver.connect import connect, target_of
 from archiver.engine import failpoints
+from archiver.engine.budget import BatchBudget
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
@@ -82,6 +83,13 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
     "usage error. A cautious first production run, one campaign at a time.",
 )
 @click.option(
+    "--max-batches", type=click.IntRange(min=1), metavar="N",
+    help="Stop cleanly once N archive batches were sent, counted over the whole command "
+    "(every campaign of every policy given; a batch counts once whatever its answer and "
+    "however many tries its call took). What was listed but not batched stays pending: "
+    "the next run lists it again and goes on from there. A cautious first production run.",
+)
+@click.option(
     "--base-url", metavar="URL",
     help="The API host instead of the policy's connection.base_url (wins over CXONE_BASE_URL; "
     "never read from .env). The run's log says so at start.",
@@ -96,6 +104,7 @@ def command(
     verbose: int,
     quiet: bool,
     campaigns: tuple[str, ...],
+    max_batches: int | None,
     base_url: str | None,
 ) -> None:
     """Archive the completed attempts POLICY declares, then report.
@@ -117,6 +126,15 @@ def command(
     SIGINT or SIGTERM stops a run within seconds: calls in flight are
     abandoned, paused campaigns are resumed, the summary says "interrupted;
     run again to resume", and the next run finishes the work.
+
+    --max-batches N stops as cleanly once N batches were sent: batches in
+    flight finish, paused campaigns are resumed, campaigns with attempts left
+    are reported `stopped` and those attempts `pending` (not failed), policies
+    not reached are not started, and the summary says "stopped after N
+    batches (--max-batches N); run again to continue". The exit code is as
+    without the option: 0 unless an attempt failed (stopping at the limit is
+    what was asked, so a scheduler sees no failure; the report's batch_limit
+    says whether the run stopped there).
 
     A run against a real tenant (not `embedded`, not a loopback test server)
     needs an approval of the policy's exact text: `archiver approve POLICY`
@@ -158,10 +176,13 @@ def command(
             approval.require(path, policy.sha256, allowed_signers=signers)
     exit_code = 0
     reports: list[dict[str, Any]] = []
+    budget = BatchBudget(max_batches)
     for path, policy in loaded:
+        if budget.spent:
+            break  # --max-batches reached: the policies left are not started
         folder = state_dir or default_state(path)
         report, _, refused = _run_one(
-            policy, settings, folder, context, stderr, live
+            policy, settings, folder, context, stderr, live, budget
         )
         if signing_key is not None:
             _sign_audit_logs(policy, signing_key, str(report["run_id"]))
@@ -182,7 +203,7 @@ def command(
         if report["interrupted"]:
             break  # a stop stops the command, not only the policy it came during
     if len(loaded) > 1:
-        _combined_line(reports, len(loaded))
+        _combined_line(reports, len(loaded), budget)
     raise SystemExit(exit_code)
 
 
@@ -225,12 +246,23 @@ def _select(
     return kept
 
 
-def _combined_line(reports: list[dict[str, Any]], policies: int) -> None:
+def _combined_line(reports: list[dict[str, Any]], policies: int, budget: BatchBudget) -> None:
     counts = ("listed", *FINAL_STATES)
     shown = ", ".join(
         f"{key} {sum(int(r['totals'].get(key, 0)) for r in reports)}" for key in counts
     )
+    pending = sum(int(r["totals"].get("pending", 0)) for r in reports)
+    if pending:
+        shown += f", pending {pending}"
     click.echo(f"all {len(reports)} of {policies} policies: {shown}")
+    stopped = any((r.get("batch_limit") or {}).get("stopped") for r in reports)
+    if stopped or (budget.spent and len(reports) < policies):
+        left = policies - len(reports)
+        not_started = f", {left} polic{'ies' if left != 1 else 'y'} not started" if left else ""
+        click.echo(
+            f"stopped after {budget.sent} batches in all (--max-batches {budget.limit}"
+            f"{not_started}); run again to continue"
+        )
 
 
 def _run_one(
@@ -240,6 +272,7 @@ def _run_one(
     context: RunContextFilter,
     stderr: Console,
     live: bool,
+    budget: BatchBudget,
 ) -> tuple[dict[str, Any], RunMonitor, AuthError | None]:
     run_id = new_run_id()
     context.run_id = run_id
@@ -261,7 +294,7 @@ def _run_one(
             result = run_policy(
                 policy, backend=conn.backend, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
-                on_report=lambda report: extend_report(report, monitor),
+                on_report=lambda report: extend_report(report, monitor), budget=budget,
             )
         refused = conn.credentials_refused()
     return result.report, monitor, refused

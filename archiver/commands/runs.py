@@ -150,7 +150,10 @@ def _duration(started: str | None, finished: str | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
-_STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "cyan"}
+_STATUS_STYLE = {
+    "completed": "green", "failed": "red", "interrupted": "yellow", "stopped": "yellow",
+    "running": "cyan",
+}
 
 
 def policy_text(row: dict[str, Any]) -> Text:

@@ -17,6 +17,11 @@ clean run left (a backend that pages by update time); the watermark moves on onl
 when every attempt the run listed reached a final state other than failed, so a
 failed or unfinished attempt is listed again.
 
+A run with a batch limit (``run --max-batches``, :mod:`archiver.engine.budget`) takes
+each batch from the command's budget before forming it; once the budget is spent the
+campaign stops ``stopped``: its batches in flight finish, and what it listed but did
+not batch stays pending (not failed) for the next run, which lists it again.
+
 Dialing: before its first batch the backend is asked whether the campaign dials
 (``Backend.dialing``), and again when an ``act`` is refused with CampaignActive;
 ``on_active`` decides. A pause is recorded with what the backend pauses before it
@@ -29,7 +34,7 @@ import hashlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
@@ -82,17 +87,21 @@ def batch_id_of(key: str) -> str:
 
 def next_batches(
     store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True,
-    holds: HoldSet | None = None,
+    holds: HoldSet | None = None, admit: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
     """The campaign's archive-eligible attempts of this run, sorted by id and cut into
     chunks of ``max_items`` from the start; each is committed (composition and key)
     before anyone sends it, then yielded. Streams, so memory stays flat.
     ``anonymized_only``: only attempts listed as anonymized (a backend with the flag).
     ``holds``: read again before each batch is formed; a pending attempt a hold now
-    covers is recorded ``held`` instead of batched."""
+    covers is recorded ``held`` instead of batched.
+    ``admit``: asked once a next batch is found, before it is formed; False ends the
+    batches there (the batch limit), its attempts left pending."""
     seq = store.batches.max_seq(run_id, campaign_id)
     after = ""
     while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds):
+        if admit is not None and not admit():
+            return
         after = items[-1].attempt_id
         seq += 1
         ids = [i.attempt_id for i in items]
@@ -162,6 +171,7 @@ class CampaignJob:
         self._stop: ArchiverError | None = None
         self._partial: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
         self._partial_lock = threading.Lock()
+        self._limited = False  # the command's batch budget refused a batch of this campaign
 
     # -- driver -------------------------------------------------------------------
     def run(self) -> str:
@@ -179,7 +189,8 @@ class CampaignJob:
             self.ctx.observer.planned(self.cid, pending)
             # An export changes nothing on the tenant: whether the campaign dials is moot.
             acts = self.campaign.action != "export"
-            if acts and (pending or self.store.batches.open(self.cid)):
+            # With the batch budget spent there is nothing to pause for: no batch goes.
+            if acts and (pending or self.store.batches.open(self.cid)) and not self._spent():
                 self.check_dialing()
             self.recover_open_batches()
             self.archive_all()
@@ -191,6 +202,13 @@ class CampaignJob:
                 status, reason = "failed", str(self._stop)
             elif self.ctx.cancelled.is_set():
                 status, reason = "failed", "run interrupted"
+            elif self._limited and (
+                left := self.store.attempts.pending_count(self.run_id, self.cid)
+            ):
+                status, reason = "stopped", (
+                    f"stopped at --max-batches {self.ctx.budget.limit}: {left} attempt(s) "
+                    "left pending for the next run"
+                )
         except CampaignAborted as err:
             status, reason = "aborted", str(err)
         except (ApiError, Interrupted) as err:
@@ -202,9 +220,10 @@ class CampaignJob:
             self.resume_if_paused()
         if status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
-        self.store.attempts.fail_pending(
-            self.run_id, self.cid, reason or "not archived in this run"
-        )
+        if status != "stopped":
+            self.store.attempts.fail_pending(
+                self.run_id, self.cid, reason or "not archived in this run"
+            )
         if status == "done":
             self.keep_watermark()
         self.store.campaigns.set_status(self.run_id, self.cid, status, reason)
@@ -255,6 +274,9 @@ class CampaignJob:
             held_now = self._any_held(listed)
             if (listed and not gone and not held_now
                     and (not self.flagged or all(i.anonymized for i in listed))):
+                if not self.ctx.budget.take():
+                    self._limited = True  # stays open: the next run resends or reconciles it
+                    continue
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
                 self._send(batch, items)
                 continue
@@ -293,11 +315,12 @@ class CampaignJob:
         inflight: deque[Future[None]] = deque()
         if self._stop is not None or self.ctx.cancelled.is_set():
             return
+        batches = next_batches(
+            self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
+            holds=self.holds, admit=self._take_budget,
+        )
         try:
-            for batch, items in next_batches(
-                self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
-                holds=self.holds,
-            ):
+            for batch, items in batches:
                 self.ctx.crash_point("batch_prepared")
                 inflight.append(self.ctx.http.submit(self._send, batch, items))
                 while len(inflight) >= window:
@@ -307,6 +330,19 @@ class CampaignJob:
         finally:
             while inflight:
                 inflight.popleft().result()
+
+    def _take_budget(self) -> bool:
+        if self.ctx.budget.take():
+            return True
+        self._limited = True
+        return False
+
+    def _spent(self) -> bool:
+        """The command's batch budget is spent: this campaign can send no batch."""
+        if self.ctx.budget.spent:
+            self._limited = True
+            return True
+        return False
 
     def _send(self, batch: StoredBatch, items: list[PendingItem]) -> None:
         """Act on one batch and record what happened; never raises for API errors."""

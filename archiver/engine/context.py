@@ -16,6 +16,7 @@ from typing import Any
 from archiver.clock import now
 from archiver.engine import failpoints, payloads
 from archiver.engine.backend import AttemptRecord, Backend
+from archiver.engine.budget import BatchBudget
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Sink
@@ -43,6 +44,8 @@ class RunContext:
     target: Target
     cancelled: threading.Event = field(default_factory=threading.Event)
     holds: HoldSet | None = None  # the policy's legal holds, when it lists any
+    # The command's archive batches (run --max-batches), shared by all its policies.
+    budget: BatchBudget = field(default_factory=BatchBudget)
 
     def crash_point(self, name: str) -> None:
         failpoints.hit(name)

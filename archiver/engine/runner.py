@@ -25,6 +25,7 @@ from archiver import __version__
 from archiver.clock import now
 from archiver.engine import failpoints, payloads
 from archiver.engine.backend import Backend
+from archiver.engine.budget import BatchBudget
 from archiver.engine.campaign import CampaignJob
 from archiver.engine.context import RunContext
 from archiver.engine.observer import NullObserver, RunObserver
@@ -41,6 +42,10 @@ from archiver.state.store import Store
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
+
+# What a run report counts per campaign: the final states, and ``pending``: attempts a
+# run stopped at its batch limit listed and left for the next run (0 otherwise).
+COUNTED: tuple[str, ...] = (*FINAL_STATES, "pending")
 
 
 def new_run_id() -> str:
@@ -94,9 +99,12 @@ def run_policy(
     observer: RunObserver | None = None,
     on_report: Callable[[dict[str, Any]], object] | None = None,
     run_id: str | None = None,
+    budget: BatchBudget | None = None,
 ) -> RunResult:
     """Run ``policy`` against ``target`` (what ``backend`` talks to); a state folder used
-    for another target refuses the run (ConfigError) before its first request."""
+    for another target refuses the run (ConfigError) before its first request.
+    ``budget``: the command's archive batches (``run --max-batches``), shared by the
+    policies it runs; the run stops ``stopped`` when it is spent with work left."""
     observer = observer or NullObserver()
     with location.run_lock(state_dir):
         store = Store(state_dir)
@@ -104,7 +112,7 @@ def run_policy(
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
                 policy, backend, sinks, store, observer, on_report, run_id or new_run_id(),
-                target,
+                target, budget or BatchBudget(),
             )
         finally:
             store.close()
@@ -131,8 +139,10 @@ def _run_locked(
     on_report: Callable[[dict[str, Any]], object] | None,
     run_id: str,
     target: Target,
+    budget: BatchBudget,
 ) -> RunResult:
     started = time.time()
+    sent_before = budget.sent
     holds = hold_set(policy)  # a hold file that does not read refuses the run here
     store.runs.start(run_id, policy.name, policy.sha256, target)
     sinks = sink_keys(sink_list)
@@ -149,6 +159,7 @@ def _run_locked(
             observer=observer,
             target=target,
             holds=holds,
+            budget=budget,
         )
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
@@ -165,9 +176,17 @@ def _run_locked(
             store.events.enqueue(ctx.events(end_event["event_id"], end_event))
             ctx.outbox.drain()
     failed = totals["failed"] > 0 or any(s in ("failed", "aborted") for s, _ in statuses.values())
+    # Stopped at the batch limit is not a failure: what is left is pending, not failed.
     exit_code = EXIT_FAILED if failed else EXIT_OK
     report = build_report(ctx, statuses, counts, started, exit_code)
-    status = "interrupted" if ctx.cancelled.is_set() else ("failed" if failed else "completed")
+    stopped = any(s == "stopped" for s, _ in statuses.values())
+    if budget.limit is not None:
+        report["batch_limit"] = {
+            "max_batches": budget.limit, "sent": budget.sent - sent_before, "stopped": stopped,
+        }
+    status = "interrupted" if ctx.cancelled.is_set() else (
+        "failed" if failed else "stopped" if stopped else "completed"
+    )
     if on_report:
         on_report(report)  # may add to the report before it is stored
     store.runs.add_to_totals(policy.name, run_totals(report, status))
@@ -249,11 +268,11 @@ def build_report(
     archived_now = ctx.store.batches.archived_by_run(ctx.run_id)
     reasons = ctx.store.attempts.reasons(ctx.run_id)
     campaigns = []
-    totals: dict[str, int] = dict.fromkeys(FINAL_STATES, 0)
+    totals: dict[str, int] = dict.fromkeys(COUNTED, 0)
     for campaign in ctx.policy.campaigns:
         per = counts.get(campaign.id, {})
-        row: dict[str, int] = {s: per.get(s, 0) for s in FINAL_STATES}
-        for s in FINAL_STATES:
+        row: dict[str, int] = {s: per.get(s, 0) for s in COUNTED}
+        for s in COUNTED:
             totals[s] += row[s]
         status, reason = statuses.get(campaign.id, ("failed", "not processed"))
         entry: dict[str, Any] = {

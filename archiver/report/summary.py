@@ -161,6 +161,16 @@ def _campaign_lines(console: Console, c: dict[str, Any], interrupted: bool) -> N
         )
 
 
+def stopped_line(limit: dict[str, Any]) -> str:
+    """What a run stopped by ``--max-batches`` says: how far it went, and what to do."""
+    sent, most = int(limit["sent"]), int(limit["max_batches"])
+    earlier = "" if sent >= most else f", {most - sent} sent for the policies before"
+    return (
+        f"stopped after {sent} batch{'es' if sent != 1 else ''} (--max-batches {most}{earlier}); "
+        "run again to continue"
+    )
+
+
 def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Console | None = None) -> None:
     if console is None:
         console = plain_console()
@@ -179,14 +189,19 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
     )
     if totals.get("held"):
         counts += f", held {totals['held']}"
+    if totals.get("pending"):
+        counts += f", pending {totals['pending']}"
     if interrupted:
         # Attempts a stopped run left are not failures: the next run picks them up.
         _line(console, f"{counts}, not done {totals['failed']}")
         _line(console, RESUME)
         return
     _line(console, f"{counts}, failed {totals['failed']}")
+    limit = report.get("batch_limit") or {}
     now = int(report.get("archived_in_this_run", totals["archived"]))
-    if now == 0 and totals["failed"] == 0:
+    if limit.get("stopped"):
+        _line(console, stopped_line(limit))
+    elif now == 0 and totals["failed"] == 0:
         console.print("nothing left to do: no attempt needed an archive call", markup=False)
     elif now != totals["archived"]:
         console.print(

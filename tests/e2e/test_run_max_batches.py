@@ -1,0 +1,153 @@
+"""``run --max-batches N``: a cautious run stops cleanly after N archive batches, leaves
+the rest pending, and the next run goes on exactly where it stopped."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from archiver.simulator import Faults
+from tests.e2e.test_crash_recovery import CAMPAIGNS, check_exactly_once, crash_policy
+from tests.support import APPROVED, REPO, policy_dict, run_cli, sim_env, write_policy
+
+STATES = ("archived", "skipped", "quarantined", "failed", "held", "pending")
+STOPPED_LINE = "stopped after 1 batch (--max-batches 1); run again to continue"
+
+
+def checked_report(path: Path) -> dict[str, Any]:
+    """The report, valid against its schema, every count adding up to what was listed."""
+    report: dict[str, Any] = json.loads(path.read_text())
+    schema = json.loads((REPO / "schemas" / "run-report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(report)
+    for counts in (report["totals"], *report["campaigns"]):
+        assert counts["listed"] == sum(counts[s] for s in STATES), counts
+    return report
+
+
+def archive_keys(sim) -> list[str]:
+    """The idempotency key of every archive call the simulator accepted, in order."""
+    return [r["headers"]["Idempotency-Key"] for r in sim.requests()
+            if r["kind"] == "archive" and r["status"] == 200]
+
+
+def open_batches(state: Path) -> int:
+    with sqlite3.connect(state / "state.db") as db:
+        return int(db.execute("SELECT count(*) FROM batches WHERE status = 'prepared'").fetchone()[0])
+
+
+def test_one_batch_then_a_full_run_ends_as_one_uninterrupted_run(tmp_path, start_sim):
+    config = {"campaign_ids": CAMPAIGNS, "attempts_per_campaign": 300, "seed": 21}
+    sim = start_sim(**config)
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", str(state)]
+
+    first = run_cli([*args, "--max-batches", "1", "--report", str(tmp_path / "r1.json")], env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert STOPPED_LINE in first.stdout
+    report = checked_report(tmp_path / "r1.json")
+    assert report["batch_limit"] == {"max_batches": 1, "sent": 1, "stopped": True}
+    assert len(archive_keys(sim)) == 1, "exactly one batch went"
+    assert len(sim.ledger()) == report["totals"]["archived"] == 40  # batch.max_items
+    assert report["totals"]["failed"] == 0 and report["totals"]["pending"] > 0
+    statuses = sorted(c["status"] for c in report["campaigns"])
+    assert statuses == ["stopped", "stopped"], "one stopped after its batch, one before any"
+    assert all("left pending for the next run" in c["reason"] for c in report["campaigns"])
+    assert open_batches(state) == 0, "no batch formed and left unsent"
+
+    second = run_cli([*args, "--report", str(tmp_path / "r2.json")], env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "stopped after" not in second.stdout
+    final = checked_report(tmp_path / "r2.json")
+    assert "batch_limit" not in final and final["totals"]["pending"] == 0
+    assert {c["status"] for c in final["campaigns"]} == {"done"}
+    check_exactly_once(sim, tmp_path, state, env)
+
+    # The same data archived by one run without the limit: the same ledger, and the
+    # same batches (same compositions, so the same keys): the second run went on
+    # exactly where the first stopped.
+    alone = start_sim(**config)
+    folder = tmp_path / "alone"
+    uninterrupted = run_cli(["run", str(crash_policy(folder, alone.webhook_url)), "--state",
+                             str(folder / "state")], sim_env(alone))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert sim.ledger() == alone.ledger()
+    assert sorted(archive_keys(sim)) == sorted(archive_keys(alone))
+
+
+def test_a_campaign_paused_for_the_run_is_resumed_when_it_stops_at_the_limit(tmp_path, start_sim):
+    campaign = CAMPAIGNS[0]
+    sim = start_sim(Faults(active_campaigns=[campaign]), campaign_ids=[campaign],
+                    attempts_per_campaign=300, seed=5)
+    doc = policy_dict([campaign])
+    doc["batch"]["max_items"] = 40
+    policy = write_policy(tmp_path / "policy.yaml", doc)
+    report_path = tmp_path / "report.json"
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "state"), "--max-batches",
+                      "1", "--report", str(report_path)], sim_env(sim))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert STOPPED_LINE in result.stdout
+    report = checked_report(report_path)
+    assert [c["status"] for c in report["campaigns"]] == ["stopped"]
+    assert (report["pauses"], report["resumes"]) == (1, 1)
+    patches = [r["body"]["status"] for r in sim.requests() if r["method"] == "PATCH"]
+    assert patches == ["PAUSED", "ACTIVE"]
+    assert sim.campaigns()[campaign]["status"] == "ACTIVE", "dialing again after the stop"
+    assert len(sim.ledger()) == 40
+
+
+def test_a_folder_stops_at_the_limit_across_its_policies(tmp_path, start_sim):
+    sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=200, seed=8)
+    folder = tmp_path / "policies"
+    for name, campaign in zip(("first", "second"), CAMPAIGNS, strict=True):
+        doc = policy_dict([campaign], name=name)
+        doc["batch"]["max_items"] = 30
+        write_policy(folder / f"{name}.yaml", doc)
+    args = ["run", str(folder), "--state", str(tmp_path / "state"), "--quiet"]
+    env = sim_env(sim)
+
+    limited = run_cli([*args, "--max-batches", "2", "--report", str(tmp_path / "r.json")], env)
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    first = checked_report(tmp_path / "r.first.json")
+    assert first["batch_limit"] == {"max_batches": 2, "sent": 2, "stopped": True}
+    assert not (tmp_path / "r.second.json").exists(), "the second policy was not started"
+    assert "all 1 of 2 policies:" in limited.stdout
+    assert ("stopped after 2 batches in all (--max-batches 2, 1 policy not started); "
+            "run again to continue") in limited.stdout
+    assert len(archive_keys(sim)) == 2
+
+    full = run_cli(args, env)
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert "stopped after" not in full.stdout
+    ledger = sim.ledger()
+    eligible = set().union(*(sim.eligible_ids(c, set(APPROVED)) for c in CAMPAIGNS))
+    assert set(ledger) == eligible and set(ledger.values()) == {1}
+
+
+def test_an_open_batch_sent_again_counts_against_the_limit(tmp_path, start_sim):
+    campaign = CAMPAIGNS[0]  # one campaign: no other one to take the one batch first
+    sim = start_sim(campaign_ids=[campaign], attempts_per_campaign=300, seed=21)
+    policy = crash_policy(tmp_path, sim.webhook_url, [campaign])
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", str(state)]
+    # Killed once its first batch was formed, before it was sent: an open batch.
+    crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": "batch_prepared:1"})
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    assert open_batches(state) == 1 and archive_keys(sim) == []
+
+    limited = run_cli([*args, "--max-batches", "1", "--report", str(tmp_path / "r.json")], env)
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    assert checked_report(tmp_path / "r.json")["batch_limit"]["sent"] == 1
+    assert len(archive_keys(sim)) == 1, "the open batch was the one batch sent"
+    assert open_batches(state) == 0
+
+    assert run_cli(args, env).returncode == 0
+    ledger = sim.ledger()
+    assert set(ledger) == sim.eligible_ids(campaign, set(APPROVED))
+    assert set(ledger.values()) == {1}, "nothing archived twice"
