@@ -37,11 +37,19 @@ def command(
     """Show what `archiver run POLICY` would do, without doing it.
 
     Gets a token and lists every campaign's completed attempts (the only calls
-    made), decides each attempt with the policy's own filters and transforms,
+    made, with the reads of what dials), decides each attempt with the policy's own filters and transforms,
     and shows per campaign and outcome how many would be archived (with their
     retention periods), skipped and quarantined, and why. A campaign whose
     `anonymized` filter says `on_violation: abort` and meets an unanonymized
     attempt shows as WOULD ABORT with the reason.
+
+    For each campaign the run would send a batch of, says what `on_active`
+    would make the run do: where the API shows what dials without acting
+    (api: cxone, the campaign's running skills), whether it dials now and so
+    whether the run would pause it (and resume it after), skip it or fail it;
+    where the API tells only by refusing an archive call (campaign-archive:
+    409), what the run would do if refused. The campaigns the run would pause
+    are listed at the end ("would_pause" in json).
 
     Then renders one sample of every payload from the policy's templates: the
     archive request body, each webhook event and each audit line. No archive
@@ -60,7 +68,7 @@ def command(
     settings = Settings.load(base_url)
     approved = _approval(policy_path, policy, settings)
     with open_listing(policy, settings) as (listing, target):
-        plan = plan_policy(policy, listing.pages, base_url=target)
+        plan = plan_policy(policy, listing.pages, base_url=target, dialing_of=listing.dialing)
     if output_format == "json":
         document = json.loads(plan_json_text(plan))
         document["approval"] = approved

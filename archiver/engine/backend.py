@@ -94,6 +94,9 @@ class Backend(Protocol):
 
     name: str  # the policy's connection.api
     fields: frozenset[RecordField]  # the record fields its listings provide
+    # Whether ``dialing`` answers before any ``act`` (a read-only look, as ``plan`` takes);
+    # False: the API tells only by refusing an act (CampaignActive).
+    reports_dialing: bool
 
     def pages(self, campaign_id: str, *, since: str | None) -> Iterator[Page]:
         """The campaign's completed attempts, page by page, from ``since`` (a watermark)

@@ -51,7 +51,7 @@ from archiver.errors import (
     Transient,
 )
 from archiver.governance.holds import HoldSet
-from archiver.policy.model import Campaign
+from archiver.policy.model import CXONE, Campaign, Policy
 from archiver.stages.registry import build_pipeline_stages
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
@@ -66,6 +66,15 @@ class Interrupted(ArchiverError):
 
 class CampaignSkipped(ArchiverError):
     """The campaign is actively dialing and the policy says ``on_active: skip``."""
+
+
+def changes_tenant(policy: Policy, campaign: Campaign) -> bool:
+    """Whether archiving ``campaign`` changes anything on the tenant, so that its dialing
+    matters (``on_active``): not for a cxone export, ``action`` given or not (export is
+    cxone's default); campaign-archive's archive calls always do."""
+    if campaign.action is not None:
+        return campaign.action != "export"
+    return policy.connection.api != CXONE
 
 
 def composition_of(attempt_ids: list[str]) -> str:
@@ -188,7 +197,7 @@ class CampaignJob:
             pending = self.store.attempts.pending_count(self.run_id, self.cid)
             self.ctx.observer.planned(self.cid, pending)
             # An export changes nothing on the tenant: whether the campaign dials is moot.
-            acts = self.campaign.action != "export"
+            acts = changes_tenant(self.ctx.policy, self.campaign)
             # With the batch budget spent there is nothing to pause for: no batch goes.
             if acts and (pending or self.store.batches.open(self.cid)) and not self._spent():
                 self.check_dialing()

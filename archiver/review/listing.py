@@ -1,4 +1,5 @@
-"""Read-only access to a policy's campaigns: a token and the completed-attempts listing.
+"""Read-only access to a policy's campaigns: a token, the completed-attempts listing and,
+where the API shows it without acting, whether a campaign dials.
 
 Nothing else is reachable from here: no archive call, no pause or resume, and no
 sink is built, so no webhook secret is needed and no webhook is sent. A backend
@@ -8,8 +9,10 @@ first run would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from archiver.connect import EMBEDDED_ATTEMPTS, base_url, connect
 from archiver.engine.backend import AttemptRecord, Backend, MalformedRecord
@@ -28,6 +31,23 @@ class Listing:
     def pages(self, campaign_id: str) -> Iterator[Sequence[Listed]]:
         for page in self._backend.pages(campaign_id, since=None):
             yield page.records
+
+    def dialing(self, campaign_id: str) -> Dialing:
+        """What of the campaign dials now, as ``run`` would see it before its first batch
+        (``Backend.dialing`` changes nothing); unknown when the API tells that only by
+        refusing an archive call."""
+        if not self._backend.reports_dialing:
+            return Dialing(known=False)
+        return Dialing(known=True, what=self._backend.dialing(campaign_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Dialing:
+    """Whether a campaign dials: ``known`` False when the API cannot say without acting;
+    else ``what`` dials (the backend's words, e.g. its running skills), None for nothing."""
+
+    known: bool
+    what: Mapping[str, Any] | None = None
 
 
 @contextmanager

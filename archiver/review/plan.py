@@ -4,17 +4,24 @@ Every listed record goes through the engine's pipeline (archiver.review.verdicts
 only counts and a few sample attempts are kept, so a campaign of any size plans in
 constant memory. A campaign whose ``anonymized`` filter says ``on_violation: abort``
 and meets an unanonymized attempt *would abort*: the run archives none of it.
+
+Dialing: for a campaign the run would act on, plan says what ``on_active`` would make
+the run do. Where the API shows what dials without acting (cxone: the campaign's
+running skills), plan looks, as the run does before its first batch; where it tells
+only by refusing an archive call (campaign-archive: 409), plan cannot know and says
+what the run would do if it is refused. It never pauses anything.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from archiver.engine.campaign import changes_tenant
 from archiver.errors import ApiError
-from archiver.policy.model import Policy
+from archiver.policy.model import Campaign, Policy
 from archiver.review.samples import Payload, SampleIds, render_payloads, sink_templates
 from archiver.review.verdicts import ArchiveFields, Decider, Verdict
 
@@ -29,7 +36,35 @@ SAMPLE_IDS = SampleIds(
     job_status="PLAN_SAMPLE",
 )
 
+if TYPE_CHECKING:
+    from archiver.review.listing import Dialing
+
 CampaignStatus = Literal["ok", "would_abort", "error"]
+# What on_active would make the run do with a campaign ("nothing": it would not pause,
+# skip or fail it for dialing).
+RunWould = Literal["pause_and_resume", "skip", "fail", "nothing"]
+
+_WHEN_DIALING = {
+    "pause_and_resume": "run would pause it before its first batch and resume it after "
+                        "(on_active: pause_and_resume)",
+    "skip": "run would skip it (on_active: skip): none of it archived, its attempts "
+            "recorded skipped",
+    "fail": "run would fail it (on_active: fail): none of it archived, its attempts recorded "
+            "failed, exit 1",
+}
+_UNKNOWN = ("whether it dials shows only when the API refuses its first batch (409), "
+            "which plan does not send; if it does, ")
+
+
+@dataclass(frozen=True)
+class DialingPlan:
+    """What the run would do about the campaign's dialing; ``dialing`` None: not known."""
+
+    on_active: str
+    run_would: RunWould
+    note: str
+    dialing: bool | None = None
+    what: Mapping[str, Any] | None = None  # what dials now, in the backend's words
 
 
 @dataclass
@@ -63,6 +98,7 @@ class CampaignPlan:
     outcomes: dict[str, OutcomeRow] = field(default_factory=dict)
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     sample: list[ArchiveFields] = field(default_factory=list)
+    dialing: DialingPlan | None = None
 
     @property
     def status(self) -> CampaignStatus:
@@ -104,6 +140,12 @@ class Plan:
     def failed(self) -> bool:
         return any(c.status == "error" for c in self.campaigns)
 
+    @property
+    def would_pause(self) -> list[str]:
+        """The campaigns the API shows dialing now that the run would pause (and resume)."""
+        return [c.id for c in self.campaigns
+                if c.dialing and c.dialing.dialing and c.dialing.run_would == "pause_and_resume"]
+
     def totals(self) -> dict[str, int]:
         out = {"listed": 0, "archive": 0, "skip": 0, "quarantine": 0, "blocked": 0, "violations": 0}
         for c in self.campaigns:
@@ -117,11 +159,19 @@ class Plan:
 
 
 PagesOf = Callable[[str], Iterable[Sequence[object]]]
+DialingOf = Callable[[str], "Dialing"]
 
 
-def plan_policy(policy: Policy, pages_of: PagesOf, *, base_url: str) -> Plan:
-    """Decide every record ``pages_of(campaign_id)`` lists for each of the policy's campaigns."""
-    campaigns = [_plan_campaign(policy, c.id, pages_of) for c in policy.campaigns]
+def plan_policy(
+    policy: Policy, pages_of: PagesOf, *, base_url: str, dialing_of: DialingOf | None = None
+) -> Plan:
+    """Decide every record ``pages_of(campaign_id)`` lists for each of the policy's campaigns;
+    ``dialing_of(campaign_id)`` (read-only) says what dials, for what on_active would do."""
+    campaigns = []
+    for spec in policy.campaigns:
+        planned = _plan_campaign(policy, spec.id, pages_of)
+        planned.dialing = dialing_plan(policy, spec, planned, dialing_of)
+        campaigns.append(planned)
     source = next((c for c in campaigns if c.sample and c.status == "ok"), None)
     source = source or next((c for c in campaigns if c.sample), None)
     _, notes = sink_templates(policy)
@@ -156,6 +206,43 @@ def _plan_campaign(policy: Policy, campaign_id: str, pages_of: PagesOf) -> Campa
     return plan
 
 
+def dialing_plan(
+    policy: Policy, campaign: Campaign, planned: CampaignPlan, dialing_of: DialingOf | None
+) -> DialingPlan:
+    """What ``on_active`` would make the run do, decided as the run decides: only for a
+    campaign it would send a batch of, from what dials before that batch."""
+    mode = campaign.on_active
+    if not changes_tenant(policy, campaign):
+        note = "an export changes nothing on the tenant: run neither checks nor pauses its dialing"
+        return DialingPlan(mode, "nothing", note)
+    if planned.status != "ok" or not planned.would()["archive"]:
+        note = "nothing to archive: run sends no batch, so it neither checks nor pauses its dialing"
+        return DialingPlan(mode, "nothing", note)
+    if dialing_of is None:
+        return DialingPlan(mode, mode, _UNKNOWN + _WHEN_DIALING[mode])
+    try:
+        seen = dialing_of(campaign.id)
+    except ApiError as err:
+        note = f"could not tell whether it dials ({err}); if it does, {_WHEN_DIALING[mode]}"
+        return DialingPlan(mode, mode, note)
+    if not seen.known:
+        return DialingPlan(mode, mode, _UNKNOWN + _WHEN_DIALING[mode])
+    if seen.what is None:
+        note = "not dialing now: run would not pause, skip or fail it for dialing"
+        return DialingPlan(mode, "nothing", note, dialing=False)
+    note = f"dialing now ({describe_dialing(seen.what)}): {_WHEN_DIALING[mode]}"
+    return DialingPlan(mode, mode, note, dialing=True, what=seen.what)
+
+
+def describe_dialing(what: Mapping[str, Any]) -> str:
+    """``{"skills": [40001, 40002]}`` as ``skills 40001, 40002``."""
+    parts = []
+    for key, value in what.items():
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+        parts.append(f"{key} {shown}")
+    return "; ".join(parts)
+
+
 def plan_json(plan: Plan) -> dict[str, Any]:
     """The plan for machines; stable key order, counts as integers."""
     policy = plan.policy
@@ -168,6 +255,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "base_url": plan.base_url,
         "read_only": True,
         "totals": plan.totals(),
+        "would_pause": plan.would_pause,
         "campaigns": [_campaign_json(c) for c in plan.campaigns],
         "samples": {
             "campaign_id": plan.sample_campaign,
@@ -212,4 +300,13 @@ def _campaign_json(c: CampaignPlan) -> dict[str, Any]:
             {"decision": kind, "reason": reason, "count": n}
             for (kind, reason), n in sorted(c.reasons.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))
         ],
+        "dialing": _dialing_json(c.dialing),
     }
+
+
+def _dialing_json(d: DialingPlan | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"on_active": d.on_active, "dialing": d.dialing,
+            "what": dict(d.what) if d.what is not None else None, "run_would": d.run_would,
+            "note": d.note}

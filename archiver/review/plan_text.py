@@ -74,6 +74,8 @@ def _print_campaign(c: CampaignPlan, console: Console) -> None:
             f"quarantine {would['quarantine']}",
             markup=False, soft_wrap=True,
         )
+    if c.dialing is not None:
+        console.print(f"  dialing: {printable(c.dialing.note)}", markup=False, soft_wrap=True)
 
 
 def plan_reasons(c: CampaignPlan) -> list[str]:
@@ -90,6 +92,9 @@ def _print_totals(plan: Plan, console: Console) -> None:
     if t["violations"]:
         line += f"; {t['blocked']} not archived because their campaign would abort"
     console.print(line, markup=False, soft_wrap=True)
+    if plan.would_pause:
+        shown = ", ".join(printable(c) for c in plan.would_pause)
+        console.print(f"Run would pause (and resume after): {shown}", markup=False, soft_wrap=True)
     for note in plan.notes:
         console.print(f"note: {note}", markup=False, soft_wrap=True)
 

@@ -40,6 +40,7 @@ class RecordingBackend:
 
     name = "campaign-archive"
     fields = frozenset({"outcome", "anonymized", "retention_days", "contact_id"})
+    reports_dialing = False
 
     def __init__(self, listing: Mapping[str, Sequence[AttemptRecord | MalformedRecord]],
                  page_size: int, after_listing: Any = None) -> None:

@@ -34,6 +34,7 @@ class CampaignArchiveBackend:
 
     name = CAMPAIGN_ARCHIVE
     fields = CAMPAIGN_ARCHIVE_FIELDS
+    reports_dialing = False  # only a 409 to an archive call says so
 
     def __init__(
         self,

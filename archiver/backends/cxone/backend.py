@@ -45,6 +45,7 @@ class CxoneBackend:
     """Lists, exports or retires, and pauses dialing through NICE CXone's platform API."""
 
     name = "cxone"
+    reports_dialing = True  # the campaign's skills and whether each is running
 
     def __init__(
         self,
