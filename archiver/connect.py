@@ -7,6 +7,10 @@ secret, stops the run with a ConfigError naming the variable (never its value).
 Then one token is fetched, so refused credentials or an unreachable host stop the
 run before it starts, in one line. ``base_url: embedded`` starts the simulator
 personality of the policy's API in-process.
+
+The rate limiter: the policies of one command that talk to the same API host share
+one (:class:`archiver.cxone.ratelimit.HostLimits`, keyed by :func:`limit_host`), so a
+rate learnt from 429s carries over from one policy to the next.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from archiver.backends.campaign_archive import CampaignArchiveBackend
 from archiver.backends.cxone.auth import Credentials as CxoneCredentials
 from archiver.backends.cxone.backend import CxoneBackend
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
+from archiver.cxone.ratelimit import HostLimits
 from archiver.cxone.retry import interruptible_sleep
 from archiver.engine.backend import Backend
 from archiver.errors import AuthError, ConfigError
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 EMBEDDED_CLIENT = "embedded-demo"
 EMBEDDED_ATTEMPTS = 1000
 EMBEDDED_SEED = 7
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
@@ -51,6 +58,8 @@ class Connection:
     check_credentials: Callable[[], None] = field(default=lambda: None)
     # The error that refused the credentials during the run, if any.
     credentials_refused: Callable[[], AuthError | None] = field(default=lambda: None)
+    # Every call's turn; shared with the command's other policies on the same host.
+    limiter: RateLimiter | None = None
 
 
 def base_url(policy: Policy, settings: Settings) -> str:
@@ -66,6 +75,56 @@ def target_of(policy: Policy, settings: Settings) -> Target:
     return target_for(
         base_url(policy, settings), backend=connection.api, tenant=connection.tenant_id
     )
+
+
+def limit_host(policy: Policy, settings: Settings) -> str | None:
+    """What a rate limit is kept per: ``scheme://host:port`` of the API base the run sends
+    its calls to, known before connecting (after --base-url and CXONE_BASE_URL). A cxone
+    policy without a base URL finds its API host by discovery: the tenant at its auth
+    host stands for it (the same tenant always discovers the same host). None for
+    ``embedded``: each run starts a simulator of its own."""
+    connection = policy.connection
+    if connection.api == CXONE:
+        api = settings.base_url or connection.base_url
+        if api == EMBEDDED:
+            return None
+        if api:
+            return _origin(api)
+        return f"{_origin(connection.auth_url)} tenant {connection.tenant_id}"
+    url = base_url(policy, settings)
+    return None if url == EMBEDDED else _origin(url)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or _DEFAULT_PORTS.get(scheme, 0)}"
+
+
+def _limiter(
+    policy: Policy, settings: Settings, limits: HostLimits | None
+) -> tuple[RateLimiter, threading.Event]:
+    """The run's limiter, and the event that ends its waits (set when the run stops)."""
+    host = limit_host(policy, settings)
+    ceiling = policy.connection.max_requests_per_second
+    if limits is not None and host is not None:
+        limiter = limits.limiter(host, ceiling)
+        if limits.shared(host) and limiter.current_rate < limiter.ceiling:
+            log.info(
+                "rate limit of %s shared with the policies before: starting at %.2f "
+                "requests/s (ceiling %g), as 429s taught them", host, limiter.current_rate,
+                limiter.ceiling,
+            )
+        return limiter, limits.stopping
+    stopping = threading.Event()
+    return RateLimiter(ceiling, sleep=interruptible_sleep(stopping)), stopping
 
 
 def _announce_host(policy: Policy, settings: Settings) -> None:
@@ -113,16 +172,18 @@ def connect(
     on_request: Callable[[RequestEvent], None] | None = None,
     attempts_per_campaign: int = EMBEDDED_ATTEMPTS,
     check_credentials: bool = True,
+    limits: HostLimits | None = None,
 ) -> Iterator[Connection]:
     """The client for ``policy``; with ``check_credentials`` it has fetched its first token.
 
     A caller with more to check before the first request (``run`` builds its sinks,
     which refuse a malformed webhook secret) passes False and calls
-    ``client.check_credentials()`` itself.
+    ``client.check_credentials()`` itself. ``limits``: the command's limiters, shared by
+    its policies per API host (a limiter of its own without).
     """
     settings = settings or Settings.load()
     if policy.connection.api == CXONE:
-        with _connect_cxone(policy, settings) as conn:
+        with _connect_cxone(policy, settings, limits) as conn:
             yield conn
         return
     _announce_host(policy, settings)
@@ -132,10 +193,7 @@ def connect(
     for value in secrets.values():
         register_secret(value)
     # Set by client.cancel(): every wait of the run (limiter, backoff) ends at once.
-    stopping = threading.Event()
-    limiter = RateLimiter(
-        policy.connection.max_requests_per_second, sleep=interruptible_sleep(stopping)
-    )
+    limiter, stopping = _limiter(policy, settings, limits)
     if not embedded:
         if settings.client_id is None or settings.client_secret is None:
             raise ConfigError(
@@ -154,7 +212,9 @@ def connect(
             stopping=stopping,
         )
         with client, _closing(
-            _campaign_archive(policy, client, secrets, None, None, target_of(policy, settings))
+            _campaign_archive(
+                policy, client, secrets, None, None, target_of(policy, settings), limiter
+            )
         ) as conn:
             if check_credentials:
                 client.check_credentials()
@@ -202,7 +262,7 @@ def connect(
             stopping=stopping,
         )
         with client, _closing(_campaign_archive(
-            policy, client, secrets, sim.webhook_url, sim, target_of(policy, settings)
+            policy, client, secrets, sim.webhook_url, sim, target_of(policy, settings), limiter
         )) as conn:
             if check_credentials:
                 client.check_credentials()
@@ -226,6 +286,7 @@ def _campaign_archive(
     webhook_url: str | None,
     sim: object | None,
     target: Target,
+    limiter: RateLimiter,
 ) -> Connection:
     backend = CampaignArchiveBackend(
         client,
@@ -239,11 +300,14 @@ def _campaign_archive(
         backend, secrets, webhook_url, sim, target,
         check_credentials=client.check_credentials,
         credentials_refused=client.credentials_refused,
+        limiter=limiter,
     )
 
 
 @contextmanager
-def _connect_cxone(policy: Policy, settings: Settings) -> Iterator[Connection]:
+def _connect_cxone(
+    policy: Policy, settings: Settings, limits: HostLimits | None
+) -> Iterator[Connection]:
     """NICE CXone's platform API: a real tenant with the access key and the registered
     application from the environment, or (``base_url: embedded``) the simulator's
     cxone personality in-process with its own demo credentials."""
@@ -255,12 +319,14 @@ def _connect_cxone(policy: Policy, settings: Settings) -> Iterator[Connection]:
         credentials = cxone_credentials(settings)
         if not connection.tenant_id:
             raise ConfigError("connection.tenant_id is required for api: cxone")
+        limiter, stopping = _limiter(policy, settings, limits)
         backend = _build_cxone(
             policy, connection.tenant_id, credentials, connection.auth_url,
-            settings.base_url or connection.base_url,
+            settings.base_url or connection.base_url, limiter=limiter, stopping=stopping,
         )
         try:
-            yield Connection(backend, secrets, None, None, target, check_credentials=backend.check)
+            yield Connection(backend, secrets, None, None, target, check_credentials=backend.check,
+                             limiter=limiter)
         finally:
             backend.close()
         return
@@ -281,7 +347,8 @@ def _connect_cxone(policy: Policy, settings: Settings) -> Iterator[Connection]:
         )
         backend = _build_cxone(policy, config.tenant_id, credentials, sim.base_url, None)
         try:
-            yield Connection(backend, secrets, None, sim, target, check_credentials=backend.check)
+            yield Connection(backend, secrets, None, sim, target, check_credentials=backend.check,
+                             limiter=backend.api.limiter)
         finally:
             backend.close()
 
@@ -292,6 +359,9 @@ def _build_cxone(
     credentials: CxoneCredentials,
     auth_url: str,
     api_url: str | None,
+    *,
+    limiter: RateLimiter | None = None,
+    stopping: threading.Event | None = None,
 ) -> CxoneBackend:
     from archiver.backends import cxone
 
@@ -315,6 +385,8 @@ def _build_cxone(
         since=source.since,
         call_list=source.call_list,
         actions={cp.id: cp.action or "export" for cp in policy.campaigns},
+        limiter=limiter,
+        stopping=stopping,
     )
 
 

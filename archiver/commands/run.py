@@ -17,7 +17,8 @@ from rich.console import Console
 from archiver.audit import AuditLog, digest
 from archiver.clock import now
 from archiver.commands._state import HELP, STATE, default_state
-from archiver.connect import connect, target_of
+from archiver.connect import connect, limit_host, target_of
+from archiver.cxone.ratelimit import HostLimits
 from archiver.engine import failpoints
 from archiver.engine.budget import BatchBudget
 from archiver.engine.outbox import check_sink_routes
@@ -38,6 +39,7 @@ from archiver.state.files import storage_error
 from archiver.state.location import StateLocation
 
 if TYPE_CHECKING:
+    from archiver.cxone.ratelimit import RateLimiter
     from archiver.report.metrics import RunMetrics
 
 logger = logging.getLogger(__name__)
@@ -177,12 +179,17 @@ def command(
     exit_code = 0
     reports: list[dict[str, Any]] = []
     budget = BatchBudget(max_batches)
+    limits = HostLimits()
+    for _, policy in loaded:
+        host = limit_host(policy, settings)
+        if host is not None:
+            limits.declare(host, policy.connection.max_requests_per_second)
     for path, policy in loaded:
         if budget.spent:
             break  # --max-batches reached: the policies left are not started
         folder = state_dir or default_state(path)
         report, _, refused = _run_one(
-            policy, settings, folder, context, stderr, live, budget
+            policy, settings, folder, context, stderr, live, budget, limits
         )
         if signing_key is not None:
             _sign_audit_logs(policy, signing_key, str(report["run_id"]))
@@ -273,6 +280,7 @@ def _run_one(
     stderr: Console,
     live: bool,
     budget: BatchBudget,
+    limits: HostLimits,
 ) -> tuple[dict[str, Any], RunMonitor, AuthError | None]:
     run_id = new_run_id()
     context.run_id = run_id
@@ -283,7 +291,9 @@ def _run_one(
     monitor = RunMonitor([progress], expected_409=dialing)
     # A state folder that belongs to another target refuses the run before any request.
     check_state_target(state_dir, target_of(policy, settings))
-    with connect(policy, settings, on_request=monitor.on_request, check_credentials=False) as conn:
+    with connect(policy, settings, on_request=monitor.on_request, check_credentials=False,
+                 limits=limits) as conn:
+        rate_limit = _RateLimitReport(conn.limiter, limits, limit_host(policy, settings))
         for value in conn.secrets.values():
             register_secret(value)
         sinks = build_sinks(BuildContext(policy=policy, secrets=conn.secrets, webhook_url=conn.webhook_url))
@@ -294,10 +304,31 @@ def _run_one(
             result = run_policy(
                 policy, backend=conn.backend, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
-                on_report=lambda report: extend_report(report, monitor), budget=budget,
+                on_report=lambda report: rate_limit.add(extend_report(report, monitor)),
+                budget=budget,
             )
         refused = conn.credentials_refused()
     return result.report, monitor, refused
+
+
+class _RateLimitReport:
+    """The run report's ``rate_limit``: the rate the run started and ended at, which an
+    earlier policy of the command on the same host may have lowered."""
+
+    def __init__(self, limiter: RateLimiter | None, limits: HostLimits, host: str | None) -> None:
+        self._limiter = limiter
+        self._start = limiter.current_rate if limiter is not None else None
+        self._shared = host is not None and limits.shared(host)
+
+    def add(self, report: dict[str, Any]) -> dict[str, Any]:
+        if self._limiter is not None and self._start is not None:
+            report["rate_limit"] = {
+                "ceiling": self._limiter.ceiling,
+                "start": round(self._start, 6),
+                "end": round(self._limiter.current_rate, 6),
+                "shared": self._shared,
+            }
+        return report
 
 
 def _signing_key() -> Ed25519PrivateKey | None:

@@ -23,6 +23,9 @@ A token bucket refilled at ``current_rate`` gates every HTTP try. With
 
 Written by hand because it needs a rate that moves at run time and a pause
 shared by all threads, which fixed-rate limiter libraries do not model.
+
+:class:`HostLimits` keeps one limiter per API host for the policies one command
+runs, so what one learnt of the host's limit carries over to the next.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from archiver.cxone.retry import interruptible_sleep
 
 # A cut goes to this share of the rate the tenant was seen to accept (and always at
 # least this far below the current rate); after a Retry-After, a little over it.
@@ -208,3 +213,48 @@ class RateLimiter:
         if now > self._stamp:
             self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate)
             self._stamp = now
+
+
+class HostLimits:
+    """One :class:`RateLimiter` per API host for the policies one command runs, one after
+    another (``archiver run FOLDER``): a rate the first learnt from 429s carries over to
+    the next that talks to the same host, instead of being learnt again from more 429s.
+
+    Every policy is declared (:meth:`declare`) before the first one runs; a shared
+    limiter's ceiling is the lowest ``max_requests_per_second`` of the policies that use
+    it: each is a reviewed statement of what the host takes, and the most careful one
+    holds for all. Its waits end when :attr:`stopping` is set: the command stops then
+    (a stop stops the command, not only the policy it came during), so one event serves
+    all its connections.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._ceilings: dict[str, float] = {}
+        self._users: dict[str, int] = {}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def declare(self, host: str, max_per_second: float) -> None:
+        """A policy of the command will talk to ``host`` with this ceiling."""
+        with self._lock:
+            if host in self._limiters:
+                raise RuntimeError(f"{host}: declared after its limiter was made")
+            self._ceilings[host] = min(max_per_second, self._ceilings.get(host, max_per_second))
+            self._users[host] = self._users.get(host, 0) + 1
+
+    def shared(self, host: str) -> bool:
+        """Whether more than one policy of the command talks to ``host``."""
+        with self._lock:
+            return self._users.get(host, 0) > 1
+
+    def limiter(self, host: str, max_per_second: float) -> RateLimiter:
+        """The limiter of ``host``: made by the first policy that asks, with the lowest
+        declared ceiling (``max_per_second`` when the host was not declared)."""
+        with self._lock:
+            found = self._limiters.get(host)
+            if found is None:
+                ceiling = self._ceilings.setdefault(host, max_per_second)
+                found = RateLimiter(ceiling, sleep=interruptible_sleep(self.stopping))
+                self._limiters[host] = found
+            return found

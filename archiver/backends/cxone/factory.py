@@ -62,6 +62,7 @@ def build(
     poll_seconds: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
     stopping: threading.Event | None = None,
+    limiter: RateLimiter | None = None,
 ) -> CxoneBackend:
     """A backend for ``connection.api: cxone``; sends nothing until it is used.
 
@@ -99,7 +100,8 @@ def build(
     stopping = stopping if stopping is not None else threading.Event()
     if sleep is time.sleep:
         sleep = interruptible_sleep(stopping)
-    limiter = RateLimiter(max_requests_per_second, sleep=sleep)
+    if limiter is None:  # else one shared with other policies of the command
+        limiter = RateLimiter(max_requests_per_second, sleep=sleep)
     api = CxoneApi(settings, credentials, limiter=limiter, sleep=sleep)
     return CxoneBackend(
         api, source, actions, stop_wait_seconds=stop_wait_seconds, poll_seconds=poll_seconds,
