@@ -113,6 +113,9 @@ def command(
 
     POLICY may be a folder: every policy under it runs (test files aside), one
     after another, each with its own report, and a combined line at the end.
+    The policies that talk to the same API host share one rate limit: its
+    ceiling is the lowest max_requests_per_second of them, and a rate one
+    learnt from 429s is where the next starts.
 
     Lists every campaign completely, decides each attempt (archive with a
     retention period, skip, quarantine), posts archive batches, delivers the

@@ -227,7 +227,9 @@ class CampaignJob:
             status, reason = "failed", str(err)
         finally:
             self.resume_if_paused()
-        if status != "done":
+        if status == "stopped":
+            log.warning("campaign %s %s", self.cid, reason)
+        elif status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
         if status != "stopped":
             self.store.attempts.fail_pending(

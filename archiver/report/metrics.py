@@ -156,8 +156,10 @@ class RunMetrics:
         gauge("archiver_last_run_exit_code", report["exit_code"])
         gauge("archiver_last_run_duration_seconds", report["duration_seconds"])
         gauge("archiver_target_info", 1, tenant=str(target.get("tenant") or ""))
-        # A run against the simulator changed nothing real: it is no success to alert on.
-        if report["exit_code"] == 0 and target["host"] != "embedded":
+        # A run against the simulator changed nothing real: it is no success to alert on;
+        # nor is one stopped by --max-batches, which left attempts pending.
+        stopped = bool((report.get("batch_limit") or {}).get("stopped"))
+        if report["exit_code"] == 0 and target["host"] != "embedded" and not stopped:
             gauge(LAST_SUCCESS, ended)
         store = Store.open_existing(state_dir)
         try:

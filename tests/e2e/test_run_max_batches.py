@@ -15,6 +15,7 @@ from tests.e2e.test_crash_recovery import CAMPAIGNS, check_exactly_once, crash_p
 from tests.support import APPROVED, REPO, policy_dict, run_cli, sim_env, write_policy
 
 STATES = ("archived", "skipped", "quarantined", "failed", "held", "pending")
+LAST_SUCCESS = "archiver_last_success_timestamp_seconds"
 STOPPED_LINE = "stopped after 1 batch (--max-batches 1); run again to continue"
 
 
@@ -47,9 +48,12 @@ def test_one_batch_then_a_full_run_ends_as_one_uninterrupted_run(tmp_path, start
     env = sim_env(sim)
     args = ["run", str(policy), "--state", str(state)]
 
-    first = run_cli([*args, "--max-batches", "1", "--report", str(tmp_path / "r1.json")], env)
+    metrics = tmp_path / "archiver.prom"
+    first = run_cli([*args, "--max-batches", "1", "--report", str(tmp_path / "r1.json"),
+                     "--metrics", str(metrics)], env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert STOPPED_LINE in first.stdout
+    assert LAST_SUCCESS not in metrics.read_text(), "attempts left pending: no success yet"
     report = checked_report(tmp_path / "r1.json")
     assert report["batch_limit"] == {"max_batches": 1, "sent": 1, "stopped": True}
     assert len(archive_keys(sim)) == 1, "exactly one batch went"
@@ -60,9 +64,11 @@ def test_one_batch_then_a_full_run_ends_as_one_uninterrupted_run(tmp_path, start
     assert all("left pending for the next run" in c["reason"] for c in report["campaigns"])
     assert open_batches(state) == 0, "no batch formed and left unsent"
 
-    second = run_cli([*args, "--report", str(tmp_path / "r2.json")], env)
+    second = run_cli([*args, "--report", str(tmp_path / "r2.json"), "--metrics", str(metrics)],
+                     env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "stopped after" not in second.stdout
+    assert LAST_SUCCESS in metrics.read_text()
     final = checked_report(tmp_path / "r2.json")
     assert "batch_limit" not in final and final["totals"]["pending"] == 0
     assert {c["status"] for c in final["campaigns"]} == {"done"}
