@@ -123,11 +123,14 @@ def check_state_target(state_dir: StateLocation, target: Target) -> None:
     connects; ``run_policy`` checks again, under the folder's lock, when it binds it."""
     if not location.exists(state_dir):
         return
-    store = Store(state_dir)
-    try:
-        store.runs.check_target(target)
-    finally:
-        store.close()
+    # Under the folder's lock: a run that holds it may be creating the store right now
+    # (a second run refuses with exit 75 here instead of meeting half-made tables).
+    with location.run_lock(state_dir):
+        store = Store(state_dir)
+        try:
+            store.runs.check_target(target)
+        finally:
+            store.close()
 
 
 def _run_locked(
