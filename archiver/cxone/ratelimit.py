@@ -9,8 +9,11 @@ A token bucket refilled at ``current_rate`` gates every HTTP try. With
   more second than they took, as a tenant that allows a second's worth of burst
   (a common token bucket) would have let them through. No fixed factor: a
   ceiling far above the tenant's limit comes down in one step, a probe just
-  over it loses only that much. Only when too few successes were counted to
-  tell (the run was all but idle) does a 429 cut by a fixed factor instead.
+  over it loses only that much. Fewer successes than MIN_EVIDENCE tell
+  something only when the run was pressing: a tenant that let a handful of
+  many quick tries through (a slow one) is taken at that handful. Only when
+  the run was all but idle, or nothing at all went through, does a 429 cut
+  by a fixed factor instead.
 - Without ``Retry-After`` (real CXone often sends none) nothing stops the
   other threads, so the rate goes a little under that figure: a little over
   would keep drawing 429s. A ``Retry-After`` pauses the whole bucket, so every
@@ -45,12 +48,19 @@ MARGIN_AFTER_PAUSE = 1.05
 WINDOW_SECONDS = 1.0
 # Before the first cut, the tenant is assumed to have let a burst this long through.
 ASSUMED_BURST_SECONDS = 1.0
-# Fewer successes than this in the window say nothing of the tenant's limit (only that
-# the run was all but idle): the cut is then by this factor.
+# Fewer successes than this in the window say nothing of the tenant's limit unless the
+# run was pressing (see _pressing): the cut is then by this factor. Without the 429s
+# counted, a tenant slower than this many a second was only ever cut by the factor, a
+# step every DECREASE_HOLD_SECONDS: seconds of 429s, in which calls with a short
+# backoff ran out of tries.
 MIN_EVIDENCE = 5
 FALLBACK_FACTOR = 0.7
-# The floor (a fraction of the ceiling) the rate never goes below.
+# The floor the rate never goes below: a share of the ceiling, so that a tenant that
+# answers nothing but 429s for a while does not leave the run crawling afterwards, but
+# never above FLOOR_MAX: a ceiling set far above the tenant's limit (200/s against 4/s)
+# must still come down to it, or its 429s never end and calls run out of tries.
 FLOOR_FRACTION = 0.05
+FLOOR_MAX = 0.5
 # 429s answered within this many seconds of a cut belong to the same overload
 # (requests that were already in flight); another cut for each would collapse
 # the rate. Later 429s cut again, on the successes counted since the cut.
@@ -83,7 +93,8 @@ class RateLimiter:
         self.ceiling = float(max_per_second)
         self.adaptive = adaptive
         self.floor = min(
-            self.ceiling, floor if floor is not None else self.ceiling * FLOOR_FRACTION
+            self.ceiling,
+            floor if floor is not None else min(self.ceiling * FLOOR_FRACTION, FLOOR_MAX),
         )
         self.burst = burst if burst is not None else max(1.0, min(MAX_BURST, self.ceiling / 4))
         self._clock = clock
@@ -98,6 +109,7 @@ class RateLimiter:
         self._last_change = now
         self._last_cut: float | None = None
         self._recent: deque[float] = deque()  # times of the successes of the last window
+        self._refused: deque[float] = deque()  # times of the 429s of the last window
 
     @property
     def current_rate(self) -> float:
@@ -156,8 +168,10 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             if self._last_cut is not None and now - self._last_cut < DECREASE_HOLD_SECONDS:
+                self._refused.append(now)
                 return
             self._refill(now)
+            self._refused.append(now)
             accepted = self._accepted_rate(now)
             if accepted is None:
                 target = self._rate * FALLBACK_FACTOR
@@ -193,17 +207,27 @@ class RateLimiter:
         self._forget(now)
         since = max(self._last_cut or self._started, now - WINDOW_SECONDS)
         counted = sum(1 for t in self._recent if t > since)
-        if counted < MIN_EVIDENCE:
+        if counted < MIN_EVIDENCE and not self._pressing(now, since, counted):
             return None
         # Before any cut nothing is known of the tenant's burst: assume a second's worth
         # went through on top of its rate.
         burst = ASSUMED_BURST_SECONDS if self._last_cut is None else 0.0
         return counted / max(now - since + burst, _EPSILON)
 
+    def _pressing(self, now: float, since: float, counted: int) -> bool:
+        """Whether a handful of successes since ``since`` is the tenant's measure: some
+        went through, and the run tried (successes and 429s, this one included) at least
+        MIN_EVIDENCE times, at half the allowed rate or more. An idle run's few tries
+        say nothing of the tenant; a run pressing on a slow tenant's door does."""
+        tries = counted + sum(1 for t in self._refused if t > since)
+        pace = tries / max(now - since, _EPSILON)
+        return counted > 0 and tries >= MIN_EVIDENCE and pace >= self._rate / 2
+
     def _forget(self, now: float) -> None:
         horizon = now - WINDOW_SECONDS
-        while self._recent and self._recent[0] <= horizon:
-            self._recent.popleft()
+        for times in (self._recent, self._refused):
+            while times and times[0] <= horizon:
+                times.popleft()
 
     def _capacity(self) -> float:
         # A lowered rate also shrinks the burst, so a cut takes effect at once.

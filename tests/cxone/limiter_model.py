@@ -66,6 +66,7 @@ class Result:
     done: int = 0
     finished_at: float = 0.0
     rates: list[tuple[float, float]] = field(default_factory=list)  # (time, rate) after each answer
+    most_tries: int = 0  # the most 429s one request met before it went through
 
     @property
     def share_429(self) -> float:
@@ -111,6 +112,7 @@ def run(
     def answer(kind: str, tries: int, wait: float) -> None:
         nonlocal remaining
         if kind == "ok":
+            result.most_tries = max(result.most_tries, tries)
             lim.on_success()
             result.done += 1
             result.finished_at = clock.now
