@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+# The environment variable naming the Ed25519 key a run signs its audit logs' digests
+# with (archiver.audit.digest); here, so a run that signs nothing need not import it.
+SIGNING_KEY_ENV = "ARCHIVER_SIGNING_KEY"
 CHAIN_KEYS = frozenset({"event_id", "seq", "prev_hash", "hash"})
 
 

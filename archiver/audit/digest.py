@@ -33,10 +33,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from archiver.audit.chain import GENESIS_HASH, AuditLine, canonical
+from archiver.audit.chain import GENESIS_HASH, SIGNING_KEY_ENV, AuditLine, canonical
 from archiver.errors import AuditError, ConfigError
 
-SIGNING_KEY_ENV = "ARCHIVER_SIGNING_KEY"
 FOLDER_SUFFIX = ".digests"
 FORMAT = "archiver-audit-digest/1"
 _FIELDS = ("format", "log", "number", "run_id", "created_at", "first_seq", "last_seq",

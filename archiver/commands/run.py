@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
-from archiver.audit import AuditLog, digest
+from archiver.audit import AuditLog
+from archiver.audit.chain import SIGNING_KEY_ENV
 from archiver.clock import now
 from archiver.commands._state import HELP, STATE, default_state
 from archiver.connect import connect, limit_host, target_of
@@ -39,6 +39,8 @@ from archiver.state.files import storage_error
 from archiver.state.location import StateLocation
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from archiver.cxone.ratelimit import RateLimiter
     from archiver.report.metrics import RunMetrics
 
@@ -336,12 +338,20 @@ class _RateLimitReport:
 
 def _signing_key() -> Ed25519PrivateKey | None:
     """The key ARCHIVER_SIGNING_KEY names, read before any request (a bad one stops the run)."""
-    named = os.environ.get(digest.SIGNING_KEY_ENV, "").strip()
-    return digest.load_private_key(Path(named)) if named else None
+    named = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    if not named:
+        return None
+    # Imported here: cryptography's bindings cost a run's start-up a tenth of a second,
+    # and most runs sign nothing.
+    from archiver.audit import digest
+
+    return digest.load_private_key(Path(named))
 
 
 def _sign_audit_logs(policy: Policy, key: Ed25519PrivateKey, run_id: str) -> None:
     """A signed digest of each of the policy's audit logs as the run left it."""
+    from archiver.audit import digest
+
     for written_path in audit_logs(policy):
         path = policy.resolve(written_path, what="audit log")
         if path.exists():
