@@ -157,7 +157,7 @@ def resolve_secrets(policy: Policy, *, embedded: bool) -> dict[str, str]:
                 found[name] = value
     if missing:
         raise ConfigError(
-            "missing webhook secret(s): set "
+            "missing sink secret(s): set "
             + ", ".join(sorted(set(missing)))
             + " in the environment or a .env file"
         )

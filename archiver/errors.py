@@ -89,7 +89,19 @@ class NotApproved(ArchiverError, Terminal):
 
 
 class PluginError(ArchiverError, Terminal):
-    """A third-party stage plugin could not be loaded or is not a valid stage."""
+    """A third-party stage plugin could not be loaded or built, or is not a valid stage:
+    configuration, found before any request."""
+
+    exit_code = EXIT_CONFIG
+
+
+class StageFailed(ArchiverError, Terminal):
+    """A third-party stage raised while deciding or shaping (not one of archiver's errors):
+    its campaign stops, named with the stage."""
+
+
+class StageDeliveryFailed(ArchiverError, Transient):
+    """A third-party sink raised while delivering: the event is kept for a later run."""
 
 
 class StateError(ArchiverError, Terminal):

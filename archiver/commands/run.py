@@ -34,7 +34,12 @@ from archiver.report.progress import LogProgress, TerminalProgress, console_line
 from archiver.report.redact import register_secret
 from archiver.report.summary import print_summary
 from archiver.settings import Settings
-from archiver.stages.registry import BuildContext, audit_logs, build_sinks
+from archiver.stages.registry import (
+    BuildContext,
+    audit_logs,
+    build_pipeline_stages,
+    build_sinks,
+)
 from archiver.state.files import storage_error
 from archiver.state.location import StateLocation
 
@@ -296,6 +301,10 @@ def _run_one(
     monitor = RunMonitor([progress], expected_409=dialing)
     # A state folder that belongs to another target refuses the run before any request.
     check_state_target(state_dir, target_of(policy, settings))
+    # So does a filter or transform that cannot be built (a plugin's missing file, say):
+    # each campaign builds its own when it starts, after requests have gone out.
+    for campaign in policy.campaigns:
+        build_pipeline_stages(BuildContext(policy=policy, campaign_id=campaign.id))
     with connect(policy, settings, on_request=monitor.on_request, check_credentials=False,
                  limits=limits) as conn:
         rate_limit = _RateLimitReport(conn.limiter, limits, limit_host(policy, settings))

@@ -92,7 +92,7 @@ def _misspelt_stage_types(data: Any, doc: Document) -> tuple[list[JsonPath], lis
             if not isinstance(item, dict) or not isinstance(item.get("type"), str):
                 continue
             name = item["type"]
-            if name in known or set(item) <= _PLUGIN_KEYS:
+            if name in known or set(item) <= _PLUGIN_KEYS or name in registry.known_types(kind):
                 continue
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
             if close:

@@ -6,6 +6,7 @@ value at fault (the typed policy keeps the file's order, so indices match).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator
 
@@ -82,7 +83,14 @@ def _stages(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
             show=doc.show, line_of=_line_of(doc, one.options_at),
             approved=approved, known_outcomes=known,
         )
-        for finding in stage.check(item.options, ctx):
+        try:
+            findings = list(stage.check(item.options, ctx))
+        except Exception as err:  # a plugin's own check is a stranger's code
+            yield doc.at_value((*one.at, "type"), codes.PLUGIN_CHECK,
+                               f"the `{item.type}` {one.kind}'s own check failed: "
+                               f"{type(err).__name__}: {err}")
+            continue
+        for finding in findings:
             yield doc.at_value((*one.options_at, *finding.at), finding.code, finding.message)
 
 
@@ -176,7 +184,11 @@ def _unknown_types(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         if one.stage is not None:
             continue
         broken = registry.load_error(one.item.type)
-        why = f"it failed to load: {broken}" if broken else "no installed plugin provides it"
+        close = difflib.get_close_matches(one.item.type, sorted(registry.known_types(one.kind)),
+                                          n=1, cutoff=0.6)
+        why = (f"it failed to load: {broken}" if broken
+               else f"did you mean `{close[0]}`?" if close
+               else "no installed plugin provides it")
         yield doc.at_value((*one.at, "type"), codes.UNKNOWN_PLUGIN,
                            f"unknown {one.kind} type `{one.item.type}`; {why}")
 

@@ -15,6 +15,7 @@ Listing is not a stage kind: records come from the policy's backend
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 StageKind = Literal["filter", "transform", "sink"]
 KINDS: tuple[StageKind, ...] = ("filter", "transform", "sink")
+
+# The names a policy's `type` may take (the policy schema's pattern).
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]*")
 
 # A plugin's own finding, unless it names a code of its own.
 PLUGIN_CHECK = "V024"
@@ -131,7 +135,9 @@ class StageType:
     # -- sinks ---------------------------------------------------------------------
     events: frozenset[str] = frozenset()  # event kinds it receives
     template: Callable[[Any], str | None] = template_option
-    default_template: str | None = None  # packaged template when options name none
+    # One of archiver's packaged templates (archiver/templates/defaults: audit.json.j2,
+    # webhook.json.j2) used when the options name none.
+    default_template: str | None = None
     # The first sample it cannot render with ``template``: (error, event kind) or None.
     render_check: Callable[[CompiledTemplate, Any], tuple[TemplateError, str] | None] | None = None
     secret_envs: Callable[[Any], tuple[str, ...]] = no_strings  # variables holding its secrets
@@ -143,6 +149,37 @@ class StageType:
 
     inline: bool = False  # options beside ``type`` (built-ins) instead of under ``options``
     schema_def: str | None = None  # built-ins: their hand-written ``$defs`` entry
+
+    def __post_init__(self) -> None:
+        # ``reads`` written as the fields themselves (a set) is taken as they are.
+        fields = self.reads
+        if isinstance(fields, frozenset | set | tuple | list):
+            fixed = frozenset(fields)
+            object.__setattr__(self, "reads", lambda options: fixed)
+
+    def problem(self) -> str | None:
+        """Why this type cannot be used, if it cannot: checked as it loads, so a broken
+        type is refused by name instead of failing every command later."""
+        if not NAME.fullmatch(str(self.name)):
+            return f"stage name {self.name!r} is not a name a policy can write"
+        if not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
+            return "`options` must be a pydantic model class"
+        try:
+            self.options.model_json_schema()
+        except Exception as err:
+            return f"its options model has no JSON Schema ({type(err).__name__}: {err})"
+        hooks = ("factory", "reads", "check", "outcomes", "approves", "template",
+                 "secret_envs", "embedded", "audit_log", "note", "sample_files")
+        for hook in hooks:
+            if not callable(getattr(self, hook)):
+                return f"`{hook}` must be a function of the options"
+        if self.default_template is not None:
+            from archiver.templates.compiled import DEFAULTS_DIR
+
+            if not (DEFAULTS_DIR / self.default_template).is_file():
+                return (f"`default_template` {self.default_template!r} is not one of "
+                        "archiver's packaged templates")
+        return None
 
     def sample_check(self, template: CompiledTemplate, options: Any) -> tuple[TemplateError, str] | None:
         """The first sample event this sink receives that ``template`` cannot render."""

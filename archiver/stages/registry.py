@@ -1,9 +1,11 @@
 """Every stage type, through one door: the entry-point group ``archiver.stages``.
 
 archiver's own stages are registered there like anyone else's (see pyproject.toml);
-an entry point names a :class:`StageType` (or a callable returning one). Entry points
+an entry point names a :class:`StageType`. Entry points
 load one by one: a broken one is reported by name and the others still load, and a
-third-party type may not take a built-in name. Everything else asks this module:
+third-party type may not take a built-in name. A type is checked as it loads (its options model has a JSON Schema, its hooks are
+callables), so one that would fail later is refused here, by name. Everything else
+asks this module:
 which types exist, what a policy's stage item means (:func:`spec`), what a type
 reads, checks and receives (:func:`descriptor`), and how to build it (:func:`build`).
 """
@@ -25,6 +27,7 @@ from archiver.engine.building import BuildContext as BuildContext  # re-exported
 from archiver.engine.protocols import Filter, Sink, Transform
 from archiver.errors import PluginError
 from archiver.stages.descriptor import KINDS, StageKind, StageType, options_digest
+from archiver.stages.guard import GUARDS
 
 if TYPE_CHECKING:
     from archiver.policy.model import Policy, StageSpec
@@ -37,6 +40,11 @@ OWN_DISTRIBUTION = "archiver"
 
 # What each kind's stage must satisfy once built.
 PROTOCOLS: dict[StageKind, type] = {"filter": Filter, "transform": Transform, "sink": Sink}
+# What each protocol asks for, to name what a stage lacks.
+MEMBERS: dict[StageKind, tuple[str, ...]] = {
+    "filter": ("name", "check"), "transform": ("name", "apply"),
+    "sink": ("name", "events", "render", "deliver"),
+}
 # The policy list each kind is written in.
 LISTS: dict[StageKind, str] = {"filter": "filters", "transform": "transforms", "sink": "sinks"}
 
@@ -62,10 +70,13 @@ def _is_own(ep: EntryPoint) -> bool:
 
 def _load(ep: EntryPoint) -> StageType:
     obj = ep.load()
-    if isinstance(obj, StageType):
-        return obj
-    raise PluginError(f"names a {type(obj).__name__}, not a stage type: the entry point must "
-                      "name an archiver.stages.descriptor.StageType")
+    if not isinstance(obj, StageType):
+        raise PluginError(f"names a {type(obj).__name__}, not a stage type: the entry point "
+                          "must name an archiver.stages.descriptor.StageType")
+    problem = obj.problem()
+    if problem is not None:
+        raise PluginError(problem)
+    return obj
 
 
 @cache
@@ -172,8 +183,12 @@ def build(item: StageSpec, ctx: BuildContext) -> Any:
         raise PluginError(f"{item.kind} plugin {item.type!r} failed to build: {err}") from err
     protocol = PROTOCOLS[item.kind]
     if not isinstance(built, protocol):
+        missing = [m for m in MEMBERS[item.kind] if not hasattr(built, m)]
         raise PluginError(f"{item.kind} type {item.type!r} built a {type(built).__name__}, "
-                          f"which is not a {protocol.__name__} (see archiver.engine.protocols)")
+                          f"which is not a {protocol.__name__} (see archiver.engine.protocols)"
+                          f"; it lacks {', '.join(f'`{m}`' for m in missing)}")
+    if item.type not in builtin_types(item.kind):
+        built = GUARDS[item.kind](built, item.kind, item.type)
     if item.kind == "sink" and not isinstance(getattr(built, "identity", None), str):
         # The outbox names a sink by what it delivers to; a plugin sink that does not say
         # is named by its type and options, so reordering sinks never mixes their events.

@@ -1,0 +1,164 @@
+"""A third-party stage that misbehaves is reported by name, as archiver's own errors
+are: a broken type at load, a failing check at validation, a factory that fails before
+any request, and an exception while running without a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from pydantic import BaseModel, ConfigDict
+
+from archiver.cli import cli
+from archiver.engine.records import Decision
+from archiver.stages import registry
+from archiver.stages.descriptor import StageType
+from tests.stage_types import install
+
+CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
+
+
+class Empty(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Raising:
+    """A filter that raises on the tenth attempt it sees."""
+
+    name = "raising"
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def check(self, attempt: Any) -> Decision | None:
+        self.seen += 1
+        if self.seen == 10:
+            raise KeyError("no such column")
+        return None
+
+
+class Dropping:
+    """A sink whose delivery always fails with an error of its own."""
+
+    name = "dropping"
+    events = frozenset({"batch_archived"})
+    identity = "dropping:test"
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        return json.dumps({"id": event["event_id"]})
+
+    def deliver(self, event_id: str, body: str) -> None:
+        raise OSError("disk full")
+
+
+def _factory(make: Callable[[], object]) -> Callable[[Any, Any], object]:
+    return lambda options, ctx: make()
+
+
+def _fail(options: Any, ctx: Any) -> object:
+    raise FileNotFoundError("dnc.csv")
+
+
+def _check_fails(options: Any, ctx: Any) -> Any:
+    raise RuntimeError("check exploded")
+
+
+TYPES = {
+    "raising": StageType(kind="filter", name="raising", options=Empty, factory=_factory(Raising)),
+    "unbuildable": StageType(kind="filter", name="unbuildable", options=Empty, factory=_fail),
+    "dropping": StageType(kind="sink", name="dropping", options=Empty, factory=_factory(Dropping)),
+    "badcheck": StageType(kind="filter", name="badcheck", options=Empty,
+                          factory=_factory(Raising), check=_check_fails),
+}
+
+
+def _policy(tmp_path: Path, filters: str = "", sinks: str = "") -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(f"""\
+version: 1
+name: plugin-failures
+connection:
+  base_url: embedded
+  max_requests_per_second: 500
+campaigns:
+  - id: {CAMPAIGN}
+filters:
+  - type: outcome
+    approved: [SURVEY_TAKEN, NO_ANSWER]
+  - type: anonymized
+{filters}sinks:
+  - type: audit_log
+    path: audit.jsonl
+{sinks}""")
+    return path
+
+
+def _cli(*args: str) -> Any:
+    # catch_exceptions=False: an exception escaping the command fails the test outright.
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    install(monkeypatch, *TYPES.values())
+
+
+def test_a_filter_that_raises_stops_its_campaign_with_its_name(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, filters="  - type: raising\n")
+    result = _cli("run", str(policy), "--state", str(tmp_path / "state"))
+    assert result.exit_code == 1, result.output
+    assert "filter plugin 'raising' failed on attempt" in result.output
+    assert "KeyError" in result.output and "Traceback" not in result.output
+
+
+def test_a_filter_that_cannot_be_built_stops_the_run_before_any_request(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, filters="  - type: unbuildable\n")
+    result = _cli("run", str(policy), "--state", str(tmp_path / "state"))
+    assert result.exit_code == 78, result.output
+    assert "filter plugin 'unbuildable' failed to build" in result.output
+    assert not (tmp_path / "audit.jsonl").exists()  # not even run_started went out
+
+
+def test_a_sink_that_raises_keeps_its_events_for_a_later_run(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, sinks="  - type: dropping\n")
+    state = tmp_path / "state"
+    result = _cli("run", str(policy), "--state", str(state), "--report", str(tmp_path / "r.json"))
+    assert "Traceback" not in result.output
+    assert "sink plugin 'dropping' failed to deliver" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    kept = report["outbox"]["dropping:test"]
+    assert kept["delivered"] == 0 and kept["pending"] + kept.get("failed", 0) > 0, kept
+    assert report["totals"]["archived"] > 0  # the archive itself went on
+
+
+def test_a_plugins_failing_check_is_a_diagnostic_not_a_traceback(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, filters="  - type: badcheck\n")
+    result = _cli("validate", str(policy))
+    assert result.exit_code == 78
+    assert "V024 the `badcheck` filter's own check failed: RuntimeError: check exploded" in (
+        result.output)
+
+
+def test_a_misspelt_plugin_type_gets_the_nearest_installed_one(tmp_path: Path) -> None:
+    policy = _policy(tmp_path, filters="  - type: raisng\n")
+    result = _cli("validate", str(policy))
+    assert "unknown filter type `raisng`; did you mean `raising`?" in result.output
+
+
+def test_a_type_whose_options_have_no_schema_is_refused_at_load() -> None:
+    class Odd(BaseModel):
+        hook: Callable[[int], int] | None = None
+
+    odd = StageType(kind="filter", name="odd", options=Odd, factory=_factory(Raising))
+    assert "no JSON Schema" in (odd.problem() or "")
+    nohook = StageType(kind="filter", name="nohook", options=Empty, factory=_factory(Raising),
+                       check=5)  # type: ignore[arg-type]
+    assert nohook.problem() == "`check` must be a function of the options"
+    listed = StageType(kind="filter", name="listed", options=Empty, factory=_factory(Raising),
+                       reads=frozenset({"duration"}))  # type: ignore[arg-type]
+    assert listed.problem() is None and listed.reads(Empty()) == {"duration"}
+    assert registry.descriptor("filter", "raising") is TYPES["raising"]
