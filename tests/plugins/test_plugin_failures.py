@@ -162,3 +162,18 @@ def test_a_type_whose_options_have_no_schema_is_refused_at_load() -> None:
                        reads=frozenset({"duration"}))  # type: ignore[arg-type]
     assert listed.problem() is None and listed.reads(Empty()) == {"duration"}
     assert registry.descriptor("filter", "raising") is TYPES["raising"]
+
+
+def test_options_written_beside_an_installed_plugins_type_are_pointed_under_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Named close to the built-in `retention`: still the installed plugin, not a typo.
+    install(monkeypatch, StageType(kind="transform", name="retentions", options=Empty,
+                                   factory=_factory(Raising)))
+    policy = _policy(tmp_path).read_text().replace(
+        "sinks:", "transforms:\n  - type: retentions\n    days: 30\nsinks:")
+    (tmp_path / "inline.yaml").write_text(policy)
+    result = _cli("validate", str(tmp_path / "inline.yaml"))
+    assert "unknown key `days`; a plugin stage takes its settings under `options`" in (
+        result.output), result.output
+    assert "did you mean" not in result.output
