@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -142,11 +143,17 @@ def test_webhook_receiver_down_for_a_whole_run_then_delivered_with_original_ids(
 
 
 def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim):
+    # Every answer takes a second until the second run has refused, and the first run sends
+    # one call at a time: it holds the state store for many seconds (some twenty calls)
+    # however slowly the second one starts. Then answers come at once again.
     sim = start_sim(
-        # Slow answers keep the first run busy well past the second one's start-up.
-        Faults(latency_ms=400), campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=400, seed=8
+        Faults(latency_ms=1000), campaign_ids=CAMPAIGNS[:1], attempts_per_campaign=400, seed=8
     )
-    policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
+    doc = policy_dict(CAMPAIGNS[:1])
+    doc["source"]["page_size"] = 50
+    doc["batch"]["max_items"] = 40
+    doc["connection"]["max_in_flight"] = 1
+    policy = write_policy(tmp_path / "policy.yaml", doc)
     state = tmp_path / "state"
     env = sim_env(sim)
     results: dict[str, object] = {}
@@ -156,15 +163,18 @@ def test_second_concurrent_run_refuses_and_archives_nothing(tmp_path, start_sim)
 
     runner = threading.Thread(target=first_run)
     runner.start()
-    # Wait until the first run holds the lock (its state database exists).
-    for _ in range(200):
-        if (state / "state.db").exists():
-            break
-        threading.Event().wait(0.05)
-    else:
-        pytest.fail("the first run never opened its state store")
-    second = run_cli(["run", str(policy), "--state", str(state)], env)
-    runner.join()
+    try:
+        # The first run holds the lock once its state database exists (it is created
+        # under the lock).
+        deadline = time.monotonic() + 60
+        while not (state / "state.db").exists():
+            assert runner.is_alive(), f"the first run ended first: {results}"
+            assert time.monotonic() < deadline, "the first run never opened its state store"
+            time.sleep(0.05)
+        second = run_cli(["run", str(policy), "--state", str(state)], env)
+    finally:
+        sim.set_faults(Faults())
+        runner.join()
     assert second.returncode == 75, second.stdout + second.stderr
     assert "another archiver run holds the state store" in second.stderr
     first = results["first"]
@@ -200,12 +210,13 @@ def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_pat
     import signal
     import subprocess
     import sys
-    import time
 
+    # Slow answers (some twenty batches of 150 ms each after the first) leave seconds to
+    # signal between the first batch and the last; the rerun gets quick answers.
     sim = start_sim(
-        Faults(active_campaigns=[CAMPAIGNS[0]], latency_ms=60),
+        Faults(active_campaigns=[CAMPAIGNS[0]], latency_ms=150),
         campaign_ids=CAMPAIGNS[:1],
-        attempts_per_campaign=1500,
+        attempts_per_campaign=600,
         seed=12,
     )
     doc = policy_dict(CAMPAIGNS[:1])
@@ -232,6 +243,7 @@ def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_pat
     eligible = sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
     assert archived_before and archived_before < eligible, "stopped part-way"
 
+    sim.set_faults(Faults(active_campaigns=[CAMPAIGNS[0]]))
     final = run_cli(["run", str(policy), "--state", str(state)], env)
     assert final.returncode == 0, final.stderr[-2000:]
     assert set(sim.ledger()) == eligible
