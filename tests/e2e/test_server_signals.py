@@ -18,44 +18,53 @@ CAMPAIGN = "ffffffff-0000-4000-8000-000000000006"
 STOPS_WITHIN = 15
 
 
-def start_run(policy: Path, state: Path, report: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_run(
+    policy: Path, state: Path, report: Path, env: dict[str, str], stderr: Path
+) -> subprocess.Popen[str]:
+    """``archiver run`` in the background; its log lines go to ``stderr`` as they come."""
     args = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(state),
             "--report", str(report)]
-    return subprocess.Popen(
-        args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            args, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True
+        )
 
 
-def wait_for(condition, proc: subprocess.Popen[str], what: str, limit: float = 60) -> None:
+def wait_for(
+    condition, proc: subprocess.Popen[str], what: str, log: Path, limit: float = 60
+) -> None:
     deadline = time.monotonic() + limit
     while not condition():
-        assert proc.poll() is None, f"the run ended before {what}: {proc.communicate()}"
+        assert proc.poll() is None, f"the run ended before {what}: {log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.05)
 
 
-def stop(proc: subprocess.Popen[str], signum: int) -> tuple[float, str, str]:
+def stop(proc: subprocess.Popen[str], signum: int, stderr: Path) -> tuple[float, str, str]:
     sent = time.monotonic()
     proc.send_signal(signum)
-    stdout, stderr = proc.communicate(timeout=90)
-    return time.monotonic() - sent, stdout, stderr
+    stdout, _ = proc.communicate(timeout=90)
+    return time.monotonic() - sent, stdout, stderr.read_text()
 
 
 def test_sigterm_abandons_hung_calls_reports_interrupted_and_a_rerun_finishes_exactly(
     tmp_path, start_sim
 ):
-    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=900, seed=21)
+    # Answers take 250 ms: after the first 40 attempts some thirty calls, two at a time, are
+    # still to come, so the run is still going however slowly this test notices.
+    sim = start_sim(Faults(latency_ms=250), campaign_ids=[CAMPAIGN], attempts_per_campaign=900,
+                    seed=21)
     doc = policy_dict([CAMPAIGN])
     doc["connection"].update(timeout_seconds=60, max_in_flight=2)
     doc["batch"]["max_items"] = 20
     policy = write_policy(tmp_path / "p.yaml", doc)
-    state, env = tmp_path / "state", sim_env(sim)
-    proc = start_run(policy, state, tmp_path / "r1.json", env)
-    wait_for(lambda: len(sim.ledger()) >= 40, proc, "some attempts were archived")
+    state, env, log = tmp_path / "state", sim_env(sim), tmp_path / "r1.err"
+    proc = start_run(policy, state, tmp_path / "r1.json", env, log)
+    wait_for(lambda: len(sim.ledger()) >= 40, proc, "some attempts were archived", log)
     # From now on every call takes effect and its answer never comes.
     sim.set_faults(Faults(hang_rate=1.0, hang_seconds=300))
-    wait_for(lambda: sim.stats()["hangs"] >= 1, proc, "a call hung")
-    took, stdout, stderr = stop(proc, signal.SIGTERM)
+    wait_for(lambda: sim.stats()["hangs"] >= 1, proc, "a call hung", log)
+    took, stdout, stderr = stop(proc, signal.SIGTERM, log)
     assert took < STOPS_WITHIN, f"took {took:.1f} s to stop\n{stderr[-3000:]}"
     assert proc.returncode == 1, stderr[-3000:]
     report = read_report(tmp_path / "r1.json")
@@ -84,11 +93,13 @@ def test_sigint_ends_a_wait_for_the_rate_limiter(tmp_path, start_sim):
     doc = policy_dict([CAMPAIGN])
     doc["connection"]["max_requests_per_second"] = 0.02  # one call every 50 s
     policy = write_policy(tmp_path / "p.yaml", doc)
-    state = tmp_path / "state"
-    proc = start_run(policy, state, tmp_path / "r.json", sim_env(sim))
-    wait_for(lambda: (state / "state.db").exists(), proc, "the run started")
-    time.sleep(0.5)  # now waiting for its turn to list
-    took, stdout, stderr = stop(proc, signal.SIGINT)
+    state, log = tmp_path / "state", tmp_path / "r.err"
+    proc = start_run(policy, state, tmp_path / "r.json", sim_env(sim), log)
+    # The campaign's thread says it is listing once the run handles signals; its next step
+    # is the wait for its turn (the credentials check took the only token).
+    wait_for(lambda: f"campaign {CAMPAIGN}: listing" in log.read_text(), proc, "the listing began",
+             log)
+    took, stdout, stderr = stop(proc, signal.SIGINT, log)
     assert took < STOPS_WITHIN, f"took {took:.1f} s to stop\n{stderr[-3000:]}"
     assert read_report(tmp_path / "r.json")["interrupted"] is True
     assert stdout.rstrip().endswith("interrupted; run again to resume"), stdout[-2000:]
