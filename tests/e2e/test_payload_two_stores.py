@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -29,10 +31,10 @@ from tests.support import (
 CAMPAIGNS = ["2b0b1c2d-0000-4000-8000-0000000000d1", "2b0b1c2d-0000-4000-8000-0000000000d2"]
 
 
-def start_simulator() -> tuple[subprocess.Popen[str], str]:
+def start_simulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
     args = [
         sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", "61",
-        "--attempts", "1000", "--latency-ms", "100", "--client-id", CLIENT_ID,
+        "--attempts", "1000", "--latency-ms", str(latency_ms), "--client-id", CLIENT_ID,
         "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
         *(a for c in CAMPAIGNS for a in ("--campaign", c)),
     ]
@@ -41,6 +43,15 @@ def start_simulator() -> tuple[subprocess.Popen[str], str]:
     first = proc.stdout.readline()
     assert first.startswith("listening on "), first
     return proc, first.removeprefix("listening on ").strip()
+
+
+def first_pages_listed(base: str) -> Counter[str]:
+    """Campaign -> how many times the start of its listing was asked for."""
+    entries = requests.get(f"{base}/_sim/requests", timeout=10).json()
+    return Counter(
+        e["path"].split("/")[-2] for e in entries
+        if e["kind"] == "list" and e["query"].get("offset") == "0"
+    )
 
 
 def batch_events(state: Path) -> dict[str, set[str]]:
@@ -57,7 +68,10 @@ def batch_events(state: Path) -> dict[str, set[str]]:
 
 
 def test_two_stores_at_once_archive_nothing_twice_and_name_identical_batches_alike(tmp_path):
-    sim, base = start_simulator()
+    # Answers take half a second until both stores have listed both campaigns: a store then
+    # needs many seconds for a campaign's batches, so the other lists it before they are
+    # all archived, however far apart the two runs started. Then answers take 100 ms.
+    sim, base = start_simulator(latency_ms=500)
     try:
         doc = policy_dict(CAMPAIGNS)
         doc["connection"]["max_in_flight"] = 2
@@ -79,6 +93,13 @@ def test_two_stores_at_once_archive_nothing_twice_and_name_identical_batches_ali
             )
             for s in states
         ]
+        deadline = time.monotonic() + 60
+        while any(first_pages_listed(base)[c] < 2 for c in CAMPAIGNS):
+            assert all(run.poll() is None for run in runs), "a run ended before both listed"
+            assert time.monotonic() < deadline, "the runs never both listed both campaigns"
+            time.sleep(0.05)
+        changed = requests.post(f"{base}/_sim/faults", json={"latency_ms": 100}, timeout=10)
+        assert changed.status_code == 200, changed.text
         for run in runs:
             _, err = run.communicate(timeout=180)
             assert run.returncode == 0, err[-2000:]

@@ -86,6 +86,21 @@ def sim_get(base: str, path: str, **params: str) -> object:
     return requests.get(f"{base}/_sim/{path}", params=params, timeout=10).json()
 
 
+def set_latency(base: str, latency_ms: int) -> None:
+    changed = requests.post(f"{base}/_sim/faults", json={"latency_ms": latency_ms}, timeout=10)
+    assert changed.status_code == 200, changed.text
+
+
+def campaigns_left_busy(url: str) -> int:
+    """How many times a run has left a campaign to the other, so far."""
+    with psycopg.connect(url) as db:
+        exists = db.execute("SELECT to_regclass('campaigns') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            return 0
+        row = db.execute("SELECT count(*) FROM campaigns WHERE status = 'busy'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def eligible(base: str, campaigns: list[str]) -> dict[str, set[str]]:
     out = {}
     for c in campaigns:
@@ -95,10 +110,19 @@ def eligible(base: str, campaigns: list[str]) -> dict[str, set[str]]:
 
 
 def test_two_runs_on_the_same_campaigns_never_archive_an_attempt_twice(tmp_path, postgres_url):
-    sim, base = start_simulator(latency_ms=60)
+    # Answers take 300 ms until one run has found a campaign the other holds: a
+    # campaign then takes many seconds, so the runs meet however far apart they started.
+    # Then answers take 60 ms.
+    sim, base = start_simulator(latency_ms=300)
     try:
         policies = [machine(tmp_path / name, base, CAMPAIGNS) for name in ("host-a", "host-b")]
         runs = [start_run(p, postgres_url, base) for p in policies]
+        deadline = time.monotonic() + 60
+        while not campaigns_left_busy(postgres_url):
+            assert all(r.poll() is None for r in runs), "a run ended before the runs met"
+            assert time.monotonic() < deadline, "neither run ever found a campaign busy"
+            time.sleep(0.05)
+        set_latency(base, 60)
         for run in runs:
             _, err = run.communicate(timeout=240)
             assert run.returncode == 0, err[-3000:]
@@ -167,7 +191,9 @@ def campaign_locks_held(url: str, keys: dict[str, int]) -> dict[str, int]:
 
 
 def test_runs_on_different_campaigns_proceed_in_parallel(tmp_path, postgres_url):
-    sim, base = start_simulator(latency_ms=80)
+    # Answers take 300 ms until both runs hold a campaign: each holds one for many
+    # seconds, so they overlap however far apart they started. Then answers take 80 ms.
+    sim, base = start_simulator(latency_ms=300)
     try:
         mine, theirs = CAMPAIGNS[:2], CAMPAIGNS[2:]
         policies = [machine(tmp_path / "host-a", base, mine),
@@ -191,6 +217,7 @@ def test_runs_on_different_campaigns_proceed_in_parallel(tmp_path, postgres_url)
                     seen_together = held
                     break
             time.sleep(0.02)
+        set_latency(base, 80)
         for run in runs:
             _, err = run.communicate(timeout=240)
             assert run.returncode == 0, err[-3000:]
