@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +101,13 @@ def read_report(path: Path) -> dict[str, Any]:
     for c in report["campaigns"]:
         assert c["listed"] == sum(c[s] for s in ("archived", "skipped", "quarantined", "failed"))
     return report
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port where connections are refused, for as long as the block lasts: bound
+    but never listening, so no other process can start listening on it meanwhile (a port
+    merely closed again could be any server's by the time it is dialled)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])

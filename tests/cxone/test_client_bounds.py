@@ -42,6 +42,13 @@ def endless_zeros() -> Iterator[bytes]:
         yield chunk
 
 
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
 def in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, dict[str, BaseException]]:
     caught: dict[str, BaseException] = {}
 
@@ -119,8 +126,7 @@ def test_cancel_cuts_a_call_in_flight(cxone: FakeCxone, make_client: MakeClient)
     client.list_attempts(CAMPAIGN, limit=1, offset=5)  # the token first: only the listing hangs
     cxone.script("GET", LIST, Reply(200, [], delay=60))
     thread, caught = in_thread(lambda: list_once(client))
-    while not cxone.seen("GET", LIST) or len(cxone.seen("GET", LIST)) < 2:
-        time.sleep(0.02)
+    wait_until(lambda: len(cxone.seen("GET", LIST)) == 2, "the listing reached the server")
     client.cancel()
     thread.join(timeout=10)
     assert not thread.is_alive(), "the hung call was abandoned"
@@ -130,14 +136,15 @@ def test_cancel_cuts_a_call_in_flight(cxone: FakeCxone, make_client: MakeClient)
     assert len(cxone.seen("GET", LIST)) == 2, "an abandoned call is not retried"
 
 
-def test_cancel_ends_a_retry_backoff(cxone: FakeCxone, make_client: MakeClient) -> None:
+def test_cancel_ends_a_retry_backoff(
+    cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
+) -> None:
     cxone.script("GET", LIST, Reply(503, {"message": "busy"}, headers={"Retry-After": "60"}))
     retry = Retry(max_attempts=3, initial_backoff_seconds=60, max_backoff_seconds=60)
     client = make_client(retry=retry)
     thread, caught = in_thread(lambda: list_once(client))
-    while not cxone.seen("GET", LIST):
-        time.sleep(0.02)
-    time.sleep(0.2)  # now in the 60 s backoff
+    # The client has read the 503 (no call in flight): what is left is the 60 s backoff.
+    wait_until(lambda: any(e.status == 503 for e in events), "the 503 reached the client")
     client.cancel()
     thread.join(timeout=10)
     assert not thread.is_alive()
@@ -147,11 +154,18 @@ def test_cancel_ends_a_retry_backoff(cxone: FakeCxone, make_client: MakeClient) 
 
 def test_cancel_ends_the_limiters_wait(cxone: FakeCxone, make_client: MakeClient) -> None:
     stopping = threading.Event()
+    waiting = threading.Event()
+    wait = interruptible_sleep(stopping)
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        wait(seconds)
+
     # One request every 100 s: the listing takes the only token, its token request waits.
-    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=interruptible_sleep(stopping))
+    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
     client = make_client(limiter=limiter, stopping=stopping)
     thread, caught = in_thread(lambda: list_once(client))
-    time.sleep(0.3)
+    assert waiting.wait(30), "the call never waited for the limiter"
     assert thread.is_alive(), "waiting for the limiter"
     client.cancel()
     thread.join(timeout=10)

@@ -17,6 +17,7 @@ from archiver.errors import (
     TerminalApiError,
 )
 from archiver.policy.model import Connection, Retry
+from tests.support import refused_port
 
 from .samples import CAMPAIGN, batch
 from .server import FakeCxone, Reply
@@ -33,11 +34,13 @@ def list_once(client: CxoneClient) -> list[object]:
 def test_429_retry_after_seconds_is_honoured(cxone: FakeCxone, make_client: MakeClient) -> None:
     cxone.script("GET", LIST, Reply(429, {"message": "slow down"}, headers={"Retry-After": "1"}))
     limiter = RateLimiter(1000)
+    # The longest backoff is far beyond the second asked for: waiting it instead would show.
+    retry = Retry(max_attempts=4, initial_backoff_seconds=0.01, max_backoff_seconds=60)
     started = time.monotonic()
-    assert list_once(make_client(limiter=limiter)) == []
+    assert list_once(make_client(limiter=limiter, retry=retry)) == []
     first, second = cxone.seen("GET", LIST)
     assert second.at - first.at >= 0.95
-    assert time.monotonic() - started < 4.0
+    assert time.monotonic() - started < 30
     assert limiter.current_rate < 1000  # the 429 also lowered the shared rate
 
 
@@ -78,7 +81,7 @@ def test_retry_after_ignored_when_the_policy_says_so(
     )
     started = time.monotonic()
     assert list_once(make_client(retry=retry)) == []
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 20  # the 30 s asked for were not waited
 
 
 def test_retry_after_beyond_max_backoff_gives_up_with_a_clear_message(
@@ -91,7 +94,7 @@ def test_retry_after_beyond_max_backoff_gives_up_with_a_clear_message(
     started = time.monotonic()
     with pytest.raises(RateLimited) as caught:
         list_once(make_client(retry=retry))
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 30  # not an hour
     assert caught.value.retry_after == 3600
     assert "retry after 3600 s" in str(caught.value)
     assert "max_backoff_seconds" in str(caught.value)
@@ -181,12 +184,13 @@ def test_plain_text_error_and_reason_phrase_are_used(
 def test_hung_answer_times_out_per_policy_and_is_retried(
     cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
 ) -> None:
-    cxone.script("GET", LIST, Reply(200, [], delay=10), Reply(200, [], delay=10))
+    # Answers held back a minute (the server lets them go when it stops).
+    cxone.script("GET", LIST, Reply(200, [], delay=60), Reply(200, [], delay=60))
     connection = Connection(base_url="embedded", timeout_seconds=0.3, connect_timeout_seconds=0.5, max_in_flight=2)
     started = time.monotonic()
     assert list_once(make_client(connection=connection)) == []
     elapsed = time.monotonic() - started
-    assert 0.6 <= elapsed < 5.0
+    assert 0.6 <= elapsed < 30
     assert [(e.status, e.error is not None) for e in events if e.endpoint == "list"] == [
         (None, True),
         (None, True),
@@ -196,13 +200,13 @@ def test_hung_answer_times_out_per_policy_and_is_retried(
 
 
 def test_hung_server_fails_in_bounded_time(cxone: FakeCxone, make_client: MakeClient) -> None:
-    cxone.script("GET", LIST, *[Reply(200, [], delay=10)] * 5)
+    cxone.script("GET", LIST, *[Reply(200, [], delay=60)] * 5)
     connection = Connection(base_url="embedded", timeout_seconds=0.2, connect_timeout_seconds=0.5)
     retry = Retry(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
     started = time.monotonic()
     with pytest.raises(NetworkError) as caught:
         list_once(make_client(connection=connection, retry=retry))
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 30
     assert len(cxone.seen("GET", LIST)) == 3
     assert CAMPAIGN in str(caught.value) and "no answer within 0.2 s" in str(caught.value)
 
@@ -210,15 +214,11 @@ def test_hung_server_fails_in_bounded_time(cxone: FakeCxone, make_client: MakeCl
 def test_connection_refused_is_a_network_error(
     make_client: MakeClient, events: list[RequestEvent]
 ) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port that is certainly closed
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     retry = Retry(max_attempts=2, initial_backoff_seconds=0.01, max_backoff_seconds=0.02)
-    client = make_client(base_url=f"http://127.0.0.1:{port}", retry=retry)
-    with pytest.raises(NetworkError) as caught:
-        list_once(client)
+    with refused_port() as port:
+        client = make_client(base_url=f"http://127.0.0.1:{port}", retry=retry)
+        with pytest.raises(NetworkError) as caught:
+            list_once(client)
     # One line a person acts on, not urllib3's nested exception text.
     assert str(caught.value) == f"campaign {CAMPAIGN}: cannot reach 127.0.0.1:{port}: connection refused"
     assert len(events) == 2, "retried like any network error during a run"
@@ -251,4 +251,4 @@ def test_503_retry_after_is_followed_up_to_the_policys_longest_backoff(
     retry = Retry(max_attempts=3, initial_backoff_seconds=0.01, max_backoff_seconds=0.3)
     started = time.monotonic()
     assert list_once(make_client(retry=retry)) == []
-    assert time.monotonic() - started < 3.0  # capped, and not a reason to give up
+    assert time.monotonic() - started < 30  # capped, and not a reason to give up

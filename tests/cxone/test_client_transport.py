@@ -18,7 +18,7 @@ from archiver.policy.model import Connection
 
 from .limiter_model import FakeClock
 from .samples import CAMPAIGN, FAST_CONNECTION, FAST_RETRY, batch
-from .server import CLIENT_ID, CLIENT_SECRET, FakeCxone, Reply
+from .server import CLIENT_ID, CLIENT_SECRET, FakeCxone, Reply, Seen
 
 LIST = wire.ATTEMPTS_PATH.format(campaign_id=CAMPAIGN)
 ARCHIVE = wire.ARCHIVE_PATH.format(campaign_id=CAMPAIGN)
@@ -167,11 +167,18 @@ def test_sequential_calls_reuse_one_connection(cxone: FakeCxone, make_client: Ma
 def pool_warnings(
     cxone: FakeCxone, make_client: MakeClient, caplog: pytest.LogCaptureFixture, in_flight: int
 ) -> list[str]:
-    for _ in range(3):
-        cxone.script("GET", LIST, Reply(200, [], delay=0.2))
-    connection = Connection(base_url="embedded", timeout_seconds=2, connect_timeout_seconds=1, max_in_flight=in_flight)
+    connection = Connection(base_url="embedded", timeout_seconds=5, connect_timeout_seconds=1, max_in_flight=in_flight)
     client = make_client(connection=connection)
     client.list_attempts(CAMPAIGN, limit=1, offset=0)  # the token first, so only listings overlap
+    # No listing is answered before all three have arrived: they overlap, however the
+    # threads are scheduled.
+    together = threading.Barrier(3, timeout=30)
+
+    def answer_together(seen: Seen) -> Reply:
+        together.wait()
+        return Reply(200, [])
+
+    cxone.respond("GET", LIST, answer_together)
     with (
         caplog.at_level(logging.WARNING, logger="urllib3.connectionpool"),
         ThreadPoolExecutor(max_workers=3) as pool,

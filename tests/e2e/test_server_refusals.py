@@ -3,7 +3,6 @@ refuses the credentials or cannot be reached at all."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 
@@ -16,6 +15,7 @@ from tests.support import (
     CLIENT_ID,
     CLIENT_SECRET,
     policy_dict,
+    refused_port,
     run_cli,
     sim_env,
     write_policy,
@@ -38,12 +38,6 @@ def api_calls(sim) -> list[dict]:
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("archiver: error:")]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bare_env(sim, **extra: str) -> dict[str, str]:
@@ -117,22 +111,23 @@ def test_refused_credentials_stop_in_one_line_with_exit_78(tmp_path, start_sim, 
 
 @pytest.mark.parametrize("verb", ["run", "plan"])
 def test_a_closed_port_is_one_clean_line_at_once(tmp_path, verb):
-    port = closed_port()
     doc = policy_dict([CAMPAIGN])
     # Backoffs that would keep a retried refusal going for minutes.
     doc["retry"].update(max_attempts=10, initial_backoff_seconds=2, max_backoff_seconds=60)
     policy = write_policy(tmp_path / "p.yaml", doc)
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
-        "CXONE_CLIENT_ID": CLIENT_ID,
-        "CXONE_CLIENT_SECRET": CLIENT_SECRET,
-    }
     args = [verb, str(policy)] + (["--state", str(tmp_path / "s")] if verb == "run" else [])
-    started = time.monotonic()
-    result = run_cli(args, env, timeout=60, cwd=tmp_path)
+    with refused_port() as port:
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "CXONE_BASE_URL": f"http://127.0.0.1:{port}",
+            "CXONE_CLIENT_ID": CLIENT_ID,
+            "CXONE_CLIENT_SECRET": CLIENT_SECRET,
+        }
+        started = time.monotonic()
+        result = run_cli(args, env, timeout=60, cwd=tmp_path)
+        took = time.monotonic() - started
     assert result.returncode == 1, result.stdout + result.stderr
-    assert time.monotonic() - started < 30
+    assert took < 30
     assert error_lines(result.stderr) == [
         f"archiver: error: cannot reach 127.0.0.1:{port}: connection refused"
     ]
