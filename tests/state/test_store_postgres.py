@@ -176,17 +176,26 @@ def test_one_run_at_a_time_delivers_a_sink(stores):
         assert theirs
 
 
-def test_a_delivery_waits_for_the_run_delivering_the_same_sink(stores):
+def test_a_delivery_waits_for_the_run_delivering_the_same_sink(stores, monkeypatch):
     a, b = stores(), stores()
     got: list[bool] = []
+    refused = threading.Event()  # b has found the sink taken
+    try_lock = b._locks.try_lock
+
+    def trying(key: int, **kw: bool) -> bool:
+        taken = try_lock(key, **kw)
+        if not taken:
+            refused.set()
+        return taken
+
+    monkeypatch.setattr(b._locks, "try_lock", trying)
     with a.delivering("webhook:https://dw"):
         waiter = threading.Thread(target=lambda: got.append(
             b.delivering("webhook:https://dw").__enter__()))
         waiter.start()
-        time.sleep(0.3)
-        assert got == []
+        assert refused.wait(30), "b never tried the sink a delivers"
     waiter.join(timeout=30)
-    assert got == [True]
+    assert got == [True], "b waited for a and then delivered"
 
 
 def test_runs_opening_a_new_store_at_once_migrate_it_once(url):
