@@ -62,6 +62,21 @@ def policy_dict(campaign_ids: list[str], **over: Any) -> dict[str, Any]:
     return doc
 
 
+# examples/demo.yaml sends ten calls a second, so a person can watch it: some five seconds
+# a run. Tests that run a copy for what it writes (audit logs, digests, reports, approvals)
+# raise that pace in the copy; test_run_visibility runs the demo as shipped.
+DEMO_PACE = "  max_requests_per_second: 10\n"
+TEST_PACE = "  max_requests_per_second: 500\n"
+
+
+def demo_at_test_pace(policy: Path) -> Path:
+    """Rewrite the copy of the demo policy at ``policy`` to send calls at the test pace."""
+    text = policy.read_text()
+    assert DEMO_PACE in text, "examples/demo.yaml no longer paces itself as DEMO_PACE says"
+    policy.write_text(text.replace(DEMO_PACE, TEST_PACE, 1))
+    return policy
+
+
 def write_policy(path: Path, doc: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

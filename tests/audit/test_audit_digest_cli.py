@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from archiver.audit.chain import GENESIS_HASH, line_hash
-from tests.support import REPO, run_cli
+from tests.support import REPO, demo_at_test_pace, run_cli
 
 LOG = "examples/audit/demo-audit.jsonl"
 
@@ -36,6 +36,7 @@ def signed(tmp_path_factory, keys) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     env = _env(ARCHIVER_SIGNING_KEY=str(keys[0]))
     for _ in range(2):
         result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from archiver.simulator import Faults
-from tests.support import REPO, WEBHOOK_SECRET, run_cli, sim_env
+from tests.support import REPO, WEBHOOK_SECRET, demo_at_test_pace, run_cli, sim_env
 
 DEMO_APPROVED = {"SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED", "CALLBACK_REQUESTED"}
 CASE = "LIT-2026-114"
@@ -27,7 +27,7 @@ def demo_copy(tmp_path: Path, sim_base: str, webhook_url: str) -> tuple[Path, li
     # What the repository ships, not what runs of the demo left beside it.
     shutil.copytree(REPO / "examples", folder,
                     ignore=shutil.ignore_patterns(".archiver", "archive", "audit"))
-    policy = folder / "demo.yaml"
+    policy = demo_at_test_pace(folder / "demo.yaml")
     doc = yaml.safe_load(policy.read_text())
     doc["connection"]["base_url"] = sim_base
     for sink in doc["sinks"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, read_report, run_cli
+from tests.support import REPO, demo_at_test_pace, read_report, run_cli
 
 CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"  # the first campaign of examples/demo.yaml
 
@@ -24,8 +24,8 @@ def _env() -> dict[str, str]:
 def repo(tmp_path: Path) -> Path:
     folder = tmp_path / "repo" / "policies"
     shutil.copytree(REPO / "examples" / "templates", folder / "templates")
-    demo = (REPO / "examples" / "demo.yaml").read_text()
-    (folder / "demo.yaml").write_text(demo)
+    (folder / "demo.yaml").write_text((REPO / "examples" / "demo.yaml").read_text())
+    demo = demo_at_test_pace(folder / "demo.yaml").read_text()
     (folder / "nested").mkdir()
     # A second policy under a sub-folder, with its own name and audit log.
     (folder / "nested" / "second.yaml").write_text(

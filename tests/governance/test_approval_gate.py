@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import CLIENT_ID, CLIENT_SECRET, REPO, WEBHOOK_SECRET, run_cli
+from tests.support import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    REPO,
+    WEBHOOK_SECRET,
+    demo_at_test_pace,
+    run_cli,
+)
 
 POLICY = "policies/survey-retention.yaml"
 # A name that cannot resolve: a run that passes the gate fails to reach it, and
@@ -78,6 +85,7 @@ def test_a_required_signature_is_checked_by_run(repo, tmp_path):
 def test_the_simulator_needs_no_approval(repo):
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
                      _env(), cwd=repo)
     assert result.returncode == 0, result.stderr
@@ -94,6 +102,7 @@ def test_a_loopback_test_server_needs_no_approval(repo):
 def test_plan_shows_the_approval_state(repo):
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     plain = run_cli(["plan", "examples/demo.yaml"], _env(), cwd=repo)
     assert plain.returncode == 0, plain.stderr
     assert "approval: not approved" in plain.stdout and "not needed for this target" in plain.stdout

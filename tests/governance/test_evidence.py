@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from archiver.audit.chain import line_hash
-from tests.support import REPO, run_cli
+from tests.support import REPO, demo_at_test_pace, run_cli
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -33,6 +33,7 @@ def made(tmp_path_factory) -> tuple[Path, Path, str]:
     repo = root / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     assert run_cli(["approve", "examples/demo.yaml", "--by", "alice@example.com"], _env(),
                    cwd=repo).returncode == 0
     report = root / "report.json"
@@ -134,6 +135,7 @@ def test_a_run_without_a_signed_digest_cannot_be_bundled(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     report = tmp_path / "report.json"
     assert run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet",
                     "--report", str(report)], _env(), cwd=repo).returncode == 0
@@ -159,7 +161,7 @@ def test_the_policys_hold_files_travel_in_the_bundle(tmp_path):
         "case: LIT-2026-114\nplaced_by: legal@example.com\n"
         "campaigns: [3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d]\n"
     )
-    policy = repo / "examples" / "demo.yaml"
+    policy = demo_at_test_pace(repo / "examples" / "demo.yaml")
     policy.write_text(policy.read_text() + "\nholds: [holds/LIT-2026-114.yaml]\n")
     report = tmp_path / "report.json"
     result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet",

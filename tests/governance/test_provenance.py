@@ -72,11 +72,12 @@ def test_a_run_names_its_policys_commit_in_the_audit_log_report_and_runs(tmp_pat
     import os
     import shutil
 
-    from tests.support import REPO, run_cli
+    from tests.support import REPO, demo_at_test_pace, run_cli
 
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit"))
+    demo_at_test_pace(repo / "examples" / "demo.yaml")
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "a@example.com")
     _git(repo, "config", "user.name", "A")

@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 
 from archiver.simulator import Simulator
-from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
+from tests.support import (
+    REPO,
+    demo_at_test_pace,
+    policy_dict,
+    run_cli,
+    sim_env,
+    write_policy,
+)
 
 CAMPAIGN = "7a96c0de-0000-4000-8000-0000000000a1"
 
@@ -126,6 +133,7 @@ def test_metrics_totals_never_decrease_and_an_embedded_run_is_no_success(tmp_pat
     embedded = tmp_path / "embedded.prom"
     # The demo writes its audit log beside itself: run a copy.
     shutil.copytree(REPO / "examples", tmp_path / "demo", ignore=shutil.ignore_patterns("audit"))
+    demo_at_test_pace(tmp_path / "demo" / "demo.yaml")
     demo = run_cli(
         ["run", str(tmp_path / "demo" / "demo.yaml"), "--state", str(tmp_path / "demo-state"),
          "--metrics", str(embedded)],
