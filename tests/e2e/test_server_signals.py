@@ -37,14 +37,23 @@ def wait_for(
     deadline = time.monotonic() + limit
     while not condition():
         assert proc.poll() is None, f"the run ended before {what}: {log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"never: {what}"
+        if time.monotonic() >= deadline:
+            proc.kill()
+            raise AssertionError(f"never: {what}\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
 
 
 def stop(proc: subprocess.Popen[str], signum: int, stderr: Path) -> tuple[float, str, str]:
     sent = time.monotonic()
     proc.send_signal(signum)
-    stdout, _ = proc.communicate(timeout=90)
+    try:
+        stdout, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(
+            f"signal {signum} did not stop the run\n{stderr.read_text()[-3000:]}"
+        ) from None
     return time.monotonic() - sent, stdout, stderr.read_text()
 
 
