@@ -26,7 +26,6 @@ def cxone_policy(
     action: str = "export",
     source: dict[str, Any] | None = None,
     approved: list[str] | None = None,
-    retry: dict[str, Any] | None = None,
     **connection: Any,
 ) -> Path:
     doc: dict[str, Any] = {
@@ -50,7 +49,7 @@ def cxone_policy(
                         "rules": [{"outcome": "Survey Taken", "days": 730}]}],
         "batch": {"max_items": 25},
         "retry": {"max_attempts": 8, "initial_backoff_seconds": 0.02,
-                  "max_backoff_seconds": 0.3, **(retry or {})},
+                  "max_backoff_seconds": 0.3},
         "sinks": [
             {"type": "file", "path": "archive/{campaign}/{date}/"},
             {"type": "audit_log", "path": "audit/audit.jsonl"},
