@@ -18,7 +18,7 @@ import pytest
 
 from archiver.errors import EXIT_CONFIG, EXIT_STORAGE, ConfigError, StateError, StorageError
 from archiver.state.location import PostgresUrl
-from archiver.state.locks import lock_key
+from archiver.state.locks import SessionLocks, lock_key
 from archiver.state.schema import MIGRATIONS
 from archiver.state.store import Store
 from archiver.target import Target
@@ -179,16 +179,16 @@ def test_one_run_at_a_time_delivers_a_sink(stores):
 def test_a_delivery_waits_for_the_run_delivering_the_same_sink(stores, monkeypatch):
     a, b = stores(), stores()
     got: list[bool] = []
-    refused = threading.Event()  # b has found the sink taken
-    try_lock = b._locks.try_lock
+    refused = threading.Event()  # b has found the sink taken (a holds it: a's tries succeed)
+    try_lock = SessionLocks.try_lock
 
-    def trying(key: int, **kw: bool) -> bool:
-        taken = try_lock(key, **kw)
+    def trying(self: SessionLocks, key: int, **kw: bool) -> bool:
+        taken = try_lock(self, key, **kw)
         if not taken:
             refused.set()
         return taken
 
-    monkeypatch.setattr(b._locks, "try_lock", trying)
+    monkeypatch.setattr(SessionLocks, "try_lock", trying)
     with a.delivering("webhook:https://dw"):
         waiter = threading.Thread(target=lambda: got.append(
             b.delivering("webhook:https://dw").__enter__()))
