@@ -229,6 +229,9 @@ def _restore_pauses(ctx: RunContext) -> None:
         log.info("campaign %s: dialing resumed after an interrupted run", campaign_id)
 
 
+SIGNAL_POLL_SECONDS = 0.5
+
+
 def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
     campaigns = ctx.policy.campaigns
     workers = max(1, min(len(campaigns), ctx.policy.connection.max_in_flight))
@@ -236,9 +239,16 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
     with ThreadPoolExecutor(workers, thread_name_prefix="campaign") as pool:
         futures = {c.id: pool.submit(_run_campaign, ctx, c) for c in campaigns}
         for cid, future in futures.items():
-            # Signals still reach the handler while the main thread waits here: it sets
-            # `cancelled` and cancels the backend, which cuts the calls in flight.
-            future.result()
+            # Signals reach the handler while the main thread waits here: it sets
+            # `cancelled` and cancels the backend, which cuts the calls in flight. The
+            # wait wakes every half second: one signal landing just as an endless wait
+            # began would otherwise be acted on only when the campaign ended.
+            while True:
+                try:
+                    future.result(timeout=SIGNAL_POLL_SECONDS)
+                    break
+                except TimeoutError:
+                    continue
             statuses[cid] = ctx.store.campaigns.status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses
 
