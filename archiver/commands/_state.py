@@ -7,8 +7,9 @@ never printed: the URL is shown without it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -75,3 +76,18 @@ def _masked(found: StateLocation) -> StateLocation:
     for secret in location.secrets_of(found):
         register_secret(secret)
     return found
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def state_options(func: F) -> F:
+    """``--state DIR`` and ``--policy FILE``, accepted before and after ``show``."""
+    func = click.option(
+        "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+        help="Use the state folder of this policy (.archiver/ beside it).",
+    )(func)
+    return click.option(
+        "--state", "state_dir", type=STATE,
+        help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
+    )(func)

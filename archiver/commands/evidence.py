@@ -10,7 +10,8 @@ import click
 
 from archiver.audit import digest
 from archiver.clock import now
-from archiver.commands.runs import find_run, resolve_state_dir, state_options
+from archiver.commands._state import state_options
+from archiver.commands.runs import find_run, resolve_state_dir
 from archiver.errors import EXIT_FAILED, StateError
 from archiver.governance import evidence
 from archiver.policy import load_policy

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.commands import runs_outbox, runs_prune
-from archiver.commands._state import HELP, STATE, default_state, state_from_env
+from archiver.commands._state import default_state, state_from_env, state_options
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
 from archiver.report.summary import PLAIN_WIDTH, plain_console
@@ -26,18 +26,6 @@ from archiver.target import CAMPAIGN_ARCHIVE, EMBEDDED
 F = TypeVar("F", bound=Callable[..., Any])
 COUNTS = ("listed", *FINAL_STATES)
 WIDE = 110  # terminal columns needed for the full table
-
-
-def state_options(func: F) -> F:
-    """``--state DIR`` and ``--policy FILE``, accepted before and after ``show``."""
-    func = click.option(
-        "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-        help="Use the state folder of this policy (.archiver/ beside it).",
-    )(func)
-    return click.option(
-        "--state", "state_dir", type=STATE,
-        help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
-    )(func)
 
 
 def resolve_state_dir(state_dir: StateLocation | None, policy_path: Path | None) -> StateLocation:

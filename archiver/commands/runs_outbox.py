@@ -16,11 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.clock import now
-from archiver.commands._state import HELP, STATE, subcommand_state
+from archiver.commands._state import state_options, subcommand_state
 from archiver.errors import StateLockedError, UsageError
 from archiver.report.summary import plain_console
 from archiver.state import location
-from archiver.state.folder import STATE_DIR_NAME
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
 
@@ -28,14 +27,7 @@ COUNTS = ("pending", "disabled", "delivered", "dropped")
 
 
 @click.command("outbox")
-@click.option(
-    "--state", "state_dir", type=STATE,
-    help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
-)
-@click.option(
-    "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Use the state folder of this policy (.archiver/ beside it).",
-)
+@state_options
 @click.option(
     "--drop", "drop", metavar="SINK_ID",
     help="Mark every undelivered event of SINK_ID (as listed) dropped: kept in the store, "

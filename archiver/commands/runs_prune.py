@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from archiver.commands._state import HELP, STATE, subcommand_state
+from archiver.commands._state import state_options, subcommand_state
 from archiver.state import location
-from archiver.state.folder import STATE_DIR_NAME
 from archiver.state.location import StateLocation, describe
 from archiver.state.prune import TABLES, Pruned
 from archiver.state.store import Store
@@ -47,14 +46,7 @@ class Duration(_ParamType):
     "--older-than", "older_than", type=Duration(), required=True,
     help="Remove what finished (or was delivered) longer ago than this: 30d, 12h, 2w, 1d12h.",
 )
-@click.option(
-    "--state", "state_dir", type=STATE,
-    help=f"{HELP} Default: ARCHIVER_STATE_URL, else beside --policy, else ./{STATE_DIR_NAME}.",
-)
-@click.option(
-    "--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Use the state folder of this policy (.archiver/ beside it).",
-)
+@state_options
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True)
