@@ -163,3 +163,18 @@ def test_audit_template_must_not_forge_chain_keys(write: Writer) -> None:
 
     assert found.code == "T003"
     assert "`hash`" in found.message
+
+
+def test_the_merged_schema_with_a_plugin_is_a_valid_2020_12_schema(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    from archiver.policy._stage_schema import policy_schema
+
+    install(monkeypatch, GEO_FENCE)
+    merged = policy_schema()
+    Draft202012Validator.check_schema(merged)
+    assert merged["$defs"]["filter:geo-fence:options"]["properties"]["regions"]["type"] == "array"
+    consts = [b["if"]["properties"]["type"].get("const") for b in merged["$defs"]["filter"]["allOf"]]
+    assert "geo-fence" in consts
