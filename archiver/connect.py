@@ -183,7 +183,7 @@ def connect(
     """
     settings = settings or Settings.load()
     if policy.connection.api == CXONE:
-        with _connect_cxone(policy, settings, limits) as conn:
+        with _connect_cxone(policy, settings, limits, on_request) as conn:
             yield conn
         return
     _announce_host(policy, settings)
@@ -306,7 +306,10 @@ def _campaign_archive(
 
 @contextmanager
 def _connect_cxone(
-    policy: Policy, settings: Settings, limits: HostLimits | None
+    policy: Policy,
+    settings: Settings,
+    limits: HostLimits | None,
+    on_request: Callable[[RequestEvent], None] | None = None,
 ) -> Iterator[Connection]:
     """NICE CXone's platform API: a real tenant with the access key and the registered
     application from the environment, or (``base_url: embedded``) the simulator's
@@ -323,6 +326,7 @@ def _connect_cxone(
         backend = _build_cxone(
             policy, connection.tenant_id, credentials, connection.auth_url,
             settings.base_url or connection.base_url, limiter=limiter, stopping=stopping,
+            on_request=on_request,
         )
         try:
             yield Connection(backend, secrets, None, None, target, check_credentials=backend.check,
@@ -345,7 +349,8 @@ def _connect_cxone(
             access_key_id=config.access_key_id, access_key_secret=config.access_key_secret,
             client_id=config.client_id, client_secret=config.client_secret,
         )
-        backend = _build_cxone(policy, config.tenant_id, credentials, sim.base_url, None)
+        backend = _build_cxone(policy, config.tenant_id, credentials, sim.base_url, None,
+                               on_request=on_request)
         try:
             yield Connection(backend, secrets, None, sim, target, check_credentials=backend.check,
                              limiter=backend.api.limiter)
@@ -362,6 +367,7 @@ def _build_cxone(
     *,
     limiter: RateLimiter | None = None,
     stopping: threading.Event | None = None,
+    on_request: Callable[[RequestEvent], None] | None = None,
 ) -> CxoneBackend:
     from archiver.backends import cxone
 
@@ -387,6 +393,7 @@ def _build_cxone(
         actions={cp.id: cp.action or "export" for cp in policy.campaigns},
         limiter=limiter,
         stopping=stopping,
+        on_request=on_request,
     )
 
 

@@ -130,3 +130,24 @@ def _decided(state: Path, campaign_id: str) -> dict[str, str]:
         return dict(db.execute(
             "SELECT attempt_id, state FROM attempts WHERE campaign_id = ?", (campaign_id,)
         ).fetchall())
+
+
+def test_the_run_report_times_every_cxone_call_the_simulator_answered(tmp_path):
+    import json
+
+    with CxoneSimulator(CxoneSimConfig(campaigns=2, contacts_per_campaign=60)) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        report_path = tmp_path / "report.json"
+        run = run_cli(["run", str(policy), "--state", str(tmp_path / "state"),
+                       "--report", str(report_path)], cxone_env(sim))
+        assert run.returncode == 0, run.stderr[-3000:]
+        answered = [e for e in sim.requests() if not e["path"].startswith("/_sim/")]
+    report = json.loads(report_path.read_text())
+    api = report["api"]
+    # One report row per endpoint; ids in a path are folded into {id}.
+    assert "GET contacts/completed" in api["endpoints"]
+    assert any(name.startswith("POST ") and "token" in name for name in api["endpoints"])
+    assert api["requests"] == len(answered) > 0
+    for campaign in report["campaigns"]:
+        assert campaign["api"]["endpoints"]["GET contacts/completed"]["requests"] > 0
+    assert "API calls" in run.stdout + run.stderr

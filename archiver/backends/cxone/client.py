@@ -20,6 +20,7 @@ from requests.auth import HTTPBasicAuth
 from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials, Tokens
 from archiver.backends.cxone.http import Answer, Transport, Where, is_loopback_url, session
+from archiver.cxone import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import retrying
 from archiver.errors import TerminalApiError
@@ -52,6 +53,7 @@ class CxoneApi:
         *,
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[RequestEvent], None] | None = None,
     ) -> None:
         self._auth_url = require_secure_url(
             settings.auth_url, what="connection.auth_url"
@@ -74,6 +76,7 @@ class CxoneApi:
             timeouts=(settings.connect_timeout_seconds, settings.timeout_seconds),
             secrets=lambda: (*credentials.secrets(), *self.tokens.issued()),
             pause_cap=self._retry.max_backoff_seconds if self._retry.respect_retry_after else None,
+            on_request=on_request,
         )
         self._api: str | None = None
         self._api_lock = threading.Lock()
@@ -106,9 +109,12 @@ class CxoneApi:
 
     # -- tries ---------------------------------------------------------------------
     def _perform(self, method: str, path: str, campaign_id: str | None, **kw: Any) -> Answer:
-        where = Where(f"{method} {path}", campaign_id)
+        tries = 0
 
         def attempt() -> Answer:
+            nonlocal tries
+            tries += 1
+            where = Where(f"{method} {path}", campaign_id, attempt=tries)
             url = self.api_base() + path
             token = self.tokens.get()
             answer = self._send(method, url, where, token, **kw)

@@ -11,6 +11,7 @@ from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials
 from archiver.backends.cxone.backend import Action, CxoneBackend, Source, SourceType
 from archiver.backends.cxone.client import CxoneApi, Settings
+from archiver.cxone import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import interruptible_sleep
 from archiver.errors import ConfigError
@@ -63,6 +64,7 @@ def build(
     sleep: Callable[[float], None] = time.sleep,
     stopping: threading.Event | None = None,
     limiter: RateLimiter | None = None,
+    on_request: Callable[[RequestEvent], None] | None = None,
 ) -> CxoneBackend:
     """A backend for ``connection.api: cxone``; sends nothing until it is used.
 
@@ -102,7 +104,7 @@ def build(
         sleep = interruptible_sleep(stopping)
     if limiter is None:  # else one shared with other policies of the command
         limiter = RateLimiter(max_requests_per_second, sleep=sleep)
-    api = CxoneApi(settings, credentials, limiter=limiter, sleep=sleep)
+    api = CxoneApi(settings, credentials, limiter=limiter, sleep=sleep, on_request=on_request)
     return CxoneBackend(
         api, source, actions, stop_wait_seconds=stop_wait_seconds, poll_seconds=poll_seconds,
         sleep=sleep, stopping=stopping,

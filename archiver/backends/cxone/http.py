@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from requests.adapters import HTTPAdapter
 
 from archiver import __version__
 from archiver.backends.cxone import wire
+from archiver.cxone.client import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
 from archiver.errors import (
@@ -66,6 +68,15 @@ class Where:
     endpoint: str  # "GET contacts/completed"
     campaign_id: str | None = None
     token: bool = False  # the token endpoint: a refusal means bad credentials
+    attempt: int = 1  # the try of this operation (retries count up)
+
+    @property
+    def label(self) -> str:
+        """The endpoint as the run report and metrics name it: ids in the path become
+        ``{id}``, so one endpoint is one row whatever skill or list it reads."""
+        method, _, path = self.endpoint.partition(" ")
+        parts = ["{id}" if any(ch.isdigit() for ch in part) else part for part in path.split("/")]
+        return f"{method} {'/'.join(parts)}"
 
 
 def session(pool_size: int, *, loopback: bool) -> requests.Session:
@@ -95,7 +106,9 @@ class Transport:
         timeouts: tuple[float, float],
         secrets: Callable[[], tuple[str, ...]],
         pause_cap: float | None = None,
+        on_request: Callable[[RequestEvent], None] | None = None,
     ) -> None:
+        self._on_request = on_request
         self._session = s
         self._limiter = limiter
         self._timeouts = timeouts
@@ -109,13 +122,17 @@ class Transport:
 
     def send(self, method: str, url: str, where: Where, **kw: Any) -> Answer:
         self._limiter.acquire()
+        started = time.monotonic()
         try:
             response = self._session.request(
                 method, url, timeout=self._timeouts, allow_redirects=False, **kw
             )
         except requests.RequestException as err:
-            raise self._transport_error(err, where) from err
+            failed = self._transport_error(err, where)
+            self._emit(method, where, None, started, str(failed))
+            raise failed from err
         answer = Answer(response.status_code, response.headers, response.content)
+        self._emit(method, where, answer.status, started, None)
         if answer.ok:
             self._limiter.on_success()
         elif answer.status == 429:
@@ -125,6 +142,18 @@ class Transport:
             if wait is not None and self._pause_cap is not None:
                 self._limiter.pause(min(wait, self._pause_cap))
         return answer
+
+    def _emit(
+        self, method: str, where: Where, status: int | None, started: float, error: str | None
+    ) -> None:
+        """Every try, to the run's monitor (the report's latency table and the metrics)."""
+        if self._on_request is None:
+            return
+        self._on_request(RequestEvent(
+            endpoint=where.label, method=method, status=status,
+            duration_seconds=time.monotonic() - started, attempt=where.attempt,
+            retried=where.attempt > 1, error=error, campaign_id=where.campaign_id,
+        ))
 
     def error(self, answer: Answer, where: Where) -> ApiError:
         """The exception a non-2xx answer stands for."""
