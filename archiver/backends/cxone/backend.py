@@ -178,9 +178,10 @@ class CxoneBackend:
         self.api.api_base()
 
     def cancel(self) -> None:
-        """Every wait ends at once (CallAbandoned); calls in flight end within their
-        timeouts. Takes no lock: safe from a signal handler."""
+        """Every wait ends at once and every call in flight is cut (CallAbandoned).
+        Takes no lock: safe from a signal handler."""
         self._stopping.set()
+        self.api.cancel()
 
     def close(self) -> None:
         self.api.close()

@@ -19,10 +19,11 @@ from requests.auth import HTTPBasicAuth
 
 from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials, Tokens
-from archiver.backends.cxone.http import Answer, Transport, Where, is_loopback_url, session
+from archiver.backends.cxone.http import Answer, Transport, Where, session
 from archiver.cxone import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import retrying
+from archiver.cxone.transport import Exchanges
 from archiver.errors import TerminalApiError
 from archiver.netutil import require_secure_url, url_problem
 from archiver.policy.model import Retry
@@ -70,19 +71,25 @@ class CxoneApi:
         self._sleep = sleep
         self.limiter = limiter or RateLimiter(settings.max_requests_per_second)
         self.tokens = Tokens(credentials, self._issue)
+        exchanges = Exchanges()
         self._transport = Transport(
-            session(settings.max_in_flight + 1, loopback=is_loopback_url(self._auth_url)),
+            session(self._auth_url, settings.max_in_flight + 1, exchanges),
             self.limiter,
             timeouts=(settings.connect_timeout_seconds, settings.timeout_seconds),
             secrets=lambda: (*credentials.secrets(), *self.tokens.issued()),
             pause_cap=self._retry.max_backoff_seconds if self._retry.respect_retry_after else None,
             on_request=on_request,
+            exchanges=exchanges,
         )
         self._api: str | None = None
         self._api_lock = threading.Lock()
 
     def close(self) -> None:
         self._transport.close()
+
+    def cancel(self) -> None:
+        """Cut the calls in flight and send no more (CallAbandoned). No lock taken."""
+        self._transport.stop()
 
     # -- operations ----------------------------------------------------------------
     def get(self, path: str, params: Mapping[str, str], *, campaign_id: str | None = None) -> object:

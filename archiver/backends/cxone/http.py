@@ -13,28 +13,29 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from archiver import __version__
 from archiver.backends.cxone import wire
 from archiver.cxone.client import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
+from archiver.cxone.transport import MAX_ANSWER_BYTES, Exchange, Exchanges, read_body
+from archiver.cxone.transport import session as bounded_session
 from archiver.errors import (
     ApiError,
     AuthError,
+    CallAbandoned,
     CampaignActive,
     NetworkError,
     RateLimited,
     ServerError,
     TerminalApiError,
 )
-from archiver.netutil import is_loopback_host
 
 MAX_CAUSE_CHARS = 200
+STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
 REDACTED = "***"
 _TRANSPORT_ERRORS = (
     requests.ConnectionError,
@@ -79,20 +80,13 @@ class Where:
         return f"{method} {'/'.join(parts)}"
 
 
-def session(pool_size: int, *, loopback: bool) -> requests.Session:
-    s = requests.Session()
-    # Retrying is ours (tenacity), not urllib3's.
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-    s.mount("https://", adapter)
-    s.mount("http://", adapter)
-    s.headers.update({"Accept": wire.ACCEPT, "User-Agent": f"archiver/{__version__}"})
-    # The simulator and tests on loopback are never reached through an environment proxy.
-    s.trust_env = not loopback
+def session(url: str, pool_size: int, exchanges: Exchanges) -> requests.Session:
+    """A keep-alive session whose exchanges ``exchanges`` can cut (the campaign archive
+    client's sockets, archiver.cxone.transport); retrying is ours, not urllib3's. The
+    simulator and tests on loopback are never reached through an environment proxy."""
+    s = bounded_session(url, pool_size, exchanges)
+    s.headers.update({"Accept": wire.ACCEPT})
     return s
-
-
-def is_loopback_url(url: str) -> bool:
-    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 class Transport:
@@ -107,8 +101,10 @@ class Transport:
         secrets: Callable[[], tuple[str, ...]],
         pause_cap: float | None = None,
         on_request: Callable[[RequestEvent], None] | None = None,
+        exchanges: Exchanges | None = None,
     ) -> None:
         self._on_request = on_request
+        self._exchanges = exchanges if exchanges is not None else Exchanges()
         self._session = s
         self._limiter = limiter
         self._timeouts = timeouts
@@ -119,19 +115,46 @@ class Transport:
 
     def close(self) -> None:
         self._session.close()
+        self._exchanges.close()
+
+    def stop(self) -> None:
+        """Cut every exchange in flight (their calls end with CallAbandoned) and send no
+        more. Takes no lock: safe from a signal handler."""
+        self._exchanges.stop()
 
     def send(self, method: str, url: str, where: Where, **kw: Any) -> Answer:
+        if self._exchanges.abandons(cleanup=False):
+            raise CallAbandoned(STOPPING, campaign_id=where.campaign_id, endpoint=where.endpoint)
         self._limiter.acquire()
         started = time.monotonic()
-        try:
-            response = self._session.request(
-                method, url, timeout=self._timeouts, allow_redirects=False, **kw
+        # A deadline on the whole exchange: a server trickling its answer byte by byte
+        # never meets the read timeout, which bounds each read.
+        budget = sum(self._timeouts)
+        with self._exchanges.track(started + budget) as exchange:
+            try:
+                response = self._session.request(
+                    method, url, timeout=self._timeouts, allow_redirects=False, stream=True,
+                    **kw,
+                )
+                with response:
+                    content = read_body(response, MAX_ANSWER_BYTES)
+                if exchange.cut is not None:
+                    # A body that ends when the connection closes looks complete once cut.
+                    raise requests.ConnectionError("exchange cut off")
+            except requests.RequestException as err:
+                failed = self._cut_error(exchange, where, budget) or self._transport_error(
+                    err, where)
+                self._emit(method, where, None, started, str(failed))
+                raise failed from err
+        if content is None:
+            failed = TerminalApiError(
+                f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MB: not read",
+                status=response.status_code, campaign_id=where.campaign_id,
+                endpoint=where.endpoint,
             )
-        except requests.RequestException as err:
-            failed = self._transport_error(err, where)
-            self._emit(method, where, None, started, str(failed))
-            raise failed from err
-        answer = Answer(response.status_code, response.headers, response.content)
+            self._emit(method, where, response.status_code, started, str(failed))
+            raise failed
+        answer = Answer(response.status_code, response.headers, content)
         self._emit(method, where, answer.status, started, None)
         if answer.ok:
             self._limiter.on_success()
@@ -191,6 +214,16 @@ class Transport:
         if not text:
             text = answer.body.decode("utf-8", "replace").strip() or "no explanation given"
         return self._truncate(self._scrub(text))
+
+    @staticmethod
+    def _cut_error(exchange: Exchange, where: Where, budget: float) -> ApiError | None:
+        """Why a cut exchange failed: the run is stopping, or its deadline passed."""
+        kw: dict[str, Any] = {"campaign_id": where.campaign_id, "endpoint": where.endpoint}
+        if exchange.cut == "stopped":
+            return CallAbandoned(STOPPING, **kw)
+        if exchange.cut == "deadline":
+            return NetworkError(f"no complete answer within {budget:g} s", **kw)
+        return None
 
     def _transport_error(self, err: requests.RequestException, where: Where) -> ApiError:
         kw: dict[str, Any] = {"campaign_id": where.campaign_id, "endpoint": where.endpoint}
