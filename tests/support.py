@@ -126,3 +126,21 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield int(s.getsockname()[1])
+
+
+def start_simulator_process(
+    campaigns: list[str], *, seed: int, attempts: int, latency_ms: int
+) -> tuple[subprocess.Popen[str], str]:
+    """``archiver simulate`` in a process of its own (its CPU is not the runs'): the
+    process and the base URL it listens on."""
+    args = [
+        sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", str(seed),
+        "--attempts", str(attempts), "--latency-ms", str(latency_ms), "--client-id", CLIENT_ID,
+        "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
+        *(a for c in campaigns for a in ("--campaign", c)),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("listening on "), first
+    return proc, first.removeprefix("listening on ").strip()

@@ -22,9 +22,9 @@ from tests.support import (
     APPROVED,
     CLIENT_ID,
     CLIENT_SECRET,
-    REPO,
     WEBHOOK_SECRET,
     policy_dict,
+    start_simulator_process,
     write_policy,
 )
 
@@ -32,17 +32,7 @@ CAMPAIGNS = ["2b0b1c2d-0000-4000-8000-0000000000d1", "2b0b1c2d-0000-4000-8000-00
 
 
 def start_simulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
-    args = [
-        sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", "61",
-        "--attempts", "1000", "--latency-ms", str(latency_ms), "--client-id", CLIENT_ID,
-        "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
-        *(a for c in CAMPAIGNS for a in ("--campaign", c)),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first.startswith("listening on "), first
-    return proc, first.removeprefix("listening on ").strip()
+    return start_simulator_process(CAMPAIGNS, seed=61, attempts=1000, latency_ms=latency_ms)
 
 
 def first_pages_listed(base: str) -> Counter[str]:

@@ -34,6 +34,7 @@ from tests.support import (
     WEBHOOK_SECRET,
     policy_dict,
     read_report,
+    start_simulator_process,
     write_policy,
 )
 
@@ -41,17 +42,7 @@ CAMPAIGNS = [f"7c0c1c2d-0000-4000-8000-0000000000{n:02d}" for n in range(1, 5)]
 
 
 def start_simulator(latency_ms: int) -> tuple[subprocess.Popen[str], str]:
-    args = [
-        sys.executable, "-m", "archiver", "simulate", "--port", "0", "--seed", "73",
-        "--attempts", "600", "--latency-ms", str(latency_ms), "--client-id", CLIENT_ID,
-        "--client-secret", CLIENT_SECRET, "--webhook-secret", WEBHOOK_SECRET,
-        *(a for c in CAMPAIGNS for a in ("--campaign", c)),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first.startswith("listening on "), first
-    return proc, first.removeprefix("listening on ").strip()
+    return start_simulator_process(CAMPAIGNS, seed=73, attempts=600, latency_ms=latency_ms)
 
 
 def machine(folder: Path, base: str, campaigns: list[str]) -> Path:
