@@ -113,6 +113,13 @@ class Backend(Protocol):
         campaign is dialing (the engine then asks ``dialing`` and follows on_active)."""
         ...
 
+    def whole_contacts(self, campaign_id: str) -> bool:
+        """True when acting on an attempt acts on every attempt of its contact (cxone
+        ``retire`` removes the prospect, and its attempts leave the listing with it): the
+        engine then never splits a contact's attempts between batches, so the batch that
+        takes a contact away holds all of them, and a run killed after it loses none."""
+        ...
+
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         """What of the campaign is dialing now (e.g. its running skills), as JSON values;
         None when nothing is, or when the backend learns it only from a refused ``act``

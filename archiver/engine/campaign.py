@@ -97,6 +97,7 @@ def batch_id_of(key: str) -> str:
 def next_batches(
     store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True,
     holds: HoldSet | None = None, admit: Callable[[], bool] | None = None,
+    whole_contacts: bool = False,
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
     """The campaign's archive-eligible attempts of this run, sorted by id and cut into
     chunks of ``max_items`` from the start; each is committed (composition and key)
@@ -105,13 +106,19 @@ def next_batches(
     ``holds``: read again before each batch is formed; a pending attempt a hold now
     covers is recorded ``held`` instead of batched.
     ``admit``: asked once a next batch is found, before it is formed; False ends the
-    batches there (the batch limit), its attempts left pending."""
+    batches there (the batch limit), its attempts left pending.
+    ``whole_contacts`` (``Backend.whole_contacts``): sorted by contact, then id, and a
+    contact's attempts are never split between batches (a batch may then hold fewer
+    than ``max_items``, or more when one contact alone has more); a hold on one attempt
+    of a contact holds all of them."""
     seq = store.batches.max_seq(run_id, campaign_id)
-    after = ""
-    while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds):
+    after = ("", "")
+    while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds,
+                           whole_contacts):
         if admit is not None and not admit():
             return
-        after = items[-1].attempt_id
+        after = (items[-1].contact_id, items[-1].attempt_id) if whole_contacts else (
+            "", items[-1].attempt_id)
         seq += 1
         ids = [i.attempt_id for i in items]
         composition = composition_of(ids)
@@ -130,16 +137,22 @@ def next_batches(
 
 
 def _unheld(
-    store: Store, run_id: str, campaign_id: str, after: str, max_items: int,
-    anonymized_only: bool, holds: HoldSet | None,
+    store: Store, run_id: str, campaign_id: str, after: tuple[str, str], max_items: int,
+    anonymized_only: bool, holds: HoldSet | None, whole_contacts: bool,
 ) -> list[PendingItem]:
     """The next chunk of unbatched attempts, once those a hold covers now are recorded
     held (they leave the pending attempts, so the chunk is read again, full)."""
     if holds:
         holds.refresh()
     while True:
-        items = store.attempts.unbatched(
-            run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
+        items = (
+            store.attempts.unbatched_contacts(
+                run_id, campaign_id, after, max_items, anonymized_only=anonymized_only
+            )
+            if whole_contacts else
+            store.attempts.unbatched(
+                run_id, campaign_id, after[1], max_items, anonymized_only=anonymized_only
+            )
         )
         if not holds:
             return items
@@ -148,6 +161,20 @@ def _unheld(
             hold = holds.match(campaign_id, item.attempt_id, item.contact_id)
             if hold is not None:
                 held[item.attempt_id] = hold.reason
+        if whole_contacts:
+            # Acting on one attempt acts on its whole contact: one held attempt (now, or
+            # when it was listed) holds all of them.
+            by_contact = store.attempts.held_contacts(
+                run_id, campaign_id, [i.contact_id for i in items]
+            )
+            by_contact.update(
+                (i.contact_id, held[i.attempt_id]) for i in items if i.attempt_id in held
+            )
+            held.update(
+                (i.attempt_id, f"{by_contact[i.contact_id]}, on another attempt of contact"
+                 f" {i.contact_id}")
+                for i in items if i.contact_id in by_contact and i.attempt_id not in held
+            )
         if not held:
             return items
         store.attempts.hold_pending(run_id, campaign_id, held)
@@ -329,6 +356,7 @@ class CampaignJob:
         batches = next_batches(
             self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
             holds=self.holds, admit=self._take_budget,
+            whole_contacts=self.backend.whole_contacts(self.cid),
         )
         try:
             for batch, items in batches:

@@ -120,6 +120,35 @@ class Attempts:
         )
         return [PendingItem.from_row(row) for row in rows]
 
+    def unbatched_contacts(
+        self, run_id: str, campaign_id: str, after: tuple[str, str], limit: int, *,
+        anonymized_only: bool = True,
+    ) -> list[PendingItem]:
+        """Like ``unbatched``, in (contact, attempt id) order after ``after``, and never
+        a part of a contact: the chunk ends before a contact it cannot hold whole, unless
+        that contact is the chunk's only one (then the chunk is all its attempts)."""
+        select = (
+            f"SELECT {ITEM_COLUMNS} FROM attempts WHERE campaign_id = ? AND state = 'pending'"
+            " AND batch_id IS NULL AND run_id = ?"
+            + (" AND anonymized = 1" if anonymized_only else "")
+        )
+        rows = self._conn.query(
+            f"{select} AND (contact_id > ? OR (contact_id = ? AND attempt_id > ?))"
+            " ORDER BY contact_id, attempt_id LIMIT ?",
+            (campaign_id, run_id, after[0], after[0], after[1], limit + 1),
+        )
+        items = [PendingItem.from_row(row) for row in rows]
+        if len(items) <= limit or items[limit].contact_id != items[limit - 1].contact_id:
+            return items[:limit]
+        last = items[limit - 1].contact_id
+        whole = [i for i in items[:limit] if i.contact_id != last]
+        if whole:
+            return whole
+        rest = self._conn.query(
+            f"{select} AND contact_id = ? ORDER BY attempt_id", (campaign_id, run_id, last)
+        )
+        return [PendingItem.from_row(row) for row in rest]
+
     def quarantine_unanonymized(self, run_id: str, campaign_id: str) -> int:
         """The last line of defence: a pending attempt whose record was not listed with
         anonymized: true is quarantined, whatever the policy's filters let through."""
@@ -145,6 +174,24 @@ class Attempts:
                 ).rowcount
                 for attempt_id, reason in held.items()
             )
+
+    def held_contacts(
+        self, run_id: str, campaign_id: str, contact_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """Of these contacts, those with an attempt the run recorded held: contact -> the
+        reason of its first held attempt."""
+        found: dict[str, str] = {}
+        wanted = sorted(set(contact_ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for contact, reason in self._conn.query(
+                "SELECT contact_id, reason FROM attempts WHERE run_id = ? AND campaign_id = ?"
+                f" AND state = 'held' AND contact_id IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY attempt_id",
+                (run_id, campaign_id, *chunk),
+            ):
+                found.setdefault(contact, reason)
+        return found
 
     def fail_pending(self, run_id: str, campaign_id: str | None, reason: str) -> int:
         """Every attempt of the run still without a final state becomes ``failed``."""

@@ -71,3 +71,64 @@ def test_sigkill_at_each_failpoint_then_rerun_removes_nothing_twice(tmp_path, po
         final = run_cli(args, env)
         assert final.returncode == 0, final.stderr[-3000:]
         check_retired_once(sim, tmp_path, before)
+
+
+def test_a_prospect_is_never_split_across_batches_so_a_kill_after_its_removal_loses_none(
+    tmp_path,
+):
+    """One call in flight and a kill right after the first removal: the prospect whose
+    attempts straddle the first 25-attempt cut was removed by that batch, so every one of
+    its attempts must have been in it (the rerun never lists them again)."""
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        by_prospect: dict[str, list[str]] = {}
+        for attempt, prospect in sorted(before.items()):
+            by_prospect.setdefault(prospect, []).append(attempt)
+        first_cut = sorted(before)[:25]
+        assert any(
+            set(ids) & set(first_cut) and not set(ids) <= set(first_cut)
+            for ids in by_prospect.values()
+        ), "the seeded list has a prospect straddling the first cut (the case under test)"
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        env = cxone_env(sim)
+        crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": "batch_posted:1"})
+        assert crashed.returncode == SIGKILL, crashed.stderr[-2000:]
+        final = run_cli(args, env)
+        assert final.returncode == 0, final.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            rows = db.execute("SELECT batch_id, contact_id FROM attempts").fetchall()
+        batches_of: dict[str, set[str]] = {}
+        for batch_id, prospect in rows:
+            batches_of.setdefault(prospect, set()).add(batch_id)
+        assert all(len(b) == 1 for b in batches_of.values()), "one batch per prospect"
+
+
+def test_a_hold_on_one_attempt_keeps_its_whole_prospect_on_the_calling_list(tmp_path):
+    """Removing a prospect takes all its attempts: one held attempt holds them all."""
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        by_prospect: dict[str, list[str]] = {}
+        for attempt, prospect in sorted(before.items()):
+            by_prospect.setdefault(prospect, []).append(attempt)
+        prospect, attempts = next((p, a) for p, a in by_prospect.items() if len(a) > 1)
+        (tmp_path / "holds").mkdir()
+        (tmp_path / "holds" / "lit.yaml").write_text(
+            f"case: LIT-9\nplaced_by: legal@example.com\nattempts: ['{attempts[-1]}']\n"
+        )
+        policy = retire_policy(tmp_path, sim)
+        policy.write_text(policy.read_text() + "holds: [holds/lit.yaml]\n")
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert sim.ledger()["requested"].get(prospect, 0) == 0, "the held prospect was kept"
+        assert set(sim.finalized_attempts("4412").values()) == {prospect}
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            states = dict(db.execute(
+                "SELECT attempt_id, state FROM attempts WHERE contact_id = ?", (prospect,)
+            ).fetchall())
+        assert states == {a: "held" for a in attempts}
+        archived = archived_in_store(tmp_path / "state")
+        assert archived == set(before) - set(attempts)

@@ -3,12 +3,14 @@ same campaign form the same batches, with the same keys, ids and event ids."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from archiver.engine.backend import AttemptRecord as Attempt
 from archiver.engine.campaign import composition_of, idempotency_key, next_batches
 from archiver.engine.payloads import batch_event_id
 from archiver.engine.records import Decision
+from archiver.governance.holds import HoldSet
 from archiver.state.store import Store
 
 CID = "c-batches"
@@ -81,3 +83,65 @@ def test_the_event_id_names_the_batch_and_what_it_archived():
     assert both.startswith(f"evt-{batch_id}-")
     assert batch_event_id(batch_id, [Line("a-1")]) != both
     assert batch_event_id(batch_id, []) != both
+
+
+def contact_store(folder: Path, run_id: str, contacts: dict[str, list[str]]) -> Store:
+    """A run that listed these attempts, per contact (as cxone's calling-list attempts)."""
+    store = Store(folder)
+    store.runs.start(run_id, "t", "")
+    store.attempts.record_listed(run_id, CID, [
+        Decision(attempt_id=aid, kind="archive", retention_days=30,
+                 attempt=Attempt(id=aid, contact_id=contact, outcome="Sale"))
+        for contact, ids in contacts.items() for aid in ids
+    ])
+    return store
+
+
+def whole(store: Store, run_id: str, size: int, holds: HoldSet | None = None) -> list[list[str]]:
+    return [
+        [i.attempt_id for i in items]
+        for _, items in next_batches(store, run_id, CID, size, anonymized_only=False,
+                                     holds=holds, whole_contacts=True)
+    ]
+
+
+def test_a_contact_is_never_split_between_batches_when_acting_takes_the_whole_contact(tmp_path):
+    # Attempt ids interleave across contacts, as calls to several prospects do.
+    contacts = {"P1": ["a-01", "a-04"], "P2": ["a-02", "a-03", "a-07"], "P3": ["a-05"],
+                "P4": ["a-06", "a-08", "a-09", "a-10", "a-11"], "P5": ["a-12"]}
+    store = contact_store(tmp_path / "s", "r", contacts)
+    chunks = whole(store, "r", 3)
+    # P1+P3 fit; P2 (3) alone; P4 (5) is larger than a batch and goes whole, alone.
+    assert chunks == [["a-01", "a-04"], ["a-02", "a-03", "a-07"], ["a-05"],
+                      ["a-06", "a-08", "a-09", "a-10", "a-11"], ["a-12"]]
+    of = {aid: contact for contact, ids in contacts.items() for aid in ids}
+    owners = [{of[a] for a in chunk} for chunk in chunks]
+    assert sum(len(o) for o in owners) == len(set().union(*owners)) == len(contacts)
+    # Deterministic from the attempts alone, as the attempt-id cut is.
+    again = contact_store(tmp_path / "t", "r2", dict(reversed(list(contacts.items()))))
+    assert whole(again, "r2", 3) == chunks
+    store.close()
+    again.close()
+
+
+def test_one_held_attempt_holds_every_attempt_of_its_contact_when_acting_takes_the_whole(
+    tmp_path,
+):
+    hold = tmp_path / "hold.yaml"
+    hold.write_text("case: LIT-7\nplaced_by: legal@example.com\nattempts: [a-03]\n")
+    holds = HoldSet([(hold, "hold.yaml")], today=date(2026, 12, 2))
+    store = contact_store(tmp_path / "s", "r", {"P1": ["a-01"], "P2": ["a-02", "a-03"],
+                                                "P3": ["a-04", "a-05"]})
+    # a-05 was recorded held while listing (a hold read then); P3's a-04 stays with it.
+    store.attempts.hold_pending("r", CID, {"a-05": "legal hold LIT-6 (old.yaml)"})
+    assert whole(store, "r", 10, holds) == [["a-01"]]
+    rows = dict(store.query(
+        "SELECT attempt_id, reason FROM attempts WHERE state = 'held' ORDER BY attempt_id"
+    ))
+    assert rows == {
+        "a-02": "legal hold LIT-7 (hold.yaml), on another attempt of contact P2",
+        "a-03": "legal hold LIT-7 (hold.yaml)",
+        "a-04": "legal hold LIT-6 (old.yaml), on another attempt of contact P3",
+        "a-05": "legal hold LIT-6 (old.yaml)",
+    }
+    store.close()

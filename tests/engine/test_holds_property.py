@@ -60,6 +60,9 @@ class RecordingBackend:
         self.acted.extend(r.id for r in batch)
         return ActResult({r.id: ("archived", "") for r in batch}, status="done", job_id="job")
 
+    def whole_contacts(self, campaign_id: str) -> bool:
+        return False
+
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         return None
 

@@ -101,6 +101,9 @@ class CampaignArchiveBackend:
             raw=response.model_dump(by_alias=True),
         )
 
+    def whole_contacts(self, campaign_id: str) -> bool:
+        return False  # an archive call takes the attempts it names, nothing else
+
     # -- dialing -------------------------------------------------------------------
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         with self._refused_lock:

@@ -161,6 +161,10 @@ class CxoneBackend:
         }
         return ActResult(done, status="exported")
 
+    def whole_contacts(self, campaign_id: str) -> bool:
+        # A retired prospect leaves the calling list with every attempt it had.
+        return self.actions.get(campaign_id, "export") == "retire"
+
     # -- dialing -------------------------------------------------------------------
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         return self._dialer.dialing(campaign_id)

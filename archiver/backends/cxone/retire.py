@@ -22,8 +22,10 @@ Codes = Mapping[str, str | None]  # externalId -> resultCode
 class Retirer:
     def __init__(self, api: CxoneApi) -> None:
         self._api = api
-        # (list, externalId) -> resultCode of prospects removed by this backend: a
-        # prospect's other attempts, in a later batch, are retired without removing it again.
+        # (list, externalId) -> resultCode of prospects removed by this backend. A batch
+        # holds all of a prospect's attempts (Backend.whole_contacts), but campaigns of one
+        # policy list the same calling list: the second to meet a prospect does not remove
+        # it again.
         self._removed: dict[tuple[str, str], str | None] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
