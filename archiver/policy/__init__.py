@@ -60,6 +60,8 @@ V021  a key the policy's API needs is missing (``base_url`` on campaign-archive,
 V022  ``source.since`` that is not a UTC timestamp (``2026-11-01T00:00:00Z``)
 V023  a hold file (``holds[i]``) that does not exist or does not parse as a hold file
 V024  a plugin stage type's own check of its options (``StageType.check``), or its failure
+V025  ``source.type: call_list_attempts`` with more than one campaign (each would list,
+      and archive, the same calling list's attempts)
 T001  a template file that does not exist
 T002  a template that does not compile (template file and line)
 T003  a template that fails to render a sample event to JSON (template file and line),

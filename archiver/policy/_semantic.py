@@ -231,6 +231,15 @@ def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
             yield doc.at_value(("campaigns", i, "action"), codes.RETIRE_NEEDS_ATTEMPTS,
                                "`action: retire` removes calling-list prospects and needs "
                                "`source.type: call_list_attempts` (with `source.call_list`)")
+    if attempts:
+        # The calling list's attempts are the policy's, not a campaign's: a second
+        # campaign would list, and archive, every one of them again.
+        for i, campaign in enumerate(policy.campaigns[1:], start=1):
+            yield doc.at_value(("campaigns", i, "id"), codes.ONE_CAMPAIGN_PER_LIST,
+                               f"campaign {campaign.id}: `source.type: call_list_attempts` "
+                               "lists one calling list, whatever the campaign, so a policy "
+                               "with it names one campaign (the one that dials the list); "
+                               "write one policy per calling list")
     if attempts and not source.call_list:
         yield doc.at_value(("source", "type"), codes.MISSING_FOR_API,
                            "`source.type: call_list_attempts` needs `source.call_list`, the "

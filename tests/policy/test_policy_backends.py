@@ -20,7 +20,7 @@ connection:
 campaigns:
   - id: "1834501"
     action: {action}
-source:
+{more_campaigns}source:
   type: {source_type}
 {source_extra}filters:
   - type: outcome
@@ -38,6 +38,7 @@ sinks:
 def cxone(**over: str) -> str:
     values = {
         "action": "export", "source_type": "completed_contacts", "source_extra": "",
+        "more_campaigns": "",
         "extra_filter": "", "use_record_value": "false", "file_path": "archive/{campaign}/{date}/",
     }
     values.update(over)
@@ -71,6 +72,9 @@ def test_a_cxone_export_policy_without_an_anonymized_filter_is_valid(tmp_path):
         ({"action": "retire"}, "8:13", "V020", "needs `source.type: call_list_attempts`"),
         ({"source_type": "call_list_attempts"}, "10:9", "V021", "needs `source.call_list`"),
         ({"source_extra": "  since: yesterday\n"}, "11:10", "V022", "not a UTC timestamp"),
+        ({"source_type": "call_list_attempts", "source_extra": '  call_list: "4412"\n',
+          "more_campaigns": '  - id: "1834502"\n'}, "9:9", "V025",
+         "campaign 1834502: `source.type: call_list_attempts` lists one calling list"),
         ({"file_path": "../elsewhere/{campaign}/"}, "20:11", "V014",
          "outside the policy's repository"),
     ],

@@ -62,21 +62,26 @@ RETIRE = {"type": "call_list_attempts", "call_list": "4412", "page_size": 30}
 
 
 def test_cxone_plan_names_the_running_skills_a_run_would_stop_and_restart(tmp_path):
+    # A calling list's policy names one campaign (V025): one policy per campaign here.
     config = CxoneSimConfig(campaigns=3, call_lists=1, prospects_per_list=60)
     with CxoneSimulator(config) as sim:
         first, second, third = sim.campaign_ids
-        path = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire", source=RETIRE)
-        doc = yaml.safe_load(path.read_text())
-        doc["campaigns"][1]["on_active"] = "skip"
-        doc["campaigns"][2]["action"] = "export"  # changes nothing on the tenant
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        paths = []
+        for cid, change in ((first, {}), (second, {"on_active": "skip"}),
+                            (third, {"action": "export"})):  # export changes nothing
+            (tmp_path / cid).mkdir()
+            path = cxone_policy(tmp_path / cid, sim, [cid], action="retire", source=RETIRE)
+            doc = yaml.safe_load(path.read_text())
+            doc["campaigns"][0].update(change)
+            path.write_text(yaml.safe_dump(doc, sort_keys=False))
+            paths.append(path)
         running = {cid: sorted(int(s) for s, v in sim.skills().items() if str(v["campaignId"]) == cid)
                    for cid in sim.campaign_ids}
         sim.app.log.reset()
 
-        plan, text = _plan(path, cxone_env(sim))
+        (plan, text), (plan2, _), (plan3, _) = (_plan(p, cxone_env(sim)) for p in paths)
 
-        dialing = {c["id"]: c["dialing"] for c in plan["campaigns"]}
+        dialing = {c["id"]: c["dialing"] for p in (plan, plan2, plan3) for c in p["campaigns"]}
         assert dialing[first]["dialing"] is True
         assert dialing[first]["what"] == {"skills": running[first]}
         assert dialing[first]["run_would"] == "pause_and_resume"
@@ -84,6 +89,7 @@ def test_cxone_plan_names_the_running_skills_a_run_would_stop_and_restart(tmp_pa
         assert dialing[third]["run_would"] == "nothing"
         assert "an export changes nothing" in dialing[third]["note"]
         assert plan["would_pause"] == [first]
+        assert plan2["would_pause"] == plan3["would_pause"] == []
         skills = ", ".join(str(s) for s in running[first])
         assert (f"dialing: dialing now (skills {skills}): run would pause it before its first "
                 "batch and resume it after (on_active: pause_and_resume)") in text
