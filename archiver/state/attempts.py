@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from archiver.engine.records import FINAL_STATES, Decision
-from archiver.state.conn import Connection
+from archiver.state.conn import Connection, in_lists
 
 # An attempt row keeps its decision when it is archived, or when it belongs to a
 # batch whose fate is not yet known (sent, no recorded response).
@@ -181,13 +181,10 @@ class Attempts:
         """Of these contacts, those with an attempt the run recorded held: contact -> the
         reason of its first held attempt."""
         found: dict[str, str] = {}
-        wanted = sorted(set(contact_ids))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+        for marks, chunk in in_lists(sorted(set(contact_ids))):
             for contact, reason in self._conn.query(
                 "SELECT contact_id, reason FROM attempts WHERE run_id = ? AND campaign_id = ?"
-                f" AND state = 'held' AND contact_id IN ({', '.join('?' * len(chunk))})"
-                " ORDER BY attempt_id",
+                f" AND state = 'held' AND contact_id IN ({marks}) ORDER BY attempt_id",
                 (run_id, campaign_id, *chunk),
             ):
                 found.setdefault(contact, reason)

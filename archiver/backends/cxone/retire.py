@@ -22,10 +22,9 @@ Codes = Mapping[str, str | None]  # externalId -> resultCode
 class Retirer:
     def __init__(self, api: CxoneApi) -> None:
         self._api = api
-        # (list, externalId) -> resultCode of prospects removed by this backend. A batch
-        # holds all of a prospect's attempts (Backend.whole_contacts), but campaigns of one
-        # policy list the same calling list: the second to meet a prospect does not remove
-        # it again.
+        # (list, externalId) -> resultCode of prospects removed by this backend. The engine
+        # batches a prospect's attempts together (Backend.whole_contacts); this does not
+        # count on it: a prospect met again by this backend is not removed again.
         self._removed: dict[tuple[str, str], str | None] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
