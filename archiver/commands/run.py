@@ -302,9 +302,11 @@ def _run_one(
     # A state folder that belongs to another target refuses the run before any request.
     check_state_target(state_dir, target_of(policy, settings))
     # So does a filter or transform that cannot be built (a plugin's missing file, say):
-    # each campaign builds its own when it starts, after requests have gone out.
-    for campaign in policy.campaigns:
-        build_pipeline_stages(BuildContext(policy=policy, campaign_id=campaign.id))
+    # each campaign's own are built now, once, and the run uses them.
+    stages = {
+        campaign.id: build_pipeline_stages(BuildContext(policy=policy, campaign_id=campaign.id))
+        for campaign in policy.campaigns
+    }
     with connect(policy, settings, on_request=monitor.on_request, check_credentials=False,
                  limits=limits) as conn:
         rate_limit = _RateLimitReport(conn.limiter, limits, limit_host(policy, settings))
@@ -319,7 +321,7 @@ def _run_one(
                 policy, backend=conn.backend, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
                 on_report=lambda report: rate_limit.add(extend_report(report, monitor)),
-                budget=budget,
+                budget=budget, stages=stages,
             )
         refused = conn.credentials_refused()
     return result.report, monitor, refused

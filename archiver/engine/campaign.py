@@ -191,7 +191,8 @@ class CampaignJob:
         self.backend = ctx.backend
         # Backends whose records carry an anonymized flag: only true ever goes out.
         self.flagged = "anonymized" in ctx.backend.fields
-        filters, transforms = build_pipeline_stages(
+        built = ctx.stages.get(self.cid)
+        filters, transforms = built if built is not None else build_pipeline_stages(
             BuildContext(policy=ctx.policy, campaign_id=self.cid)
         )
         self.holds = ctx.holds

@@ -19,7 +19,7 @@ from archiver.engine.backend import AttemptRecord, Backend
 from archiver.engine.budget import BatchBudget
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
-from archiver.engine.protocols import ArchiveWriter, Sink
+from archiver.engine.protocols import ArchiveWriter, Filter, Sink, Transform
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.attempts import PendingItem
@@ -29,6 +29,9 @@ from archiver.target import Target
 
 # (event_id, sink, kind, body), as the outbox stores them.
 Event = tuple[str, str, str, str]
+
+
+Stages = tuple[list[Filter], list[Transform]]
 
 
 @dataclass
@@ -46,6 +49,9 @@ class RunContext:
     holds: HoldSet | None = None  # the policy's legal holds, when it lists any
     # The command's archive batches (run --max-batches), shared by all its policies.
     budget: BatchBudget = field(default_factory=BatchBudget)
+    # Filters and transforms the command built before its first request, per campaign
+    # (each campaign's own instances); a campaign missing here builds its own.
+    stages: Mapping[str, Stages] = field(default_factory=dict)
 
     def crash_point(self, name: str) -> None:
         failpoints.hit(name)

@@ -27,7 +27,7 @@ from archiver.engine import failpoints, payloads
 from archiver.engine.backend import Backend
 from archiver.engine.budget import BatchBudget
 from archiver.engine.campaign import CampaignJob
-from archiver.engine.context import RunContext
+from archiver.engine.context import RunContext, Stages
 from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
@@ -100,11 +100,14 @@ def run_policy(
     on_report: Callable[[dict[str, Any]], object] | None = None,
     run_id: str | None = None,
     budget: BatchBudget | None = None,
+    stages: Mapping[str, Stages] | None = None,
 ) -> RunResult:
     """Run ``policy`` against ``target`` (what ``backend`` talks to); a state folder used
     for another target refuses the run (ConfigError) before its first request.
     ``budget``: the command's archive batches (``run --max-batches``), shared by the
-    policies it runs; the run stops ``stopped`` when it is spent with work left."""
+    policies it runs; the run stops ``stopped`` when it is spent with work left.
+    ``stages``: each campaign's filters and transforms, built already (``run`` builds
+    them before its first request); a campaign not in it builds its own."""
     observer = observer or NullObserver()
     with location.run_lock(state_dir):
         store = Store(state_dir)
@@ -112,7 +115,7 @@ def run_policy(
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
                 policy, backend, sinks, store, observer, on_report, run_id or new_run_id(),
-                target, budget or BatchBudget(),
+                target, budget or BatchBudget(), stages or {},
             )
         finally:
             store.close()
@@ -143,6 +146,7 @@ def _run_locked(
     run_id: str,
     target: Target,
     budget: BatchBudget,
+    stages: Mapping[str, Stages],
 ) -> RunResult:
     started = time.time()
     sent_before = budget.sent
@@ -163,6 +167,7 @@ def _run_locked(
             target=target,
             holds=holds,
             budget=budget,
+            stages=stages,
         )
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)

@@ -67,7 +67,23 @@ def _check_fails(options: Any, ctx: Any) -> Any:
     raise RuntimeError("check exploded")
 
 
+BUILT: list[str] = []  # the campaign of every "counting" filter built
+
+
+class Counting:
+    name = "counting"
+
+    def check(self, attempt: Any) -> Decision | None:
+        return None
+
+
+def _counting(options: Any, ctx: Any) -> Counting:
+    BUILT.append(ctx.campaign_id)
+    return Counting()
+
+
 TYPES = {
+    "counting": StageType(kind="filter", name="counting", options=Empty, factory=_counting),
     "raising": StageType(kind="filter", name="raising", options=Empty, factory=_factory(Raising)),
     "unbuildable": StageType(kind="filter", name="unbuildable", options=Empty, factory=_fail),
     "dropping": StageType(kind="sink", name="dropping", options=Empty, factory=_factory(Dropping)),
@@ -177,3 +193,16 @@ def test_options_written_beside_an_installed_plugins_type_are_pointed_under_opti
     assert "unknown key `days`; a plugin stage takes its settings under `options`" in (
         result.output), result.output
     assert "did you mean" not in result.output
+
+
+def test_each_campaign_builds_its_filters_once_per_run(tmp_path: Path) -> None:
+    # A plugin's factory may read a large file: a run builds each campaign's stages once,
+    # before its first request, and the campaign uses those.
+    other = "4a7d3b21-9e5f-4c8b-8d32-6f1a2b3c4d5e"
+    policy = _policy(tmp_path, filters="  - type: counting\n")
+    policy.write_text(policy.read_text().replace(
+        f"  - id: {CAMPAIGN}\n", f"  - id: {CAMPAIGN}\n  - id: {other}\n"))
+    BUILT.clear()
+    result = _cli("run", str(policy), "--state", str(tmp_path / "state"))
+    assert result.exit_code == 0, result.output
+    assert sorted(BUILT) == sorted([CAMPAIGN, other])
