@@ -51,7 +51,11 @@ class Diagnostic:
     message: str
 
     def format(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.code} {self.message}"
+        """One line: the file and message quote policy text, whose control characters
+        (a newline, a terminal escape in a key or value) are shown escaped."""
+        from archiver.report.redact import printable
+
+        return printable(f"{self.file}:{self.line}:{self.col}: {self.code} {self.message}")
 
 
 class PolicyError(ArchiverError, Terminal):

@@ -10,6 +10,7 @@ import click
 
 from archiver.errors import EXIT_CONFIG, Diagnostic
 from archiver.policy import check_paths
+from archiver.report.redact import printable
 
 FORMATS = ("text", "json", "github")
 
@@ -60,8 +61,10 @@ def _as_dict(d: Diagnostic) -> dict[str, object]:
 
 def _github(d: Diagnostic) -> str:
     # Escaping as GitHub's workflow-command parser expects (toolkit's escapeData/escapeProperty).
+    # Line breaks are escaped for GitHub; other control characters as in text output.
     def data(s: str) -> str:
-        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return printable(s)
 
     def prop(s: str) -> str:
         return data(s).replace(":", "%3A").replace(",", "%2C")

@@ -136,3 +136,24 @@ def test_ctrl_c_in_a_command_exits_130_not_1(monkeypatch, tmp_path):
     result = CliRunner().invoke(cli, ["schema"])
     assert result.exit_code == 130
     assert "archiver: interrupted" in result.output
+
+
+# A key and a value with a newline, a terminal title escape (OSC ... BEL) and a CSI.
+HOSTILE = VALID.replace("  max_items: 200", '  "max\\e]0;pwn\\aitems\\nx.yaml:1:1: OK": 200').replace(
+    "version: 1", 'version: "1\\e[2J\\n"'
+)
+
+
+def test_text_a_policy_carries_cannot_break_or_drive_the_error_lines(write: Writer) -> None:
+    path = write(HOSTILE)
+
+    for args in (["validate"], ["validate", "--format", "github"], ["run", "--state", "st"]):
+        result = CliRunner().invoke(cli, [*args, str(path)])
+
+        assert result.exit_code == EXIT_CONFIG, result.output
+        assert not any(ch in result.output for ch in "\x1b\x07"), (args, result.output)
+        # One line per diagnostic: the newline in the key is shown, not obeyed.
+        problems = [line for line in result.output.splitlines() if "S00" in line]
+        assert len(problems) == 2, (args, result.output)
+        assert all(str(path) in line for line in problems), (args, result.output)
+        assert "\\x1b]0;pwn\\x07items" in result.output, args
