@@ -7,7 +7,7 @@ import click
 from archiver.errors import UsageError
 from archiver.netutil import is_loopback_host
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.simulator.config import DEMO_WEBHOOK_SECRET
+from archiver.simulator.config import DEMO_CLIENT_SECRET, DEMO_WEBHOOK_SECRET
 from archiver.simulator.httpbase import wait_for_interrupt
 
 
@@ -85,8 +85,9 @@ def _fail_status(
               help="Answer webhook deliveries with STATUS (503 down, 410 gone) instead of 204.")
 @click.option("--client-id", default="demo", show_default=True,
               help="Client id the token call accepts.")
-@click.option("--client-secret", default="demo", show_default=True,
-              help="Client secret the token call accepts.")
+@click.option("--client-secret", default=DEMO_CLIENT_SECRET, show_default=True,
+              help="Client secret the token call accepts (archiver refuses one shorter "
+                   "than 8 characters).")
 @click.option("--webhook-secret", default=DEMO_WEBHOOK_SECRET, show_default=True,
               help="Standard Webhooks secret (whsec_ + base64) the receiver checks "
                    "signatures with.")
@@ -160,18 +161,21 @@ def command(
     except OSError as err:
         raise UsageError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
     try:
-        _announce(sim, client_id)
+        _announce(sim, client_id, client_secret)
         wait_for_interrupt()
     finally:
         sim.stop()
     click.echo("simulator stopped")
 
 
-def _announce(sim: Simulator, client_id: str) -> None:
+def _announce(sim: Simulator, client_id: str, client_secret: str) -> None:
     base = sim.base_url
     # Scripts wait for this exact first line before they connect.
     click.echo(f"listening on {base}")
-    click.echo(f"token:     POST {base}/oauth/token (client_id={client_id})")
+    # A demo credential of a loopback test server, shown so a run can be pointed at it.
+    click.echo(
+        f"token:     POST {base}/oauth/token (client_id={client_id}, client_secret={client_secret})"
+    )
     click.echo(f"campaigns ({sim.config.attempts_per_campaign} attempts each):")
     for cid in sim.campaign_ids:
         click.echo(f"  {cid}")

@@ -26,6 +26,9 @@ TUTORIAL_APPROVED: frozenset[str] = frozenset({"SURVEY_TAKEN", "NO_ANSWER", "BUS
 
 # The receiver's secret unless one is given: a Standard Webhooks secret (whsec_ + base64).
 DEMO_WEBHOOK_SECRET = "whsec_YXJjaGl2ZXIgc2ltdWxhdG9yIGRlbW8gc2VjcmV0ISE="
+# The client secret the token call accepts unless one is given: long enough for archiver,
+# which refuses a CXONE_CLIENT_SECRET shorter than 8 characters.
+DEMO_CLIENT_SECRET = "demo-secret"
 
 # What the API's calls are called in faults, counters and the request log.
 CALL_KINDS: tuple[str, ...] = ("token", "list", "archive", "campaign")
@@ -50,7 +53,7 @@ class SimConfig:
     retention_rate: float = 0.2
     retention_null_share: float = 0.25
     client_id: str = "demo"
-    client_secret: str = "demo"
+    client_secret: str = DEMO_CLIENT_SECRET
     webhook_secret: str = DEMO_WEBHOOK_SECRET
     # Standard Webhooks asks receivers to refuse stale timestamps; None turns the check off.
     webhook_tolerance_seconds: float | None = 300.0

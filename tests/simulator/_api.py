@@ -20,7 +20,7 @@ class Api:
         self.http = requests.Session()
 
     def token(self, **form: str) -> requests.Response:
-        data = {"grant_type": "client_credentials", "client_id": "demo", "client_secret": "demo"}
+        data = {"grant_type": "client_credentials", "client_id": "demo", "client_secret": "demo-secret"}
         data.update(form)
         return self.http.post(f"{self.base}/oauth/token", data=data, timeout=5)
 

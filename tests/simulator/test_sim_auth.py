@@ -35,7 +35,7 @@ def test_malformed_token_form_is_400(sim: Simulator) -> None:
     url = f"{sim.base_url}/oauth/token"
     missing = requests.post(url, data={"grant_type": "client_credentials"}, timeout=5)
     as_json = requests.post(url, json={"grant_type": "client_credentials", "client_id": "demo",
-                                       "client_secret": "demo"}, timeout=5)
+                                       "client_secret": "demo-secret"}, timeout=5)
     assert missing.status_code == 400
     assert as_json.status_code == 400
 

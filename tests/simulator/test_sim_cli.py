@@ -59,3 +59,52 @@ def test_module_runner_announces_its_url_and_serves() -> None:
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert "simulator stopped" in out
+
+
+
+def test_the_readme_example_plans_against_the_simulator() -> None:
+    """README's "The simulator" section, as written (on a free port): `archiver simulate`,
+    then `archiver plan` with the credentials it gives, lists every campaign."""
+    import json
+    import os
+    import re
+    import shlex
+
+    from tests.support import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## The simulator"):]
+    lines = section[section.index("```bash") + 7:section.index("```", section.index("```bash") + 7)]
+    simulate_line, plan_line = lines.strip().splitlines()
+    simulate_args = shlex.split(simulate_line)
+    assert simulate_args[:2] == ["archiver", "simulate"], simulate_line
+    simulate_args[simulate_args.index("--port") + 1] = "0"
+    *assignments, _, _, policy = shlex.split(plan_line)
+    env_given = dict(a.split("=", 1) for a in assignments)
+    assert set(env_given) == {"CXONE_BASE_URL", "CXONE_CLIENT_ID", "CXONE_CLIENT_SECRET"}
+    attempts = int(simulate_args[simulate_args.index("--attempts") + 1])
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archiver", *simulate_args[1:]],
+        stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        assert proc.stdout is not None
+        base = proc.stdout.readline().strip().removeprefix("listening on ")
+        announced = proc.stdout.readline()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+        planned = subprocess.run(
+            [sys.executable, "-m", "archiver", "plan", policy, "--format", "json"],
+            env={**env, **env_given, "CXONE_BASE_URL": base}, cwd=REPO,
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["totals"]["listed"] == attempts * len(plan["campaigns"]), plan["totals"]
+    # The simulator names the credentials it accepts.
+    secret = env_given["CXONE_CLIENT_SECRET"]
+    assert re.search(rf"client_id={env_given['CXONE_CLIENT_ID']}\b", announced), announced
+    assert f"client_secret={secret}" in announced, announced
