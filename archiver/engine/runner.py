@@ -197,8 +197,7 @@ def _run_locked(
     )
     if on_report:
         on_report(report)  # may add to the report before it is stored
-    store.runs.add_to_totals(policy.name, run_totals(report, status))
-    store.runs.finish(run_id, status, exit_code, report)
+    store.runs.finish(run_id, status, exit_code, report, run_totals(report, status))
     return RunResult(run_id, exit_code, report)
 
 

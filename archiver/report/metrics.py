@@ -4,7 +4,7 @@ The file is replaced at every run, so what it says follows Prometheus' rules:
 
 - A ``_total`` is a counter and only grows, run after run: it is read from the state
   store's running totals (``Runs.totals``), to which every finished run adds its
-  own figures. A rerun that archives nothing leaves ``archiver_archived_attempts_total``
+  own figures (and the next run, those of one killed before it finished). A rerun that archives nothing leaves ``archiver_archived_attempts_total``
   where it was; it never drops to zero.
 - What describes one run is a gauge named for it: ``archiver_run_attempts`` (the
   last run's attempts by final state), ``archiver_run_request_duration_seconds``

@@ -51,6 +51,8 @@ class Runs:
                     f" WHERE status = 'running' AND id IN ({marks})",
                     (at, *ids),
                 )
+            for dead in running:
+                _add_dead_run_totals(db, dead)
             db.execute(
                 "INSERT INTO runs (id, policy_name, policy_sha256, started_at, status, target)"
                 " VALUES (?, ?, ?, ?, 'running', ?)",
@@ -84,12 +86,21 @@ class Runs:
             f"another --state {'store' if self._conn.backend.shared else 'folder'} for this target"
         )
 
-    def finish(self, run_id: str, status: str, exit_code: int, report: dict[str, Any]) -> None:
+    def finish(
+        self, run_id: str, status: str, exit_code: int, report: dict[str, Any],
+        totals: Sequence[tuple[str, Mapping[str, str], float]] = (),
+    ) -> None:
+        """Record the run's end, and add ``totals`` (name, labels, amount) to the running
+        totals of its policy in the same transaction: a run killed in between has added
+        nothing, and the next run adds what the store knows of it (see ``start``)."""
         with self._conn.tx() as db:
+            row = db.execute("SELECT policy_name FROM runs WHERE id = ?", (run_id,)).fetchone()
             db.execute(
                 "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, report = ? WHERE id = ?",
                 (status, exit_code, self._conn.now(), json.dumps(report), run_id),
             )
+            if totals and row is not None:
+                _add_totals(db, str(row[0]), totals)
 
     def _rows(self, where: str, args: Sequence[Any], limit: int | None) -> list[dict[str, Any]]:
         # Run ids begin with their start time: they order runs started in the same ms.
@@ -131,14 +142,7 @@ class Runs:
         """Add (name, labels, amount) to the store's running totals of ``scope`` (a policy),
         in one transaction: totals only grow, run after run, like Prometheus counters."""
         with self._conn.tx() as db:
-            row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
-            totals: dict[str, Any] = json.loads(row[0]) if row else {}
-            mine = totals.setdefault(scope, {})
-            for name, labels, amount in counts:
-                series = mine.setdefault(name, {})
-                key = json.dumps(dict(labels), sort_keys=True)
-                series[key] = series.get(key, 0) + amount
-            _put_meta(db, TOTALS_KEY, json.dumps(totals, sort_keys=True))
+            _add_totals(db, scope, counts)
 
     def totals(self, scope: str) -> list[tuple[str, dict[str, str], float]]:
         """The running totals of ``scope``: (name, labels, total)."""
@@ -149,6 +153,37 @@ class Runs:
             for name, series in sorted(totals.get(scope, {}).items())
             for key, value in sorted(series.items())
         ]
+
+
+def _add_totals(
+    db: Db, scope: str, counts: Sequence[tuple[str, Mapping[str, str], float]]
+) -> None:
+    row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
+    totals: dict[str, Any] = json.loads(row[0]) if row else {}
+    mine = totals.setdefault(scope, {})
+    for name, labels, amount in counts:
+        series = mine.setdefault(name, {})
+        key = json.dumps(dict(labels), sort_keys=True)
+        series[key] = series.get(key, 0) + amount
+    _put_meta(db, TOTALS_KEY, json.dumps(totals, sort_keys=True))
+
+
+def _add_dead_run_totals(db: Db, run_id: str) -> None:
+    """What a run that died before finishing (killed, its machine gone) adds to its
+    policy's totals: it counts as interrupted, and the attempts of the batches it
+    recorded as archived by it (its API figures died with it)."""
+    row = db.execute("SELECT policy_name FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return
+    archived = db.execute(
+        "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
+        " WHERE done_run = ? GROUP BY campaign_id",
+        (run_id,),
+    ).fetchall()
+    _add_totals(db, str(row[0]), [
+        ("archiver_runs", {"status": "interrupted"}, 1),
+        *(("archiver_archived_attempts", {"campaign": str(c)}, int(n)) for c, n in archived),
+    ])
 
 
 def _put_meta(db: Db, key: str, value: str) -> None:

@@ -270,3 +270,38 @@ def test_a_run_with_nothing_left_to_do_says_so_and_changes_nothing(tmp_path, sta
     ]
     assert changing == []
     assert read_report(tmp_path / "r.json")["archived_in_this_run"] == 0
+
+
+def test_the_metrics_after_a_killed_run_count_what_it_archived(tmp_path, start_sim):
+    """archiver_archived_attempts_total counts every attempt the policy's runs archived,
+    those of a run killed before it could add its own figures too: the batches it
+    recorded are in the store, so the next run adds them (and counts it interrupted)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sim = start_sim(Faults(), campaign_ids=CAMPAIGNS, attempts_per_campaign=300, seed=21)
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    state = tmp_path / "state"
+    env = sim_env(sim)
+    metrics = tmp_path / "archiver.prom"
+    args = ["run", str(policy), "--state", str(state), "--metrics", str(metrics)]
+
+    crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": "batch_recorded:3"})
+    assert crashed.returncode == SIGKILL_EXIT, crashed.stderr[-2000:]
+    assert len(sim.ledger()) >= 3 * 40, "the killed run archived its recorded batches"
+    final = run_cli(args, env)
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    archived: dict[str, float] = {}
+    runs: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics.read_text()):
+        for s in family.samples:
+            if s.name == "archiver_archived_attempts_total":
+                archived[s.labels["campaign"]] = s.value
+            elif s.name == "archiver_runs_total":
+                runs[s.labels["status"]] = s.value
+    by_campaign = {c: 0 for c in CAMPAIGNS}
+    for attempt_id in sim.ledger():
+        owner = next(c for c in CAMPAIGNS if attempt_id in sim.eligible_ids(c, set(APPROVED)))
+        by_campaign[owner] += 1
+    assert archived == by_campaign, "the counter is what the simulator archived"
+    assert runs == {"interrupted": 1, "completed": 1}
