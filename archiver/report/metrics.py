@@ -44,7 +44,10 @@ Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 
 # Gauges: name -> help. The label names follow from the samples.
 GAUGES = {
-    "archiver_run_attempts": "Attempts the policy's last run listed, by campaign and final state.",
+    "archiver_run_attempts": (
+        "Attempts the policy's last run listed, by campaign and final state (or pending: "
+        "left for the next run by --max-batches)."
+    ),
     "archiver_run_request_duration_seconds": (
         "Latency percentiles of the policy's last run, per endpoint (every HTTP try)."
     ),
@@ -141,7 +144,7 @@ class RunMetrics:
             gauges[name][_key({**base, **labels})] = value
 
         for campaign in report["campaigns"]:
-            for state in FINAL_STATES:
+            for state in (*FINAL_STATES, "pending"):
                 gauge("archiver_run_attempts", campaign.get(state, 0), campaign=campaign["id"], state=state)
         for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
             for field, quantile in QUANTILES.items():

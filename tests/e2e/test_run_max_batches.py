@@ -56,6 +56,14 @@ def test_one_batch_then_a_full_run_ends_as_one_uninterrupted_run(tmp_path, start
     assert LAST_SUCCESS not in metrics.read_text(), "attempts left pending: no success yet"
     report = checked_report(tmp_path / "r1.json")
     assert report["batch_limit"] == {"max_batches": 1, "sent": 1, "stopped": True}
+    # The metrics' last-run gauge holds every listed attempt, the pending ones too.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    gauge = [s for f in text_string_to_metric_families(metrics.read_text())
+             if f.name == "archiver_run_attempts" for s in f.samples]
+    for campaign in report["campaigns"]:
+        mine = {s.labels["state"]: s.value for s in gauge if s.labels["campaign"] == campaign["id"]}
+        assert mine == {state: campaign[state] for state in STATES}, campaign["id"]
     assert len(archive_keys(sim)) == 1, "exactly one batch went"
     assert len(sim.ledger()) == report["totals"]["archived"] == 40  # batch.max_items
     assert report["totals"]["failed"] == 0 and report["totals"]["pending"] > 0
