@@ -8,6 +8,7 @@ import click
 
 from archiver.governance import approval
 from archiver.policy import load_policy
+from archiver.report.redact import printable
 
 
 @click.command("approve")
@@ -51,12 +52,13 @@ def command(
     policy = load_policy(policy_path)
     if check:
         found = approval.require(policy_path, policy.sha256, allowed_signers=allowed_signers)
-        click.echo(f"{policy_path}: sha256 {policy.sha256}: {found.detail}")
+        # What the approval file names (the approver) is shown escaped, as plan shows it.
+        click.echo(printable(f"{policy_path}: sha256 {policy.sha256}: {found.detail}"))
         return
     who = approver or approval.default_approver(policy_path.resolve().parent)
     written = approval.approve(policy_path, policy.sha256, by=who, signing_key=signing_key)
     signed = ", signed" if written.signature else ""
-    click.echo(
+    click.echo(printable(
         f"approved {policy_path} (sha256 {policy.sha256}) as {who}{signed}: "
         f"wrote {approval.approval_path(policy_path)}; commit it with the policy"
-    )
+    ))

@@ -55,6 +55,20 @@ def test_approve_writes_the_hash_the_approver_and_the_time_beside_the_policy(rep
     assert "approved by alice@example.com" in check.stdout
 
 
+
+def test_an_approver_name_cannot_drive_the_terminal_or_split_the_line(repo):
+    """An approval file is reviewed text: what it names is shown escaped, as plan shows it."""
+    hostile = "mallory\n\x1b]0;title\x07\x1b[2J@example.com"
+    written = _approve(repo, POLICY, "--by", hostile)
+    assert written.returncode == 0, written.stderr
+    assert yaml.safe_load((repo / (POLICY + ".approved")).read_text())["approved_by"] == hostile
+    check = _approve(repo, "--check", POLICY)
+    assert check.returncode == 0, check.stderr
+    for shown in (written.stdout, check.stdout):
+        assert "\x1b" not in shown and "\x07" not in shown, shown
+        assert len(shown.strip().splitlines()) == 1, shown
+        assert "mallory\\n\\x1b]0;title\\x07" in shown, shown
+
 def test_an_edit_after_approval_needs_a_new_one(repo):
     assert _approve(repo, POLICY, "--by", "alice@example.com").returncode == 0
     policy = repo / POLICY
