@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from archiver.errors import Diagnostic
+from archiver.report.redact import printable
 from archiver.review.show import shown_path
 from archiver.review.testrun import CaseResult, FileResult
 
@@ -26,8 +27,17 @@ def case_id(result: FileResult, case: CaseResult) -> str:
     return f"{shown_path(result.path)}::{case.case.name}"
 
 
-def report(results: Sequence[FileResult], extra_errors: Sequence[Diagnostic], echo: Echo) -> tuple[int, int, int]:
-    """Print everything; returns (passed, failed, errors), errors counted per file or path."""
+def report(
+    results: Sequence[FileResult], extra_errors: Sequence[Diagnostic], echo_raw: Echo
+) -> tuple[int, int, int]:
+    """Print everything; returns (passed, failed, errors), errors counted per file or path.
+
+    Every line is shown escaped: case names, ids and reasons are test-file text, and
+    a newline or terminal escape in one must not make a line of its own."""
+
+    def echo(line: str) -> None:
+        echo_raw(printable(line))
+
     passed = failed = 0
     errors = list(extra_errors)
     erroneous = len({d.file for d in extra_errors})

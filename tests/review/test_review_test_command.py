@@ -105,6 +105,27 @@ def test_a_wrong_expectation_fails_with_a_readable_diff(tmp_path):
     assert out.splitlines()[-1] == "1 passed, 2 failed"
 
 
+
+def test_a_case_name_cannot_forge_a_line_or_drive_the_terminal(tmp_path):
+    """A test file is reviewed text: its names and values are shown escaped, so one case
+    is one line whatever its name says."""
+    test_file = tmp_path / "odd.test.yaml"
+    test_file.write_text(f"""version: 1
+policy: {REPO / "policies" / "survey-retention.yaml"}
+defaults: {{contactId: c-1, disposition: COMPLETED, duration: 61, anonymized: true}}
+cases:
+  - name: "odd\\n\\u001b]0;title\\u0007{test_file}::fine PASSED"
+    attempt: {{id: "a-1\\u001b[2J", outcomeCode: SURVEY_TAKEN}}
+    expect: {{decision: skip, reason: "\\u001b[31m"}}
+""")
+    result = invoke(str(test_file))
+    assert result.exit_code == 1
+    out = result.output
+    assert "\x1b" not in out and "\x07" not in out, out
+    assert f"{test_file}::fine PASSED" not in out.splitlines()
+    assert f"{test_file}::odd\\n\\x1b]0;title\\x07{test_file}::fine PASSED FAILED" in out
+    assert out.splitlines()[-1] == "0 passed, 1 failed"
+
 def test_invalid_test_files_are_errors_with_lines(tmp_path):
     (tmp_path / "p.yaml").write_text((REPO / "policies" / "survey-retention.yaml").read_text())
     shutil.copytree(REPO / "policies" / "templates", tmp_path / "templates")
