@@ -7,6 +7,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
+from archiver.report.redact import printable
 from archiver.review.diff import ABSENT, PolicyDiff, diff_json
 from archiver.review.verdicts import Verdict
 
@@ -45,10 +46,14 @@ def print_diff(d: PolicyDiff, console: Console, *, max_rows: int) -> None:
         if change.campaign_id != campaign:
             campaign = change.campaign_id
             console.print()
-            console.print(f"campaign {campaign}", markup=False)
+            console.print(printable(f"campaign {campaign}"), markup=False)
+        # Ids, outcomes and reasons are the records' text (a fixtures file, a listing):
+        # shown escaped, so one attempt is one line and nothing reaches the terminal.
         console.print(
-            f"  {change.attempt_id}  {change.outcome or '-'}  "
-            f"{describe(change.old)} -> {describe(change.new)}",
+            printable(
+                f"  {change.attempt_id}  {change.outcome or '-'}  "
+                f"{describe(change.old)} -> {describe(change.new)}"
+            ),
             markup=False, soft_wrap=True, highlight=False,
         )
     hidden = len(d.changes) - max_rows

@@ -153,6 +153,19 @@ def test_fixtures_file_of_listing_records(tmp_path):
     assert report["compared"] == len(records)
 
 
+
+def test_text_of_the_records_is_shown_escaped_one_attempt_one_line(tmp_path):
+    old, new = old_and_new(tmp_path)
+    base = {"contactId": "c", "disposition": "X", "duration": 1, "anonymized": True}
+    odd_id = "r1\x1b]0;title\x07\n  r9  DISCONNECTED  skip -> archive"
+    fixtures = tmp_path / "records.json"
+    fixtures.write_text(json.dumps([{**base, "id": odd_id, "outcomeCode": "DISCONNECTED"}]))
+    result = diff(str(old), str(new), "--fixtures", str(fixtures))
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output, result.output
+    [line] = [x for x in result.output.splitlines() if "DISCONNECTED" in x]
+    assert line.startswith("  r1\\x1b]0;title\\x07\\n  r9"), line
+
 def test_a_new_campaign_and_an_aborting_filter_show_per_campaign(tmp_path):
     old_doc = policy_dict(CAMPAIGNS[:1])
     new_doc = policy_dict(CAMPAIGNS)
