@@ -70,7 +70,8 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Write the JSON run report here (schema: schemas/run-report.schema.json). With several "
-    "policies, one file each: FILE's name with the policy name before the extension.",
+    "policies, one file each: FILE's name with the policy name before the extension (so "
+    "policies of one name cannot run in one command).",
 )
 @click.option(
     "--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -181,6 +182,7 @@ def command(
             metrics = RunMetrics(previous_successes(metrics_path))
     # Every policy is checked before the first request of any of them.
     loaded = _select([(path, load_policy(path)) for path in _policy_paths(policies)], campaigns)
+    _one_name_each(loaded)
     signers = approval.allowed_signers_from_env()
     for path, policy in loaded:
         # A real tenant runs only the exact text a reviewer approved.
@@ -236,6 +238,20 @@ def _policy_paths(given: tuple[Path, ...]) -> list[Path]:
             raise UsageError(f"{path}: no policy files (*.yaml, *.yml) under this folder")
         found.extend(inside)
     return found
+
+
+def _one_name_each(loaded: list[tuple[Path, Policy]]) -> None:
+    """Refuse policies of one name in one command: a run's report file (``--report`` with
+    several policies), its metrics series and its running totals are its policy name's,
+    so one would overwrite or swell the other's."""
+    first: dict[str, Path] = {}
+    for path, policy in loaded:
+        seen = first.setdefault(policy.name, path)
+        if seen is not path:
+            raise UsageError(
+                f"policies {seen} and {path} are both named `{policy.name}`: a run's report, "
+                "metrics and totals go by the policy's name; give each policy its own"
+            )
 
 
 def _select(

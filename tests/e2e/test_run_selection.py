@@ -67,6 +67,21 @@ def test_a_folder_runs_every_policy_under_it_with_a_combined_line(repo, tmp_path
     assert f"all 2 of 2 policies: {combined}" in result.stdout
 
 
+
+def test_two_policies_of_one_name_in_one_run_are_a_usage_error(repo, tmp_path):
+    """A run's report file, metrics series and running totals are the policy's name's:
+    two policies of one name would write one report over the other's."""
+    second = repo / "policies" / "nested" / "second.yaml"
+    second.write_text(second.read_text().replace("name: second", "name: demo", 1))
+    report = tmp_path / "report.json"
+    result = run_cli(["run", "policies", "--state", str(tmp_path / "state"), "--report",
+                      str(report), "--quiet"], _env(), cwd=repo)
+    assert result.returncode == 2, result.stderr
+    assert ("policies/demo.yaml and policies/nested/second.yaml are both named `demo`"
+            in result.stderr), result.stderr
+    assert not (tmp_path / "state").exists()  # refused before anything
+    assert list(tmp_path.glob("report*")) == []
+
 def test_a_folder_without_policies_is_a_usage_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_cli(["run", str(tmp_path / "empty")], _env(), cwd=tmp_path)
