@@ -65,7 +65,7 @@ def check_line(raw: bytes) -> tuple[AuditLine, str] | str:
     """
     try:
         line = json.loads(raw)
-    except ValueError as err:  # includes bad UTF-8
+    except (ValueError, RecursionError) as err:  # bad UTF-8; nested past the parser's depth
         return f"not valid JSON ({err}): the line was edited or damaged"
     if not isinstance(line, dict):
         return "not a JSON object: the line was edited or damaged"

@@ -133,7 +133,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 def parse(raw: bytes, name: str) -> Digest | str:
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return "not valid JSON"
     if not isinstance(data, dict) or set(data) != {*_FIELDS, "signature"}:
         return "not a digest (unexpected or missing fields)"
@@ -300,7 +300,7 @@ def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]
             if lines in wanted:
                 try:
                     value = json.loads(raw).get("hash")
-                except ValueError:
+                except (ValueError, AttributeError, RecursionError):
                     value = None
                 if isinstance(value, str):
                     hashes[lines] = value

@@ -165,7 +165,7 @@ def read(path: Path) -> dict[str, Any]:
         if path.stat().st_size > _MAX_BUNDLE_BYTES:
             raise ConfigError(f"{path} is too large to be an evidence bundle")
         bundle = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ConfigError(f"{path} is not an evidence bundle: {err}") from err
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an evidence bundle ({FORMAT})")

@@ -89,3 +89,34 @@ def test_verify_against_a_folder_without_a_state_store_is_an_error_not_a_pass(
     assert result.exit_code != 0
     assert "no state store in" in result.output
     assert list(empty.iterdir()) == [], "no empty store is created"
+
+
+def test_a_line_nested_past_the_parsers_depth_is_a_damaged_line_not_a_traceback(
+    six_line_log: Path, tmp_path: Path
+) -> None:
+    lines = six_line_log.read_bytes().splitlines(keepends=True)
+    lines[3] = b"[" * 100_000 + b"\n"
+    six_line_log.write_bytes(b"".join(lines))
+    result = CliRunner().invoke(command, ["verify", str(six_line_log)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{six_line_log}:4: not valid JSON ("), result.stdout
+    assert "the line was edited or damaged" in result.stdout
+
+
+def test_a_digest_nested_past_the_parsers_depth_is_named_not_a_traceback(
+    six_line_log: Path, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = tmp_path / "key.pub.pem"
+    public.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ))
+    digests = Path(f"{six_line_log}.digests")
+    digests.mkdir()
+    (digests / "00000001.json").write_bytes(b"[" * 100_000)
+    result = CliRunner().invoke(
+        command, ["verify", str(six_line_log), "--public-key", str(public)], catch_exceptions=False
+    )
+    assert result.exit_code == 1, result.output

@@ -178,3 +178,25 @@ def test_the_policys_hold_files_travel_in_the_bundle(tmp_path):
     assert checked.returncode == 0, checked.stdout
     assert "OK   holds: LIT-2026-114 (holds/LIT-2026-114.yaml, placed by legal@example.com)" \
         in checked.stdout
+
+
+def test_a_bundle_nested_past_the_parsers_depth_is_refused_in_one_line(tmp_path):
+    from click.testing import CliRunner
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from archiver.cli import cli
+
+    public = tmp_path / "key.pub.pem"
+    public.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ))
+    bundle = tmp_path / "evidence.json"
+    bundle.write_text("[" * 100_000)
+    result = CliRunner().invoke(
+        cli, ["evidence", "verify", str(bundle), "--public-key", str(public)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 78, result.output
+    assert result.output.startswith(f"archiver: error: {bundle} is not an evidence bundle")
+    assert len(result.output.splitlines()) == 1
