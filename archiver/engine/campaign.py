@@ -501,11 +501,28 @@ class CampaignJob:
                 return
             # Recorded before the pause: a run that dies now is undone by the next one.
             self.store.campaigns.record_dialing(self.cid, self.run_id, dialing)
-            self.backend.pause(self.cid, dialing)
+            try:
+                self.backend.pause(self.cid, dialing)
+            except ApiError:
+                # Part of it may have stopped before the pause failed (one skill stops,
+                # the next refuses): that part dials again now, not after a later run.
+                self._undo_pause(dialing)
+                raise
             self.ctx.crash_point("campaign_paused")
             self._paused = dialing
             self.ctx.observer.paused(self.cid)
             log.info("campaign %s paused to archive (on_active: pause_and_resume)", self.cid)
+
+    def _undo_pause(self, dialing: Mapping[str, Any]) -> None:
+        try:
+            self.backend.resume(self.cid, dialing)
+        except ApiError as err:
+            log.error(
+                "campaign %s: could not restore dialing after a failed pause (the next run "
+                "will): %s", self.cid, err
+            )
+            return
+        self.store.campaigns.clear_pause(self.cid)
 
     def resume_if_paused(self) -> None:
         with self._pause_lock:

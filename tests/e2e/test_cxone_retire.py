@@ -132,3 +132,23 @@ def test_a_hold_on_one_attempt_keeps_its_whole_prospect_on_the_calling_list(tmp_
         assert states == {a: "held" for a in attempts}
         archived = archived_in_store(tmp_path / "state")
         assert archived == set(before) - set(attempts)
+
+
+def test_a_pause_refused_by_one_skill_restarts_the_skills_it_had_stopped(tmp_path):
+    """The campaign's first skill stops, its second refuses (409) and keeps dialing: the
+    campaign fails, and the run ends with the first skill dialing again, not left stopped
+    until some later run."""
+    behaviour = Behaviour(invented_conflict_skill_ids=frozenset({40002}))
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        before = sim.finalized_attempts("4412")
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "skill 40002 refused to stop" in result.stderr
+        skills = sim.skills()
+        assert skills["40001"]["stops"] == 1
+        assert skills["40001"]["isRunning"] and skills["40002"]["isRunning"], skills
+        assert sim.ledger()["requested"] == {}, "nothing retired while a skill dials"
+        assert sim.finalized_attempts("4412") == before
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            assert db.execute("SELECT count(*) FROM pauses").fetchone() == (0,)
