@@ -8,6 +8,7 @@ meaning: it is accepted when the skill is in the wanted state anyway.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,6 +34,10 @@ class Dialer:
         self._stop_wait = stop_wait_seconds
         self._poll = poll_seconds
         self._sleep = sleep
+        # Skills this backend asked to stop and has not yet seen stopped: a 202 stop
+        # takes effect later, so such a skill still says isRunning while it is stopping.
+        self._stopping: set[int] = set()
+        self._stopping_lock = threading.Lock()
 
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         path = wire.CAMPAIGN_SKILLS.format(campaign_id=quote(campaign_id, safe=""))
@@ -47,6 +52,8 @@ class Dialer:
             path = wire.SKILL_STOP.format(skill_id=sid)
             try:
                 self._api.post(path, wire.stop_params(), campaign_id=campaign_id)
+                with self._stopping_lock:
+                    self._stopping.add(sid)
             except CampaignActive as err:
                 if self._running(sid, campaign_id):
                     raise CampaignActive(
@@ -56,7 +63,10 @@ class Dialer:
 
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
         for sid in skill_ids(dialing):
-            if self._running(sid, campaign_id):
+            with self._stopping_lock:
+                stopping = sid in self._stopping
+            # A skill still stopping is started even though it says isRunning.
+            if not stopping and self._running(sid, campaign_id):
                 continue  # restarted already (a resume after a crash)
             try:
                 self._api.post(wire.SKILL_START.format(skill_id=sid), campaign_id=campaign_id)
@@ -65,6 +75,8 @@ class Dialer:
                     raise TerminalApiError(
                         f"skill {sid} could not be restarted: {err}", campaign_id=campaign_id
                     ) from err
+            with self._stopping_lock:
+                self._stopping.discard(sid)
 
     def _running(self, skill_id: int, campaign_id: str) -> bool:
         path = wire.SKILL.format(skill_id=skill_id)
@@ -77,6 +89,8 @@ class Dialer:
         waiting = list(ids)
         while True:
             waiting = [sid for sid in waiting if self._running(sid, campaign_id)]
+            with self._stopping_lock:
+                self._stopping.difference_update(set(ids) - set(waiting))
             if not waiting:
                 return
             if time.monotonic() >= deadline:

@@ -3,6 +3,8 @@ stopped, and exactly those are started again."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from archiver.errors import CampaignActive, TerminalApiError
@@ -86,3 +88,22 @@ def test_an_unknown_campaign_is_a_terminal_404(start_sim, backend_for) -> None:
     sim = start_sim()
     with pytest.raises(TerminalApiError, match="HTTP 404"):
         backend_for(sim).dialing("999")
+
+
+def test_resume_after_a_pause_that_timed_out_cancels_the_stops_still_pending(
+    start_sim, backend_for
+) -> None:
+    # The stops were accepted (202) but take longer than the wait: the skills still run
+    # when the failed pause is undone, and would stop a moment later, left stopped.
+    sim = start_sim(Behaviour(invented_stop_delay_seconds=0.6))
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim, stop_wait_seconds=0.1)
+    dialing = backend.dialing(cid) or {}
+    with pytest.raises(CampaignActive, match="still running"):
+        backend.pause(cid, dialing)
+    backend.resume(cid, dialing)
+    time.sleep(0.8)
+    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    assert all(v["isRunning"] for v in mine.values()), mine
+    backend.resume(cid, dialing)  # again, as after a crash: nothing more is started
+    assert all(v["starts"] == 1 for v in sim.skills().values() if v["campaignId"] == int(cid))
