@@ -69,3 +69,8 @@ class ArchiveWriter(Protocol):
     def write_batch(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
     ) -> Mapping[str, Any]: ...
+
+    def discard_batch(self, campaign_id: str, batch_id: str) -> bool:
+        """Remove what a run that died before recording the batch wrote of it (nothing
+        vouches for it); True when there was something."""
+        ...

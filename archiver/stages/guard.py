@@ -63,6 +63,7 @@ class GuardedTransform(_Guard):
 # A sink's other calls the engine makes, and what their failure is.
 _SINK_CALLS: Mapping[str, type[ArchiverError]] = {
     "deliver_many": StageDeliveryFailed, "write_batch": StageFailed,
+    "discard_batch": StageFailed,
 }
 
 

@@ -151,3 +151,39 @@ def test_the_run_report_times_every_cxone_call_the_simulator_answered(tmp_path):
     for campaign in report["campaigns"]:
         assert campaign["api"]["endpoints"]["GET contacts/completed"]["requests"] > 0
     assert "API calls" in run.stdout + run.stderr
+
+
+def test_a_hold_placed_after_a_kill_keeps_its_attempt_out_of_every_archive_file(tmp_path):
+    """Killed once a batch's file is written, before the batch is recorded; a hold on one
+    of its attempts arrives before the rerun. The rerun does not send that batch again:
+    its other attempts go into new batches. The file the dead run left is no archive of
+    record (no audit line vouches for it) and must not stay beside them: the held attempt
+    would be exported, and the others in two files."""
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, contacts_per_campaign=60)) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, max_in_flight=1)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        env = cxone_env(sim)
+        crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": "archive_written:1"})
+        assert crashed.returncode == -9
+        [left] = archive_files(tmp_path / "archive").values()
+        held = left[3]["id"]
+        (tmp_path / "holds").mkdir()
+        (tmp_path / "holds" / "lit.yaml").write_text(
+            f"case: LIT-9\nplaced_by: legal@example.com\nattempts: ['{held}']\n"
+        )
+        policy.write_text(policy.read_text() + "holds: [holds/lit.yaml]\n")
+        final = run_cli(args, env)
+        assert final.returncode == 0, final.stderr[-3000:]
+        contacts = set(sim.contacts(sim.campaign_ids[0]))
+    files = archive_files(tmp_path / "archive")
+    ids = [r["id"] for records in files.values() for r in records]
+    assert len(ids) == len(set(ids)), "no attempt in two files"
+    assert held not in ids, "the held attempt is in no archive file"
+    assert set(ids) == contacts - {held}
+    decided = _decided(tmp_path / "state", sim.campaign_ids[0])
+    assert decided[held] == "held"
+    lines = [x for x in audit_lines(tmp_path / "audit" / "audit.jsonl")
+             if x["event"] == "batch_archived"]
+    assert len(lines) == len(files), "every file on disk is vouched for by an audit line"
+    for line in lines:
+        assert line["files"][0]["sha256"] == sha256_of(tmp_path / line["files"][0]["path"])

@@ -7,7 +7,9 @@ the batch (``BATCH_ID.jsonl.gz``; a batch's id follows from its attempts), writt
 to a temporary name in its folder, fsynced, then renamed, owner-only (0600): a
 half-written file never stands under the final name. A batch whose file exists (a
 run died after writing it, before recording the batch) is found, under any date,
-and not written again; its digest is read from the file.
+and not written again; its digest is read from the file. An export's batch the
+next run reconciles instead of sending again has its file removed
+(``discard_batch``): it holds members that batch does not archive.
 
 Each line is one archived attempt: what its backend listed of it (a field the
 backend does not provide, such as ``anonymized`` on cxone, is absent, never a
@@ -106,6 +108,20 @@ class FileArchive:
         self._write(folder, final, data)
         failpoints.hit("archive_written")  # the file is there; its batch is not recorded yet
         return self._facts(final, data, len(records))
+
+    def discard_batch(self, campaign_id: str, batch_id: str) -> bool:
+        """Remove the batch's file, written by a run that died before recording the
+        batch, when the batch is reconciled instead of sent again: what it holds is not
+        what the batch archives."""
+        found = self._existing(campaign_id, batch_id + SUFFIX)
+        if found is None:
+            return False
+        try:
+            found.unlink()
+            fsync_dir(found.parent)
+        except OSError as err:
+            raise storage_error("cannot remove the archive file", found, err) from err
+        return True
 
     def _lines(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
