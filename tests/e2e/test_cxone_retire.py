@@ -152,3 +152,25 @@ def test_a_pause_refused_by_one_skill_restarts_the_skills_it_had_stopped(tmp_pat
         assert sim.finalized_attempts("4412") == before
         with sqlite3.connect(tmp_path / "state" / "state.db") as db:
             assert db.execute("SELECT count(*) FROM pauses").fetchone() == (0,)
+
+
+def test_a_removal_applied_but_answered_502_is_not_recorded_failed(tmp_path):
+    """The first removeProspects is applied, then its answer is lost (502); the retry of
+    the same call finds those prospects gone already. They left the calling list: their
+    attempts are retired and archived, not recorded failed and never listed again."""
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        sim.lose_removal_answers(1)
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        removals = [r for r in sim.requests() if r["kind"] == "remove"]
+        assert [r["status"] for r in removals[:2]] == [502, 200], "the lost answer happened"
+        assert sim.finalized_attempts("4412") == {}
+        assert set(sim.ledger()["removed"]) == set(before.values())
+        assert archived_in_store(tmp_path / "state") == set(before)
+        ids = [r["id"] for records in archive_files(tmp_path / "archive").values()
+               for r in records]
+        assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"

@@ -102,9 +102,15 @@ class CxoneApi:
     ) -> Answer:
         return self._perform("POST", path, campaign_id, params=params)
 
-    def delete(self, path: str, body: Any, *, campaign_id: str | None = None) -> object:
-        answer = self._perform("DELETE", path, campaign_id, json=body)
-        return self._json(answer, Where(f"DELETE {path}", campaign_id))
+    def delete(
+        self, path: str, body: Any, *, campaign_id: str | None = None
+    ) -> tuple[object, bool]:
+        """The answer's JSON, and whether it answers a repeat: an earlier try may have
+        been applied (its answer lost to a 5xx or a timeout), so what this answer says
+        of the state before the call may not be true."""
+        tries: list[int] = []
+        answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries)
+        return self._json(answer, Where(f"DELETE {path}", campaign_id)), len(tries) > 1
 
     def api_base(self) -> str:
         """``{api_endpoint}/inContactAPI/services/{version}/``, discovered once."""
@@ -115,13 +121,16 @@ class CxoneApi:
             return self._api
 
     # -- tries ---------------------------------------------------------------------
-    def _perform(self, method: str, path: str, campaign_id: str | None, **kw: Any) -> Answer:
-        tries = 0
+    def _perform(
+        self, method: str, path: str, campaign_id: str | None, *,
+        tries: list[int] | None = None, **kw: Any,
+    ) -> Answer:
+        """``tries``, when given, gets one entry per try made."""
+        made = tries if tries is not None else []
 
         def attempt() -> Answer:
-            nonlocal tries
-            tries += 1
-            where = Where(f"{method} {path}", campaign_id, attempt=tries)
+            made.append(len(made) + 1)
+            where = Where(f"{method} {path}", campaign_id, attempt=len(made))
             url = self.api_base() + path
             token = self.tokens.get()
             answer = self._send(method, url, where, token, **kw)

@@ -1,7 +1,10 @@
 """``action: retire``: the archived attempts' prospects leave their calling list.
 
 ``DELETE lists/call-lists/{list}/removeProspects`` answers per record: a 200 can
-carry failures, so each attempt is archived or failed by its prospect's result.
+carry failures, so each attempt is archived or failed by its prospect's result. A
+refusal in the answer to a repeated call (an earlier try's answer was lost to a 5xx
+or a timeout, and that try may have removed the prospect) is ``unknown``: the engine
+lists the calling list again, and a prospect gone from it was retired.
 """
 
 from __future__ import annotations
@@ -40,18 +43,26 @@ class Retirer:
                 by_list.setdefault(list_id, []).append(record)
         raw: dict[str, Any] = {}
         for list_id, members in by_list.items():
-            before, removed, refused = self._remove_once(campaign_id, list_id, members, raw)
+            unsure: set[str] = set()
+            before, removed, refused = self._remove_once(
+                campaign_id, list_id, members, raw, unsure
+            )
             for record in members:
-                outcomes[record.id] = _outcome(record, list_id, before, removed, refused)
+                outcomes[record.id] = _outcome(record, list_id, before, removed, refused, unsure)
         archived = sum(1 for outcome, _ in outcomes.values() if outcome == "archived")
+        maybe = any(outcome == "unknown" for outcome, _ in outcomes.values())
         status = (
-            "retired" if archived == len(outcomes) else "partially_retired" if archived else "failed"
+            "retired" if archived == len(outcomes)
+            else "partially_retired" if archived or maybe else "failed"
         )
         return ActResult(outcomes, status=status, raw=raw)
 
     def _remove_once(
-        self, campaign_id: str, list_id: str, members: Sequence[AttemptRecord], raw: dict[str, Any]
+        self, campaign_id: str, list_id: str, members: Sequence[AttemptRecord],
+        raw: dict[str, Any], unsure: set[str],
     ) -> tuple[Codes, Codes, Codes]:
+        """``unsure`` gets the refused prospects an earlier try of the call may have
+        removed."""
         # One removal at a time per list: two batches holding attempts of one
         # prospect would otherwise both remove it, and the second would fail.
         with self._lock(list_id):
@@ -63,12 +74,16 @@ class Retirer:
             if not pending:
                 return before, {}, {}
             path = wire.REMOVE_PROSPECTS.format(list_id=quote(list_id, safe=""))
-            body = self._api.delete(
+            body, repeated = self._api.delete(
                 path, wire.remove_prospects_body(pending), campaign_id=campaign_id
             )
             answer = answers.read(wire.RemoveProspects, body, path, campaign_id)
             raw[list_id] = answer.model_dump(by_alias=True)
             refused = {r.external_id: r.result_code for r in answer.failed_records}
+            if repeated:
+                # An earlier try may have removed them (its answer was lost): a refusal
+                # now may only say they are gone. The engine lists again to see.
+                unsure.update(refused)
             removed = {
                 r.external_id: r.result_code
                 for r in answer.successful_records
@@ -83,11 +98,17 @@ class Retirer:
 
 
 def _outcome(
-    record: AttemptRecord, list_id: str, before: Codes, removed: Codes, refused: Codes
+    record: AttemptRecord, list_id: str, before: Codes, removed: Codes, refused: Codes,
+    unsure: set[str],
 ) -> tuple[ItemOutcome, str]:
     ext = record.handle[wire.EXTERNAL_ID]
     if ext in before:
         return "archived", f"prospect {ext} already removed from calling list {list_id}"
+    if ext in refused and ext in unsure:
+        return "unknown", (
+            f"calling list {list_id} kept prospect {ext}: {refused[ext] or 'failed'}, "
+            "answering a repeated removal"
+        )
     if ext in refused:
         return "failed", f"calling list {list_id} kept prospect {ext}: {refused[ext] or 'failed'}"
     if ext in removed:

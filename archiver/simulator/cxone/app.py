@@ -58,6 +58,7 @@ class CxoneApp:
         self._rng = random.Random(f"faults/{config.seed}")
         self._bucket = _bucket(behaviour)
         self._injected: deque[int] = deque()
+        self._lost_removals = 0
         self.counts: Counter[str] = Counter()
 
     # -- behaviour -----------------------------------------------------------------
@@ -75,6 +76,12 @@ class CxoneApp:
         """The next API calls answer these statuses, one each, in order."""
         with self._lock:
             self._injected.extend(statuses)
+
+    def lose_removal_answers(self, count: int) -> None:
+        """The next ``count`` removeProspects calls are applied, then answered 502, as
+        when a gateway gives up on the tenant's answer on its way back."""
+        with self._lock:
+            self._lost_removals += count
 
     # -- requests ------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
@@ -117,7 +124,13 @@ class CxoneApp:
         if kind == "attempts":
             return self.lists.attempts(arg, req.query)
         if kind == "remove":
-            return self.lists.remove(arg, req, behaviour)
+            resp = self.lists.remove(arg, req, behaviour)
+            with self._lock:
+                lost, self._lost_removals = self._lost_removals > 0, max(0, self._lost_removals - 1)
+            if lost:
+                raise CxoneError(502, "BadGateway", "the upstream answer was lost",
+                                 shape=behaviour.error_shape, status_header=behaviour.ic_status_header)
+            return resp
         if req.query and kind in ("campaign_skills", "skill"):
             answers.query(req.query, frozenset())
         if kind == "campaign_skills":

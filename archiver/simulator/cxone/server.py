@@ -126,6 +126,10 @@ class CxoneSimulator:
     def inject(self, *statuses: int) -> None:
         self.app.inject(*statuses)
 
+    def lose_removal_answers(self, count: int) -> None:
+        """The next ``count`` removeProspects calls are applied, then answered 502."""
+        self.app.lose_removal_answers(count)
+
     def revoke_tokens(self) -> None:
         """Every access token issued so far is refused from now on (401)."""
         self.app.tokens.revoke_all()
