@@ -4,6 +4,8 @@ contact once, and never leaks a secret."""
 
 from __future__ import annotations
 
+import sqlite3
+
 from archiver.simulator.cxone import Behaviour, CxoneSimConfig, CxoneSimulator
 from tests.support import run_cli
 from tests.support_cxone import archive_files, cxone_env, cxone_policy
@@ -72,3 +74,25 @@ def test_server_errors_are_retried_and_nothing_is_exported_twice(tmp_path):
         assert any(r["status"] >= 500 for r in sim.requests())
     ids = exported_ids(tmp_path)
     assert ids and len(ids) == len(set(ids))
+
+
+def test_a_contact_with_an_absurd_duration_is_quarantined_not_a_crash(tmp_path):
+    # Past what the state store can hold: once a traceback that stopped the run.
+    config = CxoneSimConfig(campaigns=1, contacts_per_campaign=40)
+    with CxoneSimulator(config) as sim:
+        [cid] = sim.campaign_ids
+        huge, floated = sorted(sim.contacts(cid))[3:5]
+        sim.amend_contact(huge, totalDurationSeconds=10**30)
+        sim.amend_contact(floated, totalDurationSeconds=1e30)
+        policy = cxone_policy(tmp_path, sim, [cid])
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        contacts = set(sim.contacts(cid))
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        states = {a: (s, r) for a, s, r in db.execute(
+            "SELECT attempt_id, state, reason FROM attempts")}
+    for bad in (huge, floated):
+        state, reason = states[bad]
+        assert state == "quarantined" and "totalDurationSeconds" in reason, reason
+    assert sorted(exported_ids(tmp_path)) == sorted(contacts - {huge, floated})

@@ -19,6 +19,8 @@ from archiver.engine.backend import AttemptRecord, MalformedRecord
 NO_DISPOSITION = "(none)"
 # The handle's key for an attempt's calling list (beside the prospect's externalId).
 LIST_HANDLE = "listId"
+# Longer than any call (68 years), and a number every store and sink keeps as it is.
+MAX_DURATION_SECONDS = 2**31 - 1
 
 
 class Malformed(Exception):
@@ -125,6 +127,8 @@ def _duration(value: object) -> int | None:
         raise Malformed(wire.TOTAL_DURATION_SECONDS, "not a number")
     if value < 0:
         raise Malformed(wire.TOTAL_DURATION_SECONDS, "negative")
+    if value > MAX_DURATION_SECONDS:
+        raise Malformed(wire.TOTAL_DURATION_SECONDS, f"over {MAX_DURATION_SECONDS} seconds")
     return round(value)
 
 

@@ -126,6 +126,10 @@ class CxoneSimulator:
     def inject(self, *statuses: int) -> None:
         self.app.inject(*statuses)
 
+    def amend_contact(self, contact_id: str, **fields: Any) -> None:
+        """``contacts/completed`` serves these fields of the contact as given."""
+        self.app.contacts.amend(int(contact_id), fields)
+
     def lose_removal_answers(self, count: int) -> None:
         """The next ``count`` removeProspects calls are applied, then answered 502."""
         self.app.lose_removal_answers(count)
