@@ -174,3 +174,17 @@ def test_a_removal_applied_but_answered_502_is_not_recorded_failed(tmp_path):
         ids = [r["id"] for records in archive_files(tmp_path / "archive").values()
                for r in records]
         assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+
+
+def test_a_removal_whose_answer_cannot_be_read_is_checked_against_the_listing(tmp_path):
+    """removeProspects removes the prospects, then answers 200 with a body cut short. The
+    answer is no proof that nothing was removed: the prospects that left the calling list
+    are recorded retired and archived, not failed (they are never listed again)."""
+    with CxoneSimulator(CONFIG, Behaviour(remove_answer_garbled=True)) as sim:
+        before = sim.finalized_attempts("4412")
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert sim.finalized_attempts("4412") == {}
+        check_retired_once(sim, tmp_path, before)

@@ -3,8 +3,9 @@
 ``DELETE lists/call-lists/{list}/removeProspects`` answers per record: a 200 can
 carry failures, so each attempt is archived or failed by its prospect's result. A
 refusal in the answer to a repeated call (an earlier try's answer was lost to a 5xx
-or a timeout, and that try may have removed the prospect) is ``unknown``: the engine
-lists the calling list again, and a prospect gone from it was retired.
+or a timeout, and that try may have removed the prospect), and every prospect of a
+2xx answer that cannot be read, is ``unknown``: the engine lists the calling list
+again, and a prospect gone from it was retired.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from archiver.backends.cxone import answers, wire
 from archiver.backends.cxone.client import CxoneApi
 from archiver.backends.cxone.records import LIST_HANDLE
 from archiver.engine.backend import ActResult, AttemptRecord, ItemOutcome
+from archiver.errors import TerminalApiError
 
 Codes = Mapping[str, str | None]  # externalId -> resultCode
 
@@ -43,7 +45,7 @@ class Retirer:
                 by_list.setdefault(list_id, []).append(record)
         raw: dict[str, Any] = {}
         for list_id, members in by_list.items():
-            unsure: set[str] = set()
+            unsure: dict[str, str] = {}
             before, removed, refused = self._remove_once(
                 campaign_id, list_id, members, raw, unsure
             )
@@ -59,10 +61,10 @@ class Retirer:
 
     def _remove_once(
         self, campaign_id: str, list_id: str, members: Sequence[AttemptRecord],
-        raw: dict[str, Any], unsure: set[str],
+        raw: dict[str, Any], unsure: dict[str, str],
     ) -> tuple[Codes, Codes, Codes]:
-        """``unsure`` gets the refused prospects an earlier try of the call may have
-        removed."""
+        """``unsure`` gets the prospects the call may or may not have removed, with why:
+        the engine lists the calling list again to see."""
         # One removal at a time per list: two batches holding attempts of one
         # prospect would otherwise both remove it, and the second would fail.
         with self._lock(list_id):
@@ -74,16 +76,29 @@ class Retirer:
             if not pending:
                 return before, {}, {}
             path = wire.REMOVE_PROSPECTS.format(list_id=quote(list_id, safe=""))
-            body, repeated = self._api.delete(
-                path, wire.remove_prospects_body(pending), campaign_id=campaign_id
-            )
-            answer = answers.read(wire.RemoveProspects, body, path, campaign_id)
+            try:
+                body, repeated = self._api.delete(
+                    path, wire.remove_prospects_body(pending), campaign_id=campaign_id
+                )
+                answer = answers.read(wire.RemoveProspects, body, path, campaign_id)
+            except TerminalApiError as err:
+                if not _unreadable(err, path):
+                    raise  # refused: nothing was removed
+                # Accepted, but its answer cannot be read: which prospects left is unknown.
+                unsure.update(dict.fromkeys(
+                    pending, f"calling list {list_id}: removal accepted, answer unreadable: {err}"
+                ))
+                return before, {}, {}
             raw[list_id] = answer.model_dump(by_alias=True)
             refused = {r.external_id: r.result_code for r in answer.failed_records}
             if repeated:
                 # An earlier try may have removed them (its answer was lost): a refusal
-                # now may only say they are gone. The engine lists again to see.
-                unsure.update(refused)
+                # now may only say they are gone.
+                unsure.update(
+                    (e, f"calling list {list_id} kept prospect {e}: {c or 'failed'}, "
+                        "answering a repeated removal")
+                    for e, c in refused.items()
+                )
             removed = {
                 r.external_id: r.result_code
                 for r in answer.successful_records
@@ -97,18 +112,25 @@ class Retirer:
             return self._locks.setdefault(list_id, threading.Lock())
 
 
+def _unreadable(err: TerminalApiError, path: str) -> bool:
+    """``err`` is the removal's own 2xx answer that cannot be read (not JSON, or not
+    the answer's shape), not a refusal nor a failed login on the way."""
+    if err.endpoint == path:
+        return True  # answers.read: the call was answered 2xx
+    return err.endpoint == f"DELETE {path}" and err.status is not None and (
+        200 <= err.status < 300
+    )
+
+
 def _outcome(
     record: AttemptRecord, list_id: str, before: Codes, removed: Codes, refused: Codes,
-    unsure: set[str],
+    unsure: Mapping[str, str],
 ) -> tuple[ItemOutcome, str]:
     ext = record.handle[wire.EXTERNAL_ID]
     if ext in before:
         return "archived", f"prospect {ext} already removed from calling list {list_id}"
-    if ext in refused and ext in unsure:
-        return "unknown", (
-            f"calling list {list_id} kept prospect {ext}: {refused[ext] or 'failed'}, "
-            "answering a repeated removal"
-        )
+    if ext in unsure:
+        return "unknown", unsure[ext]
     if ext in refused:
         return "failed", f"calling list {list_id} kept prospect {ext}: {refused[ext] or 'failed'}"
     if ext in removed:
