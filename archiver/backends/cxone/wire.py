@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 DEFAULT_AUTH_URL = "https://cxone.niceincontact.com"
 DEFAULT_API_VERSION = "v34.0"
@@ -138,8 +138,13 @@ class CallListAttempts(_Wire):
     result_set: AttemptsResultSet = Field(alias="resultSet")
 
 
+def _id_as_text(value: object) -> object:
+    # The generated client types externalId as a number; the body sends it as text.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class ProspectResult(_Wire):
-    external_id: str = Field(alias="externalId")
+    external_id: Annotated[str, BeforeValidator(_id_as_text)] = Field(alias="externalId")
     result_code: str | None = Field(default=None, alias="resultCode")
 
 

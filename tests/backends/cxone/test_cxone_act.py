@@ -6,7 +6,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from pydantic import ValidationError
 
+from archiver.backends.cxone import wire
 from archiver.engine.backend import AttemptRecord
 from archiver.errors import ConfigError
 from archiver.simulator.cxone import Behaviour
@@ -129,3 +131,16 @@ def test_attempt_records_name_their_prospect_and_list(start_sim, backend_for) ->
     assert backend.fields == {"outcome", "disposition", "contact_id"}
     calls = api_requests(sim, "attempts")
     assert all(e["query"]["finalized"] == "true" for e in calls)
+
+
+def test_a_removal_answer_naming_prospects_by_number_is_read() -> None:
+    # The generated client types externalId as a number: an answer may carry one, and
+    # it names the prospect sent as text.
+    answer = wire.RemoveProspects.model_validate({
+        "successfulRecords": [{"externalId": 1047, "resultCode": "Removed"}],
+        "failedRecords": [{"externalId": "1048", "resultCode": "ProspectLocked"}],
+    })
+    assert [r.external_id for r in answer.successful_records] == ["1047"]
+    assert [r.external_id for r in answer.failed_records] == ["1048"]
+    with pytest.raises(ValidationError):
+        wire.RemoveProspects.model_validate({"successfulRecords": [{"externalId": True}]})
