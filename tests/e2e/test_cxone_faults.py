@@ -96,3 +96,30 @@ def test_a_contact_with_an_absurd_duration_is_quarantined_not_a_crash(tmp_path):
         state, reason = states[bad]
         assert state == "quarantined" and "totalDurationSeconds" in reason, reason
     assert sorted(exported_ids(tmp_path)) == sorted(contacts - {huge, floated})
+
+
+def test_a_contact_stamped_in_the_far_future_does_not_carry_the_watermark_past_today(
+    tmp_path,
+):
+    """One record claims a lastUpdateTime in 9999. It sorts last and is exported, but the
+    watermark stays below the server's time: a contact completed after the run is
+    listed and exported by the next one, not skipped forever."""
+    config = CxoneSimConfig(campaigns=1, contacts_per_campaign=40)
+    with CxoneSimulator(config) as sim:
+        [cid] = sim.campaign_ids
+        odd = sorted(sim.contacts(cid))[3]
+        sim.amend_contact(odd, lastUpdateTime="9999-12-31T00:00:00.000Z")
+        policy = cxone_policy(tmp_path, sim, [cid])
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        first = run_cli(args, cxone_env(sim))
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert odd in exported_ids(tmp_path)
+        later = sim.add_contact(cid)
+        second = run_cli(args, cxone_env(sim))
+        assert second.returncode == 0, second.stderr[-3000:]
+        contacts = set(sim.contacts(cid))
+        since = [r["query"]["updatedSince"] for r in sim.requests() if r["kind"] == "completed"]
+    assert since[-1] < "9999", since
+    ids = exported_ids(tmp_path)
+    assert later in ids, "the contact completed after the first run is exported"
+    assert sorted(ids) == sorted(contacts), "every contact once"

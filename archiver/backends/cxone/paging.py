@@ -26,6 +26,10 @@ How :func:`walk` pages
       answer's ``lastPollTime``, the server's clock): records updated while the walk
       runs would otherwise keep joining the end faster than a busy tenant's listing
       can be read. They are at or after the final watermark: the next run lists them.
+    * The bound never passes the first answer's ``lastPollTime`` (less a millisecond):
+      a record stamped later than the server's own time (a bad value, a clock gone
+      wrong) is listed, but the watermark does not jump past everything the tenant
+      completes until then. Where A2 holds the cap never binds.
 
 Assumptions (unverified against a live tenant; see ``archiver.backends.cxone``)
     A1. ``updatedSince`` keeps records at or after it. (Exclusive would also do: the
@@ -132,6 +136,10 @@ def walk(
     stalls = 0
     window = 1  # how many prefix rows the next request asks for again
     until: int | None = None  # the walk's end: the server's time when it began
+    # The highest bound: below the server's time when the walk began. A record stamped
+    # later (a clock gone wrong, a bad value) is listed, but never carries the
+    # watermark past records the tenant has yet to write.
+    ceiling: int | None = None
     while True:
         skip = max(0, len(prefix) - window)
         answer, server_time = fetch(bound, skip, top)
@@ -140,6 +148,7 @@ def walk(
         if rebase and until is None and server_time is not None:
             # Never below the first answer's records: the first page is always taken.
             until = max([server_time, *(r.at for r in rows if r.at is not None)])
+            ceiling = timestamps.floor_ms(server_time) - timestamps.MILLISECOND_NS
         anchor = _anchor(prefix, skip, rows, seen) if skip else -1
         if anchor is None:
             stats.restarts += 1
@@ -165,6 +174,8 @@ def walk(
         if rebase and prefix:
             last = _ordering(prefix, len(prefix) - 1, bound_ns)
             candidate = timestamps.floor_ms(last) - timestamps.MILLISECOND_NS
+            if ceiling is not None:
+                candidate = min(candidate, ceiling)
             if candidate > bound_ns:
                 prefix = _from(prefix, candidate, bound_ns)
                 bound_ns, bound = candidate, timestamps.format_ms(candidate)

@@ -8,6 +8,7 @@ are ordered by contactId.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -45,6 +46,7 @@ class Contacts:
         # contactId -> record, the tenant's own truth.
         self._records: dict[int, dict[str, Any]] = {}
         self._last_stamp = 0
+        self._config = config
         self.churned = 0
         start = answers.parse_date(config.seeded_from, "seeded_from")
         next_id = 700_000_001
@@ -148,11 +150,27 @@ class Contacts:
             record["totalDurationSeconds"] += 1
             self.churned += 1
 
+    def add(self, campaign_id: int) -> int:
+        """A contact of the campaign completed now; its id."""
+        with self._lock:
+            contact_id = max(self._records) + 1
+            self._last_stamp = max(int(time.time() * 1000), self._last_stamp + 1)
+            self._records[contact_id] = self._seed(
+                contact_id, campaign_id, self._last_stamp, self._config
+            )
+            return contact_id
+
     def amend(self, contact_id: int, fields: dict[str, Any]) -> None:
         """Serve these fields of a contact as given, whatever they hold (a tenant's bad
-        data); its place in the order is unchanged."""
+        data). A readable ``lastUpdateTime`` also moves it in the order; the tenant's
+        clock is unchanged."""
         with self._lock:
-            self._records[contact_id].update(fields)
+            record = self._records[contact_id]
+            record.update(fields)
+            stamp = fields.get("lastUpdateTime")
+            if isinstance(stamp, str):
+                with contextlib.suppress(CxoneError):
+                    record["_stamp"] = answers.parse_date(stamp, "lastUpdateTime")
 
     def existing(self, campaign_id: str) -> dict[str, str]:
         """contactId -> lastUpdateTime of every contact of the campaign, now."""

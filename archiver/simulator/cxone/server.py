@@ -126,6 +126,10 @@ class CxoneSimulator:
     def inject(self, *statuses: int) -> None:
         self.app.inject(*statuses)
 
+    def add_contact(self, campaign_id: str) -> str:
+        """A new completed contact of the campaign, stamped now; its id."""
+        return str(self.app.contacts.add(int(campaign_id)))
+
     def amend_contact(self, contact_id: str, **fields: Any) -> None:
         """``contacts/completed`` serves these fields of the contact as given."""
         self.app.contacts.amend(int(contact_id), fields)
