@@ -211,3 +211,28 @@ def test_without_rebase_removals_shift_nothing_past_the_walk() -> None:
     assert len(seen) == len(set(seen))
     assert set(listing.stamps) <= set(seen), "a record still on the list was never listed"
     assert stats.restarts > 0
+
+
+def test_the_bound_never_passes_the_later_of_the_server_time_and_the_clock() -> None:
+    stamps = {f"c{i}": T0 + i * 1000 * MS for i in range(5)}
+    stamps["future"] = timestamps.parse("9999-12-31T00:00:00Z") or 0
+    server = T0 + 10_000 * MS  # lastPollTime
+
+    def fetch(bound: str, skip: int, top: int) -> tuple[list[Row], int | None]:
+        bound_ns = timestamps.parse(bound) or 0
+        keep = sorted((t, k) for k, t in stamps.items() if t >= bound_ns)[skip: skip + top]
+        return [Row(k, t, None) for t, k in keep], server
+
+    def last_bound(clock: int) -> str:
+        pages = list(walk(fetch, since=timestamps.format_ms(T0 - MS), top=10,
+                          clock=lambda: clock))
+        assert sorted(r.key for rows, _ in pages for r in rows) == sorted(stamps)
+        return pages[-1][1]
+
+    # A record stamped in 9999 is listed; the bound stops at the later clock.
+    assert last_bound(T0 + 20_000 * MS) == timestamps.format_ms(T0 + 20_000 * MS - MS)
+    assert last_bound(T0) == timestamps.format_ms(server - MS)
+    # A lastPollTime that lags the records does not hold the bound back.
+    del stamps["future"]
+    server = T0
+    assert last_bound(T0 + 20_000 * MS) == timestamps.format_ms(T0 + 4000 * MS - MS)
