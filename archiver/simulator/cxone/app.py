@@ -109,6 +109,11 @@ class CxoneApp:
         return self._api(kind, arg, req)
 
     def _api(self, kind: str, arg: str, req: Request) -> Response:
+        resp = self._answer(kind, arg, req)
+        served = self._behaviour.served_bodies.get(kind)
+        return resp if served is None else Response(served[0], served[1])
+
+    def _answer(self, kind: str, arg: str, req: Request) -> Response:
         behaviour = self._behaviour
         if behaviour.latency_seconds > 0:
             time.sleep(behaviour.latency_seconds)

@@ -79,9 +79,10 @@ class Behaviour:
     invented_stop_delay_seconds: float = 0.0
     # removeProspects: these externalIds are reported in failedRecords with this code.
     remove_failures: Mapping[str, str] = field(default_factory=dict)
-    # removeProspects removes, then answers 200 with a body that is not its answer
-    # (a proxy's page, a truncated body): what was removed cannot be read from it.
-    remove_answer_garbled: bool = False
+    # Per kind of API call ("completed", "remove", "skill", ...): the call does what it
+    # does, then answers this (status, body) instead (a body cut short, a proxy's page,
+    # JSON nested past any parser): a tenant's answer is not to be trusted.
+    served_bodies: Mapping[str, tuple[int, bytes]] = field(default_factory=dict)
     # resultCode values (not published).
     invented_removed_code: str = "Removed"
     invented_not_found_code: str = "ProspectNotFound"

@@ -101,8 +101,6 @@ class CallLists:
                     del calling.prospects[ext]
                     self.removed[ext] += 1
                     successful.append({"externalId": ext, "resultCode": behaviour.invented_removed_code})
-        if behaviour.remove_answer_garbled:
-            return Response(200, b'{"successfulRecords": [{"externalId"')
         return answers.ok({"successfulRecords": successful, "failedRecords": failed})
 
     def finalized_attempts(self, list_id: str) -> dict[str, str]:
