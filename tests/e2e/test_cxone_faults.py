@@ -123,3 +123,23 @@ def test_a_contact_stamped_in_the_far_future_does_not_carry_the_watermark_past_t
     ids = exported_ids(tmp_path)
     assert later in ids, "the contact completed after the first run is exported"
     assert sorted(ids) == sorted(contacts), "every contact once"
+
+
+NESTED = b"[" * 200_000 + b"]" * 200_000  # valid JSON, nested past any parser's stack
+
+
+def test_an_answer_nested_past_the_parser_is_a_clear_error_not_a_traceback(tmp_path):
+    config = CxoneSimConfig(campaigns=2, contacts_per_campaign=30)
+    with CxoneSimulator(config, Behaviour(served_bodies={"completed": (200, NESTED)})) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        result = run_cli(args, cxone_env(sim))
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        assert "not valid JSON" in result.stderr
+        # The same depth in an error's body: the error is reported, its body unread.
+        sim.set(served_bodies={"completed": (500, NESTED)})
+        again = run_cli(args, cxone_env(sim))
+        assert again.returncode == 1, again.stderr[-3000:]
+        assert "Traceback" not in again.stderr
+        assert "HTTP 500" in again.stderr

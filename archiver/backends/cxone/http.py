@@ -59,7 +59,16 @@ class Answer:
         """The parsed body; None for 204 or an empty body."""
         if self.status == 204 or not self.body.strip():
             return None
-        return json.loads(self.body)
+        return parse_json(self.body)
+
+
+def parse_json(body: bytes) -> object:
+    """``body`` as JSON; ValueError when it is not, or nests deeper than the parser goes
+    (a stranger's answer must not end the run with a RecursionError)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +218,7 @@ class Transport:
     def _cause(self, answer: Answer) -> str:
         body: object = None
         with contextlib.suppress(ValueError):
-            body = json.loads(answer.body) if answer.body.strip() else None
+            body = parse_json(answer.body) if answer.body.strip() else None
         text = wire.error_text(body, answer.headers)
         if not text:
             text = answer.body.decode("utf-8", "replace").strip() or "no explanation given"
