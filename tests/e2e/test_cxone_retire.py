@@ -5,6 +5,7 @@ dial again."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -187,4 +188,18 @@ def test_a_removal_whose_answer_cannot_be_read_is_checked_against_the_listing(tm
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
         assert sim.finalized_attempts("4412") == {}
+        check_retired_once(sim, tmp_path, before)
+
+
+def test_prospects_a_removal_answer_leaves_out_are_checked_against_the_listing(tmp_path):
+    """Every removal is applied, but its answer names one prospect only: the others are
+    neither removed nor refused by what it says. They left the calling list, so they
+    are retired and archived, not recorded failed (they are never listed again)."""
+    first = {"successfulRecords": [{"externalId": "P4412-0000", "resultCode": "Removed"}]}
+    behaviour = Behaviour(served_bodies={"remove": (200, json.dumps(first).encode())})
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        before = sim.finalized_attempts("4412")
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
         check_retired_once(sim, tmp_path, before)

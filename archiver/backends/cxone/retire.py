@@ -4,8 +4,8 @@
 carry failures, so each attempt is archived or failed by its prospect's result. A
 refusal in the answer to a repeated call (an earlier try's answer was lost to a 5xx
 or a timeout, and that try may have removed the prospect), and every prospect of a
-2xx answer that cannot be read, is ``unknown``: the engine lists the calling list
-again, and a prospect gone from it was retired.
+2xx answer that cannot be read or does not name it, is ``unknown``: the engine lists
+the calling list again, and a prospect gone from it was retired.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class Retirer:
             removed = {
                 r.external_id: r.result_code
                 for r in answer.successful_records
-                if r.external_id not in refused
-            }
+                if r.external_id not in refused and r.external_id in pending
+            }  # a prospect not asked for in this call is none of its doing
             self._removed.update(((list_id, e), c) for e, c in removed.items())
             return before, removed, refused
 
@@ -136,4 +136,5 @@ def _outcome(
     if ext in removed:
         code = f" ({removed[ext]})" if removed[ext] else ""
         return "archived", f"removed from calling list {list_id}{code}"
-    return "failed", f"prospect {ext} missing from the removeProspects answer"
+    # Neither removed nor refused: the answer does not say what became of it.
+    return "unknown", f"prospect {ext} missing from the removeProspects answer"
