@@ -6,7 +6,11 @@ dial again."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +207,31 @@ def test_prospects_a_removal_answer_leaves_out_are_checked_against_the_listing(t
                           str(tmp_path / "state")], cxone_env(sim))
         assert result.returncode == 0, result.stderr[-3000:]
         check_retired_once(sim, tmp_path, before)
+
+
+def test_sigterm_while_retiring_restarts_the_skills_it_stopped(tmp_path):
+    """One SIGTERM stops the run within seconds: calls in flight are abandoned, but the
+    skills it stopped are started again before it exits, not left for a later run."""
+    config = CxoneSimConfig(campaigns=1, call_lists=1, prospects_per_list=240)
+    source = {**RETIRE_SOURCE, "page_size": 100}
+    with CxoneSimulator(config, Behaviour(latency_seconds=0.1)) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=source, max_in_flight=1)
+        args = [sys.executable, "-m", "archiver", "run", str(policy), "--state",
+                str(tmp_path / "state")]
+        proc = subprocess.Popen(args, env=cxone_env(sim), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not sim.ledger()["removed"]:
+            assert time.monotonic() < deadline and proc.poll() is None, "nothing was retired"
+            time.sleep(0.02)
+        assert not any(s["isRunning"] for s in sim.skills().values()), "paused while retiring"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 1, stderr[-3000:]
+        assert sim.finalized_attempts("4412"), "stopped part-way"
+        skills = sim.skills()
+        assert all(s["isRunning"] and s["starts"] == 1 for s in skills.values()), (
+            skills, stderr[-2000:])
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            assert db.execute("SELECT count(*) FROM pauses").fetchone() == (0,)

@@ -83,6 +83,7 @@ class CxoneApi:
         )
         self._api: str | None = None
         self._api_lock = threading.Lock()
+        self._local = threading.local()  # cleanup: the current thread's call is one
 
     def close(self) -> None:
         self._transport.close()
@@ -92,15 +93,21 @@ class CxoneApi:
         self._transport.stop()
 
     # -- operations ----------------------------------------------------------------
-    def get(self, path: str, params: Mapping[str, str], *, campaign_id: str | None = None) -> object:
-        """The answer's JSON; None for 204 (nothing, or no more records)."""
-        answer = self._perform("GET", path, campaign_id, params=params)
+    def get(
+        self, path: str, params: Mapping[str, str], *, campaign_id: str | None = None,
+        cleanup: bool = False,
+    ) -> object:
+        """The answer's JSON; None for 204 (nothing, or no more records). ``cleanup``: a
+        call that undoes the run's changes, still made once it is stopping
+        (:meth:`Transport.send`)."""
+        answer = self._perform("GET", path, campaign_id, params=params, cleanup=cleanup)
         return self._json(answer, Where(f"GET {path}", campaign_id))
 
     def post(
-        self, path: str, params: Mapping[str, str] | None = None, *, campaign_id: str | None = None
+        self, path: str, params: Mapping[str, str] | None = None, *,
+        campaign_id: str | None = None, cleanup: bool = False,
     ) -> Answer:
-        return self._perform("POST", path, campaign_id, params=params)
+        return self._perform("POST", path, campaign_id, params=params, cleanup=cleanup)
 
     def delete(
         self, path: str, body: Any, *, campaign_id: str | None = None
@@ -123,7 +130,7 @@ class CxoneApi:
     # -- tries ---------------------------------------------------------------------
     def _perform(
         self, method: str, path: str, campaign_id: str | None, *,
-        tries: list[int] | None = None, **kw: Any,
+        tries: list[int] | None = None, cleanup: bool = False, **kw: Any,
     ) -> Answer:
         """``tries``, when given, gets one entry per try made."""
         made = tries if tries is not None else []
@@ -133,26 +140,35 @@ class CxoneApi:
             where = Where(f"{method} {path}", campaign_id, attempt=len(made))
             url = self.api_base() + path
             token = self.tokens.get()
-            answer = self._send(method, url, where, token, **kw)
+            answer = self._send(method, url, where, token, cleanup=cleanup, **kw)
             if answer.status == 401:
                 # Revoked or expired early: one fresh login, one more send.
                 self.tokens.relogin(token)
-                answer = self._send(method, url, where, self.tokens.get(), **kw)
+                answer = self._send(method, url, where, self.tokens.get(), cleanup=cleanup, **kw)
             if not answer.ok:
                 raise self._transport.error(answer, where)
             return answer
 
-        return retrying(self._retry, sleep=self._sleep)(attempt)
+        # The grants a cleanup call needs are made for it as cleanup calls too.
+        previous = getattr(self._local, "cleanup", False)
+        self._local.cleanup = cleanup
+        try:
+            return retrying(self._retry, sleep=self._sleep)(attempt)
+        finally:
+            self._local.cleanup = previous
 
-    def _send(self, method: str, url: str, where: Where, token: str, **kw: Any) -> Answer:
+    def _send(
+        self, method: str, url: str, where: Where, token: str, *, cleanup: bool, **kw: Any
+    ) -> Answer:
         headers = {"Authorization": f"Bearer {token}"}
-        return self._transport.send(method, url, where, headers=headers, **kw)
+        return self._transport.send(method, url, where, headers=headers, cleanup=cleanup, **kw)
 
     def _issue(self, form: Mapping[str, str]) -> wire.TokenAnswer:
         where = Where(f"POST {wire.TOKEN_PATH}", token=True)
         auth = HTTPBasicAuth(self._credentials.client_id, self._credentials.client_secret)
         answer = self._transport.send(
-            "POST", self._auth_url + wire.TOKEN_PATH, where, data=dict(form), auth=auth
+            "POST", self._auth_url + wire.TOKEN_PATH, where, data=dict(form), auth=auth,
+            cleanup=getattr(self._local, "cleanup", False),
         )
         if not answer.ok:
             raise self._transport.error(answer, where)

@@ -66,21 +66,25 @@ class Dialer:
             with self._stopping_lock:
                 stopping = sid in self._stopping
             # A skill still stopping is started even though it says isRunning.
-            if not stopping and self._running(sid, campaign_id):
+            if not stopping and self._running(sid, campaign_id, cleanup=True):
                 continue  # restarted already (a resume after a crash)
             try:
-                self._api.post(wire.SKILL_START.format(skill_id=sid), campaign_id=campaign_id)
+                # Made even once the run is stopping: skills must not stay stopped
+                # because their run was interrupted.
+                self._api.post(
+                    wire.SKILL_START.format(skill_id=sid), campaign_id=campaign_id, cleanup=True
+                )
             except CampaignActive as err:
-                if not self._running(sid, campaign_id):
+                if not self._running(sid, campaign_id, cleanup=True):
                     raise TerminalApiError(
                         f"skill {sid} could not be restarted: {err}", campaign_id=campaign_id
                     ) from err
             with self._stopping_lock:
                 self._stopping.discard(sid)
 
-    def _running(self, skill_id: int, campaign_id: str) -> bool:
+    def _running(self, skill_id: int, campaign_id: str, *, cleanup: bool = False) -> bool:
         path = wire.SKILL.format(skill_id=skill_id)
-        body = wire.skill_of(self._api.get(path, {}, campaign_id=campaign_id))
+        body = wire.skill_of(self._api.get(path, {}, campaign_id=campaign_id, cleanup=cleanup))
         return answers.read(wire.Skill, body, path, campaign_id).is_running
 
     def _await_stopped(self, campaign_id: str, ids: Sequence[int]) -> None:

@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import requests
 
 from archiver.backends.cxone import wire
-from archiver.cxone.client import RequestEvent
+from archiver.cxone.client import STOP_GRACE_SECONDS, RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
 from archiver.cxone.transport import MAX_ANSWER_BYTES, Exchange, Exchanges, read_body
@@ -131,15 +131,25 @@ class Transport:
         more. Takes no lock: safe from a signal handler."""
         self._exchanges.stop()
 
-    def send(self, method: str, url: str, where: Where, **kw: Any) -> Answer:
-        if self._exchanges.abandons(cleanup=False):
+    def send(
+        self, method: str, url: str, where: Where, *, cleanup: bool = False, **kw: Any
+    ) -> Answer:
+        """``cleanup``: a call that undoes the run's changes (restarting skills it
+        stopped): it still goes once the run is stopping, not held back by the rate
+        limiter then, and never takes longer than STOP_GRACE_SECONDS; only a second
+        stop abandons it."""
+        if self._exchanges.abandons(cleanup=cleanup):
             raise CallAbandoned(STOPPING, campaign_id=where.campaign_id, endpoint=where.endpoint)
-        self._limiter.acquire()
+        last_call = cleanup and self._exchanges.stopping > 0
+        if not last_call:
+            self._limiter.acquire()
         started = time.monotonic()
         # A deadline on the whole exchange: a server trickling its answer byte by byte
         # never meets the read timeout, which bounds each read.
         budget = sum(self._timeouts)
-        with self._exchanges.track(started + budget) as exchange:
+        if last_call:
+            budget = min(budget, STOP_GRACE_SECONDS)
+        with self._exchanges.track(started + budget, cleanup=cleanup) as exchange:
             try:
                 response = self._session.request(
                     method, url, timeout=self._timeouts, allow_redirects=False, stream=True,
