@@ -4,6 +4,7 @@ contact once, and never leaks a secret."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from archiver.simulator.cxone import Behaviour, CxoneSimConfig, CxoneSimulator
@@ -143,3 +144,17 @@ def test_an_answer_nested_past_the_parser_is_a_clear_error_not_a_traceback(tmp_p
         assert again.returncode == 1, again.stderr[-3000:]
         assert "Traceback" not in again.stderr
         assert "HTTP 500" in again.stderr
+
+
+def test_a_dispositions_listing_that_ignores_skip_ends_the_run_with_a_clear_error(tmp_path):
+    # Every page is the same thousand dispositions: paging by skip would never end.
+    page = {"dispositions": [{"dispositionId": i, "dispositionName": f"Outcome {i}"}
+                             for i in range(1, 1001)]}
+    behaviour = Behaviour(served_bodies={"dispositions": (200, json.dumps(page).encode())})
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, contacts_per_campaign=20), behaviour) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim), timeout=60)
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "already listed (is skip ignored?)" in result.stderr
+        assert len([r for r in sim.requests() if r["kind"] == "dispositions"]) == 2

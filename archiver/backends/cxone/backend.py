@@ -22,12 +22,14 @@ from archiver.engine.backend import (
     Page,
     RecordField,
 )
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, TerminalApiError
 
 Action = Literal["export", "retire"]
 SourceType = Literal["completed_contacts", "call_list_attempts"]
 # The first run's lower bound when the policy names no source.since.
 DEFAULT_SINCE = "2000-01-01T00:00:00.000Z"
+# No tenant has more; paging dispositions past it is an answer gone wrong.
+MAX_DISPOSITIONS = 100_000
 
 _CONTACT_FIELDS = CXONE_CONTACT_FIELDS
 _ATTEMPT_FIELDS = CXONE_ATTEMPT_FIELDS
@@ -143,9 +145,23 @@ class CxoneBackend:
         while True:
             body = self.api.get(wire.DISPOSITIONS, wire.page_params(skip, top))
             page = answers.read(wire.Dispositions, body, wire.DISPOSITIONS, None).dispositions
+            known = len(names)
             names.update((d.disposition_id, d.disposition_name) for d in page)
             if len(page) < top:
                 return names
+            # A full page of nothing new (skip ignored), or more than any tenant has:
+            # paging on would never end.
+            problem = (
+                "a full page of dispositions already listed (is skip ignored?)"
+                if len(names) == known else
+                f"more than {MAX_DISPOSITIONS} dispositions" if len(names) > MAX_DISPOSITIONS
+                else None
+            )
+            if problem:
+                raise TerminalApiError(
+                    f"answer is not valid: {problem} at skip {skip}",
+                    endpoint=f"GET {wire.DISPOSITIONS}",
+                )
             skip += len(page)
 
     # -- acting --------------------------------------------------------------------
