@@ -59,6 +59,7 @@ class CxoneApp:
         self._bucket = _bucket(behaviour)
         self._injected: deque[int] = deque()
         self._lost_removals = 0
+        self._token_faults: deque[int] = deque()
         self.counts: Counter[str] = Counter()
 
     # -- behaviour -----------------------------------------------------------------
@@ -76,6 +77,11 @@ class CxoneApp:
         """The next API calls answer these statuses, one each, in order."""
         with self._lock:
             self._injected.extend(statuses)
+
+    def inject_token(self, *statuses: int) -> None:
+        """The next token requests answer these statuses, one each, in order."""
+        with self._lock:
+            self._token_faults.extend(statuses)
 
     def lose_removal_answers(self, count: int) -> None:
         """The next ``count`` removeProspects calls are applied, then answered 502, as
@@ -101,6 +107,11 @@ class CxoneApp:
 
     def _dispatch(self, kind: str, arg: str, req: Request) -> Response:
         if kind == "token":
+            with self._lock:
+                fault = self._token_faults.popleft() if self._token_faults else None
+            if fault is not None:
+                self.counts["injected"] += 1
+                raise CxoneError(fault, "Injected", f"injected status {fault}")
             return self.tokens.grant(req, self._behaviour)
         if kind == "discovery":
             return self._discovery(req.query)

@@ -138,6 +138,10 @@ class CxoneSimulator:
         """The next ``count`` removeProspects calls are applied, then answered 502."""
         self.app.lose_removal_answers(count)
 
+    def inject_token(self, *statuses: int) -> None:
+        """The next token requests answer these statuses (429, 503, ...), in order."""
+        self.app.inject_token(*statuses)
+
     def revoke_tokens(self) -> None:
         """Every access token issued so far is refused from now on (401)."""
         self.app.tokens.revoke_all()
