@@ -158,3 +158,18 @@ def test_a_dispositions_listing_that_ignores_skip_ends_the_run_with_a_clear_erro
         assert result.returncode == 1, result.stderr[-3000:]
         assert "already listed (is skip ignored?)" in result.stderr
         assert len([r for r in sim.requests() if r["kind"] == "dispositions"]) == 2
+
+
+def test_a_token_endpoint_that_stumbles_at_the_start_is_tried_again(tmp_path):
+    # The first login meets a 503, then a 429 without Retry-After: both are tried
+    # again, as they are for every other call, instead of refusing the run.
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, contacts_per_campaign=20)) as sim:
+        sim.inject_token(503, 429)
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        grants = [r["status"] for r in sim.requests() if r["kind"] == "token"]
+        contacts = set(sim.contacts(sim.campaign_ids[0]))
+    assert grants[:3] == [503, 429, 200]
+    assert sorted(exported_ids(tmp_path)) == sorted(contacts)

@@ -194,8 +194,7 @@ class CxoneBackend:
     def check(self) -> None:
         """Log in and discover the API host now, so refused credentials or an unknown
         tenant stop a run before it starts."""
-        self.api.tokens.get()
-        self.api.api_base()
+        self.api.check()
 
     def cancel(self) -> None:
         """Every wait ends at once and every call in flight is cut (CallAbandoned).

@@ -119,6 +119,16 @@ class CxoneApi:
         answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries)
         return self._json(answer, Where(f"DELETE {path}", campaign_id)), len(tries) > 1
 
+    def check(self) -> None:
+        """Log in and discover the API host now, with the retries every call has (a 503
+        or a 429 from the auth host is tried again; refused credentials are not)."""
+
+        def attempt() -> None:
+            self.tokens.get()
+            self.api_base()
+
+        retrying(self._retry, sleep=self._sleep)(attempt)
+
     def api_base(self) -> str:
         """``{api_endpoint}/inContactAPI/services/{version}/``, discovered once."""
         with self._api_lock:
