@@ -590,7 +590,7 @@ class CxoneClient:
     def _cause(self, reason: str, body: bytes) -> str:
         """Why the server refused: its error text, else its body, else the reason phrase."""
         text: str | None = None
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             text = wire.error_text(json.loads(body))
         if not text:
             text = body.decode("utf-8", "replace").strip() or reason or "no explanation given"
@@ -607,7 +607,7 @@ class CxoneClient:
     def _json(self, call: _Call, answer: _Answer) -> object:
         try:
             return json.loads(answer.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser: no answer either
             # The body stays out of the message: a token answer would print the token.
             raise self._api_error(
                 TerminalApiError, call, answer.status, "answer is not valid JSON"

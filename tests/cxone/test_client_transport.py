@@ -136,6 +136,7 @@ def test_campaign_id_is_escaped_in_the_path(cxone: FakeCxone, make_client: MakeC
         (Reply(200, {"items": []}), "answer is a JSON dict, not a list"),
         (Reply(200, body=b"<html>oops</html>"), "answer is not valid JSON"),
         (Reply(200, body=b""), "answer is not valid JSON"),
+        (Reply(200, body=b"[" * 200_000 + b"]" * 200_000), "answer is not valid JSON"),
     ],
 )
 def test_unusable_listing_is_terminal(
@@ -311,3 +312,11 @@ def test_a_tls_failure_is_terminal_not_retried(
     with pytest.raises(TerminalApiError, match="TLS failed"):
         client.list_attempts(CAMPAIGN, limit=10, offset=0)
     assert len(events) == 1, "no retry mends TLS"
+
+
+def test_an_error_body_nested_past_the_parser_is_reported_unread(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("GET", LIST, Reply(400, body=b"[" * 200_000 + b"]" * 200_000))
+    with pytest.raises(TerminalApiError, match="HTTP 400"):
+        make_client().list_attempts(CAMPAIGN, limit=1, offset=0)
