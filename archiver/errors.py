@@ -200,6 +200,11 @@ class TerminalApiError(ApiError, Terminal):
     """An API error that retrying will not fix (400, 403, 404, bad credentials)."""
 
 
+class UnreadableAnswer(TerminalApiError):
+    """A 2xx answer whose body cannot be read (not JSON, or not the answer's shape): the
+    call was accepted, and what it did is unknown."""
+
+
 class AuthError(TerminalApiError):
     """Credentials were refused (invalid client, or 401 after a fresh token)."""
 

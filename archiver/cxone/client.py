@@ -49,6 +49,7 @@ from archiver.errors import (
     ServerError,
     TerminalApiError,
     Unreachable,
+    UnreadableAnswer,
 )
 from archiver.netutil import is_loopback_host
 from archiver.policy.model import Connection, Retry
@@ -320,7 +321,7 @@ class CxoneClient:
             return wire.ArchiveResponse.model_validate(self._json(call, answer))
         except ValidationError as err:
             msg = f"archive answer is not valid: {_first_problem(err)}"
-            raise self._api_error(TerminalApiError, call, answer.status, msg) from None
+            raise self._api_error(_unreadable(answer), call, answer.status, msg) from None
 
     def set_campaign_status(self, campaign_id: str, status: wire.CampaignStatus) -> None:
         """Pause or resume a campaign's dialing."""
@@ -610,8 +611,14 @@ class CxoneClient:
         except (ValueError, RecursionError):  # nested past the parser: no answer either
             # The body stays out of the message: a token answer would print the token.
             raise self._api_error(
-                TerminalApiError, call, answer.status, "answer is not valid JSON"
+                _unreadable(answer), call, answer.status, "answer is not valid JSON"
             ) from None
 
     def _path(self, template: str, campaign_id: str) -> str:
         return template.format(campaign_id=quote(campaign_id, safe=""))
+
+
+def _unreadable(answer: _Answer) -> type[TerminalApiError]:
+    """The error of an answer that cannot be read: UnreadableAnswer for a 2xx (the call
+    was accepted), else a plain terminal one."""
+    return UnreadableAnswer if 200 <= answer.status < 300 else TerminalApiError

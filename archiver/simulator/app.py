@@ -39,6 +39,7 @@ class App:
         self._faults = faults
         self._bucket = _bucket_for(faults)
         self._throttle_left: Counter[str] = Counter(faults.throttle_next)
+        self._garble_left: Counter[str] = Counter(faults.garble_next)
         self._rng = random.Random(f"faults/{config.seed}")
         self._lock = threading.Lock()  # guards the fault RNG and the counters below
         self._requests: Counter[str] = Counter()
@@ -59,6 +60,7 @@ class App:
             self._bucket = _bucket_for(faults)
         with self._lock:
             self._throttle_left = Counter(faults.throttle_next)
+            self._garble_left = Counter(faults.garble_next)
         self.state.activate([c for c in faults.active_campaigns
                              if c not in previous.active_campaigns])
 
@@ -128,6 +130,11 @@ class App:
             resp = self._dispatch(kind, cid, req, faults)
         except ApiError as err:
             resp = err.response()
+        if 200 <= resp.status < 300 and self._take(self._garble_left, kind):
+            # The call took effect; its answer is lost on the way back.
+            self.count("garbled")
+            resp = Response(200, b"<html><body>upstream answer lost</body></html>",
+                            "text/html")
         resp.delay = delay
         return kind, resp
 
@@ -150,10 +157,14 @@ class App:
 
     def _throttled(self, kind: str) -> bool:
         """Whether this call of ``kind`` is one of the next ones ``throttle_next`` names."""
+        return self._take(self._throttle_left, kind)
+
+    def _take(self, left: Counter[str], kind: str) -> bool:
+        """Whether this call of ``kind`` is one of the next ones ``left`` counts down."""
         with self._lock:
-            if self._throttle_left[kind] <= 0:
+            if left[kind] <= 0:
                 return False
-            self._throttle_left[kind] -= 1
+            left[kind] -= 1
             return True
 
     def _dispatch(self, kind: str, cid: str, req: Request, faults: Faults) -> Response:

@@ -96,6 +96,9 @@ class Faults:
     # 429, as a rate limit would (with Retry-After: 1 when ``retry_after``); counted from
     # when the faults are set.
     throttle_next: dict[str, int] = field(default_factory=dict)
+    # Call kind -> how many of its next successful calls take effect and are then
+    # answered 200 with a body that is not JSON (a proxy's error page, a cut answer).
+    garble_next: dict[str, int] = field(default_factory=dict)
     webhook_status: int | None = None  # answered by the webhook receiver instead of 204
 
     def __post_init__(self) -> None:
@@ -111,12 +114,15 @@ class Faults:
             _check_status(f"fail_status[{cid}]", status)
         if self.webhook_status is not None:
             _check_status("webhook_status", self.webhook_status)
-        for kind, n in self.throttle_next.items():
-            if kind not in CALL_KINDS or isinstance(n, bool) or not isinstance(n, int) or n < 0:
-                raise ValueError(
-                    f"throttle_next maps a call kind ({', '.join(CALL_KINDS)}) to a count >= 0,"
-                    f" got {kind!r}: {n!r}"
-                )
+        for name, counts in (("throttle_next", self.throttle_next),
+                             ("garble_next", self.garble_next)):
+            for kind, n in counts.items():
+                if (kind not in CALL_KINDS or isinstance(n, bool) or not isinstance(n, int)
+                        or n < 0):
+                    raise ValueError(
+                        f"{name} maps a call kind ({', '.join(CALL_KINDS)}) to a count >= 0,"
+                        f" got {kind!r}: {n!r}"
+                    )
 
     @property
     def token_expires_in(self) -> int:
@@ -175,3 +181,5 @@ def _check_types(faults: Faults) -> None:
         raise ValueError("fail_status must map campaign ids to status codes")
     if not isinstance(faults.throttle_next, dict):
         raise ValueError("throttle_next must map call kinds to counts")
+    if not isinstance(faults.garble_next, dict):
+        raise ValueError("garble_next must map call kinds to counts")

@@ -54,6 +54,7 @@ class SimRoutes:
             "rate_limited": counters.get("rate_limited", 0),
             "injected_errors": counters.get("injected_errors", 0),
             "hangs": counters.get("hangs", 0),
+            "garbled": counters.get("garbled", 0),
             "auth_failures": counters.get("auth_failures", 0),
             "internal_errors": counters.get("internal_errors", 0),
             "connections_opened": counters.get("connections", 0),

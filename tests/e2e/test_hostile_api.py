@@ -218,3 +218,24 @@ def test_on_active_skip_records_a_dialing_campaigns_attempts_skipped_and_the_run
     eligible = sim.eligible_ids(dialing, set(APPROVED))
     assert by_id[dialing]["skipped"] >= len(eligible)
     assert set(sim.ledger()) == sim.eligible_ids(quiet, set(APPROVED))
+
+
+def test_an_archive_accepted_with_an_unreadable_answer_is_checked_against_the_listing(
+    tmp_path, start_sim
+):
+    # The archive call takes effect, then its 200 answer is an HTML page: the batch's
+    # attempts are gone from the listing, so they were archived, not failed.
+    sim = start_sim(Faults(garble_next={"archive": 1}), campaign_ids=CAMPAIGNS[:1],
+                    attempts_per_campaign=300, seed=29)
+    policy = write_policy(tmp_path / "p.yaml", policy_dict(CAMPAIGNS[:1]))
+    report_path = tmp_path / "r.json"
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "state"), "--report",
+                      str(report_path)], sim_env(sim))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sim.stats()["garbled"] == 1, "one answer was lost after the call took effect"
+    eligible = sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
+    ledger = sim.ledger()
+    assert set(ledger) == eligible and set(ledger.values()) == {1}
+    report = read_report(report_path)
+    assert report["totals"]["archived"] == len(eligible)
+    assert report["totals"]["failed"] == 0

@@ -20,7 +20,7 @@ from archiver.backends.campaign_archive.records import parse_record
 from archiver.backends.catalog import CAMPAIGN_ARCHIVE, CAMPAIGN_ARCHIVE_FIELDS
 from archiver.cxone import CxoneClient
 from archiver.engine.backend import ActResult, AttemptRecord, Backend, ItemOutcome, Page
-from archiver.errors import CampaignActive
+from archiver.errors import CampaignActive, UnreadableAnswer
 
 STATUS = "status"  # the key of dialing()'s answer: the status to restore
 ACTIVE = "ACTIVE"
@@ -91,6 +91,11 @@ class CampaignArchiveBackend:
             with self._refused_lock:
                 self._refused.add(campaign_id)
             raise
+        except UnreadableAnswer as err:
+            # Accepted, but what it archived is not known: the engine lists the campaign
+            # again, and an attempt gone from the listing was archived by this call.
+            why = f"the archive call was accepted but its answer cannot be read ({err})"
+            return ActResult({r.id: ("unknown", why) for r in batch}, status="unknown")
         outcome: tuple[ItemOutcome, str] = (
             ("unknown", UNKNOWN_REASON) if response.failed_count > 0 else ("archived", "")
         )
