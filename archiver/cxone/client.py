@@ -56,6 +56,7 @@ from archiver.policy.model import Connection, Retry
 from archiver.report.redact import register_secret
 
 MAX_CAUSE_CHARS = 200
+NOT_JSON = "answer is not valid JSON"
 REDACTED = "***"
 # Once the run is stopping, the calls that undo its changes (resuming a paused
 # campaign) still go, once each, but never keep it waiting longer than this.
@@ -316,12 +317,16 @@ class CxoneClient:
             json_body=request,
             headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
         )
-        answer = self._perform(call)
+        answer = self._perform(call)  # a 2xx: the call was accepted
+        # Its own answer unreadable is UnreadableAnswer (what it archived is unknown);
+        # the token's, read on the way, is a plain terminal error.
         try:
             return wire.ArchiveResponse.model_validate(self._json(call, answer))
+        except TerminalApiError:  # not JSON
+            raise self._api_error(UnreadableAnswer, call, answer.status, NOT_JSON) from None
         except ValidationError as err:
             msg = f"archive answer is not valid: {_first_problem(err)}"
-            raise self._api_error(_unreadable(answer), call, answer.status, msg) from None
+            raise self._api_error(UnreadableAnswer, call, answer.status, msg) from None
 
     def set_campaign_status(self, campaign_id: str, status: wire.CampaignStatus) -> None:
         """Pause or resume a campaign's dialing."""
@@ -611,14 +616,9 @@ class CxoneClient:
         except (ValueError, RecursionError):  # nested past the parser: no answer either
             # The body stays out of the message: a token answer would print the token.
             raise self._api_error(
-                _unreadable(answer), call, answer.status, "answer is not valid JSON"
+                TerminalApiError, call, answer.status, NOT_JSON
             ) from None
 
     def _path(self, template: str, campaign_id: str) -> str:
         return template.format(campaign_id=quote(campaign_id, safe=""))
 
-
-def _unreadable(answer: _Answer) -> type[TerminalApiError]:
-    """The error of an answer that cannot be read: UnreadableAnswer for a 2xx (the call
-    was accepted), else a plain terminal one."""
-    return UnreadableAnswer if 200 <= answer.status < 300 else TerminalApiError

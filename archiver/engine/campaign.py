@@ -327,14 +327,14 @@ class CampaignJob:
                 len(gone),
                 len(listed),
             )
-            if not changes_tenant(self.ctx.policy, self.campaign):
-                # An export changes nothing on the tenant: the batch's file, if the dead
-                # run wrote it, was its only effect. It holds every member, not what this
-                # reconciling archives (the rest are batched anew, a held one not at all).
-                for writer in self.ctx.writers:
-                    if writer.discard_batch(self.cid, batch.id):
-                        log.info("campaign %s: removed the unrecorded file of batch %s",
-                                 self.cid, batch.id)
+            # The batch's file, if the dead run wrote it, holds every member, not what
+            # this reconciling archives (the rest are batched anew, a held one not at
+            # all): it goes, and the batch's event below writes it again with those.
+            for writer in self.ctx.writers:
+                discard = getattr(writer, "discard_batch", None)
+                if discard is not None and discard(self.cid, batch.id):
+                    log.info("campaign %s: removed the unrecorded file of batch %s",
+                             self.cid, batch.id)
             gone_set = set(gone)
             kept = [i for i in items if i.attempt_id in gone_set]
             self.store.batches.release(

@@ -64,13 +64,13 @@ class ArchiveWriter(Protocol):
     batch, before the batch's event is written; what it returns (where, a digest,
     how many) goes into that event's ``files``, so the audit line vouches for it.
     Writing the same batch again must change nothing and return the same facts.
+
+    A writer may also have ``discard_batch(campaign_id, batch_id) -> bool``: remove what
+    a run that died before recording the batch wrote of it (nothing vouches for it),
+    True when there was something. It is optional, so a writer written without it is
+    still a writer.
     """
 
     def write_batch(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
     ) -> Mapping[str, Any]: ...
-
-    def discard_batch(self, campaign_id: str, batch_id: str) -> bool:
-        """Remove what a run that died before recording the batch wrote of it (nothing
-        vouches for it); True when there was something."""
-        ...

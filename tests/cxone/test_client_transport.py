@@ -13,7 +13,13 @@ import pytest
 
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
 from archiver.cxone.client import check_base_url
-from archiver.errors import ApiError, AuthError, ConfigError, TerminalApiError
+from archiver.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    TerminalApiError,
+    UnreadableAnswer,
+)
 from archiver.policy.model import Connection
 
 from .limiter_model import FakeClock
@@ -154,6 +160,24 @@ def test_malformed_archive_answer_names_the_field(
 ) -> None:
     cxone.script("POST", ARCHIVE, Reply(200, {"failedCount": 0}))
     with pytest.raises(TerminalApiError, match="archivedCount"):
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+
+
+def test_only_the_archive_calls_own_unreadable_answer_says_it_was_accepted(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # UnreadableAnswer tells the engine that the archive call took effect: never for a
+    # token answer read on the way, when no archive call was even sent.
+    cxone.script("POST", wire.TOKEN_PATH, Reply(200, body=b"<html>proxy</html>"))
+    with pytest.raises(TerminalApiError) as caught:
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+    assert not isinstance(caught.value, UnreadableAnswer), caught.value
+    assert cxone.seen("POST", ARCHIVE) == []
+    cxone.script("POST", ARCHIVE, Reply(200, body=b"<html>proxy</html>"))
+    with pytest.raises(UnreadableAnswer, match="not valid JSON"):
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+    cxone.script("POST", ARCHIVE, Reply(200, {"failedCount": 0}))
+    with pytest.raises(UnreadableAnswer, match="archivedCount"):
         make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
 
 

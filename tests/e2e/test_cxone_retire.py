@@ -235,3 +235,30 @@ def test_sigterm_while_retiring_restarts_the_skills_it_stopped(tmp_path):
             skills, stderr[-2000:])
         with sqlite3.connect(tmp_path / "state" / "state.db") as db:
             assert db.execute("SELECT count(*) FROM pauses").fetchone() == (0,)
+
+
+def test_a_kill_after_a_partly_refused_removal_leaves_each_attempt_in_one_archive_file(
+    tmp_path,
+):
+    """The killed run wrote the batch's file with every member; the prospect the list
+    kept is retired by a later batch: its attempts must not stay in the first file too."""
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        locked = sorted(set(before.values()))[0]  # in the first batch
+        sim.set(remove_failures={locked: "ProspectLocked"})
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        crashed = run_cli(args, {**cxone_env(sim), "ARCHIVER_FAILPOINT": "archive_written:1"})
+        assert crashed.returncode == SIGKILL, crashed.stderr[-2000:]
+        sim.set(remove_failures={})
+        final = run_cli(args, cxone_env(sim))
+        assert final.returncode == 0, final.stderr[-3000:]
+        ledger = sim.ledger()
+        assert ledger["requested"][locked] == 2, "refused once, removed by the rerun"
+        assert set(ledger["removed"]) == set(before.values())
+        assert set(ledger["removed"].values()) == {1}
+        assert archived_in_store(tmp_path / "state") == set(before)
+        files = archive_files(tmp_path / "archive")
+        ids = [r["id"] for records in files.values() for r in records]
+        assert sorted(ids) == sorted(before), "each retired attempt in exactly one file"

@@ -27,10 +27,10 @@ Codes = Mapping[str, str | None]  # externalId -> resultCode
 class Retirer:
     def __init__(self, api: CxoneApi) -> None:
         self._api = api
-        # (list, externalId) -> resultCode of prospects removed by this backend. The engine
-        # batches a prospect's attempts together (Backend.whole_contacts); this does not
-        # count on it: a prospect met again by this backend is not removed again.
-        self._removed: dict[tuple[str, str], str | None] = {}
+        # list -> externalId -> resultCode of prospects removed by this backend. The
+        # engine batches a prospect's attempts together (Backend.whole_contacts); this
+        # does not count on it: a prospect met again by this backend is not removed again.
+        self._removed: dict[str, dict[str, str | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -68,7 +68,12 @@ class Retirer:
         # One removal at a time per list: two batches holding attempts of one
         # prospect would otherwise both remove it, and the second would fail.
         with self._lock(list_id):
-            before = {e: c for (lid, e), c in self._removed.items() if lid == list_id}
+            done = self._removed.setdefault(list_id, {})
+            # Only this batch's own prospects: the run's others are no concern of it.
+            before = {
+                r.handle[wire.EXTERNAL_ID]: done[r.handle[wire.EXTERNAL_ID]]
+                for r in members if r.handle[wire.EXTERNAL_ID] in done
+            }
             pending = list(dict.fromkeys(
                 r.handle[wire.EXTERNAL_ID] for r in members
                 if r.handle[wire.EXTERNAL_ID] not in before
@@ -104,7 +109,7 @@ class Retirer:
                 for r in answer.successful_records
                 if r.external_id not in refused and r.external_id in pending
             }  # a prospect not asked for in this call is none of its doing
-            self._removed.update(((list_id, e), c) for e, c in removed.items())
+            done.update(removed)
             return before, removed, refused
 
     def _lock(self, list_id: str) -> threading.Lock:
