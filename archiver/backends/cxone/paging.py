@@ -26,10 +26,13 @@ How :func:`walk` pages
       answer's ``lastPollTime``, the server's clock): records updated while the walk
       runs would otherwise keep joining the end faster than a busy tenant's listing
       can be read. They are at or after the final watermark: the next run lists them.
-    * The bound never passes the first answer's ``lastPollTime`` or the local clock
-      (the later of the two, less a millisecond): a record stamped later (a bad value,
-      a clock gone wrong) is listed, but the watermark does not jump past everything
-      the tenant completes until then. Where A2 holds the cap never binds.
+    * The bound never passes the first answer's ``lastPollTime`` (less a millisecond):
+      a record stamped later (a bad value, a clock gone wrong) is listed, but the
+      watermark does not jump past everything the tenant completes until then. Only
+      the server's clock counts: a local clock ahead of the tenant's would carry the
+      bound past records the tenant has yet to complete, never to be listed; a
+      lastPollTime that lags only makes the next run list some records again (the
+      store knows them). Where A2 holds the cap never binds.
 
 Assumptions (unverified against a live tenant; see ``archiver.backends.cxone``)
     A1. ``updatedSince`` keeps records at or after it. (Exclusive would also do: the
@@ -78,7 +81,6 @@ between the bound and the last time listed; the state store knows their ids.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -121,7 +123,6 @@ def walk(
     rebase: bool = True,
     stats: Stats | None = None,
     what: str = "listing",
-    clock: Callable[[], int] = time.time_ns,
 ) -> Iterator[tuple[list[Row], str]]:
     """New rows page by page, each with the bound a later run may start from.
 
@@ -150,9 +151,7 @@ def walk(
         if rebase and until is None and server_time is not None:
             # Never below the first answer's records: the first page is always taken.
             until = max([server_time, *(r.at for r in rows if r.at is not None)])
-            # The later of the two clocks: a lastPollTime that lags must not hold the
-            # bound back either.
-            ceiling = timestamps.floor_ms(max(server_time, clock())) - timestamps.MILLISECOND_NS
+            ceiling = timestamps.floor_ms(server_time) - timestamps.MILLISECOND_NS
         anchor = _anchor(prefix, skip, rows, seen) if skip else -1
         if anchor is None:
             stats.restarts += 1
