@@ -1,6 +1,7 @@
 """What a finished run adds to its state store's running totals.
 
-The totals only grow, run after run (``Runs.add_to_totals``), so the metrics file
+The totals only grow, run after run (``Runs.finish`` adds a run's in the transaction
+that records its end; ``Runs.start``, those of a run that died), so the metrics file
 can carry them as Prometheus counters: a rerun that archives nothing leaves them
 where they were instead of dropping them to zero. What describes one run only
 (attempts by final state, latency) stays in the report and the metrics' gauges.
