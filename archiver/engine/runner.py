@@ -262,8 +262,8 @@ def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
     """A campaign is this run's while it processes it. In a store runs share, one that
     another run holds (on this machine or another) is left to it: reported ``busy``,
     nothing of it listed or archived by this run, and no failure."""
-    if not ctx.store.try_lock_campaign(campaign.id):
-        reason = ctx.store.campaign_holder(campaign.id)
+    reason = _busy(ctx, campaign.id)
+    if reason is not None:
         log.warning("campaign %s is busy, %s: left to that run", campaign.id, reason)
         ctx.store.campaigns.set_status(ctx.run_id, campaign.id, "busy", reason)
         ctx.observer.campaign_finished(campaign.id, "busy", reason)
@@ -272,6 +272,18 @@ def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
         return CampaignJob(ctx, campaign).run()
     finally:
         ctx.store.unlock_campaign(campaign.id)
+
+
+def _busy(ctx: RunContext, campaign_id: str) -> str | None:
+    """None once this run holds the campaign; else who holds it. A holder that lets go
+    between the two questions leaves the campaign free: it is taken again."""
+    for _ in range(3):
+        if ctx.store.try_lock_campaign(campaign_id):
+            return None
+        reason = ctx.store.campaign_holder(campaign_id)
+        if reason is not None:
+            return reason
+    return "held by another run"  # taken and let go, again and again: left to the others
 
 
 def build_report(

@@ -126,11 +126,11 @@ class Store:
     def unlock_campaign(self, campaign_id: str) -> None:
         self._conn.locks.unlock(self._conn.campaign_key(campaign_id))
 
-    def campaign_holder(self, campaign_id: str) -> str:
+    def campaign_holder(self, campaign_id: str) -> str | None:
         """Who holds the campaign, as the report says it: ``held by archiver run ID (pid N
-        at HOST)``, or ``held by another run`` when the server does not say."""
+        at HOST)``; None when no one holds it now (let go since it was asked for)."""
         who = self._conn.locks.holder(self._conn.campaign_key(campaign_id))
-        return f"held by {who}" if who else "held by another run"
+        return f"held by {who}" if who else None
 
     def own_sinks(self, sinks: Iterable[str]) -> None:
         """This run delivers ``sinks`` (outbox names) while it lives: runs sharing the

@@ -64,6 +64,7 @@ def test_a_campaign_is_held_by_one_run_at_a_time_and_freed_when_it_ends(stores):
     a.unlock_campaign("c1")
     assert not b.try_lock_campaign("c1"), "still held once: taken twice, released once"
     a.unlock_campaign("c1")
+    assert b.campaign_holder("c1") is None, "let go: no one to name"
     assert b.try_lock_campaign("c1")
     b.close()  # a run that ends (or dies) frees what it held
     eventually(lambda: a.try_lock_campaign("c1") and a.try_lock_campaign("c2"))
