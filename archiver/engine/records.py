@@ -12,6 +12,9 @@ FinalState = Literal["archived", "skipped", "quarantined", "failed", "held"]
 # ``held``: a legal hold covers the attempt (governance/holds.py); like ``failed``, a
 # later run decides it again, and archives it once the hold has ended.
 FINAL_STATES: tuple[FinalState, ...] = ("archived", "skipped", "quarantined", "failed", "held")
+# What a run report counts per campaign: the final states, and ``pending``: attempts a
+# run stopped at its batch limit listed and left for the next run (0 otherwise).
+COUNTED: tuple[str, ...] = (*FINAL_STATES, "pending")
 
 
 @dataclass(slots=True)

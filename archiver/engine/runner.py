@@ -31,7 +31,7 @@ from archiver.engine.context import RunContext, Stages
 from archiver.engine.observer import NullObserver, RunObserver
 from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
-from archiver.engine.records import FINAL_STATES
+from archiver.engine.records import COUNTED
 from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
 from archiver.governance.holds import HoldSet
@@ -42,11 +42,6 @@ from archiver.state.store import Store
 from archiver.target import Target
 
 log = logging.getLogger(__name__)
-
-# What a run report counts per campaign: the final states, and ``pending``: attempts a
-# run stopped at its batch limit listed and left for the next run (0 otherwise).
-COUNTED: tuple[str, ...] = (*FINAL_STATES, "pending")
-
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("r%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]

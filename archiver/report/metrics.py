@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from archiver.engine.records import FINAL_STATES
+from archiver.engine.records import COUNTED
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
 
@@ -144,7 +144,7 @@ class RunMetrics:
             gauges[name][_key({**base, **labels})] = value
 
         for campaign in report["campaigns"]:
-            for state in (*FINAL_STATES, "pending"):
+            for state in COUNTED:
                 gauge("archiver_run_attempts", campaign.get(state, 0), campaign=campaign["id"], state=state)
         for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
             for field, quantile in QUANTILES.items():

@@ -14,6 +14,12 @@ from archiver.state.attempts import ITEM_COLUMNS, PendingItem
 from archiver.state.conn import Connection, in_lists
 from archiver.state.events import Event, enqueue
 
+# Per campaign, the attempts the batches a run recorded archived (or reconciled).
+ARCHIVED_BY_RUN = (
+    "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
+    " WHERE done_run = ? GROUP BY campaign_id"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
@@ -192,11 +198,4 @@ class Batches:
 
     def archived_by_run(self, run_id: str) -> dict[str, int]:
         """Per campaign: attempts whose archive call this run made (or reconciled)."""
-        return {
-            c: int(n)
-            for c, n in self._conn.query(
-                "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
-                " WHERE done_run = ? GROUP BY campaign_id",
-                (run_id,),
-            )
-        }
+        return {c: int(n) for c, n in self._conn.query(ARCHIVED_BY_RUN, (run_id,))}

@@ -9,6 +9,7 @@ from typing import Any
 
 from archiver.errors import ConfigError
 from archiver.state.backend import Db
+from archiver.state.batches import ARCHIVED_BY_RUN
 from archiver.state.conn import Connection, in_lists
 from archiver.state.location import StateLocation, describe
 from archiver.state.locks import lock_key
@@ -175,11 +176,7 @@ def _add_dead_run_totals(db: Db, run_id: str) -> None:
     row = db.execute("SELECT policy_name FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         return
-    archived = db.execute(
-        "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
-        " WHERE done_run = ? GROUP BY campaign_id",
-        (run_id,),
-    ).fetchall()
+    archived = db.execute(ARCHIVED_BY_RUN, (run_id,)).fetchall()
     _add_totals(db, str(row[0]), [
         ("archiver_runs", {"status": "interrupted"}, 1),
         *(("archiver_archived_attempts", {"campaign": str(c)}, int(n)) for c, n in archived),
