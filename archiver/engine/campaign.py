@@ -421,14 +421,20 @@ class CampaignJob:
         self._record(batch, items, result)
 
     def _record(self, batch: StoredBatch, items: list[PendingItem], result: ActResult) -> None:
-        if any(_outcome(result, i)[0] == "unknown" for i in items):
+        outcomes = [_outcome(result, i) for i in items]
+        if any(outcome == "unknown" for outcome, _ in outcomes):
             # Which items failed is not in the answer: the listing still has them.
             # They are found by one re-listing once the campaign's batches are done.
             with self._partial_lock:
                 self._partial.append((batch, items, result))
             return
-        archived = [i for i in items if _outcome(result, i)[0] == "archived"]
-        failed = {i.attempt_id: _outcome(result, i)[1] for i in items if i not in archived}
+        archived: list[PendingItem] = []
+        failed: dict[str, str] = {}
+        for item, (outcome, reason) in zip(items, outcomes, strict=True):
+            if outcome == "archived":
+                archived.append(item)
+            else:
+                failed[item.attempt_id] = reason
         self.store.batches.done(
             batch,
             run_id=self.run_id,
