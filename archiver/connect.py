@@ -23,11 +23,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from archiver.backends.campaign_archive import CampaignArchiveBackend
-from archiver.backends.cxone.auth import Credentials as CxoneCredentials
-from archiver.backends.cxone.backend import CxoneBackend
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent
 from archiver.cxone.ratelimit import HostLimits
 from archiver.cxone.retry import interruptible_sleep
@@ -38,6 +37,12 @@ from archiver.report.redact import register_secret
 from archiver.settings import Settings, check_secret, env_secret
 from archiver.stages import registry
 from archiver.target import Target, target_for
+
+if TYPE_CHECKING:
+    # The cxone backend is loaded when a policy uses it (``api: cxone``), not before:
+    # its wire models take a noticeable share of every other run's start-up.
+    from archiver.backends.cxone.auth import Credentials as CxoneCredentials
+    from archiver.backends.cxone.backend import CxoneBackend
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +349,8 @@ def _connect_cxone(
     config = CxoneSimConfig()
     if connection.tenant_id:
         config = dataclasses.replace(config, tenant_id=connection.tenant_id)
+    from archiver.backends.cxone.auth import Credentials as CxoneCredentials
+
     with CxoneSimulator(config) as sim:
         credentials = CxoneCredentials(
             access_key_id=config.access_key_id, access_key_secret=config.access_key_secret,
@@ -414,6 +421,8 @@ def cxone_credentials(settings: Settings) -> CxoneCredentials:
         )
     for name in ("CXONE_ACCESS_KEY_SECRET", "CXONE_CLIENT_SECRET"):
         register_secret(check_secret(name, values[name] or ""))
+    from archiver.backends.cxone.auth import Credentials as CxoneCredentials
+
     return CxoneCredentials(
         access_key_id=(values["CXONE_ACCESS_KEY_ID"] or "").strip(),
         access_key_secret=values["CXONE_ACCESS_KEY_SECRET"] or "",
