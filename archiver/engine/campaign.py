@@ -205,6 +205,8 @@ class CampaignJob:
         self._watermark: str | None = None
         self._pause_lock = threading.Lock()
         self._paused: Mapping[str, Any] | None = None
+        # Why pausing the campaign failed, once it has: later refusals do not try again.
+        self._pause_failed: str | None = None
         self._stop: ArchiverError | None = None
         self._partial: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
         self._partial_lock = threading.Lock()
@@ -513,15 +515,26 @@ class CampaignJob:
         with self._pause_lock:
             if self._paused is not None:
                 return
+            if self._pause_failed is not None:
+                # One failed pause is enough: every later batch refused for dialing would
+                # otherwise stop and restart the campaign's dialing again.
+                raise CampaignActive(self._pause_failed, campaign_id=self.cid)
             # Recorded before the pause: a run that dies now is undone by the next one.
             self.store.campaigns.record_dialing(self.cid, self.run_id, dialing)
             try:
                 self.backend.pause(self.cid, dialing)
-            except ApiError:
+            except ApiError as pause_error:
                 # Part of it may have stopped before the pause failed (one skill stops,
                 # the next refuses): that part dials again now, not after a later run.
                 self._undo_pause(dialing)
-                raise
+                self._pause_failed = (
+                    f"campaign {self.cid} is actively dialing and could not be paused: "
+                    f"{pause_error}"
+                )
+                failed = CampaignActive(self._pause_failed, campaign_id=self.cid)
+                # The campaign sends no more batches in this run.
+                self._stop = self._stop or failed
+                raise failed from pause_error
             self.ctx.crash_point("campaign_paused")
             self._paused = dialing
             self.ctx.observer.paused(self.cid)
