@@ -312,7 +312,7 @@ class CampaignJob:
                 continue  # the campaign dials and is skipped: the batch waits for a later run
             # A member a hold now covers is not resent: the batch is reconciled instead,
             # and what is still listed goes back to pending, where the hold catches it.
-            held_now = self._any_held(listed)
+            held_now = self._any_held(listed) or self._contact_held(listed)
             if (listed and not gone and not held_now
                     and (not self.flagged or all(i.anonymized for i in listed))):
                 if not self.ctx.budget.take():
@@ -350,6 +350,15 @@ class CampaignJob:
         # instead of being resent: it never reaches an archive body.
         if self.flagged:
             self.store.attempts.quarantine_unanonymized(self.run_id, self.cid)
+
+    def _contact_held(self, items: list[PendingItem]) -> bool:
+        """With a backend that acts on whole contacts: an attempt of one of these items'
+        contacts that the batch does not hold (listed since it was formed) is held in
+        this run. Resending the batch would take that attempt along."""
+        if not self.backend.whole_contacts(self.cid):
+            return False
+        contacts = [i.contact_id for i in items]
+        return bool(self.store.attempts.held_contacts(self.run_id, self.cid, contacts))
 
     def _any_held(self, items: list[PendingItem]) -> bool:
         if not self.holds:

@@ -262,3 +262,40 @@ def test_a_kill_after_a_partly_refused_removal_leaves_each_attempt_in_one_archiv
         files = archive_files(tmp_path / "archive")
         ids = [r["id"] for records in files.values() for r in records]
         assert sorted(ids) == sorted(before), "each retired attempt in exactly one file"
+
+
+def test_an_open_batch_is_not_resent_when_a_new_attempt_of_its_prospect_is_held(tmp_path):
+    """A run dies with a batch formed and not sent. Before the next run the batch's first
+    prospect makes another call, and a hold is placed on that new attempt only. Resending
+    the batch would remove the prospect and the held attempt with it: the batch is
+    reconciled instead, and the prospect stays on the calling list, all of it held."""
+    with CxoneSimulator(CONFIG) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        policy.write_text(policy.read_text() + "holds: [holds/lit.yaml]\n")
+        (tmp_path / "holds").mkdir()
+        hold = tmp_path / "holds" / "lit.yaml"
+        hold.write_text("case: LIT-10\nplaced_by: legal@example.com\n")
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        env = cxone_env(sim)
+        crashed = run_cli(args, {**env, "ARCHIVER_FAILPOINT": "batch_prepared:1"})
+        assert crashed.returncode == SIGKILL, crashed.stderr[-2000:]
+        assert sim.ledger()["requested"] == {}, "the batch was formed, not sent"
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            [(contact,)] = db.execute(
+                "SELECT contact_id FROM attempts WHERE batch_id IS NOT NULL"
+                " ORDER BY contact_id, attempt_id LIMIT 1").fetchall()
+        new_attempt = sim.add_attempt("4412", contact)
+        hold.write_text(f"case: LIT-10\nplaced_by: legal@example.com\n"
+                        f"attempts: ['{new_attempt}']\n")
+        final = run_cli(args, env)
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert sim.ledger()["requested"].get(contact, 0) == 0, "the held prospect was kept"
+        kept = {a for a, p in sim.finalized_attempts("4412").items() if p == contact}
+        assert new_attempt in kept and len(kept) > 1
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            states = dict(db.execute(
+                "SELECT attempt_id, state FROM attempts WHERE contact_id = ?", (contact,)
+            ).fetchall())
+        assert states == {a: "held" for a in kept}
+        assert set(sim.finalized_attempts("4412").values()) == {contact}, "the rest retired"

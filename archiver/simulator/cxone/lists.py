@@ -61,6 +61,26 @@ class CallLists:
                         "causeCode": 16,
                     })
                     contact_id += 1
+        self._next_contact_id = contact_id
+
+    def add_attempt(self, list_id: str, external_id: str) -> str:
+        """One more answered call of a prospect already on the list (a new attempt since
+        the last listing); its contactId."""
+        with self._lock:
+            calling = self._find(list_id)
+            if external_id not in calling.prospects:
+                raise KeyError(f"prospect {external_id} is not on calling list {list_id}")
+            last = max(a["dateOfCall"] for a in calling.attempts
+                       if a["externalId"] == external_id)
+            contact_id = self._next_contact_id
+            self._next_contact_id += 1
+            calling.attempts.append({
+                "externalId": external_id, "contactId": contact_id, "dateOfCall": last,
+                "agentDisp": None, "agentDispDesc": None, "systemClass": 2,
+                "systemClassName": "No Answer", "callNotes": "",
+                "formattedPhone": "(555) 0100-0009", "causeCode": 16,
+            })
+            return str(contact_id)
 
     def attempts(self, list_id: str, query: str) -> Response:
         fields = answers.query(query, _ATTEMPT_QUERY)

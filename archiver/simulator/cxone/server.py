@@ -134,6 +134,10 @@ class CxoneSimulator:
         """``contacts/completed`` serves these fields of the contact as given."""
         self.app.contacts.amend(int(contact_id), fields)
 
+    def add_attempt(self, list_id: str, external_id: str) -> str:
+        """A new attempt of a prospect already on the calling list; its contactId."""
+        return self.app.lists.add_attempt(list_id, external_id)
+
     def lose_removal_answers(self, count: int) -> None:
         """The next ``count`` removeProspects calls are applied, then answered 502."""
         self.app.lose_removal_answers(count)
