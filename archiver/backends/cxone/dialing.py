@@ -37,6 +37,10 @@ class Dialer:
         # Skills this backend asked to stop and has not yet seen stopped: a 202 stop
         # takes effect later, so such a skill still says isRunning while it is stopping.
         self._stopping: set[int] = set()
+        # Skills this backend asked to stop. A skill not among them is being restored
+        # after a run that died: that run's stop may still be pending (isRunning true,
+        # stopped a moment later), so it is started whatever it says.
+        self._asked: set[int] = set()
         self._stopping_lock = threading.Lock()
 
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
@@ -54,6 +58,7 @@ class Dialer:
                 self._api.post(path, wire.stop_params(), campaign_id=campaign_id)
                 with self._stopping_lock:
                     self._stopping.add(sid)
+                    self._asked.add(sid)
             except CampaignActive as err:
                 if self._running(sid, campaign_id):
                     raise CampaignActive(
@@ -64,10 +69,11 @@ class Dialer:
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
         for sid in skill_ids(dialing):
             with self._stopping_lock:
-                stopping = sid in self._stopping
-            # A skill still stopping is started even though it says isRunning.
-            if not stopping and self._running(sid, campaign_id, cleanup=True):
-                continue  # restarted already (a resume after a crash)
+                known = sid in self._asked and sid not in self._stopping
+            # A skill still stopping, or one a dead run stopped, is started even though it
+            # says isRunning; one this backend saw stop and start again is left alone.
+            if known and self._running(sid, campaign_id, cleanup=True):
+                continue  # restarted already (resume called again)
             try:
                 # Made even once the run is stopping: skills must not stay stopped
                 # because their run was interrupted.

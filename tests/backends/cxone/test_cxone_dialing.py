@@ -29,7 +29,7 @@ def test_pause_stops_the_running_skills_and_resume_starts_exactly_those(
     assert backend.dialing(cid) is None
 
     backend.resume(cid, dialing)
-    backend.resume(cid, dialing)  # again, as after a crash: nothing more is started
+    backend.resume(cid, dialing)  # again, by the same backend: nothing more is started
     skills = sim.skills()
     assert {s: v["starts"] for s, v in skills.items()} == {
         "40001": 1, "40002": 0, "40003": 1, "40004": 0, "40005": 0, "40006": 0
@@ -105,5 +105,25 @@ def test_resume_after_a_pause_that_timed_out_cancels_the_stops_still_pending(
     time.sleep(0.8)
     mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
     assert all(v["isRunning"] for v in mine.values()), mine
-    backend.resume(cid, dialing)  # again, as after a crash: nothing more is started
+    backend.resume(cid, dialing)  # again, by the same backend: nothing more is started
     assert all(v["starts"] == 1 for v in sim.skills().values() if v["campaignId"] == int(cid))
+
+
+def test_a_restore_after_a_run_died_with_a_stop_pending_starts_the_skill(
+    start_sim, backend_for
+) -> None:
+    # A run asked the skills to stop (202) and died before the stops took effect: they
+    # still say isRunning when the next run restores them, and stop a moment later.
+    sim = start_sim(Behaviour(invented_stop_delay_seconds=0.6))
+    cid = sim.campaign_ids[0]
+    dead = backend_for(sim, stop_wait_seconds=0.1)
+    dialing = dead.dialing(cid) or {}
+    assert dialing, "the campaign dials"
+    with pytest.raises(CampaignActive, match="still running"):
+        dead.pause(cid, dialing)
+    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    assert all(v["isRunning"] and v["stops"] == 1 for v in mine.values()), mine
+    backend_for(sim).resume(cid, dialing)  # the next run, which knows only the record
+    time.sleep(0.8)
+    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    assert all(v["isRunning"] and v["starts"] == 1 for v in mine.values()), mine
