@@ -90,40 +90,45 @@ def test_an_unknown_campaign_is_a_terminal_404(start_sim, backend_for) -> None:
         backend_for(sim).dialing("999")
 
 
-def test_resume_after_a_pause_that_timed_out_cancels_the_stops_still_pending(
-    start_sim, backend_for
-) -> None:
-    # The stops were accepted (202) but take longer than the wait: the skills still run
-    # when the failed pause is undone, and would stop a moment later, left stopped.
+def _stops_still_pending(start_sim, backend_for):
+    """A pause whose stops were accepted (202) but take longer than its wait: it fails
+    with the skills still running, each to stop a moment later."""
     sim = start_sim(Behaviour(invented_stop_delay_seconds=0.6))
     cid = sim.campaign_ids[0]
     backend = backend_for(sim, stop_wait_seconds=0.1)
     dialing = backend.dialing(cid) or {}
+    assert dialing, "the campaign dials"
     with pytest.raises(CampaignActive, match="still running"):
         backend.pause(cid, dialing)
+    return sim, cid, backend, dialing
+
+
+def _skills_of(sim, cid: str) -> dict[str, dict]:
+    return {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+
+
+def test_resume_after_a_pause_that_timed_out_cancels_the_stops_still_pending(
+    start_sim, backend_for
+) -> None:
+    # Undone by the same backend: without a start, they would be left stopped.
+    sim, cid, backend, dialing = _stops_still_pending(start_sim, backend_for)
     backend.resume(cid, dialing)
     time.sleep(0.8)
-    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    mine = _skills_of(sim, cid)
     assert all(v["isRunning"] for v in mine.values()), mine
     backend.resume(cid, dialing)  # again, by the same backend: nothing more is started
-    assert all(v["starts"] == 1 for v in sim.skills().values() if v["campaignId"] == int(cid))
+    assert all(v["starts"] == 1 for v in _skills_of(sim, cid).values())
 
 
 def test_a_restore_after_a_run_died_with_a_stop_pending_starts_the_skill(
     start_sim, backend_for
 ) -> None:
-    # A run asked the skills to stop (202) and died before the stops took effect: they
-    # still say isRunning when the next run restores them, and stop a moment later.
-    sim = start_sim(Behaviour(invented_stop_delay_seconds=0.6))
-    cid = sim.campaign_ids[0]
-    dead = backend_for(sim, stop_wait_seconds=0.1)
-    dialing = dead.dialing(cid) or {}
-    assert dialing, "the campaign dials"
-    with pytest.raises(CampaignActive, match="still running"):
-        dead.pause(cid, dialing)
-    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    # The run that paused died before the stops took effect: the skills still say
+    # isRunning when the next run, which knows only the pause record, restores them.
+    sim, cid, _, dialing = _stops_still_pending(start_sim, backend_for)
+    mine = _skills_of(sim, cid)
     assert all(v["isRunning"] and v["stops"] == 1 for v in mine.values()), mine
-    backend_for(sim).resume(cid, dialing)  # the next run, which knows only the record
+    backend_for(sim).resume(cid, dialing)
     time.sleep(0.8)
-    mine = {s: v for s, v in sim.skills().items() if v["campaignId"] == int(cid)}
+    mine = _skills_of(sim, cid)
     assert all(v["isRunning"] and v["starts"] == 1 for v in mine.values()), mine
