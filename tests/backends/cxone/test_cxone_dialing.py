@@ -4,9 +4,11 @@ stopped, and exactly those are started again."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from archiver.backends.cxone.dialing import skill_ids
 from archiver.errors import CampaignActive, TerminalApiError
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
@@ -40,14 +42,34 @@ def test_pause_stops_the_running_skills_and_resume_starts_exactly_those(
 
 
 def test_pause_waits_until_the_skills_have_stopped(start_sim, backend_for) -> None:
-    # A stop answers 202 and takes effect later.
-    sim = start_sim(Behaviour(invented_stop_delay_seconds=0.3))
+    # A stop answers 202 and takes effect later: here when the test lets it, once pause
+    # has found each skill still running after its stop. (A delay on the clock raced the
+    # calls themselves: on a busy machine the skills could stop before the first look.)
+    sim = start_sim(Behaviour(invented_stop_delay_seconds=3600.0))
     cid = sim.campaign_ids[0]
     backend = backend_for(sim)
-    backend.pause(cid, backend.dialing(cid) or {})
+    dialing = backend.dialing(cid) or {}
+    ours = skill_ids(dialing)
+    assert len(ours) == 2
+
+    def looks_after_its_stop(skill: int) -> int:
+        log = sim.requests()
+        stops = [e["seq"] for e in log if e["kind"] == "skill_stop"
+                 and e["path"].endswith(f"/{skill}/stop")]
+        return len([e for e in log if e["kind"] == "skill" and e["path"].endswith(f"/{skill}")
+                    and stops and e["seq"] > stops[0]])
+
+    with ThreadPoolExecutor(1) as pool:
+        pausing = pool.submit(backend.pause, cid, dialing)
+        deadline = time.monotonic() + 30
+        while not all(looks_after_its_stop(s) >= 2 for s in ours):
+            assert time.monotonic() < deadline and not pausing.done(), pausing
+            time.sleep(0.01)
+        assert not pausing.done(), "pause came back while the skills still ran"
+        for skill in ours:
+            sim.app.skills.set_running(skill, False)  # the stops take effect
+        pausing.result(timeout=30)
     assert not any(v["isRunning"] for v in sim.skills().values() if v["campaignId"] == int(cid))
-    polls = [e for e in api_requests(sim, "skill") if e["path"].endswith("/40001")]
-    assert len(polls) >= 3
 
 
 def test_a_skill_still_running_after_the_wait_is_campaign_active(start_sim, backend_for) -> None:
