@@ -61,7 +61,9 @@ def test_429_without_retry_after_backs_off_with_jitter(
     cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
 ) -> None:
     cxone.script("GET", LIST, *[Reply(429, {"message": "slow down"})] * 2)
-    limiter = RateLimiter(1000)
+    # The limiter's clock stands still: the second 429 falls within the cut's hold
+    # however slowly the retry's real backoff passes (three calls use no refill).
+    limiter = RateLimiter(1000, clock=lambda: 0.0)
     assert list_once(make_client(limiter=limiter)) == []
     assert [e.status for e in events if e.endpoint == "list"] == [429, 429, 200]
     # Too few successes before the 429s to tell the tenant's rate: a fixed cut, once

@@ -27,7 +27,7 @@ def test_rate_limit_answers_429(retry_after: bool) -> None:
 
 
 def test_rate_limit_applies_to_the_token_call_too() -> None:
-    with Simulator(SMALL, Faults(rate_limit_rps=1)) as sim:
+    with Simulator(SMALL, Faults(rate_limit_rps=0.01)) as sim:
         api = logged_in(sim)
         assert api.token().status_code == 429
 
