@@ -59,11 +59,11 @@ def test_api_calls_need_a_known_bearer_token(sim: Simulator) -> None:
 def test_expired_token_is_refused_and_a_new_one_works() -> None:
     config = SimConfig(seed=3, campaigns=1, attempts_per_campaign=10)
     # A lifetime long enough that a busy machine still lists before it ends.
-    with Simulator(config, Faults(token_lifetime_seconds=1.0)) as sim:
+    with Simulator(config, Faults(token_lifetime_seconds=3.0)) as sim:
         api = logged_in(sim)
         cid = sim.campaign_ids[0]
         assert api.listing(cid).status_code == 200
-        time.sleep(1.2)
+        time.sleep(3.1)
         expired = api.listing(cid)
         assert expired.status_code == 401
         assert expired.json()["detail"] == "token expired"
