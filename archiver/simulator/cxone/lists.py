@@ -64,7 +64,7 @@ class CallLists:
         self._next_contact_id = contact_id
 
     def add_attempt(self, list_id: str, external_id: str) -> str:
-        """One more answered call of a prospect already on the list (a new attempt since
+        """One more call (unanswered) of a prospect already on the list (a new attempt since
         the last listing); its contactId."""
         with self._lock:
             calling = self._find(list_id)
