@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from archiver import jsonsafe
+
 GENESIS_HASH = "0" * 64
 # The environment variable naming the Ed25519 key a run signs its audit logs' digests
 # with (archiver.audit.digest); here, so a run that signs nothing need not import it.
@@ -64,8 +66,8 @@ def check_line(raw: bytes) -> tuple[AuditLine, str] | str:
     follows the line before it is the reader's business.
     """
     try:
-        line = json.loads(raw)
-    except (ValueError, RecursionError) as err:  # bad UTF-8; nested past the parser's depth
+        line = jsonsafe.loads(raw)
+    except ValueError as err:  # bad UTF-8; nested past the parser's depth
         return f"not valid JSON ({err}): the line was edited or damaged"
     if not isinstance(line, dict):
         return "not a JSON object: the line was edited or damaged"

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from archiver import jsonsafe
 from archiver.audit.chain import GENESIS_HASH, SIGNING_KEY_ENV, AuditLine, canonical
 from archiver.errors import AuditError, ConfigError
 
@@ -132,8 +133,8 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def parse(raw: bytes, name: str) -> Digest | str:
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        data = jsonsafe.loads(raw)
+    except ValueError:  # not JSON, or nested past the parser's depth
         return "not valid JSON"
     if not isinstance(data, dict) or set(data) != {*_FIELDS, "signature"}:
         return "not a digest (unexpected or missing fields)"
@@ -299,8 +300,8 @@ def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]
         for lines, raw in enumerate(f, start=1):
             if lines in wanted:
                 try:
-                    value = json.loads(raw).get("hash")
-                except (ValueError, AttributeError, RecursionError):
+                    value = jsonsafe.loads(raw).get("hash")
+                except (ValueError, AttributeError):
                     value = None
                 if isinstance(value, str):
                     hashes[lines] = value

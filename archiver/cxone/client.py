@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
-import json
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import requests
 from pydantic import ValidationError
 
+from archiver import jsonsafe
 from archiver.cxone import wire
 from archiver.cxone.auth import Token, TokenCache, bearer
 from archiver.cxone.ratelimit import RateLimiter
@@ -596,8 +596,8 @@ class CxoneClient:
     def _cause(self, reason: str, body: bytes) -> str:
         """Why the server refused: its error text, else its body, else the reason phrase."""
         text: str | None = None
-        with contextlib.suppress(ValueError, RecursionError):
-            text = wire.error_text(json.loads(body))
+        with contextlib.suppress(ValueError):
+            text = wire.error_text(jsonsafe.loads(body))
         if not text:
             text = body.decode("utf-8", "replace").strip() or reason or "no explanation given"
         # Scrubbed before truncating, so no prefix of a secret survives the cut.
@@ -612,8 +612,8 @@ class CxoneClient:
 
     def _json(self, call: _Call, answer: _Answer) -> object:
         try:
-            return json.loads(answer.body)
-        except (ValueError, RecursionError):  # nested past the parser: no answer either
+            return jsonsafe.loads(answer.body)
+        except ValueError:  # not JSON, or nested past the parser: no answer either
             # The body stays out of the message: a token answer would print the token.
             raise self._api_error(
                 TerminalApiError, call, answer.status, NOT_JSON

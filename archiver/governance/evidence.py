@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from archiver import jsonsafe
 from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, check_line
 from archiver.errors import ConfigError
@@ -164,8 +165,8 @@ def read(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > _MAX_BUNDLE_BYTES:
             raise ConfigError(f"{path} is too large to be an evidence bundle")
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        bundle = jsonsafe.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # UnicodeDecodeError is a ValueError
         raise ConfigError(f"{path} is not an evidence bundle: {err}") from err
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise ConfigError(f"{path} is not an evidence bundle ({FORMAT})")

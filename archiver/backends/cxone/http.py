@@ -8,7 +8,6 @@ server's own explanation with every secret scrubbed out.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from urllib.parse import quote, quote_plus
 
 import requests
 
+from archiver import jsonsafe
 from archiver.backends.cxone import wire
 from archiver.cxone.client import STOP_GRACE_SECONDS, RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
@@ -59,16 +59,7 @@ class Answer:
         """The parsed body; None for 204 or an empty body."""
         if self.status == 204 or not self.body.strip():
             return None
-        return parse_json(self.body)
-
-
-def parse_json(body: bytes) -> object:
-    """``body`` as JSON; ValueError when it is not, or nests deeper than the parser goes
-    (a stranger's answer must not end the run with a RecursionError)."""
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        return jsonsafe.loads(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +219,7 @@ class Transport:
     def _cause(self, answer: Answer) -> str:
         body: object = None
         with contextlib.suppress(ValueError):
-            body = parse_json(answer.body) if answer.body.strip() else None
+            body = jsonsafe.loads(answer.body) if answer.body.strip() else None
         text = wire.error_text(body, answer.headers)
         if not text:
             text = answer.body.decode("utf-8", "replace").strip() or "no explanation given"
