@@ -15,13 +15,16 @@ from typing import Any
 # (counter name without ``_total``, labels, amount)
 Count = tuple[str, Mapping[str, str], float]
 
+RUNS = "archiver_runs"
+ARCHIVED = "archiver_archived_attempts"
+
 
 def run_totals(report: Mapping[str, Any], status: str) -> list[Count]:
     """The amounts ``report`` (a finished run, ``status`` as stored) adds to the totals."""
-    counts: list[Count] = [("archiver_runs", {"status": status}, 1)]
+    counts: list[Count] = [(RUNS, {"status": status}, 1)]
     for campaign in report["campaigns"]:
         labels = {"campaign": str(campaign["id"])}
-        counts.append(("archiver_archived_attempts", labels, campaign["archived_in_this_run"]))
+        counts.append((ARCHIVED, labels, campaign["archived_in_this_run"]))
         counts.append(("archiver_campaign_pauses", labels, campaign.get("pauses", 0)))
     # The API figures are there when the run was watched (``archiver run`` always is).
     for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():
@@ -30,3 +33,13 @@ def run_totals(report: Mapping[str, Any], status: str) -> list[Count]:
         counts.append(("archiver_retries", {"endpoint": endpoint}, stats["retries"]))
         counts.append(("archiver_rate_limited", {"endpoint": endpoint}, stats["rate_limited"]))
     return counts
+
+
+def dead_run_totals(archived: Mapping[str, int]) -> list[Count]:
+    """What a run that died before finishing adds: one run ``interrupted``, and per
+    campaign the attempts of the batches it recorded (``archived``); its API figures
+    died with it."""
+    return [
+        (RUNS, {"status": "interrupted"}, 1),
+        *((ARCHIVED, {"campaign": campaign}, n) for campaign, n in archived.items()),
+    ]

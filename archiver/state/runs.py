@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from archiver.engine.totals import dead_run_totals
 from archiver.errors import ConfigError
 from archiver.state.backend import Db
 from archiver.state.batches import ARCHIVED_BY_RUN
@@ -177,10 +178,7 @@ def _add_dead_run_totals(db: Db, run_id: str) -> None:
     if row is None:
         return
     archived = db.execute(ARCHIVED_BY_RUN, (run_id,)).fetchall()
-    _add_totals(db, str(row[0]), [
-        ("archiver_runs", {"status": "interrupted"}, 1),
-        *(("archiver_archived_attempts", {"campaign": str(c)}, int(n)) for c, n in archived),
-    ])
+    _add_totals(db, str(row[0]), dead_run_totals({str(c): int(n) for c, n in archived}))
 
 
 def _put_meta(db: Db, key: str, value: str) -> None:

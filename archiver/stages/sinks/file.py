@@ -7,9 +7,10 @@ the batch (``BATCH_ID.jsonl.gz``; a batch's id follows from its attempts), writt
 to a temporary name in its folder, fsynced, then renamed, owner-only (0600): a
 half-written file never stands under the final name. A batch whose file exists (a
 run died after writing it, before recording the batch) is found, under any date,
-and not written again; its digest is read from the file. An export's batch the
-next run reconciles instead of sending again has its file removed
-(``discard_batch``): it holds members that batch does not archive.
+and not written again; its digest is read from the file. A batch the next run
+reconciles instead of sending again has its file removed (``discard_batch``): it
+may hold members that batch does not archive, and the batch's event writes it
+again with those it does.
 
 Each line is one archived attempt: what its backend listed of it (a field the
 backend does not provide, such as ``anonymized`` on cxone, is absent, never a
