@@ -264,6 +264,33 @@ def test_a_kill_after_a_partly_refused_removal_leaves_each_attempt_in_one_archiv
         assert sorted(ids) == sorted(before), "each retired attempt in exactly one file"
 
 
+def test_a_reconciled_batch_rewrites_the_file_a_dead_run_wrote_with_every_member(tmp_path):
+    """The killed run removed the whole first batch and wrote its file. Before the rerun
+    one of its prospects is back on the list with its attempts: reconciling archives the
+    rest, that prospect is retired by a later batch, and the first file must not keep
+    its attempts as well."""
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        back = sorted(set(before.values()))[0]  # in the first batch
+        its = {a for a, p in before.items() if p == back}
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        crashed = run_cli(args, {**cxone_env(sim), "ARCHIVER_FAILPOINT": "archive_written:1"})
+        assert crashed.returncode == SIGKILL, crashed.stderr[-2000:]
+        [(first_path, first)] = archive_files(tmp_path / "archive").items()
+        assert its <= {r["id"] for r in first}, "the dead run's file holds its attempts"
+        sim.restore_prospect("4412", back)
+        final = run_cli(args, cxone_env(sim))
+        assert final.returncode == 0, final.stderr[-3000:]
+        assert sim.ledger()["removed"][back] == 2, "removed, put back, removed again"
+        assert sim.finalized_attempts("4412") == {}
+        files = archive_files(tmp_path / "archive")
+        ids = [r["id"] for records in files.values() for r in records]
+        assert sorted(ids) == sorted(before), "each retired attempt in exactly one file"
+        assert [r["id"] for r in files[first_path] if r["id"] in its] == []
+
+
 def test_an_open_batch_is_not_resent_when_a_new_attempt_of_its_prospect_is_held(tmp_path):
     """A run dies with a batch formed and not sent. Before the next run the batch's first
     prospect makes another call, and a hold is placed on that new attempt only. Resending

@@ -82,6 +82,17 @@ class CallLists:
             })
             return str(contact_id)
 
+    def restore_prospect(self, list_id: str, external_id: str) -> None:
+        """Put a removed prospect back on the list, finalized, with the attempts it had
+        (an admin's upload; a listing lagging behind a removal reads the same)."""
+        with self._lock:
+            calling = self._find(list_id)
+            if external_id in calling.prospects:
+                raise KeyError(f"prospect {external_id} is still on calling list {list_id}")
+            if not any(a["externalId"] == external_id for a in calling.attempts):
+                raise KeyError(f"calling list {list_id} never had prospect {external_id}")
+            calling.prospects[external_id] = True
+
     def attempts(self, list_id: str, query: str) -> Response:
         fields = answers.query(query, _ATTEMPT_QUERY)
         finalized = answers.boolean(fields, "finalized")

@@ -138,6 +138,10 @@ class CxoneSimulator:
         """A new attempt of a prospect already on the calling list; its contactId."""
         return self.app.lists.add_attempt(list_id, external_id)
 
+    def restore_prospect(self, list_id: str, external_id: str) -> None:
+        """A removed prospect is back on the calling list with its earlier attempts."""
+        self.app.lists.restore_prospect(list_id, external_id)
+
     def lose_removal_answers(self, count: int) -> None:
         """The next ``count`` removeProspects calls are applied, then answered 502."""
         self.app.lose_removal_answers(count)
