@@ -116,8 +116,9 @@ class CxoneApi:
         been applied (its answer lost to a 5xx or a timeout), so what this answer says
         of the state before the call may not be true."""
         tries: list[int] = []
-        answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries)
-        return self._json(answer, Where(f"DELETE {path}", campaign_id)), len(tries) > 1
+        answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries, acts=True)
+        where = Where(f"DELETE {path}", campaign_id, acts=True)
+        return self._json(answer, where), len(tries) > 1
 
     def check(self) -> None:
         """Log in and discover the API host now, with the retries every call has (a 503
@@ -140,14 +141,15 @@ class CxoneApi:
     # -- tries ---------------------------------------------------------------------
     def _perform(
         self, method: str, path: str, campaign_id: str | None, *,
-        tries: list[int] | None = None, cleanup: bool = False, **kw: Any,
+        tries: list[int] | None = None, cleanup: bool = False, acts: bool = False, **kw: Any,
     ) -> Answer:
-        """``tries``, when given, gets one entry per try made."""
+        """``tries``, when given, gets one entry per try made. ``acts``: the call changes
+        the tenant (:attr:`Where.acts`)."""
         made = tries if tries is not None else []
 
         def attempt() -> Answer:
             made.append(len(made) + 1)
-            where = Where(f"{method} {path}", campaign_id, attempt=len(made))
+            where = Where(f"{method} {path}", campaign_id, attempt=len(made), acts=acts)
             url = self.api_base() + path
             token = self.tokens.get()
             answer = self._send(method, url, where, token, cleanup=cleanup, **kw)

@@ -32,6 +32,7 @@ from archiver.errors import (
     RateLimited,
     ServerError,
     TerminalApiError,
+    UnreadableAnswer,
 )
 
 MAX_CAUSE_CHARS = 200
@@ -69,6 +70,8 @@ class Where:
     endpoint: str  # "GET contacts/completed"
     campaign_id: str | None = None
     token: bool = False  # the token endpoint: a refusal means bad credentials
+    # The call changes the tenant: its 2xx answer unread leaves what it did unknown.
+    acts: bool = False
     attempt: int = 1  # the try of this operation (retries count up)
 
     @property
@@ -157,10 +160,9 @@ class Transport:
                 self._emit(method, where, None, started, str(failed))
                 raise failed from err
         if content is None:
-            failed = TerminalApiError(
+            failed = self._unread(
+                response.status_code, where,
                 f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MB: not read",
-                status=response.status_code, campaign_id=where.campaign_id,
-                endpoint=where.endpoint,
             )
             self._emit(method, where, response.status_code, started, str(failed))
             raise failed
@@ -212,9 +214,16 @@ class Transport:
 
     def invalid(self, answer: Answer, where: Where, problem: str) -> TerminalApiError:
         """A 2xx answer that cannot be read."""
-        return TerminalApiError(
-            problem, status=answer.status, campaign_id=where.campaign_id, endpoint=where.endpoint
-        )
+        return self._unread(answer.status, where, problem)
+
+    @staticmethod
+    def _unread(status: int, where: Where, problem: str) -> TerminalApiError:
+        """An answer not read: ``UnreadableAnswer`` when it is the 2xx of a call that
+        changes the tenant (accepted, what it did is unknown), else a plain refusal."""
+        unknown = where.acts and 200 <= status < 300
+        kind = UnreadableAnswer if unknown else TerminalApiError
+        return kind(problem, status=status, campaign_id=where.campaign_id,
+                    endpoint=where.endpoint)
 
     def _cause(self, answer: Answer) -> str:
         body: object = None

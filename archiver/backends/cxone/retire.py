@@ -19,7 +19,7 @@ from archiver.backends.cxone import answers, wire
 from archiver.backends.cxone.client import CxoneApi
 from archiver.backends.cxone.records import LIST_HANDLE
 from archiver.engine.backend import ActResult, AttemptRecord, ItemOutcome
-from archiver.errors import TerminalApiError
+from archiver.errors import UnreadableAnswer
 
 Codes = Mapping[str, str | None]  # externalId -> resultCode
 
@@ -85,11 +85,10 @@ class Retirer:
                 body, repeated = self._api.delete(
                     path, wire.remove_prospects_body(pending), campaign_id=campaign_id
                 )
-                answer = answers.read(wire.RemoveProspects, body, path, campaign_id)
-            except TerminalApiError as err:
-                if not _unreadable(err, path):
-                    raise  # refused: nothing was removed
+                answer = answers.read(wire.RemoveProspects, body, path, campaign_id, acts=True)
+            except UnreadableAnswer as err:
                 # Accepted, but its answer cannot be read: which prospects left is unknown.
+                # (Any other error is a refusal, or a login on the way: nothing removed.)
                 unsure.update(dict.fromkeys(
                     pending, f"calling list {list_id}: removal accepted, answer unreadable: {err}"
                 ))
@@ -115,16 +114,6 @@ class Retirer:
     def _lock(self, list_id: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(list_id, threading.Lock())
-
-
-def _unreadable(err: TerminalApiError, path: str) -> bool:
-    """``err`` is the removal's own 2xx answer that cannot be read (not JSON, or not
-    the answer's shape), not a refusal nor a failed login on the way."""
-    if err.endpoint == path:
-        return True  # answers.read: the call was answered 2xx
-    return err.endpoint == f"DELETE {path}" and err.status is not None and (
-        200 <= err.status < 300
-    )
 
 
 def _outcome(

@@ -112,7 +112,9 @@ class CxoneApp:
             if fault is not None:
                 self.counts["injected"] += 1
                 raise CxoneError(fault, "Injected", f"injected status {fault}")
-            return self.tokens.grant(req, self._behaviour)
+            granted = self.tokens.grant(req, self._behaviour)
+            served = self._behaviour.served_bodies.get("token")
+            return granted if served is None else Response(served[0], served[1])
         if kind == "discovery":
             return self._discovery(req.query)
         if kind == "unknown":

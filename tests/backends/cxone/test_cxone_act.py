@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from archiver.backends.cxone import wire
 from archiver.engine.backend import AttemptRecord
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, TerminalApiError, UnreadableAnswer
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
 
@@ -112,6 +112,32 @@ def test_a_second_retire_of_a_removed_prospect_is_reported_failed(start_sim, bac
     [(state, reason)] = result.outcomes.values()
     assert state == "failed" and sim.behaviour.invented_not_found_code in reason
     assert result.status == "failed"
+
+
+def test_only_the_removals_own_unreadable_answer_leaves_its_outcome_unknown(
+    start_sim, backend_for
+) -> None:
+    """An unreadable 2xx removal answer: the prospects may have left (unknown, listed
+    again). A login on the way answered unreadably: the removal was never sent, a plain
+    refusal, never read as the removal's own answer."""
+    sim = start_sim(prospects_per_list=10)
+    cid, list_id = sim.campaign_ids[0], sim.call_list_ids[0]
+    backend = backend_for(sim, source_type="call_list_attempts", call_list=list_id,
+                          actions={cid: "retire"})
+    listed = _listed(backend, cid)
+    sim.revoke_tokens()
+    sim.set(served_bodies={"token": (200, b"<html>maintenance</html>")})
+    with pytest.raises(TerminalApiError, match="not valid JSON") as refused:
+        backend.act(cid, listed[:2], idempotency_key="k1")
+    assert not isinstance(refused.value, UnreadableAnswer)
+    assert refused.value.endpoint.endswith("token")
+    assert sim.ledger()["requested"] == {}, "the removal was never sent"
+
+    sim.set(served_bodies={"remove": (200, b'{"successfulRecords": [')})
+    result = backend.act(cid, listed[:2], idempotency_key="k2")
+    assert {state for state, _ in result.outcomes.values()} == {"unknown"}
+    assert all("answer unreadable" in reason for _, reason in result.outcomes.values())
+    assert set(sim.ledger()["removed"]) == {r.contact_id for r in listed[:2]}
 
 
 def test_retire_needs_calling_list_attempts(start_sim, backend_for) -> None:
