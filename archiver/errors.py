@@ -201,8 +201,9 @@ class TerminalApiError(ApiError, Terminal):
 
 
 class UnreadableAnswer(TerminalApiError):
-    """A 2xx answer whose body cannot be read (not JSON, or not the answer's shape): the
-    call was accepted, and what it did is unknown."""
+    """A 2xx answer of a call that changes the tenant whose body cannot be read (not
+    JSON, not the answer's shape, or too large to read): the call was accepted, and what
+    it did is unknown."""
 
 
 class AuthError(TerminalApiError):

@@ -108,6 +108,8 @@ class _Call:
     refreshed: bool = False
     # Undoes a change of this run (resuming dialing): still sent once the run is stopping.
     cleanup: bool = False
+    # Archives: a 2xx answer not read leaves what it archived unknown (UnreadableAnswer).
+    archives: bool = False
 
     @property
     def where(self) -> str:
@@ -316,10 +318,12 @@ class CxoneClient:
             campaign_id,
             json_body=request,
             headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
+            archives=True,
         )
         answer = self._perform(call)  # a 2xx: the call was accepted
-        # Its own answer unreadable is UnreadableAnswer (what it archived is unknown);
-        # the token's, read on the way, is a plain terminal error.
+        # Its own answer unreadable (not JSON, not its shape, or too large: _send) is
+        # UnreadableAnswer, what it archived unknown; the token's, read on the way, is a
+        # plain terminal error.
         try:
             return wire.ArchiveResponse.model_validate(self._json(call, answer))
         except TerminalApiError:  # not JSON
@@ -428,7 +432,10 @@ class CxoneClient:
         if body is None:
             limit = f"{MAX_ANSWER_BYTES / 2**20:g} MiB"
             msg = f"answer is larger than {limit}, the most one call may return; stopped reading it"
-            too_large = self._api_error(TerminalApiError, call, status, msg)
+            accepted = call.archives and 200 <= status < 300
+            too_large = self._api_error(
+                UnreadableAnswer if accepted else TerminalApiError, call, status, msg
+            )
             self._emit(call, attempt, status, duration, str(too_large))
             raise too_large
         if 200 <= status < 300:

@@ -12,13 +12,14 @@ import pytest
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
 from archiver.cxone.retry import interruptible_sleep
 from archiver.cxone.transport import MAX_ANSWER_BYTES
-from archiver.errors import CallAbandoned, NetworkError, TerminalApiError
+from archiver.errors import CallAbandoned, NetworkError, TerminalApiError, UnreadableAnswer
 from archiver.policy.model import Connection, Retry
 
 from .samples import CAMPAIGN, batch
 from .server import FakeCxone, Reply
 
 LIST = wire.ATTEMPTS_PATH.format(campaign_id=CAMPAIGN)
+ARCHIVE = wire.ARCHIVE_PATH.format(campaign_id=CAMPAIGN)
 CAMPAIGN_PATH = wire.CAMPAIGN_PATH.format(campaign_id=CAMPAIGN)
 MakeClient = Callable[..., CxoneClient]
 # A deadline of one second: connect 0.5 s plus the answer 0.5 s.
@@ -85,6 +86,23 @@ def test_a_body_that_never_ends_is_read_only_up_to_the_cap(
     with pytest.raises(TerminalApiError) as caught:
         list_once(make_client())
     assert "larger than 10 MiB" in str(caught.value)
+
+
+def test_an_archive_answer_too_large_to_read_leaves_what_it_archived_unknown(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # Accepted (2xx), then not read: the call may have archived, so the engine must list
+    # again (UnreadableAnswer), not record the batch failed.
+    cxone.script("POST", ARCHIVE, Reply(200, stream=endless_zeros))
+    with pytest.raises(UnreadableAnswer, match="larger than 10 MiB"):
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+    assert len(cxone.seen("POST", ARCHIVE)) == 1
+    # A token answer too large, read before the archive call: nothing was sent.
+    cxone.script("POST", wire.TOKEN_PATH, Reply(200, stream=endless_zeros))
+    with pytest.raises(TerminalApiError, match="larger than 10 MiB") as caught:
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+    assert not isinstance(caught.value, UnreadableAnswer)
+    assert len(cxone.seen("POST", ARCHIVE)) == 1, "no second archive call"
 
 
 def test_an_answer_just_under_the_cap_is_read_whole(
