@@ -108,8 +108,8 @@ class _Call:
     refreshed: bool = False
     # Undoes a change of this run (resuming dialing): still sent once the run is stopping.
     cleanup: bool = False
-    # Archives: a 2xx answer not read leaves what it archived unknown (UnreadableAnswer).
-    archives: bool = False
+    # Changes the tenant (archives): a 2xx answer not read leaves what it did unknown.
+    acts: bool = False
 
     @property
     def where(self) -> str:
@@ -318,19 +318,17 @@ class CxoneClient:
             campaign_id,
             json_body=request,
             headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
-            archives=True,
+            acts=True,
         )
         answer = self._perform(call)  # a 2xx: the call was accepted
-        # Its own answer unreadable (not JSON, not its shape, or too large: _send) is
+        # Its own answer unreadable (not JSON, not its shape, or too large) is
         # UnreadableAnswer, what it archived unknown; the token's, read on the way, is a
-        # plain terminal error.
+        # plain terminal error (see _unread).
         try:
             return wire.ArchiveResponse.model_validate(self._json(call, answer))
-        except TerminalApiError:  # not JSON
-            raise self._api_error(UnreadableAnswer, call, answer.status, NOT_JSON) from None
         except ValidationError as err:
             msg = f"archive answer is not valid: {_first_problem(err)}"
-            raise self._api_error(UnreadableAnswer, call, answer.status, msg) from None
+            raise self._unread(call, answer.status, msg) from None
 
     def set_campaign_status(self, campaign_id: str, status: wire.CampaignStatus) -> None:
         """Pause or resume a campaign's dialing."""
@@ -432,10 +430,7 @@ class CxoneClient:
         if body is None:
             limit = f"{MAX_ANSWER_BYTES / 2**20:g} MiB"
             msg = f"answer is larger than {limit}, the most one call may return; stopped reading it"
-            accepted = call.archives and 200 <= status < 300
-            too_large = self._api_error(
-                UnreadableAnswer if accepted else TerminalApiError, call, status, msg
-            )
+            too_large = self._unread(call, status, msg)
             self._emit(call, attempt, status, duration, str(too_large))
             raise too_large
         if 200 <= status < 300:
@@ -622,9 +617,14 @@ class CxoneClient:
             return jsonsafe.loads(answer.body)
         except ValueError:  # not JSON, or nested past the parser: no answer either
             # The body stays out of the message: a token answer would print the token.
-            raise self._api_error(
-                TerminalApiError, call, answer.status, NOT_JSON
-            ) from None
+            raise self._unread(call, answer.status, NOT_JSON) from None
+
+    def _unread(self, call: _Call, status: int, message: str) -> ApiError:
+        """An answer not read: ``UnreadableAnswer`` when it is the 2xx of a call that
+        changes the tenant (accepted, what it did is unknown), else a plain refusal."""
+        accepted = call.acts and 200 <= status < 300
+        return self._api_error(UnreadableAnswer if accepted else TerminalApiError, call,
+                               status, message)
 
     def _path(self, template: str, campaign_id: str) -> str:
         return template.format(campaign_id=quote(campaign_id, safe=""))
