@@ -206,6 +206,12 @@ class UnreadableAnswer(TerminalApiError):
     it did is unknown."""
 
 
+def unread_kind(acts: bool, status: int) -> type[TerminalApiError]:
+    """The error for an answer not read: ``UnreadableAnswer`` when it is the 2xx of a
+    call that changes the tenant (accepted, what it did is unknown), else a refusal."""
+    return UnreadableAnswer if acts and 200 <= status < 300 else TerminalApiError
+
+
 class AuthError(TerminalApiError):
     """Credentials were refused (invalid client, or 401 after a fresh token)."""
 

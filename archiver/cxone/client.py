@@ -49,7 +49,7 @@ from archiver.errors import (
     ServerError,
     TerminalApiError,
     Unreachable,
-    UnreadableAnswer,
+    unread_kind,
 )
 from archiver.netutil import is_loopback_host
 from archiver.policy.model import Connection, Retry
@@ -622,9 +622,7 @@ class CxoneClient:
     def _unread(self, call: _Call, status: int, message: str) -> ApiError:
         """An answer not read: ``UnreadableAnswer`` when it is the 2xx of a call that
         changes the tenant (accepted, what it did is unknown), else a plain refusal."""
-        accepted = call.acts and 200 <= status < 300
-        return self._api_error(UnreadableAnswer if accepted else TerminalApiError, call,
-                               status, message)
+        return self._api_error(unread_kind(call.acts, status), call, status, message)
 
     def _path(self, template: str, campaign_id: str) -> str:
         return template.format(campaign_id=quote(campaign_id, safe=""))

@@ -32,7 +32,7 @@ from archiver.errors import (
     RateLimited,
     ServerError,
     TerminalApiError,
-    UnreadableAnswer,
+    unread_kind,
 )
 
 MAX_CAUSE_CHARS = 200
@@ -220,9 +220,7 @@ class Transport:
     def _unread(status: int, where: Where, problem: str) -> TerminalApiError:
         """An answer not read: ``UnreadableAnswer`` when it is the 2xx of a call that
         changes the tenant (accepted, what it did is unknown), else a plain refusal."""
-        unknown = where.acts and 200 <= status < 300
-        kind = UnreadableAnswer if unknown else TerminalApiError
-        return kind(problem, status=status, campaign_id=where.campaign_id,
+        return unread_kind(where.acts, status)(problem, status=status, campaign_id=where.campaign_id,
                     endpoint=where.endpoint)
 
     def _cause(self, answer: Answer) -> str:
