@@ -21,14 +21,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from archiver import __version__
-from archiver.netutil import is_loopback_host
+from archiver import __version__, httpsession
 
 # The most one answer may hold once decoded. A full page of 1,000 attempts is a few
 # hundred kilobytes; anything past this is a server gone wrong, not data.
@@ -201,12 +199,9 @@ class _Adapter(HTTPAdapter):
 
 def session(base_url: str, pool_size: int, exchanges: Exchanges) -> requests.Session:
     """A keep-alive session whose exchanges ``exchanges`` can cut."""
-    http = requests.Session()
+    http = httpsession.Session()
     adapter = _Adapter(exchanges, pool_size)
     http.mount("https://", adapter)
     http.mount("http://", adapter)
     http.headers.update({"Accept": "application/json", "User-Agent": f"archiver/{__version__}"})
-    # A loopback server (the simulator, tests) is never reached through an environment proxy.
-    if is_loopback_host(urlsplit(base_url).hostname or ""):
-        http.trust_env = False
     return http

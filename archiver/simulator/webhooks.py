@@ -95,6 +95,8 @@ class WebhookLog:
                     # Exactly as received, so a test can check the signature itself.
                     "payload": body.decode("utf-8", "replace"),
                     "signature": headers.get("webhook-signature", ""),
+                    # Whether the sender added credentials of its own (never their value).
+                    "authorization": "authorization" in {k.lower() for k in headers},
                     "received_at": time.time(),
                 }
             )

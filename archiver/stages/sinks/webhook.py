@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
+from archiver import httpsession
 from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, WebhookError, WebhookGone
 from archiver.netutil import require_secure_url, url_problem
@@ -118,7 +119,7 @@ class Webhook:
         self._key = key
         self.template = template
         self.timeout = timeout
-        self._session = requests.Session()
+        self._session = httpsession.Session()
 
     @classmethod
     def from_spec(cls, spec: WebhookSink, ctx: BuildContext) -> Webhook:
