@@ -63,9 +63,11 @@ class Registry:
 
 
 def _is_own(ep: EntryPoint) -> bool:
+    if ep.value.startswith("archiver.stages."):
+        return True  # decided without reading the distribution's metadata (tens of ms)
     dist = getattr(ep, "dist", None)
     name = getattr(dist, "name", None) if dist is not None else None
-    return name == OWN_DISTRIBUTION or ep.value.startswith("archiver.stages.")
+    return name == OWN_DISTRIBUTION
 
 
 def _load(ep: EntryPoint) -> StageType:
