@@ -3,6 +3,9 @@ and CA environment is still honoured."""
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 import requests
 
@@ -89,3 +92,24 @@ def test_a_run_with_a_netrc_for_the_receiver_delivers_without_credentials(tmp_pa
     deliveries = sim.webhooks()
     assert deliveries and all(d["valid"] for d in deliveries)
     assert not any(d["authorization"] for d in deliveries)
+
+
+def test_an_api_call_goes_through_the_proxy_the_environment_names(netrc, monkeypatch):
+    # A loopback "proxy" that records the first line it is sent and refuses the tunnel.
+    seen: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def proxy() -> None:
+        with listener, listener.accept()[0] as conn:
+            seen.append(conn.recv(4096).split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    s = api_session(API, 4, Exchanges())
+    with pytest.raises(requests.exceptions.ProxyError):
+        s.get(f"{API}/x", timeout=(5, 5))
+    thread.join(10)
+    assert len(seen) == 1 and seen[0].startswith(b"CONNECT api.example.com:443 HTTP/1.")
