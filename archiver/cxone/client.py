@@ -37,7 +37,14 @@ from archiver.cxone.retry import (
     retrying,
     worth_retrying,
 )
-from archiver.cxone.transport import MAX_ANSWER_BYTES, Exchange, Exchanges, read_body, session
+from archiver.cxone.transport import (
+    MAX_ANSWER_BYTES,
+    TRANSPORT_ERRORS,
+    Exchange,
+    Exchanges,
+    read_body,
+    session,
+)
 from archiver.errors import (
     ApiError,
     AuthError,
@@ -69,13 +76,6 @@ _UNREACHABLE = {
     errno.EHOSTUNREACH: "host unreachable",
 }
 _NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-# Failures of the transport itself; anything else requests raises is a local fault.
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,7 +582,7 @@ class CxoneClient:
             # server that does not speak TLS.
             cause = f"TLS failed: {_truncate(self._scrub(str(err)))}"
             return self._api_error(TerminalApiError, call, None, cause)
-        if isinstance(err, _TRANSPORT_ERRORS):
+        if isinstance(err, TRANSPORT_ERRORS):
             return self._api_error(NetworkError, call, None, self._transport_cause(err))
         cause = f"request failed: {_truncate(self._scrub(str(err)))}"
         return self._api_error(TerminalApiError, call, None, cause)

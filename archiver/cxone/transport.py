@@ -143,6 +143,16 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+# Failures of the transport itself (both backends' clients); anything else requests
+# raises is a local fault.
+TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
 def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes | None:
     """The decoded body, or None as soon as it grows past ``limit`` bytes (reading stops)."""
     parts: list[bytes] = []

@@ -439,6 +439,15 @@ class CampaignJob:
             with self._partial_lock:
                 self._partial.append((batch, items, result))
             return
+        self._done(batch, items, outcomes, result)
+        self.ctx.crash_point("batch_recorded")
+        self.ctx.outbox.drain(wait=False)
+
+    def _done(
+        self, batch: StoredBatch, items: list[PendingItem], outcomes: list[tuple[str, str]],
+        result: ActResult,
+    ) -> None:
+        """Record a batch's settled outcomes (archived or failed, one per item) and its events."""
         archived: list[PendingItem] = []
         failed: dict[str, str] = {}
         for item, (outcome, reason) in zip(items, outcomes, strict=True):
@@ -455,8 +464,6 @@ class CampaignJob:
             events=self.ctx.batch_events(batch, archived, result.status, result.job_id),
         )
         self.ctx.observer.archived(self.cid, len(archived), len(failed))
-        self.ctx.crash_point("batch_recorded")
-        self.ctx.outbox.drain(wait=False)
 
     def verify_partial_batches(self) -> None:
         if not self._partial:
@@ -469,8 +476,7 @@ class CampaignJob:
                 if found in members:
                     still_listed.add(found)
         for batch, items, result in self._partial:
-            archived: list[PendingItem] = []
-            failed: dict[str, str] = {}
+            outcomes: list[tuple[str, str]] = []
             for i in items:
                 outcome, reason = _outcome(result, i)
                 if outcome == "unknown":
@@ -479,19 +485,8 @@ class CampaignJob:
                         f"{reason}; this attempt was still listed after its batch"
                         if outcome == "failed" else ""
                     )
-                if outcome == "archived":
-                    archived.append(i)
-                else:
-                    failed[i.attempt_id] = reason
-            self.store.batches.done(
-                batch,
-                run_id=self.run_id,
-                archived_ids=[i.attempt_id for i in archived],
-                failed=failed,
-                response=_response(result),
-                events=self.ctx.batch_events(batch, archived, result.status, result.job_id),
-            )
-            self.ctx.observer.archived(self.cid, len(archived), len(failed))
+                outcomes.append((outcome, reason))
+            self._done(batch, items, outcomes, result)
         self._partial.clear()
         self.ctx.outbox.drain(wait=False)
 

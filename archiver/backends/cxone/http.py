@@ -21,7 +21,13 @@ from archiver.backends.cxone import wire
 from archiver.cxone.client import STOP_GRACE_SECONDS, RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
-from archiver.cxone.transport import MAX_ANSWER_BYTES, Exchange, Exchanges, read_body
+from archiver.cxone.transport import (
+    MAX_ANSWER_BYTES,
+    TRANSPORT_ERRORS,
+    Exchange,
+    Exchanges,
+    read_body,
+)
 from archiver.cxone.transport import session as bounded_session
 from archiver.errors import (
     ApiError,
@@ -38,12 +44,6 @@ from archiver.errors import (
 MAX_CAUSE_CHARS = 200
 STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
 REDACTED = "***"
-_TRANSPORT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +251,7 @@ class Transport:
             return NetworkError(f"could not connect within {self._timeouts[0]:g} s", **kw)
         if isinstance(err, requests.ReadTimeout):
             return NetworkError(f"no answer within {self._timeouts[1]:g} s", **kw)
-        if isinstance(err, _TRANSPORT_ERRORS):
+        if isinstance(err, TRANSPORT_ERRORS):
             return NetworkError(f"connection failed: {detail}", **kw)
         return TerminalApiError(f"request failed: {detail}", **kw)
 
