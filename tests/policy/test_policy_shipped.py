@@ -34,10 +34,14 @@ def test_shipped_policy_loads_with_its_templates_resolved_beside_it(path: Path) 
     policy = load_policy(path)
 
     assert policy.path == path.resolve()
-    for sink in policy.sinks:
-        template = getattr(sink, "template", None)
-        if template is not None:
-            assert policy.resolve(template).is_file()
+    # A stage's settings are its options model: a sink's template is written there.
+    templates = [sink.options.template for sink in policy.sinks
+                 if getattr(sink.options, "template", None) is not None]
+    assert templates, "every shipped policy renders its sinks through templates"
+    for template in templates:
+        resolved = policy.resolve(template)
+        assert resolved.is_file(), template
+        assert resolved.is_relative_to(path.resolve().parent), template
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
