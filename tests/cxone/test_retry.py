@@ -65,10 +65,21 @@ def test_backoff_ignores_retry_after_when_told_to() -> None:
     assert 0.0 <= Backoff(policy)(state_after(err, 1)) <= 0.5
 
 
-def test_backoff_falls_back_to_jitter_for_a_429_without_retry_after() -> None:
+def test_backoff_falls_back_to_jitter_for_a_429_without_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        bounds.append((low, high))
+        return high / 4
+
+    monkeypatch.setattr("random.uniform", uniform)
     policy = Retry(initial_backoff_seconds=0.5, max_backoff_seconds=1.0)
-    for _ in range(20):
-        assert 0.0 <= Backoff(policy)(state_after(RateLimited("x"), 3)) <= 1.0
+    waits = [Backoff(policy)(state_after(RateLimited("x"), n)) for n in (1, 3)]
+    # Full jitter, as for any other transient error: drawn from 0 up to the capped backoff.
+    assert bounds == [(0, 0.5), (0, 1.0)]
+    assert waits == [0.125, 0.25]
 
 
 def run(policy: Retry, errors: list[BaseException]) -> tuple[int, list[float]]:
