@@ -187,6 +187,7 @@ def test_on_violation_abort_stops_that_campaign_before_anything_is_archived(tmp_
     archive_calls = [r for r in sim.requests() if r["path"].endswith("/contacts/archive")]
     assert archive_calls == []
     report = read_report(tmp_path / "r.json")
+    assert sorted(c["id"] for c in report["campaigns"]) == sorted(CAMPAIGNS[:2])
     for c in report["campaigns"]:
         assert c["status"] == "aborted"
         assert "not anonymized (on_violation: abort)" in c["reason"]

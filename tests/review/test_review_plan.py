@@ -135,6 +135,7 @@ def test_plan_shows_an_aborting_campaign(tmp_path, start_sim):
     result = run_cli(["plan", str(policy), "--format", "json"], env)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
+    assert sorted(c["id"] for c in plan["campaigns"]) == sorted(CAMPAIGNS)
     for campaign in plan["campaigns"]:
         assert campaign["status"] == "would_abort"
         assert "is not anonymized (on_violation: abort)" in campaign["reason"]
