@@ -10,14 +10,16 @@ Scenarios (6 campaigns x 2,000 attempts unless named otherwise):
       tutorial's page, so both need the same calls) and page_size 1000 (the API's
       largest).
   (b) a 20 requests/s limit and no added latency: requests/s achieved against it
-      and the share answered 429, with the policy's max_requests_per_second at
+      (all calls over wall time, and "sustained": the calls from one second after
+      the first, when the server's initial burst is spent, to the last, over that
+      span) and the share answered 429, with the policy's max_requests_per_second at
       the real limit (20) and at twice it (40), each with the simulator's 429s
       carrying Retry-After and without it (as real CXone often answers).
   (c) 1 campaign x 500,000 attempts, no latency: attempts/s end to end (state
       store writes included) and peak RSS; archiver with page_size 1000.
 
-Targets (figures, not pass/fail): (a) archiver at least 8x faster; (b) at least 90 %
-of the limit with under 2 % of requests answered 429, at both policy figures;
+Targets (figures, not pass/fail): (a) archiver at least 8x faster; (b) a sustained rate of
+at least 90 % of the limit with under 2 % of requests answered 429, at both policy figures;
 (c) at least 20,000 attempts/s and a peak RSS under 150 MB.
 
 Every run gets a fresh simulator in a separate process, so its CPU and memory are
@@ -192,6 +194,10 @@ class Outcome:
     archived: int  # distinct attempts in the simulator's ledger
     eligible: int
     listed: int = 0
+    # API calls per second once the server's bucket could have been spent: from one
+    # second after the first API call (the simulator's burst is one second's worth) to
+    # the last one. None when the run made too few calls to tell.
+    sustained: float | None = None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     walls: list[float] = field(default_factory=list)  # every repeat's wall time, in run order
@@ -204,6 +210,9 @@ class Outcome:
     def share_429(self) -> float:
         return self.rate_limited / self.api_requests if self.api_requests else 0.0
 
+
+# The simulator's token bucket starts full with one second's worth of calls.
+BURST_SECONDS = 1.0
 
 # -- processes ------------------------------------------------------------------
 
@@ -496,6 +505,10 @@ def observe(
         archived=len(ledger),
         eligible=len(eligible),
     )
+    if scenario.rate_limit:  # the log holds every body: read only in (b), a few hundred calls
+        outcome.sustained = sustained_rate(
+            [e["at"] for e in sim.get("requests") if not e["path"].startswith("/_sim/")]
+        )
     twice = sum(1 for n in ledger.values() if n > 1)
     if twice or stats["double_archived"]:
         outcome.problems.append(f"{max(twice, stats['double_archived'])} attempts archived twice")
@@ -503,6 +516,17 @@ def observe(
     if stray:
         outcome.problems.append(f"{stray} ineligible attempts archived")
     return outcome
+
+
+def sustained_rate(arrivals: Sequence[float], skip: float = BURST_SECONDS) -> float | None:
+    """Calls per second from ``skip`` seconds after the first call to the last one: a
+    rate the server's initial burst cannot inflate."""
+    if not arrivals:
+        return None
+    start = min(arrivals) + skip
+    end = max(arrivals)
+    later = sum(1 for t in arrivals if t > start)
+    return later / (end - start) if end - start >= 1.0 and later > 1 else None
 
 
 def repeated(times: int, run: Callable[[Path], Outcome], work: Path) -> Outcome:
@@ -610,15 +634,21 @@ def scenario_b(s: Scenario, work: Path, sinks: bool, times: int) -> Results:
         )
         for st in s.settings
     ]
-    print_outcomes(outcomes, ["requests/s", "of limit", "429 share", "needed/s"], lambda o: [
-        f"{o.requests_per_second:.1f}", f"{o.requests_per_second / limit:.0%}", f"{o.share_429:.1%}",
-        # Only a run that did the whole job did the needed calls.
-        f"{o.needed / o.wall:.1f}" if o.archived == o.eligible else "-",
-    ])
+    print_outcomes(
+        outcomes, ["requests/s", "sustained/s", "of limit", "429 share", "needed/s"], lambda o: [
+            f"{o.requests_per_second:.1f}",
+            "-" if o.sustained is None else f"{o.sustained:.1f}",
+            "-" if o.sustained is None else f"{o.sustained / limit:.0%}",
+            f"{o.share_429:.1%}",
+            # Only a run that did the whole job did the needed calls.
+            f"{o.needed / o.wall:.1f}" if o.archived == o.eligible else "-",
+        ],
+    )
     results = []
     for o in outcomes[1:]:
-        ok = o.requests_per_second >= 0.9 * limit and o.share_429 < 0.02
-        print(f"  {o.label}: target >= {0.9 * limit:g} requests/s with < 2 % 429s: {met(ok)}")
+        ok = o.sustained is not None and o.sustained >= 0.9 * limit and o.share_429 < 0.02
+        print(f"  {o.label}: target >= {0.9 * limit:g} sustained requests/s with < 2 % 429s: "
+              f"{met(ok)}")
         results.append((f"(b) {o.label}: >= 90 % of the limit, < 2 % 429s", ok))
     return results + correct("b", outcomes)
 

@@ -27,8 +27,8 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     assert out.count(": ok\n") == 10
     assert "FAILED" not in out
     assert "x the tutorial's speed" in out and "attempts/s, target" in out
-    assert out.count("target >= 18 requests/s") == 4
-    assert out.count("no Retry-After): target >= 18 requests/s") == 2
+    assert out.count("target >= 18 sustained requests/s") == 4
+    assert out.count("no Retry-After): target >= 18 sustained requests/s") == 2
     # Scenario (a) says what it runs: a production policy's sinks, 16 in flight.
     a = out[out.index("(a) 50 ms latency"):out.index("(b) 20 requests/s limit")]
     assert "max_in_flight 16, page_size 100, 1000" in a
@@ -51,6 +51,17 @@ def test_scenario_b_measures_429s_with_and_without_retry_after():
     assert {(s.max_requests_per_second, s.retry_after) for s in settings} == {
         (20, True), (40, True), (20, False), (40, False)
     }
+
+
+def test_the_sustained_rate_leaves_out_the_servers_initial_burst():
+    # 20 calls at once (a full bucket), then one every 50 ms for 5 s: 20/s sustained,
+    # although all calls over the span would say 24/s.
+    arrivals = [0.0] * 20 + [0.05 * n for n in range(1, 101)]
+    assert len(arrivals) / 5.0 == 24.0
+    assert throughput.sustained_rate(arrivals) == pytest.approx(20.0)
+    # A run too short to outlast the burst has no sustained rate.
+    assert throughput.sustained_rate([0.0] * 20 + [0.5, 1.2]) is None
+    assert throughput.sustained_rate([]) is None
 
 
 def test_webhook_check_wants_every_event_received_once_and_validly_signed():
