@@ -232,8 +232,9 @@ class SimProcess:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "webhook_secret": WEBHOOK_SECRET,
-                # Archive bodies kept for /_sim/requests would only cost the simulator memory.
-                "request_log_size": 0,
+                # Archive bodies kept for /_sim/requests would only cost the simulator
+                # memory; (b) reads the calls' arrival times from the log (a few hundred).
+                "request_log_size": 5000 if scenario.rate_limit else 0,
             },
             "faults": {
                 "latency_ms": scenario.latency_ms,
