@@ -44,7 +44,7 @@ def test_a_netrc_entry_for_the_api_host_does_not_replace_the_bearer_token(netrc)
     assert prepared(requests.Session(), f"{API}/x", {"Authorization": "Bearer t"}).headers[
         "Authorization"
     ].startswith("Basic ")
-    s = api_session(API, 4, Exchanges())
+    s = api_session(4, Exchanges())
     assert prepared(s, f"{API}/x", {"Authorization": "Bearer t"}).headers["Authorization"] == "Bearer t"
     assert "Authorization" not in prepared(s, f"{API}/x", {}).headers
 
@@ -108,7 +108,7 @@ def test_an_api_call_goes_through_the_proxy_the_environment_names(netrc, monkeyp
     thread = threading.Thread(target=proxy, daemon=True)
     thread.start()
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
-    s = api_session(API, 4, Exchanges())
+    s = api_session(4, Exchanges())
     with pytest.raises(requests.exceptions.ProxyError):
         s.get(f"{API}/x", timeout=(5, 5))
     thread.join(10)

@@ -234,7 +234,7 @@ class CxoneClient:
         self._deadline = connection.connect_timeout_seconds + connection.timeout_seconds
         self._tokens = TokenCache()
         self._exchanges = Exchanges()
-        self._session = session(self._base, connection.max_in_flight, self._exchanges)
+        self._session = session(connection.max_in_flight, self._exchanges)
 
     def __repr__(self) -> str:
         return f"CxoneClient({self._base!r})"

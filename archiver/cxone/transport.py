@@ -207,8 +207,9 @@ class _Adapter(HTTPAdapter):
         return manager
 
 
-def session(base_url: str, pool_size: int, exchanges: Exchanges) -> requests.Session:
-    """A keep-alive session whose exchanges ``exchanges`` can cut."""
+def session(pool_size: int, exchanges: Exchanges) -> requests.Session:
+    """A keep-alive session whose exchanges ``exchanges`` can cut (archiver.httpsession:
+    the proxy environment, never netrc; loopback never proxied)."""
     http = httpsession.Session()
     adapter = _Adapter(exchanges, pool_size)
     http.mount("https://", adapter)

@@ -64,7 +64,7 @@ class Registry:
 
 def _is_own(ep: EntryPoint) -> bool:
     if ep.value.startswith("archiver.stages."):
-        return True  # decided without reading the distribution's metadata (tens of ms)
+        return True  # known without reading the distribution's metadata
     dist = getattr(ep, "dist", None)
     name = getattr(dist, "name", None) if dist is not None else None
     return name == OWN_DISTRIBUTION

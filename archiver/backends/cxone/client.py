@@ -73,7 +73,7 @@ class CxoneApi:
         self.tokens = Tokens(credentials, self._issue)
         exchanges = Exchanges()
         self._transport = Transport(
-            session(self._auth_url, settings.max_in_flight + 1, exchanges),
+            session(settings.max_in_flight + 1, exchanges),
             self.limiter,
             timeouts=(settings.connect_timeout_seconds, settings.timeout_seconds),
             secrets=lambda: (*credentials.secrets(), *self.tokens.issued()),

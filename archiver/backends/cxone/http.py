@@ -83,11 +83,11 @@ class Where:
         return f"{method} {'/'.join(parts)}"
 
 
-def session(url: str, pool_size: int, exchanges: Exchanges) -> requests.Session:
+def session(pool_size: int, exchanges: Exchanges) -> requests.Session:
     """A keep-alive session whose exchanges ``exchanges`` can cut (the campaign archive
     client's sockets, archiver.cxone.transport); retrying is ours, not urllib3's. The
     simulator and tests on loopback are never reached through an environment proxy."""
-    s = bounded_session(url, pool_size, exchanges)
+    s = bounded_session(pool_size, exchanges)
     s.headers.update({"Accept": wire.ACCEPT})
     return s
 
