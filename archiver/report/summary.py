@@ -7,6 +7,7 @@ it is displayed, never obeyed.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich import box
@@ -28,6 +29,8 @@ API_KEYS = ("retries", "rate_limited")  # left to the API table on the narrowest
 WIDE = 128  # columns the full headers need beside a shortened campaign id
 NARROW = 100
 RESUME = "interrupted; run again to resume"
+# Campaign statuses that mean the campaign's work was not done (its reason says why).
+UNFINISHED = ("failed", "aborted", "busy")
 # How the engine and the client word a failure that is only the run stopping
 # (campaign reasons, abandoned calls): in an interrupted run, not done rather than failed.
 _STOPPED_WORDS = ("run interrupted", "the run is stopping", "not archived in this run")
@@ -161,6 +164,19 @@ def _campaign_lines(console: Console, c: dict[str, Any], interrupted: bool) -> N
         )
 
 
+def not_finished(campaigns: list[dict[str, Any]]) -> str:
+    """"1 campaign failed", "3 campaigns: 2 failed, 1 busy": those whose work was not
+    done, by status; "" when there are none."""
+    counts = Counter(c["status"] for c in campaigns if c["status"] in UNFINISHED)
+    total = sum(counts.values())
+    if not total:
+        return ""
+    noun = "campaign" if total == 1 else "campaigns"
+    if len(counts) == 1:
+        return f"{total} {noun} {next(iter(counts))}"
+    return f"{total} {noun}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
 def stopped_line(limit: dict[str, Any]) -> str:
     """What a run stopped by ``--max-batches`` says: how far it went, and what to do."""
     sent, most = int(limit["sent"]), int(limit["max_batches"])
@@ -202,7 +218,13 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
     if limit.get("stopped"):
         _line(console, stopped_line(limit))
     elif now == 0 and totals["failed"] == 0:
-        console.print("nothing left to do: no attempt needed an archive call", markup=False)
+        unfinished = not_finished(report["campaigns"])
+        if unfinished:
+            # A campaign that failed before listing anything left nothing failed to count:
+            # "nothing left to do" would read as success.
+            _line(console, f"nothing archived: {unfinished} (see above)")
+        else:
+            console.print("nothing left to do: no attempt needed an archive call", markup=False)
     elif now != totals["archived"]:
         console.print(
             f"{now} archived by this run, {totals['archived'] - now} by earlier runs",

@@ -166,3 +166,18 @@ def test_a_client_secret_too_short_to_mask_is_refused_before_any_request(tmp_pat
     ]
     assert "***" not in result.stderr
     assert api_calls(sim) == []
+
+
+def test_a_campaign_the_server_does_not_know_is_not_reported_as_nothing_to_do(tmp_path, start_sim):
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=30)
+    unknown = "00000000-0000-4000-8000-0000000000ff"
+    policy = write_policy(tmp_path / "p.yaml", policy_dict([unknown]))
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], sim_env(sim))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.rstrip().splitlines()
+    assert lines[-2:] == [
+        "listed 0, archived 0, skipped 0, quarantined 0, failed 0",
+        "nothing archived: 1 campaign failed (see above)",
+    ]
+    assert "nothing left to do" not in result.stdout
+    assert any(line.startswith(f"  {unknown}: failed: ") and "404" in line for line in lines)

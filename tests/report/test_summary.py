@@ -114,3 +114,19 @@ def test_server_text_in_reasons_and_ids_is_shown_escaped():
     assert "\x1b" not in text and "\x07" not in text
     assert "c\\x1b[2J-1: 1 skipped: outcome EVIL\\x1b]0;x\\x07\\nFORGED not approved" in text
     assert not any(line.startswith("FORGED") for line in text.splitlines())
+
+
+def test_a_run_whose_campaigns_failed_before_listing_says_so_not_nothing_left_to_do():
+    report = extend_report(base_report([(CID, 0, 0, 0, 0), ("c-2", 0, 0, 0, 0)]), RunMonitor())
+    first, second = report["campaigns"]
+    first.update(status="failed", reason=f"campaign {CID}: HTTP 404 from GET /x: no such campaign")
+    second.update(status="busy", reason="held by another run")
+    lines = summary_of(report).rstrip().splitlines()
+    assert lines[-1] == "nothing archived: 2 campaigns: 1 failed, 1 busy (see above)"
+    assert f"  {CID}: failed: campaign {CID}: HTTP 404 from GET /x: no such campaign" in lines
+    second.update(status="done", reason=None)
+    assert summary_of(report).rstrip().splitlines()[-1] == "nothing archived: 1 campaign failed (see above)"
+    first.update(status="done", reason=None)
+    assert summary_of(report).rstrip().splitlines()[-1] == (
+        "nothing left to do: no attempt needed an archive call"
+    )
