@@ -25,6 +25,26 @@ VERBS = (
 )
 
 
+# What `archiver --help` says of each verb: its own help's first sentence, kept here so
+# that listing the verbs imports none of them (together they take most of a second).
+# tests/test_cli.py checks every line against the command's own help.
+SUMMARIES = {
+    "run": "Archive the completed attempts POLICY declares, then report.",
+    "validate": "Check policies (files, or folders of *.yaml and *.yml) against the schema "
+                "and the semantic rules.",
+    "plan": "Show what `archiver run POLICY` would do, without doing it.",
+    "test": "Run the policy test cases in PATH (test files, policies, or folders).",
+    "diff": "Show the attempts whose decision or retention changes from policy OLD to NEW.",
+    "approve": "Approve POLICY: write POLICY.approved with its SHA-256, who and when.",
+    "audit": "Inspect the audit log a policy's `audit_log` sink writes.",
+    "evidence": "Bundle one run's evidence in one file, or check such a bundle offline.",
+    "runs": "Past runs from the state store, newest first, with their outcome and counts.",
+    "simulate": "Run the built-in CXone simulator: a strict API on loopback with switchable "
+                "faults.",
+    "schema": "Print the policy JSON Schema (2020-12), byte for byte as shipped.",
+}
+
+
 class ArchiverGroup(click.Group):
     """Loads a verb's module only when it runs (start-up time matters to short runs),
     and turns ArchiverError into a one-line message and its exit code."""
@@ -38,6 +58,15 @@ class ArchiverGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(VERBS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The verbs and what each does, as click lists them, without loading any."""
+        verbs = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(v) for v in verbs)
+        with formatter.section("Commands"):
+            formatter.write_dl([
+                (v, click.Command(v, help=SUMMARIES[v]).get_short_help_str(limit)) for v in verbs
+            ])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in VERBS:
