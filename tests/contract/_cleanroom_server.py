@@ -12,7 +12,8 @@ twice shows.
 
 Faults are switched by the `Faults` given at start: a share of calls answered 429
 (with or without `Retry-After`), a share answered 503, and a token lifetime (the
-token stops working after that many seconds, whatever `expires_in` said).
+token stops working after that many seconds, whatever `expires_in` said), latency,
+and items a batch reports failed (`failedCount`): those stay listed, unarchived.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class Faults:
     token_lifetime: float | None = None  # seconds a token works; None: an hour
     advertised_expires_in: int | None = None  # `expires_in` sent; None: the lifetime
     latency: float = 0.0  # seconds every API answer waits
+    fail_every: int | None = None  # every Nth item of a batch is not archived (failedCount)
     only: tuple[str, ...] | None = None  # endpoints the shares apply to; None: every one
     seed: int = 7  # shifts which calls are faulted
 
@@ -306,15 +308,19 @@ class StrictServer:
         with self.lock:
             if campaign.actively_dialing:
                 return 409, {"error": "campaign is actively dialing"}
-            for item in body["items"]:
+            every = self.faults.fail_every
+            done = [item for n, item in enumerate(body["items"]) if not every or (n + 1) % every]
+            for item in done:
                 self.ledger[item["attemptId"]] += 1
                 self.archived_items[item["attemptId"]] = item
                 campaign.archived_ids.add(item["attemptId"])
+            ids = [item["attemptId"] for item in done]
+            failed = len(body["items"]) - len(done)
             answer = {
-                "archivedCount": len(ids),
-                "failedCount": 0,
+                "archivedCount": len(done),
+                "failedCount": failed,
                 "migrationJobId": f"mig-{next(self._job_ids):06d}",
-                "status": "COMPLETED",
+                "status": "PARTIAL" if failed else "COMPLETED",
                 "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             self.archive_batches.append(

@@ -255,6 +255,19 @@ def assert_rerun_archives_nothing(setup: Setup) -> None:
     assert again.report["totals"]["archived"] == 0  # what it lists now was never archivable
 
 
+def assert_retry_after_waited(server: StrictServer, seconds: float) -> None:
+    """The call a 429 refused comes again no sooner than its Retry-After allows."""
+    log = list(server.log)
+    for n, refused in enumerate(log):
+        if refused.status != 429:
+            continue
+        again = next(
+            e for e in log[n + 1 :] if (e.method, e.path) == (refused.method, refused.path)
+        )
+        waited = again.at - refused.at
+        assert waited >= seconds - 0.05, f"{refused.path} sent again after {waited:.2f} s"
+
+
 # -- the scenarios ---------------------------------------------------------------
 
 SCENARIOS = {
@@ -262,6 +275,11 @@ SCENARIOS = {
     "429 with Retry-After on 10% of calls": Faults(rate_limit_share=0.1, retry_after="1"),
     "429 without Retry-After on 10% of calls": Faults(rate_limit_share=0.1),
     "503 on 20% of calls": Faults(unavailable_share=0.2),
+    # Pages answered out of order: a listing must be whole before archiving shrinks it.
+    "503 on 40% of list calls": Faults(unavailable_share=0.4, only=("list",)),
+    # seed 40 puts a fault on the very first call of the kind.
+    "429 on the first token call": Faults(rate_limit_share=0.5, only=("token",), seed=40),
+    "429 on PATCH calls": Faults(rate_limit_share=0.3, only=("patch",), seed=40),
     # The token stops working long before the hour its answer promised: a 401 mid-run.
     "token dies after 0.3 s, expires_in says 3600": Faults(
         token_lifetime=0.3, advertised_expires_in=3600, latency=0.05
@@ -286,9 +304,11 @@ def test_run_archives_every_eligible_attempt_once(setup: Any, faults: Faults) ->
     assert_dialing_campaign_paused_then_resumed(server)
     assert_one_signed_event_per_batch(server)
     if faults.rate_limit_share:
-        assert server.calls("archive", 429) or server.calls("list", 429)
+        assert [e for e in server.log if e.status == 429], "no call was rate limited"
+    if faults.retry_after:
+        assert_retry_after_waited(server, float(faults.retry_after))
     if faults.unavailable_share:
-        assert [e for e in server.log if e.status == 503]
+        assert [e for e in server.log if e.status == 503], "no call was answered 503"
     if faults.token_lifetime and faults.advertised_expires_in:
         assert [e for e in server.log if e.status == 401], "the token never expired mid-run"
     if faults.token_lifetime:
@@ -321,6 +341,36 @@ def test_batches_refused_every_time_fail_the_run_and_a_later_run_archives_them(
     assert_bodies_carry_the_records(server)
     assert_report_matches_server(second, server, archived_now=set(server.ledger))
     assert second.report["totals"]["archived"] == len(ELIGIBLE)
+    assert server.campaigns[DIALING].status == "ACTIVE"
+    assert_rerun_archives_nothing(s)
+
+
+def test_items_the_answer_reports_failed_are_failed_and_a_later_run_archives_them(
+    setup: Any,
+) -> None:
+    s: Setup = setup(Faults(fail_every=7))
+    first = s.run()
+    server = s.server
+    failed_items = ELIGIBLE - set(server.ledger)
+
+    # The answer counts failures without naming them; the listing still holds them.
+    assert failed_items
+    assert sum(b["answer"]["failedCount"] for b in server.archive_batches) == len(failed_items)
+    assert first.exit_code == 1, first.output
+    assert first.report["totals"]["failed"] == len(failed_items)
+    assert first.report["totals"]["archived"] == len(server.ledger)
+    assert_report_matches_server(first, server, archived_now=set(server.ledger))
+    assert all(n == 1 for n in server.ledger.values())
+    assert server.campaigns[DIALING].status == "ACTIVE"
+
+    server.faults = Faults()
+    before = set(server.ledger)
+    second = s.run()
+    assert second.exit_code == 0, second.output
+    assert_archived_exactly_the_eligible(server)
+    assert_bodies_carry_the_records(server)
+    assert_report_matches_server(second, server, archived_now=set(server.ledger) - before)
+    assert second.report["totals"]["archived"] == len(failed_items)
     assert server.campaigns[DIALING].status == "ACTIVE"
     assert_rerun_archives_nothing(s)
 
