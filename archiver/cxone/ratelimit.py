@@ -23,6 +23,32 @@ A token bucket refilled at ``current_rate`` gates every HTTP try. With
 - For a while after a cut the rate holds, then it probes back up gently (a
   small share of itself per second of successes), so it creeps over the
   tenant's limit instead of jumping past it.
+- A cut is a hypothesis: the tenant refuses because the run sends faster than it
+  takes. Then the cut lowers the share of tries answered 429: the second of two
+  cuts in a row is made on what the tenant accepted after the first (the first may
+  be misled by the tenant's burst), which is under its limit, so 429s stop until
+  the rate probes up again. Some servers refuse a share of calls whatever the load
+  (a busy shared gateway): there every 429 cuts again, on the few successes since
+  the last cut, and the rate sinks to its floor while the share of 429s stays the
+  same. So when 429s keep coming after two cuts, while the run pressed on at the
+  lowered rate (at least half of it, over the time no ``Retry-After`` paused) and
+  before it probed back past what the tenant was seen to accept, and their share
+  over the tries since the first cut (at least MIN_EVIDENCE_TRIES) lies between
+  MIN_BACKGROUND_SHARE and MAX_BACKGROUND_SHARE, lowering the rate did nothing: it
+  goes back to where it was before the cuts (before a run of such trials, if one
+  ended by chance with the rate still low), and that share is the background. A
+  share outside those bounds is never taken for chance: under the first it is the
+  odd 429 of a run probing at its tenant's limit, over the second a run far over
+  it, where the cuts must go on.
+- Once a background share is known, a 429 cuts only when the 429s among the last
+  tries since the rate last changed are more than it explains by chance (three
+  standard deviations, and one). Such a cut is judged after BACKGROUND_TRIAL_TRIES
+  tries at the lower rate: if their share is still at least SHARE_FALL of the one
+  that called for the cut, the cut goes back too; if it fell, a tenant's limit was
+  found, and the cut stays. Those tries, and tries at the ceiling whose 429s the
+  background explains, refine the background share; tries under the ceiling do
+  not, as the 429s of a rate probing past a tenant's limit would be taken for
+  chance and the limit never found again.
 
 Written by hand because it needs a rate that moves at run time and a pause
 shared by all threads, which fixed-rate limiter libraries do not model.
@@ -33,6 +59,7 @@ runs, so what one learnt of the host's limit carries over to the next.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -72,6 +99,27 @@ INCREASE_PER_SECOND = 0.02
 # A success after a long idle gap is one piece of evidence, not many seconds' worth.
 MAX_INCREASE_STEP_SECONDS = 1.0
 MAX_BURST = 5.0
+# Telling a tenant's limit from refusals by chance (see the module's docstring). Only a
+# share of 429s between these can be chance: under the first, the odd 429 of a run
+# probing at its tenant's limit (one in a few hundred tries); over the second, a run far
+# over it, where the cuts must go on. Random refusals of up to about a fifth of the calls
+# are told as such; more look like a limit.
+MIN_BACKGROUND_SHARE = 0.02
+MAX_BACKGROUND_SHARE = 0.3
+# Fewer tries than this since the first of the cuts say nothing of a share.
+MIN_EVIDENCE_TRIES = 10
+# With a background share known, a 429 cuts when the 429s among this many last tries
+# since the rate last changed exceed what that share explains; fewer tries than
+# MIN_BACKGROUND_TRIES tell nothing. A cut on such an excess is judged after
+# BACKGROUND_TRIAL_TRIES tries at the lower rate: undone when their share is at least
+# SHARE_FALL of the one that called for it.
+BACKGROUND_WINDOW_TRIES = 50
+MIN_BACKGROUND_TRIES = 20
+BACKGROUND_TRIAL_TRIES = 30
+SHARE_FALL = 0.5
+# The background share is measured over about this many of the latest tries, so it
+# follows a gateway that gets busier or quieter.
+BACKGROUND_MEMORY_TRIES = 400
 _EPSILON = 1e-9
 
 
@@ -110,6 +158,30 @@ class RateLimiter:
         self._last_cut: float | None = None
         self._recent: deque[float] = deque()  # times of the successes of the last window
         self._refused: deque[float] = deque()  # times of the 429s of the last window
+        # The trial of the cuts in a row: whether one is open, the rate the last cut set,
+        # and the share of 429s it was to lower (None after the first cut of a trial
+        # without a background share: the few tries before a first 429 hide the
+        # tenant's burst, and only a second cut is made on what the tenant took). An undo goes back to the rate before the first cut since the
+        # rate was last that high (None: no cut since), across trials: a trial can end
+        # with the rate probing past its cut by chance, far under where it was.
+        self._trial = False
+        self._restore_to: float | None = None
+        self._cut_to = self.ceiling
+        self._paused_seconds = 0.0  # all Retry-After pauses so far
+        self._paused_at_cut = 0.0  # ... when the last cut was made
+        self._share_before: float | None = None
+        # Tries and 429s since the rate last changed (from the end of a cut's hold), and
+        # those of the trial's earlier periods, from its first cut to its last.
+        self._tries = 0
+        self._tries_refused = 0
+        self._trial_tries = 0
+        self._trial_refused = 0
+        self._window: deque[bool] = deque(maxlen=BACKGROUND_WINDOW_TRIES)  # True: a 429
+        # The share of tries refused whatever the rate (0: none seen), and the tries and
+        # 429s it was measured on.
+        self._background = 0.0
+        self._background_tries = 0
+        self._background_refused = 0.0
 
     @property
     def current_rate(self) -> float:
@@ -149,18 +221,23 @@ class RateLimiter:
         with self._lock:
             now = self._clock()
             self._refill(now)
-            self._paused_until = max(self._paused_until, now + seconds)
+            until = max(self._paused_until, now + seconds)
+            self._paused_seconds += until - max(self._paused_until, now)
+            self._paused_until = until
             # Nothing accrues during the pause, and only one request goes at
             # its end: a herd released at once would be throttled again.
             self._tokens = min(self._tokens, 1.0)
             self._stamp = max(self._stamp, self._paused_until)
 
     def on_throttled(self, retry_after: float | None = None) -> None:
-        """The server answered 429: lower the rate to what it was seen to accept.
+        """The server answered 429: lower the rate to what it was seen to accept, unless
+        the 429s are not about the rate (see the module's docstring).
 
         ``retry_after``: the wait the server asked for, when it named one and the
         policy respects it; every caller of :meth:`acquire` is held back that long.
         """
+        with self._lock:
+            paused_before = self._paused_seconds
         if retry_after is not None:
             self.pause(retry_after)
         if not self.adaptive:
@@ -172,6 +249,27 @@ class RateLimiter:
                 return
             self._refill(now)
             self._refused.append(now)
+            self._count_try(refused=True)
+            if self._trial and not self._background and not self._cut_tested(now, paused_before):
+                # The rate probed back past what the tenant was seen to accept without
+                # a 429 on the way, or the run was all but idle since the cut: the cut
+                # held, as under a tenant's limit, or nothing tested it.
+                self._trial = False
+            if self._judge(refused=True):
+                return
+            if self._explained_by_background():
+                self._learn_from_window()
+                return
+            if not self._trial:
+                self._trial = True
+                if self._restore_to is None or self._rate >= self._restore_to:
+                    self._restore_to = self._rate
+                self._share_before = self._window_share() if self._background else None
+                self._trial_tries = self._trial_refused = 0
+            else:
+                self._trial_tries += self._tries
+                self._trial_refused += self._tries_refused
+                self._share_before = self._trial_refused / self._trial_tries
             accepted = self._accepted_rate(now)
             if accepted is None:
                 target = self._rate * FALLBACK_FACTOR
@@ -180,9 +278,12 @@ class RateLimiter:
             else:
                 target = accepted * MARGIN
             self._rate = max(self.floor, min(target, self._rate * MARGIN))
+            self._cut_to = self._rate
+            self._paused_at_cut = paused_before
             self._tokens = min(self._tokens, self._capacity())
             self._last_cut = now
             self._last_change = now
+            self._restart_count()
 
     def on_success(self) -> None:
         """A request succeeded: after a cut's hold, probe the rate back up, gently."""
@@ -192,6 +293,11 @@ class RateLimiter:
             now = self._clock()
             self._recent.append(now)
             self._forget(now)
+            # Answers within a cut's hold were sent at the rate before it.
+            if self._last_cut is None or now - self._last_cut >= DECREASE_HOLD_SECONDS:
+                self._count_try(refused=False)
+                if not self._judge(refused=False):
+                    self._learn_from_window()
             step = min(max(0.0, now - self._last_change), MAX_INCREASE_STEP_SECONDS)
             self._last_change = now
             if self._rate >= self.ceiling:
@@ -200,6 +306,110 @@ class RateLimiter:
                 return
             self._refill(now)
             self._rate = min(self.ceiling, self._rate * (1.0 + INCREASE_PER_SECOND * step))
+
+    def _count_try(self, *, refused: bool) -> None:
+        self._tries += 1
+        self._tries_refused += refused
+        self._window.append(refused)
+
+    def _restart_count(self) -> None:
+        self._tries = self._tries_refused = 0
+        self._window.clear()
+
+    def _window_share(self) -> float:
+        return sum(self._window) / len(self._window) if self._window else 0.0
+
+    def _cut_tested(self, now: float, paused: float) -> bool:
+        """Whether the tries since the last cut tested it: the rate is still under what
+        the tenant was seen to accept, and the run tried at half the rate or more over
+        the time since the cut that no Retry-After paused."""
+        if self._rate > self._cut_to / MARGIN or self._last_cut is None:
+            return False
+        unpaused = now - self._last_cut - (paused - self._paused_at_cut)
+        return self._tries >= self._rate / 2 * unpaused
+
+    def _judge(self, *, refused: bool) -> bool:
+        """Judge the cuts of the trial; True when they are undone. Without a background
+        share, on a 429 after two cuts: the first was made on a share hidden by the
+        tenant's burst, the second on what the tenant accepted after it, which brings
+        a rate under a tenant's limit; 429s that keep coming at the same share whatever
+        the rate are chance. With a background share, on the tries counted since a cut
+        made on an excess over it, once there are enough."""
+        if not self._trial or self._share_before is None:
+            return False
+        if self._background:
+            if self._tries < BACKGROUND_TRIAL_TRIES:
+                return False
+            share = self._tries_refused / self._tries
+            if not self._explained_by_background():
+                return False  # still an excess: the cut was not enough, the next 429 cuts
+            # At the lower rate the tries are refused by chance alone, whichever way
+            # this goes: they measure the background share.
+            self._learn_background(self._tries - refused, self._tries_refused - refused)
+            if share >= SHARE_FALL * self._share_before:
+                self._undo_cuts()
+                return True
+            # The cut lowered the share: load, and it stays.
+            self._trial = False
+            self._restore_to = None
+            return False
+        if not refused:
+            return False
+        # Every period since the first cut ended at a 429: the share over all of them,
+        # less one (a count stopped at a 429 overstates the share).
+        tries = self._trial_tries + self._tries - 1
+        refusals = self._trial_refused + self._tries_refused - 1
+        if (
+            tries >= MIN_EVIDENCE_TRIES
+            and MIN_BACKGROUND_SHARE * tries <= refusals <= MAX_BACKGROUND_SHARE * tries
+        ):
+            self._learn_background(tries, refusals)
+            self._undo_cuts()
+            return True
+        return False
+
+    def _learn_background(self, tries: int, refused: int) -> None:
+        self._background_tries += max(tries, 1)
+        self._background_refused += refused
+        if self._background_tries > BACKGROUND_MEMORY_TRIES:
+            keep = BACKGROUND_MEMORY_TRIES / self._background_tries
+            self._background_tries = BACKGROUND_MEMORY_TRIES
+            self._background_refused *= keep
+        share = self._background_refused / self._background_tries
+        self._background = min(MAX_BACKGROUND_SHARE, max(MIN_BACKGROUND_SHARE, share))
+
+    def _learn_from_window(self) -> None:
+        """Tries at the ceiling, outside a trial, whose 429s the background share explains:
+        they measure it too. Not under the ceiling, where the rate may be probing up to a
+        tenant's limit and the 429s of going past it would be learnt as chance."""
+        if (
+            self._background
+            and not self._trial
+            and self._rate >= self.ceiling
+            and len(self._window) >= MIN_BACKGROUND_TRIES
+        ):
+            self._learn_background(1, int(self._window[-1]))
+
+    def _undo_cuts(self) -> None:
+        """The cuts did not lower the share of 429s: back to the rate before them."""
+        assert self._restore_to is not None
+        self._rate = self._restore_to
+        self._restore_to = None
+        self._trial = False
+        self._share_before = None
+        self._restart_count()
+
+    def _explained_by_background(self) -> bool:
+        """Whether the 429s among the last tries since the rate last changed are no more
+        than the background share explains by chance (none known: never)."""
+        share = self._background
+        if not share:
+            return False
+        n = len(self._window)
+        if n < MIN_BACKGROUND_TRIES:
+            return True
+        spread = math.sqrt(n * share * (1.0 - share))
+        return sum(self._window) <= share * n + 3.0 * spread + 1.0
 
     def _accepted_rate(self, now: float) -> float | None:
         """Requests per second the tenant accepted before this 429; None when too few

@@ -42,15 +42,25 @@ class FakeClock:
 
 
 class Tenant:
-    """The server side: a token bucket that answers 429 with the wait it would need."""
+    """The server side: a token bucket that answers 429 with the wait it would need.
 
-    def __init__(self, limit: float) -> None:
+    ``refuse_share``: a share of calls also refused at random, whatever the load (a busy
+    shared gateway in front of the tenant), with a wait of one second.
+    """
+
+    def __init__(
+        self, limit: float, refuse_share: float = 0.0, rng: random.Random | None = None
+    ) -> None:
         self.rate = limit
         self.capacity = max(1.0, limit)
         self.tokens = self.capacity
         self.stamp = 0.0
+        self.refuse_share = refuse_share
+        self.rng = rng or random.Random(0)
 
     def take(self, now: float) -> float | None:
+        if self.refuse_share and self.rng.random() < self.refuse_share:
+            return 1.0
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
         if self.tokens >= 1.0:
@@ -94,12 +104,13 @@ def run(
     max_backoff: float = 60.0,
     seed: int = 1,
     limiter_factory: Callable[..., RateLimiter] = RateLimiter,
+    refuse_share: float = 0.0,
 ) -> Result:
     """``requests`` successful requests' worth of work; the figures of the run that did it."""
     clock = FakeClock()
     lim = limiter_factory(ceiling, clock=clock, sleep=clock.sleep)
-    tenant = Tenant(limit)
     rng = random.Random(seed)
+    tenant = Tenant(limit, refuse_share, random.Random(seed + 1000))
     result = Result()
     order = itertools.count()
     # (time, order, kind, tries): kind "ready" wants to send, "ok"/"429" is an answer.
