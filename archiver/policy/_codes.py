@@ -47,6 +47,7 @@ MISSING_FOR_API = "V021"
 BAD_SINCE = "V022"
 BAD_HOLD_FILE = "V023"
 ONE_CAMPAIGN_PER_LIST = "V025"
+BAD_PATH_TEMPLATE = "V026"
 # A plugin stage type's own check (archiver.stages.descriptor.PLUGIN_CHECK), or its failure.
 PLUGIN_CHECK = "V024"
 

@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,7 @@ class FileSink(BaseModel):
     format: Literal["jsonl.gz"] = "jsonl.gz"
     template: str | None = None  # shapes each record's line; the record itself when None
 
+PLACEHOLDERS = ("campaign", "date")
 SUFFIX = ".jsonl.gz"
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -79,6 +81,13 @@ class FileArchive:
     @classmethod
     def from_spec(cls, spec: FileSink, ctx: BuildContext) -> FileArchive:
         policy = ctx.policy
+        problem = pattern_problem(spec.path)
+        if problem is not None:
+            raise ConfigError(f"file sink path {spec.path!r}: {problem}")
+        # Every campaign's folder is confined before any request: a folder refused
+        # after its batch was archived would leave the batch archived and unrecorded.
+        for campaign in policy.campaigns:
+            policy.resolve(fill(spec.path, campaign.id, "date"), what="archive folder")
         template = (
             load_template(policy.resolve(spec.template, what="template"), "", root=policy.root)
             if spec.template
@@ -143,8 +152,7 @@ class FileArchive:
         return "".join(out).encode()
 
     def _folder(self, campaign_id: str, date: str) -> Path:
-        written = self.pattern.format(campaign=campaign_id, date=date)
-        return self.policy.resolve(written, what="archive folder")
+        return self.policy.resolve(fill(self.pattern, campaign_id, date), what="archive folder")
 
     def _existing(self, campaign_id: str, name: str) -> Path | None:
         if "{date}" not in self.pattern:
@@ -219,15 +227,41 @@ SAMPLE_LINE = {
 }
 
 
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a folder template of plain ``{campaign}`` and ``{date}``
+    placeholders; None when it is. Nothing else in braces is read, not even a literal
+    brace: a format spec, conversion or attribute (``{campaign:.<2}``,
+    ``{campaign.__class__}``) would make the folder a run writes differ from the one
+    validated."""
+    rest = pattern
+    for name in PLACEHOLDERS:
+        rest = rest.replace("{" + name + "}", "")
+    if "{" not in rest and "}" not in rest:
+        return None
+    stray = re.search(r"\{[^{}]*\}?|\}", rest)
+    shown = stray.group(0) if stray else "{"
+    return (f"{shown!r} is not allowed; a folder template has no braces but the "
+            "placeholders {campaign} and {date}")
+
+
+def fill(pattern: str, campaign_id: str, date: str) -> str:
+    """A checked folder template with its placeholders filled in (campaign ids are plain
+    path segments: the policy schema allows letters, digits, ``.``, ``_`` and ``-``)."""
+    return pattern.replace("{campaign}", campaign_id).replace("{date}", date)
+
+
 def _check(spec: FileSink, ctx: CheckContext) -> Iterable[Finding]:
-    # Checked with sample values: every campaign id and date lands beside them.
-    written = spec.path.replace("{campaign}", "campaign").replace("{date}", "date")
-    try:
-        ctx.confine(written, "archive folder")
-    except OutsideRepository as err:
-        yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
-    except (KeyError, ValueError):
-        pass
+    problem = pattern_problem(spec.path)
+    if problem is not None:
+        yield Finding(("path",), problem, codes.BAD_PATH_TEMPLATE)
+        return
+    # Every campaign's folder, on a sample date: each must stay in the repository.
+    for campaign in ctx.policy.campaigns or ():
+        try:
+            ctx.confine(fill(spec.path, campaign.id, "date"), "archive folder")
+        except OutsideRepository as err:
+            yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
+            return
 
 
 def _render_check(template: CompiledTemplate, spec: FileSink) -> tuple[TemplateError, str] | None:
@@ -246,7 +280,7 @@ def _note(spec: FileSink) -> str:
 
 
 def _sample_files(spec: FileSink, campaign_id: str, batch_id: str, day: str) -> list[str]:
-    folder = spec.path.rstrip("/").replace("{campaign}", campaign_id).replace("{date}", day)
+    folder = fill(spec.path, campaign_id, day).rstrip("/")
     return [f"{folder}/{batch_id}{SUFFIX}"]
 
 
