@@ -92,6 +92,8 @@ class ArchiverGroup(click.Group):
             ctx.exit(err.exit_code)
         except ArchiverError as err:
             click.echo(shown(f"archiver: error: {err}"), err=True)
+            for line in err.details:
+                click.echo(shown(line), err=True)
             ctx.exit(err.exit_code)
 
 

@@ -1,14 +1,16 @@
 """The one exception tree of archiver.
 
 Every error raised on purpose derives from :class:`ArchiverError`. The CLI turns
-them into a one-line message and an exit code in exactly one place
-(``archiver.cli``). Retry decisions ask ``isinstance(err, Transient)`` instead of
+them into a one-line message (and its ``details``, a line each) and an exit code in
+exactly one place (``archiver.cli``). Retry decisions ask ``isinstance(err, Transient)`` instead of
 matching status codes across the code base.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Self
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,6 +34,13 @@ class ArchiverError(Exception):
     """Base of every error archiver raises on purpose."""
 
     exit_code: int = EXIT_FAILED
+    # Lines shown under the message, one each (a line break inside the message itself
+    # is shown escaped: it may come from a server or a file).
+    details: tuple[str, ...] = ()
+
+    def with_details(self, lines: Iterable[str]) -> Self:
+        self.details = tuple(lines)
+        return self
 
 
 class UsageError(ArchiverError):

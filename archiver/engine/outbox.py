@@ -202,7 +202,7 @@ def claim_sinks(
         f"--drop {shlex.quote(sink)}"
         for sink, n in orphans.items()
     ]
-    raise ConfigError("\n".join(lines))
+    raise ConfigError(lines[0]).with_details(lines[1:])
 
 
 def positional_targets(store: Store, keys: Sequence[str], kinds: Sequence[str]) -> dict[str, str]:

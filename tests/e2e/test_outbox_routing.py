@@ -90,6 +90,8 @@ def test_a_sink_taken_out_with_pending_events_stops_the_run_until_they_are_dropp
     refused = run_cli(["run", str(policy), "--state", str(state)], env)
     assert refused.returncode == 78, refused.stderr[-2000:]
     [line] = [x for x in refused.stderr.splitlines() if sink_id in x]
+    assert line.startswith(f"  {sink_id}: "), "one line per sink, under the message"
+    assert "\\n" not in refused.stderr, "a line break shown escaped"
     assert f"{len(pending)} undelivered" in line and "archiver runs outbox" in line
     assert f"--drop {sink_id}" in line
     assert "Traceback" not in refused.stderr
