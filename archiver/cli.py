@@ -107,8 +107,9 @@ def cli() -> None:
     final state other than failed, 1 some failed, 2 usage error, 74 a state,
     audit log, report or metrics file cannot be written (disk full, read-only;
     the message names it), 75 another run holds the state store, 77 the policy
-    has no valid approval for a real tenant, 78 invalid policy or missing
-    secret, 130 interrupted (Ctrl-C).
+    has no valid approval for a real tenant, 78 invalid policy, missing
+    secret or refused credentials, 130 interrupted (Ctrl-C) outside a run (an
+    interrupted run stops cleanly and exits 1: run it again to resume).
     """
 
 

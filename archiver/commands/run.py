@@ -155,7 +155,8 @@ def command(
     a key that file lists for the approver.
 
     Exit codes: 0 every listed attempt reached a final state other than failed;
-    1 some failed (a later run retries them) or the host cannot be reached;
+    1 some failed (a later run retries them), the host cannot be reached, or
+    the run was interrupted (SIGINT/SIGTERM: run it again to resume);
     2 usage; 74 the state folder, the audit log, the report or the metrics
     file cannot be written (the message names it; a rerun archives nothing
     twice); 75 the state folder is in use by another run; 77 a real tenant and
