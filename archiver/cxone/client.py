@@ -44,6 +44,7 @@ from archiver.cxone.transport import (
     Exchanges,
     read_body,
     session,
+    tls_failure,
 )
 from archiver.errors import (
     ApiError,
@@ -580,7 +581,7 @@ class CxoneClient:
         if isinstance(err, requests.exceptions.SSLError):
             # A ConnectionError to requests, but no retry mends a certificate or a
             # server that does not speak TLS.
-            cause = f"TLS failed: {_truncate(self._scrub(str(err)))}"
+            cause = f"TLS failed: {tls_failure(err)}"
             return self._api_error(TerminalApiError, call, None, cause)
         if isinstance(err, TRANSPORT_ERRORS):
             return self._api_error(NetworkError, call, None, self._transport_cause(err))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -151,6 +152,38 @@ TRANSPORT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+def tls_failure(err: BaseException) -> str:
+    """What a failed TLS handshake means to a person, from the ``ssl`` error under
+    requests' and urllib3's wrappers (their text is a repr of pools and retries)."""
+    found = _ssl_error(err)
+    if isinstance(found, ssl.SSLCertVerificationError):
+        why = found.verify_message or "certificate verify failed"
+        return (f"the server's certificate was not accepted ({why}); if a private CA or "
+                "an inspecting proxy signs it, set REQUESTS_CA_BUNDLE to that CA's certificate")
+    if found is not None and found.reason == "WRONG_VERSION_NUMBER":
+        return "the server did not answer in TLS (is the URL https:// for a plain HTTP server?)"
+    if found is not None and found.reason:
+        return f"the handshake failed ({found.reason.lower().replace('_', ' ')})"
+    return "the handshake failed"
+
+
+def _ssl_error(err: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` in ``err``'s causes, arguments and urllib3 reasons."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [err]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *current.args)
+        stack.extend(x for x in linked if isinstance(x, BaseException))
+    return None
 
 
 def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes | None:

@@ -27,6 +27,7 @@ from archiver.cxone.transport import (
     Exchange,
     Exchanges,
     read_body,
+    tls_failure,
 )
 from archiver.cxone.transport import session as bounded_session
 from archiver.errors import (
@@ -246,7 +247,7 @@ class Transport:
         kw: dict[str, Any] = {"campaign_id": where.campaign_id, "endpoint": where.endpoint}
         detail = self._truncate(self._scrub(str(err)))
         if isinstance(err, requests.exceptions.SSLError):
-            return TerminalApiError(f"TLS failed: {detail}", **kw)
+            return TerminalApiError(f"TLS failed: {tls_failure(err)}", **kw)
         if isinstance(err, requests.ConnectTimeout):
             return NetworkError(f"could not connect within {self._timeouts[0]:g} s", **kw)
         if isinstance(err, requests.ReadTimeout):
