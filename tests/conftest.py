@@ -1,10 +1,12 @@
-"""Shared fixtures: a simulator on a loopback port, a PostgreSQL database."""
+"""Shared fixtures: a simulator on a loopback port, a read-only mount, a PostgreSQL database."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,25 @@ def start_sim() -> Iterator[Callable[..., Simulator]]:
     yield start
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(a folder, a read-only bind mount of it); skipped where mounts are not allowed."""
+    source, view = tmp_path / "source", tmp_path / "view"
+    source.mkdir()
+    view.mkdir()
+    try:
+        subprocess.run(["mount", "--bind", str(source), str(view)], check=True,
+                       capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"cannot bind-mount here (needs root): {err}")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True,
+                       capture_output=True)
+        yield source, view
+    finally:
+        subprocess.run(["umount", str(view)], check=False, capture_output=True)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------

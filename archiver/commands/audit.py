@@ -109,7 +109,7 @@ def check_against_store(
     file: Path, result: VerifyResult, state_dir: StateLocation
 ) -> VerifyResult:
     """An intact chain must also reach the last line the state store saw written."""
-    store = Store.open_existing(state_dir)
+    store = Store.open_existing(state_dir, read_only=True)
     try:
         checkpoint = store.events.audit_checkpoint(file)
     finally:

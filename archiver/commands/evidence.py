@@ -53,7 +53,7 @@ def command() -> None:
 @state_options
 def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | None) -> None:
     """Write the evidence bundle of run RUN_ID (a unique prefix is enough) to --out."""
-    store = Store.open_existing(resolve_state_dir(state_dir, policy_path))
+    store = Store.open_existing(resolve_state_dir(state_dir, policy_path), read_only=True)
     try:
         run = find_run(store.runs.starting_with(run_id), run_id)
     finally:

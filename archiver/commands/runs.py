@@ -53,7 +53,7 @@ def command(
     ctx.obj = resolve_state_dir(state_dir, policy_path)
     if ctx.invoked_subcommand is not None:
         return
-    store = Store.open_existing(ctx.obj)
+    store = Store.open_existing(ctx.obj, read_only=True)
     try:
         runs = store.runs.recent(limit=limit)
     finally:
@@ -80,7 +80,7 @@ def show(
 ) -> None:
     """Print the JSON report of run RUN_ID (or of the one run whose id starts with it)."""
     folder = resolve_state_dir(state_dir, policy_path) if state_dir or policy_path else ctx.obj
-    store = Store.open_existing(folder)
+    store = Store.open_existing(folder, read_only=True)
     try:
         run = find_run(store.runs.starting_with(run_id), run_id)
     finally:

@@ -51,7 +51,7 @@ def command(
     if drop is not None:
         _drop(folder, drop)
         return
-    store = Store.open_existing(folder)
+    store = Store.open_existing(folder, read_only=True)
     try:
         rows = store.events.by_sink()
     finally:

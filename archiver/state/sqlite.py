@@ -38,10 +38,14 @@ def exists(folder: Path) -> bool:
 class SqliteBackend:
     errors = (sqlite3.Error,)
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, read_only: bool = False) -> None:
         self.path = folder / DB_NAME
         self.where = str(folder)
         self.shared = False
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         files.private_dir(folder, "the state folder", REFUSED)
         self._check_files()
         if not files.check_private(self.path, "the state store", REFUSED):
@@ -66,6 +70,35 @@ class SqliteBackend:
                     raise
         except sqlite3.Error as err:
             raise self.fault(err) from err
+
+    def _open_read_only(self) -> None:
+        """For commands that only read (``runs``, ``audit verify``): nothing is created,
+        tightened, migrated or written, so a store on a read-only mount or backup can be
+        read. SQLite reads a WAL store through its ``-shm`` file, which it creates when
+        missing; in a folder it cannot write, a store without a ``-wal`` file (every
+        run's last close folds it in) is read as immutable instead."""
+        self._check_files(tighten=False)
+        wal = Path(f"{self.path}-wal")
+        immutable = not os.access(self.path.parent, os.W_OK) and not wal.exists()
+        uri = f"{self.path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
+        try:
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                      check_same_thread=False, timeout=30)
+            try:
+                version = self.schema_version()
+            except BaseException:
+                self.close()
+                raise
+        except sqlite3.Error as err:
+            raise self.fault(err) from err
+        if version != len(MIGRATIONS):
+            self.close()
+            raise StateError(
+                f"state store {self.path} has schema version {version}, this archiver "
+                f"reads version {len(MIGRATIONS)}; "
+                + ("upgrade archiver" if version > len(MIGRATIONS)
+                   else "a run of this archiver upgrades it (it needs write access)")
+            )
 
     def close(self) -> None:
         try:
@@ -101,6 +134,12 @@ class SqliteBackend:
     def fault(self, err: BaseException) -> ArchiverError:
         """What a failed statement means to the user, naming the store and what to do."""
         code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in _STORAGE_FAULTS and self.read_only:
+            return StorageError(
+                f"cannot read the state store {self.path}: {err}; make it and its folder "
+                "readable by this user (a folder it cannot write holding a -wal file: "
+                "copy the folder somewhere writable and read the copy)"
+            )
         if code in _STORAGE_FAULTS:
             hint = (
                 f"make {self.path.parent} and its files writable by this user"
@@ -118,10 +157,12 @@ class SqliteBackend:
             )
         return StateError(f"the state store {self.path}: {err}")
 
-    def _check_files(self) -> None:
+    def _check_files(self, *, tighten: bool = True) -> None:
         """The database and the files SQLite keeps beside it are ours, regular, 0600."""
         for suffix in ("", *_SIDE_FILES):
-            files.check_private(Path(f"{self.path}{suffix}"), "the state store file", REFUSED)
+            files.check_private(
+                Path(f"{self.path}{suffix}"), "the state store file", REFUSED, tighten=tighten
+            )
 
     def _migrate(self) -> None:
         version = self.schema_version()

@@ -56,7 +56,12 @@ class Store:
     it writes (an aware datetime)."""
 
     def __init__(
-        self, location: StateLocation, *, create: bool = True, clock: Clock = utc_now
+        self,
+        location: StateLocation,
+        *,
+        create: bool = True,
+        clock: Clock = utc_now,
+        read_only: bool = False,
     ) -> None:
         self.location = location
         backend: Backend
@@ -66,7 +71,7 @@ class Store:
 
             backend = PostgresBackend(location, create=create)
         else:
-            backend = sqlite.SqliteBackend(location)
+            backend = sqlite.SqliteBackend(location, read_only=read_only)
         self.where = backend.where
         self._conn = Connection(backend, clock)
         self.attempts = Attempts(self._conn)
@@ -76,16 +81,20 @@ class Store:
         self.campaigns = Campaigns(self._conn)
 
     @classmethod
-    def open_existing(cls, location: StateLocation, *, clock: Clock = utc_now) -> Store:
+    def open_existing(
+        cls, location: StateLocation, *, clock: Clock = utc_now, read_only: bool = False
+    ) -> Store:
         """The store runs left at ``location``; StateError when there is none (where
-        ``Store()`` would create an empty one, a mistyped path should say so)."""
+        ``Store()`` would create an empty one, a mistyped path should say so).
+        ``read_only``: for commands that only read; a state folder is then neither
+        created, tightened, migrated nor written (a PostgreSQL store is opened as usual)."""
         if isinstance(location, PostgresUrl):
             return cls(location, create=False, clock=clock)
         if not sqlite.exists(location):
             raise StateError(
                 f"no state store in {location} (no run has used it; pass --state DIR or --policy FILE)"
             )
-        return cls(location, clock=clock)
+        return cls(location, clock=clock, read_only=read_only)
 
     @property
     def shared(self) -> bool:
