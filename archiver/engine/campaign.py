@@ -48,6 +48,7 @@ from archiver.errors import (
     CampaignAborted,
     CampaignActive,
     ConfigError,
+    StageFailed,
     Transient,
 )
 from archiver.governance.holds import HoldSet
@@ -254,6 +255,10 @@ class CampaignJob:
             status, reason = "failed", str(err)
         except ConfigError as err:
             # A hold file that no longer reads: what must not be archived is unknown.
+            status, reason = "failed", str(err)
+        except StageFailed as err:
+            # A third-party stage raised deciding or shaping: its campaign stops, the
+            # others go on, and the run ends recorded.
             status, reason = "failed", str(err)
         finally:
             self.resume_if_paused()

@@ -20,6 +20,7 @@ from archiver.stages.descriptor import StageType
 from tests.stage_types import install
 
 CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
+OTHER = "7b1e9d42-5a3c-4f60-8e17-2c9d0b4a6f81"
 
 
 class Empty(BaseModel):
@@ -82,7 +83,13 @@ def _counting(options: Any, ctx: Any) -> Counting:
     return Counting()
 
 
+def _raising_in_one(options: Any, ctx: Any) -> object:
+    return Raising() if ctx.campaign_id == CAMPAIGN else Counting()
+
+
 TYPES = {
+    "raising_in_one": StageType(kind="filter", name="raising_in_one", options=Empty,
+                                factory=_raising_in_one),
     "counting": StageType(kind="filter", name="counting", options=Empty, factory=_counting),
     "raising": StageType(kind="filter", name="raising", options=Empty, factory=_factory(Raising)),
     "unbuildable": StageType(kind="filter", name="unbuildable", options=Empty, factory=_fail),
@@ -92,8 +99,11 @@ TYPES = {
 }
 
 
-def _policy(tmp_path: Path, filters: str = "", sinks: str = "") -> Path:
+def _policy(
+    tmp_path: Path, filters: str = "", sinks: str = "", campaigns: tuple[str, ...] = (CAMPAIGN,)
+) -> Path:
     path = tmp_path / "policy.yaml"
+    listed = "".join(f"  - id: {c}\n" for c in campaigns)
     path.write_text(f"""\
 version: 1
 name: plugin-failures
@@ -101,8 +111,7 @@ connection:
   base_url: embedded
   max_requests_per_second: 500
 campaigns:
-  - id: {CAMPAIGN}
-filters:
+{listed}filters:
   - type: outcome
     approved: [SURVEY_TAKEN, NO_ANSWER]
   - type: anonymized
@@ -129,6 +138,27 @@ def test_a_filter_that_raises_stops_its_campaign_with_its_name(tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert "filter plugin 'raising' failed on attempt" in result.output
     assert "KeyError" in result.output and "Traceback" not in result.output
+
+
+def test_a_filter_that_raises_fails_only_its_campaign_and_the_run_ends_recorded(
+    tmp_path: Path,
+) -> None:
+    """Before, the error escaped the campaign: the whole run stopped with no report, the
+    other campaign undone, and the run left `running` in the store with no run_finished."""
+    policy = _policy(tmp_path, filters="  - type: raising_in_one\n", campaigns=(CAMPAIGN, OTHER))
+    state, report_file = tmp_path / "state", tmp_path / "r.json"
+    result = _cli("run", str(policy), "--state", str(state), "--report", str(report_file))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    report = json.loads(report_file.read_text())
+    by_id = {c["id"]: c for c in report["campaigns"]}
+    assert by_id[CAMPAIGN]["status"] == "failed"
+    assert "filter plugin 'raising_in_one' failed on attempt" in by_id[CAMPAIGN]["reason"]
+    assert by_id[OTHER]["status"] == "done" and by_id[OTHER]["archived"] > 0
+    events = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").open()]
+    assert events[0] == "run_started" and events[-1] == "run_finished"
+    runs = _cli("runs", "--state", str(state), "--format", "json")
+    assert [r["status"] for r in json.loads(runs.output)] != ["running"]
 
 
 def test_a_filter_that_cannot_be_built_stops_the_run_before_any_request(tmp_path: Path) -> None:
