@@ -12,9 +12,6 @@ them all: waits end, calls in flight are cut off, no new call starts.
 from __future__ import annotations
 
 import contextlib
-import errno
-import http.client
-import socket
 import threading
 import time
 from collections import Counter
@@ -42,9 +39,12 @@ from archiver.cxone.transport import (
     TRANSPORT_ERRORS,
     Exchange,
     Exchanges,
+    broken_cause,
     read_body,
     session,
     tls_failure,
+    truncate,
+    unreachable_cause,
 )
 from archiver.errors import (
     ApiError,
@@ -70,13 +70,6 @@ REDACTED = "***"
 # campaign) still go, once each, but never keep it waiting longer than this.
 STOP_GRACE_SECONDS = 5.0
 STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
-# What an operating system error means to a person, for "cannot reach HOST: ...".
-_UNREACHABLE = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ENETUNREACH: "network unreachable",
-    errno.EHOSTUNREACH: "host unreachable",
-}
-_NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,49 +145,7 @@ def check_base_url(base_url: str) -> str:
 
 
 def _truncate(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
-
-
-def _causes(err: BaseException) -> list[BaseException]:
-    """``err`` and what it wraps (requests and urllib3 nest the real failure deeply)."""
-    seen: list[BaseException] = []
-    todo: list[object] = [err]
-    while todo and len(seen) < 12:
-        current = todo.pop(0)
-        if not isinstance(current, BaseException) or any(current is s for s in seen):
-            continue
-        seen.append(current)
-        todo.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
-        todo.extend(current.args[:1])
-    return seen
-
-
-def _unreachable(err: BaseException) -> str | None:
-    """Why no connection could be made at all, in words; None for other failures."""
-    for cause in _causes(err):
-        if isinstance(cause, socket.gaierror):
-            if cause.errno in _NAME_NOT_FOUND:
-                return "name not found"
-            return f"name lookup failed ({cause.strerror or cause})"
-        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
-            return _UNREACHABLE[cause.errno]
-    return None
-
-
-def _broken(err: BaseException) -> str:
-    """What went wrong with an established exchange, in words."""
-    for cause in _causes(err):
-        if isinstance(cause, http.client.RemoteDisconnected):
-            return "the server closed the connection without answering"
-        if isinstance(cause, http.client.IncompleteRead):
-            return "the answer was cut off before its end"
-        if isinstance(cause, ConnectionResetError):
-            return "the server reset the connection"
-    for cause in reversed(_causes(err)):
-        if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror.lower()
-    return _truncate(str(err))
+    return truncate(text, MAX_CAUSE_CHARS)
 
 
 def _first_problem(err: ValidationError) -> str:
@@ -572,7 +523,7 @@ class CxoneClient:
         if exchange.cut == "deadline":
             msg = f"no complete answer within {budget:g} s"
             return self._api_error(NetworkError, call, None, msg)
-        unreachable = _unreachable(err)
+        unreachable = unreachable_cause(err)
         if unreachable is not None:
             # Host-wide, not about one endpoint: a person checks the host, not the call.
             return Unreachable(
@@ -594,7 +545,7 @@ class CxoneClient:
             return f"cannot reach {self.host}: timed out (no connection within {connect:g} s)"
         if isinstance(err, requests.ReadTimeout):
             return f"no answer within {read:g} s"
-        return f"connection failed: {self._scrub(_broken(err))}"
+        return f"connection failed: {self._scrub(truncate(broken_cause(err), MAX_CAUSE_CHARS))}"
 
     def _cause(self, reason: str, body: bytes) -> str:
         """Why the server refused: its error text, else its body, else the reason phrase."""

@@ -15,6 +15,8 @@ small compressed one that inflates to gigabytes is ever held in memory.
 from __future__ import annotations
 
 import contextlib
+import errno
+import http.client
 import socket
 import ssl
 import threading
@@ -154,10 +156,66 @@ TRANSPORT_ERRORS = (
 )
 
 
+# What an operating system error means to a person, for "cannot reach HOST: ...".
+_UNREACHABLE = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+}
+_NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def causes(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps (requests and urllib3 nest the real failure deeply)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [err]
+    while todo and len(seen) < 12:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend((current.__cause__, current.__context__, getattr(current, "reason", None)))
+        todo.extend(current.args[:1])
+    return seen
+
+
+def unreachable_cause(err: BaseException) -> str | None:
+    """Why no connection could be made at all, in words; None for other failures."""
+    for cause in causes(err):
+        if isinstance(cause, socket.gaierror):
+            if cause.errno in _NAME_NOT_FOUND:
+                return "name not found"
+            return f"name lookup failed ({cause.strerror or cause})"
+        if isinstance(cause, OSError) and cause.errno in _UNREACHABLE:
+            return _UNREACHABLE[cause.errno]
+    return None
+
+
+def broken_cause(err: BaseException) -> str:
+    """What went wrong with an established exchange, in words."""
+    for cause in causes(err):
+        if isinstance(cause, http.client.RemoteDisconnected):
+            return "the server closed the connection without answering"
+        if isinstance(cause, http.client.IncompleteRead):
+            return "the answer was cut off before its end"
+        if isinstance(cause, ConnectionResetError):
+            return "the server reset the connection"
+    for cause in reversed(causes(err)):
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+    return str(err)
+
+
 def tls_failure(err: BaseException) -> str:
     """What a failed TLS handshake means to a person, from the ``ssl`` error under
     requests' and urllib3's wrappers (their text is a repr of pools and retries)."""
-    found = _ssl_error(err)
+    found = next((c for c in causes(err) if isinstance(c, ssl.SSLError)), None)
     if isinstance(found, ssl.SSLCertVerificationError):
         why = found.verify_message or "certificate verify failed"
         return (f"the server's certificate was not accepted ({why}); if a private CA or "
@@ -167,23 +225,6 @@ def tls_failure(err: BaseException) -> str:
     if found is not None and found.reason:
         return f"the handshake failed ({found.reason.lower().replace('_', ' ')})"
     return "the handshake failed"
-
-
-def _ssl_error(err: BaseException) -> ssl.SSLError | None:
-    """The ``ssl.SSLError`` in ``err``'s causes, arguments and urllib3 reasons."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [err]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLError):
-            return current
-        linked = (current.__cause__, current.__context__, getattr(current, "reason", None),
-                  *current.args)
-        stack.extend(x for x in linked if isinstance(x, BaseException))
-    return None
 
 
 def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes | None:

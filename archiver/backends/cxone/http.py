@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 
@@ -26,8 +26,10 @@ from archiver.cxone.transport import (
     TRANSPORT_ERRORS,
     Exchange,
     Exchanges,
+    broken_cause,
     read_body,
     tls_failure,
+    unreachable_cause,
 )
 from archiver.cxone.transport import session as bounded_session
 from archiver.errors import (
@@ -39,6 +41,7 @@ from archiver.errors import (
     RateLimited,
     ServerError,
     TerminalApiError,
+    Unreachable,
     unread_kind,
 )
 
@@ -157,7 +160,7 @@ class Transport:
                     raise requests.ConnectionError("exchange cut off")
             except requests.RequestException as err:
                 failed = self._cut_error(exchange, where, budget) or self._transport_error(
-                    err, where)
+                    err, where, url)
                 self._emit(method, where, None, started, str(failed))
                 raise failed from err
         if content is None:
@@ -243,18 +246,30 @@ class Transport:
             return NetworkError(f"no complete answer within {budget:g} s", **kw)
         return None
 
-    def _transport_error(self, err: requests.RequestException, where: Where) -> ApiError:
+    def _transport_error(
+        self, err: requests.RequestException, where: Where, url: str
+    ) -> ApiError:
         kw: dict[str, Any] = {"campaign_id": where.campaign_id, "endpoint": where.endpoint}
-        detail = self._truncate(self._scrub(str(err)))
+        # The auth host and the API host may differ: a message names the one at fault.
+        host = urlsplit(url).netloc or url
+        unreachable = unreachable_cause(err)
+        if unreachable is not None:
+            # Host-wide, not about one endpoint: a person checks the host, not the call.
+            return Unreachable(f"cannot reach {host}: {unreachable}",
+                               campaign_id=where.campaign_id)
         if isinstance(err, requests.exceptions.SSLError):
             return TerminalApiError(f"TLS failed: {tls_failure(err)}", **kw)
         if isinstance(err, requests.ConnectTimeout):
-            return NetworkError(f"could not connect within {self._timeouts[0]:g} s", **kw)
+            return NetworkError(
+                f"cannot reach {host}: timed out (no connection within {self._timeouts[0]:g} s)",
+                **kw,
+            )
         if isinstance(err, requests.ReadTimeout):
             return NetworkError(f"no answer within {self._timeouts[1]:g} s", **kw)
         if isinstance(err, TRANSPORT_ERRORS):
-            return NetworkError(f"connection failed: {detail}", **kw)
-        return TerminalApiError(f"request failed: {detail}", **kw)
+            cause = self._truncate(self._scrub(broken_cause(err)))
+            return NetworkError(f"connection failed: {cause}", **kw)
+        return TerminalApiError(f"request failed: {self._truncate(self._scrub(str(err)))}", **kw)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets():

@@ -10,9 +10,10 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from archiver.backends.cxone import wire
-from archiver.errors import ServerError, TerminalApiError
+from archiver.errors import ServerError, TerminalApiError, Unreachable
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
+from tests.support import refused_port
 
 
 def test_discovery_finds_the_api_host_and_calls_go_under_the_pinned_version(
@@ -152,3 +153,15 @@ def test_the_simulator_never_sends_retry_after_on_429(start_sim) -> None:
     limited = [h for status, h, _ in answers if status == 429]
     assert limited and not any("Retry-After" in h for h in limited)
     assert all("icStatusDescription" in h for h in limited)
+
+
+def test_an_unreachable_auth_host_is_named_in_words(start_sim, backend_for) -> None:
+    """Before: "connection failed: Tracked(host=...): Max retries exceeded ... (Caused by
+    NewConnectionError(...", where the campaign-archive client said what this says."""
+    sim = start_sim()
+    with refused_port() as port:
+        backend = backend_for(sim, auth_url=f"http://127.0.0.1:{port}", max_attempts=1)
+        with pytest.raises(Unreachable) as caught:
+            backend.dialing(sim.campaign_ids[0])
+    message = str(caught.value)
+    assert message == f"cannot reach 127.0.0.1:{port}: connection refused", message
