@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support import REPO
 
@@ -120,6 +121,40 @@ def test_the_diff_script_summarises_what_each_changed_policy_alters(tmp_path):
     assert "retention 730->700" in text
     assert "### `policies/new-policy.yaml`" in text and "A new policy" in text
     assert "sales-callbacks" not in text  # unchanged policies are left out
+
+
+def test_the_diff_script_on_stdout_keeps_what_its_caller_wrote_around_it(tmp_path):
+    """Before, it reopened /dev/stdout for each line: written into a file the caller had
+    opened, its lines overwrote the caller's from the start of the file."""
+    repo = _policy_repo(tmp_path)
+    policy = repo / "policies" / "survey-retention.yaml"
+    policy.write_text(policy.read_text().replace("days: 730", "days: 700"))
+    _git(repo, "commit", "-qam", "change")
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    script = REPO / "deploy/github/policy-diff.sh"
+    out = tmp_path / "out.md"
+    subprocess.run(
+        ["bash", "-c", f'{{ echo "# report"; bash {script} HEAD~1; echo END; }} > {out}'],
+        cwd=repo, env=env, check=True, timeout=300,
+    )
+    lines = out.read_text().splitlines()
+    assert lines[0] == "# report" and lines[-1] == "END", lines
+    assert lines[1] == "## Policy changes against HEAD~1"
+    assert any("retention 730->700" in line for line in lines)
+
+
+def test_the_workflow_names_no_package_it_would_install_by_default():
+    """`archiver` on PyPI is an unrelated project: the install step must be told where
+    archiver comes from, and says so when it is not."""
+    workflow = yaml.safe_load((REPO / "deploy/github/archiver-policies.yml").read_text())
+    job = workflow["jobs"]["review"]
+    assert job["env"]["ARCHIVER_PACKAGE"] == "${{ vars.ARCHIVER_PACKAGE }}"
+    [install] = [step for step in job["steps"] if step.get("name") == "Install archiver"]
+    result = subprocess.run(["bash", "-ec", install["run"]], capture_output=True, text=True,
+                            env={**os.environ, "ARCHIVER_PACKAGE": ""})
+    assert result.returncode == 1
+    assert "set the repository variable ARCHIVER_PACKAGE" in result.stdout
 
 
 def test_the_dockerfile_passes_hadolint():
