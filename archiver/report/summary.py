@@ -217,19 +217,24 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
     now = int(report.get("archived_in_this_run", totals["archived"]))
     if limit.get("stopped"):
         _line(console, stopped_line(limit))
-    elif now == 0 and totals["failed"] == 0:
+    else:
+        # A campaign that failed before listing anything left nothing failed to count:
+        # without this line, "failed 0" (and "nothing left to do") would read as success.
         unfinished = not_finished(report["campaigns"])
-        if unfinished:
-            # A campaign that failed before listing anything left nothing failed to count:
-            # "nothing left to do" would read as success.
-            _line(console, f"nothing archived: {unfinished} (see above)")
+        if now == 0 and totals["failed"] == 0:
+            if unfinished:
+                _line(console, f"nothing archived: {unfinished} (see above)")
+            else:
+                console.print("nothing left to do: no attempt needed an archive call",
+                              markup=False)
         else:
-            console.print("nothing left to do: no attempt needed an archive call", markup=False)
-    elif now != totals["archived"]:
-        console.print(
-            f"{now} archived by this run, {totals['archived'] - now} by earlier runs",
-            markup=False, highlight=False,
-        )
+            if now != totals["archived"]:
+                console.print(
+                    f"{now} archived by this run, {totals['archived'] - now} by earlier runs",
+                    markup=False, highlight=False,
+                )
+            if unfinished:
+                _line(console, f"{unfinished} (see above)")
     pending = {k: v["pending"] for k, v in report.get("outbox", {}).items() if v["pending"]}
     if pending:
         console.print(f"undelivered sink events kept for the next run: {pending}", markup=False)

@@ -103,3 +103,18 @@ def test_simulate_api_cxone_serves_the_cxone_personality_standalone(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_a_campaign_the_tenant_does_not_know_fails_instead_of_listing_nothing(tmp_path):
+    """contacts/completed filtered by an unknown campaignId answers 204, like a campaign
+    with nothing new: a mistyped id once ended `nothing left to do`, exit 0."""
+    with CxoneSimulator() as sim:
+        known = sim.campaign_ids[0]
+        policy = cxone_policy(tmp_path, sim, [known, "9999999"])
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], cxone_env(sim),
+                         cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "campaign 9999999 not found" in result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert "1 campaign failed" in last, last
+    assert archive_files(tmp_path / "archive"), "the known campaign was still exported"

@@ -87,6 +87,9 @@ class CxoneBackend:
         ns = timestamps.parse(start)
         if ns is None:
             raise ConfigError(f"source.since {start!r} is not a UTC timestamp")
+        # contacts/completed filters by campaignId: an id the tenant does not know lists
+        # nothing, like a campaign with no new contacts. Its skills answer 404 instead.
+        self._dialer.require_campaign(campaign_id)
 
         def fetch(bound: str, skip: int, top: int) -> tuple[list[paging.Row], int | None]:
             params = wire.completed_params(campaign_id, bound, skip, top)

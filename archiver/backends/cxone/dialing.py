@@ -43,10 +43,17 @@ class Dialer:
         self._asked: set[int] = set()
         self._stopping_lock = threading.Lock()
 
-    def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
+    def require_campaign(self, campaign_id: str) -> None:
+        """Raise the API's error (404: not found) when the tenant has no such campaign."""
+        self._skills(campaign_id)
+
+    def _skills(self, campaign_id: str) -> list[wire.SkillRef]:
         path = wire.CAMPAIGN_SKILLS.format(campaign_id=quote(campaign_id, safe=""))
         body = self._api.get(path, {}, campaign_id=campaign_id)
-        skills = answers.read(wire.CampaignSkills, body, path, campaign_id).skills
+        return answers.read(wire.CampaignSkills, body, path, campaign_id).skills
+
+    def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
+        skills = self._skills(campaign_id)
         running = [s.skill_id for s in skills if self._running(s.skill_id, campaign_id)]
         return {SKILLS: running} if running else None
 
