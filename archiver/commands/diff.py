@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from archiver.backends.catalog import CXONE
 from archiver.errors import EXIT_FAILED, UsageError
 from archiver.policy import load_policy
 from archiver.policy.model import Policy
@@ -18,7 +19,7 @@ from archiver.review.fixtures import (
     Fixtures,
     from_embedded_simulator,
     from_file,
-    generated,
+    generated_for,
 )
 
 STDIN = "-"
@@ -33,7 +34,8 @@ MAX_COUNT = 100_000
                    "API lists them, or the cases of a NAME.test.yaml.")
 @click.option("--simulator", is_flag=True,
               help="List the attempts from the embedded simulator over HTTP instead of "
-                   "generating them in-process (the same records as the default --seed).")
+                   "generating them in-process (for campaign-archive, the same records as "
+                   "the default --seed).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
               help="Seed of the generated attempts (default: the embedded simulator's, so "
                    "both give the same records).")
@@ -57,10 +59,16 @@ def command(
     abort), retention period or skip/quarantine reason differs is listed, with
     counts by kind of change (e.g. `archive->skip`, `retention 365->730`).
 
-    The attempts are, by default, generated in-process by the simulator's
-    seeded generator for every campaign of either policy (no request is
-    made); --fixtures FILE compares on given records instead, --simulator
+    The attempts are, by default, generated in-process for every campaign of
+    either policy, shaped as the policies' backend lists them (no request is
+    made): campaign-archive attempts from the simulator's seeded generator;
+    cxone contacts whose dispositions are the CXone simulator's and every
+    outcome either policy names. Policies of different backends are compared
+    only on --fixtures FILE, which compares on given records; --simulator
     lists them from the embedded simulator.
+
+    An outcome either policy names that no compared attempt carries is
+    reported as a warning: a change to it cannot show on these attempts.
 
     OLD or NEW may be `-` to read that policy from standard input, e.g.
     `git show main:policies/x.yaml | archiver diff - policies/x.yaml`. Relative
@@ -85,6 +93,9 @@ def command(
     if simulator and "seed" in given:
         raise UsageError("--seed cannot be used with --simulator: the embedded simulator's seed is fixed")
     old_policy, new_policy = load_policy(old), load_policy(new)
+    if simulator and "count" in given and new_policy.connection.api == CXONE:
+        raise UsageError("--count cannot be used with --simulator on a cxone policy: the "
+                         "CXone simulator's tenant has a fixed number of contacts")
     fixtures = _fixtures(old_policy, new_policy, fixtures_path, simulator, seed, count)
     result = diff_policies(
         old_policy, new_policy, fixtures, old_name=_name(old), new_name=_name(new)
@@ -108,5 +119,4 @@ def _fixtures(
         return from_file(path)
     if simulator:
         return from_embedded_simulator(old, new, count=count)
-    campaigns = list(dict.fromkeys([c.id for c in (*old.campaigns, *new.campaigns)]))
-    return generated(campaigns, count=count, seed=seed)
+    return generated_for(old, new, count=count, seed=seed)

@@ -3,6 +3,10 @@
 Both policies decide every fixture record through the engine's pipeline (see
 archiver.review.verdicts); records are paired by campaign and position, so a
 record without a usable id is still compared with itself.
+
+A change can only show on records that reach it: every outcome a policy names
+(approved, or given a retention rule) that no fixture record carries is reported
+as a warning, as is comparing policies whose backends list different records.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from archiver.policy.model import Policy
-from archiver.review.fixtures import Fixtures
+from archiver.review.fixtures import Fixtures, backend_of, named_outcomes
 from archiver.review.verdicts import Decider, Verdict
 
 CampaignState = Literal["ok", "would_abort", "absent"]
@@ -48,6 +52,10 @@ class PolicyDiff:
     compared: int = 0
     campaigns: list[CampaignDiff] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    # Outcomes either policy names that no fixture record carries: changes to them
+    # cannot show.
+    unreached: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         counter = Counter(c.kind for c in self.changes)
@@ -77,6 +85,7 @@ def diff_policies(
     result = PolicyDiff(old, new, old_name, new_name, fixtures.description)
     old_ids = {c.id for c in old.campaigns}
     new_ids = {c.id for c in new.campaigns}
+    seen: set[str] = set()
     for group in fixtures.groups:
         label = group.campaign_id or "(fixtures)"
         old_decider = _decider(old, group.campaign_id, old_ids)
@@ -94,6 +103,7 @@ def diff_policies(
                 camp.old = "would_abort"
             if after is not None and after.kind == "abort":
                 camp.new = "would_abort"
+            seen.update(v.outcome for v in (before, after) if v is not None)
             kind = change_kind(before, after)
             if kind is not None:
                 either = after or before
@@ -104,7 +114,26 @@ def diff_policies(
             camp.compared += 1
         result.compared += camp.compared
         result.campaigns.append(camp)
+    _warn(result, seen)
     return result
+
+
+def _warn(result: PolicyDiff, seen: set[str]) -> None:
+    old, new = result.old, result.new
+    if backend_of(old) != backend_of(new):
+        result.warnings.append(
+            f"OLD lists from {backend_of(old)}, NEW from {backend_of(new)}: each decides "
+            "these records as its own backend would read them, which no real listing gives both"
+        )
+    by_old, by_new = named_outcomes(old), named_outcomes(new)
+    result.unreached = sorted(set(by_old + by_new) - seen)
+    for code in result.unreached:
+        who = "OLD and NEW name" if code in by_old and code in by_new else (
+            "OLD names" if code in by_old else "NEW names")
+        result.warnings.append(
+            f"no attempt compared has outcome {code!r}, which {who}: a change to what "
+            "happens to it cannot show here"
+        )
 
 
 def _decider(policy: Policy, campaign_id: str | None, ids: set[str]) -> Decider | None:
@@ -126,6 +155,8 @@ def diff_json(d: PolicyDiff) -> dict[str, Any]:
         "fixtures": d.fixtures,
         "compared": d.compared,
         "changed": len(d.changes),
+        "warnings": d.warnings,
+        "unreached_outcomes": d.unreached,
         "counts": d.counts(),
         "campaigns": [
             {"id": c.id, "old": c.old, "new": c.new, "compared": c.compared} for c in d.campaigns

@@ -30,8 +30,16 @@ def print_diff(d: PolicyDiff, console: Console, *, max_rows: int) -> None:
     for c in d.campaigns:
         if c.old != c.new:
             console.print(f"campaign {c.id}: {_STATE[c.old]} -> {_STATE[c.new]}", markup=False)
+    for warning in d.warnings:
+        console.print(printable(f"warning: {warning}"), markup=False, soft_wrap=True,
+                      highlight=False)
     if not d.changes:
-        console.print(f"no decision or retention changes in {d.compared} attempts")
+        but = (
+            ", but not every outcome the policies name was among them (see the warnings)"
+            if d.unreached else ""
+        )
+        console.print(f"no decision or retention changes in {d.compared} attempts{but}",
+                      markup=False, soft_wrap=True, highlight=False)
         return
     console.print(f"{len(d.changes)} of {d.compared} attempts change")
     counts = Table(show_edge=False, box=None, pad_edge=False)
