@@ -13,7 +13,7 @@ from archiver.clock import now
 from archiver.commands._state import state_options
 from archiver.commands.runs import find_run, resolve_state_dir
 from archiver.errors import EXIT_FAILED, StateError
-from archiver.governance import evidence
+from archiver.governance import approval, evidence
 from archiver.policy import load_policy
 from archiver.stages import registry
 from archiver.state.store import Store
@@ -89,18 +89,30 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
 def verify(file: Path, public_key: Path, fmt: str) -> None:
     """Check the evidence bundle FILE offline; name each part that does not match.
 
-    Exit 0 when every part checks out, 1 when one does not.
+    Each line is OK (checked against the signed audit lines or a signature), FAIL
+    (does not match them: the field and both values are named) or NOTE (shown, but
+    nothing signed vouches for it). ARCHIVER_ALLOWED_SIGNERS checks the approval's
+    SSH signature, as `run` does. Exit 0 when no line is FAIL, 1 when one is.
     """
     bundle = evidence.read(file)
-    checks = evidence.verify(bundle, digest.load_public_key(public_key))
+    checks = evidence.verify(bundle, digest.load_public_key(public_key),
+                             allowed_signers=approval.allowed_signers_from_env())
     ok = all(c.ok for c in checks)
+    notes = sum(1 for c in checks if c.ok and not c.vouched)
     if fmt == "json":
         click.echo(json.dumps({"file": str(file), "ok": ok,
-                               "checks": [{"part": c.part, "ok": c.ok, "detail": c.detail}
-                                          for c in checks]}))
+                               "checks": [{"part": c.part, "ok": c.ok, "vouched": c.vouched,
+                                           "detail": c.detail} for c in checks]}))
     else:
         for c in checks:
-            click.echo(f"{'OK  ' if c.ok else 'FAIL'} {c.part}: {c.detail}")
-        click.echo(f"{file}: {'verified' if ok else 'DOES NOT VERIFY'}")
+            mark = "FAIL" if not c.ok else "OK  " if c.vouched else "NOTE"
+            click.echo(f"{mark} {c.part}: {c.detail}")
+        if not ok:
+            click.echo(f"{file}: DOES NOT VERIFY")
+        elif notes:
+            click.echo(f"{file}: verified, except {notes} NOTE line(s): what they show is not "
+                       "vouched for by anything signed")
+        else:
+            click.echo(f"{file}: verified")
     if not ok:
         raise click.exceptions.Exit(EXIT_FAILED)

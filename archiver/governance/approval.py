@@ -75,21 +75,26 @@ def read(path: Path) -> Approval | None:
         return None
     except OSError as err:
         raise ConfigError(f"cannot read approval {path}: {err.strerror}") from err
+    return parse(raw, str(path))
+
+
+def parse(raw: bytes, name: str) -> Approval:
+    """The approval in ``raw`` (named ``name`` in errors); ConfigError when it is not one."""
     if len(raw) > _MAX_BYTES:
-        raise ConfigError(f"approval {path} is larger than {_MAX_BYTES // 1024} KiB")
+        raise ConfigError(f"approval {name} is larger than {_MAX_BYTES // 1024} KiB")
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"approval {path} is not YAML: {type(err).__name__}") from err
+        raise ConfigError(f"approval {name} is not YAML: {type(err).__name__}") from err
     if not isinstance(data, dict):
-        raise ConfigError(f"approval {path} is not a mapping")
+        raise ConfigError(f"approval {name} is not a mapping")
     fields = {k: data.get(k) for k in ("sha256", "approved_by", "approved_at")}
     for key, value in fields.items():
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"approval {path}: `{key}` is missing or not text")
+            raise ConfigError(f"approval {name}: `{key}` is missing or not text")
     signature = data.get("signature")
     if signature is not None and not isinstance(signature, str):
-        raise ConfigError(f"approval {path}: `signature` is not text")
+        raise ConfigError(f"approval {name}: `signature` is not text")
     return Approval(
         sha256=str(fields["sha256"]),
         approved_by=str(fields["approved_by"]),
@@ -220,6 +225,14 @@ def _ssh_sign(message: bytes, key: Path) -> str:
     if result.returncode != 0 or b"BEGIN SSH SIGNATURE" not in result.stdout:
         raise ConfigError(f"ssh-keygen could not sign with {key}: {_first_line(result.stderr)}")
     return result.stdout.decode("ascii").strip() + "\n"
+
+
+def signature_problem(approval: Approval, allowed_signers: Path) -> str | None:
+    """None when the approval's signature verifies for its approver with
+    ``allowed_signers``; else why not (also when it carries no signature)."""
+    if not approval.signature:
+        return "unsigned, and an allowed-signers file requires a signature"
+    return _ssh_verify(approval, allowed_signers)
 
 
 def _ssh_verify(approval: Approval, allowed_signers: Path) -> str | None:

@@ -9,8 +9,15 @@ nothing else but the public key: no state store, no network, no repository. It c
   to the run digest's last hash, seq by seq;
 - both digests' Ed25519 signatures, and that the run digest follows the anchor;
 - that the policy text hashes to the SHA-256 the report and the audit lines name;
-- that the approval, when bundled, approves that hash;
-- that the report's counts are the ones the run's signed ``run_finished`` line states.
+- that the approval, when bundled, approves that hash, and its SSH signature with an
+  allowed-signers file, as ``run`` checks it;
+- that every report field a signed line of the run states (target, archiver version,
+  policy name, hash and git commit, the counts, the campaigns, what the run archived)
+  is the one the line states: one failed check per field that differs.
+
+What no signed line states (an approval the run did not need, an unsigned approver,
+the report's other fields) is reported as not vouched for (``Check.vouched``), never
+as verified.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from archiver import jsonsafe
 from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, check_line
-from archiver.errors import ConfigError
+from archiver.errors import EXIT_FAILED, ConfigError
 from archiver.governance import approval
 
 FORMAT = "archiver-evidence/1"
@@ -44,6 +51,8 @@ class Check:
     part: str
     ok: bool
     detail: str
+    # False: nothing signed states it; shown for the auditor, never claimed verified.
+    vouched: bool = True
 
 
 def _sha(data: bytes) -> str:
@@ -173,8 +182,11 @@ def read(path: Path) -> dict[str, Any]:
     return bundle
 
 
-def verify(bundle: dict[str, Any], public: Ed25519PublicKey) -> list[Check]:
-    """Every check of the bundle, in the order an auditor reads them."""
+def verify(
+    bundle: dict[str, Any], public: Ed25519PublicKey, *, allowed_signers: Path | None = None
+) -> list[Check]:
+    """Every check of the bundle, in the order an auditor reads them. ``allowed_signers``
+    (git's allowed-signers format) checks the approval's SSH signature, as ``run`` does."""
     checks: list[Check] = []
     report = bundle.get("report") or {}
     run_id = bundle.get("run_id")
@@ -187,15 +199,15 @@ def verify(bundle: dict[str, Any], public: Ed25519PublicKey) -> list[Check]:
         f"the policy text hashes to {sha[:12]}, the report names {str(reported)[:12]}"
         if sha != reported else f"the policy text is the one the report names ({sha[:12]})",
     ))
-    checks.append(_check_approval(bundle.get("approval"), sha))
-    finished: dict[str, Any] | None = None
+    audit_checks: list[Check] = []
+    run_lines: list[dict[str, Any]] = []
     for part in bundle.get("audit") or []:
         check, lines = _check_audit(part, public, sha)
-        checks.append(check)
-        for line in lines:
-            if line.get("run_id") == run_id and line.get("event") == "run_finished":
-                finished = line
-    checks.append(_check_counts(report, finished))
+        audit_checks.append(check)
+        run_lines.extend(line for line in lines if line.get("run_id") == run_id)
+    checks.append(_check_approval(bundle.get("approval"), sha, run_lines, allowed_signers))
+    checks.extend(audit_checks)
+    checks.extend(_check_report(report, run_lines))
     checks.append(_check_holds(bundle.get("holds") or []))
     return checks
 
@@ -215,17 +227,58 @@ def _check_holds(holds: list[Any]) -> Check:
     return Check("holds", True, "; ".join(cases))
 
 
-def _check_approval(text: object, sha: str) -> Check:
+def _signed_target(run_lines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for line in run_lines:
+        if isinstance(line.get("target"), dict):
+            return dict(line["target"])
+    return None
+
+
+def _check_approval(
+    text: object, sha: str, run_lines: list[dict[str, Any]], allowed_signers: Path | None
+) -> Check:
+    """The bundled approval, checked as ``run`` checks one; what the signed lines do not
+    show the run relied on is reported as not vouched for."""
+    target = _signed_target(run_lines)
+    host = target.get("host") if target else None
     if text is None:
-        return Check("approval", True, "no approval bundled (none was needed or written)")
+        if host == "embedded":
+            return Check("approval", True, "no approval bundled (the signed lines show a run "
+                                           "against the built-in simulator, which needs none)")
+        if host is None:
+            return Check("approval", True, "no approval bundled", vouched=False)
+        return Check("approval", True, f"no approval bundled: the run against {host} needed "
+                                       "one, and nothing here shows who gave it", vouched=False)
     try:
-        data = yaml.safe_load(str(text))
-    except yaml.YAMLError:
-        return Check("approval", False, "the approval is not YAML")
-    if not isinstance(data, dict) or data.get("sha256") != sha:
-        return Check("approval", False, "the approval does not approve the bundled policy text")
-    return Check("approval", True,
-                 f"approved by {data.get('approved_by')} at {data.get('approved_at')}")
+        found = approval.parse(str(text).encode("utf-8"), "in the bundle")
+    except ConfigError as err:
+        return Check("approval", False, str(err))
+    if found.sha256 != sha:
+        return Check("approval", False, f"sha256: the approval approves {found.sha256[:12]}, "
+                                        f"the signed run ran the policy text {sha[:12]}")
+    who = f"approved by {found.approved_by} at {found.approved_at}"
+    signature = "unsigned"
+    if allowed_signers is not None:
+        problem = approval.signature_problem(found, allowed_signers)
+        if problem:
+            return Check("approval", False, f"{who}, but {problem}")
+        signature = "signature verified"
+    elif found.signature:
+        signature = f"signed, not checked (no {approval.ALLOWED_SIGNERS_ENV})"
+    if host == "embedded":
+        return Check("approval", True, f"{who} ({signature}) is not vouched for: the signed "
+                                       "lines show a run against the built-in simulator, which "
+                                       "neither needs nor checks an approval", vouched=False)
+    started = next((line.get("recorded_at") for line in run_lines
+                    if line.get("event") == "run_started"), None)
+    if isinstance(started, str) and found.approved_at[:19] > started[:19]:  # to the second
+        return Check("approval", True, f"{who} ({signature}) is not vouched for: it was "
+                                       f"written after the run started ({started})",
+                     vouched=False)
+    if signature != "signature verified":
+        return Check("approval", True, f"approves the policy text that ran; {who} is not "
+                                       f"vouched for ({signature})", vouched=False)
+    return Check("approval", True, f"{who}, {signature}")
 
 
 def _line_sha(line: dict[str, Any]) -> object:
@@ -284,15 +337,182 @@ def _check_audit(
                              f"{run_digest.run_id} (seq {run_digest.last_seq})"), lines
 
 
-def _check_counts(report: dict[str, Any], finished: dict[str, Any] | None) -> Check:
+_ABSENT = object()
+
+# Report fields and where a signed audit line states them (a policy's audit template
+# may spell the policy flat, as policy_sha256, or nested, as policy.sha256).
+_SIGNED_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("target.backend", ("target.backend", "target_backend")),
+    ("target.host", ("target.host", "target_host")),
+    ("target.tenant", ("target.tenant", "target_tenant")),
+    ("tool_version", ("archiver_version",)),
+    ("policy.name", ("policy.name", "policy")),
+    ("policy.sha256", ("policy.sha256", "policy_sha256")),
+    ("policy.git_commit", ("policy.git_commit", "policy_git_commit")),
+    ("policy.git_dirty", ("policy.git_dirty", "policy_git_dirty")),
+)
+_CAMPAIGN_COUNTS = ("listed", "archived", "skipped", "quarantined", "failed", "held")
+
+
+def _get(data: object, dotted: str) -> object:
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return _ABSENT
+        data = data[key]
+    return data
+
+
+def _signed_value(line: dict[str, Any], spellings: tuple[str, ...]) -> object:
+    for spelling in spellings:
+        value = _get(line, spelling)
+        if value is not _ABSENT and not (spelling == "policy" and not isinstance(value, str)):
+            return value
+    return _ABSENT
+
+
+def _batch_archived(line: dict[str, Any]) -> int | None:
+    ids = line.get("attempt_ids")
+    if isinstance(ids, list):
+        return len(ids)
+    for spelling in ("result.archived_count", "api_reported.archived_count", "archived_count",
+                     "batch.archived_count"):
+        value = _get(line, spelling)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _differ(field: str, ours: object, theirs: object, where: str) -> Check:
+    return Check("report", False, f"{field}: the report says {json.dumps(ours)}, {where} "
+                                  f"{json.dumps(theirs)}")
+
+
+def _check_report(report: dict[str, Any], run_lines: list[dict[str, Any]]) -> list[Check]:
+    """The report against the run's signed lines: one FAIL per field that differs, then
+    what the signed lines do not state, as not vouched for."""
+    finished = next((line for line in reversed(run_lines)
+                     if line.get("event") == "run_finished"), None)
+    checks = _check_counts(report, finished)
     if finished is None:
-        return Check("report", False, "no signed run_finished line of this run in the bundle")
+        return checks
+    vouched: set[str] = set()
+    for field, spellings in _SIGNED_FIELDS:
+        ours = _get(report, field)
+        for line in run_lines:
+            theirs = _signed_value(line, spellings)
+            if theirs is _ABSENT:
+                continue
+            vouched.add(field)
+            if ours != theirs:
+                checks.append(_differ(field, None if ours is _ABSENT else ours, theirs,
+                                      f"the signed {line.get('event')} line (seq "
+                                      f"{line.get('seq')}) says"))
+                break
+    counts = finished.get("counts")
+    if isinstance(counts, dict):
+        vouched.update(f"totals.{k}" for k in counts)
+    failed = counts.get("failed") if isinstance(counts, dict) else None
+    if isinstance(failed, int) and failed > 0:
+        vouched.add("exit_code")  # a run with a failed attempt exits 1, whatever else
+        if report.get("exit_code") != EXIT_FAILED:
+            checks.append(Check("report", False, "exit_code: the report says "
+                                f"{json.dumps(report.get('exit_code'))}, the signed run_finished "
+                                f"line counts {failed} failed attempt(s), so the run exited "
+                                f"{EXIT_FAILED}"))
+    campaigns = [c for c in report.get("campaigns") or [] if isinstance(c, dict)]
+    signed_ids = finished.get("campaigns")
+    if isinstance(signed_ids, list):
+        vouched.add("campaigns[].id")
+        ids = [c.get("id") for c in campaigns]
+        if ids != signed_ids:
+            checks.append(_differ("campaigns[].id", ids, signed_ids,
+                                  "the signed run_finished line says"))
+    if isinstance(counts, dict):
+        for key in _CAMPAIGN_COUNTS:
+            if key not in counts:
+                continue
+            vouched.add(f"campaigns[].{key} (their sum)")
+            total = sum(c.get(key, 0) for c in campaigns if isinstance(c.get(key, 0), int))
+            if total != counts[key]:
+                checks.append(Check(
+                    "report", False, f"campaigns[].{key}: the report's campaigns add up to "
+                                     f"{total}, the signed run_finished line says {counts[key]}"))
+    checks.extend(_check_batches(report, campaigns, run_lines, vouched))
+    if all(c.ok for c in checks):
+        checks = [Check("report", True, "agrees with the signed lines on: "
+                                        f"{', '.join(sorted(vouched))}"),
+                  _unvouched(report, vouched, run_lines)]
+    return checks
+
+
+def _check_batches(
+    report: dict[str, Any], campaigns: list[dict[str, Any]], run_lines: list[dict[str, Any]],
+    vouched: set[str],
+) -> list[Check]:
+    """``archived_in_this_run``, in all and per campaign, against the run's signed
+    ``batch_archived`` lines, when the bundle holds all of them and they state counts."""
+    if not any(line.get("event") == "run_started" for line in run_lines):
+        return []  # lines of this run may precede the bundled range
+    per: dict[str, int] = {}
+    for line in run_lines:
+        if line.get("event") != "batch_archived":
+            continue
+        count, campaign = _batch_archived(line), line.get("campaign_id")
+        if count is None or not isinstance(campaign, str):
+            return []
+        per[campaign] = per.get(campaign, 0) + count
+    checks = []
+    vouched.update({"archived_in_this_run", "campaigns[].archived_in_this_run"})
+    total = sum(per.values())
+    if report.get("archived_in_this_run") != total:
+        checks.append(_differ("archived_in_this_run", report.get("archived_in_this_run"), total,
+                              "the signed batch_archived lines of the run add up to"))
+    for campaign in campaigns:
+        cid = str(campaign.get("id"))
+        if campaign.get("archived_in_this_run") != per.get(cid, 0):
+            checks.append(_differ(f"campaign {cid} archived_in_this_run",
+                                  campaign.get("archived_in_this_run"), per.get(cid, 0),
+                                  "its signed batch_archived lines add up to"))
+    return checks
+
+
+def _unvouched(report: dict[str, Any], vouched: set[str],
+               run_lines: list[dict[str, Any]]) -> Check:
+    """The report's fields no signed line states: shown, never claimed verified."""
+    rest: list[str] = []
+    for key, value in report.items():
+        if key == "campaigns":
+            inner = sorted({k for c in value if isinstance(c, dict) for k in c}
+                           - {"id", "archived_in_this_run", *_CAMPAIGN_COUNTS})
+            rest.extend(f"campaigns[].{k}" for k in inner)
+            split = "each campaign's " + ", ".join(_CAMPAIGN_COUNTS)
+            rest.append(split + (" (only their sums are signed)" if any(
+                f"campaigns[].{k} (their sum)" in vouched for k in _CAMPAIGN_COUNTS) else ""))
+            if "campaigns[].archived_in_this_run" not in vouched:
+                rest.append("campaigns[].archived_in_this_run")
+        elif isinstance(value, dict) and key in ("target", "policy", "totals"):
+            rest.extend(f"{key}.{k}" for k in value if f"{key}.{k}" not in vouched)
+        elif key not in vouched and key != "run_id":
+            rest.append(key)
+    times = [line.get("recorded_at") for line in run_lines
+             if line.get("event") in ("run_started", "run_finished")]
+    span = (f"; the signed lines record the run from {times[0]} to {times[-1]}"
+            if len(times) == 2 and all(isinstance(t, str) for t in times) else "")
+    return Check("report", True, "not vouched for (no signed line states them): "
+                                 f"{', '.join(rest)}{span}", vouched=False)
+
+
+def _check_counts(report: dict[str, Any], finished: dict[str, Any] | None) -> list[Check]:
+    if finished is None:
+        return [Check("report", False, "no signed run_finished line of this run in the bundle")]
     counts = finished.get("counts")
     totals = report.get("totals")
     if not isinstance(counts, dict) or not isinstance(totals, dict):
-        return Check("report", False, "no counts to compare in the run_finished line")
+        return [Check("report", False, "no counts to compare in the run_finished line")]
     differ = sorted(k for k, v in counts.items() if totals.get(k) != v)
     if differ:
-        return Check("report", False, "the report's counts differ from the signed run_finished "
-                                      f"line: {', '.join(differ)}")
-    return Check("report", True, "the report's counts are the signed run_finished line's")
+        return [Check("report", False, "the report's counts differ from the signed run_finished "
+                                       f"line: {k} (totals.{k}: the report says "
+                                       f"{json.dumps(totals.get(k))}, the signed line says "
+                                       f"{json.dumps(counts[k])})") for k in differ]
+    return [Check("report", True, "the report's counts are the signed run_finished line's")]

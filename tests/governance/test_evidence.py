@@ -72,7 +72,8 @@ def test_a_bundle_verifies_offline_part_by_part(made, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "OK   policy:" in out
-    assert "OK   approval: approved by alice@example.com" in out
+    # an unsigned approval of a run against the simulator, which needed none
+    assert "NOTE approval: approved by alice@example.com" in out
     assert f"chain to the signed digest of run {run_id}" in out
     assert "OK   report:" in out
     data = json.loads(bundle.read_text())
@@ -200,3 +201,161 @@ def test_a_bundle_nested_past_the_parsers_depth_is_refused_in_one_line(tmp_path)
     assert result.exit_code == 78, result.output
     assert result.output.startswith(f"archiver: error: {bundle} is not an evidence bundle")
     assert len(result.output.splitlines()) == 1
+
+
+# The report against the run's signed audit lines: each field a signed line states is
+# checked, and one the lines do not state is shown as not vouched for, never verified.
+
+def _verified_outright(result: subprocess.CompletedProcess[str]) -> bool:
+    return result.stdout.rstrip().endswith(": verified")
+
+
+def test_an_edited_target_is_named_with_both_values(made, tmp_path):
+    def change(data):
+        data["report"]["target"] = {"backend": "cxone", "host": "api-us-02.nicecxone.com",
+                                    "tenant": "11111111-2222-3333-4444-555555555555"}
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    out = result.stdout
+    assert 'FAIL report: target.host: the report says "api-us-02.nicecxone.com", the signed ' \
+        'run_started line (seq' in out
+    assert 'says "embedded"' in out
+    assert 'FAIL report: target.backend: the report says "cxone"' in out
+    assert 'FAIL report: target.tenant: the report says "11111111-' in out
+    assert "DOES NOT VERIFY" in out
+
+
+def test_an_edited_campaign_count_is_named(made, tmp_path):
+    def change(data):
+        data["report"]["campaigns"][0]["archived"] += 5
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert "FAIL report: campaigns[].archived: the report's campaigns add up to" in result.stdout
+
+
+def test_an_edited_campaign_archived_in_this_run_is_named(made, tmp_path):
+    bundle, _, _ = made
+    campaign = json.loads(bundle.read_text())["report"]["campaigns"][1]
+
+    def change(data):
+        data["report"]["campaigns"][1]["archived_in_this_run"] += 7
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert (f"FAIL report: campaign {campaign['id']} archived_in_this_run: the report says "
+            f"{campaign['archived_in_this_run'] + 7}, its signed batch_archived lines add up to "
+            f"{campaign['archived_in_this_run']}") in result.stdout
+
+
+def test_an_edited_archived_in_this_run_is_named(made, tmp_path):
+    def change(data):
+        data["report"]["archived_in_this_run"] += 100
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert "FAIL report: archived_in_this_run: the report says" in result.stdout
+    assert "the signed batch_archived lines of the run add up to" in result.stdout
+
+
+def test_an_edited_tool_version_is_named(made, tmp_path):
+    def change(data):
+        data["report"]["tool_version"] = "9.9.9"
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert 'FAIL report: tool_version: the report says "9.9.9", the signed run_started line' \
+        in result.stdout
+
+
+def test_an_edited_git_commit_is_named(made, tmp_path):
+    def change(data):
+        data["report"]["policy"]["git_commit"] = "0123456789abcdef0123456789abcdef01234567"
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert 'FAIL report: policy.git_commit: the report says "0123456789abcdef' in result.stdout
+
+
+def test_an_edited_exit_code_is_not_claimed_verified(made, tmp_path):
+    # The signed lines count no failed attempt: exit 1 could still come from an aborted
+    # campaign, which no signed line states, so it is shown as not vouched for.
+    def change(data):
+        data["report"]["exit_code"] = 1
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert "NOTE report: not vouched for (no signed line states them): " in result.stdout
+    assert "exit_code" in result.stdout.split("NOTE report:")[1].splitlines()[0]
+    assert not _verified_outright(result)
+
+
+def test_an_exit_code_the_signed_failed_count_contradicts_is_named():
+    from archiver.governance.evidence import _check_report
+
+    counts = {"listed": 2, "archived": 1, "skipped": 0, "quarantined": 0, "failed": 1, "held": 0}
+    finished = {"event": "run_finished", "run_id": "r1", "seq": 9, "counts": counts,
+                "campaigns": ["c1"]}
+    report = {"run_id": "r1", "exit_code": 0, "totals": dict(counts),
+              "campaigns": [{"id": "c1", **counts}]}
+    checks = _check_report(report, [finished])
+    assert [c.detail for c in checks if not c.ok] == [
+        "exit_code: the report says 0, the signed run_finished line counts 1 failed "
+        "attempt(s), so the run exited 1"
+    ]
+
+
+def test_an_approval_added_to_an_embedded_run_is_not_verified(made, tmp_path):
+    bundle, _, _ = made
+    sha = json.loads(bundle.read_text())["policy"]["sha256"]
+
+    def change(data):
+        data["approval"] = (f"sha256: {sha}\napproved_by: ceo@example.com\n"
+                            "approved_at: '2020-01-01T00:00:00Z'\n")
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert "OK   approval" not in result.stdout
+    assert "NOTE approval: approved by ceo@example.com at 2020-01-01T00:00:00Z (unsigned) is " \
+        "not vouched for: the signed lines show a run against the built-in simulator" \
+        in result.stdout
+    assert not _verified_outright(result)
+
+
+def test_an_approval_of_another_policy_text_is_named(made, tmp_path):
+    def change(data):
+        data["approval"] = ("sha256: " + "ab" * 32 + "\napproved_by: ceo@example.com\n"
+                            "approved_at: '2020-01-01T00:00:00Z'\n")
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout
+    assert "FAIL approval: sha256: the approval approves abababababab, the signed run ran " \
+        "the policy text" in result.stdout
+
+
+def test_an_unsigned_approval_fails_when_allowed_signers_require_a_signature(made, tmp_path):
+    bundle, public, _ = made
+    signers = tmp_path / "allowed_signers"
+    signers.write_text("alice@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummy\n")
+    result = run_cli(["evidence", "verify", str(bundle), "--public-key", str(public)],
+                     _env(ARCHIVER_ALLOWED_SIGNERS=str(signers)))
+    assert result.returncode == 1, result.stdout
+    assert "FAIL approval: approved by alice@example.com at" in result.stdout
+    assert "but unsigned, and an allowed-signers file requires a signature" in result.stdout
+
+
+def test_an_approval_of_a_real_tenant_run_vouches_only_for_what_is_signed():
+    from archiver.governance.evidence import _check_approval
+
+    sha = "cd" * 32
+    started = {"event": "run_started", "run_id": "r1", "recorded_at": "2026-01-02T00:00:00.5Z",
+               "target": {"backend": "cxone", "host": "api-us-02.nicecxone.com", "tenant": "t"}}
+    before = f"sha256: {sha}\napproved_by: bob@example.com\napproved_at: '2026-01-01T00:00:00Z'\n"
+    found = _check_approval(before, sha, [started], None)
+    assert (found.ok, found.vouched) == (True, False)
+    assert found.detail == ("approves the policy text that ran; approved by bob@example.com at "
+                            "2026-01-01T00:00:00Z is not vouched for (unsigned)")
+    after = before.replace("2026-01-01", "2026-02-01")
+    assert "written after the run started" in _check_approval(after, sha, [started], None).detail
+    missing = _check_approval(None, sha, [started], None)
+    assert (missing.ok, missing.vouched) == (True, False)
+    assert "the run against api-us-02.nicecxone.com needed one" in missing.detail
