@@ -110,8 +110,8 @@ def verify(file: Path, public_key: Path, fmt: str) -> None:
         if not ok:
             click.echo(f"{file}: DOES NOT VERIFY")
         elif notes:
-            click.echo(f"{file}: verified, except {notes} NOTE line(s): what they show is not "
-                       "vouched for by anything signed")
+            click.echo(f"{file}: what is signed verifies; the {notes} NOTE line(s) above are "
+                       "not vouched for by anything signed")
         else:
             click.echo(f"{file}: verified")
     if not ok:

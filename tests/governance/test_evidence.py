@@ -319,6 +319,8 @@ def test_an_approval_added_to_an_embedded_run_is_not_verified(made, tmp_path):
         "not vouched for: the signed lines show a run against the built-in simulator" \
         in result.stdout
     assert not _verified_outright(result)
+    assert "what is signed verifies; the 2 NOTE line(s) above are not vouched for" \
+        in result.stdout
 
 
 def test_an_approval_of_another_policy_text_is_named(made, tmp_path):
