@@ -186,6 +186,12 @@ def require(
     policy_path: Path, sha256: str, *, allowed_signers: Path | None = None
 ) -> ApprovalState:
     """The approval state; NotApproved (exit 77) naming the policy and hash when it is not."""
+    if str(policy_path) == "-":
+        # No file, so nothing beside it: not "./-.approved", which `approve -` cannot write.
+        raise NotApproved(
+            f"a policy read from standard input (sha256 {sha256}) has no approval beside it; "
+            "against a real tenant, run the policy file that `archiver approve` approved"
+        )
     found = state(policy_path, sha256, allowed_signers=allowed_signers)
     if not found.approved:
         raise NotApproved(

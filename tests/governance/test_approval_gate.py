@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,17 @@ def test_plan_shows_the_approval_state(repo):
     found = __import__("json").loads(as_json.stdout)["approval"]
     assert found["approved"] is True and found["needed"] is False
     assert found["summary"].startswith("approved by alice@example.com")
+
+
+def test_a_policy_read_from_stdin_is_refused_for_a_real_tenant_naming_why(repo):
+    """Before, it looked for `./-.approved` and advised `archiver approve -`."""
+    text = (repo / POLICY).read_text()
+    result = subprocess.run(
+        [sys.executable, "-m", "archiver", "run", "-", "--state", str(repo / "state"),
+         "--base-url", REAL_TENANT],
+        input=text, env=_env(), cwd=repo / "policies", capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 77, result.stderr
+    assert "a policy read from standard input" in result.stderr
+    assert "-.approved" not in result.stderr and "approve -" not in result.stderr
