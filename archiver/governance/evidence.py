@@ -224,7 +224,9 @@ def _check_holds(holds: list[Any]) -> Check:
         cases.append(f"{parsed.case} ({hold.get('file')}, placed by {parsed.placed_by})")
     if not cases:
         return Check("holds", True, "no hold files")
-    return Check("holds", True, "; ".join(cases))
+    # Bundled as they were when the bundle was made: nothing signed states them.
+    return Check("holds", True, "; ".join(cases) + " (as the bundle was made; not signed)",
+                 vouched=False)
 
 
 def _signed_target(run_lines: list[dict[str, Any]]) -> dict[str, Any] | None:
