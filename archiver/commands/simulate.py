@@ -35,6 +35,13 @@ def _fail_status(
     return mapping
 
 
+# What the cxone personality takes; the other options belong to the campaign archive's.
+CXONE_OPTIONS = frozenset({
+    "api", "port", "host", "seed", "campaigns", "attempts", "rate_limit", "error_rate",
+    "token_lifetime", "latency_ms",
+})
+
+
 @click.command(name="simulate")
 @click.option("--api", type=click.Choice(["campaign-archive", "cxone"]),
               default="campaign-archive", show_default=True,
@@ -133,6 +140,20 @@ def command(
     """
     if api == "cxone":
         from archiver.simulator.cxone import cli
+
+        # Options of the campaign-archive personality would be silently ignored: refused.
+        ctx = click.get_current_context()
+        flag = {param.name: param.opts[0] for param in ctx.command.params}
+        ignored = sorted(
+            flag[name] for name in ctx.params
+            if name not in CXONE_OPTIONS
+            and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        )
+        if ignored:
+            taken = ", ".join(sorted(flag[n] for n in CXONE_OPTIONS - {"api"}))
+            raise click.UsageError(
+                f"{', '.join(ignored)}: not an option of --api cxone (it takes {taken})"
+            )
 
         cli.command.callback(  # type: ignore[misc]
             port=port, host=host, seed=seed, campaigns=campaigns, contacts=attempts, churn=0,

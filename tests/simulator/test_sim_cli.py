@@ -108,3 +108,14 @@ def test_the_readme_example_plans_against_the_simulator() -> None:
     secret = env_given["CXONE_CLIENT_SECRET"]
     assert re.search(rf"client_id={env_given['CXONE_CLIENT_ID']}\b", announced), announced
     assert f"client_secret={secret}" in announced, announced
+
+
+def test_options_the_cxone_personality_would_ignore_are_refused() -> None:
+    """Before, `--api cxone --campaign abc --active x` served the cxone simulator's own
+    campaigns, none dialing, as if the options had been read."""
+    result = CliRunner().invoke(
+        command, ["--api", "cxone", "--campaign", "abc", "--active", "x", "--port", "0"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--active, --campaign: not an option of --api cxone" in result.output
+    assert "--rate-limit" in result.output  # what it does take
