@@ -153,6 +153,16 @@ def _check(path: Path, info: os.stat_result, what: str, advice: str, *, folder: 
         raise refused(what, path, "it is a shared folder (sticky bit, like /tmp)", advice)
 
 
+def check_dir(path: Path, what: str, advice: str) -> None:
+    """Refuse ``path`` unless it is a folder of ours (not a link, not another user's, not
+    shared), changing nothing: for commands that only read."""
+    try:
+        info = os.lstat(path)
+    except OSError as err:
+        raise storage_error(what, path, err) from err
+    _check(path, info, what, advice, folder=True)
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a new file's directory entry durable; not every platform allows it."""
     with suppress(OSError):

@@ -77,6 +77,7 @@ class SqliteBackend:
         read. SQLite reads a WAL store through its ``-shm`` file, which it creates when
         missing; in a folder it cannot write, a store without a ``-wal`` file (every
         run's last close folds it in) is read as immutable instead."""
+        files.check_dir(self.path.parent, "the state folder", REFUSED)
         self._check_files(tighten=False)
         wal = Path(f"{self.path}-wal")
         immutable = not os.access(self.path.parent, os.W_OK) and not wal.exists()

@@ -43,3 +43,15 @@ def test_read_only_commands_read_a_store_on_a_read_only_mount(read_only_view, st
 
     after = sorted((p.name, p.stat().st_size) for p in (source / "state").iterdir())
     assert after == before, "reading the store changed its folder"
+
+
+def test_reading_a_state_folder_still_refuses_one_that_is_a_link(tmp_path, start_sim):
+    """Opening a store only to read it checks the folder as a run does, changing nothing."""
+    sim = start_sim(attempts_per_campaign=20)
+    policy = write_policy(tmp_path / "policy.yaml", policy_dict(list(sim.campaign_ids)[:1]))
+    env = sim_env(sim)
+    assert run_cli(["run", str(policy), "--state", str(tmp_path / "state")], env).returncode == 0
+    (tmp_path / "link").symlink_to(tmp_path / "state")
+    listed = run_cli(["runs", "--state", str(tmp_path / "link")], env)
+    assert listed.returncode == 78, listed.stdout + listed.stderr
+    assert "symbolic link" in listed.stderr
