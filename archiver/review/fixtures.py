@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver.backends.catalog import CALL_LIST_ATTEMPTS, COMPLETED_CONTACTS, CXONE
@@ -124,7 +123,8 @@ def generated_cxone(
     disposition a policy names is decided, given ``count`` of at least one block.
     """
     # Imported here: the cxone backend loads its wire models, which only cxone needs.
-    from archiver.backends.cxone import records
+    from archiver.backends.cxone import records, timestamps
+    from archiver.backends.cxone.timestamps import MILLISECOND_NS
     from archiver.simulator.cxone.config import DEFAULT_DISPOSITIONS
 
     names = [n for n in dict.fromkeys((*DEFAULT_DISPOSITIONS, *named))
@@ -148,7 +148,7 @@ def generated_cxone(
                 stamp = _CXONE_START_MS + n * 86_400_000 + i * 1000
                 listed.append(records.contact({
                     "contactId": contact_id, "campaignId": cid,
-                    "lastUpdateTime": _cxone_date(stamp),
+                    "lastUpdateTime": timestamps.format_ms(stamp * MILLISECOND_NS),
                     "primaryDispositionId": disposition,
                     "totalDurationSeconds": rng.randint(5, 900),
                 }, cid, by_id.get))
@@ -166,11 +166,6 @@ def _blocks(slots: Sequence[int | None], rng: random.Random) -> Iterator[int | N
         block = list(slots)
         rng.shuffle(block)
         yield from block
-
-
-def _cxone_date(ms: int) -> str:
-    seconds, rest = divmod(ms, 1000)
-    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{rest:03d}Z"
 
 
 def from_file(path: Path) -> Fixtures:
