@@ -114,8 +114,10 @@ def run_event(
     counts: Mapping[str, int],
     timestamp: str,
     target: Mapping[str, Any] | None = None,
+    result: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The template context of a ``run_started`` or ``run_finished`` event."""
+    """The template context of a ``run_started`` or ``run_finished`` event; ``result``
+    (how the run ended: status and exit code) is None at ``run_started``."""
     return {
         "event": kind,
         "event_id": f"evt-{run_id}-{kind}",
@@ -126,6 +128,7 @@ def run_event(
         "timestamp": timestamp,
         "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
         "campaigns": [c.id for c in policy.campaigns],
+        "result": dict(result) if result is not None else None,
     }
 
 

@@ -174,22 +174,27 @@ def _run_locked(
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
+            failed = totals["failed"] > 0 or any(
+                s in ("failed", "aborted") for s, _ in statuses.values()
+            )
+            # Stopped at the batch limit is not a failure: what is left is pending, not failed.
+            exit_code = EXIT_FAILED if failed else EXIT_OK
+            stopped = any(s == "stopped" for s, _ in statuses.values())
             failpoints.hit("run_finishing")
-            end_event = _run_event(ctx, "run_finished", dict(totals))
+            # The signed run_finished line says how the run ended, exit code included, so
+            # a report edited afterwards does not match it (`archiver evidence verify`).
+            end_event = _run_event(ctx, "run_finished", dict(totals), {
+                "status": _status(ctx, failed, stopped), "exit_code": exit_code,
+            })
             store.events.enqueue(ctx.events(end_event["event_id"], end_event))
             ctx.outbox.drain()
-    failed = totals["failed"] > 0 or any(s in ("failed", "aborted") for s, _ in statuses.values())
-    # Stopped at the batch limit is not a failure: what is left is pending, not failed.
-    exit_code = EXIT_FAILED if failed else EXIT_OK
     report = build_report(ctx, statuses, counts, started, exit_code)
-    stopped = any(s == "stopped" for s, _ in statuses.values())
     if budget.limit is not None:
         report["batch_limit"] = {
             "max_batches": budget.limit, "sent": budget.sent - sent_before, "stopped": stopped,
         }
-    status = "interrupted" if ctx.cancelled.is_set() else (
-        "failed" if failed else "stopped" if stopped else "completed"
-    )
+    # A stop that came while the last events were delivered still counts here.
+    status = _status(ctx, failed, stopped)
     if on_report:
         on_report(report)  # may add to the report before it is stored
     store.runs.finish(run_id, status, exit_code, report, run_totals(report, status))
@@ -205,10 +210,20 @@ def hold_set(policy: Policy) -> HoldSet | None:
     return HoldSet([(policy.resolve(w, what="hold file"), w) for w in policy.holds])
 
 
-def _run_event(ctx: RunContext, kind: str, counts: Mapping[str, int]) -> dict[str, Any]:
+def _status(ctx: RunContext, failed: bool, stopped: bool) -> str:
+    """How the run ended, as ``runs`` lists it."""
+    if ctx.cancelled.is_set():
+        return "interrupted"
+    return "failed" if failed else "stopped" if stopped else "completed"
+
+
+def _run_event(
+    ctx: RunContext, kind: str, counts: Mapping[str, int],
+    result: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     return payloads.run_event(
         run_id=ctx.run_id, policy=ctx.policy, kind=kind, counts=counts, timestamp=now(),
-        target=ctx.target.as_dict(),
+        target=ctx.target.as_dict(), result=result,
     )
 
 

@@ -414,7 +414,13 @@ def _check_report(report: dict[str, Any], run_lines: list[dict[str, Any]]) -> li
     if isinstance(counts, dict):
         vouched.update(f"totals.{k}" for k in counts)
     failed = counts.get("failed") if isinstance(counts, dict) else None
-    if isinstance(failed, int) and failed > 0:
+    signed_exit = _get(finished, "result.exit_code")
+    if isinstance(signed_exit, int) and not isinstance(signed_exit, bool):
+        vouched.add("exit_code")  # the run's own line says how it ended
+        if report.get("exit_code") != signed_exit:
+            checks.append(_differ("exit_code", report.get("exit_code"), signed_exit,
+                                  "the signed run_finished line says"))
+    elif isinstance(failed, int) and failed > 0:
         vouched.add("exit_code")  # a run with a failed attempt exits 1, whatever else
         if report.get("exit_code") != EXIT_FAILED:
             checks.append(Check("report", False, "exit_code: the report says "

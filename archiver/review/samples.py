@@ -16,6 +16,7 @@ from archiver.backends.campaign_archive.payloads import archive_request
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.campaign import composition_of, idempotency_key
 from archiver.engine.payloads import batch_event, run_event
+from archiver.errors import EXIT_FAILED, EXIT_OK
 from archiver.policy.model import CAMPAIGN_ARCHIVE, Policy
 from archiver.review.verdicts import ArchiveFields
 from archiver.stages import registry
@@ -119,8 +120,14 @@ def render_payloads(
         contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids)
     for kind in ("run_started", "run_finished"):
         shown = counts if kind == "run_finished" else {}
+        # The run's end as these counts would make it: failed (exit 1) with a failed attempt.
+        result = None if kind == "run_started" else (
+            {"status": "failed", "exit_code": EXIT_FAILED} if shown.get("failed", 0) > 0
+            else {"status": "completed", "exit_code": EXIT_OK}
+        )
         contexts[kind] = run_event(
-            run_id=ids.run_id, policy=policy, kind=kind, counts=shown, timestamp=ids.timestamp
+            run_id=ids.run_id, policy=policy, kind=kind, counts=shown, timestamp=ids.timestamp,
+            result=result,
         )
     templates, _ = sink_templates(policy)
     for sink in templates:

@@ -60,7 +60,10 @@ Every template is rendered with one of three events. All values are plain JSON t
       "timestamp": str,
       "counts": {"listed": int, "archived": int, "skipped": int,
                  "quarantined": int, "failed": int, "held": int},  # zero at run_started
-      "campaigns": [str]
+      "campaigns": [str],
+      "result": None                # at run_started; at run_finished, how the run ended:
+                {"status": "completed" | "failed" | "stopped" | "interrupted",
+                 "exit_code": int}  # the exit code `archiver run` gives for this policy
     }
 
 A template must render to one JSON document; use ``{% if event == "batch_archived" %}``
@@ -131,6 +134,11 @@ class RunCounts(TypedDict):
     held: int
 
 
+class RunResult(TypedDict):
+    status: Literal["completed", "failed", "stopped", "interrupted"]
+    exit_code: int
+
+
 class RunEvent(TypedDict):
     event: Literal["run_started", "run_finished"]
     event_id: str
@@ -141,6 +149,7 @@ class RunEvent(TypedDict):
     timestamp: str
     counts: RunCounts
     campaigns: list[str]
+    result: RunResult | None
 
 
 EventContext = BatchEvent | RunEvent
@@ -164,6 +173,7 @@ def sample_events() -> list[EventContext]:
         "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0,
                    "held": 0},
         "campaigns": ["1001"],
+        "result": None,
     }
     batch: BatchEvent = {
         "event": "batch_archived",
@@ -197,5 +207,6 @@ def sample_events() -> list[EventContext]:
         "timestamp": "2024-01-01T00:00:09Z",
         "counts": {"listed": 4, "archived": 2, "skipped": 1, "quarantined": 0, "failed": 1,
                    "held": 0},
+        "result": {"status": "failed", "exit_code": 1},
     }
     return [started, batch, finished]

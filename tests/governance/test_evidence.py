@@ -279,19 +279,46 @@ def test_an_edited_git_commit_is_named(made, tmp_path):
     assert 'FAIL report: policy.git_commit: the report says "0123456789abcdef' in result.stdout
 
 
-def test_an_edited_exit_code_is_not_claimed_verified(made, tmp_path):
-    # The signed lines count no failed attempt: exit 1 could still come from an aborted
-    # campaign, which no signed line states, so it is shown as not vouched for.
+def test_an_edited_exit_code_is_named(made, tmp_path):
+    # The signed run_finished line states how the run ended, exit code included, so an
+    # exit code changed in the report is caught even with no failed attempt counted.
     def change(data):
         data["report"]["exit_code"] = 1
 
     result = _verify(_tampered(made, tmp_path, change), made[1])
-    assert "NOTE report: not vouched for (no signed line states them): " in result.stdout
-    assert "exit_code" in result.stdout.split("NOTE report:")[1].splitlines()[0]
+    assert result.returncode == 1, result.stdout
+    assert "FAIL report: exit_code: the report says 1, the signed run_finished line says 0" \
+        in result.stdout
     assert not _verified_outright(result)
 
 
+def test_an_untouched_bundle_vouches_for_the_exit_code(made):
+    result = _verify(*made[:2])
+    assert result.returncode == 0, result.stdout
+    [agreed] = [line for line in result.stdout.splitlines()
+                if line.startswith("OK   report: agrees with the signed lines on:")]
+    assert "exit_code" in agreed.split(": ", 2)[2].split(", ")
+
+
+def test_the_signed_exit_code_wins_over_what_the_counts_suggest():
+    from archiver.governance.evidence import _check_report
+
+    # An aborted campaign exits 1 with no failed attempt: the line says so itself.
+    counts = {"listed": 2, "archived": 2, "skipped": 0, "quarantined": 0, "failed": 0, "held": 0}
+    finished = {"event": "run_finished", "run_id": "r1", "seq": 9, "counts": counts,
+                "campaigns": ["c1"], "result": {"status": "failed", "exit_code": 1}}
+    report = {"run_id": "r1", "exit_code": 0, "totals": dict(counts),
+              "campaigns": [{"id": "c1", **counts}]}
+    checks = _check_report(report, [finished])
+    assert [c.detail for c in checks if not c.ok] == [
+        "exit_code: the report says 0, the signed run_finished line says 1"
+    ]
+    assert all(c.ok for c in _check_report({**report, "exit_code": 1}, [finished]))
+
+
 def test_an_exit_code_the_signed_failed_count_contradicts_is_named():
+    # A line without `result` (written before lines stated it) still vouches through its
+    # failed count.
     from archiver.governance.evidence import _check_report
 
     counts = {"listed": 2, "archived": 1, "skipped": 0, "quarantined": 0, "failed": 1, "held": 0}
