@@ -14,6 +14,26 @@ import pytest
 from archiver.simulator import Faults, SimConfig, Simulator
 from tests.support import CLIENT_ID, CLIENT_SECRET, WEBHOOK_SECRET
 
+# The files that take longest, longest first: with the suite spread over workers a file
+# at a time (.ci/run: pytest-xdist --dist loadfile), starting them first keeps one of
+# them from being the last thing running while the other workers sit idle.
+SLOW_FILES_FIRST = (
+    "tests/plugins/test_example_plugin.py",  # a fresh virtualenv, pip-installed
+    "tests/e2e/test_crash_recovery.py",
+    "tests/e2e/test_pg_crash_recovery.py",
+    "tests/e2e/test_cxone_retire.py",
+    "tests/contract/test_cleanroom_server.py",
+    "tests/deploy/test_deploy_files.py",  # pre-commit installs the hooks' environment
+    "tests/governance/test_evidence.py",
+    "tests/e2e/test_storage_faults.py",
+    "tests/benchmarks/test_throughput.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 @pytest.fixture
 def start_sim() -> Iterator[Callable[..., Simulator]]:
