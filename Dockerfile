@@ -17,7 +17,7 @@ COPY --from=build /wheels /wheels
 # The wheels of this build and nothing else (--no-index): the versions are the ones
 # the build stage resolved, so there is nothing to pin here.
 # hadolint ignore=DL3013
-RUN pip install --no-index --find-links /wheels archiver \
+RUN pip install --no-index --find-links /wheels cxone-archiver \
     && rm -rf /wheels \
     && useradd --uid 10001 --user-group --home-dir /work --create-home archiver
 # Not root: archiver needs no privilege, and its state folder and audit files are

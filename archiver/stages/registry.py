@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "archiver.stages"
 # archiver's own distribution: its entry points are the built-in stage types.
-OWN_DISTRIBUTION = "archiver"
+OWN_DISTRIBUTION = "cxone-archiver"  # pyproject.toml's project.name
 
 # What each kind's stage must satisfy once built.
 PROTOCOLS: dict[StageKind, type] = {"filter": Filter, "transform": Transform, "sink": Sink}

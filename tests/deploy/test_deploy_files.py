@@ -168,6 +168,22 @@ def test_the_dockerfile_passes_hadolint():
     assert "USER 10001" in text  # not root
 
 
+def test_everything_that_installs_archiver_by_name_uses_its_distribution_name():
+    # `archiver` on PyPI is an unrelated project: nothing may ask pip for that name.
+    import tomllib
+
+    name = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"]
+    assert name == "cxone-archiver"
+    from archiver.stages.registry import OWN_DISTRIBUTION
+
+    assert name == OWN_DISTRIBUTION  # whose entry points are the built-in stage types
+    plugin = tomllib.loads((REPO / "examples/plugins/pyproject.toml").read_text())
+    assert plugin["project"]["dependencies"] == [name]
+    install = [line for line in (REPO / "Dockerfile").read_text().splitlines()
+               if "pip install" in line]
+    assert install == [f"RUN pip install --no-index --find-links /wheels {name} \\"]
+
+
 def test_the_cronjob_is_valid_for_kubernetes_and_runs_one_at_a_time():
     import yaml
 

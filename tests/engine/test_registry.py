@@ -131,3 +131,23 @@ def test_naming_a_broken_plugin_says_why(plugin_dist):
     policy = _policy({"type": "exploding"})
     with pytest.raises(PluginError, match=r"exploding.*boom at import"):
         registry.build_pipeline_stages(registry.BuildContext(policy=policy))
+
+
+def test_a_distribution_named_archiver_is_a_plugin_not_archiver_itself(tmp_path, monkeypatch):
+    # `archiver` on PyPI is an unrelated project: its entry points are a plugin's, and
+    # only archiver's own distribution (cxone-archiver) brings built-in stage types.
+    (tmp_path / "good_plugin.py").write_text(GOOD)
+    dist = tmp_path / "archiver-9.9.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: archiver\nVersion: 9.9\n")
+    (dist / "entry_points.txt").write_text("[archiver.stages]\nshort_calls = good_plugin:STAGE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.reload()
+    try:
+        loaded = registry.registry()
+        assert "short_calls" in loaded.types["filter"]
+        assert "short_calls" not in loaded.builtin["filter"]
+        assert loaded.builtin["filter"] == {"outcome", "anonymized"}
+    finally:
+        registry.reload()
+        sys.modules.pop("good_plugin", None)
