@@ -81,6 +81,10 @@ def command(
     """
     if old == STDIN and new == STDIN:
         raise UsageError("only one of OLD and NEW can be read from standard input")
+    for given_path in (old, new):
+        if given_path != STDIN and Path(given_path).is_dir():
+            # As `plan` answers a folder: a usage error (2), not an invalid policy (78).
+            raise UsageError(f"{given_path} is a folder: diff compares two policy files")
     if fixtures_path is not None and simulator:
         raise UsageError("--fixtures and --simulator cannot be used together")
     # Options that would be silently ignored are refused instead.

@@ -196,3 +196,13 @@ def test_options_that_would_be_ignored_are_refused(tmp_path):
     assert seeded.exit_code == 2 and "--seed cannot be used with --simulator" in seeded.output
     counted = diff(str(old), str(new), "--fixtures", str(records), "--count", "10")
     assert counted.exit_code == 2 and "--count cannot be used with --fixtures" in counted.output
+
+
+def test_a_folder_is_a_usage_error_as_plan_says_of_one(tmp_path):
+    old, new = old_and_new(tmp_path)
+    folder = diff(str(tmp_path), str(new))
+    assert folder.exit_code == 2, folder.output
+    assert f"{tmp_path} is a folder: diff compares two policy files" in folder.output
+    assert diff(str(old), str(tmp_path)).exit_code == 2
+    plan = CliRunner().invoke(cli, ["plan", str(tmp_path)], catch_exceptions=False)
+    assert plan.exit_code == 2
