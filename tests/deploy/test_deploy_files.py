@@ -200,6 +200,44 @@ def test_the_cronjob_is_valid_for_kubernetes_and_runs_one_at_a_time():
     assert "--metrics" in pod["containers"][0]["args"]
 
 
+def test_everything_a_systemd_run_writes_is_under_its_read_write_paths():
+    # ProtectSystem=strict mounts the whole file system read-only but for ReadWritePaths
+    # and the StateDirectory: a path a run writes outside them fails only in production.
+    import shlex
+
+    from archiver.audit.digest import digest_folder
+    from archiver.policy import load_policy
+
+    unit: dict[str, str] = {}
+    for line in (REPO / "deploy/systemd/archiver@.service").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            unit[key] = value
+    assert unit["ProtectSystem"] == "strict"
+    writable = [Path(p) for p in unit["ReadWritePaths"].split()]
+    writable.append(Path("/var/lib") / unit["StateDirectory"])
+    workdir = Path(unit["WorkingDirectory"])
+    policies = sorted(p for p in (REPO / "policies").glob("*.yaml")
+                      if not p.name.endswith(".test.yaml"))
+    assert policies
+    for policy_file in policies:
+        argv = shlex.split(unit["ExecStart"].replace("%i", policy_file.stem))
+        assert argv[2] == f"policies/{policy_file.name}"
+        written = [Path(argv[argv.index(option) + 1])
+                   for option in ("--state", "--report", "--metrics")]
+        here = (workdir / argv[2]).parent  # where the policy's relative paths start
+        for sink in load_policy(policy_file).sinks:
+            path = getattr(sink.options, "path", None)
+            if sink.type == "audit_log":
+                log = here / path
+                written += [log, digest_folder(log)]  # --signing-key digests beside it
+            elif sink.type == "file":
+                written.append(here / path.split("{", 1)[0])
+        outside = [str(path) for path in written
+                   if not any(path.is_relative_to(root) for root in writable)]
+        assert outside == [], f"{policy_file.name} writes outside ReadWritePaths"
+
+
 def test_the_systemd_units_pass_systemd_analyze(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
