@@ -200,6 +200,33 @@ def test_the_cronjob_is_valid_for_kubernetes_and_runs_one_at_a_time():
     assert "--metrics" in pod["containers"][0]["args"]
 
 
+def test_everything_the_cronjobs_run_writes_is_on_a_writable_volume():
+    # readOnlyRootFilesystem: only writable volume mounts take writes. The run writes its
+    # report, metrics, the policy's audit logs, and (checking an approval's SSH signature)
+    # a temporary file in /tmp (TMPDIR is not set).
+    from archiver.audit.digest import digest_folder
+    from archiver.policy import load_policy
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all(
+        (REPO / "deploy/kubernetes/cronjob.yaml").read_text())}
+    pod = docs["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert "TMPDIR" not in {e["name"] for e in container.get("env", [])}
+    writable = [Path(m["mountPath"]) for m in container["volumeMounts"] if not m.get("readOnly")]
+    args = container["args"]
+    policy_path = Path(args[1])
+    written = [Path(args[args.index(option) + 1]) for option in ("--report", "--metrics")]
+    written.append(Path("/tmp/archiver-approval-x/approval.sig"))  # governance.approval
+    for sink in load_policy(REPO / "policies" / policy_path.name).sinks:
+        if sink.type == "audit_log":
+            log = policy_path.parent / sink.options.path
+            written += [log, digest_folder(log)]
+    outside = [str(path) for path in written
+               if not any(path.is_relative_to(root) for root in writable)]
+    assert outside == []
+
+
 def test_everything_a_systemd_run_writes_is_under_its_read_write_paths():
     # ProtectSystem=strict mounts the whole file system read-only but for ReadWritePaths
     # and the StateDirectory: a path a run writes outside them fails only in production.
