@@ -27,6 +27,7 @@ import json
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -273,14 +274,30 @@ def _check_approval(
                                        "neither needs nor checks an approval", vouched=False)
     started = next((line.get("recorded_at") for line in run_lines
                     if line.get("event") == "run_started"), None)
-    if isinstance(started, str) and found.approved_at[:19] > started[:19]:  # to the second
-        return Check("approval", True, f"{who} ({signature}) is not vouched for: it was "
-                                       f"written after the run started ({started})",
-                     vouched=False)
+    if isinstance(started, str):
+        # Compared as instants (an approval may write any UTC offset), to the second.
+        approved_at, started_at = _instant(found.approved_at), _instant(started)
+        if approved_at is None:
+            return Check("approval", True, f"{who} ({signature}) is not vouched for: its "
+                                           "time is not an ISO 8601 time with a UTC offset",
+                         vouched=False)
+        if started_at is not None and approved_at > started_at.replace(microsecond=0):
+            return Check("approval", True, f"{who} ({signature}) is not vouched for: it was "
+                                           f"written after the run started ({started})",
+                         vouched=False)
     if signature != "signature verified":
         return Check("approval", True, f"approves the policy text that ran; {who} is not "
                                        f"vouched for ({signature})", vouched=False)
     return Check("approval", True, f"{who}, {signature}")
+
+
+def _instant(text: str) -> datetime | None:
+    """An ISO 8601 time with its UTC offset (``Z`` or ``+hh:mm``); None for anything else."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.utcoffset() is not None else None
 
 
 def _line_sha(line: dict[str, Any]) -> object:

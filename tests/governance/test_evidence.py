@@ -386,6 +386,13 @@ def test_an_approval_of_a_real_tenant_run_vouches_only_for_what_is_signed():
                             "2026-01-01T00:00:00Z is not vouched for (unsigned)")
     after = before.replace("2026-01-01", "2026-02-01")
     assert "written after the run started" in _check_approval(after, sha, [started], None).detail
+    # Compared as instants, not as text: 23:00 at UTC-05:00 is 04:00 UTC, after the start.
+    offset = before.replace("2026-01-01T00:00:00Z", "2026-01-01T23:00:00-05:00")
+    assert "written after the run started" in _check_approval(offset, sha, [started], None).detail
+    zoned = before.replace("2026-01-01T00:00:00Z", "2026-01-02T00:30:00+01:00")  # 23:30 UTC
+    assert "not vouched for (unsigned)" in _check_approval(zoned, sha, [started], None).detail
+    vague = before.replace("2026-01-01T00:00:00Z", "yesterday")
+    assert "its time is not an ISO 8601 time" in _check_approval(vague, sha, [started], None).detail
     missing = _check_approval(None, sha, [started], None)
     assert (missing.ok, missing.vouched) == (True, False)
     assert "the run against api-us-02.nicecxone.com needed one" in missing.detail
