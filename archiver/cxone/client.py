@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from pydantic import ValidationError
@@ -36,11 +36,13 @@ from archiver.cxone.retry import (
 )
 from archiver.cxone.transport import (
     MAX_ANSWER_BYTES,
+    STOPPING,
     TRANSPORT_ERRORS,
     Exchange,
     Exchanges,
     broken_cause,
     read_body,
+    scrub,
     session,
     tls_failure,
     truncate,
@@ -63,13 +65,10 @@ from archiver.netutil import is_loopback_host
 from archiver.policy.model import Connection, Retry
 from archiver.report.redact import register_secret
 
-MAX_CAUSE_CHARS = 200
 NOT_JSON = "answer is not valid JSON"
-REDACTED = "***"
 # Once the run is stopping, the calls that undo its changes (resuming a paused
 # campaign) still go, once each, but never keep it waiting longer than this.
 STOP_GRACE_SECONDS = 5.0
-STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +141,6 @@ def check_base_url(base_url: str) -> str:
             "addresses (127.0.0.0/8, ::1, localhost); use https"
         )
     return base_url.rstrip("/")
-
-
-def _truncate(text: str) -> str:
-    return truncate(text, MAX_CAUSE_CHARS)
 
 
 def _first_problem(err: ValidationError) -> str:
@@ -536,7 +531,7 @@ class CxoneClient:
             return self._api_error(TerminalApiError, call, None, cause)
         if isinstance(err, TRANSPORT_ERRORS):
             return self._api_error(NetworkError, call, None, self._transport_cause(err))
-        cause = f"request failed: {_truncate(self._scrub(str(err)))}"
+        cause = f"request failed: {truncate(self._scrub(str(err)))}"
         return self._api_error(TerminalApiError, call, None, cause)
 
     def _transport_cause(self, err: requests.RequestException) -> str:
@@ -545,7 +540,7 @@ class CxoneClient:
             return f"cannot reach {self.host}: timed out (no connection within {connect:g} s)"
         if isinstance(err, requests.ReadTimeout):
             return f"no answer within {read:g} s"
-        return f"connection failed: {self._scrub(truncate(broken_cause(err), MAX_CAUSE_CHARS))}"
+        return f"connection failed: {truncate(self._scrub(broken_cause(err)))}"
 
     def _cause(self, reason: str, body: bytes) -> str:
         """Why the server refused: its error text, else its body, else the reason phrase."""
@@ -555,14 +550,10 @@ class CxoneClient:
         if not text:
             text = body.decode("utf-8", "replace").strip() or reason or "no explanation given"
         # Scrubbed before truncating, so no prefix of a secret survives the cut.
-        return _truncate(self._scrub(text))
+        return truncate(self._scrub(text))
 
     def _scrub(self, text: str) -> str:
-        for secret in (self._secret, *self._tokens.issued()):
-            if secret:
-                for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                    text = text.replace(form, REDACTED)
-        return text
+        return scrub(text, (self._secret, *self._tokens.issued()))
 
     def _json(self, call: _Call, answer: _Answer) -> object:
         try:

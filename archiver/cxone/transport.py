@@ -21,9 +21,10 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -165,10 +166,26 @@ _UNREACHABLE = {
 _NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
-def truncate(text: str, limit: int) -> str:
+# What an error message quotes of a cause or a server's answer, at most.
+MAX_CAUSE_CHARS = 200
+REDACTED = "***"
+STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
+
+
+def truncate(text: str, limit: int = MAX_CAUSE_CHARS) -> str:
     """``text`` on one line, cut to ``limit`` characters."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every secret, as sent or URL-encoded, replaced by ``***``. Scrub
+    before truncating, so no prefix of a secret survives the cut."""
+    for secret in secrets:
+        if secret:
+            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(form, REDACTED)
+    return text
 
 
 def causes(err: BaseException) -> list[BaseException]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -23,12 +23,15 @@ from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
 from archiver.cxone.transport import (
     MAX_ANSWER_BYTES,
+    STOPPING,
     TRANSPORT_ERRORS,
     Exchange,
     Exchanges,
     broken_cause,
     read_body,
+    scrub,
     tls_failure,
+    truncate,
     unreachable_cause,
 )
 from archiver.cxone.transport import session as bounded_session
@@ -44,10 +47,6 @@ from archiver.errors import (
     Unreachable,
     unread_kind,
 )
-
-MAX_CAUSE_CHARS = 200
-STOPPING = "the run is stopping; the call was abandoned (a later run finishes it)"
-REDACTED = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +233,7 @@ class Transport:
         text = wire.error_text(body, answer.headers)
         if not text:
             text = answer.body.decode("utf-8", "replace").strip() or "no explanation given"
-        return self._truncate(self._scrub(text))
+        return truncate(self._scrub(text))
 
     @staticmethod
     def _cut_error(exchange: Exchange, where: Where, budget: float) -> ApiError | None:
@@ -267,18 +266,9 @@ class Transport:
         if isinstance(err, requests.ReadTimeout):
             return NetworkError(f"no answer within {self._timeouts[1]:g} s", **kw)
         if isinstance(err, TRANSPORT_ERRORS):
-            cause = self._truncate(self._scrub(broken_cause(err)))
+            cause = truncate(self._scrub(broken_cause(err)))
             return NetworkError(f"connection failed: {cause}", **kw)
-        return TerminalApiError(f"request failed: {self._truncate(self._scrub(str(err)))}", **kw)
+        return TerminalApiError(f"request failed: {truncate(self._scrub(str(err)))}", **kw)
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets():
-            if secret:
-                for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                    text = text.replace(form, REDACTED)
-        return text
-
-    @staticmethod
-    def _truncate(text: str) -> str:
-        text = " ".join(text.split())
-        return text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+        return scrub(text, self._secrets())
