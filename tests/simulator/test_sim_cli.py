@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import click
 import pytest
 import requests
 from click.testing import CliRunner
@@ -119,3 +120,14 @@ def test_options_the_cxone_personality_would_ignore_are_refused() -> None:
     assert result.exit_code == 2, result.output
     assert "--active, --campaign: not an option of --api cxone" in result.output
     assert "--rate-limit" in result.output  # what it does take
+
+
+def test_the_api_help_names_exactly_the_options_the_cxone_personality_takes() -> None:
+    import re
+
+    from archiver.commands.simulate import CXONE_OPTIONS
+
+    params = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    help_text = params["api"].help or ""
+    named = set(re.findall(r"--[a-z-]+", help_text))
+    assert named == {params[name].opts[0] for name in CXONE_OPTIONS - {"api"}}
