@@ -81,9 +81,10 @@ class RunContext:
         write the records first (a batch already written is found, not written again),
         and what they wrote goes into the event, so the audit line vouches for it."""
         files = []
-        if items:
+        writers = self.writers
+        if items and writers:
             records = [file_record(self.backend, item) for item in items]
-            files = [w.write_batch(batch.campaign_id, batch.id, records) for w in self.writers]
+            files = [w.write_batch(batch.campaign_id, batch.id, records) for w in writers]
         context = payloads.batch_event(
             run_id=self.run_id, policy=self.policy, batch=batch, lines=items, status=status,
             job_id=job_id, timestamp=now(), target=self.target.as_dict(), files=files,
