@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 from archiver.errors import ConfigError, Diagnostic
 from archiver.netutil import url_problem
@@ -251,7 +252,15 @@ def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
 
 
 def _utc_timestamp(text: str) -> bool:
-    return re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", text) is not None
+    """Written like 2026-11-01T00:00:00Z, and a time that exists (no 30 February, no 25:00)."""
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z", text)
+    if m is None:
+        return False
+    try:
+        datetime(*(int(part) for part in m.groups()[:6]))
+    except ValueError:
+        return False
+    return True
 
 
 def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:

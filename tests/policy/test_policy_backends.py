@@ -72,6 +72,11 @@ def test_a_cxone_export_policy_without_an_anonymized_filter_is_valid(tmp_path):
         ({"action": "retire"}, "8:13", "V020", "needs `source.type: call_list_attempts`"),
         ({"source_type": "call_list_attempts"}, "10:9", "V021", "needs `source.call_list`"),
         ({"source_extra": "  since: yesterday\n"}, "11:10", "V022", "not a UTC timestamp"),
+        # Written right, but no such time: a date the calendar has not, an hour past 23.
+        ({"source_extra": "  since: \"2026-02-30T00:00:00Z\"\n"}, "11:10", "V022",
+         "not a UTC timestamp"),
+        ({"source_extra": "  since: \"2026-11-01T25:00:00Z\"\n"}, "11:10", "V022",
+         "not a UTC timestamp"),
         ({"source_type": "call_list_attempts", "source_extra": '  call_list: "4412"\n',
           "more_campaigns": '  - id: "1834502"\n'}, "9:9", "V025",
          "campaign 1834502: `source.type: call_list_attempts` lists one calling list"),
