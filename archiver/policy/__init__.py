@@ -19,7 +19,8 @@ P002  the file cannot be read (missing, a folder, not UTF-8)
 P003  YAML syntax error (points at the problem mark), or nesting over 64 levels
 P004  YAML anchor or alias (refused before anything is expanded)
 P005  duplicate key in a mapping
-P006  YAML construct a policy cannot use (custom tag, merge key, non-text key)
+P006  YAML construct a policy cannot use (custom tag, merge key, non-text key, `.nan`,
+      `.inf`, a number too long to convert)
 P007  a folder given to ``validate`` holds no policy files (sub-folders included)
 P008  a control character (NUL, ESC, ...) YAML cannot read, at its line and column
 S001  unknown key (the nearest known key is suggested)

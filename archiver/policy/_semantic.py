@@ -257,7 +257,8 @@ def _utc_timestamp(text: str) -> bool:
     if m is None:
         return False
     try:
-        datetime(*(int(part) for part in m.groups()[:6]))
+        year, month, day, hour, minute, second = (int(part) for part in m.groups()[:6])
+        datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     return True

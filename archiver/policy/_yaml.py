@@ -12,6 +12,7 @@ false) and dates stay strings.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -117,7 +118,22 @@ class _Converter:
             self.problem(node.start_mark, codes.YAML_UNSUPPORTED,
                          f"unsupported tag `{node.tag}`; use plain strings, numbers and booleans")
             return None
-        return self.loader.construct_object(node)
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """A JSON scalar; a number JSON has not (``.nan``, ``.inf``) or one too long to
+        be a number (Python's int conversion limit) is a problem at its spot."""
+        try:
+            value = self.loader.construct_object(node)
+        except (ValueError, OverflowError):
+            self.problem(node.start_mark, codes.YAML_UNSUPPORTED,
+                         f"`{_excerpt(node.value)}` is too long to be a number")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(node.start_mark, codes.YAML_UNSUPPORTED,
+                         f"`{node.value}` is not a number a policy takes; write a finite number")
+            return None
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         if node.tag != _TAG + "map":
@@ -168,6 +184,10 @@ def parse(text: str, file: str) -> Parsed | list[Diagnostic]:
     if converter.problems:
         return sorted(converter.problems, key=lambda d: (d.line, d.col))
     return Parsed(data, converter.positions)
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _syntax(err: yaml.MarkedYAMLError, file: str) -> Diagnostic:

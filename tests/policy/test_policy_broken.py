@@ -83,6 +83,12 @@ CASES = [
          "does not approve it"),
     Case("yaml-1.1-boolean", "max_items: 200", "max_items: 200\n  delete_active: yes",
          "delete_active", "S003", "write true or false"),
+    Case("number-past-int-limit", "max_items: 200", "max_items: 2" + "0" * 5000, "max_items: 2",
+         "P006", "is too long to be a number"),
+    Case("nan", "timeout_seconds: 30", "timeout_seconds: .nan", "timeout_seconds", "P006",
+         "`.nan` is not a number a policy takes"),
+    Case("infinity", "timeout_seconds: 30", "timeout_seconds: .inf", "timeout_seconds", "P006",
+         "`.inf` is not a number a policy takes"),
     Case("unknown-plugin", "  - type: anonymized\n", "  - type: no-such-plugin\n", "no-such-plugin",
          "V008", "unknown filter type `no-such-plugin`"),
 ]
