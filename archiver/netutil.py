@@ -22,6 +22,8 @@ def url_problem(url: str, what: str, *, otherwise: str = "") -> str | None:
     """Why ``url`` is refused as an endpoint, if it is: https, or plain http on loopback
     only. The URL itself is never quoted: it may hold credentials. ``otherwise`` names
     what else the caller accepts (e.g. " or `embedded`")."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f"{what} is not a valid URL (it holds a space or a control character)"
     try:
         parts = urlsplit(url)
         host = parts.hostname

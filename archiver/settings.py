@@ -23,7 +23,9 @@ from pydantic_settings import (
 )
 
 from archiver.errors import ConfigError
+from archiver.netutil import url_problem
 from archiver.report.redact import MIN_SECRET_CHARS
+from archiver.target import EMBEDDED
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,13 @@ class Settings(BaseSettings):
         if base_url is not None:
             settings.base_url = base_url
             settings._base_url_origin = FROM_OPTION
+        if settings.base_url is not None and settings.base_url != EMBEDDED:
+            # Refused here, before anything else is read or sent, naming where it came from
+            # (the policy's connection.base_url is not at fault).
+            problem = url_problem(settings.base_url, settings.base_url_origin,
+                                  otherwise=f" or `{EMBEDDED}`")
+            if problem:
+                raise ConfigError(problem)
         return settings
 
     @property

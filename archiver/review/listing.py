@@ -58,7 +58,7 @@ def open_listing(
 
     ``attempts_per_campaign`` sizes the embedded simulator's data set (its default when None).
     """
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     # Without sinks the connection resolves no webhook secret: reviewing needs none.
     listing_only = policy.model_copy(update={"sinks": ()})
     size = EMBEDDED_ATTEMPTS if attempts_per_campaign is None else attempts_per_campaign

@@ -181,3 +181,34 @@ def test_a_campaign_the_server_does_not_know_is_not_reported_as_nothing_to_do(tm
     ]
     assert "nothing left to do" not in result.stdout
     assert any(line.startswith(f"  {unknown}: failed: ") and "404" in line for line in lines)
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("https://[::1", "is not a valid URL"),
+    ("https://exa mple.com", "holds a space or a control character"),
+    ("garbage", "must be an https:// URL or `embedded`"),
+    ("https://api.example.com:99999", "is not a valid URL"),
+])
+@pytest.mark.parametrize("origin", ["CXONE_BASE_URL", "--base-url"])
+@pytest.mark.parametrize("verb", ["run", "plan"])
+def test_a_malformed_base_url_is_one_line_naming_where_it_came_from(
+    tmp_path, start_sim, url, why, origin, verb
+):
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=30)
+    doc = policy_dict([CAMPAIGN])
+    doc["connection"]["base_url"] = sim.base_url
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    env = bare_env(sim)
+    if origin == "CXONE_BASE_URL":
+        env["CXONE_BASE_URL"] = url
+    args = [verb, str(policy)] + (["--state", str(tmp_path / "s")] if verb == "run" else [])
+    if origin == "--base-url":
+        args += ["--base-url", url]
+    result = run_cli(args, env)
+    assert result.returncode == 78, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    where = "CXONE_BASE_URL from the environment" if origin == "CXONE_BASE_URL" else "--base-url"
+    [line] = error_lines(result.stderr)
+    assert line.startswith(f"archiver: error: {where} "), line
+    assert why in result.stderr
+    assert api_calls(sim) == [], "a request went out before the URL was refused"
