@@ -24,6 +24,7 @@ from archiver.errors import ApiError
 from archiver.policy.model import Campaign, Policy
 from archiver.review.samples import Payload, SampleIds, render_payloads, sink_templates
 from archiver.review.verdicts import ArchiveFields, Decider, Verdict
+from archiver.target import target_for
 
 SAMPLE_LINES = 3  # attempts in the sample archive body and batch event
 UNPARSED = "(unparsed)"  # outcome column of records too malformed to read one from
@@ -189,6 +190,9 @@ def plan_policy(
         source.sample if source else [],
         totals,
         SAMPLE_IDS,
+        # What a run would write: the host after --base-url and CXONE_BASE_URL.
+        target=target_for(base_url, backend=policy.connection.api,
+                          tenant=policy.connection.tenant_id).as_dict(),
     )
     return Plan(policy, base_url, campaigns, samples, source.id if source else None, notes)
 

@@ -99,11 +99,14 @@ def render_payloads(
     ids: SampleIds,
     *,
     events: Sequence[str] = EVENT_ORDER,
+    target: Mapping[str, Any] | None = None,
 ) -> list[Payload]:
     """The archive body for ``lines`` and every sink's rendering of ``events``.
 
     ``counts`` (final state -> attempts) fills the run events. A batch event needs at
-    least one line; without lines only the run events are rendered.
+    least one line; without lines only the run events are rendered. ``target``: what a
+    run would talk to (``Target.as_dict``, after --base-url and CXONE_BASE_URL); without
+    one, the policy's own connection.
     """
     out: list[Payload] = []
     contexts: dict[str, dict[str, Any]] = {}
@@ -117,7 +120,7 @@ def render_payloads(
             out.append(
                 Payload(ARCHIVE, None, "archive_request", "wire.ArchiveRequest", dict(request))
             )
-        contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids)
+        contexts["batch_archived"] = _batch_context(policy, campaign_id, lines, ids, target)
     for kind in ("run_started", "run_finished"):
         shown = counts if kind == "run_finished" else {}
         # The run's end as these counts would make it: failed (exit 1) with a failed attempt.
@@ -127,7 +130,7 @@ def render_payloads(
         )
         contexts[kind] = run_event(
             run_id=ids.run_id, policy=policy, kind=kind, counts=shown, timestamp=ids.timestamp,
-            result=result,
+            result=result, target=target,
         )
     templates, _ = sink_templates(policy)
     for sink in templates:
@@ -140,7 +143,8 @@ def render_payloads(
 
 
 def _batch_context(
-    policy: Policy, campaign_id: str, lines: Sequence[ArchiveFields], ids: SampleIds
+    policy: Policy, campaign_id: str, lines: Sequence[ArchiveFields], ids: SampleIds,
+    target: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     composition = composition_of([line.attempt_id for line in lines])
     batch = _Batch(
@@ -155,7 +159,7 @@ def _batch_context(
     ]
     return batch_event(
         run_id=ids.run_id, policy=policy, batch=batch, lines=lines, status=ids.job_status,
-        job_id=ids.migration_job_id, timestamp=ids.timestamp, files=files,
+        job_id=ids.migration_job_id, timestamp=ids.timestamp, files=files, target=target,
     )
 
 

@@ -159,3 +159,25 @@ def test_plan_reports_a_campaign_it_cannot_list(tmp_path, start_sim):
     status = {c["id"]: c["status"] for c in plan["campaigns"]}
     assert status == {CAMPAIGNS[0]: "ok", CAMPAIGNS[1]: "error"}
     assert "404" in plan["campaigns"][1]["reason"]
+
+
+def test_plan_samples_name_the_host_a_run_would_write(tmp_path, start_sim):
+    # The policy says `embedded`; CXONE_BASE_URL sends the run to the simulator on loopback.
+    # The samples must say what the run's own lines say, not the policy's host.
+    sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=50, seed=5)
+    policy = review_policy(tmp_path, sim.webhook_url)
+    planned = run_cli(["plan", str(policy), "--format", "json"], sim_env(sim))
+    assert planned.returncode == 0, planned.stderr
+    samples = json.loads(planned.stdout)["samples"]["payloads"]
+    report_path = tmp_path / "report.json"
+    ran = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
+        sim_env(sim),
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    written = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    hosts = {line["target"]["host"] for line in written}
+    assert hosts == {sim.base_url.removeprefix("http://")}
+    shown = {p["body"]["target"]["host"] for p in samples if "target" in p["body"]}
+    assert shown == hosts
+    assert len([p for p in samples if "target" in p["body"]]) >= 3

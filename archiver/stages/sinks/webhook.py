@@ -54,7 +54,7 @@ SECRET_PREFIX = "whsec_"
 # The specification asks for at least 24 random bytes (192 bits).
 MIN_SECRET_BYTES = 24
 GENERATE_HINT = (
-    "python -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
+    "python3 -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
 )
 
 
