@@ -82,7 +82,10 @@ def _load(path: Path | str) -> tuple[Policy | None, list[Diagnostic]]:
         size = path.stat().st_size
         if size > MAX_BYTES:
             return None, [_too_large(file)]
-        raw = path.read_bytes()
+        # At most one byte past the limit, whatever the size says: a device or a pipe
+        # (/dev/zero, a FIFO) has no size and no end.
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)
     except FileNotFoundError:
         return None, [Diagnostic(file, 1, 1, codes.UNREADABLE, "no such file")]
     except IsADirectoryError:

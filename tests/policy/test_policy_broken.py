@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +131,25 @@ def test_file_over_one_mebibyte_is_refused_before_parsing(write: Writer) -> None
 
     assert code == EXIT_CONFIG
     assert output.splitlines()[0].startswith(f"{path}:1:1: P001 ")
+
+
+def test_a_file_with_no_size_and_no_end_is_read_no_further_than_the_limit(tmp_path: Path) -> None:
+    # A FIFO reports size 0: the limit is enforced while reading, not from the size.
+    fifo = tmp_path / "endless.yaml"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def feed() -> None:
+        # The reader closes its end once it has read enough: the pipe breaks here.
+        with contextlib.suppress(BrokenPipeError), fifo.open("wb", buffering=0) as out:
+            while not stop.is_set():
+                out.write(b"# " + b"x" * 65_534 + b"\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        code, output = _invoke(fifo)
+    finally:
+        stop.set()
+    assert code == EXIT_CONFIG, output
+    assert output.splitlines()[0].startswith(f"{fifo}:1:1: P001 ")
