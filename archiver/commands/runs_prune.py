@@ -18,6 +18,8 @@ from archiver.state.store import Store
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = re.compile(r"(\d+)([smhdw])")
+# Longer is refused: no history is that old, and the cutoff would leave the calendar.
+MAX_DURATION = timedelta(days=36_500)
 
 if TYPE_CHECKING:
     _ParamType = click.ParamType[timedelta]
@@ -38,7 +40,11 @@ class Duration(_ParamType):
         text = str(value).strip().lower()
         if not text or _PART.sub("", text):
             self.fail(f"{value!r} is not a duration like 30d, 12h or 1d12h", param, ctx)
-        return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in _PART.findall(text)))
+        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
+        if seconds > MAX_DURATION.total_seconds():
+            self.fail(f"{value!r} is longer than {MAX_DURATION.days} days (100 years): nothing "
+                      "finished that long ago", param, ctx)
+        return timedelta(seconds=seconds)
 
 
 @click.command("prune")

@@ -122,10 +122,16 @@ def test_history_written_long_ago_is_pruned_by_the_cli_and_a_dry_run_changes_not
     assert "no runs recorded" in run_cli(["runs", "--state", state], ENV).stdout
 
 
-def test_a_bad_duration_is_a_usage_error(tmp_path):
-    result = run_cli(["runs", "prune", "--state", str(tmp_path), "--older-than", "30 days"], ENV)
-    assert result.returncode == 2
-    assert "'30 days' is not a duration like 30d, 12h or 1d12h" in result.stderr
+@pytest.mark.parametrize(("duration", "words"), [
+    ("30 days", "'30 days' is not a duration like 30d, 12h or 1d12h"),
+    # Past what a date can hold: once a Python OverflowError.
+    ("99999999999d", "'99999999999d' is longer than 36500 days (100 years)"),
+    ("36501d", "'36501d' is longer than 36500 days"),
+])
+def test_a_bad_duration_is_a_usage_error(tmp_path, duration, words):
+    result = run_cli(["runs", "prune", "--state", str(tmp_path), "--older-than", duration], ENV)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr
     assert "Traceback" not in result.stderr
 
 
