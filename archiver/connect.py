@@ -233,17 +233,24 @@ def connect(
         "nothing changes on a real tenant (set base_url, --base-url or CXONE_BASE_URL for one)"
     )
 
-    webhook_secret = next(
+    from archiver.stages.sinks.webhook import signing_key
+
+    receiver = next(
         (
-            secrets[name]
+            (name, secrets[name])
             for _, item, stage in registry.sinks_of(policy)
             if stage.embedded(item.options)
             for name in stage.secret_envs(item.options)[:1]
         ),
-        # No webhook of the policy posts to the receiver (plan lists without sinks):
-        # it still needs a secret to check whatever does arrive.
-        throwaway_webhook_secret(),
+        None,
     )
+    if receiver is not None:
+        # The receiver reads it as the sink will: refused here, before the simulator
+        # starts, as the sink would refuse it against a real receiver.
+        signing_key(receiver[1], env=receiver[0])
+    # No webhook of the policy posts to the receiver (plan lists without sinks): it still
+    # needs a secret to check whatever does arrive.
+    webhook_secret = receiver[1] if receiver is not None else throwaway_webhook_secret()
     config = SimConfig(
         seed=EMBEDDED_SEED,
         campaign_ids=[c.id for c in policy.campaigns],

@@ -117,3 +117,21 @@ def test_the_embedded_demo_makes_a_standard_secret_and_its_receiver_accepts_ever
     [webhook] = [v for k, v in outbox.items() if k.startswith("webhook")]
     assert webhook["delivered"] > 0 and webhook["pending"] == 0
 
+
+
+@pytest.mark.parametrize("bad", ["short", "whsec_" + base64.b64encode(b"only sixteen byt").decode()],
+                         ids=["password", "short"])
+def test_a_malformed_secret_for_the_embedded_receiver_is_one_line_too(tmp_path, bad):
+    # Once a traceback from the simulator's own check: the receiver is started before
+    # the sinks are built, so the secret is checked before it starts.
+    doc = policy_dict([CAMPAIGN])
+    doc["campaigns"][0]["on_active"] = "fail"
+    doc["sinks"] = [{"type": "webhook", "url": "embedded", "secret_env": "DW_WEBHOOK_SECRET"}]
+    policy = write_policy(tmp_path / "embedded.yaml", doc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env["DW_WEBHOOK_SECRET"] = bad
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], env, cwd=tmp_path)
+    assert result.returncode == 78, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("archiver: error:")]
+    assert "webhook secret in DW_WEBHOOK_SECRET" in line and "Standard Webhooks secret" in line
