@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
@@ -113,7 +115,15 @@ def cli() -> None:
     """
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM (a service manager, a CronJob's deadline) stops a command as Ctrl-C does:
+    # one line and exit 130, not a silent death with 143. A run installs its own
+    # handler while it runs, which stops it cleanly instead (archiver.engine.runner).
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     ArchiverGroup.freeze_after_load = True
     try:
         cli.main(prog_name="archiver", standalone_mode=True)

@@ -3,12 +3,16 @@ and the next run finishes the work exactly."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from archiver.simulator import Faults
 from tests.support import APPROVED, REPO, policy_dict, read_report, run_cli, sim_env, write_policy
@@ -119,3 +123,34 @@ def test_sigint_ends_a_wait_for_the_rate_limiter(tmp_path, start_sim):
     assert read_report(tmp_path / "r.json")["interrupted"] is True
     assert stdout.rstrip().endswith("interrupted; run again to resume"), stdout[-2000:]
     assert sim.ledger() == {}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_before_the_run_has_started_is_one_line_and_130(tmp_path, signum):
+    # The first token call hangs (a server that accepts and never answers), so the
+    # signal comes while the command starts, before any run is recorded. SIGTERM was a
+    # silent death (143); it now ends as Ctrl-C does.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        doc = policy_dict([CAMPAIGN])
+        doc["sinks"] = [{"type": "audit_log", "path": "audit/a.jsonl"}]
+        policy = write_policy(tmp_path / "p.yaml", doc)
+        env = sim_env_for(f"http://127.0.0.1:{server.getsockname()[1]}")
+        log = tmp_path / "stderr.txt"
+        proc = start_run(policy, tmp_path / "state", tmp_path / "r.json", env, log)
+        server.settimeout(STOPS_WITHIN)
+        conn, _ = server.accept()  # the run is past start-up, waiting for its token
+        with conn:
+            took, _, stderr = stop(proc, signum, log)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert took < STOPS_WITHIN
+    assert stderr.strip().splitlines()[-1] == "archiver: interrupted"
+    assert "Traceback" not in stderr
+
+
+def sim_env_for(base_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env.update(CXONE_BASE_URL=base_url, CXONE_CLIENT_ID="client",
+               CXONE_CLIENT_SECRET="a-client-secret-of-some-length")
+    return env
