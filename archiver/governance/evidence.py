@@ -31,7 +31,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from archiver import jsonsafe
@@ -214,14 +213,16 @@ def verify(
 
 
 def _check_holds(holds: list[Any]) -> Check:
-    from archiver.governance.holds import HoldFile
+    from archiver.governance.holds import parse_hold_file
 
     cases = []
     for hold in holds:
+        if not isinstance(hold, dict):
+            return Check("holds", False, "a bundled hold file is not an object")
         try:
-            parsed = HoldFile.model_validate(yaml.safe_load(str(hold.get("text", ""))))
-        except (yaml.YAMLError, ValueError, AttributeError):
-            return Check("holds", False, f"hold file {hold.get('file')} does not parse")
+            parsed = parse_hold_file(str(hold.get("text", "")), str(hold.get("file")))
+        except ConfigError as err:
+            return Check("holds", False, str(err))
         cases.append(f"{parsed.case} ({hold.get('file')}, placed by {parsed.placed_by})")
     if not cases:
         return Check("holds", True, "no hold files")

@@ -10,6 +10,11 @@ A hold file is YAML kept in the policy's repository and listed under the policy'
     contacts: []                   # contact ids
     campaigns: []                  # whole campaigns
 
+A hold file is read with the rules of a policy (``archiver.policy._yaml``): a duplicate
+key, an anchor or an alias is refused rather than resolved (a second ``attempts:`` would
+otherwise silently replace the first list), and every problem names the hold file, its
+line and column.
+
 A held attempt is never archived: it is recorded ``held`` with the case reference,
 and a later run archives it once the hold has ended. Hold files are read again
 before every batch (when they changed), so a hold placed during a run takes effect
@@ -24,10 +29,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from archiver.errors import ConfigError
+from archiver.errors import ConfigError, Diagnostic
+from archiver.policy import _codes as codes
+from archiver.policy._document import Positions
+from archiver.policy._yaml import parse
 
 MAX_HOLD_FILE_BYTES = 4 * 1024 * 1024
 
@@ -71,18 +79,34 @@ def read_hold_file(path: Path, shown: str) -> HoldFile:
         raise ConfigError(f"hold file {shown} does not exist") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read hold file {shown}: {err}") from err
+    return parse_hold_file(text, shown)
+
+
+def parse_hold_file(text: str, shown: str) -> HoldFile:
+    """The hold file whose text is ``text``; ConfigError naming ``shown`` and the line of
+    its first problem (the others, if any, as its details)."""
+    parsed = parse(text, shown)
+    if isinstance(parsed, list):
+        raise _refused(parsed)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"hold file {shown}{where}: not valid YAML") from None
-    try:
-        return HoldFile.model_validate(data)
+        return HoldFile.model_validate(parsed.data)
     except ValidationError as err:
-        first = err.errors(include_url=False, include_input=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise ConfigError(f"hold file {shown}: `{field}`: {first['msg']}") from None
+        errors = err.errors(include_url=False, include_input=False)
+        raise _refused([_at(error, parsed.positions, shown) for error in errors]) from None
+
+
+def _at(error: ErrorDetails, positions: Positions, shown: str) -> Diagnostic:
+    path = tuple(error["loc"])
+    field = ".".join(str(p) for p in path) or "(file)"
+    # A key that is not allowed is pointed at by its key, any other problem by its value.
+    spot = positions.key(path) if error["type"] == "extra_forbidden" else positions.value(path)
+    return Diagnostic(shown, spot.line, spot.col, codes.BAD_HOLD_FILE,
+                      f"`{field}`: {error['msg']}")
+
+
+def _refused(problems: list[Diagnostic]) -> ConfigError:
+    lines = [f"hold file {problem.format()}" for problem in problems]
+    return ConfigError(lines[0]).with_details(lines[1:])
 
 
 class HoldSet:

@@ -148,3 +148,25 @@ def test_validate_points_at_a_missing_or_broken_hold_file(tmp_path, start_sim):
     outside = run_cli(["validate", str(policy)], env)
     assert outside.returncode == 78
     assert f"demo.yaml:{line}:{col}: V014" in outside.stdout + outside.stderr
+
+
+def test_validate_test_and_run_refuse_a_hold_file_with_a_duplicate_key(tmp_path, start_sim):
+    # Read leniently, the second `attempts` list would replace the first: att-0 archived.
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
+    policy, campaigns = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
+    held = sorted(sim.eligible_ids(campaigns[0], DEMO_APPROVED))
+    hold = policy.parent / "holds" / f"{CASE}.yaml"
+    hold.parent.mkdir()
+    hold.write_text(f"case: {CASE}\nplaced_by: a@b\nattempts: [{held[0]}]\n"
+                    f"attempts: [{held[1]}]\n")
+    env = sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    where = f"holds/{CASE}.yaml:4:1: P005 duplicate key `attempts` (first at line 3)"
+
+    for command, code in ((["validate", str(policy)], 78), (["test", str(policy)], 1),
+                          (["run", str(policy), "--state", str(tmp_path / "state")], 78)):
+        result = run_cli(command, env)
+        out = result.stdout + result.stderr
+        assert result.returncode == code, (command, out)
+        assert "hold file" in out and where in out, (command, out)
+        assert "Traceback" not in out
+    assert not sim.ledger(), "nothing archived under a hold file that does not read"

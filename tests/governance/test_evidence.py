@@ -396,3 +396,12 @@ def test_an_approval_of_a_real_tenant_run_vouches_only_for_what_is_signed():
     missing = _check_approval(None, sha, [started], None)
     assert (missing.ok, missing.vouched) == (True, False)
     assert "the run against api-us-02.nicecxone.com needed one" in missing.detail
+
+
+def test_a_bundled_hold_file_is_read_with_the_policys_yaml_rules():
+    from archiver.governance.evidence import _check_holds
+
+    check = _check_holds([{"file": "holds/LIT-1.yaml", "text": (
+        "case: LIT-1\nplaced_by: a@b\nattempts: [att-0]\nattempts: [att-1]\n")}])
+    assert not check.ok
+    assert check.detail.startswith("hold file holds/LIT-1.yaml:4:1: P005 duplicate key")

@@ -54,7 +54,7 @@ def test_a_changed_hold_file_is_read_again(tmp_path):
 @pytest.mark.parametrize(("body", "message"), [
     ("case: X\n", "`placed_by`: Field required"),
     ("case: X\nplaced_by: y\nattempt: [a]\n", "`attempt`: Extra inputs are not permitted"),
-    ("case: [unclosed\n", "a.yaml:2:1: not valid YAML"),
+    ("case: [unclosed\n", "a.yaml:2:1: P003 YAML syntax error"),
     ("case: X\nplaced_by: y\nuntil: someday\n", "`until`"),
 ])
 def test_a_broken_hold_file_is_a_clear_error(tmp_path, body, message):
@@ -67,3 +67,25 @@ def test_a_broken_hold_file_is_a_clear_error(tmp_path, body, message):
 def test_a_missing_hold_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         HoldSet([(tmp_path / "gone.yaml", "gone.yaml")])
+
+
+def _refused(tmp_path: Path, body: str) -> str:
+    files = [_hold(tmp_path / "a.yaml", body)]
+    with pytest.raises(ConfigError) as caught:
+        HoldSet(files, today=date(2026, 12, 2))
+    return str(caught.value)
+
+
+def test_a_duplicate_key_in_a_hold_file_is_refused_at_its_line(tmp_path):
+    # The last `attempts` list alone would count: att-0 would be archived.
+    message = _refused(tmp_path, "case: LIT-1\nplaced_by: a@b\nattempts: [att-0]\n"
+                                 "attempts: [att-1]\n")
+    assert message.startswith("hold file a.yaml:4:1: P005 duplicate key `attempts` "
+                              "(first at line 3)")
+
+
+def test_anchors_and_aliases_in_a_hold_file_are_refused(tmp_path):
+    message = _refused(tmp_path, "case: LIT-1\nplaced_by: a@b\nattempts: &ids [att-0]\n"
+                                 "contacts: *ids\n")
+    assert message.startswith("hold file a.yaml:")
+    assert "P004" in message and "`*ids`" in message
