@@ -12,8 +12,8 @@ A hold file is YAML kept in the policy's repository and listed under the policy'
 
 A hold file is read with the rules of a policy (``archiver.policy._yaml``): a duplicate
 key, an anchor or an alias is refused rather than resolved (a second ``attempts:`` would
-otherwise silently replace the first list), and every problem names the hold file, its
-line and column.
+otherwise silently replace the first list), ``until`` must be a real day written
+``YYYY-MM-DD``, and every problem names the hold file, its line and column.
 
 A held attempt is never archived: it is recorded ``held`` with the case reference,
 and a later run archives it once the hold has ended. Hold files are read again
@@ -23,14 +23,16 @@ at the next batch.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from archiver.errors import ConfigError, Diagnostic
 from archiver.policy import _codes as codes
@@ -38,6 +40,23 @@ from archiver.policy._document import Positions
 from archiver.policy._yaml import parse
 
 MAX_HOLD_FILE_BYTES = 4 * 1024 * 1024
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_FIELDS = "`case`, `placed_by` and optionally `until`, `attempts`, `contacts`, `campaigns`"
+
+
+def _day(value: object) -> object:
+    """``until`` as written: text naming a real day, ``YYYY-MM-DD``. Anything else is
+    refused, never read loosely: a number would be taken for seconds since 1970, a hold
+    that ended long ago."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        raise PydanticCustomError("hold_day", "must be a day written YYYY-MM-DD, like 2027-06-30")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as err:
+        raise PydanticCustomError("hold_day", "{value} is not a day: {why}",
+                                  {"value": value, "why": str(err)}) from None
 
 
 class HoldFile(BaseModel):
@@ -47,7 +66,7 @@ class HoldFile(BaseModel):
 
     case: str = Field(min_length=1)
     placed_by: str = Field(min_length=1)
-    until: date | None = None
+    until: Annotated[date | None, BeforeValidator(_day)] = None
     attempts: tuple[str, ...] = ()
     contacts: tuple[str, ...] = ()
     campaigns: tuple[str, ...] = ()
@@ -97,11 +116,11 @@ def parse_hold_file(text: str, shown: str) -> HoldFile:
 
 def _at(error: ErrorDetails, positions: Positions, shown: str) -> Diagnostic:
     path = tuple(error["loc"])
-    field = ".".join(str(p) for p in path) or "(file)"
     # A key that is not allowed is pointed at by its key, any other problem by its value.
     spot = positions.key(path) if error["type"] == "extra_forbidden" else positions.value(path)
-    return Diagnostic(shown, spot.line, spot.col, codes.BAD_HOLD_FILE,
-                      f"`{field}`: {error['msg']}")
+    message = (f"`{'.'.join(str(p) for p in path)}`: {error['msg']}" if path
+               else f"a hold file is a mapping of {_FIELDS}")
+    return Diagnostic(shown, spot.line, spot.col, codes.BAD_HOLD_FILE, message)
 
 
 def _refused(problems: list[Diagnostic]) -> ConfigError:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from archiver.simulator import Faults
+from archiver.simulator import Faults, Simulator
 from tests.support import REPO, WEBHOOK_SECRET, demo_at_test_pace, run_cli, sim_env
 
 DEMO_APPROVED = {"SURVEY_TAKEN", "NO_ANSWER", "BUSY", "DISCONNECTED", "CALLBACK_REQUESTED"}
@@ -150,23 +150,35 @@ def test_validate_points_at_a_missing_or_broken_hold_file(tmp_path, start_sim):
     assert f"demo.yaml:{line}:{col}: V014" in outside.stdout + outside.stderr
 
 
-def test_validate_test_and_run_refuse_a_hold_file_with_a_duplicate_key(tmp_path, start_sim):
-    # Read leniently, the second `attempts` list would replace the first: att-0 archived.
-    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
-    policy, campaigns = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
-    held = sorted(sim.eligible_ids(campaigns[0], DEMO_APPROVED))
+def refused_everywhere(tmp_path: Path, sim: Simulator, body: str, where: str) -> None:
+    """validate, test and run each refuse the demo with this hold file, in one line that
+    names the hold file and line, and nothing is archived."""
+    policy, _ = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
     hold = policy.parent / "holds" / f"{CASE}.yaml"
     hold.parent.mkdir()
-    hold.write_text(f"case: {CASE}\nplaced_by: a@b\nattempts: [{held[0]}]\n"
-                    f"attempts: [{held[1]}]\n")
+    hold.write_text(body)
     env = sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)
-    where = f"holds/{CASE}.yaml:4:1: P005 duplicate key `attempts` (first at line 3)"
-
     for command, code in ((["validate", str(policy)], 78), (["test", str(policy)], 1),
                           (["run", str(policy), "--state", str(tmp_path / "state")], 78)):
         result = run_cli(command, env)
         out = result.stdout + result.stderr
         assert result.returncode == code, (command, out)
-        assert "hold file" in out and where in out, (command, out)
+        assert "hold file" in out and f"holds/{CASE}.yaml:{where}" in out, (command, out)
         assert "Traceback" not in out
     assert not sim.ledger(), "nothing archived under a hold file that does not read"
+
+
+def test_validate_test_and_run_refuse_a_hold_file_with_a_duplicate_key(tmp_path, start_sim):
+    # Read leniently, the second `attempts` list would replace the first: att-0 archived.
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
+    held = sorted(sim.eligible_ids(DEMO_CAMPAIGNS[0], DEMO_APPROVED))
+    refused_everywhere(tmp_path, sim, f"case: {CASE}\nplaced_by: a@b\n"
+                       f"attempts: [{held[0]}]\nattempts: [{held[1]}]\n",
+                       "4:1: P005 duplicate key `attempts` (first at line 3)")
+
+
+def test_validate_test_and_run_refuse_an_impossible_until_day(tmp_path, start_sim):
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
+    refused_everywhere(tmp_path, sim, f"case: {CASE}\nplaced_by: a@b\nuntil: 2027-02-30\n"
+                       f"campaigns: [{DEMO_CAMPAIGNS[0]}]\n",
+                       "3:8: V023 `until`: 2027-02-30 is not a day: day is out of range")

@@ -89,3 +89,43 @@ def test_anchors_and_aliases_in_a_hold_file_are_refused(tmp_path):
                                  "contacts: *ids\n")
     assert message.startswith("hold file a.yaml:")
     assert "P004" in message and "`*ids`" in message
+
+
+@pytest.mark.parametrize(("until", "message"), [
+    ("2027-02-30", "`until`: 2027-02-30 is not a day: day is out of range for month"),
+    ("2027-13-01", "`until`: 2027-13-01 is not a day: month must be in 1..12"),
+    # A number would be read as seconds since 1970: a hold that ended long ago.
+    ("0", "`until`: must be a day written YYYY-MM-DD, like 2027-06-30"),
+    ("86400", "`until`: must be a day written YYYY-MM-DD"),
+    ('"0"', "`until`: must be a day written YYYY-MM-DD"),
+    ("20270630", "`until`: must be a day written YYYY-MM-DD"),
+    ("2027-06-30T00:00:00Z", "`until`: must be a day written YYYY-MM-DD"),
+    ("true", "`until`: must be a day written YYYY-MM-DD"),
+    ("[2027-06-30]", "`until`: must be a day written YYYY-MM-DD"),
+])
+def test_an_until_that_is_not_a_day_is_refused_at_its_line(tmp_path, until, message):
+    refused = _refused(tmp_path, f"case: LIT-1\nplaced_by: a@b\nuntil: {until}\n"
+                                 "attempts: [att-1]\n")
+    assert refused.startswith(f"hold file a.yaml:3:8: V023 {message}")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("placed_by: a@b\nattempts: att-1\ncase: X\n", "a.yaml:2:11: V023 `attempts`: "),
+    ("case: X\nplaced_by: a@b\nattempts: [att-1, 7]\n", "a.yaml:3:19: V023 `attempts.1`: "),
+    ("case: 12\nplaced_by: a@b\n", "a.yaml:1:7: V023 `case`: "),
+    ("case: X\nplaced_by:\n", "a.yaml:2:11: V023 `placed_by`: "),
+    ("case: X\nplaced_by: a@b\ncontacts:\n", "a.yaml:3:10: V023 `contacts`: "),
+    ("- case: X\n", "a.yaml:1:1: V023 a hold file is a mapping of `case`, `placed_by`"),
+    ("", "a.yaml:1:1: V023 a hold file is a mapping of `case`, `placed_by`"),
+])
+def test_a_value_of_the_wrong_type_is_refused_at_its_line(tmp_path, body, expected):
+    assert _refused(tmp_path, body).startswith(f"hold file {expected}")
+
+
+def test_every_problem_of_a_hold_file_is_listed(tmp_path):
+    files = [_hold(tmp_path / "a.yaml", "case: X\nplaced_by: a@b\nuntil: 2027-02-30\n"
+                                        "campaigns: c-1\n")]
+    with pytest.raises(ConfigError) as caught:
+        HoldSet(files)
+    assert str(caught.value).startswith("hold file a.yaml:3:8: V023 `until`")
+    assert [d[:33] for d in caught.value.details] == ["hold file a.yaml:4:12: V023 `camp"]
