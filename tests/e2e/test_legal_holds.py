@@ -5,10 +5,15 @@ once the hold ends, the next run archives them."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 
 from archiver.simulator import Faults, Simulator
@@ -182,3 +187,58 @@ def test_validate_test_and_run_refuse_an_impossible_until_day(tmp_path, start_si
     refused_everywhere(tmp_path, sim, f"case: {CASE}\nplaced_by: a@b\nuntil: 2027-02-30\n"
                        f"campaigns: [{DEMO_CAMPAIGNS[0]}]\n",
                        "3:8: V023 `until`: 2027-02-30 is not a day: day is out of range")
+
+
+@pytest.mark.parametrize(("broken", "where"), [
+    ("until: 2027-02-30\n", "3:8: V023 `until`: 2027-02-30 is not a day"),
+    ("attempts: []\nattempts: []\n", "4:1: P005 duplicate key `attempts` (first at line 3)"),
+])
+def test_a_hold_file_broken_during_a_run_stops_its_campaigns_and_the_run_is_recorded(
+    tmp_path, start_sim, broken, where
+):
+    """Hold files are read again before every batch: one that no longer reads leaves
+    what must not be archived unknown, so no further batch is formed; the run ends
+    recorded, exit 1, naming the hold file and its line."""
+    # Slow answers and small batches, one in flight: seconds between the first batch and
+    # the last, to break the hold file in.
+    sim = start_sim(Faults(latency_ms=150), seed=7, campaign_ids=DEMO_CAMPAIGNS,
+                    attempts_per_campaign=600)
+    policy, campaigns = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
+    doc = yaml.safe_load(policy.read_text())
+    doc["batch"]["max_items"] = 20
+    doc["connection"]["max_in_flight"] = 1
+    policy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    hold = write_hold(policy.parent, attempts=[], campaigns=[])
+    state, report = tmp_path / "state", tmp_path / "report.json"
+    args = [sys.executable, "-m", "archiver", "run", str(policy), "--state", str(state),
+            "--report", str(report)]
+    proc = subprocess.Popen(args, env=sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not sim.ledger():
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing was ever archived"
+        time.sleep(0.02)
+    # Replaced whole, as a checkout would: a refresh never reads it half written.
+    edited = hold.with_suffix(".new")
+    edited.write_text(f"case: {CASE}\nplaced_by: legal@example.com\n{broken}")
+    os.replace(edited, hold)
+    at_break = len(sim.ledger())
+    stdout, stderr = proc.communicate(timeout=120)
+    out = stdout + stderr
+
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out
+    named = f"hold file holds/{CASE}.yaml:{where}"
+    assert any(named in line and "failed" in line for line in stderr.splitlines()), out[-3000:]
+    # At most the batch each campaign had in flight went out after the file broke.
+    eligible = set().union(*(sim.eligible_ids(c, DEMO_APPROVED) for c in campaigns))
+    assert len(sim.ledger()) <= at_break + len(campaigns) * 20 < len(eligible)
+    recorded = json.loads(report.read_text())
+    assert recorded["exit_code"] == 1
+    failed = [c for c in recorded["campaigns"] if c["status"] == "failed"]
+    assert failed and all(named in c["reason"] for c in failed)
+    assert recorded["totals"]["failed"] > 0
+    runs = json.loads(run_cli(["runs", "--state", str(state), "--format", "json"],
+                              sim_env(sim)).stdout)
+    assert [(r["id"], r["status"], r["exit_code"]) for r in runs] == [
+        (recorded["run_id"], "failed", 1)]
