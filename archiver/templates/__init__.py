@@ -3,7 +3,8 @@
 The context a template receives is described in :mod:`archiver.templates.context`;
 where templates may be read from in :mod:`archiver.templates.loader` (``*.j2`` files
 inside the policy's repository); what one render may cost in
-:mod:`archiver.templates.bounds`.
+:mod:`archiver.templates.bounds`; what its output must be (JSON strict parsers accept) in
+:mod:`archiver.templates.output`.
 """
 
 from __future__ import annotations

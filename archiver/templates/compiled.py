@@ -6,7 +6,6 @@ short excerpt of the rendered output; never more than MAX_MESSAGE characters.
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Generator, Mapping
 from contextlib import closing
@@ -21,13 +20,13 @@ from archiver.errors import TemplateError
 from archiver.templates import bounds
 from archiver.templates.loader import TemplateRefused, locate
 from archiver.templates.locate import template_frame
+from archiver.templates.output import NotPlainJson, plain_json
 from archiver.templates.sandbox import environment
 
 DEFAULT_AUDIT = "audit.json.j2"
 DEFAULT_WEBHOOK = "webhook.json.j2"
 DEFAULTS_DIR = Path(__file__).with_name("defaults")
 
-_EXCERPT = 40
 MAX_MESSAGE = 300
 
 
@@ -45,8 +44,11 @@ class CompiledTemplate:
         """Render with ``context`` and parse the result as JSON.
 
         The render is held to :mod:`archiver.templates.bounds` (time, loop iterations,
-        output size). Every failure becomes a :class:`TemplateError` naming the template
-        file and, when the error happened in template code, its line.
+        output size); its output must be JSON that strict parsers accept
+        (:func:`archiver.templates.output.plain_json`: no NaN or Infinity, no lone
+        surrogate, at most MAX_JSON_DEPTH levels of nesting). Every failure becomes a
+        :class:`TemplateError` naming the template file and, when the error happened in
+        template code, its line.
         """
         try:
             text = self._render(context)
@@ -70,9 +72,9 @@ class CompiledTemplate:
         except Exception as err:
             raise self._error(err, f"{type(err).__name__}: {err}") from err
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise TemplateError(self.name, None, _bad_json(err)) from err
+            return plain_json(text)
+        except NotPlainJson as err:
+            raise TemplateError(self.name, None, _short(str(err))) from None
 
     def _render(self, context: Mapping[str, Any]) -> str:
         """The output, streamed so that its size is checked as it grows."""
@@ -162,13 +164,3 @@ def _short(message: str) -> str:
         return message
     return message[: MAX_MESSAGE - 1] + "…"
 
-
-def _bad_json(err: json.JSONDecodeError) -> str:
-    # json reports a position in the rendered output, which loops and conditionals shift
-    # away from template lines; quote the output there so it can be found in the template.
-    start = max(err.pos - _EXCERPT // 2, 0)
-    excerpt = err.doc[start : err.pos + _EXCERPT // 2]
-    return (
-        f"rendered output is not valid JSON: {err.msg} at output line {err.lineno} "
-        f"column {err.colno}, near {excerpt!r}"
-    )

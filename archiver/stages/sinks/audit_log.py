@@ -19,7 +19,7 @@ from archiver.audit import AuditLog
 from archiver.audit.chain import AuditLine, record_problem
 from archiver.audit.receipt import Receipt
 from archiver.engine.building import BuildContext
-from archiver.errors import AuditError, TemplateError
+from archiver.errors import TemplateError
 from archiver.policy import _codes as codes
 from archiver.policy.paths import OutsideRepository
 from archiver.stages.descriptor import CheckContext, Finding, StageType
@@ -64,8 +64,10 @@ class AuditLogStage:
         record = self.template.render_json(event)
         problem = record_problem(record)
         if problem is not None:
-            raise AuditError(f"audit template {self.template.name}: {problem}")
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+            raise TemplateError(self.template.name, None, problem)
+        # render_json refused what UTF-8 or a strict parser would not take (NaN, a lone
+        # surrogate, deep nesting): the line can be stored, chained and read back.
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
     def deliver(self, event_id: str, body: str) -> str:
         """Append the line (once); the receipt names the file, seq and hash written, so the

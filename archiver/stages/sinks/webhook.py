@@ -139,7 +139,9 @@ class Webhook:
         return cls(url, key, template, spec.timeout_seconds, identity=webhook_identity(spec.url))
 
     def render(self, event: Mapping[str, Any]) -> str:
-        return json.dumps(self.template.render_json(event), separators=(",", ":"))
+        # render_json refused NaN, Infinity and lone surrogates: the body is plain JSON.
+        return json.dumps(self.template.render_json(event), separators=(",", ":"),
+                          allow_nan=False)
 
     def deliver(self, event_id: str, body: str) -> None:
         timestamp = int(time.time())

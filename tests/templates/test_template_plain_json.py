@@ -1,0 +1,87 @@
+"""A render's output must be JSON that strict parsers accept, for every sink and for
+`validate`'s sample renders alike: no NaN or Infinity, no lone surrogate, bounded
+nesting; each refusal is a TemplateError naming the template, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import TemplateError
+from archiver.templates import compile_template
+from archiver.templates.output import MAX_JSON_DEPTH
+from tests.support import policy_dict, run_cli, write_policy
+
+
+def template(folder: Path, text: str):
+    path = folder / "t.json.j2"
+    path.write_text(text, encoding="utf-8")
+    return compile_template(path)
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": Infinity}', "Infinity is not a JSON number"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON number"),
+        ('{"a": 1e400}', "the number 1e400 is out of range"),
+        ('{"a": {{ "1" * 5000 }}}', "an integer of 5,000 digits is too long"),
+        ('{"a": "\\ud800"}', "a lone surrogate (\\ud800)"),
+        ('{"\\udfff": 1}', "a lone surrogate (\\udfff)"),
+        ('["x\\ud83d"]', "a lone surrogate (\\ud83d)"),
+        ('{{ "[" * 5000 }}{{ "]" * 5000 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
+        ('{{ "[" * 65 }}{{ "]" * 65 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
+        ('{{ "{\\"a\\":" * 65 }}1{{ "}" * 65 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
+    ],
+)
+def test_output_that_is_not_plain_json_is_refused_naming_the_template(tmp_path, source, needle):
+    compiled = template(tmp_path, source)
+    with pytest.raises(TemplateError) as info:
+        compiled.render_json({})
+    assert info.value.template == str(tmp_path / "t.json.j2")
+    assert "rendered output is not plain JSON" in str(info.value)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        '{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": -0}',  # a surrogate pair is one character
+        '{{ "[" * 64 }}{{ "]" * 64 }}',
+        '{"a": "\\u00e9\\u0000"}',
+    ],
+)
+def test_plain_json_passes(tmp_path, source):
+    value = template(tmp_path, source).render_json({})
+    json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("sink", ["audit_log", "webhook"])
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": "\\ud800"}', "a lone surrogate"),
+        ('{{ "[" * 5000 }}{{ "]" * 5000 }}', "levels deep"),
+    ],
+)
+def test_validate_refuses_it_with_t003_for_every_sink(tmp_path, sink, body, needle):
+    (tmp_path / "bad.json.j2").write_text(body)
+    doc = policy_dict(["c1"])
+    doc["sinks"] = [
+        {"type": "audit_log", "path": "audit.jsonl", "template": "bad.json.j2"}
+        if sink == "audit_log" else
+        {"type": "webhook", "url": "embedded", "secret_env": "DW_WEBHOOK_SECRET",
+         "template": "bad.json.j2"}
+    ]
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    result = run_cli(["validate", str(policy)], {}, cwd=tmp_path)
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    out = result.stdout + result.stderr
+    assert "bad.json.j2:1:1: T003 template fails on a sample" in out
+    assert needle in out
