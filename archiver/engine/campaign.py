@@ -40,7 +40,7 @@ from typing import Any
 
 from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
-from archiver.engine.context import RunContext, as_record
+from archiver.engine.context import RunContext, RunHalted, as_record
 from archiver.engine.pipeline import Pipeline
 from archiver.errors import (
     ApiError,
@@ -221,6 +221,9 @@ class CampaignJob:
         self.store.campaigns.set_status(self.run_id, self.cid, "listing")
         status, reason = "done", ""
         try:
+            if self.ctx.halted is not None:
+                # An event the run could not render (context.RunContext.halt): no batch goes.
+                raise RunHalted(self.ctx.halted)
             self.list_all()
             self.store.campaigns.set_status(self.run_id, self.cid, "listed")
             if self.flagged:
@@ -240,6 +243,8 @@ class CampaignJob:
                 self.store.attempts.skip_pending(self.run_id, self.cid, reason)
             elif self._stop is not None:
                 status, reason = "failed", str(self._stop)
+            elif self.ctx.halted is not None:
+                status, reason = "failed", self.ctx.halted
             elif self.ctx.cancelled.is_set():
                 status, reason = "failed", "run interrupted"
             elif self._limited and (
@@ -251,7 +256,7 @@ class CampaignJob:
                 )
         except CampaignAborted as err:
             status, reason = "aborted", str(err)
-        except (ApiError, Interrupted) as err:
+        except (ApiError, Interrupted, RunHalted) as err:
             status, reason = "failed", str(err)
         except ConfigError as err:
             # A hold file that no longer reads: what must not be archived is unknown.
@@ -323,8 +328,10 @@ class CampaignJob:
                 if not self.ctx.budget.take():
                     self._limited = True  # stays open: the next run resends or reconciles it
                     continue
+                if self.ctx.halted is not None:
+                    continue  # stays open: the next run resends or reconciles it
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
-                self._send(batch, items)
+                self._send(batch, items, resend=True)
                 continue
             # Left the listing: archived by the request whose answer we never recorded.
             log.info(
@@ -376,7 +383,7 @@ class CampaignJob:
         max_items = self.ctx.policy.batch.max_items
         window = self.ctx.policy.connection.max_in_flight
         inflight: deque[Future[None]] = deque()
-        if self._stop is not None or self.ctx.cancelled.is_set():
+        if self._stop is not None or self.ctx.cancelled.is_set() or self.ctx.halted is not None:
             return
         batches = next_batches(
             self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
@@ -389,7 +396,8 @@ class CampaignJob:
                 inflight.append(self.ctx.http.submit(self._send, batch, items))
                 while len(inflight) >= window:
                     inflight.popleft().result()
-                if self._stop is not None or self.ctx.cancelled.is_set():
+                if (self._stop is not None or self.ctx.cancelled.is_set()
+                        or self.ctx.halted is not None):
                     break
         finally:
             while inflight:
@@ -408,10 +416,19 @@ class CampaignJob:
             return True
         return False
 
-    def _send(self, batch: StoredBatch, items: list[PendingItem]) -> None:
-        """Act on one batch and record what happened; never raises for API errors."""
+    def _send(self, batch: StoredBatch, items: list[PendingItem], *, resend: bool = False) -> None:
+        """Act on one batch and record what happened; never raises for API errors.
+        A new batch (not ``resend``) is not sent once the run halted."""
         records = [as_record(i) for i in items]
         key = batch.idempotency_key
+        if self.ctx.halted is not None and not resend:
+            # Formed while another batch's event failed to render: not sent, its
+            # attempts retried by a later run.
+            self.store.batches.failed(
+                batch, run_id=self.run_id, error=self.ctx.halted, sent=False
+            )
+            self.ctx.observer.archived(self.cid, 0, len(items))
+            return
         try:
             try:
                 result = self.backend.act(self.cid, records, idempotency_key=key)

@@ -2,11 +2,25 @@
 
 Its own module so the run (``runner``) and its campaigns (``campaign``) both import
 it without importing each other.
+
+An event a sink cannot render (its template fails on this event: a render bound, an
+undefined name, output that is not plain JSON) does not stop what it reports from
+being recorded: a batch's archive call was made, and its outcome is recorded all the
+same, in the same transaction as its events. The sink's event is kept unrendered in
+the outbox (its context, :mod:`archiver.state.events`), the sink delivers nothing past
+it, and the run halts (``RunContext.halt``): it sends no further batch, and ends
+recorded ``failed`` (exit 1) with a one-line reason naming the template, the event
+kind and the sink. The next run first renders the kept events with the policy's
+template as it is then (``render_kept``): once the template is fixed they take their
+place in the outbox, in order, and the run goes on; while it still fails, the run
+halts before its first batch. Nothing is archived twice, and no batch is missing from
+an audit log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,18 +34,24 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Filter, Sink, Transform
+from archiver.errors import ArchiverError, StageFailed, TemplateError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
+from archiver.state.events import UNRENDERED, Event
 from archiver.state.store import Store
 from archiver.target import Target
 
-# (event_id, sink, kind, body), as the outbox stores them.
-Event = tuple[str, str, str, str]
+log = logging.getLogger(__name__)
+
 
 
 Stages = tuple[list[Filter], list[Transform]]
+
+
+class RunHalted(ArchiverError):
+    """The run sends no further batch: an event could not be rendered (the reason)."""
 
 
 @dataclass
@@ -52,6 +72,16 @@ class RunContext:
     # Filters and transforms the command built before its first request, per campaign
     # (each campaign's own instances); a campaign missing here builds its own.
     stages: Mapping[str, Stages] = field(default_factory=dict)
+    # Why the run sends no further batch: an event a sink could not render (``halt``).
+    halted: str | None = None
+    _halt_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def halt(self, reason: str) -> None:
+        """The run sends no further batch; the first reason given is the run's."""
+        with self._halt_lock:
+            if self.halted is None:
+                self.halted = reason
+                log.error("%s", reason)
 
     def crash_point(self, name: str) -> None:
         failpoints.hit(name)
@@ -62,13 +92,37 @@ class RunContext:
         return [s for s in self.sinks.values() if isinstance(s, ArchiveWriter)]
 
     def events(self, event_id: str, context: Mapping[str, Any]) -> list[Event]:
-        """Render an event for every sink that wants it: (event_id, sink, kind, body)."""
+        """Render an event for every sink that wants it: (event_id, sink, kind, body).
+
+        A sink that cannot render it gets it kept unrendered (its context, status
+        UNRENDERED) and the run halts (the module's docstring): this never raises for a
+        render, so what the event reports is recorded whatever the templates do."""
         kind = str(context["event"])
-        return [
-            (event_id, key, kind, sink.render(context))
-            for key, sink in self.sinks.items()
-            if kind in sink.events
-        ]
+        out: list[Event] = []
+        for key, sink in self.sinks.items():
+            if kind not in sink.events:
+                continue
+            try:
+                out.append((event_id, key, kind, render_body(sink, context)))
+            except (TemplateError, StageFailed) as err:
+                self.halt(not_rendered(err, kind, key))
+                out.append((event_id, key, kind, kept_context(context), UNRENDERED))
+        return out
+
+    def render_kept(self) -> None:
+        """Render the events an earlier run kept unrendered, in order, with the sinks'
+        templates as they are now; each one rendered takes its place in the outbox. The
+        first that still fails halts the run (before its first batch)."""
+        for event in self.store.events.unrendered(list(self.sinks)):
+            sink = self.sinks[event.sink]
+            try:
+                body = render_body(sink, json.loads(event.body))
+            except (TemplateError, StageFailed) as err:
+                self.halt(not_rendered(err, event.kind, event.sink, kept=True))
+                return
+            self.store.events.rendered(event.seq, body)
+            log.info("outbox: the %s event %s of %s is rendered now", event.kind,
+                     event.event_id, event.sink)
 
     def batch_events(
         self,
@@ -84,12 +138,57 @@ class RunContext:
         writers = self.writers
         if items and writers:
             records = [file_record(self.backend, item) for item in items]
-            files = [w.write_batch(batch.campaign_id, batch.id, records) for w in writers]
+            try:
+                files = [w.write_batch(batch.campaign_id, batch.id, records) for w in writers]
+            except TemplateError as err:
+                # The archive file is what the batch's event vouches for: without it the
+                # batch is not recorded. It stays open, as after a crash: the next run
+                # reconciles it with the listing (or resends it with its key) and writes it.
+                reason = (
+                    f"{err} (a line of batch {batch.id}'s archive file could not be "
+                    "rendered: the batch is left open for the next run to reconcile; no "
+                    "further batch is sent; fix the template and run again)"
+                )
+                self.halt(reason)
+                raise RunHalted(reason) from None
         context = payloads.batch_event(
             run_id=self.run_id, policy=self.policy, batch=batch, lines=items, status=status,
             job_id=job_id, timestamp=now(), target=self.target.as_dict(), files=files,
         )
         return self.events(str(context["event_id"]), context)
+
+
+def render_body(sink: Sink, context: Mapping[str, Any]) -> str:
+    """The sink's body for ``context``; StageFailed when it is not text the outbox can
+    store (a sink of a plugin may return anything)."""
+    body = sink.render(context)
+    if not isinstance(body, str):
+        raise StageFailed(f"sink {sink.name!r} rendered a {type(body).__name__}, not text")
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise StageFailed(
+            f"sink {sink.name!r} rendered text UTF-8 cannot hold ({err.reason})"
+        ) from None
+    return body
+
+
+def kept_context(context: Mapping[str, Any]) -> str:
+    """An event's context as an unrendered event keeps it (ASCII: any string fits)."""
+    return json.dumps(context, separators=(",", ":"), ensure_ascii=True)
+
+
+def not_rendered(err: Exception, kind: str, sink: str, *, kept: bool = False) -> str:
+    """One line: what failed to render which event for which sink, and what happens."""
+    what = (
+        "kept from an earlier run, still fails to render" if kept
+        else "could not be rendered"
+    )
+    return (
+        f"{err} (a {kind} event for sink {sink} {what}: what it reports is recorded, the "
+        "event is kept unrendered and the sink delivers nothing past it; no further batch "
+        "is sent; fix the template and run again)"
+    )
 
 
 def as_record(item: PendingItem) -> AttemptRecord:

@@ -166,6 +166,9 @@ def _run_locked(
         )
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
+            # Events an earlier run could not render go first, in their place; one that
+            # still fails halts the run before its first batch (engine.context).
+            ctx.render_kept()
             start_event = _run_event(ctx, "run_started", {})
             store.events.enqueue(ctx.events(start_event["event_id"], start_event))
             ctx.outbox.drain()
@@ -174,7 +177,7 @@ def _run_locked(
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
-            failed = totals["failed"] > 0 or any(
+            failed = ctx.halted is not None or totals["failed"] > 0 or any(
                 s in ("failed", "aborted") for s, _ in statuses.values()
             )
             # Stopped at the batch limit is not a failure: what is left is pending, not failed.
@@ -186,7 +189,16 @@ def _run_locked(
             end_event = _run_event(ctx, "run_finished", dict(totals), {
                 "status": _status(ctx, failed, stopped), "exit_code": exit_code,
             })
-            store.events.enqueue(ctx.events(end_event["event_id"], end_event))
+            end_events = ctx.events(end_event["event_id"], end_event)
+            if ctx.halted is not None and not failed:
+                # Its own event failed to render: the run fails, and the event (kept or
+                # rendered now) says so, as the report will.
+                failed, exit_code = True, EXIT_FAILED
+                end_event = _run_event(ctx, "run_finished", dict(totals), {
+                    "status": _status(ctx, failed, stopped), "exit_code": exit_code,
+                })
+                end_events = ctx.events(end_event["event_id"], end_event)
+            store.events.enqueue(end_events)
             ctx.outbox.drain()
     report = build_report(ctx, statuses, counts, started, exit_code)
     if budget.limit is not None:
@@ -348,7 +360,8 @@ def build_report(
         "campaigns": campaigns,
         "outbox": {
             sink: {
-                "pending": n.get("pending", 0),
+                # An event kept unrendered (engine.context) waits like a pending one.
+                "pending": n.get("pending", 0) + n.get("unrendered", 0),
                 "delivered": n.get("delivered", 0),
                 "disabled": n.get("disabled", 0),
             }

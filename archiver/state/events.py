@@ -3,7 +3,13 @@ sink answered once it had them (a receipt; an audit log's is read back through
 :mod:`archiver.audit.receipt`).
 
 An event is enqueued in the same transaction as what it reports (a batch's outcome,
-:mod:`archiver.state.batches`), so none is lost and none is sent for nothing."""
+:mod:`archiver.state.batches`), so none is lost and none is sent for nothing.
+
+An event a sink could not render (its template failed on it) is enqueued all the
+same, ``unrendered``: its body is then the event's context (JSON), kept for a later
+run to render once the template is fixed (``unrendered``, ``rendered``). The sink
+delivers nothing past it until then (``pending``), so its order, and an audit log's
+chain, has no hole."""
 
 from __future__ import annotations
 
@@ -17,8 +23,12 @@ from archiver.state.backend import Db
 from archiver.state.conn import Connection
 from archiver.state.locks import lock_key
 
-# (event_id, sink, kind, body), as the outbox stores them.
-Event = tuple[str, str, str, str]
+PENDING = "pending"
+UNRENDERED = "unrendered"
+
+# (event_id, sink, kind, body), as the outbox stores them; with a fifth item, the
+# status to store it in (UNRENDERED: the body is the event's context, not yet rendered).
+Event = tuple[str, str, str, str] | tuple[str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +45,8 @@ def enqueue(db: Db, events: Sequence[Event], at: str) -> None:
     """Add ``events`` in the transaction ``db`` (an event already there stays as it is)."""
     db.executemany(
         "INSERT OR IGNORE INTO outbox (event_id, sink, kind, body, status, created_at)"
-        " VALUES (?, ?, ?, ?, 'pending', ?)",
-        [(*e, at) for e in events],
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(*e[:4], e[4] if len(e) > 4 else PENDING, at) for e in events],
     )
 
 
@@ -53,12 +63,36 @@ class Events:
             enqueue(db, events, self._conn.now())
 
     def pending(self, sink: str, limit: int = 100) -> list[OutboxEvent]:
+        """The sink's next events to deliver, in order: none past an unrendered one."""
         rows = self._conn.query(
             "SELECT seq, event_id, sink, kind, body, tries FROM outbox"
-            " WHERE sink = ? AND status = 'pending' ORDER BY seq LIMIT ?",
+            " WHERE sink = ? AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox AS"
+            " kept WHERE kept.sink = outbox.sink AND kept.status = 'unrendered'"
+            " AND kept.seq < outbox.seq) ORDER BY seq LIMIT ?",
             (sink, limit),
         )
         return [OutboxEvent(*row) for row in rows]
+
+    def unrendered(self, sinks: Sequence[str]) -> list[OutboxEvent]:
+        """The events of ``sinks`` kept unrendered (body: the event's context), in order."""
+        if not sinks:
+            return []
+        marks = ", ".join("?" for _ in sinks)
+        rows = self._conn.query(
+            "SELECT seq, event_id, sink, kind, body, tries FROM outbox"
+            f" WHERE status = 'unrendered' AND sink IN ({marks}) ORDER BY seq",
+            tuple(sinks),
+        )
+        return [OutboxEvent(*row) for row in rows]
+
+    def rendered(self, seq: int, body: str) -> None:
+        """An unrendered event now has its body: it is pending, in its place."""
+        with self._conn.tx() as db:
+            db.execute(
+                "UPDATE outbox SET body = ?, status = 'pending' WHERE seq = ?"
+                " AND status = 'unrendered'",
+                (body, seq),
+            )
 
     def delivered(self, seq: int, answer: str | None = None) -> None:
         self.delivered_many([(seq, answer)])
@@ -108,12 +142,14 @@ class Events:
         return out
 
     def undelivered_by_sink(self) -> dict[str, int]:
-        """Events still to deliver (pending, or kept after their endpoint was gone) by sink.
-        In a shared store, not those of sinks a live run delivers (``own_sinks``)."""
+        """Events still to deliver (pending, unrendered, or kept after their endpoint was
+        gone) by sink. In a shared store, not those of sinks a live run delivers
+        (``own_sinks``)."""
         return {
             sink: int(n)
             for sink, n in self._conn.query(
-                "SELECT sink, count(*) FROM outbox WHERE status IN ('pending', 'disabled')"
+                "SELECT sink, count(*) FROM outbox"
+                " WHERE status IN ('pending', 'unrendered', 'disabled')"
                 " GROUP BY sink ORDER BY sink"
             )
             if self._conn.locks.is_free(lock_key("sink-owner", sink))
@@ -139,16 +175,17 @@ class Events:
             return db.execute(
                 "UPDATE outbox SET status = 'dropped',"
                 " last_error = ? || CASE WHEN last_error = '' THEN '' ELSE '; before: ' || last_error END"
-                " WHERE sink = ? AND status IN ('pending', 'disabled')",
+                " WHERE sink = ? AND status IN ('pending', 'unrendered', 'disabled')",
                 (note, sink),
             ).rowcount
 
     def by_sink(self) -> list[dict[str, Any]]:
-        """Per sink: events by status and the oldest one still undelivered."""
+        """Per sink: events by status (an unrendered one counts as pending) and the
+        oldest one still undelivered."""
         rows = self._conn.query(
-            "SELECT sink,"
-            f" {', '.join(_count_where(s) for s in ('pending', 'disabled', 'delivered', 'dropped'))},"
-            " min(CASE WHEN status IN ('pending', 'disabled') THEN created_at END)"
+            "SELECT sink, sum(CASE WHEN status IN ('pending', 'unrendered') THEN 1 ELSE 0"
+            f" END), {', '.join(_count_where(s) for s in ('disabled', 'delivered', 'dropped'))},"
+            " min(CASE WHEN status IN ('pending', 'unrendered', 'disabled') THEN created_at END)"
             " FROM outbox GROUP BY sink ORDER BY sink"
         )
         keys = ("sink", "pending", "disabled", "delivered", "dropped", "oldest_undelivered")
