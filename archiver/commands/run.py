@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -288,6 +289,14 @@ def _combined_line(reports: list[dict[str, Any]], policies: int, budget: BatchBu
     pending = sum(int(r["totals"].get("pending", 0)) for r in reports)
     if pending:
         shown += f", pending {pending}"
+    # A campaign can fail with no attempt failed (one it could not list): said here too,
+    # or the line reads "failed 0" beside exit 1.
+    broken = Counter(
+        str(c.get("status")) for r in reports for c in r.get("campaigns", [])
+        if c.get("status") in ("failed", "aborted")
+    )
+    for status, n in sorted(broken.items()):
+        shown += f"; {n} campaign{'s' if n != 1 else ''} {status}"
     click.echo(f"all {len(reports)} of {policies} policies: {shown}")
     stopped = any((r.get("batch_limit") or {}).get("stopped") for r in reports)
     if stopped or (budget.spent and len(reports) < policies):

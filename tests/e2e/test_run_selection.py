@@ -87,3 +87,22 @@ def test_a_folder_without_policies_is_a_usage_error(tmp_path):
     result = run_cli(["run", str(tmp_path / "empty")], _env(), cwd=tmp_path)
     assert result.returncode == 2
     assert "no policy files" in result.stderr
+
+
+def test_the_combined_line_names_failed_campaigns_when_no_attempt_failed(capsys):
+    # A campaign that could not be listed fails with nothing listed: the attempt counts
+    # alone read "failed 0" beside exit 1.
+    from archiver.commands.run import _combined_line
+    from archiver.engine.budget import BatchBudget
+
+    totals = {"listed": 10, "archived": 10, "skipped": 0, "quarantined": 0, "failed": 0,
+              "held": 0}
+    reports = [
+        {"totals": totals, "campaigns": [{"status": "done"}, {"status": "failed"}]},
+        {"totals": {**totals, "listed": 0, "archived": 0},
+         "campaigns": [{"status": "failed"}, {"status": "aborted"}]},
+    ]
+    _combined_line(reports, 2, BatchBudget())
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("all 2 of 2 policies: listed 10, archived 10,")
+    assert line.endswith("failed 0, held 0; 1 campaign aborted; 2 campaigns failed"), line
