@@ -148,7 +148,10 @@ def _campaign_lines(console: Console, c: dict[str, Any], interrupted: bool) -> N
         return interrupted and r["state"] == "failed" and stopped_by_interruption(r["reason"])
 
     left = sum(r["count"] for r in c["reasons"] if left_by_the_stop(r))
-    for r in [r for r in c["reasons"] if not left_by_the_stop(r)][:MAX_REASONS]:
+    # Pending attempts (a run stopped at --max-batches) have no reason of their own: the
+    # campaign's own line below says how many are left, and why.
+    shown = [r for r in c["reasons"] if not left_by_the_stop(r) and r["state"] != "pending"]
+    for r in shown[:MAX_REASONS]:
         _line(console, f"  {c['id']}: {r['count']} {r['state']}: {r['reason']}")
     if shown_status(c, interrupted) == "interrupted" or left:
         _line(console, f"  {c['id']}: {RESUME} ({left:,} not done yet)")

@@ -4,6 +4,7 @@ the rest pending, and the next run goes on exactly where it stopped."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,11 @@ def test_one_batch_then_a_full_run_ends_as_one_uninterrupted_run(tmp_path, start
                      "--metrics", str(metrics)], env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert STOPPED_LINE in first.stdout
+    # Why attempts are pending is the campaign's stopped line; never "N pending: " with
+    # nothing after it.
+    assert not re.search(r": \d+ pending:", first.stdout), first.stdout
+    assert re.search(r": stopped: stopped at --max-batches 1: \d+ attempt\(s\) left pending",
+                     first.stdout), first.stdout
     assert LAST_SUCCESS not in metrics.read_text(), "attempts left pending: no success yet"
     report = checked_report(tmp_path / "r1.json")
     assert report["batch_limit"] == {"max_batches": 1, "sent": 1, "stopped": True}
