@@ -42,7 +42,7 @@ V008  a plugin stage type no installed plugin provides
 V009  more than one ``retention`` transform
 V010  two audit logs writing the same file
 V011  ``retry.initial_backoff_seconds`` larger than ``retry.max_backoff_seconds``
-V012  an audit log path that is a folder
+V012  an audit log path that is a folder, or is written as one (`audit/`)
 V013  webhook ``url: embedded`` without ``connection.base_url: embedded``
 V014  a path (audit log, file sink, hold file) that resolves, after symlinks, outside the policy's repository
       (the git work tree holding the policy, else its folder) or into its ``.git``

@@ -166,3 +166,14 @@ def test_a_policy_given_as_text_takes_its_base_folders_repository(repo: Path) ->
         load_policy_text(VALID.replace(AUDIT, "    path: ../../x.jsonl\n"), name="inline.yaml",
                          base_dir=repo / "policies")
     assert [d.code for d in caught.value.diagnostics] == ["V014"]
+
+
+@pytest.mark.parametrize("written", ["audit/", "audit/logs/"])
+def test_an_audit_log_written_as_a_folder_is_refused(repo: Path, written: str) -> None:
+    # "audit/" would be written as a file named audit, in the way of a later policy's
+    # audit/ folder.
+    policy, text = _with_audit_path(repo, written)
+    code, output = _validate(policy)
+    assert code == EXIT_CONFIG, output
+    assert output.startswith(f"{policy}:{line_of(text, written)}:11: V012 audit log "), output
+    assert "is a folder, not a file" in output.splitlines()[0]

@@ -106,7 +106,8 @@ def _check(spec: AuditLogSink, ctx: CheckContext) -> Iterable[Finding]:
     except OutsideRepository as err:
         yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
         return
-    if target.is_dir():
+    if target.is_dir() or spec.path.endswith(("/", "\\")):
+        # A path written as a folder ("audit/") would be written as a file named "audit".
         yield Finding(("path",), f"audit log `{ctx.show(spec.path)}` is a folder, not a file",
                       codes.AUDIT_PATH_IS_DIR)
 
