@@ -35,6 +35,11 @@ _NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 def storage_error(what: str, path: Path, err: OSError, *, retry: str = "run again") -> StorageError:
     """One line naming ``path``, what failed and what to do about it."""
     reason = err.strerror or str(err)
+    blocking = _file_in_the_way(path) if err.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if blocking is not None:
+        # mkdir of a path through a file says "File exists": name the file instead.
+        return StorageError(f"{what} {path}: {blocking} is a file, not a folder; choose "
+                            f"another path, then {retry}")
     if err.errno in _NO_SPACE:
         advice = f"free space on the disk holding {path.parent}, then {retry}"
     elif err.errno in _NOT_WRITABLE:
@@ -42,6 +47,18 @@ def storage_error(what: str, path: Path, err: OSError, *, retry: str = "run agai
     else:
         advice = f"check the disk and the path, then {retry}"
     return StorageError(f"{what} {path}: {reason}; {advice}")
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that exists and is not a folder, if any
+    of them (``path`` itself only when it is the last part to be made a folder)."""
+    for part in [path, *path.parents]:
+        try:
+            info = os.stat(part)
+        except OSError:
+            continue
+        return None if stat.S_ISDIR(info.st_mode) else part
+    return None
 
 
 def private_dir(path: Path, what: str, advice: str) -> None:

@@ -125,6 +125,9 @@ def test_a_state_folder_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -
     with pytest.raises(StorageError, match=f"the state folder {blocker / 'state'}: ") as caught:
         open_state(blocker / "state")
     assert caught.value.exit_code == EXIT_STORAGE
+    # Named as what is in the way, not as mkdir's "File exists".
+    assert f"{blocker} is a file, not a folder; choose another path" in str(caught.value)
+    assert "File exists" not in str(caught.value)
 
 
 def test_a_full_store_is_a_storage_error_naming_it_and_stays_usable(tmp_path: Path) -> None:
