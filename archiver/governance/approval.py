@@ -79,22 +79,24 @@ def read(path: Path) -> Approval | None:
 
 
 def parse(raw: bytes, name: str) -> Approval:
-    """The approval in ``raw`` (named ``name`` in errors); ConfigError when it is not one."""
+    """The approval in ``raw`` (named ``name`` in errors); NotApproved (exit 77, as for no
+    approval at all) when it is not one: a policy whose approval file is broken has no
+    valid approval."""
     if len(raw) > _MAX_BYTES:
-        raise ConfigError(f"approval {name} is larger than {_MAX_BYTES // 1024} KiB")
+        raise NotApproved(f"approval {name} is larger than {_MAX_BYTES // 1024} KiB")
     try:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"approval {name} is not YAML: {type(err).__name__}") from err
+        raise NotApproved(f"approval {name} is not YAML: {type(err).__name__}") from err
     if not isinstance(data, dict):
-        raise ConfigError(f"approval {name} is not a mapping")
+        raise NotApproved(f"approval {name} is not a mapping")
     fields = {k: data.get(k) for k in ("sha256", "approved_by", "approved_at")}
     for key, value in fields.items():
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"approval {name}: `{key}` is missing or not text")
+            raise NotApproved(f"approval {name}: `{key}` is missing or not text")
     signature = data.get("signature")
     if signature is not None and not isinstance(signature, str):
-        raise ConfigError(f"approval {name}: `signature` is not text")
+        raise NotApproved(f"approval {name}: `signature` is not text")
     return Approval(
         sha256=str(fields["sha256"]),
         approved_by=str(fields["approved_by"]),
@@ -156,7 +158,10 @@ def state(
 ) -> ApprovalState:
     """Whether the policy text with ``sha256`` is approved, and in what words to say so."""
     path = approval_path(policy_path)
-    approval = read(path)
+    try:
+        approval = read(path)
+    except NotApproved as err:  # a broken approval file approves nothing
+        return ApprovalState(False, str(err))
     if approval is None:
         return ApprovalState(False, f"no approval ({path.name} does not exist)")
     if approval.sha256 != sha256:

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from archiver import jsonsafe
 from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, check_line
-from archiver.errors import EXIT_FAILED, ConfigError
+from archiver.errors import EXIT_FAILED, ConfigError, NotApproved
 from archiver.governance import approval
 
 FORMAT = "archiver-evidence/1"
@@ -255,7 +255,7 @@ def _check_approval(
                                        "one, and nothing here shows who gave it", vouched=False)
     try:
         found = approval.parse(str(text).encode("utf-8"), "in the bundle")
-    except ConfigError as err:
+    except NotApproved as err:
         return Check("approval", False, str(err))
     if found.sha256 != sha:
         return Check("approval", False, f"sha256: the approval approves {found.sha256[:12]}, "

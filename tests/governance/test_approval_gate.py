@@ -73,6 +73,21 @@ def test_an_edit_after_approval_is_refused(repo):
     assert "the policy changed since it was approved" in result.stderr
 
 
+@pytest.mark.parametrize(("text", "why"), [
+    ("sha256: [unclosed\n", "is not YAML"),
+    ("- a list\n", "is not a mapping"),
+    ("sha256: abc\napproved_at: now\n", "`approved_by` is missing or not text"),
+])
+def test_a_broken_approval_file_is_no_approval(repo, text, why):
+    # Exit 77, as for no approval at all (it was 78, the code of a broken policy).
+    (repo / (POLICY + ".approved")).write_text(text)
+    result = _run(repo, "--base-url", REAL_TENANT)
+    assert result.returncode == 77, result.stderr
+    assert "is not approved: approval " in result.stderr and why in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (repo / "state").exists()  # refused before the state folder
+
+
 def test_a_required_signature_is_checked_by_run(repo, tmp_path):
     assert run_cli(["approve", POLICY, "--by", "alice@example.com"], _env(),
                    cwd=repo).returncode == 0
