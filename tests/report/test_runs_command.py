@@ -74,9 +74,17 @@ def test_runs_table_shows_every_run(state):
 
 def test_runs_finds_the_state_beside_a_policy(state):
     policy = state.parent / "nightly.yaml"
+    policy.write_text("# the policy; only where it is matters here\n")
     result = invoke("runs", "--policy", str(policy), "--format", "json")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 3
+
+
+def test_a_policy_that_does_not_exist_is_named_as_such(tmp_path):
+    # Not "no state store in /.archiver": the policy is what is missing.
+    result = invoke("runs", "--policy", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert f"'--policy': File '{tmp_path / 'nope.yaml'}' does not exist" in result.output
 
 
 def test_runs_default_state_is_the_current_folder(state, monkeypatch):
