@@ -169,8 +169,11 @@ def _describe(
         return [doc.at_value(path, codes.NOT_ALLOWED,
                              f"`{name}` is `{show(value)}`; expected one of: {choices}{hint}")]
     if kind == "const":
+        # `version: "1"`: the same characters as the number, so the message says which is which.
+        what = (f"the text `{show(value)}` (write it without quotes)"
+                if isinstance(value, str) and value == json.dumps(rule) else f"`{show(value)}`")
         return [doc.at_value(path, codes.NOT_ALLOWED,
-                             f"`{name}` must be {json.dumps(rule)}, not `{show(value)}`")]
+                             f"`{name}` must be {json.dumps(rule)}, not {what}")]
     if kind == "uniqueItems":
         return _duplicates(path, value, doc)
     if kind == "pattern":

@@ -92,6 +92,8 @@ CASES = [
          "`.nan` is not a number a policy takes"),
     Case("infinity", "timeout_seconds: 30", "timeout_seconds: .inf", "timeout_seconds", "P006",
          "`.inf` is not a number a policy takes"),
+    Case("version-as-text", "version: 1", 'version: "1"', 'version: "1"', "S004",
+         '`version` must be 1, not the text `1` (write it without quotes)'),
     Case("unknown-plugin", "  - type: anonymized\n", "  - type: no-such-plugin\n", "no-such-plugin",
          "V008", "unknown filter type `no-such-plugin`"),
 ]
