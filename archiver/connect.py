@@ -202,7 +202,8 @@ def connect(
     if not embedded:
         if settings.client_id is None or settings.client_secret is None:
             raise ConfigError(
-                "CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for a real tenant"
+                f"CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for {target_of(policy, settings).host} "
+                "(any API but the built-in simulator, `embedded`, takes credentials)"
             )
         secret = check_secret("CXONE_CLIENT_SECRET", settings.client_secret.get_secret_value())
         register_secret(secret)

@@ -30,6 +30,9 @@ def test_missing_client_credentials_refuse_before_any_request(tmp_path, start_si
     result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], env, cwd=tmp_path)
     assert result.returncode == 78, result.stderr
     assert "CXONE_CLIENT_SECRET" in result.stderr
+    # The host the credentials are for, not "a real tenant" (this one is on loopback).
+    host = sim.base_url.removeprefix("http://")
+    assert f"must be set for {host} (any API but the built-in simulator" in result.stderr
     assert api_calls(sim) == []
 
 
