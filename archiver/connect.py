@@ -234,7 +234,7 @@ def connect(
         "nothing changes on a real tenant (set base_url, --base-url or CXONE_BASE_URL for one)"
     )
 
-    from archiver.stages.sinks.webhook import signing_key
+    from archiver.webhook_secret import signing_key
 
     receiver = next(
         (

@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import Webhook as ReferenceWebhook
 
 from archiver.connect import resolve_secrets
 from archiver.policy import load_policy
-from archiver.stages.sinks.webhook import signing_key
+from archiver.webhook_secret import signing_key
 from tests.support import WEBHOOK_SECRET, policy_dict, read_report, run_cli, sim_env, write_policy
 
 CAMPAIGN = "5e0b1c2d-0000-4000-8000-0000000000a1"

@@ -12,7 +12,6 @@ Delivery is called by the outbox; this module never decides to drop an event.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -33,6 +32,7 @@ from archiver.policy import _codes as codes
 from archiver.policy.model import EMBEDDED
 from archiver.stages.descriptor import CheckContext, Finding, StageType
 from archiver.templates import DEFAULT_WEBHOOK, CompiledTemplate, load_template
+from archiver.webhook_secret import signing_key
 
 # Upper case by convention; it also tells a variable name from most pasted secrets.
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -49,35 +49,6 @@ class WebhookSink(BaseModel):
     secret_env: str
     template: str | None = None
     timeout_seconds: float = Field(default=10.0, gt=0)
-
-SECRET_PREFIX = "whsec_"
-# The specification asks for at least 24 random bytes (192 bits).
-MIN_SECRET_BYTES = 24
-GENERATE_HINT = (
-    "python3 -c \"import base64,os;print('whsec_'+base64.b64encode(os.urandom(24)).decode())\""
-)
-
-
-def signing_key(secret: str, *, env: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret (``whsec_<base64>``, or the base64 alone).
-
-    ConfigError names the variable ``env`` that held it, never the value.
-    """
-    encoded = secret.strip().removeprefix(SECRET_PREFIX)
-    try:
-        # Strict: the reference libraries skip characters outside the alphabet, so a
-        # secret with any would be read as a different key by the receiver.
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) < MIN_SECRET_BYTES:
-        why = "is not base64" if not key else f"holds {len(key)} bytes"
-        raise ConfigError(
-            f"webhook secret in {env} {why}: a Standard Webhooks secret is `whsec_` followed by "
-            f"the base64 of at least {MIN_SECRET_BYTES} random bytes; generate one with "
-            f"{GENERATE_HINT}"
-        )
-    return key
 
 
 def sign(key: bytes, event_id: str, timestamp: int, body: str) -> str:
