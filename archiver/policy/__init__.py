@@ -64,7 +64,8 @@ V024  a plugin stage type's own check of its options (``StageType.check``), or i
 V025  ``source.type: call_list_attempts`` with more than one campaign (each would list,
       and archive, the same calling list's attempts)
 V026  a ``file`` sink ``path`` with a brace that is not part of ``{campaign}`` or
-      ``{date}`` (a format spec, conversion, attribute, unknown name or literal brace)
+      ``{date}`` (a format spec, conversion, attribute, unknown name or literal brace),
+      or one that runs through a file (``policy.yaml/{campaign}/``)
 T001  a template file that does not exist
 T002  a template that does not compile (template file and line)
 T003  a template that fails to render a sample event to JSON (template file and line),

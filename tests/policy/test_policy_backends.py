@@ -82,6 +82,10 @@ def test_a_cxone_export_policy_without_an_anonymized_filter_is_valid(tmp_path):
          "campaign 1834502: `source.type: call_list_attempts` lists one calling list"),
         ({"file_path": "../elsewhere/{campaign}/"}, "20:11", "V014",
          "outside the policy's repository"),
+        # The policy file itself as a folder: the run failed there after archiving.
+        ({"file_path": "policy.yaml/{campaign}/"}, "20:11", "V026",
+         "archive folder `policy.yaml/{campaign}/` runs through `policy.yaml`, a file, not a "
+         "folder"),
     ],
 )
 def test_cxone_policies_are_refused_at_the_line_at_fault(tmp_path, over, where, code, words):

@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -257,11 +257,33 @@ def _check(spec: FileSink, ctx: CheckContext) -> Iterable[Finding]:
         return
     # Every campaign's folder, on a sample date: each must stay in the repository.
     for campaign in ctx.policy.campaigns or ():
+        filled = fill(spec.path, campaign.id, "date")
         try:
-            ctx.confine(fill(spec.path, campaign.id, "date"), "archive folder")
+            ctx.confine(filled, "archive folder")
         except OutsideRepository as err:
             yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
             return
+        blocking = _file_in_the_way(filled, ctx)
+        if blocking is not None:
+            # The run would fail there only after its first archive call.
+            yield Finding(("path",), f"archive folder `{spec.path}` runs through "
+                          f"`{ctx.show(blocking)}`, a file, not a folder",
+                          codes.BAD_PATH_TEMPLATE)
+            return
+
+
+def _file_in_the_way(written: str, ctx: CheckContext) -> str | None:
+    """The first leading part of the folder ``written`` that exists and is not a folder."""
+    parts = PurePath(written).parts
+    for end in range(1, len(parts) + 1):
+        prefix = str(PurePath(*parts[:end]))
+        try:
+            where = ctx.confine(prefix, "archive folder")
+        except OutsideRepository:
+            continue  # a leading ../ on the way back into the repository
+        if where.exists() and not where.is_dir():
+            return prefix
+    return None
 
 
 def _render_check(template: CompiledTemplate, spec: FileSink) -> tuple[TemplateError, str] | None:
