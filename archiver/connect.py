@@ -230,8 +230,8 @@ def connect(
     from archiver.simulator import Faults, SimConfig, Simulator
 
     log.warning(
-        "connection.base_url is `embedded`: running against the built-in simulator; "
-        "nothing changes on a real tenant (set base_url, --base-url or CXONE_BASE_URL for one)"
+        "running against the built-in simulator (`embedded`); nothing changes on a real "
+        "tenant (a policy names one with connection.base_url, --base-url or CXONE_BASE_URL)"
     )
 
     from archiver.webhook_secret import signing_key
@@ -351,8 +351,8 @@ def _connect_cxone(
     from archiver.simulator.cxone import CxoneSimConfig, CxoneSimulator
 
     log.warning(
-        "connection.base_url is `embedded`: running against the built-in CXone simulator; "
-        "nothing changes on a real tenant"
+        "running against the built-in CXone simulator (`embedded`); nothing changes on a "
+        "real tenant"
     )
     config = CxoneSimConfig()
     if connection.tenant_id:
