@@ -86,11 +86,12 @@ def test_an_audit_line_that_cannot_be_rendered_stops_the_run_and_loses_nothing(
     sent = archive_calls(sim)
     eligible = sim.eligible_ids(CAMPAIGN, set(APPROVED))
     assert set(sim.ledger()) < eligible, "no further batch was sent"
-    # The log stops before the batch it could not render (batches done before it are
-    # there): no line out of order, and not the failed run's end.
+    # The log stops before the batch it could not render: the batches recorded before it
+    # are there (none, when batch 2 finished first: batches run side by side), no line
+    # out of order, and not the failed run's end.
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     events = [line["event"] for line in lines]
-    assert events[0] == "run_started" and set(events[1:]) == {"batch_archived"}
+    assert events[0] == "run_started" and set(events[1:]) <= {"batch_archived"}
     written = len(lines)
 
     # Still broken: the kept event still fails; the run sends nothing and fails again.
