@@ -43,6 +43,9 @@ def command() -> None:
     digest and the one before it. `verify` needs only the bundle and the
     public key: no state store, no network, no repository. Runs must have been
     signed (ARCHIVER_SIGNING_KEY) for their evidence to be bundled.
+
+    Each form's options: `archiver evidence RUN_ID --help`, `archiver evidence
+    verify --help`.
     """
 
 
