@@ -325,11 +325,11 @@ class CampaignJob:
             held_now = self._any_held(listed) or self._contact_held(listed)
             if (listed and not gone and not held_now
                     and (not self.flagged or all(i.anonymized for i in listed))):
+                if self.ctx.halted is not None:
+                    continue  # stays open: the next run resends or reconciles it
                 if not self.ctx.budget.take():
                     self._limited = True  # stays open: the next run resends or reconciles it
                     continue
-                if self.ctx.halted is not None:
-                    continue  # stays open: the next run resends or reconciles it
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
                 self._send(batch, items, resend=True)
                 continue
@@ -399,11 +399,19 @@ class CampaignJob:
                 if (self._stop is not None or self.ctx.cancelled.is_set()
                         or self.ctx.halted is not None):
                     break
-        finally:
-            while inflight:
-                inflight.popleft().result()
+        except BaseException:
+            _settle(inflight)  # the first error goes on; the others' batches are recorded
+            raise
+        # Every batch in flight is recorded before the campaign ends, whatever one of
+        # them raised (a file sink's template failing on a record halts the run): the
+        # campaign's end must not overtake a batch still being archived.
+        failed = _settle(inflight)
+        if failed is not None:
+            raise failed
 
     def _take_budget(self) -> bool:
+        if self.ctx.halted is not None:
+            return False  # the run sends no further batch: none is formed, none counted
         if self.ctx.budget.take():
             return True
         self._limited = True
@@ -592,6 +600,17 @@ class CampaignJob:
             self._paused = None
             self.ctx.observer.resumed(self.cid)
             log.info("campaign %s resumed", self.cid)
+
+
+def _settle(inflight: deque[Future[None]]) -> BaseException | None:
+    """Wait for every future in ``inflight``; the first error any of them raised."""
+    first: BaseException | None = None
+    while inflight:
+        try:
+            inflight.popleft().result()
+        except BaseException as err:  # each is waited for; the first error is raised after
+            first = first or err
+    return first
 
 
 def _id_of(record: AttemptRecord | MalformedRecord) -> str:

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+from archiver.simulator import Faults
 from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
 
 CAMPAIGN = "7e0b1c2d-0000-4000-8000-0000000000f1"
@@ -177,3 +178,49 @@ def test_a_run_event_that_cannot_be_rendered_fails_the_run_and_is_kept(tmp_path,
 
 def pytest_fail(constant: str) -> None:
     raise AssertionError(f"the receiver got {constant}: not JSON")
+
+
+def test_a_file_line_that_cannot_be_rendered_leaves_its_batch_open_and_the_run_ends_after_every_batch(
+    tmp_path, start_sim
+):
+    # The first two batches' records (the lowest ids) cannot be written; the batches after
+    # them are in flight, some answers stalled. The campaign must wait for every batch
+    # in flight before it ends: no batch recorded after the run's end, and the report
+    # counts what the store holds.
+    # Some answers stall (the call took effect): a batch whose file failed is recorded
+    # while others are still in flight.
+    sim = start_sim(Faults(hang_rate=0.5, hang_seconds=1.0), campaign_ids=[CAMPAIGN],
+                    attempts_per_campaign=600, seed=5)
+    env = sim_env(sim)
+    doc = policy_dict([CAMPAIGN])
+    doc["connection"]["api"] = "campaign-archive"
+    doc["connection"]["max_in_flight"] = 4
+    doc["batch"]["max_items"] = 40
+    doc["sinks"] = [
+        {"type": "file", "path": "archive/{campaign}/", "template": "templates/line.json.j2"},
+        {"type": "audit_log", "path": "audit/audit.jsonl"},
+    ]
+    policy = write_policy(tmp_path / "repo" / "policy.yaml", doc)
+    line = policy.parent / "templates" / "line.json.j2"
+    line.parent.mkdir(exist_ok=True)
+    line.write_text('{% if record.id.startswith("att-") and record.id[-7:]|int < 100 %}{"a": NaN}'
+                    '{% else %}{"id": {{ record.id|tojson }}}{% endif %}\n')
+    state, report = tmp_path / "state", tmp_path / "r1.json"
+    first = run_cli(["run", str(policy), "--state", str(state), "--report", str(report)], env)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "Traceback" not in first.stderr
+    assert str(line) in first.stderr
+    totals = read_report(report)["totals"]
+    assert totals["archived"] == len(archived_in_store(state))
+    log = policy.parent / "audit" / "audit.jsonl"
+    events = [json.loads(x)["event"] for x in log.read_text().splitlines()]
+    assert events[-1] == "run_finished" and events.count("run_finished") == 1, events
+
+    line.write_text('{"id": {{ record.id|tojson }}}\n')
+    fixed = run_cli(["run", str(policy), "--state", str(state)], env)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    ledger = sim.ledger()
+    assert set(ledger) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert [a for a, n in ledger.items() if n != 1] == [], "no attempt archived twice"
+    verify = run_cli(["audit", "verify", str(log), "--state", str(state)], env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
