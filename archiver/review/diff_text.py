@@ -65,7 +65,10 @@ def print_diff(d: PolicyDiff, console: Console, *, max_rows: int) -> None:
             markup=False, soft_wrap=True, highlight=False,
         )
     hidden = len(d.changes) - max_rows
-    if hidden > 0:
+    if hidden > 0 and not shown:
+        console.print(f"changed attempts not listed (--max-rows {max_rows}; --max-rows N to list "
+                      "N of them, or --format json for all)")
+    elif hidden > 0:
         console.print(f"... and {hidden} more attempt(s) (--max-rows N, or --format json for all)")
 
 

@@ -98,6 +98,14 @@ def test_diff_lists_exactly_the_attempts_the_change_affects(tmp_path):
         assert any(line.split() == [*kind.split(), str(n)] for line in text.output.splitlines())
     assert f"... and {len(expected) - 3} more attempt(s)" in text.output
 
+    # With none listed there is no "more": the counts stand alone, and the line says how to list.
+    none = diff(str(old), str(new), "--seed", str(SEED), "--count", str(COUNT), "--max-rows", "0")
+    assert none.exit_code == 0
+    assert f"{len(expected)} of {COUNT * len(CAMPAIGNS)} attempts change" in none.output
+    assert "more attempt" not in none.output
+    assert "changed attempts not listed (--max-rows 0;" in none.output
+    assert not any(line.startswith("campaign ") for line in none.output.splitlines())
+
 
 def test_exit_code_flag_and_identical_policies(tmp_path):
     old, new = old_and_new(tmp_path)
