@@ -177,7 +177,9 @@ def _holds(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         try:
             read_hold_file(target, doc.show(written))
         except ConfigError as err:
-            yield doc.at_value(("holds", i), codes.BAD_HOLD_FILE, str(err))
+            # Every problem of the file, each naming its own line there.
+            for problem in (str(err), *err.details):
+                yield doc.at_value(("holds", i), codes.BAD_HOLD_FILE, problem)
 
 
 def _unknown_types(policy: Policy, doc: Document) -> Iterator[Diagnostic]:

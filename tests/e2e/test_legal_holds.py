@@ -189,6 +189,22 @@ def test_validate_test_and_run_refuse_an_impossible_until_day(tmp_path, start_si
                        "3:8: V023 `until`: 2027-02-30 is not a day: day is out of range")
 
 
+def test_validate_lists_every_problem_of_a_hold_file(tmp_path, start_sim):
+    sim = start_sim(Faults(), seed=7, campaign_ids=DEMO_CAMPAIGNS, attempts_per_campaign=10)
+    policy, _ = demo_copy(tmp_path, sim.base_url, sim.webhook_url)
+    hold = policy.parent / "holds" / f"{CASE}.yaml"
+    hold.parent.mkdir()
+    hold.write_text(f"case: {CASE}\nplaced_by: a@b\nuntil: 2027-02-30\ncampaigns: c-1\n"
+                    "attempts: [att-1, 7]\n")
+    env = sim_env(sim, DEMO_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    checked = run_cli(["validate", str(policy)], env)
+    assert checked.returncode == 78
+    out = checked.stdout + checked.stderr
+    for where in ("3:8: V023 `until`", "4:12: V023 `campaigns`", "5:19: V023 `attempts.1`"):
+        assert f"holds/{CASE}.yaml:{where}" in out, out
+    assert "3 errors in 1 of 1 policy" in out
+
+
 @pytest.mark.parametrize(("broken", "where"), [
     ("until: 2027-02-30\n", "3:8: V023 `until`: 2027-02-30 is not a day"),
     ("attempts: []\nattempts: []\n", "4:1: P005 duplicate key `attempts` (first at line 3)"),
