@@ -33,7 +33,7 @@ from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
 from archiver.report.redact import register_secret
-from archiver.report.summary import print_summary
+from archiver.report.summary import print_summary, shown_status
 from archiver.settings import Settings
 from archiver.stages.registry import (
     BuildContext,
@@ -282,18 +282,30 @@ def _select(
 
 
 def _combined_line(reports: list[dict[str, Any]], policies: int, budget: BatchBudget) -> None:
-    counts = ("listed", *FINAL_STATES)
+    def total(key: str, *, interrupted: bool | None = None) -> int:
+        return sum(
+            int(r["totals"].get(key, 0)) for r in reports
+            if interrupted is None or bool(r.get("interrupted")) == interrupted
+        )
+
+    # In an interrupted run, what failed is what the stop left (its summary says "not
+    # done"): counted apart from the failures of the runs that ended.
     shown = ", ".join(
-        f"{key} {sum(int(r['totals'].get(key, 0)) for r in reports)}" for key in counts
+        f"{key} {total(key, interrupted=False if key == 'failed' else None)}"
+        for key in ("listed", *FINAL_STATES)
     )
-    pending = sum(int(r["totals"].get("pending", 0)) for r in reports)
+    pending = total("pending")
     if pending:
         shown += f", pending {pending}"
+    not_done = total("failed", interrupted=True)
+    if not_done:
+        shown += f", not done {not_done}"
     # A campaign can fail with no attempt failed (one it could not list): said here too,
-    # or the line reads "failed 0" beside exit 1.
+    # or the line reads "failed 0" beside exit 1. One only the stop failed was
+    # interrupted, as its policy's summary says.
     broken = Counter(
-        str(c.get("status")) for r in reports for c in r.get("campaigns", [])
-        if c.get("status") in ("failed", "aborted")
+        status for r in reports for c in r.get("campaigns", [])
+        if (status := shown_status(c, bool(r.get("interrupted")))) in ("failed", "aborted")
     )
     for status, n in sorted(broken.items()):
         shown += f"; {n} campaign{'s' if n != 1 else ''} {status}"

@@ -106,3 +106,26 @@ def test_the_combined_line_names_failed_campaigns_when_no_attempt_failed(capsys)
     line = capsys.readouterr().out.strip()
     assert line.startswith("all 2 of 2 policies: listed 10, archived 10,")
     assert line.endswith("failed 0, held 0; 1 campaign aborted; 2 campaigns failed"), line
+
+
+def test_the_combined_line_of_an_interrupted_folder_run_says_not_done_not_failed(capsys):
+    # The stop's leftovers are "not done" and its campaigns interrupted, as the policy's
+    # own summary just said; a campaign that failed on its own is still named.
+    from archiver.commands.run import _combined_line
+    from archiver.engine.budget import BatchBudget
+
+    totals = {"listed": 10, "archived": 8, "skipped": 0, "quarantined": 0, "failed": 2,
+              "held": 0}
+    stopping = "the run is stopping; the call was abandoned (a later run finishes it)"
+    reports = [
+        {"totals": totals, "interrupted": False,
+         "campaigns": [{"status": "done", "reason": ""}]},
+        {"totals": {**totals, "archived": 0, "failed": 10}, "interrupted": True,
+         "campaigns": [{"status": "failed", "reason": "run interrupted"},
+                       {"status": "failed", "reason": f"campaign c: {stopping}"},
+                       {"status": "failed", "reason": "HTTP 500 from GET /attempts"}]},
+    ]
+    _combined_line(reports, 3, BatchBudget())
+    line = capsys.readouterr().out.strip()
+    assert line == ("all 2 of 3 policies: listed 20, archived 8, skipped 0, quarantined 0, "
+                    "failed 2, held 0, not done 10; 1 campaign failed"), line
