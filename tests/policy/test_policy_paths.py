@@ -168,12 +168,14 @@ def test_a_policy_given_as_text_takes_its_base_folders_repository(repo: Path) ->
     assert [d.code for d in caught.value.diagnostics] == ["V014"]
 
 
-@pytest.mark.parametrize("written", ["audit/", "audit/logs/"])
+@pytest.mark.parametrize("written", ["audit/", "audit/logs/", "templates/audit.json.j2/"])
 def test_an_audit_log_written_as_a_folder_is_refused(repo: Path, written: str) -> None:
     # "audit/" would be written as a file named audit, in the way of a later policy's
-    # audit/ folder.
+    # audit/ folder. Nothing is there (or a file is): it is told as written, never as a
+    # folder found.
     policy, text = _with_audit_path(repo, written)
     code, output = _validate(policy)
     assert code == EXIT_CONFIG, output
-    assert output.startswith(f"{policy}:{line_of(text, written)}:11: V012 audit log "), output
-    assert "is a folder, not a file" in output.splitlines()[0]
+    assert output.splitlines()[0] == (
+        f"{policy}:{line_of(text, written)}:11: V012 audit log `{written}` is written as a "
+        "folder (it ends in a slash): name the log's file"), output
