@@ -168,7 +168,8 @@ def test_a_policy_given_as_text_takes_its_base_folders_repository(repo: Path) ->
     assert [d.code for d in caught.value.diagnostics] == ["V014"]
 
 
-@pytest.mark.parametrize("written", ["audit/", "audit/logs/", "templates/audit.json.j2/"])
+@pytest.mark.parametrize("written", ["audit/", "audit/logs/", "templates/audit.json.j2/",
+                                     "audit/.", "audit/logs/./"])
 def test_an_audit_log_written_as_a_folder_is_refused(repo: Path, written: str) -> None:
     # "audit/" would be written as a file named audit, in the way of a later policy's
     # audit/ folder. Nothing is there (or a file is): it is told as written, never as a
@@ -178,4 +179,4 @@ def test_an_audit_log_written_as_a_folder_is_refused(repo: Path, written: str) -
     assert code == EXIT_CONFIG, output
     assert output.splitlines()[0] == (
         f"{policy}:{line_of(text, written)}:11: V012 audit log `{written}` is written as a "
-        "folder (it ends in a slash): name the log's file"), output
+        "folder (it ends in `/` or `/.`): name the log's file"), output

@@ -109,11 +109,12 @@ def _check(spec: AuditLogSink, ctx: CheckContext) -> Iterable[Finding]:
     if target.is_dir():
         yield Finding(("path",), f"audit log `{ctx.show(spec.path)}` is a folder, not a file",
                       codes.AUDIT_PATH_IS_DIR)
-    elif spec.path.endswith(("/", "\\")):
-        # A path written as a folder ("audit/") would be written as a file named "audit";
-        # nothing need be there (or a file is), so it is told as written, not as found.
+    elif spec.path.endswith(("/", "\\")) or spec.path.rsplit("/", 1)[-1] == ".":
+        # A path written as a folder ("audit/", "audit/.") would be written as a file named
+        # "audit"; nothing need be there (or a file is), so it is told as written, not as
+        # found.
         yield Finding(("path",), f"audit log `{spec.path}` is written as a folder (it ends "
-                      "in a slash): name the log's file", codes.AUDIT_PATH_IS_DIR)
+                      "in `/` or `/.`): name the log's file", codes.AUDIT_PATH_IS_DIR)
 
 
 def _render_check(
