@@ -250,8 +250,9 @@ def connect(
         # starts, as the sink would refuse it against a real receiver.
         signing_key(receiver[1], env=receiver[0])
     # No webhook of the policy posts to the receiver (plan lists without sinks): it still
-    # needs a secret to check whatever does arrive.
-    webhook_secret = receiver[1] if receiver is not None else throwaway_webhook_secret()
+    # needs a secret to check whatever does arrive. The sink reads the secret without the
+    # whitespace around it (a line pasted with a space): so is the receiver given it.
+    webhook_secret = receiver[1].strip() if receiver is not None else throwaway_webhook_secret()
     config = SimConfig(
         seed=EMBEDDED_SEED,
         campaign_ids=[c.id for c in policy.campaigns],

@@ -135,3 +135,25 @@ def test_a_malformed_secret_for_the_embedded_receiver_is_one_line_too(tmp_path, 
     assert "Traceback" not in result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.startswith("archiver: error:")]
     assert "webhook secret in DW_WEBHOOK_SECRET" in line and "Standard Webhooks secret" in line
+
+
+def test_a_secret_with_whitespace_around_it_reaches_the_embedded_receiver_as_the_sink_reads_it(
+    tmp_path
+):
+    # The sink reads " whsec_..." without the space; the receiver once read the space
+    # too: a traceback from its own check, or (another length) every delivery refused.
+    doc = policy_dict([CAMPAIGN])
+    doc["campaigns"][0]["on_active"] = "fail"
+    doc["sinks"] = [{"type": "webhook", "url": "embedded", "secret_env": "DW_WEBHOOK_SECRET"}]
+    policy = write_policy(tmp_path / "embedded.yaml", doc)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    env["DW_WEBHOOK_SECRET"] = f" {WEBHOOK_SECRET}\n"
+    result = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "s"), "--report", str(tmp_path / "r.json")],
+        env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    outbox = json.loads((tmp_path / "r.json").read_text())["outbox"]
+    [webhook] = [v for k, v in outbox.items() if k.startswith("webhook")]
+    assert webhook["delivered"] > 0 and webhook["pending"] == 0
