@@ -86,6 +86,9 @@ def test_a_cxone_export_policy_without_an_anonymized_filter_is_valid(tmp_path):
         ({"file_path": "policy.yaml/{campaign}/"}, "20:11", "V026",
          "archive folder `policy.yaml/{campaign}/` runs through `policy.yaml`, a file, not a "
          "folder"),
+        # A name no file system holds: said as what it is, not as a failed plugin check.
+        ({"file_path": "x" * 300 + "/{campaign}/"}, "20:11", "V026",
+         f"runs through `{'x' * 300}`, which cannot be looked at (File name too long)"),
     ],
 )
 def test_cxone_policies_are_refused_at_the_line_at_fault(tmp_path, over, where, code, words):

@@ -266,14 +266,15 @@ def _check(spec: FileSink, ctx: CheckContext) -> Iterable[Finding]:
         blocking = _file_in_the_way(filled, ctx)
         if blocking is not None:
             # The run would fail there only after its first archive call.
+            where, what = blocking
             yield Finding(("path",), f"archive folder `{spec.path}` runs through "
-                          f"`{ctx.show(blocking)}`, a file, not a folder",
-                          codes.BAD_PATH_TEMPLATE)
+                          f"`{ctx.show(where)}`, {what}", codes.BAD_PATH_TEMPLATE)
             return
 
 
-def _file_in_the_way(written: str, ctx: CheckContext) -> str | None:
-    """The first leading part of the folder ``written`` that exists and is not a folder."""
+def _file_in_the_way(written: str, ctx: CheckContext) -> tuple[str, str] | None:
+    """The first leading part of the folder ``written`` that exists and is not a folder,
+    or that cannot be looked at, with what it is."""
     parts = PurePath(written).parts
     for end in range(1, len(parts) + 1):
         prefix = str(PurePath(*parts[:end]))
@@ -281,8 +282,11 @@ def _file_in_the_way(written: str, ctx: CheckContext) -> str | None:
             where = ctx.confine(prefix, "archive folder")
         except OutsideRepository:
             continue  # a leading ../ on the way back into the repository
-        if where.exists() and not where.is_dir():
-            return prefix
+        try:
+            if where.exists() and not where.is_dir():
+                return prefix, "a file, not a folder"
+        except OSError as err:  # a folder that cannot be entered, a name too long
+            return prefix, f"which cannot be looked at ({err.strerror or err})"
     return None
 
 
