@@ -88,6 +88,13 @@ def parse(raw: bytes, name: str) -> Approval:
         data = yaml.safe_load(raw.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as err:
         raise NotApproved(f"approval {name} is not YAML: {type(err).__name__}") from err
+    except (ValueError, RecursionError) as err:
+        # YAML the loader cannot turn into values: a date that does not exist
+        # (2026-02-30), an integer past Python's digit limit, nesting past the stack.
+        raise NotApproved(
+            f"approval {name} is not YAML an approval can hold (a date that does not exist, "
+            "a number too long or nesting too deep)"
+        ) from err
     if not isinstance(data, dict):
         raise NotApproved(f"approval {name} is not a mapping")
     fields = {k: data.get(k) for k in ("sha256", "approved_by", "approved_at")}

@@ -77,6 +77,10 @@ def test_an_edit_after_approval_is_refused(repo):
     ("sha256: [unclosed\n", "is not YAML"),
     ("- a list\n", "is not a mapping"),
     ("sha256: abc\napproved_at: now\n", "`approved_by` is missing or not text"),
+    # YAML the loader cannot convert: once a ValueError or RecursionError traceback.
+    ("sha256: 2026-02-30\n", "is not YAML an approval can hold"),
+    ("sha256: 1" + "0" * 5000 + "\n", "is not YAML an approval can hold"),
+    ("[" * 20_000 + "\n", "is not YAML an approval can hold"),
 ])
 def test_a_broken_approval_file_is_no_approval(repo, text, why):
     # Exit 77, as for no approval at all (it was 78, the code of a broken policy).
