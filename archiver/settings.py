@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     def load(cls, base_url: str | None = None) -> Settings:
         """The environment's settings; ``base_url`` (``--base-url``) wins over CXONE_BASE_URL."""
         settings = cls()
+        if not settings.base_url:
+            # CXONE_BASE_URL set to nothing (an env file's `CXONE_BASE_URL=`) overrides
+            # nothing: the policy's connection.base_url is used, as everywhere else.
+            settings.base_url = None
         if base_url is not None:
             settings.base_url = base_url
             settings._base_url_origin = FROM_OPTION

@@ -212,3 +212,19 @@ def test_a_malformed_base_url_is_one_line_naming_where_it_came_from(
     assert line.startswith(f"archiver: error: {where} "), line
     assert why in result.stderr
     assert api_calls(sim) == [], "a request went out before the URL was refused"
+
+
+@pytest.mark.parametrize("verb", ["run", "plan"])
+def test_an_empty_cxone_base_url_overrides_nothing(tmp_path, start_sim, verb):
+    # `CXONE_BASE_URL=` (set to nothing) is not a malformed URL: the policy's host is used.
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=30)
+    doc = policy_dict([CAMPAIGN])
+    doc["connection"]["base_url"] = sim.base_url
+    policy = write_policy(tmp_path / "p.yaml", doc)
+    env = sim_env(sim, CXONE_BASE_URL="")
+    args = [verb, str(policy)] + (["--state", str(tmp_path / "s")] if verb == "run" else [])
+    result = run_cli(args, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert error_lines(result.stderr) == []
+    assert "overridden" not in result.stderr
+    assert api_calls(sim) != []
