@@ -40,7 +40,8 @@ def format_ms(ns: int) -> str:
     """``ns`` floored to the millisecond, as the API writes dates (UTC, literal Z)."""
     seconds, rest = divmod(ns, _NS)
     whole = datetime.fromtimestamp(seconds, UTC)
-    return f"{whole:%Y-%m-%dT%H:%M:%S}.{rest // MILLISECOND_NS:03d}Z"
+    # The year by hand: strftime's %Y writes year 999 as `999`, which nothing parses back.
+    return f"{whole.year:04d}-{whole:%m-%dT%H:%M:%S}.{rest // MILLISECOND_NS:03d}Z"
 
 
 def floor_ms(ns: int) -> int:

@@ -39,6 +39,17 @@ def test_nothing_to_list_is_a_204_and_no_page(start_sim, backend_for) -> None:
     assert [e["status"] for e in api_requests(sim, "completed")] == [204]
 
 
+def test_a_since_before_the_year_1000_is_sent_with_a_four_digit_year(start_sim, backend_for) -> None:
+    # A valid source.since (V022 accepts it); its year was once written `999`, which the
+    # paging could not read back: a ValueError traceback before the first request.
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    ids = listed_ids(backend_for(sim), cid, since="0999-01-01T00:00:00Z")
+    assert sorted(ids) == sorted(sim.contacts(cid))
+    first = api_requests(sim, "completed")[0]
+    assert first["query"]["updatedSince"] == "0999-01-01T00:00:00.000Z"
+
+
 @pytest.mark.parametrize("inclusive", [True, False], ids=["inclusive", "exclusive"])
 def test_contacts_updated_while_paging_are_listed_once_and_none_is_missed(
     start_sim, backend_for, inclusive
