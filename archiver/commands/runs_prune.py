@@ -40,8 +40,12 @@ class Duration(_ParamType):
         text = str(value).strip().lower()
         if not text or _PART.sub("", text):
             self.fail(f"{value!r} is not a duration like 30d, 12h or 1d12h", param, ctx)
-        seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text))
-        if seconds > MAX_DURATION.total_seconds():
+        parts = _PART.findall(text)
+        # A number of more than 12 digits is past the limit in any unit (and one past
+        # Python's digit limit could not even be converted).
+        too_long = any(len(n.lstrip("0")) > 12 for n, _ in parts)
+        seconds = 0 if too_long else sum(int(n) * _UNITS[u] for n, u in parts)
+        if too_long or seconds > MAX_DURATION.total_seconds():
             self.fail(f"{value!r} is longer than {MAX_DURATION.days} days (100 years): nothing "
                       "finished that long ago", param, ctx)
         return timedelta(seconds=seconds)

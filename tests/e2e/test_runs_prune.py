@@ -127,6 +127,8 @@ def test_history_written_long_ago_is_pruned_by_the_cli_and_a_dry_run_changes_not
     # Past what a date can hold: once a Python OverflowError.
     ("99999999999d", "'99999999999d' is longer than 36500 days (100 years)"),
     ("36501d", "'36501d' is longer than 36500 days"),
+    # Past Python's integer digit limit: once a ValueError traceback.
+    ("9" * 5000 + "d", "is longer than 36500 days (100 years)"),
 ])
 def test_a_bad_duration_is_a_usage_error(tmp_path, duration, words):
     result = run_cli(["runs", "prune", "--state", str(tmp_path), "--older-than", duration], ENV)
