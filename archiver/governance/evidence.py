@@ -99,7 +99,10 @@ def _approval_text(policy_path: Path | None, sha256: str) -> str | None:
         text = file.read_text(encoding="utf-8")
     except OSError:
         return None
-    found = approval.read(file)
+    try:
+        found = approval.read(file)
+    except NotApproved:  # a broken approval file approves nothing, as a missing one
+        return None
     return text if found is not None and found.sha256 == sha256 else None
 
 

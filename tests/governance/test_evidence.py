@@ -132,6 +132,28 @@ def test_a_replaced_digest_is_named(made, tmp_path):
     assert "does not verify with this public key" in result.stdout
 
 
+def test_a_broken_approval_file_is_bundled_as_no_approval(made, tmp_path):
+    # As a missing approval: the bundle is written without one (it was exit 77, the
+    # code of a run refused for want of an approval, and no bundle at all).
+    bundle, public, run_id = made
+    repo = bundle.parent / "repo"
+    approved = repo / "examples" / "demo.yaml.approved"
+    kept = approved.read_text()
+    approved.write_text("- not a mapping\n")
+    try:
+        out = tmp_path / "b.json"
+        result = run_cli(["evidence", run_id, "--out", str(out), "--state", str(repo / "state")],
+                         _env(), cwd=repo)
+    finally:
+        approved.write_text(kept)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["approval"] is None
+    checked = _verify(out, public)
+    assert checked.returncode == 0, checked.stdout
+    assert "no approval bundled (the signed lines show a run against the built-in " \
+        "simulator, which needs none)" in checked.stdout
+
+
 def test_a_run_without_a_signed_digest_cannot_be_bundled(tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
