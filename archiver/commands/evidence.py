@@ -27,7 +27,20 @@ class EvidenceGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] in self.commands:
             return super().resolve_command(ctx, args)
-        return "create", create, args
+        # Named by what stands in its place, so that its usage line and its errors'
+        # hint say `archiver evidence RUN_ID ...`: there is no `evidence create`.
+        return _RUN_ID, create, args
+
+
+_RUN_ID = "RUN_ID"
+
+
+class _CreateCommand(click.Command):
+    """`evidence RUN_ID --out FILE`: the run id is the command's place in the usage line,
+    so it is not listed again after the options."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [piece for piece in super().collect_usage_pieces(ctx) if piece != _RUN_ID]
 
 
 @click.group("evidence", cls=EvidenceGroup, invoke_without_command=False)
@@ -49,7 +62,7 @@ def command() -> None:
     """
 
 
-@click.command("create")
+@click.command("create", cls=_CreateCommand)
 @click.argument("run_id")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the bundle (JSON).")

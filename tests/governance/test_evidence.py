@@ -226,6 +226,30 @@ def test_a_bundle_nested_past_the_parsers_depth_is_refused_in_one_line(tmp_path)
     assert len(result.output.splitlines()) == 1
 
 
+def test_the_bundle_forms_help_and_errors_name_the_form_that_works(made, tmp_path):
+    # `evidence RUN_ID --help` said `Usage: archiver evidence create [OPTIONS] RUN_ID`,
+    # and its errors `Try 'archiver evidence create --help'`: no such form exists
+    # (`create` is read as the run id).
+    from click.testing import CliRunner
+
+    from archiver.cli import cli
+
+    shown = CliRunner().invoke(cli, ["evidence", "r1", "--help"], prog_name="archiver")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[0] == "Usage: archiver evidence RUN_ID [OPTIONS]"
+    missing = CliRunner().invoke(cli, ["evidence", "r1"], prog_name="archiver")
+    assert missing.exit_code == 2
+    assert "Try 'archiver evidence RUN_ID --help' for help." in missing.output
+    assert "evidence create" not in shown.output + missing.output
+    # The form the usage line shows works as written.
+    bundle, _, run_id = made
+    out = tmp_path / "b.json"
+    repo = bundle.parent / "repo"
+    result = run_cli(["evidence", run_id, "--state", str(repo / "state"), "--out", str(out)],
+                     _env(), cwd=repo)
+    assert result.returncode == 0, result.stderr
+
+
 # The report against the run's signed audit lines: each field a signed line states is
 # checked, and one the lines do not state is shown as not vouched for, never verified.
 
