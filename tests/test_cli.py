@@ -45,3 +45,54 @@ def test_help_loads_no_verb():
     assert result.returncode == 0, result.stderr
     assert "Commands:" in result.stdout
     assert result.stdout.rstrip().splitlines()[-1] == "[]"
+
+
+# Options a sub-command takes from its verb's form in the README's Commands table
+# (`archiver runs [--state DIR|URL | --policy FILE]` stands for runs show, outbox, prune).
+_FROM_THE_VERBS_FORM = {"--state", "--policy"}
+
+
+def _readme_forms() -> dict[tuple[str, ...], set[str]]:
+    """Command path -> the long options the README's Commands table shows for it."""
+    import re
+
+    from tests.support import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Commands"):].split("\n\n", 2)[1]
+    forms: dict[tuple[str, ...], set[str]] = {}
+    for snippet in re.findall(r"`(archiver [^`]*)`", table):
+        if snippet.rstrip().endswith("..."):
+            continue  # a form that says it lists only some options
+        words = snippet.split()[1:]
+        path: list[str] = []
+        for word in words:
+            if not re.fullmatch(r"[a-z]+", word):
+                break
+            path.append(word)
+        forms.setdefault(tuple(path), set()).update(
+            re.findall(r"(?<![\w-])--?[a-z][a-z-]*", snippet)
+        )
+    return forms
+
+
+def _command_at(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = importlib.import_module(f"archiver.commands.{path[0]}").command
+    for name in path[1:]:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    if path == ("evidence",):  # `archiver evidence RUN_ID --out FILE`
+        command = importlib.import_module("archiver.commands.evidence").create
+    return command
+
+
+def test_the_readmes_commands_table_shows_every_option_help_does():
+    forms = _readme_forms()
+    assert ("runs", "prune") in forms and ("evidence", "verify") in forms
+    for path, shown in forms.items():
+        missing = [
+            param.opts[0] for param in _command_at(path).params
+            if isinstance(param, click.Option) and not set(param.opts) & shown
+            and not (len(path) > 1 and set(param.opts) & _FROM_THE_VERBS_FORM)
+        ]
+        assert missing == [], f"archiver {' '.join(path)}: not in README's Commands table"
