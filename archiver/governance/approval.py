@@ -70,7 +70,9 @@ def approval_path(policy_path: Path) -> Path:
 def read(path: Path) -> Approval | None:
     """The approval at ``path``; None when there is none; ConfigError when it is unreadable."""
     try:
-        raw = path.read_bytes()
+        # At most one byte past the limit: a link to a device or a pipe has no end.
+        with path.open("rb") as stream:
+            raw = stream.read(_MAX_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as err:
