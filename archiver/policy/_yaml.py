@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,9 +126,14 @@ class _Converter:
         be a number (Python's int conversion limit) is a problem at its spot."""
         try:
             value = self.loader.construct_object(node)
-        except (ValueError, OverflowError):
-            self.problem(node.start_mark, codes.YAML_UNSUPPORTED,
-                         f"`{_excerpt(node.value)}` is too long to be a number")
+        except (ValueError, OverflowError, KeyError):
+            # KeyError: `!!bool maybe`; ValueError: `!!int abc`, or more digits than
+            # Python converts.
+            digits, limit = sum(c.isdigit() for c in node.value), sys.get_int_max_str_digits()
+            what = ("is too long to be a number" if digits > limit > 0
+                    else f"cannot be read as `{node.tag.replace(_TAG, '!!')}`; use plain strings, "
+                    "numbers and booleans")
+            self.problem(node.start_mark, codes.YAML_UNSUPPORTED, f"`{_excerpt(node.value)}` {what}")
             return None
         if isinstance(value, float) and not math.isfinite(value):
             self.problem(node.start_mark, codes.YAML_UNSUPPORTED,

@@ -88,6 +88,12 @@ CASES = [
          "delete_active", "S003", "write true or false"),
     Case("number-past-int-limit", "max_items: 200", "max_items: 2" + "0" * 5000, "max_items: 2",
          "P006", "is too long to be a number"),
+    # A value its explicit tag cannot convert: not "too long" (ValueError), not a
+    # KeyError traceback.
+    Case("int-tag-on-text", "timeout_seconds: 30", "timeout_seconds: !!int abc", "timeout_seconds",
+         "P006", "`abc` cannot be read as `!!int`"),
+    Case("bool-tag-on-text", "max_items: 200", "max_items: 200\n  delete_active: !!bool maybe",
+         "delete_active", "P006", "`maybe` cannot be read as `!!bool`"),
     Case("nan", "timeout_seconds: 30", "timeout_seconds: .nan", "timeout_seconds", "P006",
          "`.nan` is not a number a policy takes"),
     Case("infinity", "timeout_seconds: 30", "timeout_seconds: .inf", "timeout_seconds", "P006",
