@@ -247,23 +247,24 @@ def _api(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         yield doc.at_value(("source", "type"), codes.MISSING_FOR_API,
                            "`source.type: call_list_attempts` needs `source.call_list`, the "
                            "calling list's id")
-    if source.since is not None and not _utc_timestamp(source.since):
+    problem = None if source.since is None else _since_problem(source.since)
+    if problem is not None:
         yield doc.at_value(("source", "since"), codes.BAD_SINCE,
-                           f"`source.since` {source.since!r} is not a UTC timestamp; write "
-                           "it like 2026-11-01T00:00:00Z")
+                           f"`source.since` {source.since!r} is not a UTC timestamp: {problem}")
 
 
-def _utc_timestamp(text: str) -> bool:
-    """Written like 2026-11-01T00:00:00Z, and a time that exists (no 30 February, no 25:00)."""
+def _since_problem(text: str) -> str | None:
+    """What keeps ``text`` from being a UTC timestamp written like 2026-11-01T00:00:00Z
+    that exists (no 30 February, no 25:00); None when it is one."""
     m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d{1,9})?Z", text)
     if m is None:
-        return False
+        return "write it like 2026-11-01T00:00:00Z"
     try:
         year, month, day, hour, minute, second = (int(part) for part in m.groups()[:6])
         datetime(year, month, day, hour, minute, second)
-    except ValueError:
-        return False
-    return True
+    except ValueError as err:
+        return f"no such time ({err})"
+    return None
 
 
 def _fields(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
