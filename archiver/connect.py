@@ -329,9 +329,11 @@ def _connect_cxone(
     application from the environment, or (``base_url: embedded``) the simulator's
     cxone personality in-process with its own demo credentials."""
     connection = policy.connection
-    secrets = resolve_secrets(policy, embedded=connection.base_url == EMBEDDED)
+    # --base-url and CXONE_BASE_URL decide it, as for the campaign archive API.
+    embedded = (settings.base_url or connection.base_url) == EMBEDDED
+    secrets = resolve_secrets(policy, embedded=embedded)
     target = target_of(policy, settings)
-    if (settings.base_url or connection.base_url) != EMBEDDED:
+    if not embedded:
         _announce_host(policy, settings)
         credentials = cxone_credentials(settings)
         if not connection.tenant_id:

@@ -151,3 +151,28 @@ campaigns:
 """
     status, out = validate(tmp_path, text)
     assert status == 78 and "V016" in out
+
+
+def test_an_embedded_webhook_on_a_cxone_policy_is_refused_at_its_line(tmp_path):
+    # The cxone simulator has no receiver: the run would fail only once it started.
+    text = cxone().replace("  tenant_id: 5c2b8f3e-7d41-4b1a-9e0f-2a6c8d4e1b77\n",
+                           "  base_url: embedded\n")
+    text += "  - type: webhook\n    url: embedded\n    secret_env: DW_HOOK\n"
+    status, out = validate(tmp_path, text)
+    assert status == 78, out
+    assert "policy.yaml:22:10: V013 webhook `url: embedded` is the built-in campaign-archive" in out
+    assert "the cxone simulator has none" in out
+
+
+def test_a_run_of_a_cxone_policy_with_an_embedded_webhook_says_why_it_cannot(tmp_path):
+    text = cxone().replace("  tenant_id: 5c2b8f3e-7d41-4b1a-9e0f-2a6c8d4e1b77\n",
+                           "  base_url: embedded\n")
+    text += "  - type: webhook\n    url: embedded\n    secret_env: DW_HOOK\n"
+    (tmp_path / "policy.yaml").write_text(text)
+    result = CliRunner().invoke(
+        cli, ["run", str(tmp_path / "policy.yaml"), "--state", str(tmp_path / "state")],
+        env={"DW_HOOK": "whsec_" + "QUJD" * 8},
+    )
+    assert result.exit_code == 78, result.output
+    assert "the cxone simulator has none" in result.output
+    assert "needs connection.base_url: embedded" not in result.output

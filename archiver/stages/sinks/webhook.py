@@ -29,7 +29,7 @@ from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, WebhookError, WebhookGone
 from archiver.netutil import require_secure_url, url_problem
 from archiver.policy import _codes as codes
-from archiver.policy.model import EMBEDDED
+from archiver.policy.model import CXONE, EMBEDDED
 from archiver.stages.descriptor import CheckContext, Finding, StageType
 from archiver.templates import DEFAULT_WEBHOOK, CompiledTemplate, load_template
 from archiver.webhook_secret import signing_key
@@ -39,6 +39,13 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
 # webhook's secret.
 RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
+
+# The built-in simulator's cxone personality has no webhook receiver.
+NO_CXONE_RECEIVER = (
+    f"webhook `url: {EMBEDDED}` is the built-in campaign-archive simulator's receiver; the "
+    "cxone simulator has none: give the webhook a real https URL, or run `archiver simulate` "
+    "and point the webhook at its /_sim/webhooks"
+)
 
 
 class WebhookSink(BaseModel):
@@ -97,7 +104,10 @@ class Webhook:
         url = spec.url
         if url == EMBEDDED:
             if ctx.webhook_url is None:
-                raise ConfigError("webhook url `embedded` needs connection.base_url: embedded")
+                raise ConfigError(
+                    NO_CXONE_RECEIVER if ctx.policy.connection.api == CXONE
+                    else "webhook url `embedded` needs connection.base_url: embedded"
+                )
             url = ctx.webhook_url
         secret = ctx.secrets.get(spec.secret_env)
         if not secret:
@@ -155,6 +165,8 @@ def _check(spec: WebhookSink, ctx: CheckContext) -> Iterable[Finding]:
     elif spec.url == EMBEDDED and ctx.policy.connection.base_url != EMBEDDED:
         yield Finding(("url",), f"webhook `url: {EMBEDDED}` needs `connection.base_url: "
                       f"{EMBEDDED}`", codes.EMBEDDED_WEBHOOK)
+    elif spec.url == EMBEDDED and ctx.policy.connection.api == CXONE:
+        yield Finding(("url",), NO_CXONE_RECEIVER, codes.EMBEDDED_WEBHOOK)
     if not ENV_NAME.match(spec.secret_env):
         # The value is not quoted: whoever wrote it may have pasted the secret itself.
         yield Finding(("secret_env",), "`secret_env` must name an environment variable in "
