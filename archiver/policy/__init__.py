@@ -43,7 +43,7 @@ V009  more than one ``retention`` transform
 V010  two audit logs writing the same file
 V011  ``retry.initial_backoff_seconds`` larger than ``retry.max_backoff_seconds``
 V012  an audit log path that is a folder, or is written as one (`audit/`)
-V013  webhook ``url: embedded`` without ``connection.base_url: embedded``
+V013  webhook ``url: embedded`` without ``connection.base_url: embedded``, or on a cxone policy (the cxone simulator has no receiver)
 V014  a path (audit log, file sink, hold file) that resolves, after symlinks, outside the policy's repository
       (the git work tree holding the policy, else its folder) or into its ``.git``
 V015  ``secret_env`` naming one of archiver's own variables (any ``CXONE_*``, ``ARCHIVER_*``)
