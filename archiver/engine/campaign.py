@@ -232,8 +232,10 @@ class CampaignJob:
             self.ctx.observer.planned(self.cid, pending)
             # An export changes nothing on the tenant: whether the campaign dials is moot.
             acts = changes_tenant(self.ctx.policy, self.campaign)
-            # With the batch budget spent there is nothing to pause for: no batch goes.
-            if acts and (pending or self.store.batches.open(self.cid)) and not self._spent():
+            # With the batch budget spent, or the run halted (an event it could not render,
+            # while this campaign listed), there is nothing to pause for: no batch goes.
+            if (acts and (pending or self.store.batches.open(self.cid))
+                    and self.ctx.halted is None and not self._spent()):
                 self.check_dialing()
             self.recover_open_batches()
             self.archive_all()
