@@ -62,21 +62,30 @@ def _constant(name: str) -> Any:
 def _float(text: str) -> float:
     number = float(text)
     if not math.isfinite(number):
-        raise NotPlainJson(
-            f"rendered output is not plain JSON: the number {_excerpt(text)} is out of range "
-            "(it reads as infinity)"
-        )
+        raise NotPlainJson(_out_of_range(text))
     return number
+
+
+def _out_of_range(text: str) -> str:
+    return (
+        f"rendered output is not plain JSON: the number {_excerpt(text)} is out of range "
+        "(it reads as infinity)"
+    )
 
 
 def _int(text: str) -> int:
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise NotPlainJson(
             f"rendered output is not plain JSON: an integer of {len(text.lstrip('-')):,} "
             "digits is too long to read"
         ) from None
+    try:
+        float(number)  # a parser that reads numbers as doubles reads this one as infinity
+    except OverflowError:
+        raise NotPlainJson(_out_of_range(text)) from None
+    return number
 
 
 def _check_value(value: Any) -> None:

@@ -28,6 +28,8 @@ def template(folder: Path, text: str):
         ('{"a": Infinity}', "Infinity is not a JSON number"),
         ('{"a": -Infinity}', "-Infinity is not a JSON number"),
         ('{"a": 1e400}', "the number 1e400 is out of range"),
+        ('{"a": -1{{ "0" * 400 }}}', "the number -1000000000"),
+        ('{"a": 1{{ "0" * 400 }}}', "is out of range (it reads as infinity)"),
         ('{"a": {{ "1" * 5000 }}}', "an integer of 5,000 digits is too long"),
         ('{"a": "\\ud800"}', "a lone surrogate (\\ud800)"),
         ('{"\\udfff": 1}', "a lone surrogate (\\udfff)"),
@@ -51,6 +53,7 @@ def test_output_that_is_not_plain_json_is_refused_naming_the_template(tmp_path, 
     "source",
     [
         '{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": -0}',  # a surrogate pair is one character
+        '{"a": 1{{ "0" * 300 }}, "b": 9007199254740993}',  # in a double's range, if rounded
         '{{ "[" * 64 }}{{ "]" * 64 }}',
         '{"a": "\\u00e9\\u0000"}',
     ],
