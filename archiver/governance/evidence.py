@@ -190,6 +190,11 @@ def verify(
 ) -> list[Check]:
     """Every check of the bundle, in the order an auditor reads them. ``allowed_signers``
     (git's allowed-signers format) checks the approval's SSH signature, as ``run`` does."""
+    malformed = _shape_problem(bundle)
+    if malformed is not None:
+        # A bundle is a stranger's file until checked: a part of the wrong type is named,
+        # never followed into a traceback.
+        return [Check("bundle", False, f"not an evidence bundle's shape: {malformed}")]
     checks: list[Check] = []
     report = bundle.get("report") or {}
     run_id = bundle.get("run_id")
@@ -213,6 +218,60 @@ def verify(
     checks.extend(_check_report(report, run_lines))
     checks.append(_check_holds(bundle.get("holds") or []))
     return checks
+
+
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "true or false"), (dict, "an object"), (list, "an array"), (str, "a string"),
+    (int, "a number"), (float, "a number"),
+)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return next((name for t, name in _JSON_TYPES if isinstance(value, t)), type(value).__name__)
+
+
+def _shape_problem(bundle: dict[str, Any]) -> str | None:
+    """The first part of ``bundle`` whose JSON type is not the one a bundle has there (a
+    missing or null part is for the checks to judge)."""
+    wanted: list[tuple[str, object, type]] = [
+        ("run_id", bundle.get("run_id"), str),
+        ("report", bundle.get("report"), dict),
+        ("policy", bundle.get("policy"), dict),
+        ("approval", bundle.get("approval"), str),
+        ("audit", bundle.get("audit"), list),
+        ("holds", bundle.get("holds"), list),
+    ]
+    report, policy = bundle.get("report"), bundle.get("policy")
+    if isinstance(report, dict):
+        for key in ("policy", "target", "totals"):
+            wanted.append((f"report.{key}", report.get(key), dict))
+        campaigns = report.get("campaigns")
+        wanted.append(("report.campaigns", campaigns, list))
+        for i, campaign in enumerate(campaigns if isinstance(campaigns, list) else ()):
+            wanted.append((f"report.campaigns[{i}]", campaign, dict))
+    if isinstance(policy, dict):
+        wanted.append(("policy.text", policy.get("text"), str))
+    audit = bundle.get("audit")
+    for i, part in enumerate(audit if isinstance(audit, list) else ()):
+        wanted.append((f"audit[{i}]", part, dict))
+        if isinstance(part, dict):
+            lines = part.get("lines")
+            wanted.append((f"audit[{i}].lines", lines, list))
+            for key in ("digest", "anchor"):
+                wanted.append((f"audit[{i}].{key}", part.get(key), dict))
+            for j, line in enumerate(lines if isinstance(lines, list) else ()):
+                wanted.append((f"audit[{i}].lines[{j}]", line, str))
+    holds = bundle.get("holds")
+    for i, hold in enumerate(holds if isinstance(holds, list) else ()):
+        wanted.append((f"holds[{i}]", hold, dict))
+    for where, value, kind in wanted:
+        # A part left out (or null) is for the checks to judge; an element of an array
+        # must be there.
+        if (value is not None or where.endswith("]")) and not isinstance(value, kind):
+            return f"`{where}` is {_kind(value)}, not {_kind(kind())}"
+    return None
 
 
 def _check_holds(holds: list[Any]) -> Check:

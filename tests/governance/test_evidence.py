@@ -451,3 +451,29 @@ def test_a_bundled_hold_file_is_read_with_the_policys_yaml_rules():
         "case: LIT-1\nplaced_by: a@b\nattempts: [att-0]\nattempts: [att-1]\n")}])
     assert not check.ok
     assert check.detail.startswith("hold file holds/LIT-1.yaml:4:1: P005 duplicate key")
+
+
+@pytest.mark.parametrize(("where", "value", "said"), [
+    (("holds",), 7, "`holds` is a number, not an array"),
+    (("report",), [1], "`report` is an array, not an object"),
+    (("report", "campaigns"), 7, "`report.campaigns` is a number, not an array"),
+    (("report", "policy"), "x", "`report.policy` is a string, not an object"),
+    (("policy",), 7, "`policy` is a number, not an object"),
+    (("audit",), "x", "`audit` is a string, not an array"),
+    (("audit", 0), None, "`audit[0]` is null, not an object"),
+    (("audit", 0, "lines"), 7, "`audit[0].lines` is a number, not an array"),
+    (("audit", 0, "lines", 0), {"a": 1}, "`audit[0].lines[0]` is an object, not a string"),
+])
+def test_a_bundle_part_of_the_wrong_type_fails_in_one_line(made, tmp_path, where, value, said):
+    # A bundle is a stranger's file: a part of the wrong type is named, not a traceback.
+    def change(data: dict) -> None:
+        node = data
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = value
+
+    result = _verify(_tampered(made, tmp_path, change), made[1])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"FAIL bundle: not an evidence bundle's shape: {said}" in result.stdout
+    assert result.stdout.rstrip().endswith("DOES NOT VERIFY")
