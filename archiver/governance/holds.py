@@ -104,7 +104,7 @@ def read_hold_file(path: Path, shown: str) -> HoldFile:
 def parse_hold_file(text: str, shown: str) -> HoldFile:
     """The hold file whose text is ``text``; ConfigError naming ``shown`` and the line of
     its first problem (the others, if any, as its details)."""
-    parsed = parse(text, shown)
+    parsed = parse(text, shown, "hold file")
     if isinstance(parsed, list):
         raise _refused(parsed)
     try:

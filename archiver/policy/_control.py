@@ -17,11 +17,12 @@ _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 _CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
 
 
-def control_characters(text: str, file: str) -> list[Diagnostic]:
+def control_characters(text: str, file: str, kind: str = "policy") -> list[Diagnostic]:
     """One diagnostic per line holding a character YAML refuses (a NUL byte, an escape).
 
     PyYAML refuses them before it reads a line and says only "position 436": point at
-    the line and column instead, the way every other problem is reported.
+    the line and column instead, the way every other problem is reported. ``kind`` names
+    what the text is (a policy, a hold file, a policy test file).
     """
     found: list[Diagnostic] = []
     line, line_start, last_line = 1, 0, 0
@@ -38,7 +39,7 @@ def control_characters(text: str, file: str) -> list[Diagnostic]:
         name = f" ({_CONTROL_NAMES[point]})" if point in _CONTROL_NAMES else ""
         found.append(Diagnostic(
             file, line, match.start() - line_start + 1, codes.CONTROL_CHARACTER,
-            f"character U+{point:04X}{name} is not allowed in a policy; "
-            "remove it (a policy is plain text)",
+            f"character U+{point:04X}{name} is not allowed in a {kind}; "
+            f"remove it (a {kind} is plain text)",
         ))
     return found

@@ -166,9 +166,10 @@ class _Converter:
         return out
 
 
-def parse(text: str, file: str) -> Parsed | list[Diagnostic]:
-    """The document in ``text``, or every problem found while reading it."""
-    control = control_characters(text, file)
+def parse(text: str, file: str, kind: str = "policy") -> Parsed | list[Diagnostic]:
+    """The document in ``text``, or every problem found while reading it; ``kind`` names
+    what the text is, in the words of its problems."""
+    control = control_characters(text, file, kind)
     if control:
         return control
     try:

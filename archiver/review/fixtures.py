@@ -189,7 +189,7 @@ def from_file(path: Path) -> Fixtures:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UsageError(f"fixtures {path} are not UTF-8 text") from None
-    parsed = parse(text, str(path))
+    parsed = parse(text, str(path), "fixtures file")
     if isinstance(parsed, list):
         raise UsageError("invalid fixtures: " + "; ".join(d.format() for d in parsed))
     if not isinstance(parsed.data, list):

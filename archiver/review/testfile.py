@@ -126,7 +126,7 @@ def load_test_file(path: Path) -> TestFile | list[Diagnostic]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         return [Diagnostic(file, raw[: err.start].count(b"\n") + 1, 1, UNREADABLE, "not UTF-8 text")]
-    parsed = parse(text, file)
+    parsed = parse(text, file, "policy test file")
     if isinstance(parsed, list):
         return parsed
     data, positions = parsed.data, parsed.positions

@@ -129,3 +129,9 @@ def test_every_problem_of_a_hold_file_is_listed(tmp_path):
         HoldSet(files)
     assert str(caught.value).startswith("hold file a.yaml:3:8: V023 `until`")
     assert [d[:33] for d in caught.value.details] == ["hold file a.yaml:4:12: V023 `camp"]
+
+
+def test_a_control_character_in_a_hold_file_is_told_as_in_a_hold_file(tmp_path):
+    refused = _refused(tmp_path, "case: LIT-1\nplaced_by: a@b\x00\nattempts: [att-1]\n")
+    assert refused.startswith("hold file a.yaml:2:15: P008 character U+0000 (NUL) is not "
+                              "allowed in a hold file; remove it (a hold file is plain text)")
