@@ -42,6 +42,7 @@ from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
 from archiver.engine.context import RunContext, RunHalted, as_record
 from archiver.engine.pipeline import Pipeline
+from archiver.engine.records import Decision
 from archiver.errors import (
     ApiError,
     ArchiverError,
@@ -291,16 +292,33 @@ class CampaignJob:
         for page in self.backend.pages(self.cid, since=self._since):
             if self.ctx.cancelled.is_set():
                 raise Interrupted("run interrupted while listing")
-            decisions = [
-                self.pipeline.decide(record, fallback_id=f"(no id, offset {offset + i})")
-                for i, record in enumerate(page.records)
-            ]
+            decisions: list[Decision] = []
+            try:
+                for i, record in enumerate(page.records):
+                    decisions.append(self.pipeline.decide(
+                        record, fallback_id=f"(no id, offset {offset + i})"))
+            except CampaignAborted as err:
+                # The listing stops at the attempt that aborts the campaign: it and the
+                # page's attempts before it are recorded (those pending fail with the
+                # campaign's reason), so every attempt counted as listed has its state.
+                self._record_until_abort(decisions, page.records[len(decisions)], err)
+                raise
             offset += len(page.records)
             self.store.attempts.record_listed(self.run_id, self.cid, decisions)
             if page.watermark is not None:
                 self._watermark = page.watermark
             self.ctx.crash_point("page_listed")
             self.ctx.observer.listed(self.cid, len(decisions))
+
+    def _record_until_abort(
+        self, decisions: list[Decision], record: AttemptRecord | MalformedRecord,
+        err: CampaignAborted,
+    ) -> None:
+        attempt = record if isinstance(record, AttemptRecord) else None
+        decisions.append(Decision(attempt_id=_id_of(record), kind="quarantine",
+                                  reason=err.reason, attempt=attempt))
+        self.store.attempts.record_listed(self.run_id, self.cid, decisions)
+        self.ctx.observer.listed(self.cid, len(decisions))
 
     def keep_watermark(self) -> None:
         """The next run lists from where this one ended, once nothing it listed is left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from archiver.simulator import Faults
@@ -188,10 +189,22 @@ def test_on_violation_abort_stops_that_campaign_before_anything_is_archived(tmp_
     assert archive_calls == []
     report = read_report(tmp_path / "r.json")
     assert sorted(c["id"] for c in report["campaigns"]) == sorted(CAMPAIGNS[:2])
+    states = ("archived", "skipped", "quarantined", "failed", "held")
     for c in report["campaigns"]:
         assert c["status"] == "aborted"
         assert "not anonymized (on_violation: abort)" in c["reason"]
         assert c["archived"] == 0
+        # Every attempt counted as listed has its state, the one that aborted included:
+        # the listing stops there, and that attempt is set aside as not anonymized.
+        assert c["listed"] > 0 and c["listed"] == sum(c[s] for s in states), c
+        assert c["quarantined"] >= 1
+    with sqlite3.connect(tmp_path / "s" / "state.db") as db:
+        rows = db.execute("SELECT campaign_id, state, reason FROM attempts").fetchall()
+    assert len(rows) == sum(c["listed"] for c in report["campaigns"])
+    for cid in CAMPAIGNS[:2]:
+        aborting = [r for r in rows if r[0] == cid and r[1] == "quarantined"
+                    and "not anonymized (on_violation: abort)" in (r[2] or "")]
+        assert len(aborting) == 1, rows
 
 
 def test_on_active_skip_records_a_dialing_campaigns_attempts_skipped_and_the_run_succeeds(
