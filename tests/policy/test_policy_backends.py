@@ -164,6 +164,18 @@ def test_an_embedded_webhook_on_a_cxone_policy_is_refused_at_its_line(tmp_path):
     assert "the cxone simulator has none" in out
 
 
+def test_an_embedded_webhook_on_a_cxone_tenant_policy_is_not_told_to_embed_the_connection(
+    tmp_path,
+):
+    # `connection.base_url: embedded` would not give it a receiver either.
+    text = cxone() + "  - type: webhook\n    url: embedded\n    secret_env: DW_HOOK\n"
+    status, out = validate(tmp_path, text)
+    assert status == 78, out
+    assert "V013 webhook `url: embedded` is the built-in campaign-archive" in out
+    assert "the cxone simulator has none" in out
+    assert "needs `connection.base_url: embedded`" not in out
+
+
 def test_a_run_of_a_cxone_policy_with_an_embedded_webhook_says_why_it_cannot(tmp_path):
     text = cxone().replace("  tenant_id: 5c2b8f3e-7d41-4b1a-9e0f-2a6c8d4e1b77\n",
                            "  base_url: embedded\n")

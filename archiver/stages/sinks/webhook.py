@@ -162,11 +162,12 @@ def _check(spec: WebhookSink, ctx: CheckContext) -> Iterable[Finding]:
         spec.url, f"`sinks[{ctx.index}].url`", otherwise=f" or `{EMBEDDED}`")
     if problem:
         yield Finding(("url",), problem, codes.INSECURE_URL)
+    elif spec.url == EMBEDDED and ctx.policy.connection.api == CXONE:
+        # Whatever its base_url: `base_url: embedded` would not give a cxone policy one.
+        yield Finding(("url",), NO_CXONE_RECEIVER, codes.EMBEDDED_WEBHOOK)
     elif spec.url == EMBEDDED and ctx.policy.connection.base_url != EMBEDDED:
         yield Finding(("url",), f"webhook `url: {EMBEDDED}` needs `connection.base_url: "
                       f"{EMBEDDED}`", codes.EMBEDDED_WEBHOOK)
-    elif spec.url == EMBEDDED and ctx.policy.connection.api == CXONE:
-        yield Finding(("url",), NO_CXONE_RECEIVER, codes.EMBEDDED_WEBHOOK)
     if not ENV_NAME.match(spec.secret_env):
         # The value is not quoted: whoever wrote it may have pasted the secret itself.
         yield Finding(("secret_env",), "`secret_env` must name an environment variable in "
