@@ -49,17 +49,28 @@ def test_output_that_is_not_plain_json_is_refused_naming_the_template(tmp_path, 
     assert "\n" not in str(info.value)
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
-    "source",
+    ("source", "expected"),
     [
-        '{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": -0}',  # a surrogate pair is one character
-        '{"a": 1{{ "0" * 300 }}, "b": 9007199254740993}',  # in a double's range, if rounded
-        '{{ "[" * 64 }}{{ "]" * 64 }}',
-        '{"a": "\\u00e9\\u0000"}',
+        # a surrogate pair is one character
+        ('{"a": "\\ud83d\\ude00", "b": 1.5e300, "c": -0}', {"a": "\U0001f600", "b": 1.5e300, "c": 0}),
+        # in a double's range, if rounded
+        ('{"a": 1{{ "0" * 300 }}, "b": 9007199254740993}', {"a": 10**300, "b": 9007199254740993}),
+        ('{{ "[" * 64 }}{{ "]" * 64 }}', _nested(64)),
+        ('{"a": "\\u00e9\\u0000"}', {"a": "\u00e9\u0000"}),
     ],
 )
-def test_plain_json_passes(tmp_path, source):
+def test_plain_json_passes(tmp_path, source, expected):
     value = template(tmp_path, source).render_json({})
+    assert value == expected
+    # and it goes out as strict JSON, UTF-8 encodable
     json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
