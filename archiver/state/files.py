@@ -35,10 +35,10 @@ _NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 def storage_error(what: str, path: Path, err: OSError, *, retry: str = "run again") -> StorageError:
     """One line naming ``path``, what failed and what to do about it."""
     reason = err.strerror or str(err)
-    blocking = _file_in_the_way(path) if err.errno in (errno.EEXIST, errno.ENOTDIR) else None
-    if blocking is not None:
+    blocking = blocking_part(path) if err.errno in (errno.EEXIST, errno.ENOTDIR) else None
+    if blocking is not None and blocking[1] == NOT_A_FOLDER:
         # mkdir of a path through a file says "File exists": name the file instead.
-        return StorageError(f"{what} {path}: {blocking} is a file, not a folder; choose "
+        return StorageError(f"{what} {path}: {blocking[0]} is {NOT_A_FOLDER}; choose "
                             f"another path, then {retry}")
     if err.errno in _NO_SPACE:
         advice = f"free space on the disk holding {path.parent}, then {retry}"
@@ -49,15 +49,24 @@ def storage_error(what: str, path: Path, err: OSError, *, retry: str = "run agai
     return StorageError(f"{what} {path}: {reason}; {advice}")
 
 
-def _file_in_the_way(path: Path) -> Path | None:
-    """The nearest of ``path`` and its parents that exists and is not a folder, if any
-    of them (``path`` itself only when it is the last part to be made a folder)."""
-    for part in [path, *path.parents]:
+NOT_A_FOLDER = "a file, not a folder"
+
+
+def blocking_part(path: Path) -> tuple[Path, str] | None:
+    """What keeps the folder ``path`` from being made: its first leading part (``path``
+    itself included) that exists and is not a folder (NOT_A_FOLDER), or that cannot be
+    looked at (a folder that cannot be entered, a name too long), with what it is; None
+    when nothing is in the way. Links are followed, as mkdir follows them."""
+    for end in range(1, len(path.parts) + 1):
+        part = Path(*path.parts[:end])
         try:
             info = os.stat(part)
-        except OSError:
-            continue
-        return None if stat.S_ISDIR(info.st_mode) else part
+        except FileNotFoundError:
+            return None  # nothing past a missing part exists
+        except OSError as err:
+            return part, f"which cannot be looked at ({err.strerror or err})"
+        if not stat.S_ISDIR(info.st_mode):
+            return part, NOT_A_FOLDER
     return None
 
 

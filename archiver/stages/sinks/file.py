@@ -31,7 +31,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -42,7 +42,7 @@ from archiver.errors import ConfigError, TemplateError
 from archiver.policy import _codes as codes
 from archiver.policy.paths import OutsideRepository
 from archiver.stages.descriptor import CheckContext, Finding, StageType
-from archiver.state.files import fsync_dir, storage_error
+from archiver.state.files import blocking_part, fsync_dir, storage_error
 from archiver.templates import CompiledTemplate, load_template
 
 if TYPE_CHECKING:
@@ -263,31 +263,15 @@ def _check(spec: FileSink, ctx: CheckContext) -> Iterable[Finding]:
         except OutsideRepository as err:
             yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
             return
-        blocking = _file_in_the_way(filled, ctx)
+        # Looked at as written (a link is named as the link), from the policy's folder.
+        base = ctx.confine(".", "archive folder")
+        blocking = blocking_part(Path(os.path.normpath(base / filled)))
         if blocking is not None:
             # The run would fail there only after its first archive call.
-            where, what = blocking
+            where = os.path.relpath(blocking[0], base)
             yield Finding(("path",), f"archive folder `{spec.path}` runs through "
-                          f"`{ctx.show(where)}`, {what}", codes.BAD_PATH_TEMPLATE)
+                          f"`{ctx.show(where)}`, {blocking[1]}", codes.BAD_PATH_TEMPLATE)
             return
-
-
-def _file_in_the_way(written: str, ctx: CheckContext) -> tuple[str, str] | None:
-    """The first leading part of the folder ``written`` that exists and is not a folder,
-    or that cannot be looked at, with what it is."""
-    parts = PurePath(written).parts
-    for end in range(1, len(parts) + 1):
-        prefix = str(PurePath(*parts[:end]))
-        try:
-            where = ctx.confine(prefix, "archive folder")
-        except OutsideRepository:
-            continue  # a leading ../ on the way back into the repository
-        try:
-            if where.exists() and not where.is_dir():
-                return prefix, "a file, not a folder"
-        except OSError as err:  # a folder that cannot be entered, a name too long
-            return prefix, f"which cannot be looked at ({err.strerror or err})"
-    return None
 
 
 def _render_check(template: CompiledTemplate, spec: FileSink) -> tuple[TemplateError, str] | None:
