@@ -46,7 +46,6 @@ from archiver.target import Target
 log = logging.getLogger(__name__)
 
 
-
 Stages = tuple[list[Filter], list[Transform]]
 
 

@@ -220,16 +220,15 @@ def verify(
     return checks
 
 
+# JSON's names for what json.loads gives (bool first: it is an int too).
 _JSON_TYPES: tuple[tuple[type, str], ...] = (
     (bool, "true or false"), (dict, "an object"), (list, "an array"), (str, "a string"),
-    (int, "a number"), (float, "a number"),
+    (int, "a number"), (float, "a number"), (type(None), "null"),
 )
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    return next((name for t, name in _JSON_TYPES if isinstance(value, t)), type(value).__name__)
+def _kind(of: type) -> str:
+    return next((name for t, name in _JSON_TYPES if issubclass(of, t)), of.__name__)
 
 
 def _shape_problem(bundle: dict[str, Any]) -> str | None:
@@ -270,7 +269,7 @@ def _shape_problem(bundle: dict[str, Any]) -> str | None:
         # A part left out (or null) is for the checks to judge; an element of an array
         # must be there.
         if (value is not None or where.endswith("]")) and not isinstance(value, kind):
-            return f"`{where}` is {_kind(value)}, not {_kind(kind())}"
+            return f"`{where}` is {_kind(type(value))}, not {_kind(kind)}"
     return None
 
 
