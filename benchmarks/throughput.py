@@ -51,7 +51,9 @@ polled from /proc every 20 ms until it exits. ``getrusage``/``wait4``'s
 ``ru_maxrss`` is not used: it keeps the high-water mark of the address space the
 child was forked from, i.e. this benchmark's own, across ``exec``.
 
-Columns: "API calls" as the simulator counted them (its /_sim/ routes excluded);
+Columns: "CPU s", the client's user + system CPU time over all its threads, from
+``wait4`` (a figure close to the wall time means the client is bound by its own CPU,
+not by the server's latency); "API calls" as the simulator counted them (its /_sim/ routes excluded);
 "needed", the fewest calls that do the job (one token, pages up to the first
 short one, batches of 200), so the difference is speculative listing; "connections",
 the TCP connections the client opened; "archived/eligible", from the simulator's
@@ -187,6 +189,7 @@ class Outcome:
     wall: float
     rss_mb: float
     exit_code: int
+    cpu: float  # the client's CPU seconds (user + system)
     api_requests: int
     needed: int  # the fewest API calls that do the job: token, pages to the first short one, batches
     rate_limited: int
@@ -282,6 +285,7 @@ class Measured:
     wall: float
     rss_mb: float
     exit_code: int
+    cpu: float  # the client's user + system CPU seconds, all its threads
 
 
 def _peak_rss_kib(pid: int) -> int | None:
@@ -326,10 +330,12 @@ def measure(cmd: Sequence[str], env: dict[str, str], out: Path, err: Path) -> Me
             wall = time.perf_counter() - started
             done.set()
             poller.join()
-            proc.wait()
+            # Reaped here for its resource usage (Popen.wait would discard it).
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
         finally:
             watchdog.cancel()
-    return Measured(wall, peak / 1024, proc.returncode)
+    return Measured(wall, peak / 1024, proc.returncode, usage.ru_utime + usage.ru_stime)
 
 
 def client_env(sim: SimProcess) -> dict[str, str]:
@@ -498,6 +504,7 @@ def observe(
         wall=measured.wall,
         rss_mb=measured.rss_mb,
         exit_code=measured.exit_code,
+        cpu=measured.cpu,
         api_requests=int(stats["total_requests"]),  # /_sim/ calls are not counted
         needed=needed,
         rate_limited=int(stats["rate_limited"]),
@@ -550,7 +557,7 @@ def repeated(times: int, run: Callable[[Path], Outcome], work: Path) -> Outcome:
 # -- printing -------------------------------------------------------------------
 
 Cells = Callable[[Outcome], list[str]]
-COMMON = ["client", "wall s", "runs s", "API calls", "needed", "connections", "429s",
+COMMON = ["client", "wall s", "runs s", "CPU s", "API calls", "needed", "connections", "429s",
           "archived/eligible", "peak RSS MB"]
 
 
@@ -575,7 +582,7 @@ def met(ok: bool) -> str:
 
 def print_outcomes(outcomes: Sequence[Outcome], extra: Sequence[str], cells: Cells) -> None:
     rows = [
-        [o.label, f"{o.wall:.2f}", spread(o.walls), f"{o.api_requests:,}", f"{o.needed:,}", f"{o.connections:,}",
+        [o.label, f"{o.wall:.2f}", spread(o.walls), f"{o.cpu:.2f}", f"{o.api_requests:,}", f"{o.needed:,}", f"{o.connections:,}",
          f"{o.rate_limited:,}", f"{o.archived:,}/{o.eligible:,}", f"{o.rss_mb:.0f}", *cells(o)]
         for o in outcomes
     ]

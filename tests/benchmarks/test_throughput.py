@@ -80,7 +80,7 @@ def test_webhook_check_wants_every_event_received_once_and_validly_signed():
 
 def _outcome(wall: float, rss: float, problems: list[str]) -> throughput.Outcome:
     return throughput.Outcome(
-        label="x", wall=wall, rss_mb=rss, exit_code=0, api_requests=10, needed=10,
+        label="x", wall=wall, rss_mb=rss, exit_code=0, cpu=0.5, api_requests=10, needed=10,
         rate_limited=0, connections=1, archived=5, eligible=5, problems=list(problems),
     )
 
@@ -154,3 +154,19 @@ def test_peak_rss_is_the_child_own_not_the_benchmark_process(tmp_path):
     assert small.rss_mb < 100
     assert big.rss_mb > 200
     assert big.wall >= 0.3
+
+
+def test_cpu_is_the_child_own_and_the_exit_code_is_kept(tmp_path):
+    # A child that sleeps uses almost no CPU; one that spins uses about its wall time.
+    # The benchmark's own CPU never counts.
+    sleeper = throughput.measure(
+        [sys.executable, "-c", "import sys, time; time.sleep(0.4); sys.exit(3)"], {},
+        tmp_path / "o", tmp_path / "e",
+    )
+    spinner = throughput.measure(
+        [sys.executable, "-c",
+         "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"],
+        {}, tmp_path / "o", tmp_path / "e",
+    )
+    assert sleeper.exit_code == 3 and spinner.exit_code == 0
+    assert sleeper.cpu < 0.3 < 0.4 <= spinner.cpu
