@@ -3,7 +3,10 @@
 Every listed record goes through the engine's pipeline (archiver.review.verdicts);
 only counts and a few sample attempts are kept, so a campaign of any size plans in
 constant memory. A campaign whose ``anonymized`` filter says ``on_violation: abort``
-and meets an unanonymized attempt *would abort*: the run archives none of it.
+and meets an unanonymized attempt *would abort*: the run archives none of it. A run
+stops listing it at that first violation, so what the plan says the run would record
+of it (``would``) is what was listed up to there; its table still counts the whole
+listing, every violation included, for the people who must fix them.
 
 Dialing: for a campaign the run would act on, plan says what ``on_active`` would make
 the run do. Where the API shows what dials without acting (cxone: the campaign's
@@ -89,12 +92,26 @@ class OutcomeRow:
             self.abort += 1
 
 
+@dataclass(frozen=True)
+class AbortPoint:
+    """Where a run stops listing an aborting campaign: at its first violation, which it
+    records quarantined. What it listed before is recorded as decided, except that an
+    attempt that passes every filter is recorded failed (with the campaign's reason)."""
+
+    attempt_id: str
+    listed: int  # what a run lists of the campaign, the violating attempt included
+    skip: int
+    quarantine: int  # the violating attempt included
+    fail: int
+
+
 @dataclass
 class CampaignPlan:
     id: str
     listed: int = 0
     error: str = ""
     first_abort: str = ""
+    stop: AbortPoint | None = None
     total: OutcomeRow = field(default_factory=OutcomeRow)
     outcomes: dict[str, OutcomeRow] = field(default_factory=dict)
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -115,17 +132,27 @@ class CampaignPlan:
         self.listed += 1
         self.total.add(verdict)
         self.outcomes.setdefault(verdict.outcome or UNPARSED, OutcomeRow()).add(verdict)
-        if verdict.kind == "abort" and not self.first_abort:
+        if verdict.kind == "abort" and self.stop is None:
             self.first_abort = verdict.reason
+            self.stop = AbortPoint(
+                verdict.attempt_id, self.listed, self.total.skip, self.total.quarantine + 1,
+                self.total.archive,
+            )
         if verdict.kind in ("skip", "quarantine"):
             self.reasons[(verdict.kind, verdict.reason)] += 1
         if verdict.line is not None and len(self.sample) < SAMPLE_LINES:
             self.sample.append(verdict.line)
 
     def would(self) -> dict[str, int]:
-        """What the run would record: an aborting campaign archives nothing."""
+        """What the run would record: an aborting campaign archives nothing, and only
+        what was listed up to its first violation is recorded (see AbortPoint)."""
+        if self.stop is not None and not self.error:
+            stop = self.stop
+            return {"listed": stop.listed, "archive": 0, "skip": stop.skip,
+                    "quarantine": stop.quarantine, "fail": stop.fail}
         archive = self.total.archive if self.status == "ok" else 0
-        return {"archive": archive, "skip": self.total.skip, "quarantine": self.total.quarantine}
+        return {"listed": self.listed, "archive": archive, "skip": self.total.skip,
+                "quarantine": self.total.quarantine, "fail": 0}
 
 
 @dataclass
@@ -148,9 +175,12 @@ class Plan:
                 if c.dialing and c.dialing.dialing and c.dialing.run_would == "pause_and_resume"]
 
     def totals(self) -> dict[str, int]:
-        out = {"listed": 0, "archive": 0, "skip": 0, "quarantine": 0, "blocked": 0, "violations": 0}
+        """What the run would record over every campaign (listed, archive, skip, quarantine,
+        fail), and of the whole listings of the aborting ones: ``blocked``, the attempts
+        that pass every filter, and ``violations``."""
+        out = {"listed": 0, "archive": 0, "skip": 0, "quarantine": 0, "fail": 0,
+               "blocked": 0, "violations": 0}
         for c in self.campaigns:
-            out["listed"] += c.listed
             for kind, n in c.would().items():
                 out[kind] += n
             if c.status == "would_abort":
@@ -283,8 +313,12 @@ def _campaign_json(c: CampaignPlan) -> dict[str, Any]:
         "id": c.id,
         "status": c.status,
         "reason": c.reason,
-        "listed": c.listed,
         **c.would(),
+        # An aborting campaign: the attempt a run stops listing it at, and how many the
+        # API lists of it in all (what its outcomes and violations count).
+        "stops_at": None if c.stop is None or c.error else {
+            "attempt_id": c.stop.attempt_id, "whole_listing": c.listed,
+        },
         "blocked": c.total.archive if blocked else 0,
         "violations": c.total.abort,
         "retention_days": {} if blocked else _retention_json(c.total.retention),

@@ -60,10 +60,18 @@ def _print_campaign(c: CampaignPlan, console: Console) -> None:
     table.add_row(f"all {c.listed} listed", str(c.total.archive), str(c.total.skip),
                   str(c.total.quarantine), last, style="bold")
     console.print(table)
-    if blocked:
+    if blocked and c.stop is not None:
+        stop = c.stop
         console.print(
             f"  would abort: {printable(c.reason)}; {c.total.abort} attempt(s) violate, "
             f"{c.total.archive} that pass every filter would not be archived",
+            markup=False, soft_wrap=True,
+        )
+        console.print(
+            f"  a run stops listing it at the first violation (attempt "
+            f"{printable(stop.attempt_id)}, listed {stop.listed} of {c.listed}) and would "
+            f"record skip {stop.skip}, quarantine {stop.quarantine} (the violation "
+            f"included), fail {stop.fail} (those before it that pass every filter)",
             markup=False, soft_wrap=True,
         )
     for item in plan_reasons(c):
@@ -90,7 +98,10 @@ def _print_totals(plan: Plan, console: Console) -> None:
         f"quarantine {t['quarantine']}"
     )
     if t["violations"]:
-        line += f"; {t['blocked']} not archived because their campaign would abort"
+        line += (
+            f", fail {t['fail']}; {t['blocked']} not archived because their campaign would "
+            "abort"
+        )
     console.print(line, markup=False, soft_wrap=True)
     if plan.would_pause:
         shown = ", ".join(printable(c) for c in plan.would_pause)

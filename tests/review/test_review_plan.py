@@ -146,6 +146,32 @@ def test_plan_shows_an_aborting_campaign(tmp_path, start_sim):
     assert text.returncode == 0, text.stderr
     assert "WOULD ABORT" in text.stdout
     assert "would abort: campaign" in text.stdout
+    assert "a run stops listing it at the first violation (attempt " in text.stdout
+
+    # A run stops listing each campaign at its first violation: the plan says what it
+    # records of each, not what the whole listing holds.
+    report_path = tmp_path / "report.json"
+    ran = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
+        sim_env(sim),
+    )
+    assert ran.returncode == 1, ran.stderr[-3000:]
+    report = read_report(report_path)
+    by_id = {c["id"]: c for c in report["campaigns"]}
+    for campaign in plan["campaigns"]:
+        ran_campaign = by_id[campaign["id"]]
+        stop = campaign["stops_at"]
+        assert stop is not None and stop["whole_listing"] == 300 > campaign["listed"]
+        assert (campaign["listed"], campaign["skip"], campaign["quarantine"], campaign["fail"]) == (
+            ran_campaign["listed"], ran_campaign["skipped"], ran_campaign["quarantined"],
+            ran_campaign["failed"],
+        )
+        assert ran_campaign["archived"] == 0
+    totals = plan["totals"]
+    assert (totals["listed"], totals["skip"], totals["quarantine"], totals["fail"]) == (
+        report["totals"]["listed"], report["totals"]["skipped"],
+        report["totals"]["quarantined"], report["totals"]["failed"],
+    )
 
 
 def test_plan_reports_a_campaign_it_cannot_list(tmp_path, start_sim):
