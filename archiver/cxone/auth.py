@@ -35,6 +35,12 @@ def refresh_margin(lifetime: float) -> float:
     return min(MARGIN_CAP_SECONDS, MARGIN_FRACTION * max(0.0, lifetime))
 
 
+# What an access token may hold to go out in an Authorization header as it came
+# (RFC 6750's b64token). Other text cannot: http.client refuses what is not Latin-1,
+# and a space or a line break would split the header or change what a server reads.
+BEARER_TOKEN = r"^[A-Za-z0-9\-._~+/]+=*$"
+
+
 def bearer(token: str) -> dict[str, str]:
     """The request header that carries an access token."""
     return {"Authorization": f"Bearer {token}"}

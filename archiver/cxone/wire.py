@@ -13,6 +13,8 @@ from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from archiver.cxone.auth import BEARER_TOKEN
+
 # Path templates of the calls we make (relative to the base URL).
 TOKEN_PATH = "/oauth/token"
 ATTEMPTS_PATH = "/api/v2/campaigns/{campaign_id}/attempts"
@@ -169,7 +171,7 @@ class ArchiveResponse(_Wire):
 
 
 class TokenResponse(_Wire):
-    access_token: str = Field(alias="access_token")
+    access_token: str = Field(alias="access_token", pattern=BEARER_TOKEN)
     # A lifetime that is not a positive, finite number of seconds (NaN, Infinity, 0, -1)
     # would make the token cache refresh never or always: a protocol error, not a guess.
     expires_in: float = Field(alias="expires_in", gt=0, allow_inf_nan=False)
