@@ -28,6 +28,17 @@ def review_policy(tmp_path: Path, webhook_url: str, on_violation: str = "quarant
     return write_policy(tmp_path / "policy.yaml", doc)
 
 
+def run_and_report(tmp_path: Path, policy: Path, sim, *, exit_code: int) -> dict:
+    """``archiver run POLICY`` against ``sim``: its report, once it exits ``exit_code``."""
+    report_path = tmp_path / "report.json"
+    ran = run_cli(
+        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
+        sim_env(sim),
+    )
+    assert ran.returncode == exit_code, ran.stderr[-3000:]
+    return read_report(report_path)
+
+
 def test_plan_sends_only_reads_and_predicts_the_run(tmp_path, start_sim):
     # One campaign is dialing: a run pauses it, a plan must not.
     sim = start_sim(
@@ -56,13 +67,7 @@ def test_plan_sends_only_reads_and_predicts_the_run(tmp_path, start_sim):
     assert dialing["status"] == "ACTIVE" and len(dialing["history"]) == 1
 
     sim.reset_log()
-    report_path = tmp_path / "report.json"
-    ran = run_cli(
-        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
-        sim_env(sim),
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    report = read_report(report_path)
+    report = run_and_report(tmp_path, policy, sim, exit_code=0)
 
     totals = plan["totals"]
     assert totals["archive"] > 0 and totals["skip"] > 0 and totals["quarantine"] > 0
@@ -150,13 +155,7 @@ def test_plan_shows_an_aborting_campaign(tmp_path, start_sim):
 
     # A run stops listing each campaign at its first violation: the plan says what it
     # records of each, not what the whole listing holds.
-    report_path = tmp_path / "report.json"
-    ran = run_cli(
-        ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report_path)],
-        sim_env(sim),
-    )
-    assert ran.returncode == 1, ran.stderr[-3000:]
-    report = read_report(report_path)
+    report = run_and_report(tmp_path, policy, sim, exit_code=1)
     by_id = {c["id"]: c for c in report["campaigns"]}
     for campaign in plan["campaigns"]:
         ran_campaign = by_id[campaign["id"]]
