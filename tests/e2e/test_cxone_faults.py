@@ -173,3 +173,19 @@ def test_a_token_endpoint_that_stumbles_at_the_start_is_tried_again(tmp_path):
         contacts = set(sim.contacts(sim.campaign_ids[0]))
     assert grants[:3] == [503, 429, 200]
     assert sorted(exported_ids(tmp_path)) == sorted(contacts)
+
+
+def test_a_token_that_is_not_latin_1_ends_the_run_with_a_clear_error_not_a_traceback(tmp_path):
+    # http.client cannot put it in an Authorization header: once a UnicodeEncodeError
+    # traceback at the first API call.
+    answer = {"access_token": "t\u00f6k\u20acn", "token_type": "bearer", "expires_in": 3600}
+    behaviour = Behaviour(served_bodies={"token": (200, json.dumps(answer).encode())})
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, contacts_per_campaign=10), behaviour) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        api_calls = [r for r in sim.requests() if r["path"].startswith("/inContactAPI/")]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "token answer: field `access_token`" in result.stderr
+    assert not api_calls

@@ -98,8 +98,14 @@ class _Wire(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
 
+# What a bearer token may hold (RFC 6750's b64token). Any other text cannot go out in an
+# Authorization header as it came: http.client refuses what is not Latin-1, and a
+# space or a line break would split the header or change what the server reads.
+BEARER_TOKEN = r"^[A-Za-z0-9\-._~+/]+=*$"
+
+
 class TokenAnswer(_Wire):
-    access_token: str = Field(min_length=1)
+    access_token: str = Field(min_length=1, pattern=BEARER_TOKEN)
     token_type: str = "Bearer"
     refresh_token: str | None = None
     expires_in: float = Field(default=3600.0, gt=0)

@@ -3,11 +3,12 @@ HTTP Basic, refresh before expiry, one fresh login on a 401, refused credentials
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from archiver.errors import AuthError
+from archiver.errors import AuthError, TerminalApiError
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests, credentials
 
@@ -106,3 +107,33 @@ def test_refused_credentials_are_an_auth_error_without_the_secret(
     with pytest.raises(AuthError):
         backend.dialing(sim.campaign_ids[0])
     assert len(api_requests(sim, "token")) == 1
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        # Not Latin-1: http.client's UnicodeEncodeError came out as a traceback.
+        pytest.param("leak\u20acme-7Qx2", id="not-latin-1"),
+        # "request failed: Invalid leading whitespace ... 'Bearer leak\\nme-7Qx2'": the
+        # token, escaped past the scrubbing, in the message.
+        pytest.param("leak\nme-7Qx2", id="line-break"),
+        # Sent as Latin-1 bytes and refused twice: "access token refused even after a
+        # fresh login", exit 78, as if the credentials were wrong.
+        pytest.param("leak\u00f6me-7Qx2", id="latin-1"),
+        pytest.param("leak me-7Qx2", id="space"),
+    ],
+)
+def test_a_token_that_is_no_bearer_token_is_an_unreadable_token_answer(
+    start_sim, backend_for, token
+) -> None:
+    sim = start_sim()
+    answer = {"access_token": token, "token_type": "bearer", "expires_in": 3600}
+    sim.set(served_bodies={"token": (200, json.dumps(answer).encode())})
+    backend = backend_for(sim, max_attempts=1)
+    with pytest.raises(TerminalApiError) as caught:
+        backend.dialing(sim.campaign_ids[0])
+    message = str(caught.value)
+    assert not isinstance(caught.value, AuthError), message
+    assert "token answer: field `access_token`" in message and "HTTP 200" in message
+    assert "leak" not in message
+    assert not api_requests(sim, "campaign_skills"), "a call was made with it"
