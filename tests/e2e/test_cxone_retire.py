@@ -209,6 +209,24 @@ def test_prospects_a_removal_answer_leaves_out_are_checked_against_the_listing(t
         check_retired_once(sim, tmp_path, before)
 
 
+def test_a_prospect_a_removal_answer_names_both_removed_and_kept_is_checked_against_the_listing(
+    tmp_path,
+):
+    """Every removal is applied, but its answer names one prospect in successfulRecords
+    and in failedRecords. That proves neither: the prospect left the calling list, so
+    its attempts are retired and archived, not recorded failed (never listed again)."""
+    both = {"successfulRecords": [{"externalId": "P4412-0000", "resultCode": "Removed"}],
+            "failedRecords": [{"externalId": "P4412-0000", "resultCode": "ProspectLocked"}]}
+    behaviour = Behaviour(served_bodies={"remove": (200, json.dumps(both).encode())})
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        before = sim.finalized_attempts("4412")
+        assert "P4412-0000" in before.values()
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
+
+
 def test_sigterm_while_retiring_restarts_the_skills_it_stopped(tmp_path):
     """One SIGTERM stops the run within seconds: calls in flight are abandoned, but the
     skills it stopped are started again before it exits, not left for a later run."""

@@ -3,9 +3,10 @@
 ``DELETE lists/call-lists/{list}/removeProspects`` answers per record: a 200 can
 carry failures, so each attempt is archived or failed by its prospect's result. A
 refusal in the answer to a repeated call (an earlier try's answer was lost to a 5xx
-or a timeout, and that try may have removed the prospect), and every prospect of a
-2xx answer that cannot be read or does not name it, is ``unknown``: the engine lists
-the calling list again, and a prospect gone from it was retired.
+or a timeout, and that try may have removed the prospect), every prospect of a 2xx
+answer that cannot be read, does not name it or names it both removed and kept, is
+``unknown``: the engine lists the calling list again, and a prospect gone from it was
+retired.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ class Retirer:
                 return before, {}, {}
             raw[list_id] = answer.model_dump(by_alias=True)
             refused = {r.external_id: r.result_code for r in answer.failed_records}
+            # Named both removed and kept: the answer contradicts itself, so it proves
+            # neither; the listing shows whether the prospect left.
+            unsure.update(
+                (r.external_id, f"calling list {list_id}: the removeProspects answer names "
+                                f"prospect {r.external_id} both removed and kept")
+                for r in answer.successful_records
+                if r.external_id in refused and r.external_id in pending
+            )
             if repeated:
                 # An earlier try may have removed them (its answer was lost): a refusal
                 # now may only say they are gone.
