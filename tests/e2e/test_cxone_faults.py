@@ -8,7 +8,7 @@ import json
 import sqlite3
 
 from archiver.simulator.cxone import Behaviour, CxoneSimConfig, CxoneSimulator
-from tests.support import run_cli
+from tests.support import read_report, run_cli
 from tests.support_cxone import archive_files, cxone_env, cxone_policy
 
 CONFIG = CxoneSimConfig(campaigns=2, contacts_per_campaign=120)
@@ -189,3 +189,22 @@ def test_a_token_that_is_not_latin_1_ends_the_run_with_a_clear_error_not_a_trace
     assert "Traceback" not in result.stderr
     assert "token answer: field `access_token`" in result.stderr
     assert not api_calls
+
+
+def test_a_contact_twice_in_one_answer_is_counted_once(tmp_path):
+    # Both copies were listed: "listed 3, archived 2, failed 0" on the progress line, and
+    # one row in the state store.
+    contact = {"contactId": 700000005, "lastUpdateTime": "2026-09-01T00:00:05.000Z",
+               "campaignId": 1834501, "primaryDispositionId": 1, "totalDurationSeconds": 30}
+    answer = {"lastPollTime": "2026-09-02T00:00:00.000Z",
+              "completedContacts": [contact, {**contact, "contactId": 700000006}, contact]}
+    behaviour = Behaviour(served_bodies={"completed": (200, json.dumps(answer).encode())})
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, contacts_per_campaign=10), behaviour) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids)
+        report_path = tmp_path / "report.json"
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state"),
+                          "--report", str(report_path)], cxone_env(sim))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "done: listed 2, archived 2, failed 0" in result.stderr, result.stderr[-3000:]
+    assert read_report(report_path)["totals"]["archived"] == 2
+    assert sorted(exported_ids(tmp_path)) == ["700000005", "700000006"]

@@ -170,8 +170,11 @@ def walk(
                 done = done or len(kept) < len(fresh)
                 fresh = kept
         prefix.extend(fresh)
-        new = [row for row in fresh if row.key not in seen]
-        seen.update(row.key for row in new)
+        new: list[Row] = []
+        for row in fresh:
+            if row.key not in seen:  # also a second copy within this one answer
+                seen.add(row.key)
+                new.append(row)
         stats.repeats += len(fresh) - len(new)
         progressed = bool(new) or (skip > 0 and bool(fresh))
         if rebase and prefix:

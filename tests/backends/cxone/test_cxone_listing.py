@@ -3,6 +3,7 @@ are listed once, none missed, checked against the simulator's own contacts."""
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode
 
@@ -173,3 +174,35 @@ def test_a_record_of_another_campaign_is_malformed_not_taken(start_sim, backend_
     )
     assert isinstance(record, MalformedRecord) and record.field == "campaignId"
     assert record.attempt_id == "5"
+
+
+def _contact(contact_id: object, cid: str) -> dict[str, object]:
+    return {"contactId": contact_id, "lastUpdateTime": "2026-09-01T00:00:05.000Z",
+            "campaignId": int(cid), "primaryDispositionId": None, "totalDurationSeconds": 30}
+
+
+def test_a_contact_twice_in_one_answer_is_listed_once(start_sim, backend_for) -> None:
+    """Both copies were once yielded: the engine counted the contact listed twice while
+    the state store kept one row for it ("listed 3, archived 2, failed 0")."""
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    first, second = _contact(700_000_005, cid), _contact("700000006", cid)
+    answer = {"lastPollTime": "2026-09-02T00:00:00.000Z",
+              "completedContacts": [first, second, {**first, "totalDurationSeconds": 31}]}
+    sim.set(served_bodies={"completed": (200, json.dumps(answer).encode())})
+    backend = backend_for(sim)
+    listed = [r for page in backend.pages(cid, since=None) for r in page.records]
+    assert [(r.id, r.duration) for r in listed if isinstance(r, AttemptRecord)] == [
+        ("700000005", 30), ("700000006", 30)]
+    assert len(listed) == 2 and backend.listings[cid].repeats == 1
+
+
+def test_an_attempt_twice_in_one_answer_is_listed_once(start_sim, backend_for) -> None:
+    sim = start_sim()
+    cid, list_id = sim.campaign_ids[0], sim.call_list_ids[0]
+    attempt = {"externalId": "P4412-0001", "contactId": 900_000_001, "agentDispDesc": "Busy"}
+    other = {**attempt, "contactId": 900_000_002}
+    answer = {"resultSet": {"contactAttempts": [attempt, other, attempt]}}
+    sim.set(served_bodies={"attempts": (200, json.dumps(answer).encode())})
+    backend = backend_for(sim, source_type="call_list_attempts", call_list=list_id)
+    assert listed_ids(backend, cid) == ["900000001", "900000002"]
