@@ -44,7 +44,10 @@ def id_text(value: object) -> str | None:
 def row(raw: object, key_field: str, time_field: str | None) -> Row:
     """How paging sees a raw record: its id (else its whole text) and its time."""
     fields = raw if isinstance(raw, Mapping) else {}
-    key = id_text(fields.get(key_field)) or json.dumps(raw, sort_keys=True, default=str)
+    # A record without an id is known by its whole text, after a space: an id is
+    # stripped, so none starts with one, and a bare 5 in the list (text "5") is never
+    # taken for contact 5, which paging would then drop as already seen.
+    key = id_text(fields.get(key_field)) or " " + json.dumps(raw, sort_keys=True, default=str)
     at = None
     if time_field is not None and isinstance(fields.get(time_field), str):
         at = timestamps.parse(fields[time_field])

@@ -206,3 +206,27 @@ def test_an_attempt_twice_in_one_answer_is_listed_once(start_sim, backend_for) -
     sim.set(served_bodies={"attempts": (200, json.dumps(answer).encode())})
     backend = backend_for(sim, source_type="call_list_attempts", call_list=list_id)
     assert listed_ids(backend, cid) == ["900000001", "900000002"]
+
+
+@pytest.mark.parametrize(
+    ("stray", "contact_id"),
+    [(700_000_005, 700_000_005), (-7, -7), (5.5, "5.5")],
+    ids=["number", "negative", "fraction"],
+)
+def test_a_bare_value_in_the_listing_is_not_taken_for_the_contact_with_that_id(
+    start_sim, backend_for, stray, contact_id
+) -> None:
+    """A bare number among the records, the text of which is some contact's id: it is
+    quarantined, and the contact itself is listed. Both were once known to paging by
+    the same text, and the contact was dropped as already seen: never listed, and
+    behind the watermark for good."""
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    answer = {"lastPollTime": "2026-09-02T00:00:00.000Z",
+              "completedContacts": [stray, _contact(contact_id, cid)]}
+    sim.set(served_bodies={"completed": (200, json.dumps(answer).encode())})
+    listed = [r for page in backend_for(sim).pages(cid, since=None) for r in page.records]
+    assert len(listed) == 2, listed
+    bad, good = listed
+    assert isinstance(bad, MalformedRecord) and bad.field == "(record)"
+    assert isinstance(good, AttemptRecord) and good.id == str(contact_id)
