@@ -108,7 +108,9 @@ class TokenAnswer(_Wire):
     access_token: str = Field(min_length=1, pattern=BEARER_TOKEN)
     token_type: str = "Bearer"
     refresh_token: str | None = None
-    expires_in: float = Field(default=3600.0, gt=0)
+    # Missing: CXone's usual hour. Infinity (Python's JSON reads it) would never renew
+    # the token, NaN renew it before every call: a protocol error, as 0 or -1 is.
+    expires_in: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     id_token: str | None = None
 
 

@@ -137,3 +137,20 @@ def test_a_token_that_is_no_bearer_token_is_an_unreadable_token_answer(
     assert "token answer: field `access_token`" in message and "HTTP 200" in message
     assert "leak" not in message
     assert not api_requests(sim, "campaign_skills"), "a call was made with it"
+
+
+@pytest.mark.parametrize("lifetime", ["Infinity", "NaN", "1e400", "0", "-60"])
+def test_a_token_lifetime_that_is_not_a_positive_finite_number_is_a_protocol_error(
+    start_sim, backend_for, lifetime
+) -> None:
+    # Python's JSON reads Infinity, NaN and 1e400 (as inf): an infinite lifetime was
+    # taken, the token then never renewed before it expired.
+    sim = start_sim()
+    body = f'{{"access_token": "abc.def", "token_type": "bearer", "expires_in": {lifetime}}}'
+    sim.set(served_bodies={"token": (200, body.encode())})
+    backend = backend_for(sim, max_attempts=1)
+    with pytest.raises(TerminalApiError) as caught:
+        backend.dialing(sim.campaign_ids[0])
+    assert not isinstance(caught.value, AuthError), str(caught.value)
+    assert "token answer: field `expires_in`" in str(caught.value)
+    assert not api_requests(sim, "campaign_skills")
