@@ -120,8 +120,9 @@ class Discovery(_Wire):
     tenant_id: str | None = Field(default=None, alias="tenantId")
 
 
+# Listing answers name no count (totalRecords), list name or skill name: archiver reads
+# none of them, and one of an unexpected type must not make a page unreadable.
 class CompletedContacts(_Wire):
-    total_records: int | None = Field(default=None, alias="totalRecords")
     last_poll_time: str | None = Field(default=None, alias="lastPollTime")
     completed_contacts: list[Any] = Field(default_factory=list, alias="completedContacts")
 
@@ -132,13 +133,10 @@ class Disposition(_Wire):
 
 
 class Dispositions(_Wire):
-    total_records: int | None = Field(default=None, alias="totalRecords")
     dispositions: list[Disposition] = Field(default_factory=list)
 
 
 class AttemptsResultSet(_Wire):
-    list_name: str | None = Field(default=None, alias="listName")
-    total_records: int | None = Field(default=None, alias="totalRecords")
     contact_attempts: list[Any] = Field(default_factory=list, alias="contactAttempts")
 
 
@@ -165,7 +163,6 @@ class RemoveProspects(_Wire):
 
 class SkillRef(_Wire):
     skill_id: int = Field(alias="skillId")
-    skill_name: str | None = Field(default=None, alias="skillName")
 
 
 class CampaignSkills(_Wire):

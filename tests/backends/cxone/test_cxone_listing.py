@@ -230,3 +230,47 @@ def test_a_bare_value_in_the_listing_is_not_taken_for_the_contact_with_that_id(
     bad, good = listed
     assert isinstance(bad, MalformedRecord) and bad.field == "(record)"
     assert isinstance(good, AttemptRecord) and good.id == str(contact_id)
+
+
+def _survey_taken(sim, backend_for) -> list[str]:
+    cid = sim.campaign_ids[0]
+    contact = {**_contact(700_000_005, cid), "primaryDispositionId": 1}
+    answer = {"lastPollTime": "2026-09-02T00:00:00.000Z", "completedContacts": [contact]}
+    sim.set(served_bodies={**sim.behaviour.served_bodies,
+                           "completed": (200, json.dumps(answer).encode())})
+    return [r.outcome for page in backend_for(sim).pages(cid, since=None)
+            for r in page.records if isinstance(r, AttemptRecord)]
+
+
+def _attempts(sim, backend_for) -> list[str]:
+    backend = backend_for(sim, source_type="call_list_attempts", call_list=sim.call_list_ids[0])
+    return listed_ids(backend, sim.campaign_ids[0])
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "read", "expected"),
+    [
+        pytest.param("completed", {"totalRecords": "about 300", "completedContacts": []},
+                     lambda sim, b: listed_ids(b(sim), sim.campaign_ids[0]), [],
+                     id="completed-totalRecords"),
+        pytest.param("dispositions", {"totalRecords": "seven", "dispositions": [
+                         {"dispositionId": 1, "dispositionName": "Survey Taken"}]},
+                     _survey_taken, ["Survey Taken"], id="dispositions-totalRecords"),
+        pytest.param("attempts", {"resultSet": {"listName": 4412, "totalRecords": "n/a",
+                                                "contactAttempts": [
+                         {"externalId": "P4412-0001", "contactId": 900_000_001}]}},
+                     _attempts, ["900000001"], id="attempts-listName-totalRecords"),
+        pytest.param("campaign_skills", {"skills": [{"skillId": 40001, "skillName": 40001}]},
+                     lambda sim, b: b(sim).dialing(sim.campaign_ids[0]), {"skills": [40001]},
+                     id="skills-skillName"),
+    ],
+)
+def test_a_count_or_name_archiver_does_not_read_never_makes_an_answer_unreadable(
+    start_sim, backend_for, kind, answer, read, expected
+) -> None:
+    """Each was once read into the answer's model: a count or a name of another type
+    than expected failed the listing (or the dialing check) with "answer is not valid:
+    field `totalRecords`", in every run, for a value nothing uses."""
+    sim = start_sim()
+    sim.set(served_bodies={kind: (200, json.dumps(answer).encode())})
+    assert read(sim, backend_for) == expected
