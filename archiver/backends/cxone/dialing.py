@@ -98,7 +98,15 @@ class Dialer:
     def _running(self, skill_id: int, campaign_id: str, *, cleanup: bool = False) -> bool:
         path = wire.SKILL.format(skill_id=skill_id)
         body = wire.skill_of(self._api.get(path, {}, campaign_id=campaign_id, cleanup=cleanup))
-        return answers.read(wire.Skill, body, path, campaign_id).is_running
+        skill = answers.read(wire.Skill, body, path, campaign_id)
+        if skill.skill_id != skill_id:
+            # Another skill's state says nothing of this one's: taken as this one's, a
+            # skill still dialing could pass for stopped while its prospects are retired.
+            raise TerminalApiError(
+                f"answer is not valid: it is about skill {skill.skill_id}",
+                campaign_id=campaign_id, endpoint=path,
+            )
+        return skill.is_running
 
     def _await_stopped(self, campaign_id: str, ids: Sequence[int]) -> None:
         # Retiring while a skill still dials would race the dialer for its prospects.

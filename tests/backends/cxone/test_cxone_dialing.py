@@ -3,6 +3,7 @@ stopped, and exactly those are started again."""
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -154,3 +155,19 @@ def test_a_restore_after_a_run_died_with_a_stop_pending_starts_the_skill(
     time.sleep(0.8)
     mine = _skills_of(sim, cid)
     assert all(v["isRunning"] and v["starts"] == 1 for v in mine.values()), mine
+
+
+def test_a_skill_answer_about_another_skill_is_not_taken_for_this_ones(
+    start_sim, backend_for
+) -> None:
+    """GET skills/40001 answering skill 1, stopped: read as 40001's state, a campaign
+    whose skills all dial was once reported not dialing (dialing() None), so a run
+    would retire its prospects without pausing it."""
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    other = json.dumps({"skillId": 1, "isRunning": False}).encode()
+    sim.set(served_bodies={"skill": (200, other)})
+    with pytest.raises(TerminalApiError, match=r"skills/40001: answer is not valid: "
+                                               r"it is about skill 1"):
+        backend_for(sim).dialing(cid)
+    assert all(s["isRunning"] for s in sim.skills().values())
