@@ -215,6 +215,9 @@ class CxoneApi:
         if "://" not in endpoint:
             endpoint = f"https://{endpoint}"  # a bare host name: the API is https only
         problem = url_problem(endpoint, "the discovered api_endpoint")
+        if not problem and ("?" in endpoint or "#" in endpoint):
+            # Every call's path would land in it: each would go to another resource.
+            problem = "the discovered api_endpoint has a query or a fragment"
         if problem:
             raise self._transport.invalid(answer, where, problem)
         return endpoint

@@ -116,7 +116,9 @@ class CxoneApp:
             served = self._behaviour.served_bodies.get("token")
             return granted if served is None else Response(served[0], served[1])
         if kind == "discovery":
-            return self._discovery(req.query)
+            found = self._discovery(req.query)
+            served = self._behaviour.served_bodies.get("discovery")
+            return found if served is None else Response(served[0], served[1])
         if kind == "unknown":
             raise CxoneError(404, "NotFound", f"no route for {req.path}")
         return self._api(kind, arg, req)

@@ -79,7 +79,7 @@ class Behaviour:
     invented_stop_delay_seconds: float = 0.0
     # removeProspects: these externalIds are reported in failedRecords with this code.
     remove_failures: Mapping[str, str] = field(default_factory=dict)
-    # Per kind of API call ("completed", "remove", "skill", ..., and "token"): the call does what it
+    # Per kind of call ("completed", "remove", "skill", ..., "token", "discovery"): the call does what it
     # does, then answers this (status, body) instead (a body cut short, a proxy's page,
     # JSON nested past any parser): a tenant's answer is not to be trusted.
     served_bodies: Mapping[str, tuple[int, bytes]] = field(default_factory=dict)

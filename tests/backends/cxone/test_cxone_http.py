@@ -165,3 +165,19 @@ def test_an_unreachable_auth_host_is_named_in_words(start_sim, backend_for) -> N
             backend.dialing(sim.campaign_ids[0])
     message = str(caught.value)
     assert message == f"cannot reach 127.0.0.1:{port}: connection refused", message
+
+
+@pytest.mark.parametrize("suffix", ["/?area=na1", "/#api", "?"])
+def test_a_discovered_api_endpoint_with_a_query_or_fragment_is_refused(
+    start_sim, backend_for, suffix
+) -> None:
+    """Each call's path was appended to it, so landed in the query or the fragment:
+    every call went to the host's root, and its 404 was reported against the call
+    ("HTTP 404 from GET campaigns/1834501/skills: NotFound: no route for /")."""
+    sim = start_sim()
+    found = {"api_endpoint": sim.base_url + suffix, "tenantId": sim.config.tenant_id}
+    sim.set(served_bodies={"discovery": (200, json.dumps(found).encode())})
+    with pytest.raises(TerminalApiError, match="api_endpoint has a query or a fragment") as caught:
+        backend_for(sim).dialing(sim.campaign_ids[0])
+    assert "cxone-configuration" in str(caught.value)
+    assert not [e for e in sim.requests() if e["kind"] not in ("discovery", "token")]
