@@ -53,8 +53,9 @@ class Dialer:
         return answers.read(wire.CampaignSkills, body, path, campaign_id).skills
 
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
-        skills = self._skills(campaign_id)
-        running = [s.skill_id for s in skills if self._running(s.skill_id, campaign_id)]
+        # A skill the answer names twice is still one skill: stopped once, started once.
+        skills = dict.fromkeys(s.skill_id for s in self._skills(campaign_id))
+        running = [sid for sid in skills if self._running(sid, campaign_id)]
         return {SKILLS: running} if running else None
 
     def pause(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:

@@ -171,3 +171,20 @@ def test_a_skill_answer_about_another_skill_is_not_taken_for_this_ones(
                                                r"it is about skill 1"):
         backend_for(sim).dialing(cid)
     assert all(s["isRunning"] for s in sim.skills().values())
+
+
+def test_a_skill_named_twice_by_the_campaign_is_stopped_once(start_sim, backend_for) -> None:
+    """Both copies were once kept in the dialing state, so pause stopped the skill twice:
+    the second stop met a skill still stopping, and a 409 for it would have failed the
+    pause ("skill 40001 refused to stop")."""
+    sim = start_sim()
+    cid = sim.campaign_ids[0]
+    twice = {"skills": [{"skillId": 40001}, {"skillId": 40002}, {"skillId": 40001}]}
+    sim.set(served_bodies={"campaign_skills": (200, json.dumps(twice).encode())})
+    backend = backend_for(sim)
+    dialing = backend.dialing(cid)
+    assert dialing == {"skills": [40001, 40002]}
+    backend.pause(cid, dialing)
+    backend.resume(cid, dialing)
+    assert {s: (v["stops"], v["starts"]) for s, v in sim.skills().items()
+            if v["campaignId"] == int(cid)} == {"40001": (1, 1), "40002": (1, 1)}
