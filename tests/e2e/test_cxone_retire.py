@@ -227,6 +227,21 @@ def test_a_prospect_a_removal_answer_names_both_removed_and_kept_is_checked_agai
         check_retired_once(sim, tmp_path, before)
 
 
+def test_a_removal_answered_in_an_encoding_it_is_not_in_is_not_sent_again(tmp_path):
+    """removeProspects removes the prospects, then answers 200 with a body that says it
+    is gzip and is not. That was a "connection failed" tried again: each prospect was
+    named in removal after removal. It is an answer that cannot be read: the prospects
+    that left the calling list are retired and archived, each asked for once."""
+    behaviour = Behaviour(served_bodies={"remove": (200, b"not gzip")},
+                          served_headers={"remove": {"Content-Encoding": "gzip"}})
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        before = sim.finalized_attempts("4412")
+        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
+                          str(tmp_path / "state")], cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
+
+
 def test_sigterm_while_retiring_restarts_the_skills_it_stopped(tmp_path):
     """One SIGTERM stops the run within seconds: calls in flight are abandoned, but the
     skills it stopped are started again before it exits, not left for a later run."""

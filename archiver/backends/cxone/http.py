@@ -146,6 +146,7 @@ class Transport:
         budget = sum(self._timeouts)
         if last_call:
             budget = min(budget, STOP_GRACE_SECONDS)
+        undecodable = False
         with self._exchanges.track(started + budget, cleanup=cleanup) as exchange:
             try:
                 response = self._session.request(
@@ -153,7 +154,13 @@ class Transport:
                     **kw,
                 )
                 with response:
-                    content = read_body(response, MAX_ANSWER_BYTES)
+                    try:
+                        content: bytes | None = read_body(response, MAX_ANSWER_BYTES)
+                    except requests.exceptions.ContentDecodingError:
+                        # The server answered, in a Content-Encoding its body is not in:
+                        # its status stands, the body is unread. (Not a connection
+                        # failure, tried again: the call may have done what it was for.)
+                        undecodable, content = True, b""
                 if exchange.cut is not None:
                     # A body that ends when the connection closes looks complete once cut.
                     raise requests.ConnectionError("exchange cut off")
@@ -167,6 +174,12 @@ class Transport:
                 response.status_code, where,
                 f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MB: not read",
             )
+            self._emit(method, where, response.status_code, started, str(failed))
+            raise failed
+        if undecodable and 200 <= response.status_code < 300:
+            encoding = response.headers.get("Content-Encoding", "")
+            failed = self._unread(response.status_code, where,
+                                  f"answer cannot be decoded from Content-Encoding {truncate(encoding)}")
             self._emit(method, where, response.status_code, started, str(failed))
             raise failed
         answer = Answer(response.status_code, response.headers, content)

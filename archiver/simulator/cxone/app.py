@@ -113,20 +113,26 @@ class CxoneApp:
                 self.counts["injected"] += 1
                 raise CxoneError(fault, "Injected", f"injected status {fault}")
             granted = self.tokens.grant(req, self._behaviour)
-            served = self._behaviour.served_bodies.get("token")
-            return granted if served is None else Response(served[0], served[1])
+            return self._served("token") or granted
         if kind == "discovery":
             found = self._discovery(req.query)
-            served = self._behaviour.served_bodies.get("discovery")
-            return found if served is None else Response(served[0], served[1])
+            return self._served("discovery") or found
         if kind == "unknown":
             raise CxoneError(404, "NotFound", f"no route for {req.path}")
         return self._api(kind, arg, req)
 
     def _api(self, kind: str, arg: str, req: Request) -> Response:
         resp = self._answer(kind, arg, req)
-        served = self._behaviour.served_bodies.get(kind)
-        return resp if served is None else Response(served[0], served[1])
+        return self._served(kind) or resp
+
+    def _served(self, kind: str) -> Response | None:
+        """The answer Behaviour.served_bodies names for this kind of call, if any."""
+        behaviour = self._behaviour
+        served = behaviour.served_bodies.get(kind)
+        if served is None:
+            return None
+        headers = list(behaviour.served_headers.get(kind, {}).items())
+        return Response(served[0], served[1], headers=headers)
 
     def _answer(self, kind: str, arg: str, req: Request) -> Response:
         behaviour = self._behaviour

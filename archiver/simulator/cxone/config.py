@@ -83,6 +83,8 @@ class Behaviour:
     # does, then answers this (status, body) instead (a body cut short, a proxy's page,
     # JSON nested past any parser): a tenant's answer is not to be trusted.
     served_bodies: Mapping[str, tuple[int, bytes]] = field(default_factory=dict)
+    # Per kind: headers sent with its served body (a Content-Encoding it is not in).
+    served_headers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # resultCode values (not published).
     invented_removed_code: str = "Removed"
     invented_not_found_code: str = "ProspectNotFound"
