@@ -54,7 +54,8 @@ Invented or unverified (decided here, to check against a live tenant)
       versions) is read too.
     * Discovery's ``api_endpoint`` is read as a URL; a bare host name gets ``https://``.
     * ``lastPollTime`` of ``contacts/completed`` is taken as the server's time of the
-      answer: a run lists no record updated after its first answer (the next run does).
+      answer: a run lists no record updated after its first answer (the next run does),
+      unless that time lags behind where the run starts listing (it then lists to the end).
     * The tenant's rate limit: no figure is published; 429s adapt the client's rate
       (:class:`archiver.cxone.ratelimit.RateLimiter`) with jittered backoff.
     * A completed contact's outcome is its primary disposition's name, or

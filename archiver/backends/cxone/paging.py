@@ -32,7 +32,9 @@ How :func:`walk` pages
       the server's clock counts: a local clock ahead of the tenant's would carry the
       bound past records the tenant has yet to complete, never to be listed; a
       lastPollTime that lags only makes the next run list some records again (the
-      store knows them). Where A2 holds the cap never binds.
+      store knows them). Where A2 holds the cap never binds. A lastPollTime that
+      leaves the bound no room above the walk's start would hold every run at the
+      same first page: it ends no walk, which then reads to the last page.
 
 Assumptions (unverified against a live tenant; see ``archiver.backends.cxone``)
     A1. ``updatedSince`` keeps records at or after it. (Exclusive would also do: the
@@ -148,10 +150,14 @@ def walk(
         answer, server_time = fetch(bound, skip, top)
         rows = list(answer)
         stats.requests += 1
-        if rebase and until is None and server_time is not None:
-            # Never below the first answer's records: the first page is always taken.
-            until = max([server_time, *(r.at for r in rows if r.at is not None)])
+        if rebase and ceiling is None and server_time is not None:
             ceiling = timestamps.floor_ms(server_time) - timestamps.MILLISECOND_NS
+            # A server time at or below the walk's start cannot move the watermark: a
+            # walk that ended at it would leave the next run where this one began, to
+            # list the same first page again, run after run. Such a walk reads on.
+            if ceiling > bound_ns:
+                # Never below the first answer's records: the first page is always taken.
+                until = max([server_time, *(r.at for r in rows if r.at is not None)])
         anchor = _anchor(prefix, skip, rows, seen) if skip else -1
         if anchor is None:
             stats.restarts += 1

@@ -235,3 +235,29 @@ def test_the_bound_never_passes_the_server_time_whatever_is_stamped() -> None:
     del stamps["future"]
     server = T0 + 2000 * MS
     assert last_bound() == timestamps.format_ms(server - MS)
+
+
+@pytest.mark.parametrize("poll_ms", [-5000, 12_500], ids=["behind-every-record", "in-page-two"])
+def test_a_lastpolltime_behind_the_listing_does_not_hold_every_run_at_one_page(
+    poll_ms: int,
+) -> None:
+    """lastPollTime stays behind records the tenant serves (fixed at T0 + poll_ms, with
+    a record a second from T0 on): each walk used to end after its first page with the
+    bound held below lastPollTime, so every run listed that page again and none got
+    past it. Runs now reach every record, and the bound still never passes it."""
+    stamps = {f"c{i:02d}": T0 + i * 1000 * MS for i in range(40)}
+    server = T0 + poll_ms * MS
+
+    def fetch(bound: str, skip: int, top: int) -> tuple[list[Row], int | None]:
+        bound_ns = timestamps.parse(bound) or 0
+        keep = sorted((t, k) for k, t in stamps.items() if t >= bound_ns)[skip: skip + top]
+        return [Row(k, t, None) for t, k in keep], server
+
+    since = timestamps.format_ms(T0 - 60_000 * MS)
+    listed: list[str] = []
+    for _ in range(3):  # three runs, each from the last one's watermark
+        pages = list(walk(fetch, since=since, top=10))
+        listed += [r.key for rows, _ in pages for r in rows]
+        since = pages[-1][1]
+    assert set(listed) == set(stamps)
+    assert (timestamps.parse(since) or 0) < server
