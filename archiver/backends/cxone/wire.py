@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from archiver.cxone.auth import BEARER_TOKEN
+
 DEFAULT_AUTH_URL = "https://cxone.niceincontact.com"
 DEFAULT_API_VERSION = "v34.0"
 
@@ -96,12 +98,6 @@ def remove_prospects_body(external_ids: list[str]) -> dict[str, Any]:
 
 class _Wire(BaseModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
-
-
-# What a bearer token may hold (RFC 6750's b64token). Any other text cannot go out in an
-# Authorization header as it came: http.client refuses what is not Latin-1, and a
-# space or a line break would split the header or change what the server reads.
-BEARER_TOKEN = r"^[A-Za-z0-9\-._~+/]+=*$"
 
 
 class TokenAnswer(_Wire):
