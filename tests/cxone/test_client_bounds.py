@@ -225,3 +225,37 @@ def test_a_token_lifetime_that_is_not_a_positive_finite_number_is_a_protocol_err
     assert "token answer is not valid: field `expires_in`" in message
     assert "tok-1-opaque-value" not in message
     assert cxone.seen("GET", LIST) == [], "the token was not used"
+
+
+def test_a_listing_answer_not_in_its_content_encoding_is_unreadable_not_a_lost_connection(
+    cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
+) -> None:
+    cxone.script("GET", LIST, Reply(200, body=b"not gzip at all", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(TerminalApiError) as caught:
+        list_once(make_client())
+    message = str(caught.value)
+    assert "answer cannot be decoded from Content-Encoding gzip" in message
+    assert "connection failed" not in message
+    assert len(cxone.seen("GET", LIST)) == 1, "a protocol error is not retried"
+    assert [e.status for e in events if e.endpoint == "list"] == [200]
+
+
+def test_an_archive_answer_not_in_its_content_encoding_leaves_what_it_archived_unknown(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # Accepted: the batch may be archived. Sending it again would not be wrong (the same
+    # idempotency key), but the answer says nothing of a lost connection.
+    cxone.script("POST", ARCHIVE, Reply(200, body=b"\x1f\x8bnot gzip", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(UnreadableAnswer) as caught:
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k-enc")
+    assert "cannot be decoded from Content-Encoding gzip" in str(caught.value)
+    assert len(cxone.seen("POST", ARCHIVE)) == 1
+
+
+def test_a_refusal_not_in_its_content_encoding_is_judged_by_its_status(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("GET", LIST, Reply(403, body=b"not gzip", headers={"Content-Encoding": "gzip"}))
+    with pytest.raises(TerminalApiError) as caught:
+        list_once(make_client())
+    assert "HTTP 403" in str(caught.value)
