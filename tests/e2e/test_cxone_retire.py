@@ -195,18 +195,25 @@ def test_a_removal_whose_answer_cannot_be_read_is_checked_against_the_listing(tm
         check_retired_once(sim, tmp_path, before)
 
 
-def test_prospects_a_removal_answer_leaves_out_are_checked_against_the_listing(tmp_path):
-    """Every removal is applied, but its answer names one prospect only: the others are
-    neither removed nor refused by what it says. They left the calling list, so they
-    are retired and archived, not recorded failed (they are never listed again)."""
-    first = {"successfulRecords": [{"externalId": "P4412-0000", "resultCode": "Removed"}]}
-    behaviour = Behaviour(served_bodies={"remove": (200, json.dumps(first).encode())})
+def retire_and_check(tmp_path: Path, behaviour: Behaviour) -> dict[str, str]:
+    """A retire run against a simulator that behaves so: it exits 0 and every prospect
+    is retired once (check_retired_once). The attempts finalized before it, by id."""
     with CxoneSimulator(CONFIG, behaviour) as sim:
         before = sim.finalized_attempts("4412")
         result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
                           str(tmp_path / "state")], cxone_env(sim))
         assert result.returncode == 0, result.stderr[-3000:]
         check_retired_once(sim, tmp_path, before)
+    return before
+
+
+def test_prospects_a_removal_answer_leaves_out_are_checked_against_the_listing(tmp_path):
+    """Every removal is applied, but its answer names one prospect only: the others are
+    neither removed nor refused by what it says. They left the calling list, so they
+    are retired and archived, not recorded failed (they are never listed again)."""
+    first = {"successfulRecords": [{"externalId": "P4412-0000", "resultCode": "Removed"}]}
+    behaviour = Behaviour(served_bodies={"remove": (200, json.dumps(first).encode())})
+    retire_and_check(tmp_path, behaviour)
 
 
 def test_a_prospect_a_removal_answer_names_both_removed_and_kept_is_checked_against_the_listing(
@@ -218,13 +225,8 @@ def test_a_prospect_a_removal_answer_names_both_removed_and_kept_is_checked_agai
     both = {"successfulRecords": [{"externalId": "P4412-0000", "resultCode": "Removed"}],
             "failedRecords": [{"externalId": "P4412-0000", "resultCode": "ProspectLocked"}]}
     behaviour = Behaviour(served_bodies={"remove": (200, json.dumps(both).encode())})
-    with CxoneSimulator(CONFIG, behaviour) as sim:
-        before = sim.finalized_attempts("4412")
-        assert "P4412-0000" in before.values()
-        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
-                          str(tmp_path / "state")], cxone_env(sim))
-        assert result.returncode == 0, result.stderr[-3000:]
-        check_retired_once(sim, tmp_path, before)
+    before = retire_and_check(tmp_path, behaviour)
+    assert "P4412-0000" in before.values()
 
 
 def test_a_removal_answered_in_an_encoding_it_is_not_in_is_not_sent_again(tmp_path):
@@ -234,12 +236,7 @@ def test_a_removal_answered_in_an_encoding_it_is_not_in_is_not_sent_again(tmp_pa
     that left the calling list are retired and archived, each asked for once."""
     behaviour = Behaviour(served_bodies={"remove": (200, b"not gzip")},
                           served_headers={"remove": {"Content-Encoding": "gzip"}})
-    with CxoneSimulator(CONFIG, behaviour) as sim:
-        before = sim.finalized_attempts("4412")
-        result = run_cli(["run", str(retire_policy(tmp_path, sim)), "--state",
-                          str(tmp_path / "state")], cxone_env(sim))
-        assert result.returncode == 0, result.stderr[-3000:]
-        check_retired_once(sim, tmp_path, before)
+    retire_and_check(tmp_path, behaviour)
 
 
 def test_sigterm_while_retiring_restarts_the_skills_it_stopped(tmp_path):
