@@ -77,8 +77,13 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
     report: dict[str, Any] | None = run["report"]
     if report is None:
         raise StateError(f"run {run['id']} has no report (status: {run['status']})")
-    path = report["policy"].get("path")
-    if not path:
+    policy_part = report.get("policy") or {}
+    if not isinstance(report.get("run_id"), str) or not isinstance(policy_part.get("sha256"), str):
+        raise StateError(f"the report of run {run['id']} in the state store {store.where} names "
+                         "no run id or policy SHA-256: not a report archiver wrote; nothing "
+                         "to bundle")
+    path = policy_part.get("path")
+    if not path or not isinstance(path, str):
         raise StateError(f"run {run['id']} ran a policy without a file; nothing to bundle")
     # The audit logs are where the policy file says now (its audit_log paths rarely move).
     policy = load_policy(Path(path)) if Path(path).is_file() else None

@@ -133,7 +133,11 @@ def summary_row(run: dict[str, Any]) -> dict[str, Any]:
 def _duration(started: str | None, finished: str | None) -> str:
     if not started or not finished:
         return "-"
-    seconds = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    try:
+        seconds = (datetime.fromisoformat(finished)
+                   - datetime.fromisoformat(started)).total_seconds()
+    except (ValueError, TypeError):  # not times archiver wrote (a store edited by hand)
+        return "-"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 

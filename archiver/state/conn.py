@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from archiver.clock import Clock, stamp
+from archiver.errors import StateError
 from archiver.state.backend import Backend, Db
 from archiver.state.locks import FolderLocks, Locks, SessionLocks, lock_key
 
@@ -58,6 +59,14 @@ class Connection:
     def close(self) -> None:
         with self._lock:
             self.backend.close()
+
+    def damaged(self, what: str) -> StateError:
+        """A value in the store that archiver did not write so (the file damaged, a row
+        edited by hand): one line naming the store, the value and what to do."""
+        return StateError(
+            f"the state store {self.backend.where} is damaged: {what}; "
+            "restore it from a backup or move it aside"
+        )
 
     def campaign_key(self, campaign_id: str) -> int:
         return lock_key("campaign", self.target, campaign_id)

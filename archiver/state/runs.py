@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from archiver import jsonsafe
 from archiver.engine.totals import dead_run_totals
 from archiver.errors import ConfigError
 from archiver.state.backend import Db
@@ -22,6 +23,11 @@ TOTALS_KEY = "totals"
 _RUN_KEYS = (
     "id", "policy_name", "policy_sha256", "started_at", "finished_at", "status", "exit_code",
     "report", "target",
+)
+
+# The parts of a report that readers (``runs``, ``evidence``) take apart, and their type.
+_REPORT_PARTS: tuple[tuple[str, type], ...] = (
+    ("policy", dict), ("totals", dict), ("campaigns", list),
 )
 
 
@@ -114,12 +120,28 @@ class Runs:
         out = []
         for row in rows:
             item = dict(zip(_RUN_KEYS, row, strict=True))
-            item["report"] = json.loads(item["report"]) if item["report"] else None
+            item["report"] = self._report(item["id"], item["report"])
             # Runs from before targets were recorded have none.
             found = Target.from_json(item["target"])
             item["target"] = found.as_dict() if found else None
             out.append(item)
         return out
+
+    def _report(self, run_id: str, text: Any) -> dict[str, Any] | None:
+        """A run's report as stored (JSON text, or NULL while it runs); StateError naming
+        the run when it is not a report: every reader takes it for one."""
+        if not text:
+            return None
+        try:
+            report = jsonsafe.loads(text)
+        except (ValueError, TypeError) as err:
+            raise self._conn.damaged(f"the report of run {run_id} is not JSON ({err})") from None
+        if not isinstance(report, dict) or any(
+            report.get(key) is not None and not isinstance(report[key], kind)
+            for key, kind in _REPORT_PARTS
+        ):
+            raise self._conn.damaged(f"the report of run {run_id} is not a run report")
+        return report
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest ``limit`` runs, newest first."""

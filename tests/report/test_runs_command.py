@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
@@ -133,3 +134,66 @@ def test_report_path_gets_the_policy_name_only_when_several_policies_run():
 
     assert report_path_for(Path("out/r.json"), "nightly", several=False) == Path("out/r.json")
     assert report_path_for(Path("out/r.json"), "nightly", several=True) == Path("out/r.nightly.json")
+
+
+def _set_report(folder, run_id, value):
+    db = sqlite3.connect(folder / "state.db")
+    with db:
+        db.execute("UPDATE runs SET report = ? WHERE id = ?", (value, run_id))
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "defect"),
+    [
+        ("{not json", "is not JSON"),
+        (b"\x00\xff", "is not JSON"),
+        ("[1, 2]", "is not a run report"),
+        ('"text"', "is not a run report"),
+        ('{"totals": 5}', "is not a run report"),
+        ('{"policy": [], "totals": {}}', "is not a run report"),
+        ('{"campaigns": {}}', "is not a run report"),
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("runs",),
+        ("runs", "--format", "json"),
+        ("runs", "show", "r20250101T000000-aaaaaa"),
+        ("evidence", "r20250101T000000-aaaaaa", "--out", "bundle.json"),
+    ],
+    ids=["runs", "runs-json", "show", "evidence"],
+)
+def test_a_damaged_report_is_one_line_naming_the_store_and_the_run(state, stored, defect, args):
+    _set_report(state, "r20250101T000000-aaaaaa", stored)
+    result = invoke(*args, "--state", str(state))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"archiver: error: the state store {state} is damaged: the report of run "
+        f"r20250101T000000-aaaaaa {defect}"
+    )
+    assert "restore it from a backup" in result.output
+    assert len(result.output.splitlines()) == 1
+
+
+def test_a_report_without_its_run_id_or_policy_hash_is_not_bundled(state, tmp_path):
+    _set_report(state, "r20250101T000000-aaaaaa", '{"totals": {}}')
+    result = invoke("evidence", "r20250101T000000-aaaaaa", "--out", str(tmp_path / "b.json"),
+                    "--state", str(state))
+    assert result.exit_code == 1
+    assert (f"the report of run r20250101T000000-aaaaaa in the state store {state} names no run"
+            " id or policy SHA-256") in result.output
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_run_times_that_are_not_times_show_no_duration(state):
+    db = sqlite3.connect(state / "state.db")
+    with db:
+        db.execute("UPDATE runs SET started_at = 'yesterday', finished_at = 17")
+    db.close()
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        cli, ["runs", "--state", str(state)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "r20250101T000000-aaaaaa" in result.output
