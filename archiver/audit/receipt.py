@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from archiver import jsonsafe
 from archiver.audit.chain import AuditLine
 
 
@@ -27,19 +29,33 @@ class Receipt:
         return json.dumps({"path": self.path, "seq": self.seq, "hash": self.hash})
 
 
+def _fields(text: str) -> dict[str, Any]:
+    """A receipt's JSON object; empty for one that is not (a plugin sink's receipt can
+    be any text)."""
+    try:
+        data = jsonsafe.loads(text)
+    except (ValueError, TypeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def path_of(text: str) -> str | None:
     """The file a sink's receipt names, when it names one (other sinks' receipts may not)."""
-    path = json.loads(text).get("path")
+    path = _fields(text).get("path")
     return path if isinstance(path, str) else None
 
 
 def parse(text: str) -> Receipt | None:
-    """An audit log's receipt, or None for another sink's."""
-    data = json.loads(text)
+    """An audit log's receipt, or None for another sink's. ValueError for one that names
+    a file but not a line of it (a seq that is not a number, a hash that is not text)."""
+    data = _fields(text)
     path = data.get("path")
     if not isinstance(path, str) or "seq" not in data or "hash" not in data:
         return None
-    return Receipt(path, int(data["seq"]), str(data["hash"]))
+    seq, digest = data["seq"], data["hash"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
+        raise ValueError(f"the receipt for {path} names no line of it: seq {seq!r}, hash {digest!r}")
+    return Receipt(path, seq, digest)
 
 
 def checkpoint(receipts: Iterable[str], path: str) -> Receipt | None:

@@ -121,7 +121,10 @@ class Events:
             "SELECT receipt FROM outbox WHERE status = 'delivered' AND receipt IS NOT NULL"
             " AND kind != '' ORDER BY seq DESC"
         )
-        found = receipt.checkpoint((text for (text,) in rows), str(path.resolve()))
+        try:
+            found = receipt.checkpoint((text for (text,) in rows), str(path.resolve()))
+        except ValueError as err:
+            raise self._conn.damaged(str(err)) from None
         return (found.seq, found.hash) if found else None
 
     def receipt_paths(self, sink: str) -> set[str]:

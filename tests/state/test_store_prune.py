@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from archiver.clock import stamp
+from archiver.errors import StateError
 from archiver.state.batches import StoredBatch
 from archiver.state.store import Store
 from tests.state.test_store_backends import TARGET, batch_of, decision
@@ -214,5 +215,43 @@ def test_a_naive_clock_and_a_negative_age_are_refused(location):
             store.runs.start("r1", "p", "h")
         with pytest.raises(ValueError, match="negative"):
             store.prune(timedelta(days=-1))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("answer", ["ok", '"ok"', "[1, 2]", "3", '{"path": 7}', "{"])
+def test_a_receipt_that_names_no_file_is_no_checkpoint_and_is_pruned_as_any(
+    tmp_path, clock, answer
+):
+    """A plugin sink's receipt can be any text: it names no audit log, whatever it is."""
+    store = Store(tmp_path / "state", clock=clock)
+    log = tmp_path / "a.jsonl"
+    try:
+        a_run(store, "r1", audit=log)
+        store.events.enqueue([("evt-x", "plugin:x", "batch_archived", "{}")])
+        (event,) = store.events.pending("plugin:x")
+        store.events.delivered(event.seq, answer)
+        assert store.events.audit_checkpoint(log) is not None
+        assert store.events.receipt_paths("plugin:x") == set()
+        clock.advance(2 * MONTH)
+        assert store.prune(MONTH).removed["outbox"] == 2
+        assert store.events.audit_checkpoint(log) is not None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("seq", ['"abc"', "null", "1.5", "true"])
+def test_an_audit_receipt_naming_no_line_is_a_damaged_store(tmp_path, clock, seq):
+    store = Store(tmp_path / "state", clock=clock)
+    log = tmp_path / "a.jsonl"
+    try:
+        a_run(store, "r1", audit=log)
+        store.query("UPDATE outbox SET receipt = ? WHERE receipt IS NOT NULL",
+                    (f'{{"path": "{log.resolve()}", "seq": {seq}, "hash": "h"}}',))
+        with pytest.raises(StateError, match=(
+            f"^the state store {tmp_path / 'state'} is damaged: the receipt for "
+            f"{log.resolve()} names no line of it: seq .*; restore it from a backup"
+        )):
+            store.events.audit_checkpoint(log)
     finally:
         store.close()
