@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from archiver import jsonsafe
 from archiver.state.conn import Connection
 
 
@@ -71,12 +72,25 @@ class Campaigns:
         store only those this run can lock (and now holds until it ends): a run still
         archiving a campaign it paused, on any machine, resumes it itself."""
         return [
-            (c, json.loads(d)) for c, d in self._conn.query(
+            (c, self._dialing(c, d)) for c, d in self._conn.query(
                 "SELECT campaign_id, dialing FROM pauses WHERE dialing IS NOT NULL"
                 " ORDER BY campaign_id"
             )
             if self._conn.try_lock_campaign(c)
         ]
+
+    def _dialing(self, campaign_id: str, text: Any) -> dict[str, Any]:
+        try:
+            dialing = jsonsafe.loads(text)
+        except (ValueError, TypeError):
+            dialing = None
+        if not isinstance(dialing, dict):
+            raise self._conn.damaged(
+                f"what campaign {campaign_id} was dialing when a run paused it (pauses.dialing)"
+                " is not a JSON object", "resume the campaign by hand and delete its row from"
+                " pauses",
+            )
+        return dialing
 
     # -- watermarks -------------------------------------------------------------
     def watermark(self, campaign_id: str, source: str) -> str | None:

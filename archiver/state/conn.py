@@ -60,12 +60,13 @@ class Connection:
         with self._lock:
             self.backend.close()
 
-    def damaged(self, what: str) -> StateError:
+    def damaged(self, what: str, remedy: str = "move it aside") -> StateError:
         """A value in the store that archiver did not write so (the file damaged, a row
-        edited by hand): one line naming the store, the value and what to do."""
+        edited by hand): one line naming the store, the value and what to do (restore
+        the store from a backup, or ``remedy``)."""
         return StateError(
             f"the state store {self.backend.where} is damaged: {what}; "
-            "restore it from a backup or move it aside"
+            f"restore it from a backup or {remedy}"
         )
 
     def campaign_key(self, campaign_id: str) -> int:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from archiver import jsonsafe
@@ -47,7 +48,9 @@ class Runs:
         locks.try_lock(lock_key("run", run_id))
         self._conn.backend.label(f"archiver run {run_id}")
         at = self._conn.now()
-        with self._conn.tx() as db:
+        with self._readable_totals(), self._conn.tx() as db:
+            # Read first: a run that could not add to them would refuse only at its end.
+            _read_totals(db)
             if target is not None:
                 self._bind_target(db, target)
             # Runs that died without finishing (a live run on another machine goes on).
@@ -101,7 +104,7 @@ class Runs:
         """Record the run's end, and add ``totals`` (name, labels, amount) to the running
         totals of its policy in the same transaction: a run killed in between has added
         nothing, and the next run adds what the store knows of it (see ``start``)."""
-        with self._conn.tx() as db:
+        with self._readable_totals(), self._conn.tx() as db:
             row = db.execute("SELECT policy_name FROM runs WHERE id = ?", (run_id,)).fetchone()
             db.execute(
                 "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, report = ? WHERE id = ?",
@@ -151,6 +154,15 @@ class Runs:
         """The runs whose id starts with ``prefix`` (only those are read and parsed)."""
         return self._rows("WHERE substr(id, 1, length(?)) = ?", (prefix, prefix), None)
 
+    @contextmanager
+    def _readable_totals(self) -> Iterator[None]:
+        try:
+            yield
+        except UnreadableTotals as err:
+            raise self._conn.damaged(
+                str(err), f"delete that row to count from zero again ({err.remedy})"
+            ) from None
+
     # -- store_meta -------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         rows = self._conn.query("SELECT value FROM store_meta WHERE key = ?", (key,))
@@ -165,13 +177,13 @@ class Runs:
     ) -> None:
         """Add (name, labels, amount) to the store's running totals of ``scope`` (a policy),
         in one transaction: totals only grow, run after run, like Prometheus counters."""
-        with self._conn.tx() as db:
+        with self._readable_totals(), self._conn.tx() as db:
             _add_totals(db, scope, counts)
 
     def totals(self, scope: str) -> list[tuple[str, dict[str, str], float]]:
         """The running totals of ``scope``: (name, labels, total)."""
-        raw = self.meta(TOTALS_KEY)
-        totals: dict[str, Any] = json.loads(raw) if raw else {}
+        with self._readable_totals():
+            totals = _parse_totals(self.meta(TOTALS_KEY))
         return [
             (name, json.loads(key), float(value))
             for name, series in sorted(totals.get(scope, {}).items())
@@ -179,11 +191,50 @@ class Runs:
         ]
 
 
+class UnreadableTotals(ValueError):
+    """The running totals in ``store_meta`` are not what archiver writes there."""
+
+    remedy = f"DELETE FROM store_meta WHERE key = '{TOTALS_KEY}'"
+
+
+def _parse_totals(raw: Any) -> dict[str, Any]:
+    """``store_meta`` 'totals': {policy: {metric: {labels as JSON text: amount}}}."""
+    if not raw:
+        return {}
+    what = f"the running totals (store_meta {TOTALS_KEY!r})"
+    try:
+        totals = jsonsafe.loads(raw)
+    except (ValueError, TypeError) as err:
+        raise UnreadableTotals(f"{what} are not JSON ({err})") from None
+    if not isinstance(totals, dict) or not all(
+        isinstance(metrics, dict) and all(
+            isinstance(series, dict) and all(
+                _is_labels(key) and isinstance(amount, int | float)
+                and not isinstance(amount, bool) for key, amount in series.items()
+            ) for series in metrics.values()
+        ) for metrics in totals.values()
+    ):
+        raise UnreadableTotals(f"{what} are not counts by policy, metric and labels")
+    return totals
+
+
+def _is_labels(key: str) -> bool:
+    try:
+        labels = jsonsafe.loads(key)
+    except ValueError:
+        return False
+    return isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+
+
+def _read_totals(db: Db) -> dict[str, Any]:
+    row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
+    return _parse_totals(row[0] if row else None)
+
+
 def _add_totals(
     db: Db, scope: str, counts: Sequence[tuple[str, Mapping[str, str], float]]
 ) -> None:
-    row = db.execute("SELECT value FROM store_meta WHERE key = ?", (TOTALS_KEY,)).fetchone()
-    totals: dict[str, Any] = json.loads(row[0]) if row else {}
+    totals = _read_totals(db)
     mine = totals.setdefault(scope, {})
     for name, labels, amount in counts:
         series = mine.setdefault(name, {})

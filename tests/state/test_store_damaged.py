@@ -1,0 +1,91 @@
+"""A state folder whose rows are not what archiver wrote there (the file damaged, a row
+edited by hand): every reader refuses in one line naming the store, what is wrong and
+what to do, before a run does any work."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import StateError
+from archiver.state.store import Store
+from tests.state.test_store_backends import TARGET
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    store = Store(tmp_path / "state")
+    try:
+        store.runs.start("r1", "p", "h", TARGET)
+        store.runs.finish("r1", "completed", 0, {"totals": {}},
+                          [("archiver_runs", {"status": "completed"}, 1)])
+    finally:
+        store.close()
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def store(folder: Path) -> Iterator[Store]:
+    opened = Store(folder)
+    yield opened
+    opened.close()
+
+
+def edit(folder: Path, sql: str, *args: object) -> None:
+    db = sqlite3.connect(folder / "state.db")
+    with db:
+        db.execute(sql, args)
+    db.close()
+
+
+DAMAGED_TOTALS = [
+    "not json", "[1]", '{"p": 3}', '{"p": {"archiver_runs": []}}',
+    '{"p": {"archiver_runs": {"{\\"status\\": \\"completed\\"}": "one"}}}',
+    '{"p": {"archiver_runs": {"status=completed": 1}}}',
+]
+
+
+@pytest.mark.parametrize("value", DAMAGED_TOTALS)
+def test_damaged_running_totals_refuse_a_run_at_its_start_and_say_how_to_count_again(
+    folder, value
+):
+    edit(folder, "UPDATE store_meta SET value = ? WHERE key = 'totals'", value)
+    store = Store(folder)
+    try:
+        with pytest.raises(StateError) as caught:
+            store.runs.start("r2", "p", "h", TARGET)
+        message = str(caught.value)
+        assert message.startswith(
+            f"the state store {folder} is damaged: the running totals (store_meta 'totals') are"
+        )
+        assert "DELETE FROM store_meta WHERE key = 'totals'" in message
+        assert "\n" not in message
+        # Nothing of the refused run was recorded.
+        assert [r for (r,) in store.query("SELECT id FROM runs")] == ["r1"]
+        for read in (lambda: store.runs.totals("p"),
+                     lambda: store.runs.add_to_totals("p", [("x", {}, 1)])):
+            with pytest.raises(StateError, match="is damaged: the running totals"):
+                read()
+    finally:
+        store.close()
+
+
+def test_totals_read_and_grow_as_before(store):
+    store.runs.add_to_totals("p", [("archiver_runs", {"status": "completed"}, 2)])
+    assert store.runs.totals("p") == [("archiver_runs", {"status": "completed"}, 3.0)]
+
+
+@pytest.mark.parametrize("dialing", ["garbage", "[]", '"ACTIVE"'])
+def test_a_pause_whose_dialing_is_not_an_object_is_named_with_its_campaign(store, folder, dialing):
+    store.campaigns.record_dialing("c-7", "r1", {"status": "ACTIVE"})
+    edit(folder, "UPDATE pauses SET dialing = ?", dialing)
+    with pytest.raises(StateError) as caught:
+        store.campaigns.paused_dialing()
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: what campaign c-7 was dialing when a run paused"
+        " it (pauses.dialing) is not a JSON object; restore it from a backup or resume the"
+        " campaign by hand and delete its row from pauses"
+    )
