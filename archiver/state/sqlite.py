@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -29,6 +30,9 @@ DB_NAME = "state.db"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 _NOT_WRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
 _STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
+# What SQLite says of a table or column the schema should have and the store has not.
+_SCHEMA_MISSING = re.compile(r"^(no such (table|column|index)|table \S+ has no column named)\b")
+_SCHEMA_NAMES = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'"
 
 
 def exists(folder: Path) -> bool:
@@ -87,11 +91,15 @@ class SqliteBackend:
                                       check_same_thread=False, timeout=30)
             try:
                 version = self.schema_version()
+                lost = self._version_lost(version)
             except BaseException:
                 self.close()
                 raise
         except sqlite3.Error as err:
             raise self.fault(err) from err
+        if lost is not None:
+            self.close()
+            raise lost
         if version != len(MIGRATIONS):
             self.close()
             raise StateError(
@@ -156,6 +164,11 @@ class SqliteBackend:
                 f"the state store {self.path} is unusable: {err}; "
                 "restore it from a backup or move it aside"
             )
+        if code == sqlite3.SQLITE_ERROR and _SCHEMA_MISSING.search(str(err)):
+            return StateError(
+                f"the state store {self.path} lacks part of its schema ({err}); "
+                "restore it from a backup or move it aside"
+            )
         return StateError(f"the state store {self.path}: {err}")
 
     def _check_files(self, *, tighten: bool = True) -> None:
@@ -172,14 +185,50 @@ class SqliteBackend:
                 f"state store {self.path} has schema version {version}, newer than this "
                 f"archiver understands ({len(MIGRATIONS)}); upgrade archiver"
             )
+        lost = self._version_lost(version)
+        if lost is not None:
+            raise lost
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             try:
                 self.db.executescript(
                     f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
                 )
-            except BaseException:
+            except BaseException as err:
                 self._rollback()
+                if isinstance(err, sqlite3.Error) and err.sqlite_errorcode == sqlite3.SQLITE_ERROR:
+                    # Its tables are not those of the version it says (set by hand?).
+                    raise StateError(
+                        f"the state store {self.path} says schema version {version} but cannot "
+                        f"be upgraded to {number} ({err}): its tables are not those of version "
+                        f"{version}; restore it from a backup or move it aside"
+                    ) from err
                 raise
+
+    def _version_lost(self, version: int) -> StateError | None:
+        """A store of archiver's tables at schema version 0: rebuilt without its version
+        (sqlite3's .dump and .recover leave PRAGMA user_version out). Upgrading it would
+        fail on its first table; reading it would read nothing a run can trust."""
+        if version != 0:
+            return None
+        found = set(self.db.execute(_SCHEMA_NAMES).fetchall())
+        if not found:
+            return None
+        reference = sqlite3.connect(":memory:")
+        try:
+            reference.executescript("\n".join(MIGRATIONS))
+            latest = set(reference.execute(_SCHEMA_NAMES).fetchall())
+        finally:
+            reference.close()
+        fix = (
+            f"its tables are those of version {len(MIGRATIONS)}: if it is complete, "
+            f"`sqlite3 {self.path} 'PRAGMA user_version = {len(MIGRATIONS)}'` gives it back"
+            if found == latest else "restore it from a backup (sqlite3 .backup keeps it)"
+        )
+        return StateError(
+            f"the state store {self.path} holds tables but no schema version "
+            f"(PRAGMA user_version 0: sqlite3's .dump and .recover leave it out); {fix}, "
+            "or move it aside"
+        )
 
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])

@@ -79,3 +79,48 @@ def test_runs_starting_with_reads_only_the_matching_runs(tmp_path):
     assert [r["id"] for r in store.runs.starting_with("x%_")] == ["x%_1"]
     assert store.runs.starting_with("r3") == []
     store.close()
+
+
+def test_a_store_rebuilt_without_its_version_is_named_with_how_to_give_it_back(tmp_path):
+    """sqlite3's .dump (and .recover) copy the tables but not PRAGMA user_version."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    Store(old).close()
+    new.mkdir(mode=0o700)
+    with sqlite3.connect(old / DB_NAME) as source, sqlite3.connect(new / DB_NAME) as copy:
+        copy.executescript("\n".join(source.iterdump()))
+    for read_only in (False, True):
+        with pytest.raises(StateError) as caught:
+            Store(new, read_only=read_only)
+        assert str(caught.value) == (
+            f"the state store {new / DB_NAME} holds tables but no schema version (PRAGMA "
+            "user_version 0: sqlite3's .dump and .recover leave it out); its tables are those "
+            f"of version {len(MIGRATIONS)}: if it is complete, `sqlite3 {new / DB_NAME} "
+            f"'PRAGMA user_version = {len(MIGRATIONS)}'` gives it back, or move it aside"
+        )
+    with sqlite3.connect(new / DB_NAME) as copy:
+        copy.execute("DROP TABLE watermarks")
+    with pytest.raises(StateError, match=r"no schema version .*; restore it from a backup"):
+        Store(new)
+    with sqlite3.connect(new / DB_NAME) as copy:
+        copy.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    store = Store(new)
+    try:
+        with pytest.raises(StateError, match=(
+            f"^the state store {new / DB_NAME} lacks part of its schema "
+            r"\(no such table: watermarks\); restore it from a backup or move it aside$"
+        )):
+            store.campaigns.watermark("c", "s")
+    finally:
+        store.close()
+
+
+def test_a_store_whose_version_was_set_back_is_not_half_upgraded(tmp_path):
+    Store(tmp_path).close()
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        db.execute("PRAGMA user_version = 2")
+    with pytest.raises(StateError, match=(
+        r"says schema version 2 but cannot be upgraded to 3 .*duplicate column name"
+    )):
+        Store(tmp_path)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
