@@ -15,6 +15,7 @@ import pytest
 from archiver.audit import AuditLog, verify_file
 from archiver.audit import log as audit_log_module
 from archiver.engine.outbox import Outbox
+from archiver.errors import AuditError
 from archiver.stages.sinks.audit_log import AuditLogStage
 from archiver.state.store import Store
 from archiver.templates import DEFAULT_AUDIT, load_template
@@ -128,3 +129,31 @@ def test_a_slow_sink_does_not_hold_back_another(tmp_path):
         first.join(10)
     assert slow.delivered == ["evt-1", "evt-2"]  # in order, by the thread already delivering
     store.close()
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ("{not json", "is not JSON (Expecting property name"),
+    ("[1, 2]", "is JSON list, not an object"),
+    ('"text"', "is JSON str, not an object"),
+])
+def test_a_stored_audit_event_that_is_not_an_object_stops_the_log_in_one_line(
+    tmp_path, body, problem
+):
+    store = Store(tmp_path / "state")
+    store.events.enqueue([*events(2), ("evt-bad", AUDIT, "batch_archived", body), *events(4)[2:]])
+    path = tmp_path / "audit.jsonl"
+    stage = audit_stage(path)
+    try:
+        with pytest.raises(AuditError) as caught:
+            Outbox(store, {AUDIT: stage}).drain()
+        message = str(caught.value)
+        assert message.startswith(f"event evt-bad for the audit log {path}, as the state store "
+                                  f"keeps it, {problem}")
+        assert message.endswith(f"`archiver runs outbox --drop {stage.identity}`")
+        # Nothing of the page was written: the log is whole, nothing after the bad event.
+        assert not path.exists() or verify_file(path).ok
+        assert store.events.summary() == {AUDIT: {"pending": 5}}
+        with pytest.raises(AuditError, match=r"^event evt-bad for the audit log"):
+            stage.deliver("evt-bad", body)
+    finally:
+        store.close()

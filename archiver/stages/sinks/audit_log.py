@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from archiver import jsonsafe
 from archiver.audit import AuditLog
 from archiver.audit.chain import AuditLine, record_problem
 from archiver.audit.receipt import Receipt
 from archiver.engine.building import BuildContext
-from archiver.errors import TemplateError
+from archiver.errors import AuditError, TemplateError
 from archiver.policy import _codes as codes
 from archiver.policy.paths import OutsideRepository
 from archiver.stages.descriptor import CheckContext, Finding, StageType
@@ -74,7 +75,7 @@ class AuditLogStage:
         state store knows where the log must end (``archiver audit verify --state``)."""
         tail = self.log.tail()
         if tail is None or tail.event_id != event_id:
-            tail = self.log.append(json.loads(body), event_id=event_id)
+            tail = self.log.append(self._record(event_id, body), event_id=event_id)
         return self._receipt(tail)
 
     def deliver_many(self, events: Sequence[tuple[str, str]]) -> list[str | None]:
@@ -88,13 +89,31 @@ class AuditLogStage:
         ids = [event_id for event_id, _ in events]
         done = ids.index(tail.event_id) + 1 if tail is not None and tail.event_id in ids else 0
         written = self.log.append_many(
-            [(json.loads(body), event_id) for event_id, body in events[done:]]
+            [(self._record(event_id, body), event_id) for event_id, body in events[done:]]
         )
         # An event found already written gets the receipt only when it is the log's end.
         found: list[str | None] = [None] * done
         if tail is not None and done:
             found[-1] = self._receipt(tail)
         return found + [self._receipt(line) for line in written]
+
+    def _record(self, event_id: str, body: str) -> dict[str, Any]:
+        """The line an event's stored body holds: what ``render`` made of it, unless the
+        state store was damaged (or edited) since."""
+        try:
+            record = jsonsafe.loads(body)
+        except (ValueError, TypeError) as err:
+            problem = f"not JSON ({err})"
+        else:
+            if isinstance(record, dict):
+                return record
+            problem = f"JSON {type(record).__name__}, not an object"
+        raise AuditError(
+            f"event {event_id} for the audit log {self.log.path}, as the state store keeps "
+            f"it, is {problem}: nothing past it can be written; restore the state store from "
+            f"a backup, or give up the log's undelivered events with `archiver runs outbox "
+            f"--drop {self.identity}`"
+        )
 
     def _receipt(self, line: AuditLine) -> str:
         return Receipt.of(str(self.log.path.resolve()), line).to_json()
