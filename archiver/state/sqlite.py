@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ArchiverError, StateError, StorageError
+from archiver.errors import ArchiverError, StateError, StateLockedError, StorageError
 from archiver.state import files
 from archiver.state.folder import REFUSED
 from archiver.state.schema import MIGRATIONS
@@ -29,6 +29,8 @@ DB_NAME = "state.db"
 # followed by SQLite (a -journal is even truncated and rewritten).
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 _NOT_WRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+# How long a statement waits for another process's write transaction to end.
+BUSY_TIMEOUT_SECONDS = 30.0
 _STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
 # What SQLite says of a table or column the schema should have and the store has not.
 _SCHEMA_MISSING = re.compile(r"^(no such (table|column|index)|table \S+ has no column named)\b")
@@ -61,7 +63,8 @@ class SqliteBackend:
         try:
             with files.private_umask():
                 self.db = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30
+                    self.path, isolation_level=None, check_same_thread=False,
+                    timeout=BUSY_TIMEOUT_SECONDS,
                 )
                 try:
                     self.db.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +91,7 @@ class SqliteBackend:
         uri = f"{self.path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
         try:
             self.db = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                      check_same_thread=False, timeout=30)
+                                      check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
             try:
                 version = self.schema_version()
                 lost = self._version_lost(version)
@@ -158,6 +161,14 @@ class SqliteBackend:
             return StorageError(
                 f"the state store {self.path}: {err}; {hint}, then run again "
                 "(the next run picks up where this one stopped)"
+            )
+        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            # Not another run (that one holds run.lock): a program with the file open.
+            return StateLockedError(
+                f"another process holds the state store {self.path} in a write transaction "
+                f"({err}, after waiting {BUSY_TIMEOUT_SECONDS:g} s); close what has it open "
+                "(a sqlite3 shell, a database browser), then run again (the next run picks "
+                "up where this one stopped)"
             )
         if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             return StateError(

@@ -1,6 +1,6 @@
-"""A state folder whose rows are not what archiver wrote there (the file damaged, a row
-edited by hand): every reader refuses in one line naming the store, what is wrong and
-what to do, before a run does any work."""
+"""A state folder that is not as archiver left it: rows it did not write so (the file
+damaged, a row edited by hand), another program holding the file. Every reader refuses in
+one line naming the store, what is wrong and what to do, before a run does any work."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from archiver.errors import StateError
-from archiver.state.store import Store
+from archiver.errors import EXIT_LOCKED, StateError, StateLockedError
+from archiver.state import sqlite as sqlite_backend
+from archiver.state.store import DB_NAME, Store
 from tests.state.test_store_backends import TARGET
 
 
@@ -89,3 +90,26 @@ def test_a_pause_whose_dialing_is_not_an_object_is_named_with_its_campaign(store
         " it (pauses.dialing) is not a JSON object; restore it from a backup or resume the"
         " campaign by hand and delete its row from pauses"
     )
+
+
+def test_a_store_another_process_holds_in_a_write_transaction_is_exit_75_naming_it(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(sqlite_backend, "BUSY_TIMEOUT_SECONDS", 0.05)
+    Store(tmp_path).close()
+    holder = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    store = Store(tmp_path)
+    try:
+        with pytest.raises(StateLockedError) as caught:
+            store.runs.start("r1", "p", "h")
+        assert caught.value.exit_code == EXIT_LOCKED
+        assert str(caught.value).startswith(
+            f"another process holds the state store {tmp_path / DB_NAME} in a write "
+            "transaction (database is locked, after waiting 0.05 s); close what has it open"
+        )
+        holder.execute("ROLLBACK")
+        store.runs.start("r1", "p", "h")
+    finally:
+        store.close()
+        holder.close()
