@@ -34,6 +34,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 _STORAGE_FAULTS = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, *_NOT_WRITABLE}
 # What SQLite says of a table or column the schema should have and the store has not.
 _SCHEMA_MISSING = re.compile(r"^(no such (table|column|index)|table \S+ has no column named)\b")
+_NOT_UTF8 = re.compile(r"Could not decode to UTF-8 column '([^']*)'")
 _SCHEMA_NAMES = "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite%'"
 
 
@@ -174,6 +175,13 @@ class SqliteBackend:
             return StateError(
                 f"the state store {self.path} is unusable: {err}; "
                 "restore it from a backup or move it aside"
+            )
+        undecodable = _NOT_UTF8.match(str(err))
+        if undecodable is not None:
+            # Python's sqlite3 quotes the whole value: name only its column.
+            return StateError(
+                f"the state store {self.path} is unusable: a value in its column "
+                f"{undecodable[1]!r} is not UTF-8 text; restore it from a backup or move it aside"
             )
         if code == sqlite3.SQLITE_ERROR and _SCHEMA_MISSING.search(str(err)):
             return StateError(

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from archiver.cli import cli
 from archiver.errors import EXIT_LOCKED, StateError, StateLockedError
 from archiver.state import sqlite as sqlite_backend
 from archiver.state.store import DB_NAME, Store
@@ -113,3 +115,15 @@ def test_a_store_another_process_holds_in_a_write_transaction_is_exit_75_naming_
     finally:
         store.close()
         holder.close()
+
+
+@pytest.mark.parametrize("args", [("runs",), ("runs", "show", "r1")])
+def test_a_value_that_is_not_utf8_is_named_by_its_column_not_quoted(folder, args):
+    # A damaged byte in a row: SQLite hands back the text, Python cannot decode it.
+    edit(folder, "UPDATE runs SET report = CAST(? AS TEXT)", b'{"totals": {}, "x": "\xff"}')
+    result = CliRunner().invoke(cli, [*args, "--state", str(folder)], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"archiver: error: the state store {folder / DB_NAME} is unusable: a value in its column"
+        " 'report' is not UTF-8 text; restore it from a backup or move it aside\n"
+    )
