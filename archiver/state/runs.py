@@ -90,10 +90,16 @@ class Runs:
         bound = Target.from_json(bound_json)
         if bound == target:
             return
+        if bound is None:
+            # Which target it is for cannot be told: not even this one can use it.
+            raise self._conn.damaged(
+                f"the target it belongs to (store_meta {TARGET_KEY!r}) is not a target "
+                f"({bound_json[:80]!r})"
+            )
         # One store, one target: a simulator's run must never share (or pass for) the
         # history of a production tenant, nor one tenant's another's.
         raise ConfigError(
-            f"{describe(self._location)} belongs to {bound or bound_json}, not to {target}: use "
+            f"{describe(self._location)} belongs to {bound}, not to {target}: use "
             f"another --state {'store' if self._conn.backend.shared else 'folder'} for this target"
         )
 

@@ -127,3 +127,22 @@ def test_a_value_that_is_not_utf8_is_named_by_its_column_not_quoted(folder, args
         f"archiver: error: the state store {folder / DB_NAME} is unusable: a value in its column"
         " 'report' is not UTF-8 text; restore it from a backup or move it aside\n"
     )
+
+
+@pytest.mark.parametrize("value", ["garbage", "[]", '{"backend": "campaign-archive", "host": 7}'])
+def test_a_target_record_that_is_not_a_target_is_damage_not_another_target(folder, value):
+    edit(folder, "UPDATE store_meta SET value = ? WHERE key = 'target'", value)
+    store = Store(folder)
+    try:
+        for check in (lambda: store.runs.check_target(TARGET),
+                      lambda: store.runs.start("r2", "p", "h", TARGET)):
+            with pytest.raises(StateError) as caught:
+                check()
+            assert type(caught.value) is StateError  # exit 1, not 78 (another target)
+            assert str(caught.value) == (
+                f"the state store {folder} is damaged: the target it belongs to (store_meta "
+                f"'target') is not a target ({value!r}); restore it from a backup or move it aside"
+            )
+        assert [r for (r,) in store.query("SELECT id FROM runs")] == ["r1"]
+    finally:
+        store.close()
