@@ -447,7 +447,7 @@ class CampaignJob:
     def _send(self, batch: StoredBatch, items: list[PendingItem], *, resend: bool = False) -> None:
         """Act on one batch and record what happened; never raises for API errors.
         A new batch (not ``resend``) is not sent once the run halted."""
-        records = [as_record(i) for i in items]
+        records = [as_record(i, self.store.where) for i in items]
         key = batch.idempotency_key
         if self.ctx.halted is not None and not resend:
             # Formed while another batch's event failed to render: not sent, its

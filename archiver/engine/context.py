@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from archiver import jsonsafe
 from archiver.clock import now
 from archiver.engine import failpoints, payloads
 from archiver.engine.backend import AttemptRecord, Backend
@@ -34,7 +35,7 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Filter, Sink, Transform
-from archiver.errors import ArchiverError, StageFailed, TemplateError
+from archiver.errors import ArchiverError, StageFailed, StateError, TemplateError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.attempts import PendingItem
@@ -190,8 +191,21 @@ def not_rendered(err: Exception, kind: str, sink: str, *, kept: bool = False) ->
     )
 
 
-def as_record(item: PendingItem) -> AttemptRecord:
-    """A stored attempt as the backend acts on it: ``retention_days`` is the decided one."""
+def as_record(item: PendingItem, where: str) -> AttemptRecord:
+    """A stored attempt as the backend acts on it: ``retention_days`` is the decided one.
+    ``where``: the state store it was read from, named when its handle is unreadable."""
+    handle: Any = {}
+    if item.handle:
+        try:
+            handle = jsonsafe.loads(item.handle)
+        except (ValueError, TypeError):
+            handle = None
+        if not isinstance(handle, dict):
+            raise StateError(
+                f"the state store {where} is damaged: what attempt {item.attempt_id} keeps "
+                "for its backend (attempts.handle) is not a JSON object; restore it from a "
+                "backup or move it aside"
+            )
     return AttemptRecord(
         id=item.attempt_id,
         contact_id=item.contact_id,
@@ -201,7 +215,7 @@ def as_record(item: PendingItem) -> AttemptRecord:
         anonymized=item.anonymized,
         retention_days=item.retention_days,
         updated_at=item.updated_at,
-        handle=json.loads(item.handle) if item.handle else {},
+        handle=handle,
     )
 
 

@@ -86,7 +86,18 @@ class Batches:
             " WHERE campaign_id = ? AND status = 'prepared' ORDER BY created_at, run_id, seq",
             (campaign_id,),
         )
-        return [StoredBatch(*row) for row in rows]
+        return [self._stored(row) for row in rows]
+
+    def _stored(self, row: Sequence[Any]) -> StoredBatch:
+        batch = StoredBatch(*row)
+        for name in ("seq", "size"):
+            value = getattr(batch, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise self._conn.damaged(
+                    f"batch {batch.id} of campaign {batch.campaign_id} has {name} {value!r}, "
+                    "not a number"
+                )
+        return batch
 
     def items(self, batch_id: str) -> list[PendingItem]:
         rows = self._conn.query(

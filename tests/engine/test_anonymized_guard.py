@@ -63,7 +63,7 @@ def test_an_archive_item_states_the_records_own_flag():
     line = PendingItem("a-1", "con-1", "NO_ANSWER", "ARCHIVED", 7, 30, "r", False)
     def body(item: PendingItem) -> list:
         return archive_request(
-            CID, [as_record(item)], force_cold_storage=False, delete_active=True
+            CID, [as_record(item, "state")], force_cold_storage=False, delete_active=True
         )["items"]
 
     [item] = body(line)

@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from archiver.cli import cli
+from archiver.engine.context import as_record
 from archiver.errors import EXIT_LOCKED, StateError, StateLockedError
 from archiver.state import sqlite as sqlite_backend
+from archiver.state.attempts import PendingItem
 from archiver.state.store import DB_NAME, Store
-from tests.state.test_store_backends import TARGET
+from tests.state.test_store_backends import TARGET, batch_of, decision
 
 
 @pytest.fixture
@@ -146,3 +148,30 @@ def test_a_target_record_that_is_not_a_target_is_damage_not_another_target(folde
         assert [r for (r,) in store.query("SELECT id FROM runs")] == ["r1"]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("column", "value"), [("size", "abc"), ("seq", "1.5x"), ("size", "")])
+def test_an_open_batch_whose_counts_are_not_numbers_is_named(store, folder, column, value):
+    store.runs.start("r2", "p", "h", TARGET)
+    store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
+    batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
+    edit(folder, f"UPDATE batches SET {column} = ?", value)
+    with pytest.raises(StateError) as caught:
+        store.batches.open("c1")
+    assert str(caught.value).startswith(
+        f"the state store {folder} is damaged: batch c1-1-r2 of campaign c1 has {column} "
+    )
+    assert str(caught.value).endswith("not a number; restore it from a backup or move it aside")
+
+
+@pytest.mark.parametrize("handle", ["garbage", "[1]", '"x"'])
+def test_an_attempt_whose_handle_is_not_an_object_is_named_before_its_batch_is_sent(handle):
+    item = PendingItem("a-1", "c-1", "NO_ANSWER", "x", 3, 30, "r1", True, handle)
+    with pytest.raises(StateError) as caught:
+        as_record(item, "/srv/state")
+    assert str(caught.value) == (
+        "the state store /srv/state is damaged: what attempt a-1 keeps for its backend "
+        "(attempts.handle) is not a JSON object; restore it from a backup or move it aside"
+    )
+    assert as_record(item._replace(handle='{"list": "7"}'), "/srv/state").handle == {"list": "7"}
+    assert as_record(item._replace(handle=None), "/srv/state").handle == {}
