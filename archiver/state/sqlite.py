@@ -146,7 +146,17 @@ class SqliteBackend:
 
     def fault(self, err: BaseException) -> ArchiverError:
         """What a failed statement means to the user, naming the store and what to do."""
-        code = (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF
+        extended = getattr(err, "sqlite_errorcode", None) or 0
+        code = extended & 0xFF
+        if extended == sqlite3.SQLITE_READONLY_ROLLBACK:
+            # A -journal left by a writer that stopped mid-transaction (not archiver: it
+            # writes in WAL mode): SQLite must roll it back before anything is read.
+            return StorageError(
+                f"cannot read the state store {self.path}: {self.path}-journal holds a "
+                "transaction a writer did not finish, which a command that only reads cannot "
+                f"roll back; open it for writing once (`sqlite3 {self.path} 'PRAGMA "
+                "user_version'` as its owner, or any archiver run on it), then read it again"
+            )
         if code in _STORAGE_FAULTS and self.read_only:
             return StorageError(
                 f"cannot read the state store {self.path}: {err}; make it and its folder "

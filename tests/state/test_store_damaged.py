@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 from archiver.engine.context import as_record
-from archiver.errors import EXIT_LOCKED, StateError, StateLockedError
+from archiver.errors import EXIT_LOCKED, StateError, StateLockedError, StorageError
 from archiver.state import sqlite as sqlite_backend
 from archiver.state.attempts import PendingItem
 from archiver.state.store import DB_NAME, Store
@@ -175,3 +175,23 @@ def test_an_attempt_whose_handle_is_not_an_object_is_named_before_its_batch_is_s
     )
     assert as_record(item._replace(handle='{"list": "7"}'), "/srv/state").handle == {"list": "7"}
     assert as_record(item._replace(handle=None), "/srv/state").handle == {}
+
+
+def test_a_journal_left_by_another_writer_is_named_with_how_to_roll_it_back(folder):
+    """A reader cannot roll back a hot journal; a writer does, and the store reads again."""
+    journal = folder / f"{DB_NAME}-journal"
+    journal.write_bytes(b"\x07" * 4096)
+    journal.chmod(0o600)
+    with pytest.raises(StorageError) as caught:
+        Store.open_existing(folder, read_only=True)
+    assert str(caught.value).startswith(
+        f"cannot read the state store {folder / DB_NAME}: {folder / DB_NAME}-journal holds a "
+        "transaction a writer did not finish, which a command that only reads cannot roll back;"
+    )
+    with sqlite3.connect(folder / DB_NAME) as db:  # what the message says to do
+        db.execute("PRAGMA user_version").fetchone()
+    store = Store.open_existing(folder, read_only=True)
+    try:
+        assert [r["id"] for r in store.runs.recent()] == ["r1"]
+    finally:
+        store.close()
