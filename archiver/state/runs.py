@@ -129,6 +129,11 @@ class Runs:
         out = []
         for row in rows:
             item = dict(zip(_RUN_KEYS, row, strict=True))
+            if not isinstance(item["id"], str) or not item["id"]:
+                # The key of every reader (a TEXT primary key takes NULL in SQLite).
+                raise self._conn.damaged(
+                    f"a run started at {item['started_at']} has no id (runs.id {item['id']!r})"
+                )
             item["report"] = self._report(item["id"], item["report"])
             # Runs from before targets were recorded have none.
             found = Target.from_json(item["target"])

@@ -197,3 +197,18 @@ def test_run_times_that_are_not_times_show_no_duration(state):
     )
     assert result.exit_code == 0, result.output
     assert "r20250101T000000-aaaaaa" in result.output
+
+
+@pytest.mark.parametrize("stored", [None, "", b"r1"])
+def test_a_run_without_an_id_is_named_as_damage(state, stored):
+    db = sqlite3.connect(state / "state.db")
+    with db:
+        db.execute("UPDATE runs SET id = ? WHERE id = 'r20250101T000000-aaaaaa'", (stored,))
+    db.close()
+    for args in (("runs",), ("runs", "--format", "json")):
+        result = invoke(*args, "--state", str(state))
+        assert result.exit_code == 1
+        assert result.output.startswith(
+            f"archiver: error: the state store {state} is damaged: a run started at "
+        )
+        assert f"has no id (runs.id {stored!r}); restore it from a backup" in result.output
