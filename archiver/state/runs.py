@@ -26,6 +26,11 @@ _RUN_KEYS = (
     "report", "target",
 )
 
+# What the other columns of a run hold, as every reader of runs takes them.
+_RUN_TYPES: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("policy_name", str), ("policy_sha256", str), ("started_at", str),
+    ("finished_at", (str, type(None))), ("status", str), ("exit_code", (int, type(None))),
+)
 # The parts of a report that readers (``runs``, ``evidence``) take apart, and their type.
 _REPORT_PARTS: tuple[tuple[str, type], ...] = (
     ("policy", dict), ("totals", dict), ("campaigns", list),
@@ -134,6 +139,13 @@ class Runs:
                 raise self._conn.damaged(
                     f"a run started at {item['started_at']} has no id (runs.id {item['id']!r})"
                 )
+            for key, kinds in _RUN_TYPES:
+                # SQLite keeps what was written whatever the column says (a blob, say).
+                if not isinstance(item[key], kinds) or isinstance(item[key], bool):
+                    raise self._conn.damaged(
+                        f"run {item['id']} has runs.{key} {item[key]!r}, not "
+                        + ("a number" if key == "exit_code" else "text")
+                    )
             item["report"] = self._report(item["id"], item["report"])
             # Runs from before targets were recorded have none.
             found = Target.from_json(item["target"])

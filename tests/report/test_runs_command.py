@@ -212,3 +212,24 @@ def test_a_run_without_an_id_is_named_as_damage(state, stored):
             f"archiver: error: the state store {state} is damaged: a run started at "
         )
         assert f"has no id (runs.id {stored!r}); restore it from a backup" in result.output
+
+
+@pytest.mark.parametrize(("column", "stored", "kind"), [
+    ("policy_name", b"\xff", "text"), ("started_at", b"2025", "text"),
+    ("finished_at", b"\x00", "text"), ("status", None, "text"), ("exit_code", "x", "a number"),
+])
+def test_a_run_column_of_another_type_is_named_as_damage(state, column, stored, kind):
+    db = sqlite3.connect(state / "state.db")
+    with db:
+        # NOT NULL columns take a NULL only through a rebuilt table: a blob stands in.
+        value = b"" if stored is None else stored
+        db.execute(f"UPDATE runs SET {column} = ? WHERE id = 'r20250101T000000-aaaaaa'", (value,))
+    db.close()
+    for args in (("runs",), ("runs", "--format", "json"), ("runs", "show", "r20250101")):
+        result = invoke(*args, "--state", str(state))
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"archiver: error: the state store {state} is damaged: run r20250101T000000-aaaaaa"
+            f" has runs.{column} {value!r}, not {kind}; restore it from a backup or move it"
+            " aside\n"
+        )
