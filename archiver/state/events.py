@@ -148,18 +148,27 @@ class Events:
         """Events still to deliver (pending, unrendered, or kept after their endpoint was
         gone) by sink. In a shared store, not those of sinks a live run delivers
         (``own_sinks``)."""
-        return {
-            sink: int(n)
+        counts = [
+            (self._sink_name(sink), int(n))
             for sink, n in self._conn.query(
                 "SELECT sink, count(*) FROM outbox"
                 " WHERE status IN ('pending', 'unrendered', 'disabled')"
                 " GROUP BY sink ORDER BY sink"
             )
-            if self._conn.locks.is_free(lock_key("sink-owner", sink))
+        ]
+        return {
+            sink: n for sink, n in counts if self._conn.locks.is_free(lock_key("sink-owner", sink))
         }
 
     def sinks(self) -> list[str]:
-        return [r[0] for r in self._conn.query("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
+        return [self._sink_name(r[0])
+                for r in self._conn.query("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
+
+    def _sink_name(self, value: Any) -> str:
+        # SQLite keeps what was written whatever the column says (a blob, say).
+        if not isinstance(value, str):
+            raise self._conn.damaged(f"an outbox event has sink {value!r}, not text")
+        return value
 
     def rename_sink(self, old: str, new: str) -> int:
         """Every event of sink ``old`` now belongs to ``new`` (an outbox name migrated)."""
@@ -192,4 +201,11 @@ class Events:
             " FROM outbox GROUP BY sink ORDER BY sink"
         )
         keys = ("sink", "pending", "disabled", "delivered", "dropped", "oldest_undelivered")
+        for sink, *_, oldest in rows:
+            # SQLite keeps what was written whatever the column says (a blob, say).
+            self._sink_name(sink)
+            if not isinstance(oldest, str | None):
+                raise self._conn.damaged(
+                    f"an outbox event of sink {sink} has created_at {oldest!r}, not text"
+                )
         return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -195,3 +195,22 @@ def test_a_journal_left_by_another_writer_is_named_with_how_to_roll_it_back(fold
         assert [r["id"] for r in store.runs.recent()] == ["r1"]
     finally:
         store.close()
+
+
+def test_an_outbox_event_whose_sink_or_time_is_not_text_is_named(store, folder):
+    store.events.enqueue([("evt-1", "webhook:x", "batch_archived", "{}"),
+                          ("evt-2", "webhook:y", "batch_archived", "{}")])
+    edit(folder, "UPDATE outbox SET created_at = ? WHERE event_id = 'evt-2'", b"\x00")
+    with pytest.raises(StateError, match=(
+        r"is damaged: an outbox event of sink webhook:y has created_at b'\\x00', not text;"
+    )):
+        store.events.by_sink()
+    edit(folder, "UPDATE outbox SET created_at = 'x'")
+    edit(folder, "UPDATE outbox SET sink = ? WHERE event_id = 'evt-1'", b"\xff")
+    for read in (store.events.by_sink, store.events.sinks, store.events.undelivered_by_sink):
+        with pytest.raises(StateError) as caught:
+            read()
+        assert str(caught.value) == (
+            f"the state store {folder} is damaged: an outbox event has sink b'\\xff', not text;"
+            " restore it from a backup or move it aside"
+        )
