@@ -191,9 +191,27 @@ def not_rendered(err: Exception, kind: str, sink: str, *, kept: bool = False) ->
     )
 
 
+# The columns of a stored attempt an archive body carries, and what they hold.
+_ITEM_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("attempt_id", (str,)), ("contact_id", (str, type(None))), ("outcome", (str, type(None))),
+    ("disposition", (str, type(None))), ("duration", (int, type(None))),
+    ("retention_days", (int, type(None))), ("updated_at", (str, type(None))),
+)
+
+
 def as_record(item: PendingItem, where: str) -> AttemptRecord:
     """A stored attempt as the backend acts on it: ``retention_days`` is the decided one.
-    ``where``: the state store it was read from, named when its handle is unreadable."""
+    ``where``: the state store it was read from, named when a value is not what archiver
+    stored there (SQLite keeps whatever is written, a blob in a text column say)."""
+    for column, kinds in _ITEM_TYPES:
+        value = getattr(item, column)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            shown = item.attempt_id if isinstance(item.attempt_id, str) else repr(item.attempt_id)
+            raise StateError(
+                f"the state store {where} is damaged: attempt {shown} has attempts.{column} "
+                f"{value!r}, not {'a number' if int in kinds else 'text'}; restore it from a "
+                "backup or move it aside"
+            )
     handle: Any = {}
     if item.handle:
         try:
