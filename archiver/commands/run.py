@@ -41,7 +41,7 @@ from archiver.stages.registry import (
     build_pipeline_stages,
     build_sinks,
 )
-from archiver.state.files import storage_error
+from archiver.state.files import storage_error, write_output
 from archiver.state.location import StateLocation
 
 if TYPE_CHECKING:
@@ -421,6 +421,4 @@ def _writing(path: Path) -> Iterator[None]:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    write_output(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))

@@ -38,6 +38,7 @@ from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, check_line
 from archiver.errors import EXIT_FAILED, ConfigError, NotApproved
 from archiver.governance import approval
+from archiver.state.files import write_output
 
 FORMAT = "archiver-evidence/1"
 _GIT_TIMEOUT_SECONDS = 10
@@ -165,10 +166,8 @@ def build(
 
 
 def write(bundle: dict[str, Any], out: Path) -> None:
-    tmp = out.with_name(out.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_output(out, (json.dumps(bundle, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot write {out}: {err.strerror}") from err
 

@@ -24,13 +24,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from archiver.engine.records import COUNTED
+from archiver.state.files import write_output
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
 
@@ -75,7 +76,10 @@ def _key(labels: Mapping[str, str]) -> Labels:
 
 
 def previous_successes(path: Path) -> list[tuple[dict[str, str], float]]:
-    """The ``archiver_last_success_timestamp_seconds`` series of an earlier metrics file."""
+    """The ``archiver_last_success_timestamp_seconds`` series of an earlier metrics file
+    (none from a device or a pipe, such as /dev/null: reading one is no earlier file)."""
+    if path.exists() and not path.is_file():
+        return []
     try:
         text = path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
@@ -174,6 +178,7 @@ class RunMetrics:
                 self._families.counters[name][_key({**base, **labels})] = value
 
     def write(self, path: Path) -> None:
-        """Write atomically (a temporary file beside ``path``, then rename)."""
+        """Write atomically (a temporary file beside ``path``, then rename; a device or a
+        pipe is written in place)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(path), self.registry)
+        write_output(path, generate_latest(self.registry))

@@ -197,3 +197,28 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, a file archiver leaves for people or other programs (a
+    run report, a metrics file, an evidence bundle): under a temporary name beside it,
+    then renamed over it, so a reader never sees half of one. Something there that is
+    not a regular file or a folder (a device such as ``/dev/null``, a named pipe) is
+    written in place instead: a rename would put a regular file where it was. OSError
+    is the caller's to report."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        with path.open("wb") as out:
+            out.write(data)
+        return
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink()
+        raise

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -477,3 +479,24 @@ def test_a_bundle_part_of_the_wrong_type_fails_in_one_line(made, tmp_path, where
     assert "Traceback" not in result.stderr
     assert f"FAIL bundle: not an evidence bundle's shape: {said}" in result.stdout
     assert result.stdout.rstrip().endswith("DOES NOT VERIFY")
+
+
+def test_a_bundle_written_to_a_named_pipe_reaches_its_reader_and_the_pipe_stays(made, tmp_path):
+    bundle, _, run_id = made
+    state = bundle.parent / "repo" / "state"
+    fifo = tmp_path / "bundle.pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with fifo.open("rb") as pipe:
+            got.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    result = run_cli(["evidence", run_id, "--out", str(fifo), "--state", str(state)], _env())
+    reader.join(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(got[0])["run_id"] == run_id
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the pipe was replaced by a regular file"
+    assert sorted(os.listdir(tmp_path)) == ["bundle.pipe"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,21 @@ def test_an_unreadable_previous_file_is_ignored(tmp_path):
     path.write_text("this is { not prometheus\n")
     assert previous_successes(path) == []
     assert previous_successes(tmp_path / "missing.prom") == []
+
+
+def test_metrics_for_a_named_pipe_are_written_into_it_and_the_pipe_stays(tmp_path):
+    # `--metrics /dev/null` or a pipe: no earlier file is read from it, and the metrics
+    # are written into it rather than renamed over it.
+    state, fifo = tmp_path / "state", tmp_path / "metrics.pipe"
+    os.mkfifo(fifo)
+    assert previous_successes(fifo) == []  # returns at once: nothing is read from a pipe
+    metrics = RunMetrics()
+    metrics.record(finished_run(state, [("c-1", 4, 0, 0, 0)]), state)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    metrics.write(fifo)
+    reader.join(timeout=10)
+    assert b"archiver_run_attempts" in got[0]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["metrics.pipe", "state"]

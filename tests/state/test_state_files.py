@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from archiver.errors import EXIT_CONFIG, EXIT_STORAGE, StorageError, UnsafeFileError
+from archiver.state.files import write_output
 from archiver.state.lock import RunLock
 from archiver.state.store import Store
 
@@ -141,3 +143,38 @@ def test_a_full_store_is_a_storage_error_naming_it_and_stays_usable(tmp_path: Pa
     store.events.enqueue(big[:1])
     assert store.events.summary() == {"audit_log#0": {"pending": 1}}
     store.close()
+
+
+def _read_fifo(path: Path) -> tuple[threading.Thread, list[bytes]]:
+    got: list[bytes] = []
+
+    def read() -> None:
+        with path.open("rb") as fifo:
+            got.append(fifo.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader, got
+
+
+def test_an_output_path_that_is_a_pipe_or_device_is_written_in_place_not_replaced(
+    tmp_path: Path,
+) -> None:
+    # `--report /dev/null` or a named pipe: renaming a temporary file over it would put a
+    # regular file where the device or pipe was (as root, /dev/null itself).
+    fifo = tmp_path / "report.pipe"
+    os.mkfifo(fifo)
+    reader, got = _read_fifo(fifo)
+    write_output(fifo, b'{"a": 1}\n')
+    reader.join(timeout=10)
+    assert got == [b'{"a": 1}\n']
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["report.pipe"]
+
+
+def test_an_output_file_is_replaced_whole_and_no_temporary_file_is_left(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    out.write_text("old")
+    write_output(out, b"new\n")
+    assert out.read_bytes() == b"new\n"
+    assert os.listdir(tmp_path) == ["report.json"]
