@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from archiver.cli import SUMMARIES, VERBS, cli
 
@@ -96,3 +98,35 @@ def test_the_readmes_commands_table_shows_every_option_help_does():
             and not (len(path) > 1 and set(param.opts) & _FROM_THE_VERBS_FORM)
         ]
         assert missing == [], f"archiver {' '.join(path)}: not in README's Commands table"
+
+
+@pytest.mark.parametrize("args", [
+    ["run", ""],
+    ["run", "p.yaml", "--state", ""],
+    ["run", "p.yaml", "--report", ""],
+    ["run", "p.yaml", "--metrics", ""],
+    ["validate", ""],
+    ["test", ""],
+    ["plan", ""],
+    ["diff", "", "p.yaml"],
+    ["diff", "p.yaml", ""],
+    ["diff", "p.yaml", "p.yaml", "--fixtures", ""],
+    ["approve", ""],
+    ["approve", "p.yaml", "--sign-with", ""],
+    ["audit", "verify", ""],
+    ["audit", "verify", "a.jsonl", "--state", ""],
+    ["evidence", "r1", "--out", ""],
+    ["evidence", "verify", "--public-key", "", "b.json"],
+    ["runs", "--state", ""],
+    ["runs", "--policy", ""],
+    ["runs", "show", "r1", "--state", ""],
+])
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(args, tmp_path, monkeypatch):
+    # Path("") is ".": `archiver run "$POLICY"` with the variable unset ran every policy
+    # under the working folder, `--state ""` kept the state store in it, `--report ""`
+    # failed with a traceback after the run.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "an empty string names no file or folder" in result.output
+    assert os.listdir(tmp_path) == []

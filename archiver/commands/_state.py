@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from archiver.commands._paths import EMPTY, PathParam
 from archiver.errors import ConfigError
 from archiver.report.redact import register_secret
 from archiver.state import location
@@ -39,6 +40,8 @@ class StateParam(_ParamType):
     ) -> StateLocation:
         if isinstance(value, Path | PostgresUrl):
             return value
+        if value == "":
+            self.fail(EMPTY, param, ctx)
         try:
             found = location.parse(str(value))
         except ConfigError as err:
@@ -84,7 +87,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def state_options(func: F) -> F:
     """``--state DIR`` and ``--policy FILE``, accepted before and after ``show``."""
     func = click.option(
-        "--policy", "policy_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        "--policy", "policy_path", type=PathParam(exists=True, dir_okay=False, path_type=Path),
         help="Use the state folder of this policy (.archiver/ beside it).",
     )(func)
     return click.option(

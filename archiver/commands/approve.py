@@ -6,18 +6,19 @@ from pathlib import Path
 
 import click
 
+from archiver.commands._paths import PathParam
 from archiver.governance import approval
 from archiver.policy import load_policy
 from archiver.report.redact import printable
 
 
 @click.command("approve")
-@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("policy_path", metavar="POLICY", type=PathParam(dir_okay=False, path_type=Path))
 @click.option("--by", "approver", metavar="WHO",
               help="Who approves. Default: git's user.email in the policy's folder.")
 @click.option(
     "--sign-with", "signing_key", metavar="KEY",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=PathParam(dir_okay=False, exists=True, path_type=Path),
     help="Sign the approval with this SSH key (ssh-keygen -Y sign), as git signs commits.",
 )
 @click.option(
@@ -26,7 +27,7 @@ from archiver.report.redact import printable
 )
 @click.option(
     "--allowed-signers", metavar="FILE",
-    type=click.Path(dir_okay=False, path_type=Path), envvar="ARCHIVER_ALLOWED_SIGNERS",
+    type=PathParam(dir_okay=False, path_type=Path), envvar="ARCHIVER_ALLOWED_SIGNERS",
     help="With --check: require a signature that verifies against this allowed-signers file "
     "(git's gpg.ssh.allowedSignersFile format). Also read from ARCHIVER_ALLOWED_SIGNERS.",
 )

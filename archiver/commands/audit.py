@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from archiver.audit import VerifyResult, digest, verify_file
+from archiver.commands._paths import PathParam
 from archiver.commands._state import STATE
 from archiver.errors import EXIT_FAILED, UsageError
 from archiver.state.location import StateLocation
@@ -24,7 +25,7 @@ def command() -> None:
 
 
 @command.command(name="verify")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=PathParam(path_type=Path, dir_okay=False))
 @click.option(
     "--format",
     "fmt",
@@ -43,7 +44,7 @@ def command() -> None:
 @click.option(
     "--public-key",
     "public_key",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    type=PathParam(path_type=Path, dir_okay=False, exists=True),
     help="Also check the signed digests in FILE.digests/ with this Ed25519 public key (PEM): "
     "catches a cut tail, a consistent rewrite of the chain, a deleted or a replaced digest.",
 )

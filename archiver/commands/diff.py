@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from archiver.backends.catalog import CXONE
+from archiver.commands._paths import PathParam, refuse_empty
 from archiver.errors import EXIT_FAILED, UsageError
 from archiver.policy import load_policy
 from archiver.policy.model import Policy
@@ -26,10 +27,15 @@ STDIN = "-"
 MAX_COUNT = 100_000
 
 
+def _given(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    refuse_empty(value, param, ctx)
+    return value
+
+
 @click.command("diff")
-@click.argument("old", metavar="OLD")
-@click.argument("new", metavar="NEW")
-@click.option("--fixtures", "fixtures_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.argument("old", metavar="OLD", callback=_given)
+@click.argument("new", metavar="NEW", callback=_given)
+@click.option("--fixtures", "fixtures_path", type=PathParam(dir_okay=False, path_type=Path),
               help="Compare on these listing records: a YAML or JSON list of records as the "
                    "API lists them, or the cases of a NAME.test.yaml.")
 @click.option("--simulator", is_flag=True,

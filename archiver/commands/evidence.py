@@ -10,6 +10,7 @@ import click
 
 from archiver.audit import digest
 from archiver.clock import now
+from archiver.commands._paths import PathParam
 from archiver.commands._state import state_options
 from archiver.commands.runs import find_run, resolve_state_dir
 from archiver.errors import EXIT_FAILED, StateError
@@ -64,7 +65,7 @@ def command() -> None:
 
 @click.command("create", cls=_CreateCommand)
 @click.argument("run_id")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out", required=True, type=PathParam(dir_okay=False, path_type=Path),
               help="Where to write the bundle (JSON).")
 @state_options
 def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | None) -> None:
@@ -101,9 +102,9 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
 
 
 @command.command("verify")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=PathParam(dir_okay=False, exists=True, path_type=Path))
 @click.option("--public-key", "public_key", required=True,
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              type=PathParam(dir_okay=False, exists=True, path_type=Path),
               help="The Ed25519 public key (PEM) of the key the runs were signed with.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from archiver.commands._paths import PathParam
 from archiver.connect import target_of
 from archiver.errors import EXIT_FAILED
 from archiver.governance import approval
@@ -20,7 +21,7 @@ from archiver.settings import Settings
 
 
 @click.command("plan")
-@click.argument("policy_path", metavar="POLICY", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("policy_path", metavar="POLICY", type=PathParam(dir_okay=False, path_type=Path))
 @click.option(
     "--format", "output_format", type=click.Choice(("text", "json")), default="text",
     show_default=True, help="text: tables for people; json: one document for scripts.",

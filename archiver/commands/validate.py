@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from archiver.commands._paths import PathParam
 from archiver.errors import EXIT_CONFIG, Diagnostic
 from archiver.policy import check_paths
 from archiver.report.redact import printable
@@ -16,7 +17,7 @@ FORMATS = ("text", "json", "github")
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=PathParam(path_type=Path))
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
     help="text: file:line:col: CODE message; json: a list of objects; github: workflow commands.",
