@@ -130,3 +130,34 @@ def test_an_empty_path_is_a_usage_error_not_the_current_folder(args, tmp_path, m
     assert result.exit_code == 2, result.output
     assert "an empty string names no file or folder" in result.output
     assert os.listdir(tmp_path) == []
+
+
+_TOO_LONG = "p" * 300  # one name past every common file system's 255-byte limit
+
+
+@pytest.mark.parametrize("args", [
+    ["validate", _TOO_LONG],
+    ["test", _TOO_LONG],
+    ["plan", f"{_TOO_LONG}/p.yaml"],
+    ["diff", _TOO_LONG, "p.yaml"],
+    ["audit", "verify", _TOO_LONG],
+    ["audit", "verify", "a.jsonl", "--state", _TOO_LONG],
+    ["runs", "--state", _TOO_LONG],
+    ["runs", "outbox", "--state", f"{_TOO_LONG}/x"],
+    ["evidence", "r1", "--out", "b.json", "--state", _TOO_LONG],
+    ["run", "p.yaml", "--state", _TOO_LONG],
+])
+def test_a_path_with_a_name_too_long_is_a_usage_error_not_a_traceback(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "is longer than the system allows; shorten it" in result.output
+
+
+def test_a_test_path_in_a_loop_of_links_is_reported_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.symlink("b", tmp_path / "a")
+    os.symlink("a", tmp_path / "b")
+    result = CliRunner().invoke(cli, ["test", "a"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "a:1:1: F001 cannot read:" in result.output

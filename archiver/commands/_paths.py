@@ -2,11 +2,14 @@
 
 An empty argument names no file: ``Path("")`` is the current folder, so ``archiver run
 "$POLICY"`` with the variable unset would run every policy under the working folder, and
-``--report ""`` would try to write over it. It is refused as a usage error instead.
+``--report ""`` would try to write over it. It is refused as a usage error instead, as
+is a path the system cannot look up at all (a name longer than its file system allows).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 import click
@@ -14,18 +17,39 @@ import click
 EMPTY = "an empty string names no file or folder (is the variable meant to give it unset?)"
 
 
-def refuse_empty(value: str, param: click.Parameter | None, ctx: click.Context | None) -> None:
-    """A usage error (exit 2) naming ``param`` when ``value`` is the empty string."""
+def refuse_unusable(value: str, param: click.Parameter | None, ctx: click.Context | None) -> None:
+    """A usage error (exit 2) naming ``param`` when ``value`` is the empty string, or a
+    path no file can have."""
     if value == "":
         raise click.BadParameter(EMPTY, ctx=ctx, param=param)
+    problem = unusable(value)
+    if problem:
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+
+
+def unusable(path: str | bytes | os.PathLike[str]) -> str | None:
+    """Why no file can have the path ``path`` (one of its names, or the whole, is longer
+    than the system allows), else None: every later look at it would fail the same way."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            return f"{err.strerror}: a name in the path, or the whole path, is longer than the system allows; shorten it"
+    except ValueError:
+        return None  # a NUL byte: cannot come from a command line
+    return None
 
 
 class PathParam(click.Path):
-    """``click.Path`` that refuses an empty value."""
+    """``click.Path`` that refuses an empty value and a path no file can have."""
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Any:
-        if isinstance(value, str | bytes) and not value:
-            self.fail(EMPTY, param, ctx)
+        if isinstance(value, str | bytes):
+            if not value:
+                self.fail(EMPTY, param, ctx)
+            problem = unusable(value)
+            if problem:
+                self.fail(problem, param, ctx)
         return super().convert(value, param, ctx)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from archiver.commands._paths import EMPTY, PathParam
+from archiver.commands._paths import EMPTY, PathParam, unusable
 from archiver.errors import ConfigError
 from archiver.report.redact import register_secret
 from archiver.state import location
@@ -46,6 +46,9 @@ class StateParam(_ParamType):
             found = location.parse(str(value))
         except ConfigError as err:
             self.fail(str(err), param, ctx)
+        problem = unusable(found) if isinstance(found, Path) else None
+        if problem:
+            self.fail(problem, param, ctx)
         return _masked(found)
 
 

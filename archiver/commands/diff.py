@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from archiver.backends.catalog import CXONE
-from archiver.commands._paths import PathParam, refuse_empty
+from archiver.commands._paths import PathParam, refuse_unusable
 from archiver.errors import EXIT_FAILED, UsageError
 from archiver.policy import load_policy
 from archiver.policy.model import Policy
@@ -28,7 +28,7 @@ MAX_COUNT = 100_000
 
 
 def _given(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    refuse_empty(value, param, ctx)
+    refuse_unusable(value, param, ctx)
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,11 @@ def find_test_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]
     seen: set[Path] = set()
     unique = []
     for file in found:
-        if file.resolve() not in seen:
-            seen.add(file.resolve())
+        # realpath, not resolve(): a path in a loop of links is reported when it is read,
+        # and resolve() raises RuntimeError for it.
+        real = Path(os.path.realpath(file))
+        if real not in seen:
+            seen.add(real)
             unique.append(file)
     return unique, errors
 
