@@ -161,3 +161,31 @@ def test_a_test_path_in_a_loop_of_links_is_reported_not_a_traceback(tmp_path, mo
     result = CliRunner().invoke(cli, ["test", "a"])
     assert result.exit_code == 1, (result.output, result.exception)
     assert "a:1:1: F001 cannot read:" in result.output
+
+
+_NOT_UTF8 = b"r\xff\xfe".decode("utf-8", "surrogateescape")  # as Python decodes such an argument
+
+
+@pytest.mark.parametrize("args", [
+    ["runs", "show", _NOT_UTF8],
+    ["evidence", _NOT_UTF8, "--out", "b.json"],
+    ["runs", "outbox", "--drop", _NOT_UTF8],
+    ["run", "p.yaml", "--campaign", _NOT_UTF8],
+    ["approve", "p.yaml", "--by", _NOT_UTF8],
+])
+def test_an_id_that_is_not_utf8_text_is_a_usage_error_not_a_traceback(args, tmp_path, monkeypatch):
+    # A run or sink id was looked up as it came: UnicodeEncodeError in the query; an
+    # approver was written into POLICY.approved as lone surrogates.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "is not UTF-8 text" in result.output
+
+
+@pytest.mark.parametrize("who", ["", "  "])
+def test_an_empty_approver_is_refused_not_replaced_by_gits_email(who, tmp_path, monkeypatch):
+    # `--by "$APPROVER"` with the variable unset recorded git's user.email as the approver.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["approve", "p.yaml", "--by", who])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "is empty: name who approves" in result.output

@@ -7,14 +7,25 @@ from pathlib import Path
 import click
 
 from archiver.commands._paths import PathParam
+from archiver.commands._text import TEXT
 from archiver.governance import approval
 from archiver.policy import load_policy
 from archiver.report.redact import printable
 
 
+def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--by names a person: empty (an unset variable, say) would fall back to git's
+    user.email unseen, and record someone the command line did not name."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "is empty: name who approves, or leave --by out for git's user.email", ctx, param
+        )
+    return value
+
+
 @click.command("approve")
 @click.argument("policy_path", metavar="POLICY", type=PathParam(dir_okay=False, path_type=Path))
-@click.option("--by", "approver", metavar="WHO",
+@click.option("--by", "approver", metavar="WHO", type=TEXT, callback=_named,
               help="Who approves. Default: git's user.email in the policy's folder.")
 @click.option(
     "--sign-with", "signing_key", metavar="KEY",

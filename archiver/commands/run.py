@@ -19,6 +19,7 @@ from archiver.audit.chain import SIGNING_KEY_ENV
 from archiver.clock import now
 from archiver.commands._paths import PathParam
 from archiver.commands._state import HELP, STATE, default_state
+from archiver.commands._text import TEXT
 from archiver.connect import connect, limit_host, target_of
 from archiver.cxone.ratelimit import HostLimits
 from archiver.engine import failpoints
@@ -90,7 +91,7 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 @click.option("--verbose", "-v", count=True, help="Debug logging (same as --log-level debug).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final summary line.")
 @click.option(
-    "--campaign", "campaigns", multiple=True, metavar="ID",
+    "--campaign", "campaigns", multiple=True, metavar="ID", type=TEXT,
     help="Run only this campaign of the policies (repeatable); an ID no policy lists is a "
     "usage error. A cautious first production run, one campaign at a time.",
 )

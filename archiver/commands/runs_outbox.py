@@ -17,6 +17,7 @@ from rich.text import Text
 
 from archiver.clock import now
 from archiver.commands._state import state_options, subcommand_state
+from archiver.commands._text import TEXT
 from archiver.errors import StateLockedError, UsageError
 from archiver.report.summary import plain_console
 from archiver.state import location
@@ -29,7 +30,7 @@ COUNTS = ("pending", "disabled", "delivered", "dropped")
 @click.command("outbox")
 @state_options
 @click.option(
-    "--drop", "drop", metavar="SINK_ID",
+    "--drop", "drop", metavar="SINK_ID", type=TEXT,
     help="Mark every undelivered event of SINK_ID (as listed) dropped: kept in the store, "
     "never delivered.",
 )

@@ -1,0 +1,43 @@
+"""Text on the command line that archiver stores or looks up (a run id, a sink id, a
+campaign id, an approver): it must be UTF-8 text.
+
+Arguments arrive as bytes; Python keeps the bytes that are not UTF-8 as lone surrogates,
+which no UTF-8 database, file or hash takes. Such an argument is refused as a usage
+error (exit 2) naming the parameter, instead of failing inside a query or a write.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+NOT_UTF8 = "is not UTF-8 text (it holds bytes no UTF-8 text has); type it again in UTF-8"
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str]
+else:  # click before 8.2 has no type parameter
+    _ParamType = click.ParamType
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class TextParam(_ParamType):
+    name = "text"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        if not is_utf8(text):
+            self.fail(NOT_UTF8, param, ctx)
+        return text
+
+
+TEXT = TextParam()
