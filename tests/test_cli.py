@@ -189,3 +189,23 @@ def test_an_empty_approver_is_refused_not_replaced_by_gits_email(who, tmp_path, 
     result = CliRunner().invoke(cli, ["approve", "p.yaml", "--by", who])
     assert result.exit_code == 2, (result.output, result.exception)
     assert "is empty: name who approves" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "p.yaml", "--report", "p.yaml/"],
+    ["run", "p.yaml", "--metrics", "reports/"],
+    ["evidence", "r1", "--out", "p.yaml/"],
+    ["plan", "p.yaml/"],
+    ["diff", "p.yaml", "p.yaml", "--fixtures", "f.yaml/"],
+])
+def test_a_file_path_ending_in_a_slash_is_a_usage_error_not_the_file_before_it(
+    args, tmp_path, monkeypatch
+):
+    # pathlib drops a trailing slash: `--report p.yaml/` wrote the report over p.yaml.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("kept\n")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "ends in /, which names a folder; give a file's name" in result.output
+    assert (tmp_path / "p.yaml").read_text() == "kept\n"
+    assert sorted(os.listdir(tmp_path)) == ["p.yaml"]

@@ -41,7 +41,8 @@ def unusable(path: str | bytes | os.PathLike[str]) -> str | None:
 
 
 class PathParam(click.Path):
-    """``click.Path`` that refuses an empty value and a path no file can have."""
+    """``click.Path`` that refuses an empty value, a path no file can have and, where a
+    file is asked for, a path ending in ``/``."""
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -52,4 +53,9 @@ class PathParam(click.Path):
             problem = unusable(value)
             if problem:
                 self.fail(problem, param, ctx)
+            if not self.dir_okay and os.fsdecode(value).endswith("/"):
+                # pathlib drops the slash: `--report out.json/` would write over out.json,
+                # `--report reports/` make a file named reports.
+                self.fail(f"{os.fsdecode(value)!r} ends in /, which names a folder; give a "
+                          "file's name", param, ctx)
         return super().convert(value, param, ctx)
