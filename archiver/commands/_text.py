@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 NOT_UTF8 = "is not UTF-8 text (it holds bytes no UTF-8 text has); type it again in UTF-8"
+EMPTY_ID = "is empty: give a run id (see `archiver runs`); is the variable meant to give it unset?"
 
 if TYPE_CHECKING:
     _ParamType = click.ParamType[str]
@@ -31,13 +32,20 @@ def is_utf8(text: str) -> bool:
 class TextParam(_ParamType):
     name = "text"
 
+    def __init__(self, *, empty_ok: bool = True) -> None:
+        self.empty_ok = empty_ok
+
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> str:
         text = str(value)
         if not is_utf8(text):
             self.fail(NOT_UTF8, param, ctx)
+        if not self.empty_ok and not text.strip():
+            self.fail(EMPTY_ID, param, ctx)
         return text
 
 
 TEXT = TextParam()
+# A run id, matched as a prefix: empty would match every run, and pick the only one.
+RUN_ID = TextParam(empty_ok=False)

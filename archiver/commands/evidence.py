@@ -12,7 +12,7 @@ from archiver.audit import digest
 from archiver.clock import now
 from archiver.commands._paths import PathParam
 from archiver.commands._state import state_options
-from archiver.commands._text import TEXT
+from archiver.commands._text import RUN_ID
 from archiver.commands.runs import find_run, resolve_state_dir
 from archiver.errors import EXIT_FAILED, StateError
 from archiver.governance import approval, evidence
@@ -65,7 +65,7 @@ def command() -> None:
 
 
 @click.command("create", cls=_CreateCommand)
-@click.argument("run_id", type=TEXT)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--out", "out", required=True, type=PathParam(dir_okay=False, path_type=Path),
               help="Where to write the bundle (JSON).")
 @state_options

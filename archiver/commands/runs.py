@@ -15,7 +15,7 @@ from rich.text import Text
 
 from archiver.commands import runs_outbox, runs_prune
 from archiver.commands._state import default_state, state_from_env, state_options
-from archiver.commands._text import TEXT
+from archiver.commands._text import RUN_ID
 from archiver.engine.records import FINAL_STATES
 from archiver.errors import StateError, UsageError
 from archiver.report.summary import PLAIN_WIDTH, plain_console
@@ -73,7 +73,7 @@ def command(
 
 
 @command.command("show")
-@click.argument("run_id", type=TEXT)
+@click.argument("run_id", type=RUN_ID)
 @state_options
 @click.pass_context
 def show(

@@ -233,3 +233,23 @@ def test_a_run_column_of_another_type_is_named_as_damage(state, column, stored, 
             f" has runs.{column} {value!r}, not {kind}; restore it from a backup or move it"
             " aside\n"
         )
+
+
+@pytest.mark.parametrize("command", [("runs", "show"), ("evidence",)])
+def test_an_empty_run_id_is_a_usage_error_not_the_only_run(tmp_path, command):
+    # The empty string is a prefix of every id: with one run recorded, `runs show ""` and
+    # `evidence "" --out F` (an unset variable) showed or bundled that run.
+    folder = tmp_path / ".archiver"
+    store = Store(folder)
+    try:
+        store.runs.start("r20250101T000000-aaaaaa", "nightly", "0" * 64)
+        report = base_report([("c-1", 7, 2, 1, 0)])
+        report["run_id"] = "r20250101T000000-aaaaaa"
+        store.runs.finish("r20250101T000000-aaaaaa", "completed", 0, report)
+    finally:
+        store.close()
+    out = ["--out", str(tmp_path / "bundle.json")] if command == ("evidence",) else []
+    result = invoke(*command, "", *out, "--state", str(folder))
+    assert result.exit_code == 2, result.output
+    assert "is empty: give a run id" in result.output
+    assert not (tmp_path / "bundle.json").exists()
