@@ -35,6 +35,12 @@ def _fail_status(
     return mapping
 
 
+# Bounds of the sizes: past them the simulator could not start (a port past 65535, a
+# count no list or buffer can hold), or would spend its life generating campaigns.
+MAX_CAMPAIGNS = 10_000
+MAX_ATTEMPTS = 100_000_000
+MAX_REQUEST_LOG = 10_000_000
+
 # What the cxone personality takes; the other options belong to the campaign archive's.
 CXONE_OPTIONS = frozenset({
     "api", "port", "host", "seed", "campaigns", "attempts", "rate_limit", "error_rate",
@@ -49,16 +55,19 @@ CXONE_OPTIONS = frozenset({
                    "platform API (the cxone personality; it takes --port, --host, --seed, "
                    "--campaigns, --attempts as contacts per campaign, --rate-limit, "
                    "--error-rate, --token-lifetime and --latency-ms).")
-@click.option("--port", default=8089, show_default=True, help="TCP port; 0 picks a free one.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="TCP port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_loopback,
               help="Address to listen on; loopback only (127.0.0.1, ::1, localhost).")
 @click.option("--seed", default=1, show_default=True,
               help="Seed of the generated data and of every fault's randomness.")
 @click.option("--campaign", "campaign_ids", multiple=True, metavar="ID",
               help="Serve a campaign with this id (repeatable); overrides --campaigns.")
-@click.option("--campaigns", default=3, show_default=True, metavar="N",
+@click.option("--campaigns", type=click.IntRange(max=MAX_CAMPAIGNS), default=3,
+              show_default=True, metavar="N",
               help="Number of campaigns whose ids are derived from the seed.")
-@click.option("--attempts", default=2000, show_default=True, metavar="N",
+@click.option("--attempts", type=click.IntRange(max=MAX_ATTEMPTS), default=2000,
+              show_default=True, metavar="N",
               help="Completed attempts per campaign (generated on demand, so 500000 is fine).")
 @click.option("--unanonymized-rate", default=1 / 300, show_default="1/300", callback=_rate,
               help="Share of attempts listed with anonymized=false.")
@@ -98,7 +107,8 @@ CXONE_OPTIONS = frozenset({
 @click.option("--webhook-secret", default=DEMO_WEBHOOK_SECRET, show_default=True,
               help="Standard Webhooks secret (whsec_ + base64) the receiver checks "
                    "signatures with.")
-@click.option("--request-log", default=10_000, show_default=True, metavar="N",
+@click.option("--request-log", type=click.IntRange(0, MAX_REQUEST_LOG), default=10_000,
+              show_default=True, metavar="N",
               help="How many recent requests /_sim/requests keeps.")
 def command(
     api: str,

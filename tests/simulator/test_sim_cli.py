@@ -131,3 +131,21 @@ def test_the_api_help_names_exactly_the_options_the_cxone_personality_takes() ->
     help_text = params["api"].help or ""
     named = set(re.findall(r"--[a-z-]+", help_text))
     assert named == {params[name].opts[0] for name in CXONE_OPTIONS - {"api"}}
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--port", "-1"], "--port"),
+    (["--port", "65536"], "--port"),
+    (["--port", "0", "--attempts", "99999999999999999999999"], "--attempts"),
+    (["--port", "0", "--request-log", "99999999999999999999999"], "--request-log"),
+    (["--port", "0", "--request-log", "-1"], "--request-log"),
+    (["--port", "0", "--campaigns", "99999999999999999999999"], "--campaigns"),
+    (["--api", "cxone", "--port", "0", "--campaigns", "99999999999999999999999"], "--campaigns"),
+])
+def test_sizes_out_of_range_are_usage_errors_naming_the_option(args, option) -> None:
+    # They were an OverflowError traceback (port, attempts, request log), "maxlen must be
+    # non-negative", or a simulator generating campaign ids without end.
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert f"Invalid value for '{option}'" in result.output
+    assert "is not in the range" in result.output
