@@ -37,6 +37,9 @@ _REPORT_PARTS: tuple[tuple[str, type], ...] = (
 )
 
 
+_SQL_INT_MAX = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's BIGINT
+
+
 class Runs:
     def __init__(self, conn: Connection, location: StateLocation) -> None:
         self._conn = conn
@@ -170,8 +173,9 @@ class Runs:
         return report
 
     def recent(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest ``limit`` runs, newest first."""
-        return self._rows("", (), limit)
+        """The latest ``limit`` runs, newest first; a limit past what an SQL integer holds
+        (``runs --limit`` is any whole number) is every run."""
+        return self._rows("", (), limit if limit <= _SQL_INT_MAX else None)
 
     def starting_with(self, prefix: str) -> list[dict[str, Any]]:
         """The runs whose id starts with ``prefix`` (only those are read and parsed)."""

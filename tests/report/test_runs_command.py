@@ -253,3 +253,11 @@ def test_an_empty_run_id_is_a_usage_error_not_the_only_run(tmp_path, command):
     assert result.exit_code == 2, result.output
     assert "is empty: give a run id" in result.output
     assert not (tmp_path / "bundle.json").exists()
+
+
+def test_a_limit_past_what_sql_integers_hold_lists_every_run(state):
+    # It was an OverflowError traceback from the query.
+    result = invoke("runs", "--state", str(state), "--format", "json",
+                    "--limit", "99999999999999999999999")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 3
