@@ -97,7 +97,20 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, base_url: str | None = None) -> Settings:
         """The environment's settings; ``base_url`` (``--base-url``) wins over CXONE_BASE_URL."""
-        settings = cls()
+        try:
+            settings = cls()
+        except UnicodeDecodeError as err:
+            raise _not_utf8_env_file(err) from err
+        for name in ("client_id", "client_secret", "access_key_id", "access_key_secret"):
+            value = getattr(settings, name)
+            shown = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if shown is not None and not _is_utf8(shown):
+                # Bytes the environment holds that are not UTF-8 cannot be sent; the value
+                # is never shown.
+                raise ConfigError(
+                    f"CXONE_{name.upper()} is not UTF-8 text (it holds bytes no UTF-8 text "
+                    "has); set it again in UTF-8"
+                )
         if not settings.base_url:
             # CXONE_BASE_URL set to nothing (an env file's `CXONE_BASE_URL=`) overrides
             # nothing: the policy's connection.base_url is used, as everywhere else.
@@ -120,6 +133,14 @@ class Settings(BaseSettings):
         return self._base_url_origin
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_secret(name: str, value: str) -> str:
     """``value``, unless it is too short to be kept out of logs (ConfigError naming ``name``).
 
@@ -140,6 +161,17 @@ def env_secret(name: str, env_file: Path = Path(".env")) -> str | None:
     if value:
         return value
     if env_file.is_file():
-        found = dotenv_values(env_file).get(name)
+        try:
+            found = dotenv_values(env_file).get(name)
+        except UnicodeDecodeError as err:
+            raise _not_utf8_env_file(err) from err
         return found or None
     return None
+
+
+def _not_utf8_env_file(err: UnicodeDecodeError) -> ConfigError:
+    """The .env file holds bytes that are not UTF-8 (none of its values is shown)."""
+    return ConfigError(
+        f"the .env file in the working folder is not UTF-8 text ({err.reason}); save it as "
+        "UTF-8, or remove it"
+    )
