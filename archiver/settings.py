@@ -24,7 +24,7 @@ from pydantic_settings import (
 
 from archiver.errors import ConfigError
 from archiver.netutil import url_problem
-from archiver.report.redact import MIN_SECRET_CHARS
+from archiver.report.redact import MIN_SECRET_CHARS, is_utf8
 from archiver.target import EMBEDDED
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         for name in ("client_id", "client_secret", "access_key_id", "access_key_secret"):
             value = getattr(settings, name)
             shown = value.get_secret_value() if isinstance(value, SecretStr) else value
-            if shown is not None and not _is_utf8(shown):
+            if shown is not None and not is_utf8(shown):
                 # Bytes the environment holds that are not UTF-8 cannot be sent; the value
                 # is never shown.
                 raise ConfigError(
@@ -133,12 +133,6 @@ class Settings(BaseSettings):
         return self._base_url_origin
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_secret(name: str, value: str) -> str:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from archiver.report.redact import is_utf8
+
 NOT_UTF8 = "is not UTF-8 text (it holds bytes no UTF-8 text has); type it again in UTF-8"
 EMPTY_ID = "is empty: give a run id (see `archiver runs`); is the variable meant to give it unset?"
 
@@ -19,14 +21,6 @@ if TYPE_CHECKING:
     _ParamType = click.ParamType[str]
 else:  # click before 8.2 has no type parameter
     _ParamType = click.ParamType
-
-
-def is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class TextParam(_ParamType):

@@ -89,6 +89,16 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return pattern.sub(_escape, text)
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: an argument, a variable or a file read
+    with ``surrogateescape`` keeps bytes that are not UTF-8 as lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def shown(text: str) -> str:
     """``text`` as it may be displayed: secrets masked, control characters escaped."""
     return printable(redact(text))

@@ -17,16 +17,21 @@ from tests.report.test_monitor import base_report
 TARGET = Target("campaign-archive", "api-us-02.nicecxone.com")
 
 
+def finished_run(store: Store, run_id: str) -> None:
+    """A completed run of policy `nightly` with a report (one campaign, 10 listed)."""
+    store.runs.start(run_id, "nightly", "0" * 64)
+    report = base_report([("c-1", 7, 2, 1, 0)])
+    report["run_id"] = run_id
+    store.runs.finish(run_id, "completed", 0, report)
+
+
 @pytest.fixture
 def state(tmp_path):
     folder = tmp_path / ".archiver"
     store = Store(folder)
     try:
         # The first run from before runs recorded their target: it has none.
-        store.runs.start("r20250101T000000-aaaaaa", "nightly", "0" * 64)
-        report = base_report([("c-1", 7, 2, 1, 0)])
-        report["run_id"] = "r20250101T000000-aaaaaa"
-        store.runs.finish("r20250101T000000-aaaaaa", "completed", 0, report)
+        finished_run(store, "r20250101T000000-aaaaaa")
         time.sleep(0.005)  # start times have millisecond resolution
         # A second run that died: the next start marks it interrupted; no report.
         store.runs.start("r20250102T000000-bbbbbb", "nightly", "0" * 64, TARGET)
@@ -242,10 +247,7 @@ def test_an_empty_run_id_is_a_usage_error_not_the_only_run(tmp_path, command):
     folder = tmp_path / ".archiver"
     store = Store(folder)
     try:
-        store.runs.start("r20250101T000000-aaaaaa", "nightly", "0" * 64)
-        report = base_report([("c-1", 7, 2, 1, 0)])
-        report["run_id"] = "r20250101T000000-aaaaaa"
-        store.runs.finish("r20250101T000000-aaaaaa", "completed", 0, report)
+        finished_run(store, "r20250101T000000-aaaaaa")
     finally:
         store.close()
     out = ["--out", str(tmp_path / "bundle.json")] if command == ("evidence",) else []
