@@ -6,50 +6,42 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from archiver.engine.backend import ActResult, AttemptRecord, Page
+from archiver.engine.backend import AttemptRecord, Page
 from archiver.engine.context import RunContext
 from archiver.engine.runner import run_policy
 from archiver.errors import TemplateError
 from archiver.policy import load_policy
 from archiver.target import Target
+from tests.engine.fakes import RecordingBackend
 from tests.support import policy_dict, write_policy
 
 FIRST, DIALING = "camp-a", "camp-b"
 
 
-class Backend:
+class Backend(RecordingBackend):
     """Two campaigns of anonymized attempts; the second dials, and is listed only once the
     run has halted."""
 
-    name = "campaign-archive"
-    fields = frozenset({"outcome", "anonymized", "retention_days", "contact_id"})
     reports_dialing = True
 
     def __init__(self, halted: threading.Event) -> None:
+        listing = {
+            cid: [AttemptRecord(id=f"{cid}-{n}", contact_id=f"c-{n}", outcome="SURVEY_TAKEN",
+                                anonymized=True, retention_days=30) for n in range(4)]
+            for cid in (FIRST, DIALING)
+        }
+        super().__init__(listing, page_size=4)
         self.halted = halted
         self.paused: list[str] = []
-        self.acted: list[str] = []
 
     def pages(self, campaign_id: str, *, since: str | None) -> Iterator[Page]:
         if campaign_id == DIALING:
             assert self.halted.wait(30), "the run never halted"
-        yield Page([
-            AttemptRecord(id=f"{campaign_id}-{n}", contact_id=f"c-{n}", outcome="SURVEY_TAKEN",
-                          anonymized=True, retention_days=30)
-            for n in range(4)
-        ])
-
-    def act(self, campaign_id: str, batch: Sequence[AttemptRecord], *,
-            idempotency_key: str) -> ActResult:
-        self.acted.extend(r.id for r in batch)
-        return ActResult({r.id: ("archived", "") for r in batch}, status="done", job_id="job")
-
-    def whole_contacts(self, campaign_id: str) -> bool:
-        return False
+        yield from super().pages(campaign_id, since=since)
 
     def dialing(self, campaign_id: str) -> Mapping[str, Any] | None:
         return {"status": "ACTIVE"} if campaign_id == DIALING else None
@@ -58,12 +50,6 @@ class Backend:
         self.paused.append(campaign_id)
 
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
-        pass
-
-    def cancel(self) -> None:
-        pass
-
-    def close(self) -> None:
         pass
 
 
