@@ -42,7 +42,8 @@ def command(
     and shows per campaign and outcome how many would be archived (with their
     retention periods), skipped and quarantined, and why. A campaign whose
     `anonymized` filter says `on_violation: abort` and meets an unanonymized
-    attempt shows as WOULD ABORT with the reason.
+    attempt shows as WOULD ABORT with the reason, and what a run would record
+    of it: a run stops listing it at that first violation.
 
     For each campaign the run would send a batch of, says what `on_active`
     would make the run do: where the API shows what dials without acting
