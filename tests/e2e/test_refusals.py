@@ -36,6 +36,19 @@ def test_missing_client_credentials_refuse_before_any_request(tmp_path, start_si
     assert api_calls(sim) == []
 
 
+def test_a_blank_client_id_is_missing_not_sent(tmp_path, start_sim):
+    # An env file's `CXONE_CLIENT_ID=` (or one of spaces) was sent as it was and the
+    # server's refusal reported as "credentials refused".
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=20)
+    policy = write_policy(tmp_path / "p.yaml", policy_dict([CAMPAIGN]))
+    for blank in ("", "   "):
+        env = {**sim_env(sim), "CXONE_CLIENT_ID": blank}
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], env, cwd=tmp_path)
+        assert result.returncode == 78, result.stderr
+        assert "CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for" in result.stderr
+        assert api_calls(sim) == []
+
+
 def test_invalid_policy_refused_with_its_line_before_any_request(tmp_path, start_sim):
     sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=20)
     doc = policy_dict([CAMPAIGN])
