@@ -200,8 +200,7 @@ def connect(
     # Set by client.cancel(): every wait of the run (limiter, backoff) ends at once.
     limiter, stopping = _limiter(policy, settings, limits)
     if not embedded:
-        client_id = (settings.client_id or "").strip()  # `CXONE_CLIENT_ID=` names no client
-        if not client_id or settings.client_secret is None:
+        if settings.client_id is None or settings.client_secret is None:
             raise ConfigError(
                 f"CXONE_CLIENT_ID and CXONE_CLIENT_SECRET must be set for {target_of(policy, settings).host} "
                 "(any API but the built-in simulator, `embedded`, takes credentials)"
@@ -210,7 +209,7 @@ def connect(
         register_secret(secret)
         client = CxoneClient(
             url,
-            client_id,
+            settings.client_id,
             secret,
             connection=policy.connection,
             retry=policy.retry,

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
                     f"CXONE_{name.upper()} is not UTF-8 text (it holds bytes no UTF-8 text "
                     "has); set it again in UTF-8"
                 )
+        # An id set to nothing (an env file's `CXONE_CLIENT_ID=`) or to spaces names no
+        # client: it is missing, and one around spaces is sent without them.
+        settings.client_id = (settings.client_id or "").strip() or None
+        settings.access_key_id = (settings.access_key_id or "").strip() or None
         if not settings.base_url:
             # CXONE_BASE_URL set to nothing (an env file's `CXONE_BASE_URL=`) overrides
             # nothing: the policy's connection.base_url is used, as everywhere else.
@@ -131,8 +135,6 @@ class Settings(BaseSettings):
     def base_url_origin(self) -> str:
         """``--base-url`` or ``CXONE_BASE_URL from the environment``."""
         return self._base_url_origin
-
-
 
 
 def check_secret(name: str, value: str) -> str:

@@ -35,11 +35,12 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.observer import RunObserver
 from archiver.engine.outbox import Outbox
 from archiver.engine.protocols import ArchiveWriter, Filter, Sink, Transform
-from archiver.errors import ArchiverError, StageFailed, StateError, TemplateError
+from archiver.errors import ArchiverError, StageFailed, TemplateError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
+from archiver.state.conn import damaged, wrong_type
 from archiver.state.events import UNRENDERED, Event
 from archiver.state.store import Store
 from archiver.target import Target
@@ -205,13 +206,11 @@ def as_record(item: PendingItem, where: str) -> AttemptRecord:
     stored there (SQLite keeps whatever is written, a blob in a text column say)."""
     for column, kinds in _ITEM_TYPES:
         value = getattr(item, column)
+        # Checked inline (once per archived attempt); the helper only words a refusal.
         if not isinstance(value, kinds) or isinstance(value, bool):
             shown = item.attempt_id if isinstance(item.attempt_id, str) else repr(item.attempt_id)
-            raise StateError(
-                f"the state store {where} is damaged: attempt {shown} has attempts.{column} "
-                f"{value!r}, not {'a number' if int in kinds else 'text'}; restore it from a "
-                "backup or move it aside"
-            )
+            problem = wrong_type(value, kinds)
+            raise damaged(where, f"attempt {shown} has attempts.{column} {value!r}, {problem}")
     handle: Any = {}
     if item.handle:
         try:
@@ -219,11 +218,8 @@ def as_record(item: PendingItem, where: str) -> AttemptRecord:
         except (ValueError, TypeError):
             handle = None
         if not isinstance(handle, dict):
-            raise StateError(
-                f"the state store {where} is damaged: what attempt {item.attempt_id} keeps "
-                "for its backend (attempts.handle) is not a JSON object; restore it from a "
-                "backup or move it aside"
-            )
+            raise damaged(where, f"what attempt {item.attempt_id} keeps for its backend "
+                                 "(attempts.handle) is not a JSON object")
     return AttemptRecord(
         id=item.attempt_id,
         contact_id=item.contact_id,

@@ -11,7 +11,7 @@ from typing import Any
 
 from archiver.errors import StateError
 from archiver.state.attempts import ITEM_COLUMNS, PendingItem
-from archiver.state.conn import Connection, in_lists
+from archiver.state.conn import Connection, in_lists, wrong_type
 from archiver.state.events import Event, enqueue
 
 # Per campaign, the attempts the batches a run recorded archived (or reconciled).
@@ -92,10 +92,11 @@ class Batches:
         batch = StoredBatch(*row)
         for name in ("seq", "size"):
             value = getattr(batch, name)
-            if not isinstance(value, int) or isinstance(value, bool):
+            problem = wrong_type(value, int)
+            if problem:
                 raise self._conn.damaged(
                     f"batch {batch.id} of campaign {batch.campaign_id} has {name} {value!r}, "
-                    "not a number"
+                    f"{problem}"
                 )
         return batch
 

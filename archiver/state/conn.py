@@ -17,6 +17,24 @@ from archiver.state.backend import Backend, Db
 from archiver.state.locks import FolderLocks, Locks, SessionLocks, lock_key
 
 T = TypeVar("T")
+
+
+def damaged(where: str, what: str, remedy: str = "move it aside") -> StateError:
+    """A value in the store at ``where`` that archiver did not write so (the file damaged,
+    a row edited by hand): one line naming the store, the value and what to do (restore
+    the store from a backup, or ``remedy``)."""
+    return StateError(
+        f"the state store {where} is damaged: {what}; restore it from a backup or {remedy}"
+    )
+
+
+def wrong_type(value: Any, kinds: type | tuple[type, ...]) -> str | None:
+    """How a value read back is not of ``kinds`` ("not text", "not a number"), else None.
+    SQLite keeps what was written whatever the column says (a blob in a TEXT column, say);
+    a bool is no number."""
+    if isinstance(value, kinds) and not isinstance(value, bool):
+        return None
+    return "not a number" if int in (kinds if isinstance(kinds, tuple) else (kinds,)) else "not text"
 # Ids in one IN (...) list: well under SQLite's and PostgreSQL's limits on parameters.
 IN_CHUNK = 500
 
@@ -61,13 +79,8 @@ class Connection:
             self.backend.close()
 
     def damaged(self, what: str, remedy: str = "move it aside") -> StateError:
-        """A value in the store that archiver did not write so (the file damaged, a row
-        edited by hand): one line naming the store, the value and what to do (restore
-        the store from a backup, or ``remedy``)."""
-        return StateError(
-            f"the state store {self.backend.where} is damaged: {what}; "
-            f"restore it from a backup or {remedy}"
-        )
+        """:func:`damaged`, naming this store."""
+        return damaged(self.backend.where, what, remedy)
 
     def campaign_key(self, campaign_id: str) -> int:
         return lock_key("campaign", self.target, campaign_id)

@@ -20,7 +20,7 @@ from typing import Any
 
 from archiver.audit import receipt
 from archiver.state.backend import Db
-from archiver.state.conn import Connection
+from archiver.state.conn import Connection, wrong_type
 from archiver.state.locks import lock_key
 
 PENDING = "pending"
@@ -165,9 +165,8 @@ class Events:
                 for r in self._conn.query("SELECT DISTINCT sink FROM outbox ORDER BY sink")]
 
     def _sink_name(self, value: Any) -> str:
-        # SQLite keeps what was written whatever the column says (a blob, say).
         if not isinstance(value, str):
-            raise self._conn.damaged(f"an outbox event has sink {value!r}, not text")
+            raise self._conn.damaged(f"an outbox event has sink {value!r}, {wrong_type(value, str)}")
         return value
 
     def rename_sink(self, old: str, new: str) -> int:
@@ -202,10 +201,10 @@ class Events:
         )
         keys = ("sink", "pending", "disabled", "delivered", "dropped", "oldest_undelivered")
         for sink, *_, oldest in rows:
-            # SQLite keeps what was written whatever the column says (a blob, say).
             self._sink_name(sink)
-            if not isinstance(oldest, str | None):
+            problem = wrong_type(oldest, (str, type(None)))
+            if problem:
                 raise self._conn.damaged(
-                    f"an outbox event of sink {sink} has created_at {oldest!r}, not text"
+                    f"an outbox event of sink {sink} has created_at {oldest!r}, {problem}"
                 )
         return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 
 from archiver import jsonsafe
 from archiver.engine.totals import dead_run_totals
 from archiver.errors import ConfigError
 from archiver.state.backend import Db
 from archiver.state.batches import ARCHIVED_BY_RUN
-from archiver.state.conn import Connection, in_lists
+from archiver.state.conn import Connection, in_lists, wrong_type
 from archiver.state.location import StateLocation, describe
 from archiver.state.locks import lock_key
 from archiver.target import Target
@@ -143,12 +143,9 @@ class Runs:
                     f"a run started at {item['started_at']} has no id (runs.id {item['id']!r})"
                 )
             for key, kinds in _RUN_TYPES:
-                # SQLite keeps what was written whatever the column says (a blob, say).
-                if not isinstance(item[key], kinds) or isinstance(item[key], bool):
-                    raise self._conn.damaged(
-                        f"run {item['id']} has runs.{key} {item[key]!r}, not "
-                        + ("a number" if key == "exit_code" else "text")
-                    )
+                problem = wrong_type(item[key], kinds)
+                if problem:
+                    raise self._conn.damaged(f"run {item['id']} has runs.{key} {item[key]!r}, {problem}")
             item["report"] = self._report(item["id"], item["report"])
             # Runs from before targets were recorded have none.
             found = Target.from_json(item["target"])
@@ -233,16 +230,25 @@ def _parse_totals(raw: Any) -> dict[str, Any]:
         totals = jsonsafe.loads(raw)
     except (ValueError, TypeError) as err:
         raise UnreadableTotals(f"{what} are not JSON ({err})") from None
-    if not isinstance(totals, dict) or not all(
-        isinstance(metrics, dict) and all(
-            isinstance(series, dict) and all(
-                _is_labels(key) and isinstance(amount, int | float)
-                and not isinstance(amount, bool) for key, amount in series.items()
-            ) for series in metrics.values()
-        ) for metrics in totals.values()
-    ):
+    if not _are_counts(totals):
         raise UnreadableTotals(f"{what} are not counts by policy, metric and labels")
     return totals
+
+
+def _are_counts(totals: Any) -> TypeGuard[dict[str, Any]]:
+    """{policy: {metric: {labels as JSON text: a number}}}, as archiver writes them."""
+    if not isinstance(totals, dict):
+        return False
+    metrics = list(totals.values())
+    if not all(isinstance(m, dict) for m in metrics):
+        return False
+    series = [s for m in metrics for s in m.values()]
+    if not all(isinstance(s, dict) for s in series):
+        return False
+    return all(
+        _is_labels(key) and wrong_type(amount, (int, float)) is None
+        for s in series for key, amount in s.items()
+    )
 
 
 def _is_labels(key: str) -> bool:
