@@ -38,6 +38,7 @@ from archiver.cxone.transport import (
     MAX_ANSWER_BYTES,
     STOPPING,
     TRANSPORT_ERRORS,
+    Body,
     Exchange,
     Exchanges,
     broken_cause,
@@ -46,6 +47,7 @@ from archiver.cxone.transport import (
     session,
     tls_failure,
     truncate,
+    undecodable_cause,
     unreachable_cause,
 )
 from archiver.errors import (
@@ -369,21 +371,21 @@ class CxoneClient:
         attempt = call.sends[call.endpoint]
         started = time.perf_counter()
         try:
-            status, reason, response_headers, body, undecodable = self._exchange(call, headers)
+            status, reason, response_headers, read = self._exchange(call, headers)
         except ApiError as error:
             self._emit(call, attempt, None, time.perf_counter() - started, str(error))
             raise
         duration = time.perf_counter() - started
+        body = read.content
         if body is None:
             limit = f"{MAX_ANSWER_BYTES / 2**20:g} MiB"
             msg = f"answer is larger than {limit}, the most one call may return; stopped reading it"
             too_large = self._unread(call, status, msg)
             self._emit(call, attempt, status, duration, str(too_large))
             raise too_large
-        if undecodable and 200 <= status < 300:
-            encoding = truncate(self._scrub(response_headers.get("Content-Encoding", "")))
-            msg = f"answer cannot be decoded from Content-Encoding {encoding}"
-            garbled = self._unread(call, status, msg)
+        if read.undecodable and 200 <= status < 300:
+            encoding = self._scrub(response_headers.get("Content-Encoding", ""))
+            garbled = self._unread(call, status, undecodable_cause(encoding))
             self._emit(call, attempt, status, duration, str(garbled))
             raise garbled
         if 200 <= status < 300:
@@ -411,9 +413,8 @@ class CxoneClient:
 
     def _exchange(
         self, call: _Call, headers: Mapping[str, str]
-    ) -> tuple[int, str, Mapping[str, str], bytes | None, bool]:
-        """One request and its whole answer (None: larger than allowed; empty and True:
-        not in its Content-Encoding), within the deadline."""
+    ) -> tuple[int, str, Mapping[str, str], Body]:
+        """One request and its whole answer as read (see Body), within the deadline."""
         budget = self._deadline
         if call.cleanup and self.stopping:
             budget = min(budget, STOP_GRACE_SECONDS)
@@ -431,21 +432,14 @@ class CxoneClient:
                     allow_redirects=False,
                     stream=True,
                 )
-                undecodable = False
                 with response:
-                    try:
-                        body = read_body(response)
-                    except requests.exceptions.ContentDecodingError:
-                        # The server answered, in a Content-Encoding its body is not in:
-                        # its status stands, its body is unread. Not a lost connection
-                        # to try again: the call may have done what it was for.
-                        undecodable, body = True, b""
+                    body = read_body(response)
                 if exchange.cut is not None:
                     # A body that ends when the connection closes looks complete once cut.
                     raise requests.ConnectionError("exchange cut off")
             except requests.RequestException as err:
                 raise self._transport_error(call, err, exchange, budget) from err
-        return response.status_code, response.reason or "", response.headers, body, undecodable
+        return response.status_code, response.reason or "", response.headers, body
 
     def _throttled(self, retry_after: float | None) -> None:
         if self._retry.respect_retry_after and retry_after is not None:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, quote_plus
 
 import requests
@@ -244,18 +244,37 @@ def tls_failure(err: BaseException) -> str:
     return "the handshake failed"
 
 
-def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> bytes | None:
-    """The decoded body, or None as soon as it grows past ``limit`` bytes (reading stops)."""
+class Body(NamedTuple):
+    """An answer's body as read: ``content`` None when it grew past the limit (reading
+    stopped); ``undecodable`` (and ``content`` empty) when it is not in its
+    Content-Encoding. The server answered either way: its status stands. A 2xx so
+    read is an answer not read, never a lost connection to try again: the call may
+    have done what it was for."""
+
+    content: bytes | None
+    undecodable: bool = False
+
+
+def read_body(response: requests.Response, limit: int = MAX_ANSWER_BYTES) -> Body:
+    """The decoded body, read no further than ``limit`` bytes (see :class:`Body`)."""
     parts: list[bytes] = []
     size = 0
-    # urllib3 inflates at most the chunk size per read: a compressed bomb never
-    # expands further than one chunk past the limit.
-    for chunk in response.iter_content(CHUNK_BYTES):
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
+    try:
+        # urllib3 inflates at most the chunk size per read: a compressed bomb never
+        # expands further than one chunk past the limit.
+        for chunk in response.iter_content(CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                return Body(None)
+            parts.append(chunk)
+    except requests.exceptions.ContentDecodingError:
+        return Body(b"", undecodable=True)
+    return Body(b"".join(parts))
+
+
+def undecodable_cause(encoding: str) -> str:
+    """Why a 2xx answer whose body is not in its ``Content-Encoding`` was not read."""
+    return f"answer cannot be decoded from Content-Encoding {truncate(encoding)}"
 
 
 def _tracking(pool_cls: type[HTTPConnectionPool], exchanges: Exchanges) -> type[HTTPConnectionPool]:

@@ -32,6 +32,7 @@ from archiver.cxone.transport import (
     scrub,
     tls_failure,
     truncate,
+    undecodable_cause,
     unreachable_cause,
 )
 from archiver.cxone.transport import session as bounded_session
@@ -146,7 +147,6 @@ class Transport:
         budget = sum(self._timeouts)
         if last_call:
             budget = min(budget, STOP_GRACE_SECONDS)
-        undecodable = False
         with self._exchanges.track(started + budget, cleanup=cleanup) as exchange:
             try:
                 response = self._session.request(
@@ -154,13 +154,7 @@ class Transport:
                     **kw,
                 )
                 with response:
-                    try:
-                        content: bytes | None = read_body(response, MAX_ANSWER_BYTES)
-                    except requests.exceptions.ContentDecodingError:
-                        # The server answered, in a Content-Encoding its body is not in:
-                        # its status stands, the body is unread. (Not a connection
-                        # failure, tried again: the call may have done what it was for.)
-                        undecodable, content = True, b""
+                    body = read_body(response, MAX_ANSWER_BYTES)
                 if exchange.cut is not None:
                     # A body that ends when the connection closes looks complete once cut.
                     raise requests.ConnectionError("exchange cut off")
@@ -169,6 +163,7 @@ class Transport:
                     err, where, url)
                 self._emit(method, where, None, started, str(failed))
                 raise failed from err
+        content = body.content
         if content is None:
             failed = self._unread(
                 response.status_code, where,
@@ -176,10 +171,9 @@ class Transport:
             )
             self._emit(method, where, response.status_code, started, str(failed))
             raise failed
-        if undecodable and 200 <= response.status_code < 300:
+        if body.undecodable and 200 <= response.status_code < 300:
             encoding = response.headers.get("Content-Encoding", "")
-            failed = self._unread(response.status_code, where,
-                                  f"answer cannot be decoded from Content-Encoding {truncate(encoding)}")
+            failed = self._unread(response.status_code, where, undecodable_cause(encoding))
             self._emit(method, where, response.status_code, started, str(failed))
             raise failed
         answer = Answer(response.status_code, response.headers, content)
