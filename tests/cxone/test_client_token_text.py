@@ -20,7 +20,7 @@ MakeClient = Callable[..., CxoneClient]
 @pytest.mark.parametrize(
     "token",
     ["tök\u20acen-value", "line\nbreak-value", "two words-value", "tab\tvalue", "caf\u00e9-value",
-     " leading-value"],
+     " leading-value", "trailing-newline\n"],
 )
 def test_a_token_that_cannot_be_a_bearer_token_is_refused_naming_the_field(
     cxone: FakeCxone, make_client: MakeClient, token: str
