@@ -20,11 +20,14 @@ EMPTY = "an empty string names no file or folder (is the variable meant to give 
 def refuse_unusable(value: str, param: click.Parameter | None, ctx: click.Context | None) -> None:
     """A usage error (exit 2) naming ``param`` when ``value`` is the empty string, or a
     path no file can have."""
-    if value == "":
-        raise click.BadParameter(EMPTY, ctx=ctx, param=param)
-    problem = unusable(value)
+    problem = path_problem(value)
     if problem:
         raise click.BadParameter(problem, ctx=ctx, param=param)
+
+
+def path_problem(path: str | bytes) -> str | None:
+    """Why ``path`` names no file (it is empty, or no file can have it), else None."""
+    return EMPTY if not path else unusable(path)
 
 
 def unusable(path: str | bytes | os.PathLike[str]) -> str | None:
@@ -48,9 +51,7 @@ class PathParam(click.Path):
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Any:
         if isinstance(value, str | bytes):
-            if not value:
-                self.fail(EMPTY, param, ctx)
-            problem = unusable(value)
+            problem = path_problem(value)
             if problem:
                 self.fail(problem, param, ctx)
             if not self.dir_okay and os.fsdecode(value).endswith("/"):
