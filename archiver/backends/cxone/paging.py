@@ -35,6 +35,12 @@ How :func:`walk` pages
       store knows them). Where A2 holds the cap never binds. A lastPollTime that
       leaves the bound no room above the walk's start would hold every run at the
       same first page: it ends no walk, which then reads to the last page.
+    * Within a walk the bound follows only records stamped at or below that cap; it
+      rises to the cap only when the walk ends. A record stamped later at the end of
+      a full page would otherwise lift the next query's ``updatedSince`` over the
+      records the server serves after it: in an answer whose order contradicts its
+      stamps they would be filtered out unseen, never listed, where under the lower
+      bound they come back and the order check refuses the listing.
 
 Assumptions (unverified against a live tenant; see ``archiver.backends.cxone``)
     A1. ``updatedSince`` keeps records at or after it. (Exclusive would also do: the
@@ -185,6 +191,12 @@ def walk(
         progressed = bool(new) or (skip > 0 and bool(fresh))
         if rebase and prefix:
             last = _ordering(prefix, len(prefix) - 1, bound_ns)
+            if ceiling is not None and last > ceiling and not done:
+                # Stamped after the cap (a bad value): the next query goes on from the
+                # last record stamped below it, so whatever the server serves after
+                # this one is still at or above updatedSince, where an order that
+                # contradicts the stamps is seen and refused instead of lost unseen.
+                last = _settled(prefix, ceiling, bound_ns)
             candidate = timestamps.floor_ms(last) - timestamps.MILLISECOND_NS
             if ceiling is not None:
                 candidate = min(candidate, ceiling)
@@ -236,6 +248,19 @@ def _ordering(rows: Sequence[Row], index: int, floor: int) -> int:
         if row.at is not None:
             return row.at
     return floor
+
+
+def _settled(rows: Sequence[Row], ceiling: int, floor: int) -> int:
+    """The latest time a row of ``rows`` sorts at that is at or below ``ceiling``
+    (``floor`` when none is)."""
+    settled = floor
+    at = floor
+    for row in rows:
+        at = row.at if row.at is not None else at
+        if at > ceiling:
+            break
+        settled = at
+    return settled
 
 
 def _until(prefix: Sequence[Row], fresh: Sequence[Row], until: int, bound: int) -> list[Row]:

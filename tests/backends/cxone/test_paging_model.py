@@ -261,3 +261,32 @@ def test_a_lastpolltime_behind_the_listing_does_not_hold_every_run_at_one_page(
         since = pages[-1][1]
     assert set(listed) == set(stamps)
     assert (timestamps.parse(since) or 0) < server
+
+
+def test_a_far_future_stamp_ending_a_page_cannot_lift_the_bound_over_what_follows() -> None:
+    """A server whose order contradicts its stamps: the tenth record, ending the first
+    full page, is stamped in 9999, and twenty records stamped before the server's time
+    come after it. The bound used to jump to the server's time after that page, so
+    the next queries' updatedSince filtered the twenty out: never listed, and the
+    watermark past them. The walk now lists them or refuses the order; no bound it
+    hands out passes a record it did not list."""
+    far = timestamps.parse("9999-12-31T00:00:00Z") or 0
+    order = [f"c{i:02d}" for i in range(30)]
+    stamps = {k: T0 + i * 1000 * MS for i, k in enumerate(order)}
+    stamps["c09"] = far
+    server = T0 + 60_000 * MS  # lastPollTime: after every honest stamp
+
+    def fetch(bound: str, skip: int, top: int) -> tuple[list[Row], int | None]:
+        bound_ns = timestamps.parse(bound) or 0
+        keep = [k for k in order if stamps[k] >= bound_ns][skip: skip + top]
+        return [Row(k, stamps[k], None) for k in keep], server
+
+    listed: set[str] = set()
+    bounds: list[int] = []
+    with pytest.raises(TerminalApiError, match="out of order"):
+        for rows, bound in walk(fetch, since=timestamps.format_ms(T0 - MS), top=10):
+            listed |= {r.key for r in rows}
+            bounds.append(timestamps.parse(bound) or 0)
+    missed = [k for k in order if k not in listed]
+    assert missed, "the order check should have stopped the walk before the end"
+    assert max(bounds) < min(stamps[k] for k in missed)
