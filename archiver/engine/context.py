@@ -40,7 +40,7 @@ from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
-from archiver.state.conn import damaged, wrong_type
+from archiver.state.conn import damaged
 from archiver.state.events import UNRENDERED, Event
 from archiver.state.store import Store
 from archiver.target import Target
@@ -192,25 +192,13 @@ def not_rendered(err: Exception, kind: str, sink: str, *, kept: bool = False) ->
     )
 
 
-# The columns of a stored attempt an archive body carries, and what they hold.
-_ITEM_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
-    ("attempt_id", (str,)), ("contact_id", (str, type(None))), ("outcome", (str, type(None))),
-    ("disposition", (str, type(None))), ("duration", (int, type(None))),
-    ("retention_days", (int, type(None))), ("updated_at", (str, type(None))),
-)
-
-
 def as_record(item: PendingItem, where: str) -> AttemptRecord:
     """A stored attempt as the backend acts on it: ``retention_days`` is the decided one.
     ``where``: the state store it was read from, named when a value is not what archiver
     stored there (SQLite keeps whatever is written, a blob in a text column say)."""
-    for column, kinds in _ITEM_TYPES:
-        value = getattr(item, column)
-        # Checked inline (once per archived attempt); the helper only words a refusal.
-        if not isinstance(value, kinds) or isinstance(value, bool):
-            shown = item.attempt_id if isinstance(item.attempt_id, str) else repr(item.attempt_id)
-            problem = wrong_type(value, kinds)
-            raise damaged(where, f"attempt {shown} has attempts.{column} {value!r}, {problem}")
+    problem = item.damage()
+    if problem:
+        raise damaged(where, problem)
     handle: Any = {}
     if item.handle:
         try:

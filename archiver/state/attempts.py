@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from archiver.engine.records import FINAL_STATES, Decision
-from archiver.state.conn import Connection, in_lists
+from archiver.state.conn import Connection, in_lists, wrong_type
 
 # An attempt row keeps its decision when it is archived, or when it belongs to a
 # batch whose fate is not yet known (sent, no recorded response).
@@ -46,6 +46,13 @@ ITEM_COLUMNS = (
 _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined", "hold": "held"}
 # Every state an attempt of a run can be in other than archived.
 NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
+# The columns of a stored attempt an archive body, an archive file or a batch's event
+# carries, and what they hold.
+ITEM_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
+    ("attempt_id", (str,)), ("contact_id", (str, type(None))), ("outcome", (str, type(None))),
+    ("disposition", (str, type(None))), ("duration", (int, type(None))),
+    ("retention_days", (int, type(None))), ("updated_at", (str, type(None))),
+)
 
 
 class PendingItem(NamedTuple):
@@ -73,6 +80,20 @@ class PendingItem(NamedTuple):
         aid, contact, outcome, disposition, duration, days, run_id, anonymized, handle, at = row
         flag = None if anonymized is None else anonymized == 1
         return cls(aid, contact, outcome, disposition, duration, days, run_id, flag, handle, at)
+
+    def damage(self, of: str = "") -> str | None:
+        """How a value read back is not what archiver stored there (SQLite keeps whatever
+        is written, a blob in a text column say): "attempt A has attempts.duration b'3',
+        not a number", ``of`` after the id (" of batch B"); None when every one is."""
+        for column, kinds in ITEM_TYPES:
+            value = getattr(self, column)
+            # Checked inline (once per archived attempt); the helper only words it.
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                aid = self.attempt_id
+                shown = aid if isinstance(aid, str) else repr(aid)
+                problem = wrong_type(value, kinds)
+                return f"attempt {shown}{of} has attempts.{column} {value!r}, {problem}"
+        return None
 
 
 def _listed_row(run_id: str, campaign_id: str, d: Decision) -> tuple[Any, ...]:

@@ -101,11 +101,19 @@ class Batches:
         return batch
 
     def items(self, batch_id: str) -> list[PendingItem]:
+        """The attempts of a batch; StateError naming the first whose values are not what
+        archiver stores (a run reconciling the batch sorts, compares and reports them
+        before any is sent)."""
         rows = self._conn.query(
             f"SELECT {ITEM_COLUMNS} FROM attempts WHERE batch_id = ? ORDER BY attempt_id",
             (batch_id,),
         )
-        return [PendingItem.from_row(row) for row in rows]
+        items = [PendingItem.from_row(row) for row in rows]
+        for item in items:
+            problem = item.damage(f" of batch {batch_id}")
+            if problem:
+                raise self._conn.damaged(problem)
+        return items
 
     def max_seq(self, run_id: str, campaign_id: str) -> int:
         rows = self._conn.query(

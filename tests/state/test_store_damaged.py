@@ -13,11 +13,15 @@ from click.testing import CliRunner
 
 from archiver.cli import cli
 from archiver.engine.context import as_record
+from archiver.engine.runner import run_policy
 from archiver.errors import EXIT_LOCKED, StateError, StateLockedError, StorageError
+from archiver.policy import load_policy
 from archiver.state import sqlite as sqlite_backend
 from archiver.state.attempts import PendingItem
 from archiver.state.store import DB_NAME, Store
+from tests.engine.fakes import RecordingBackend
 from tests.state.test_store_backends import TARGET, batch_of, decision
+from tests.support import policy_dict, write_policy
 
 
 @pytest.fixture
@@ -232,3 +236,31 @@ def test_an_attempt_value_of_another_type_is_named_before_its_batch_is_sent(colu
         f"the state store /srv/state is damaged: attempt {shown} has attempts.{column} "
         f"{value!r}, not {kind}; restore it from a backup or move it aside"
     )
+
+
+@pytest.mark.parametrize("stored", [b"\xff\x00", b"a-0001"])
+def test_an_open_batch_whose_member_id_is_not_text_is_named_before_it_is_reconciled(
+    tmp_path, folder, stored
+):
+    # A run killed once it had prepared its batch; then a member's id is overwritten.
+    store = Store(folder)
+    try:
+        store.runs.start("r2", "p", "h", TARGET)
+        store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
+        batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
+    finally:
+        store.close()
+    edit(folder, "UPDATE attempts SET attempt_id = ? WHERE attempt_id = 'a-0001'", stored)
+    policy = load_policy(write_policy(tmp_path / "policy.yaml", policy_dict(["c1"])))
+    backend = RecordingBackend({"c1": [decision(1).attempt, decision(2).attempt]}, page_size=10)
+    with pytest.raises(StateError) as caught:
+        run_policy(policy, backend=backend, sinks=[], state_dir=folder, target=TARGET)
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: attempt {stored!r} of batch c1-1-r2 has "
+        f"attempts.attempt_id {stored!r}, not text; restore it from a backup or move it aside"
+    )
+    assert backend.acted == [], "nothing sent"
+    with sqlite3.connect(folder / DB_NAME) as db:
+        assert db.execute("SELECT status FROM batches").fetchall() == [("prepared",)]
+        archived = db.execute("SELECT count(*) FROM attempts WHERE state = 'archived'")
+        assert archived.fetchone() == (0,)
