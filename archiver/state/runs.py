@@ -62,8 +62,7 @@ class Runs:
             if target is not None:
                 self._bind_target(db, target)
             # Runs that died without finishing (a live run on another machine goes on).
-            running = [r for (r,) in db.execute("SELECT id FROM runs WHERE status = 'running'")
-                       .fetchall() if locks.is_free(lock_key("run", r))]
+            running = [r for r in self._running(db) if locks.is_free(lock_key("run", r))]
             for marks, ids in in_lists(running):
                 db.execute(
                     "UPDATE runs SET status = 'interrupted', finished_at = ?"
@@ -77,6 +76,18 @@ class Runs:
                 " VALUES (?, ?, ?, ?, 'running', ?)",
                 (run_id, policy_name, policy_sha256, at, target.to_json() if target else ""),
             )
+
+    def _running(self, db: Db) -> list[str]:
+        """The ids of the runs still marked running; StateError for one without an id
+        (each is looked up by its lock, then marked interrupted)."""
+        ids = []
+        for run_id, started_at in db.execute(
+            "SELECT id, started_at FROM runs WHERE status = 'running'"
+        ).fetchall():
+            if not _is_run_id(run_id):
+                raise self._conn.damaged(_no_id(run_id, started_at))
+            ids.append(run_id)
+        return ids
 
     def check_target(self, target: Target) -> None:
         """ConfigError when the store belongs to another target than ``target``."""
@@ -137,11 +148,8 @@ class Runs:
         out = []
         for row in rows:
             item = dict(zip(_RUN_KEYS, row, strict=True))
-            if not isinstance(item["id"], str) or not item["id"]:
-                # The key of every reader (a TEXT primary key takes NULL in SQLite).
-                raise self._conn.damaged(
-                    f"a run started at {item['started_at']} has no id (runs.id {item['id']!r})"
-                )
+            if not _is_run_id(item["id"]):
+                raise self._conn.damaged(_no_id(item["id"], item["started_at"]))
             for key, kinds in _RUN_TYPES:
                 problem = wrong_type(item[key], kinds)
                 if problem:
@@ -213,6 +221,16 @@ class Runs:
             for name, series in sorted(totals.get(scope, {}).items())
             for key, value in sorted(series.items())
         ]
+
+
+def _is_run_id(value: Any) -> TypeGuard[str]:
+    """A run's id as archiver writes it: the key of every reader of runs (SQLite keeps
+    what is written whatever the column says, and a TEXT primary key takes NULL)."""
+    return isinstance(value, str) and value != ""
+
+
+def _no_id(run_id: Any, started_at: Any) -> str:
+    return f"a run started at {started_at} has no id (runs.id {run_id!r})"
 
 
 class UnreadableTotals(ValueError):

@@ -264,3 +264,28 @@ def test_an_open_batch_whose_member_id_is_not_text_is_named_before_it_is_reconci
         assert db.execute("SELECT status FROM batches").fetchall() == [("prepared",)]
         archived = db.execute("SELECT count(*) FROM attempts WHERE state = 'archived'")
         assert archived.fetchone() == (0,)
+
+
+@pytest.mark.parametrize("stored", [b"\xff\x00", None])
+def test_a_run_still_marked_running_without_an_id_refuses_the_next_run_at_its_start(
+    folder, stored
+):
+    store = Store(folder)
+    try:
+        store.runs.start("r2", "p", "h", TARGET)  # killed: it stays marked running
+        [(started,)] = store.query("SELECT started_at FROM runs WHERE id = 'r2'")
+    finally:
+        store.close()
+    edit(folder, "UPDATE runs SET id = ? WHERE id = 'r2'", stored)
+    store = Store(folder)
+    try:
+        with pytest.raises(StateError) as caught:
+            store.runs.start("r3", "p", "h", TARGET)
+        assert str(caught.value) == (
+            f"the state store {folder} is damaged: a run started at {started} has no id "
+            f"(runs.id {stored!r}); restore it from a backup or move it aside"
+        )
+        # Nothing of the refused run was recorded, nor the damaged one marked.
+        assert sorted(store.query("SELECT status FROM runs")) == [("completed",), ("running",)]
+    finally:
+        store.close()
