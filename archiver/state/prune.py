@@ -34,7 +34,7 @@ from typing import Any
 from archiver.audit import receipt
 from archiver.clock import stamp
 from archiver.state.backend import Db
-from archiver.state.conn import Connection, in_lists
+from archiver.state.conn import Connection, in_lists, wrong_type
 
 TABLES = ("runs", "campaigns", "attempts", "batches", "outbox")
 _FINAL_NOT_ARCHIVED = "('skipped', 'quarantined', 'failed', 'held')"
@@ -68,11 +68,12 @@ def prune(conn: Connection, older_than: timedelta, *, dry_run: bool = False) -> 
     cutoff = stamp(conn.clock() - older_than)
     removed = dict.fromkeys(TABLES, 0)
     with conn.tx() as db:
+        oldest_running = _oldest_running(conn, db)
         runs = [r for (r,) in db.execute(_PRUNABLE_RUNS, (cutoff,)).fetchall()]
         for marks, ids in in_lists(runs):
             for table, where in _PER_RUN:
                 removed[table] += _remove(db, table, where.format(ids=marks), ids, dry_run)
-        removed["outbox"] = _prune_outbox(db, cutoff, dry_run)
+        removed["outbox"] = _prune_outbox(db, cutoff, oldest_running, dry_run)
     return Pruned(cutoff, removed, dry_run)
 
 
@@ -82,12 +83,24 @@ def _remove(db: Db, table: str, where: str, args: list[Any], dry_run: bool) -> i
     return db.execute(f"DELETE FROM {table} WHERE {where}", args).rowcount
 
 
-def _prune_outbox(db: Db, cutoff: str, dry_run: bool) -> int:
+def _oldest_running(conn: Connection, db: Db) -> str | None:
+    """When the oldest run still marked running started (None: no run is); StateError
+    naming a run whose start is not text, as archiver writes it (it is compared with
+    the cutoff)."""
+    starts = []
+    for run_id, started in db.execute(
+        "SELECT id, started_at FROM runs WHERE status = 'running'"
+    ).fetchall():
+        problem = wrong_type(started, str)
+        if problem:
+            raise conn.damaged(f"run {run_id} has runs.started_at {started!r}, {problem}")
+        starts.append(started)
+    return min(starts, default=None)
+
+
+def _prune_outbox(db: Db, cutoff: str, oldest_running: str | None, dry_run: bool) -> int:
     # An event of a run is created after the run started: none of a run still marked
     # running is older than the oldest such start.
-    (oldest_running,) = db.execute(
-        "SELECT min(started_at) FROM runs WHERE status = 'running'"
-    ).fetchone()
     created_before = min(cutoff, oldest_running) if oldest_running else cutoff
     kept = _receipts_kept(
         db.execute(

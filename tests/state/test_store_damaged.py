@@ -289,3 +289,28 @@ def test_a_run_still_marked_running_without_an_id_refuses_the_next_run_at_its_st
         assert sorted(store.query("SELECT status FROM runs")) == [("completed",), ("running",)]
     finally:
         store.close()
+
+
+def test_a_run_still_marked_running_whose_start_is_not_text_is_named_before_a_prune(folder):
+    store = Store(folder)
+    try:
+        store.runs.start("r2", "p", "h", TARGET)  # killed: it stays marked running
+    finally:
+        store.close()
+    edit(folder, "UPDATE runs SET started_at = ? WHERE id = 'r2'", b"\xff\x00")
+    for dry_run in (["--dry-run"], []):
+        result = CliRunner().invoke(
+            cli, ["runs", "prune", "--older-than", "0s", *dry_run, "--state", str(folder)],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"archiver: error: the state store {folder} is damaged: run r2 has runs.started_at"
+            " b'\\xff\\x00', not text; restore it from a backup or move it aside\n"
+        )
+    # Nothing went: r1 finished before the cutoff, and stays with the refused prune.
+    store = Store(folder)
+    try:
+        assert sorted(store.query("SELECT id FROM runs")) == [("r1",), ("r2",)]
+    finally:
+        store.close()
