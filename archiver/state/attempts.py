@@ -47,11 +47,12 @@ _STATE_OF = {"archive": "pending", "skip": "skipped", "quarantine": "quarantined
 # Every state an attempt of a run can be in other than archived.
 NOT_ARCHIVED = ("pending", *(s for s in FINAL_STATES if s != "archived"))
 # The columns of a stored attempt an archive body, an archive file or a batch's event
-# carries, and what they hold.
+# carries, and what they hold. Every attempt decided archive has its retention decided
+# (the policy's default at least): the body of an archive call needs one.
 ITEM_TYPES: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("attempt_id", (str,)), ("contact_id", (str, type(None))), ("outcome", (str, type(None))),
     ("disposition", (str, type(None))), ("duration", (int, type(None))),
-    ("retention_days", (int, type(None))), ("updated_at", (str, type(None))),
+    ("retention_days", (int,)), ("updated_at", (str, type(None))),
 )
 
 

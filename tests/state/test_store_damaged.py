@@ -223,7 +223,7 @@ def test_an_outbox_event_whose_sink_or_time_is_not_text_is_named(store, folder):
 @pytest.mark.parametrize(("column", "value", "kind"), [
     ("attempt_id", b"a-1", "text"), ("contact_id", b"\xff", "text"), ("outcome", 7, "text"),
     ("duration", b"3", "a number"), ("retention_days", "30 days", "a number"),
-    ("updated_at", b"", "text"),
+    ("retention_days", None, "a number"), ("updated_at", b"", "text"),
 ])
 def test_an_attempt_value_of_another_type_is_named_before_its_batch_is_sent(column, value, kind):
     item = PendingItem("a-1", "c-1", "NO_ANSWER", "x", 3, 30, "r1", True, None)._replace(
