@@ -21,6 +21,14 @@ ARCHIVED_BY_RUN = (
 )
 
 
+# What each column of an open batch holds, as a run reconciling or resending it takes
+# them (its id finds its attempts, its key goes with the resent call).
+_STORED_TYPES: tuple[tuple[str, type], ...] = (
+    ("id", str), ("run_id", str), ("campaign_id", str), ("seq", int), ("idempotency_key", str),
+    ("size", int), ("status", str),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBatch:
     id: str
@@ -90,9 +98,9 @@ class Batches:
 
     def _stored(self, row: Sequence[Any]) -> StoredBatch:
         batch = StoredBatch(*row)
-        for name in ("seq", "size"):
+        for name, kind in _STORED_TYPES:
             value = getattr(batch, name)
-            problem = wrong_type(value, int)
+            problem = wrong_type(value, kind)
             if problem:
                 raise self._conn.damaged(
                     f"batch {batch.id} of campaign {batch.campaign_id} has {name} {value!r}, "

@@ -168,6 +168,23 @@ def test_an_open_batch_whose_counts_are_not_numbers_is_named(store, folder, colu
     assert str(caught.value).endswith("not a number; restore it from a backup or move it aside")
 
 
+@pytest.mark.parametrize(("column", "value"), [
+    ("id", b"c1-1-r2"), ("id", None), ("idempotency_key", b"arc-c1-1-r2"), ("run_id", b"\xff"),
+])
+def test_an_open_batch_whose_ids_are_not_text_is_named(store, folder, column, value):
+    store.runs.start("r2", "p", "h", TARGET)
+    store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
+    batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
+    edit(folder, f"UPDATE batches SET {column} = ?", value)
+    with pytest.raises(StateError) as caught:
+        store.batches.open("c1")
+    shown = value if column == "id" else "c1-1-r2"
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: batch {shown} of campaign c1 has {column} "
+        f"{value!r}, not text; restore it from a backup or move it aside"
+    )
+
+
 @pytest.mark.parametrize("handle", ["garbage", "[1]", '"x"'])
 def test_an_attempt_whose_handle_is_not_an_object_is_named_before_its_batch_is_sent(handle):
     item = PendingItem("a-1", "c-1", "NO_ANSWER", "x", 3, 30, "r1", True, handle)
