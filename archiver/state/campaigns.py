@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archiver import jsonsafe
-from archiver.state.conn import Connection
+from archiver.state.conn import Connection, wrong_type
 
 
 class Campaigns:
@@ -53,7 +53,7 @@ class Campaigns:
         run can lock (and now holds until it ends): a live run resumes its own."""
         return [
             (c, s) for c, s in self._conn.query("SELECT campaign_id, previous_status FROM pauses")
-            if self._conn.try_lock_campaign(c)
+            if self._conn.try_lock_campaign(self._paused_campaign(c))
         ]
 
     def record_dialing(self, campaign_id: str, run_id: str, dialing: Mapping[str, Any]) -> None:
@@ -76,8 +76,18 @@ class Campaigns:
                 "SELECT campaign_id, dialing FROM pauses WHERE dialing IS NOT NULL"
                 " ORDER BY campaign_id"
             )
-            if self._conn.try_lock_campaign(c)
+            if self._conn.try_lock_campaign(self._paused_campaign(c))
         ]
+
+    def _paused_campaign(self, value: Any) -> str:
+        """A paused campaign's id, as its lock and the backend take it."""
+        problem = wrong_type(value, str)
+        if problem:
+            raise self._conn.damaged(
+                f"a campaign a run paused has pauses.campaign_id {value!r}, {problem}",
+                "resume the campaign by hand and delete its row from pauses",
+            )
+        return str(value)
 
     def _dialing(self, campaign_id: str, text: Any) -> dict[str, Any]:
         try:

@@ -100,6 +100,21 @@ def test_a_pause_whose_dialing_is_not_an_object_is_named_with_its_campaign(store
     )
 
 
+@pytest.mark.parametrize("stored", [b"c-7", None])
+def test_a_pause_whose_campaign_is_not_text_is_named_before_it_is_resumed(store, folder, stored):
+    store.campaigns.record_dialing("c-7", "r1", {"status": "ACTIVE"})
+    # A TEXT primary key takes NULL in SQLite.
+    edit(folder, "UPDATE pauses SET campaign_id = ?", stored)
+    for read in (store.campaigns.paused_dialing, store.campaigns.pauses):
+        with pytest.raises(StateError) as caught:
+            read()
+        assert str(caught.value) == (
+            f"the state store {folder} is damaged: a campaign a run paused has "
+            f"pauses.campaign_id {stored!r}, not text; restore it from a backup or resume the "
+            "campaign by hand and delete its row from pauses"
+        )
+
+
 def test_a_store_another_process_holds_in_a_write_transaction_is_exit_75_naming_it(
     tmp_path, monkeypatch
 ):
