@@ -65,6 +65,13 @@ class Batches:
                 "SELECT status, coalesce(archived_count, 0) FROM batches WHERE id = ?",
                 (batch_id,),
             ).fetchone()
+            problem = None if earlier is None else wrong_type(earlier[1], int)
+            if problem:
+                # Whether the earlier try archived any of them cannot be told.
+                raise self._conn.damaged(
+                    f"batch {batch_id} of campaign {campaign_id} has archived_count "
+                    f"{earlier[1]!r}, {problem}"
+                )
             if earlier is not None and (earlier[0] == "prepared" or earlier[1] > 0):
                 raise StateError(
                     f"batch {batch_id} of campaign {campaign_id} is formed again although it "

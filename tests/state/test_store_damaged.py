@@ -200,6 +200,23 @@ def test_an_open_batch_whose_ids_are_not_text_is_named(store, folder, column, va
     )
 
 
+@pytest.mark.parametrize("value", [b"\x00", "x"])
+def test_a_batch_formed_again_whose_earlier_count_is_not_a_number_is_named(store, folder, value):
+    store.runs.start("r2", "p", "h", TARGET)
+    store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
+    refused = batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
+    store.batches.failed(refused, run_id="r2", error="400 refused", sent=False)
+    edit(folder, "UPDATE batches SET archived_count = ?", value)
+    with pytest.raises(StateError) as caught:
+        batch_of(store, "r2", "c1", ["a-0001", "a-0002"])  # its attempts batched again
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: batch c1-1-r2 of campaign c1 has archived_count "
+        f"{value!r}, not a number; restore it from a backup or move it aside"
+    )
+    assert store.query("SELECT status FROM batches") == [("failed",)]
+    assert store.query("SELECT count(*) FROM attempts WHERE batch_id IS NOT NULL") == [(0,)]
+
+
 @pytest.mark.parametrize("handle", ["garbage", "[1]", '"x"'])
 def test_an_attempt_whose_handle_is_not_an_object_is_named_before_its_batch_is_sent(handle):
     item = PendingItem("a-1", "c-1", "NO_ANSWER", "x", 3, 30, "r1", True, handle)
