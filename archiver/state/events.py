@@ -13,11 +13,13 @@ chain, has no hole."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archiver import jsonsafe
 from archiver.audit import receipt
 from archiver.state.backend import Db
 from archiver.state.conn import Connection, wrong_type
@@ -83,7 +85,30 @@ class Events:
             f" WHERE status = 'unrendered' AND sink IN ({marks}) ORDER BY seq",
             tuple(sinks),
         )
-        return [OutboxEvent(*row) for row in rows]
+        events = [OutboxEvent(*row) for row in rows]
+        for event in events:
+            self._check_context(event)
+        return events
+
+    def _check_context(self, event: OutboxEvent) -> None:
+        """An unrendered event's body is its context, a JSON object (``kept_context``);
+        StateError naming it when it is not (what the sink renders is not known)."""
+        problem = wrong_type(event.body, str)
+        if problem is None:
+            try:
+                context = jsonsafe.loads(event.body)
+            except ValueError as err:
+                problem = f"not JSON ({err})"
+            else:
+                if not isinstance(context, dict):
+                    problem = f"JSON {type(context).__name__}, not an object"
+        if problem:
+            raise self._conn.damaged(
+                f"the {event.kind} event {event.event_id} kept unrendered for sink {event.sink}"
+                f" has a context (outbox.body) that is {problem}",
+                "give up the sink's undelivered events with `archiver runs outbox --drop "
+                f"{shlex.quote(str(event.sink))}`",
+            )
 
     def rendered(self, seq: int, body: str) -> None:
         """An unrendered event now has its body: it is pending, in its place."""

@@ -363,3 +363,23 @@ def test_a_run_still_marked_running_whose_start_is_not_text_is_named_before_a_pr
         assert sorted(store.query("SELECT id FROM runs")) == [("r1",), ("r2",)]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ("garbage", "not JSON (Expecting value: line 1 column 1 (char 0))"),
+    ("[1]", "JSON list, not an object"), (b"{}", "not text"),
+])
+def test_an_event_kept_unrendered_whose_context_is_not_an_object_is_named(
+    store, folder, body, problem
+):
+    store.events.enqueue([("evt-1", "webhook:https://h/x?a&b", "batch_archived", "{}",
+                           "unrendered")])
+    edit(folder, "UPDATE outbox SET body = ?", body)
+    with pytest.raises(StateError) as caught:
+        store.events.unrendered(["webhook:https://h/x?a&b"])
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: the batch_archived event evt-1 kept unrendered"
+        f" for sink webhook:https://h/x?a&b has a context (outbox.body) that is {problem};"
+        " restore it from a backup or give up the sink's undelivered events with"
+        " `archiver runs outbox --drop 'webhook:https://h/x?a&b'`"
+    )
