@@ -52,6 +52,23 @@ def enqueue(db: Db, events: Sequence[Event], at: str) -> None:
     )
 
 
+def _give_up(sink: str) -> str:
+    """What to do with a sink's undelivered events the store cannot hand it."""
+    return (
+        "give up the sink's undelivered events with "
+        f"`archiver runs outbox --drop {shlex.quote(sink)}`"
+    )
+
+
+def _not_a_context(body: str) -> str | None:
+    """How an unrendered event's body is not its context (a JSON object), else None."""
+    try:
+        context = jsonsafe.loads(body)
+    except ValueError as err:
+        return f"not JSON ({err})"
+    return None if isinstance(context, dict) else f"JSON {type(context).__name__}, not an object"
+
+
 def _count_where(status: str) -> str:
     return f"sum(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)"
 
@@ -73,7 +90,10 @@ class Events:
             " AND kept.seq < outbox.seq) ORDER BY seq LIMIT ?",
             (sink, limit),
         )
-        return [OutboxEvent(*row) for row in rows]
+        events = [OutboxEvent(*row) for row in rows]
+        for event in events:
+            self._check_event(event)
+        return events
 
     def unrendered(self, sinks: Sequence[str]) -> list[OutboxEvent]:
         """The events of ``sinks`` kept unrendered (body: the event's context), in order."""
@@ -87,27 +107,30 @@ class Events:
         )
         events = [OutboxEvent(*row) for row in rows]
         for event in events:
-            self._check_context(event)
+            self._check_event(event, kept=True)
         return events
 
-    def _check_context(self, event: OutboxEvent) -> None:
-        """An unrendered event's body is its context, a JSON object (``kept_context``);
-        StateError naming it when it is not (what the sink renders is not known)."""
+    def _check_event(self, event: OutboxEvent, *, kept: bool = False) -> None:
+        """StateError naming an event whose id, kind or body is not text (a sink renders,
+        signs, writes and sends them as text), or, ``kept`` unrendered, whose body is not
+        its context (a JSON object: ``kept_context``)."""
+        for name in ("event_id", "kind"):
+            value = getattr(event, name)
+            problem = wrong_type(value, str)
+            if problem:
+                raise self._conn.damaged(
+                    f"an outbox event of sink {event.sink} has {name} {value!r}, {problem}",
+                    _give_up(event.sink),
+                )
         problem = wrong_type(event.body, str)
-        if problem is None:
-            try:
-                context = jsonsafe.loads(event.body)
-            except ValueError as err:
-                problem = f"not JSON ({err})"
-            else:
-                if not isinstance(context, dict):
-                    problem = f"JSON {type(context).__name__}, not an object"
+        if problem is None and kept:
+            problem = _not_a_context(event.body)
         if problem:
+            what = "kept unrendered for sink" if kept else "for sink"
+            body = "a context" if kept else "a body"
             raise self._conn.damaged(
-                f"the {event.kind} event {event.event_id} kept unrendered for sink {event.sink}"
-                f" has a context (outbox.body) that is {problem}",
-                "give up the sink's undelivered events with `archiver runs outbox --drop "
-                f"{shlex.quote(str(event.sink))}`",
+                f"the {event.kind} event {event.event_id} {what} {event.sink} has {body}"
+                f" (outbox.body) that is {problem}", _give_up(event.sink),
             )
 
     def rendered(self, seq: int, body: str) -> None:

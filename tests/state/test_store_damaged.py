@@ -383,3 +383,22 @@ def test_an_event_kept_unrendered_whose_context_is_not_an_object_is_named(
         " restore it from a backup or give up the sink's undelivered events with"
         " `archiver runs outbox --drop 'webhook:https://h/x?a&b'`"
     )
+
+
+@pytest.mark.parametrize(("column", "value", "problem"), [
+    ("event_id", b"evt-1", "an outbox event of sink webhook:x has event_id b'evt-1', not text"),
+    ("kind", b"\xff", "an outbox event of sink webhook:x has kind b'\\xff', not text"),
+    ("body", b"{}", "the batch_archived event evt-1 for sink webhook:x has a body (outbox.body)"
+                    " that is not text"),
+])
+def test_an_event_to_deliver_whose_values_are_not_text_is_named(
+    store, folder, column, value, problem
+):
+    store.events.enqueue([("evt-1", "webhook:x", "batch_archived", "{}")])
+    edit(folder, f"UPDATE outbox SET {column} = ?", value)
+    with pytest.raises(StateError) as caught:
+        store.events.pending("webhook:x")
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: {problem}; restore it from a backup or give up"
+        " the sink's undelivered events with `archiver runs outbox --drop webhook:x`"
+    )
