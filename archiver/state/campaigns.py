@@ -109,7 +109,17 @@ class Campaigns:
             "SELECT value FROM watermarks WHERE campaign_id = ? AND source = ?",
             (campaign_id, source),
         )
-        return str(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        value = rows[0][0]
+        problem = wrong_type(value, str)
+        if problem:
+            raise self._conn.damaged(
+                f"where campaign {campaign_id}'s {source} listing goes on from"
+                f" (watermarks.value) is {value!r}, {problem}",
+                "delete its row from watermarks (the next run lists from source.since again)",
+            )
+        return str(value)
 
     def set_watermark(self, campaign_id: str, source: str, value: str) -> None:
         with self._conn.tx() as db:

@@ -402,3 +402,16 @@ def test_an_event_to_deliver_whose_values_are_not_text_is_named(
         f"the state store {folder} is damaged: {problem}; restore it from a backup or give up"
         " the sink's undelivered events with `archiver runs outbox --drop webhook:x`"
     )
+
+
+def test_a_listing_watermark_that_is_not_text_is_named_not_passed_to_the_backend(store, folder):
+    store.campaigns.set_watermark("c1", "completed_contacts", "2026-11-01T00:00:00Z")
+    edit(folder, "UPDATE watermarks SET value = ?", b"\xff\x00")
+    with pytest.raises(StateError) as caught:
+        store.campaigns.watermark("c1", "completed_contacts")
+    assert str(caught.value) == (
+        f"the state store {folder} is damaged: where campaign c1's completed_contacts listing"
+        " goes on from (watermarks.value) is b'\\xff\\x00', not text; restore it from a backup"
+        " or delete its row from watermarks (the next run lists from source.since again)"
+    )
+    assert store.campaigns.watermark("c2", "completed_contacts") is None
