@@ -197,6 +197,8 @@ def test_an_empty_approver_is_refused_not_replaced_by_gits_email(who, tmp_path, 
     ["evidence", "r1", "--out", "p.yaml/"],
     ["plan", "p.yaml/"],
     ["diff", "p.yaml", "p.yaml", "--fixtures", "f.yaml/"],
+    ["diff", "p.yaml/", "p.yaml"],
+    ["diff", "p.yaml", "p.yaml/"],
 ])
 def test_a_file_path_ending_in_a_slash_is_a_usage_error_not_the_file_before_it(
     args, tmp_path, monkeypatch

@@ -17,17 +17,30 @@ import click
 EMPTY = "an empty string names no file or folder (is the variable meant to give it unset?)"
 
 
-def refuse_unusable(value: str, param: click.Parameter | None, ctx: click.Context | None) -> None:
-    """A usage error (exit 2) naming ``param`` when ``value`` is the empty string, or a
-    path no file can have."""
-    problem = path_problem(value)
+def refuse_unusable(
+    value: str, param: click.Parameter | None, ctx: click.Context | None, *, file: bool = False
+) -> None:
+    """A usage error (exit 2) naming ``param`` when :func:`path_problem` finds one."""
+    problem = path_problem(value, file=file)
     if problem:
         raise click.BadParameter(problem, ctx=ctx, param=param)
 
 
-def path_problem(path: str | bytes) -> str | None:
-    """Why ``path`` names no file (it is empty, or no file can have it), else None."""
-    return EMPTY if not path else unusable(path)
+def path_problem(path: str | bytes, *, file: bool = False) -> str | None:
+    """Why ``path`` cannot be used, else None: it is empty, or no file can have it; where
+    a ``file`` is asked for, it ends in ``/``. Whether a folder will do where a file is
+    asked for is the caller's to say."""
+    if not path:
+        return EMPTY
+    problem = unusable(path)
+    if problem:
+        return problem
+    shown = os.fsdecode(path)
+    if file and shown.endswith("/"):
+        # pathlib drops the slash: `--report out.json/` would write over out.json,
+        # `--report reports/` make a file named reports.
+        return f"{shown!r} ends in /, which names a folder; give a file's name"
+    return None
 
 
 def unusable(path: str | bytes | os.PathLike[str]) -> str | None:
@@ -51,12 +64,7 @@ class PathParam(click.Path):
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> Any:
         if isinstance(value, str | bytes):
-            problem = path_problem(value)
+            problem = path_problem(value, file=not self.dir_okay)
             if problem:
                 self.fail(problem, param, ctx)
-            if not self.dir_okay and os.fsdecode(value).endswith("/"):
-                # pathlib drops the slash: `--report out.json/` would write over out.json,
-                # `--report reports/` make a file named reports.
-                self.fail(f"{os.fsdecode(value)!r} ends in /, which names a folder; give a "
-                          "file's name", param, ctx)
         return super().convert(value, param, ctx)

@@ -28,7 +28,7 @@ MAX_COUNT = 100_000
 
 
 def _given(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    refuse_unusable(value, param, ctx)
+    refuse_unusable(value, param, ctx, file=True)
     return value
 
 
