@@ -6,6 +6,9 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
@@ -211,3 +214,77 @@ def test_a_file_path_ending_in_a_slash_is_a_usage_error_not_the_file_before_it(
     assert "ends in /, which names a folder; give a file's name" in result.output
     assert (tmp_path / "p.yaml").read_text() == "kept\n"
     assert sorted(os.listdir(tmp_path)) == ["p.yaml"]
+
+
+@pytest.fixture
+def pipe(tmp_path: Path) -> Iterator[Path]:
+    """A named pipe nothing writes to. A command that opens it to read waits for a writer:
+    after 10 s one comes (and goes at once, an end of file), so the test fails, not hangs."""
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def writer() -> None:
+        while not done.wait(10):
+            os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))  # never waits itself
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    yield path
+    done.set()
+    thread.join()
+
+
+@pytest.mark.parametrize("args", [
+    ["validate", "pipe"],
+    ["run", "pipe"],
+    ["run", "p.yaml", "pipe"],
+    ["test", "pipe"],
+    ["plan", "pipe"],
+    ["plan", "link"],
+    ["diff", "pipe", "p.yaml"],
+    ["diff", "p.yaml", "pipe"],
+    ["diff", "p.yaml", "p.yaml", "--fixtures", "pipe"],
+    ["approve", "pipe"],
+    ["approve", "p.yaml", "--sign-with", "pipe"],
+    ["approve", "p.yaml", "--check", "--allowed-signers", "pipe"],
+    ["audit", "verify", "pipe"],
+    ["audit", "verify", "a.jsonl", "--public-key", "pipe"],
+    ["evidence", "verify", "pipe", "--public-key", "k.pem"],
+    ["evidence", "verify", "b.json", "--public-key", "pipe"],
+    ["evidence", "r1", "--out", "b.json", "--policy", "pipe"],
+    ["runs", "--policy", "pipe"],
+    ["runs", "show", "r1", "--policy", "pipe"],
+    ["runs", "outbox", "--policy", "pipe"],
+    ["runs", "prune", "--older-than", "90d", "--policy", "pipe"],
+])
+def test_a_named_pipe_to_read_is_a_usage_error_not_a_wait_for_a_writer(
+    args, pipe, tmp_path, monkeypatch
+):
+    # `archiver validate FIFO` (every command reading a policy, a key, a log, a bundle)
+    # opened the pipe and waited for a writer, for ever.
+    monkeypatch.chdir(tmp_path)
+    for name in ("p.yaml", "a.jsonl", "b.json", "k.pem"):
+        (tmp_path / name).write_text("x\n")
+    os.symlink("pipe", tmp_path / "link")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    named = "link" if "link" in args else "pipe"
+    assert f"{named!r} is a named pipe (FIFO), not a regular file" in result.output
+
+
+def test_a_named_pipe_in_an_option_s_variable_is_a_usage_error_too(pipe, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text("x\n")
+    result = CliRunner().invoke(cli, ["approve", "p.yaml", "--check"],
+                                env={"ARCHIVER_ALLOWED_SIGNERS": str(pipe)})
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "is a named pipe (FIFO), not a regular file" in result.output
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/null"), reason="no /dev/null")
+@pytest.mark.parametrize("verb", ["validate", "plan"])
+def test_a_device_to_read_is_a_usage_error(verb):
+    result = CliRunner().invoke(cli, [verb, "/dev/null"])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "'/dev/null' is a character device, not a regular file" in result.output

@@ -90,7 +90,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def state_options(func: F) -> F:
     """``--state DIR`` and ``--policy FILE``, accepted before and after ``show``."""
     func = click.option(
-        "--policy", "policy_path", type=PathParam(exists=True, dir_okay=False, path_type=Path),
+        "--policy", "policy_path",
+        type=PathParam(reads=True, exists=True, dir_okay=False, path_type=Path),
         help="Use the state folder of this policy (.archiver/ beside it).",
     )(func)
     return click.option(

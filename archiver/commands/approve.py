@@ -24,12 +24,13 @@ def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 
 
 @click.command("approve")
-@click.argument("policy_path", metavar="POLICY", type=PathParam(dir_okay=False, path_type=Path))
+@click.argument("policy_path", metavar="POLICY",
+                type=PathParam(reads=True, dir_okay=False, path_type=Path))
 @click.option("--by", "approver", metavar="WHO", type=TEXT, callback=_named,
               help="Who approves. Default: git's user.email in the policy's folder.")
 @click.option(
     "--sign-with", "signing_key", metavar="KEY",
-    type=PathParam(dir_okay=False, exists=True, path_type=Path),
+    type=PathParam(reads=True, dir_okay=False, exists=True, path_type=Path),
     help="Sign the approval with this SSH key (ssh-keygen -Y sign), as git signs commits.",
 )
 @click.option(
@@ -38,7 +39,7 @@ def _named(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 )
 @click.option(
     "--allowed-signers", metavar="FILE",
-    type=PathParam(dir_okay=False, path_type=Path), envvar="ARCHIVER_ALLOWED_SIGNERS",
+    type=PathParam(reads=True, dir_okay=False, path_type=Path), envvar="ARCHIVER_ALLOWED_SIGNERS",
     help="With --check: require a signature that verifies against this allowed-signers file "
     "(git's gpg.ssh.allowedSignersFile format). Also read from ARCHIVER_ALLOWED_SIGNERS.",
 )

@@ -25,7 +25,7 @@ def command() -> None:
 
 
 @command.command(name="verify")
-@click.argument("file", type=PathParam(path_type=Path, dir_okay=False))
+@click.argument("file", type=PathParam(reads=True, path_type=Path, dir_okay=False))
 @click.option(
     "--format",
     "fmt",
@@ -44,7 +44,7 @@ def command() -> None:
 @click.option(
     "--public-key",
     "public_key",
-    type=PathParam(path_type=Path, dir_okay=False, exists=True),
+    type=PathParam(reads=True, path_type=Path, dir_okay=False, exists=True),
     help="Also check the signed digests in FILE.digests/ with this Ed25519 public key (PEM): "
     "catches a cut tail, a consistent rewrite of the chain, a deleted or a replaced digest.",
 )

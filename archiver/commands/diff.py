@@ -28,14 +28,15 @@ MAX_COUNT = 100_000
 
 
 def _given(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    refuse_unusable(value, param, ctx, file=True)
+    refuse_unusable(value, param, ctx, file=True, reads=value != STDIN)
     return value
 
 
 @click.command("diff")
 @click.argument("old", metavar="OLD", callback=_given)
 @click.argument("new", metavar="NEW", callback=_given)
-@click.option("--fixtures", "fixtures_path", type=PathParam(dir_okay=False, path_type=Path),
+@click.option("--fixtures", "fixtures_path",
+              type=PathParam(reads=True, dir_okay=False, path_type=Path),
               help="Compare on these listing records: a YAML or JSON list of records as the "
                    "API lists them, or the cases of a NAME.test.yaml.")
 @click.option("--simulator", is_flag=True,

@@ -66,7 +66,8 @@ def command() -> None:
 
 @click.command("create", cls=_CreateCommand)
 @click.argument("run_id", type=RUN_ID)
-@click.option("--out", "out", required=True, type=PathParam(dir_okay=False, path_type=Path),
+@click.option("--out", "out", required=True,
+              type=PathParam(reads=False, dir_okay=False, path_type=Path),
               help="Where to write the bundle (JSON).")
 @state_options
 def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | None) -> None:
@@ -103,9 +104,9 @@ def create(run_id: str, out: Path, state_dir: Path | None, policy_path: Path | N
 
 
 @command.command("verify")
-@click.argument("file", type=PathParam(dir_okay=False, exists=True, path_type=Path))
+@click.argument("file", type=PathParam(reads=True, dir_okay=False, exists=True, path_type=Path))
 @click.option("--public-key", "public_key", required=True,
-              type=PathParam(dir_okay=False, exists=True, path_type=Path),
+              type=PathParam(reads=True, dir_okay=False, exists=True, path_type=Path),
               help="The Ed25519 public key (PEM) of the key the runs were signed with.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True)

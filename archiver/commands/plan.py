@@ -21,7 +21,8 @@ from archiver.settings import Settings
 
 
 @click.command("plan")
-@click.argument("policy_path", metavar="POLICY", type=PathParam(dir_okay=False, path_type=Path))
+@click.argument("policy_path", metavar="POLICY",
+                type=PathParam(reads=True, dir_okay=False, path_type=Path))
 @click.option(
     "--format", "output_format", type=click.Choice(("text", "json")), default="text",
     show_default=True, help="text: tables for people; json: one document for scripts.",

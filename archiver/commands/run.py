@@ -65,19 +65,19 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
 
 
 @click.command("run")
-@click.argument("policies", nargs=-1, required=True, type=PathParam(path_type=Path))
+@click.argument("policies", nargs=-1, required=True, type=PathParam(reads=True, path_type=Path))
 @click.option(
     "--state", "state_dir", type=STATE,
     help=f"{HELP} Default: a .archiver/ folder beside the policy.",
 )
 @click.option(
-    "--report", "report_path", type=PathParam(dir_okay=False, path_type=Path),
+    "--report", "report_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
     help="Write the JSON run report here (schema: schemas/run-report.schema.json). With several "
     "policies, one file each: FILE's name with the policy name before the extension (so "
     "policies of one name cannot run in one command).",
 )
 @click.option(
-    "--metrics", "metrics_path", type=PathParam(dir_okay=False, path_type=Path),
+    "--metrics", "metrics_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
     help="Write Prometheus metrics here for node_exporter's textfile collector (name it *.prom).",
 )
 @click.option(

@@ -13,7 +13,7 @@ from archiver.review.testrun import find_test_files, run_test_file
 
 
 @click.command("test")
-@click.argument("paths", nargs=-1, required=True, type=PathParam(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=PathParam(reads=True, path_type=Path))
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     """Run the policy test cases in PATH (test files, policies, or folders).

@@ -17,7 +17,7 @@ FORMATS = ("text", "json", "github")
 
 
 @click.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=PathParam(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=PathParam(reads=True, path_type=Path))
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
     help="text: file:line:col: CODE message; json: a list of objects; github: workflow commands.",
