@@ -1,8 +1,15 @@
-"""The OAuth access token: cached, refreshed before it expires, one refresh at a time."""
+"""The OAuth access token: cached, refreshed before it expires, one refresh at a time.
+
+When a token is replaced (:class:`Renewal`) is the same rule for both APIs' clients:
+this one's :class:`TokenCache` and the real-tenant backend's
+(:mod:`archiver.backends.cxone.auth`).
+"""
 
 from __future__ import annotations
 
 import copy
+import logging
+import math
 import threading
 import time
 from collections import deque
@@ -18,6 +25,8 @@ MARGIN_FRACTION = 0.1
 # Tokens remembered for scrubbing them out of error texts the server may echo.
 REMEMBERED = 4
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Token:
@@ -25,6 +34,10 @@ class Token:
 
     value: str
     expires_in: float
+    # time.monotonic() when the request that got it went out (after any wait for its
+    # turn): the server starts the lifetime on receipt, no earlier. None: when it was
+    # asked for.
+    sent_at: float | None = None
 
     def __repr__(self) -> str:
         return f"Token(expires_in={self.expires_in})"
@@ -33,6 +46,39 @@ class Token:
 def refresh_margin(lifetime: float) -> float:
     """How long before expiry a token of ``lifetime`` seconds is replaced."""
     return min(MARGIN_CAP_SECONDS, MARGIN_FRACTION * max(0.0, lifetime))
+
+
+class Renewal:
+    """When a token is replaced: ``refresh_margin`` before the end of the lifetime its
+    answer states (``expires_in``), counted from when its request went out.
+
+    A lifetime that is over, less the margin, before its answer even arrives (an
+    ``expires_in`` of a second from a server slower than that, or of a millisecond)
+    cannot be renewed ahead of time: renewing it at once would ask for a new token
+    before every call, twice the calls for a server already slow, which slows it
+    further. Such a token is kept until the API refuses it (401), which replaces it
+    with one new token and sends the call again. A warning, once, names the
+    ``expires_in`` the server sent."""
+
+    def __init__(self, issuer: str) -> None:
+        self._issuer = issuer  # who answers the token requests, for the warning
+        self._warned = False
+
+    def due(self, expires_in: float, sent_at: float, arrived_at: float) -> float:
+        """When the token whose request went out at ``sent_at`` and whose answer, stating
+        ``expires_in``, arrived at ``arrived_at`` is to be replaced; ``math.inf``: not
+        before the API refuses it. Called under the token cache's lock."""
+        due = sent_at + expires_in - refresh_margin(expires_in)
+        if due > arrived_at:
+            return due
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "%s answered expires_in %g s, used up before the answer arrived %.3g s after "
+                "the request: its tokens are kept until the API refuses one (401), not "
+                "replaced before every call", self._issuer, expires_in, arrived_at - sent_at,
+            )
+        return math.inf
 
 
 # What an access token may hold to go out in an Authorization header as it came
@@ -49,8 +95,11 @@ def bearer(token: str) -> dict[str, str]:
 class TokenCache:
     """Holds the current access token; callers share it across threads."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, issuer: str = "the token endpoint", clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._clock = clock
+        self._renewal = Renewal(issuer)
         # Held while fetching, so concurrent callers wait for one refresh
         # instead of each asking the token endpoint.
         self._lock = threading.Lock()
@@ -78,9 +127,9 @@ class TokenCache:
             except AuthError as err:
                 self._refused = err
                 raise
-            # Lifetime counts from before the request: the server started it on receipt.
             self._value = token.value
-            self._refresh_at = now + token.expires_in - refresh_margin(token.expires_in)
+            sent_at = now if token.sent_at is None else token.sent_at
+            self._refresh_at = self._renewal.due(token.expires_in, sent_at, self._clock())
             with self._issued_lock:
                 self._issued.append(token.value)
             return token.value

@@ -101,6 +101,8 @@ class _Call:
     headers: Mapping[str, str] = field(default_factory=dict)
     sends: Counter[str] = field(default_factory=Counter)
     refreshed: bool = False
+    # time.monotonic() when the last try went out, after its wait for a turn.
+    sent_at: float | None = None
     # Undoes a change of this run (resuming dialing): still sent once the run is stopping.
     cleanup: bool = False
     # Changes the tenant (archives): a 2xx answer not read leaves what it did unknown.
@@ -181,7 +183,7 @@ class CxoneClient:
         # the transport's watchdog, bounds the whole exchange however it trickles in.
         self._timeout = (connection.connect_timeout_seconds, connection.timeout_seconds)
         self._deadline = connection.connect_timeout_seconds + connection.timeout_seconds
-        self._tokens = TokenCache()
+        self._tokens = TokenCache(issuer=f"the token endpoint of {self.host}")
         self._exchanges = Exchanges()
         self._session = session(connection.max_in_flight, self._exchanges)
 
@@ -352,7 +354,7 @@ class CxoneClient:
             raise self._api_error(TerminalApiError, call, answer.status, "token answer is empty")
         # Every log handler masks registered secrets: a token must never reach a log line.
         register_secret(parsed.access_token)
-        return Token(parsed.access_token, parsed.expires_in)
+        return Token(parsed.access_token, parsed.expires_in, sent_at=call.sent_at)
 
     def _send(self, call: _Call, *, authorized: bool) -> tuple[_Answer, str | None]:
         """One HTTP try: through the limiter, timed, reported, never raising for a status.
@@ -369,6 +371,7 @@ class CxoneClient:
             headers.update(bearer(token))
         call.sends[call.endpoint] += 1
         attempt = call.sends[call.endpoint]
+        call.sent_at = time.monotonic()
         started = time.perf_counter()
         try:
             status, reason, response_headers, read = self._exchange(call, headers)

@@ -104,3 +104,21 @@ def test_issued_tokens_are_remembered_for_scrubbing() -> None:
         cache.get(issue)
         clock.now += 60
     assert cache.issued() == ("tok-3", "tok-4", "tok-5", "tok-6")
+
+
+def test_a_lifetime_over_before_its_answer_arrives_is_kept_until_refused(caplog) -> None:
+    clock = Clock()
+    cache = TokenCache(clock=clock)
+    issue = Issuer(lifetime=1)
+
+    def slow() -> Token:
+        clock.now += 2  # the answer took longer than the lifetime it states
+        return issue()
+
+    assert cache.get(slow) == "tok-1"
+    clock.now += 1000
+    assert cache.get(slow) == "tok-1"
+    cache.invalidate("tok-1")  # the API refused it at last
+    assert cache.get(slow) == "tok-2"
+    assert issue.count == 2
+    assert len([r for r in caplog.records if "expires_in 1 s" in r.getMessage()]) == 1

@@ -16,17 +16,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from archiver.backends.cxone import wire
+from archiver.cxone.auth import Renewal
 from archiver.errors import AuthError
 from archiver.report.redact import register_secret
 
 log = logging.getLogger(__name__)
 
-# Replace a token this long before it expires: min(cap, share of its lifetime).
-MARGIN_CAP_SECONDS = 60.0
-MARGIN_SHARE = 0.1
-
-# Sends one token form, answers the parsed token; AuthError when the grant is refused.
-Issue = Callable[[Mapping[str, str]], wire.TokenAnswer]
+# Sends one token form, answers the parsed token and time.monotonic() when the form
+# went out; AuthError when the grant is refused.
+Issue = Callable[[Mapping[str, str]], tuple[wire.TokenAnswer, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +45,18 @@ class Credentials:
         return (self.access_key_secret, self.client_secret)
 
 
-def margin(lifetime: float) -> float:
-    return min(MARGIN_CAP_SECONDS, MARGIN_SHARE * max(0.0, lifetime))
-
-
 class Tokens:
     """The current access token, shared by every thread of a run."""
 
     def __init__(
-        self, credentials: Credentials, issue: Issue, *, clock: Callable[[], float] = time.monotonic
+        self, credentials: Credentials, issue: Issue, *, issuer: str = "the token endpoint",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._credentials = credentials
         self._issue = issue
         self._clock = clock
+        # When a token is replaced: the same rule as the campaign-archive client's.
+        self._renewal = Renewal(issuer)
         # Held while a grant is under way: the other threads wait for its token.
         self._lock = threading.Lock()
         self._access: str | None = None
@@ -81,10 +78,10 @@ class Tokens:
                 # A copy per caller: one exception object raised by many threads
                 # would share (and lengthen) one traceback.
                 raise copy.copy(self._refused) from None
-            answer = self._refreshed() if self._refresh else None
-            if answer is None:
-                answer = self._login()
-            self._keep(answer, now)
+            issued = self._refreshed() if self._refresh else None
+            if issued is None:
+                issued = self._login()
+            self._keep(*issued)
             assert self._access is not None
             return self._access
 
@@ -101,7 +98,7 @@ class Tokens:
         with self._issued_lock:
             return self._issued
 
-    def _refreshed(self) -> wire.TokenAnswer | None:
+    def _refreshed(self) -> tuple[wire.TokenAnswer, float] | None:
         assert self._refresh is not None
         self.grants[wire.GRANT_REFRESH] += 1
         try:
@@ -112,7 +109,7 @@ class Tokens:
             self._refresh = None
             return None
 
-    def _login(self) -> wire.TokenAnswer:
+    def _login(self) -> tuple[wire.TokenAnswer, float]:
         self.grants[wire.GRANT_PASSWORD] += 1
         form = wire.password_form(
             self._credentials.access_key_id, self._credentials.access_key_secret
@@ -123,12 +120,11 @@ class Tokens:
             self._refused = err
             raise
 
-    def _keep(self, answer: wire.TokenAnswer, asked_at: float) -> None:
+    def _keep(self, answer: wire.TokenAnswer, sent_at: float) -> None:
         for secret in (answer.access_token, answer.refresh_token, answer.id_token):
             register_secret(secret)
         self._access = answer.access_token
         self._refresh = answer.refresh_token or self._refresh
-        # The lifetime counts from before the request: the server started it on receipt.
-        self._renew_at = asked_at + answer.expires_in - margin(answer.expires_in)
+        self._renew_at = self._renewal.due(answer.expires_in, sent_at, self._clock())
         with self._issued_lock:
             self._issued = (*self._issued[-3:], answer.access_token)

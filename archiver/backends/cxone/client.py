@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from requests.auth import HTTPBasicAuth
@@ -70,7 +71,8 @@ class CxoneApi:
         self._retry = settings.retry
         self._sleep = sleep
         self.limiter = limiter or RateLimiter(settings.max_requests_per_second)
-        self.tokens = Tokens(credentials, self._issue)
+        self.tokens = Tokens(credentials, self._issue,
+                             issuer=f"the token endpoint of {urlsplit(self._auth_url).netloc}")
         exchanges = Exchanges()
         self._transport = Transport(
             session(settings.max_in_flight + 1, exchanges),
@@ -175,7 +177,7 @@ class CxoneApi:
         headers = {"Authorization": f"Bearer {token}"}
         return self._transport.send(method, url, where, headers=headers, cleanup=cleanup, **kw)
 
-    def _issue(self, form: Mapping[str, str]) -> wire.TokenAnswer:
+    def _issue(self, form: Mapping[str, str]) -> tuple[wire.TokenAnswer, float]:
         where = Where(f"POST {wire.TOKEN_PATH}", token=True)
         auth = HTTPBasicAuth(self._credentials.client_id, self._credentials.client_secret)
         answer = self._transport.send(
@@ -186,7 +188,7 @@ class CxoneApi:
             raise self._transport.error(answer, where)
         try:
             # The answer's values are secrets: a parse error names the field, never its value.
-            return wire.TokenAnswer.model_validate(self._json(answer, where))
+            return wire.TokenAnswer.model_validate(self._json(answer, where)), answer.sent_at
         except ValidationError as err:
             raise self._transport.invalid(answer, where, f"token answer: {_first(err)}") from None
 

@@ -55,6 +55,7 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    sent_at: float  # time.monotonic() when the request went out, after its turn came
 
     @property
     def ok(self) -> bool:
@@ -176,7 +177,7 @@ class Transport:
             failed = self._unread(response.status_code, where, undecodable_cause(encoding))
             self._emit(method, where, response.status_code, started, str(failed))
             raise failed
-        answer = Answer(response.status_code, response.headers, content)
+        answer = Answer(response.status_code, response.headers, content, started)
         self._emit(method, where, answer.status, started, None)
         if answer.ok:
             self._limiter.on_success()

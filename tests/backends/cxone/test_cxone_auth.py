@@ -4,12 +4,15 @@ HTTP Basic, refresh before expiry, one fresh login on a 401, refused credentials
 from __future__ import annotations
 
 import json
+import logging
 import time
+from typing import Any
 
 import pytest
 
 from archiver.errors import AuthError, TerminalApiError
 from archiver.simulator.cxone import Behaviour
+from archiver.simulator.cxone.tokens import Tokens as SimTokens
 from tests.backends.cxone.conftest import api_requests, credentials
 
 
@@ -154,3 +157,33 @@ def test_a_token_lifetime_that_is_not_a_positive_finite_number_is_a_protocol_err
     assert not isinstance(caught.value, AuthError), str(caught.value)
     assert "token answer: field `expires_in`" in str(caught.value)
     assert not api_requests(sim, "campaign_skills")
+
+
+def test_a_lifetime_over_before_its_answer_arrives_is_not_renewed_before_every_call(
+    start_sim, backend_for, monkeypatch, caplog
+) -> None:
+    # expires_in 0.02 s from a token endpoint that takes 0.1 s to answer: every call
+    # was preceded by a refresh_token grant. The token is used until the API refuses it.
+    granting = SimTokens.grant
+
+    def slow(self: SimTokens, *args: Any) -> Any:
+        time.sleep(0.1)
+        return granting(self, *args)
+
+    monkeypatch.setattr(SimTokens, "grant", slow)
+    sim = start_sim(Behaviour(reported_expires_in=0.02))
+    backend = backend_for(sim)
+    cid = sim.campaign_ids[0]
+    for _ in range(3):
+        backend.dialing(cid)
+    assert len(api_requests(sim, "campaign_skills")) >= 3
+    assert sim.stats()["grants"] == {"password": 1}
+    # Refused at last: one fresh login, the call sent again, and no second warning.
+    sim.revoke_tokens()
+    backend.dialing(cid)
+    assert sim.stats()["grants"] == {"password": 2}
+    assert not [e for e in sim.requests() if e["status"] not in (200, 401)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and "not replaced before every call" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "expires_in 0.02 s" in warnings[0]
