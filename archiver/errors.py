@@ -166,6 +166,7 @@ class ApiError(ArchiverError):
         self.status = status
         self.campaign_id = campaign_id
         self.endpoint = endpoint
+        self.message = message  # without the campaign, status and endpoint before it
         prefix = f"campaign {campaign_id}: " if campaign_id else ""
         code = f"HTTP {status} " if status is not None else ""
         where = f"from {endpoint}: " if endpoint else ""

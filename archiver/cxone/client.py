@@ -328,7 +328,18 @@ class CxoneClient:
         return answer
 
     def _token(self, call: _Call) -> str:
-        return self._tokens.get(lambda: self._fetch_token(call))
+        try:
+            return self._tokens.get(lambda: self._fetch_token(call))
+        except AuthError as err:
+            # Refused credentials are refused for every call: the one refusal is raised
+            # again for each caller, which it must name, not the campaign whose call
+            # happened to fetch the token (that campaign's reason would be every one's).
+            campaign_id = call.campaign_id or None
+            if err.campaign_id == campaign_id:
+                raise
+            raise AuthError(
+                err.message, status=err.status, campaign_id=campaign_id, endpoint=err.endpoint
+            ) from None
 
     def _fetch_token(self, on_behalf: _Call) -> Token:
         # Counted with the operation that needed it, so its transient failures
