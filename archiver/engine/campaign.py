@@ -31,12 +31,13 @@ pauses it, and the next run restores it if this one dies.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
@@ -53,7 +54,7 @@ from archiver.errors import (
     Transient,
 )
 from archiver.governance.holds import HoldSet
-from archiver.policy.model import CXONE, Campaign, Policy
+from archiver.policy.model import CXONE, Batch, Campaign, Policy
 from archiver.stages.registry import build_pipeline_stages
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
@@ -83,11 +84,55 @@ def composition_of(attempt_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(attempt_ids)).encode()).hexdigest()
 
 
-def idempotency_key(campaign_id: str, composition: str) -> str:
-    """A hash of the campaign id and the batch's sorted attempt ids, and nothing else: no
-    run id, no counter of this store. Two state stores that form the same batch send the
-    same key, so an API that replays keys answers the second as a replay."""
-    digest = hashlib.sha256(f"{campaign_id}\n{composition}".encode()).hexdigest()
+class RequestLine(Protocol):
+    """What a batch's request is built from for one attempt (a stored PendingItem, or the
+    line of a preview): its listed values and its decided retention."""
+
+    @property
+    def attempt_id(self) -> str: ...
+    @property
+    def contact_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def disposition(self) -> str | None: ...
+    @property
+    def duration(self) -> int | None: ...
+    @property
+    def anonymized(self) -> bool | None: ...
+    @property
+    def retention_days(self) -> int: ...
+
+
+def batch_settings(batch: Batch) -> dict[str, Any]:
+    """The policy's batch settings an archive body carries (not ``max_items``: it decides
+    which attempts a batch holds, which the composition already says)."""
+    return {"force_cold_storage": batch.force_cold_storage, "delete_active": batch.delete_active}
+
+
+def request_of(lines: Iterable[RequestLine], settings: Mapping[str, Any]) -> str:
+    """A digest of what a batch's request says beyond its attempt ids: each attempt's
+    listed values and decided retention (an archive item's fields), and the batch
+    ``settings``. Nothing of a run or a store, so ``plan`` shows the key a run sends."""
+    rows = sorted(
+        (
+            line.attempt_id, line.contact_id, line.outcome, line.disposition, line.duration,
+            line.anonymized, line.retention_days,
+        )
+        for line in lines
+    )
+    text = json.dumps([dict(settings), rows], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def idempotency_key(campaign_id: str, composition: str, request: str) -> str:
+    """A hash of the campaign id, the batch's sorted attempt ids and what its request says
+    of them (``request_of``), and nothing else: no run id, no counter of this store. Two
+    state stores that form the same batch send the same key, so an API that replays keys
+    answers the second as a replay. A batch formed again after its request changed (the
+    policy's retention, a record's listed values) is another request under another key:
+    an API that keeps keys refuses a key it has seen with a different body."""
+    digest = hashlib.sha256(f"{campaign_id}\n{composition}\n{request}".encode()).hexdigest()
     return f"arc-{digest[:40]}"
 
 
@@ -99,7 +144,7 @@ def batch_id_of(key: str) -> str:
 def next_batches(
     store: Store, run_id: str, campaign_id: str, max_items: int, *, anonymized_only: bool = True,
     holds: HoldSet | None = None, admit: Callable[[], bool] | None = None,
-    whole_contacts: bool = False,
+    whole_contacts: bool = False, settings: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[StoredBatch, list[PendingItem]]]:
     """The campaign's archive-eligible attempts of this run, sorted by id and cut into
     chunks of ``max_items`` from the start; each is committed (composition and key)
@@ -112,7 +157,8 @@ def next_batches(
     ``whole_contacts`` (``Backend.whole_contacts``): sorted by contact, then id, and a
     contact's attempts are never split between batches (a batch may then hold fewer
     than ``max_items``, or more when one contact alone has more); a hold on one attempt
-    of a contact holds all of them."""
+    of a contact holds all of them.
+    ``settings``: the policy's batch settings (``batch_settings``), part of each key."""
     seq = store.batches.max_seq(run_id, campaign_id)
     after = ("", "")
     while items := _unheld(store, run_id, campaign_id, after, max_items, anonymized_only, holds,
@@ -124,7 +170,7 @@ def next_batches(
         seq += 1
         ids = [i.attempt_id for i in items]
         composition = composition_of(ids)
-        key = idempotency_key(campaign_id, composition)
+        key = idempotency_key(campaign_id, composition, request_of(items, settings or {}))
         batch = StoredBatch(
             id=batch_id_of(key),
             run_id=run_id,
@@ -409,6 +455,7 @@ class CampaignJob:
             self.store, self.run_id, self.cid, max_items, anonymized_only=self.flagged,
             holds=self.holds, admit=self._take_budget,
             whole_contacts=self.backend.whole_contacts(self.cid),
+            settings=batch_settings(self.ctx.policy.batch),
         )
         try:
             for batch, items in batches:

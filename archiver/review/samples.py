@@ -14,7 +14,12 @@ from typing import Any
 
 from archiver.backends.campaign_archive.payloads import archive_request
 from archiver.engine.backend import AttemptRecord
-from archiver.engine.campaign import composition_of, idempotency_key
+from archiver.engine.campaign import (
+    batch_settings,
+    composition_of,
+    idempotency_key,
+    request_of,
+)
 from archiver.engine.payloads import batch_event, run_event
 from archiver.errors import EXIT_FAILED, EXIT_OK
 from archiver.policy.model import CAMPAIGN_ARCHIVE, Policy
@@ -149,7 +154,10 @@ def _batch_context(
     composition = composition_of([line.attempt_id for line in lines])
     batch = _Batch(
         id=ids.batch_id, campaign_id=campaign_id, seq=1,
-        idempotency_key=idempotency_key(campaign_id, composition), size=len(lines),
+        idempotency_key=idempotency_key(
+            campaign_id, composition, request_of(lines, batch_settings(policy.batch))
+        ),
+        size=len(lines),
     )
     files = [
         {"path": path, "sha256": "0" * 64, "records": len(lines)}

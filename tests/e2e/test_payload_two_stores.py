@@ -2,8 +2,8 @@
 
 Two runs with their own state folders list the same campaigns of one standalone
 simulator concurrently. Batches are cut from the sorted eligible ids and keyed by
-campaign and ids only, so the API answers the second store's copy of a batch as a
-replay: no attempt is archived twice, and both stores name the batch's event alike,
+campaign, ids and request (the same policy and listing: the same bodies) only, so the
+API answers the second store's copy of a batch as a replay: no attempt is archived twice, and both stores name the batch's event alike,
 so the warehouse keeps one.
 """
 

@@ -3,17 +3,20 @@ same campaign form the same batches, with the same keys, ids and event ids."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from pathlib import Path
 
 from archiver.engine.backend import AttemptRecord as Attempt
-from archiver.engine.campaign import composition_of, idempotency_key, next_batches
+from archiver.engine.campaign import composition_of, idempotency_key, next_batches, request_of
 from archiver.engine.payloads import batch_event_id
 from archiver.engine.records import Decision
 from archiver.governance.holds import HoldSet
+from archiver.review.verdicts import ArchiveFields
 from archiver.state.store import Store
 
 CID = "c-batches"
+SETTINGS = {"force_cold_storage": True, "delete_active": True}
 
 
 def decisions(ids: list[str]) -> list[Decision]:
@@ -27,6 +30,17 @@ def decisions(ids: list[str]) -> list[Decision]:
     ]
 
 
+def decided_lines(ids: list[str]) -> list[ArchiveFields]:
+    """What the archive items of ``ids`` carry, as ``decisions`` decides them."""
+    return [
+        ArchiveFields(attempt_id=d.attempt_id, contact_id=d.attempt.contact_id,
+                      outcome=d.attempt.outcome, disposition=d.attempt.disposition,
+                      duration=d.attempt.duration, retention_days=30,
+                      anonymized=d.attempt.anonymized)
+        for d in decisions(ids) if d.attempt is not None
+    ]
+
+
 def listed_store(folder: Path, run_id: str, ids: list[str]) -> Store:
     store = Store(folder)
     store.runs.start(run_id, "t", "")
@@ -37,7 +51,7 @@ def listed_store(folder: Path, run_id: str, ids: list[str]) -> Store:
 def formed(store: Store, run_id: str, size: int) -> list[tuple[str, str, list[str]]]:
     return [
         (batch.id, batch.idempotency_key, [i.attempt_id for i in items])
-        for batch, items in next_batches(store, run_id, CID, size)
+        for batch, items in next_batches(store, run_id, CID, size, settings=SETTINGS)
     ]
 
 
@@ -50,7 +64,8 @@ def test_two_stores_form_the_same_batches_with_the_same_keys_and_ids(tmp_path):
     assert first == second
     assert [chunk for _, _, chunk in first] == [ids[:10], ids[10:20], ids[20:]]
     for _, key, chunk in first:
-        assert key == idempotency_key(CID, composition_of(chunk))
+        request = request_of(decided_lines(chunk), SETTINGS)
+        assert key == idempotency_key(CID, composition_of(chunk), request)
     one.close()
     two.close()
 
@@ -58,7 +73,7 @@ def test_two_stores_form_the_same_batches_with_the_same_keys_and_ids(tmp_path):
 def test_a_batch_closed_for_certain_is_tried_again_under_the_same_key(tmp_path):
     ids = [f"a-{n:03}" for n in range(5)]
     store = listed_store(tmp_path / "s", "r1", ids)
-    [(batch, _)] = list(next_batches(store, "r1", CID, 10))
+    [(batch, _)] = list(next_batches(store, "r1", CID, 10, settings=SETTINGS))
     store.batches.failed(batch, run_id="r1", error="HTTP 403", sent=False)
     # The next run lists the same attempts again and forms the same batch: the key is
     # what a store that never saw the refusal would send, not a count of this store's.
@@ -67,6 +82,30 @@ def test_a_batch_closed_for_certain_is_tried_again_under_the_same_key(tmp_path):
     fresh = listed_store(tmp_path / "fresh", "r9", ids)
     assert formed(store, "r2", 10) == formed(fresh, "r9", 10) == [(batch.id, batch.idempotency_key, ids)]
     assert [b.id for b in store.batches.open(CID)] == [batch.id], "one row, opened anew"
+    store.close()
+    fresh.close()
+
+
+def test_a_batch_formed_again_with_another_request_goes_under_another_key(tmp_path):
+    ids = [f"a-{n:03}" for n in range(5)]
+    store = listed_store(tmp_path / "s", "r1", ids)
+    [(batch, _)] = list(next_batches(store, "r1", CID, 10, settings=SETTINGS))
+    store.batches.done(batch, run_id="r1", archived_ids=[],
+                       failed={aid: "still listed after its batch" for aid in ids}, response=None)
+    # The policy's retention changed before the next run: the same attempts, another
+    # body. An API that keeps keys would refuse the first key with it.
+    store.runs.start("r2", "t", "")
+    store.attempts.record_listed("r2", CID, [
+        dataclasses.replace(d, retention_days=400) for d in decisions(ids)
+    ])
+    [(again, items)] = list(next_batches(store, "r2", CID, 10, settings=SETTINGS))
+    assert [i.attempt_id for i in items] == ids
+    assert again.idempotency_key != batch.idempotency_key and again.id != batch.id
+    # So do the batch settings an archive body carries.
+    other = {**SETTINGS, "force_cold_storage": False}
+    fresh = listed_store(tmp_path / "fresh", "r9", ids)
+    [(cold, _)] = list(next_batches(fresh, "r9", CID, 10, settings=other))
+    assert cold.idempotency_key != batch.idempotency_key
     store.close()
     fresh.close()
 

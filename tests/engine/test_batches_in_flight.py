@@ -26,7 +26,7 @@ def job_with(http: ThreadPoolExecutor, send: Any) -> CampaignJob:
     the run's executor and flags, and a ``_send`` of the test's."""
     job = CampaignJob.__new__(CampaignJob)
     policy = SimpleNamespace(
-        batch=SimpleNamespace(max_items=2),
+        batch=SimpleNamespace(max_items=2, force_cold_storage=False, delete_active=True),
         connection=SimpleNamespace(max_in_flight=8),
     )
     job.ctx = SimpleNamespace(  # type: ignore[assignment]
