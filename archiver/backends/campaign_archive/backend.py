@@ -96,9 +96,14 @@ class CampaignArchiveBackend:
             # again, and an attempt gone from the listing was archived by this call.
             why = f"the archive call was accepted but its answer cannot be read ({err})"
             return ActResult({r.id: ("unknown", why) for r in batch}, status="unknown")
-        outcome: tuple[ItemOutcome, str] = (
-            ("unknown", UNKNOWN_REASON) if response.failed_count > 0 else ("archived", "")
-        )
+        outcome: tuple[ItemOutcome, str] = ("archived", "")
+        if response.failed_count > 0:
+            outcome = ("unknown", UNKNOWN_REASON)
+        elif response.archived_count != len(batch):
+            # Fewer (or more) archived than sent, and none failed: the answer does not
+            # account for every item, so none is taken as archived on its word.
+            outcome = ("unknown", f"archive call answered {response.archived_count} archived "
+                                  f"of {len(batch)} sent and none failed, without saying which")
         return ActResult(
             {r.id: outcome for r in batch},
             status=response.status,
