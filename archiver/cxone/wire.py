@@ -174,7 +174,8 @@ class TokenResponse(_Wire):
     access_token: str = Field(alias="access_token", pattern=BEARER_TOKEN)
     # A lifetime that is not a positive, finite number of seconds (NaN, Infinity, 0, -1)
     # would make the token cache refresh never or always: a protocol error, not a guess.
-    expires_in: float = Field(alias="expires_in", gt=0, allow_inf_nan=False)
+    # A JSON number only: "3600" as a string, or true, is not one (RFC 6749 5.1).
+    expires_in: float = Field(alias="expires_in", gt=0, allow_inf_nan=False, strict=True)
 
 
 CampaignStatus = Literal["ACTIVE", "PAUSED"]

@@ -56,9 +56,11 @@ class Batches:
     ) -> None:
         """Commit a batch's composition and key before its POST is sent.
 
-        Ids and keys follow from the attempts, so a batch formed again (its earlier try
-        closed without archiving any of them: refused, or every item failed) is the same
-        batch tried again: its row is opened anew, with the same key.
+        Ids and keys follow from the request (the attempts, their listed values and
+        decided retention, the policy's archive flags), so a batch formed again with the
+        same request (its earlier try closed without archiving any of them: refused, or
+        every item failed) is the same batch tried again: its row is opened anew, with
+        the same key.
         """
         with self._conn.tx() as db:
             earlier = db.execute(

@@ -120,6 +120,20 @@ def test_malformed_token_answer_does_not_print_it(
     assert "leaky-token-value" not in str(caught.value)
 
 
+@pytest.mark.parametrize("lifetime", ["3600", True, None], ids=["string", "bool", "null"])
+def test_a_token_lifetime_that_is_not_a_json_number_is_a_protocol_error(
+    cxone: FakeCxone, make_client: MakeClient, lifetime: object
+) -> None:
+    """RFC 6749 5.1: expires_in is a number. "3600" in quotes was read as 3600 (pydantic's
+    lax mode), a server's type error taken on trust."""
+    cxone.script("POST", wire.TOKEN_PATH,
+                 Reply(200, {"access_token": "abc", "expires_in": lifetime}))
+    with pytest.raises(TerminalApiError) as caught:
+        make_client().list_attempts(CAMPAIGN, limit=10, offset=0)
+    assert "expires_in" in str(caught.value)
+    assert cxone.seen("GET", wire.ATTEMPTS_PATH.format(campaign_id=CAMPAIGN)) == []
+
+
 def test_threads_share_one_token_fetch(cxone: FakeCxone, make_client: MakeClient) -> None:
     cxone.token_delay = 0.2  # every worker arrives while the first fetch is still running
     client = make_client()
