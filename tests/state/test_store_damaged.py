@@ -169,14 +169,21 @@ def test_a_target_record_that_is_not_a_target_is_damage_not_another_target(folde
         store.close()
 
 
-@pytest.mark.parametrize(("column", "value"), [("size", "abc"), ("seq", "1.5x"), ("size", "")])
-def test_an_open_batch_whose_counts_are_not_numbers_is_named(store, folder, column, value):
+def open_batch_damaged(store, folder, column, value) -> pytest.ExceptionInfo[StateError]:
+    """An open batch of two attempts whose batches.COLUMN is then overwritten with VALUE,
+    and the StateError reading the campaign's open batches raises."""
     store.runs.start("r2", "p", "h", TARGET)
     store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
     batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
     edit(folder, f"UPDATE batches SET {column} = ?", value)
     with pytest.raises(StateError) as caught:
         store.batches.open("c1")
+    return caught
+
+
+@pytest.mark.parametrize(("column", "value"), [("size", "abc"), ("seq", "1.5x"), ("size", "")])
+def test_an_open_batch_whose_counts_are_not_numbers_is_named(store, folder, column, value):
+    caught = open_batch_damaged(store, folder, column, value)
     assert str(caught.value).startswith(
         f"the state store {folder} is damaged: batch c1-1-r2 of campaign c1 has {column} "
     )
@@ -187,12 +194,7 @@ def test_an_open_batch_whose_counts_are_not_numbers_is_named(store, folder, colu
     ("id", b"c1-1-r2"), ("id", None), ("idempotency_key", b"arc-c1-1-r2"), ("run_id", b"\xff"),
 ])
 def test_an_open_batch_whose_ids_are_not_text_is_named(store, folder, column, value):
-    store.runs.start("r2", "p", "h", TARGET)
-    store.attempts.record_listed("r2", "c1", [decision(1), decision(2)])
-    batch_of(store, "r2", "c1", ["a-0001", "a-0002"])
-    edit(folder, f"UPDATE batches SET {column} = ?", value)
-    with pytest.raises(StateError) as caught:
-        store.batches.open("c1")
+    caught = open_batch_damaged(store, folder, column, value)
     shown = value if column == "id" else "c1-1-r2"
     assert str(caught.value) == (
         f"the state store {folder} is damaged: batch {shown} of campaign c1 has {column} "
