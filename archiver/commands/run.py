@@ -361,7 +361,7 @@ def _run_one(
                 policy, backend=conn.backend, sinks=sinks, state_dir=state_dir,
                 observer=monitor, run_id=run_id, target=conn.target,
                 on_report=lambda report: rate_limit.add(extend_report(report, monitor)),
-                budget=budget, stages=stages,
+                budget=budget, stages=stages, refused=conn.credentials_refused,
             )
         refused = conn.credentials_refused()
     return result.report, monitor, refused

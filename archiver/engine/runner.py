@@ -33,7 +33,7 @@ from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
 from archiver.engine.records import COUNTED
 from archiver.engine.totals import run_totals
-from archiver.errors import EXIT_FAILED, EXIT_OK, ApiError
+from archiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ApiError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign, Policy
 from archiver.state import location
@@ -96,13 +96,17 @@ def run_policy(
     run_id: str | None = None,
     budget: BatchBudget | None = None,
     stages: Mapping[str, Stages] | None = None,
+    refused: Callable[[], BaseException | None] | None = None,
 ) -> RunResult:
     """Run ``policy`` against ``target`` (what ``backend`` talks to); a state folder used
     for another target refuses the run (ConfigError) before its first request.
     ``budget``: the command's archive batches (``run --max-batches``), shared by the
     policies it runs; the run stops ``stopped`` when it is spent with work left.
     ``stages``: each campaign's filters and transforms, built already (``run`` builds
-    them before its first request); a campaign not in it builds its own."""
+    them before its first request); a campaign not in it builds its own.
+    ``refused``: whether the API refused the credentials during the run (the command then
+    exits 78); the run's own records (report, ``runs``, the signed run_finished line) say
+    that exit code too, not 1."""
     observer = observer or NullObserver()
     with location.run_lock(state_dir):
         store = Store(state_dir)
@@ -110,7 +114,7 @@ def run_policy(
             claim_sinks(store, list(sink_keys(sinks)), [s.name for s in sinks], state_dir)
             return _run_locked(
                 policy, backend, sinks, store, observer, on_report, run_id or new_run_id(),
-                target, budget or BatchBudget(), stages or {},
+                target, budget or BatchBudget(), stages or {}, refused,
             )
         finally:
             store.close()
@@ -142,6 +146,7 @@ def _run_locked(
     target: Target,
     budget: BatchBudget,
     stages: Mapping[str, Stages],
+    refused: Callable[[], BaseException | None] | None = None,
 ) -> RunResult:
     started = time.time()
     sent_before = budget.sent
@@ -182,6 +187,8 @@ def _run_locked(
             )
             # Stopped at the batch limit is not a failure: what is left is pending, not failed.
             exit_code = EXIT_FAILED if failed else EXIT_OK
+            if refused is not None and refused() is not None:
+                failed, exit_code = True, EXIT_CONFIG
             stopped = any(s == "stopped" for s, _ in statuses.values())
             failpoints.hit("run_finishing")
             # The signed run_finished line says how the run ended, exit code included, so
