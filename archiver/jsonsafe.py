@@ -13,3 +13,22 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def type_name(value: Any) -> str:
+    """What a parsed JSON value is, in JSON Schema's words (``object``, ``array``,
+    ``string``, ``integer``, ``number``, ``boolean``, ``null``), never a Python type's name.
+    bool before int: JSON true is not the integer 1."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -254,7 +254,7 @@ class CxoneClient:
         answer = self._perform(call)
         records = self._json(call, answer)
         if not isinstance(records, list):
-            msg = f"answer is a JSON {type(records).__name__}, not a list"
+            msg = f"answer is a JSON {jsonsafe.type_name(records)}, not an array"
             raise self._api_error(TerminalApiError, call, answer.status, msg)
         return records
 

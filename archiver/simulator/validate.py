@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from archiver.jsonsafe import type_name
+
 MAX_ITEMS = 200
 RETENTION_RANGE = range(1, 3651)
 CAMPAIGN_STATUSES = ("PAUSED", "ACTIVE")
@@ -116,7 +118,7 @@ def parse_status_patch(raw: bytes) -> str:
 
 def _check_object(value: Any, keys: dict[str, str], where: str) -> None:
     if not isinstance(value, dict):
-        raise BodyError(f"{where} must be an object, got {_type_name(value)}")
+        raise BodyError(f"{where} must be an object, got {type_name(value)}")
     for key in value:
         if key not in keys:
             hint = " (keys are camelCase)" if "_" in key else ""
@@ -124,23 +126,6 @@ def _check_object(value: Any, keys: dict[str, str], where: str) -> None:
     for key, expected in keys.items():
         if key not in value:
             raise BodyError(f"{where}: missing key `{key}`")
-        actual = _type_name(value[key])
+        actual = type_name(value[key])
         if actual != expected:
             raise BodyError(f"{where}.{key} must be {expected}, got {actual}")
-
-
-def _type_name(value: Any) -> str:
-    # bool before int: JSON true is not the integer 1.
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"

@@ -139,7 +139,9 @@ def test_campaign_id_is_escaped_in_the_path(cxone: FakeCxone, make_client: MakeC
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        (Reply(200, {"items": []}), "answer is a JSON dict, not a list"),
+        (Reply(200, {"items": []}), "answer is a JSON object, not an array"),
+        (Reply(200, body=b"null"), "answer is a JSON null, not an array"),
+        (Reply(200, body=b"true"), "answer is a JSON boolean, not an array"),
         (Reply(200, body=b"<html>oops</html>"), "answer is not valid JSON"),
         (Reply(200, body=b""), "answer is not valid JSON"),
         (Reply(200, body=b"[" * 200_000 + b"]" * 200_000), "answer is not valid JSON"),
