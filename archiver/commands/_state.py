@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from archiver.commands._params import ParamType
 from archiver.commands._paths import EMPTY, PathParam, unusable
 from archiver.errors import ConfigError
 from archiver.report.redact import register_secret
@@ -26,13 +27,7 @@ HELP = (
 )
 
 
-if TYPE_CHECKING:
-    _ParamType = click.ParamType[StateLocation]
-else:  # click before 8.2 has no type parameter
-    _ParamType = click.ParamType
-
-
-class StateParam(_ParamType):
+class StateParam(ParamType[StateLocation]):
     name = "DIR|URL"
 
     def convert(

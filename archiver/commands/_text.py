@@ -8,22 +8,16 @@ error (exit 2) naming the parameter, instead of failing inside a query or a writ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
+from archiver.commands._params import ParamType
 from archiver.report.redact import is_utf8
 
 NOT_UTF8 = "is not UTF-8 text (it holds bytes no UTF-8 text has); type it again in UTF-8"
 EMPTY_ID = "is empty: give a run id (see `archiver runs`); is the variable meant to give it unset?"
 
-if TYPE_CHECKING:
-    _ParamType = click.ParamType[str]
-else:  # click before 8.2 has no type parameter
-    _ParamType = click.ParamType
 
-
-class TextParam(_ParamType):
+class TextParam(ParamType[str]):
     name = "text"
 
     def __init__(self, *, empty_ok: bool = True) -> None:

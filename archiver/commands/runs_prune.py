@@ -6,10 +6,10 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
+from archiver.commands._params import ParamType
 from archiver.commands._state import state_options, subcommand_state
 from archiver.state import location
 from archiver.state.location import StateLocation, describe
@@ -21,13 +21,8 @@ _PART = re.compile(r"(\d+)([smhdw])")
 # Longer is refused: no history is that old, and the cutoff would leave the calendar.
 MAX_DURATION = timedelta(days=36_500)
 
-if TYPE_CHECKING:
-    _ParamType = click.ParamType[timedelta]
-else:  # click before 8.2 has no type parameter
-    _ParamType = click.ParamType
 
-
-class Duration(_ParamType):
+class Duration(ParamType[timedelta]):
     """``30d``, ``12h``, ``1d12h``: numbers with s, m, h, d or w (a week)."""
 
     name = "DURATION"
