@@ -198,6 +198,15 @@ class Unreachable(NetworkError):
     """The host could not be reached at all (connection refused, name not found)."""
 
 
+class AnswerLost(TransientApiError):
+    """A call that changes the tenant (an archive call) went out and may have taken
+    effect, but no answer saying what it did came back: a 5xx, a timeout, a connection
+    cut once the request was sent. It is not sent again blind: an API that does not keep
+    idempotency keys would apply it twice. The engine looks at the listing first (an
+    attempt gone from it was archived by this call) and sends again only what is still
+    listed."""
+
+
 class CallAbandoned(TransientApiError):
     """The run is stopping (SIGINT/SIGTERM): the call was not sent, or was cut off in flight.
 

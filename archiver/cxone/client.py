@@ -51,6 +51,7 @@ from archiver.cxone.transport import (
     unreachable_cause,
 )
 from archiver.errors import (
+    AnswerLost,
     ApiError,
     AuthError,
     CallAbandoned,
@@ -298,7 +299,10 @@ class CxoneClient:
     # -- tries -----------------------------------------------------------------
 
     def _perform(self, call: _Call) -> _Answer:
-        answer: _Answer = self._retrying(call)(self._try, call)
+        # A call that changes the tenant is tried again only when it certainly did not
+        # take effect (429, a connection never made): not after AnswerLost.
+        retry_if = _not_lost if call.acts else worth_retrying
+        answer: _Answer = self._retrying(call, retry_if=retry_if)(self._try, call)
         return answer
 
     def _retrying(
@@ -496,6 +500,13 @@ class CxoneClient:
             )
         if status == 429:
             return self._rate_limited(call, answer)
+        if status >= 500 and call.acts:
+            # The request reached the server: a gateway's 502 or 504, or a 500 after
+            # the change was made, says nothing of whether it was made.
+            return AnswerLost(
+                f"server error: {cause}; whether the call took effect is not known",
+                status=status, campaign_id=call.campaign_id, endpoint=call.where,
+            )
         if status >= 500:
             return ServerError(
                 f"server error: {cause}",
@@ -539,7 +550,7 @@ class CxoneClient:
             return self._abandoned(call)
         if exchange.cut == "deadline":
             msg = f"no complete answer within {budget:g} s"
-            return self._api_error(NetworkError, call, None, msg)
+            return self._api_error(AnswerLost if call.acts else NetworkError, call, None, msg)
         unreachable = unreachable_cause(err)
         if unreachable is not None:
             # Host-wide, not about one endpoint: a person checks the host, not the call.
@@ -552,7 +563,11 @@ class CxoneClient:
             cause = f"TLS failed: {tls_failure(err)}"
             return self._api_error(TerminalApiError, call, None, cause)
         if isinstance(err, TRANSPORT_ERRORS):
-            return self._api_error(NetworkError, call, None, self._transport_cause(err))
+            # A connection never made sent nothing; once it was made, the request may
+            # have arrived and been acted on, whatever became of the answer.
+            sent = call.acts and not isinstance(err, requests.ConnectTimeout)
+            kind = AnswerLost if sent else NetworkError
+            return self._api_error(kind, call, None, self._transport_cause(err))
         cause = f"request failed: {truncate(self._scrub(str(err)))}"
         return self._api_error(TerminalApiError, call, None, cause)
 
@@ -592,3 +607,7 @@ class CxoneClient:
     def _path(self, template: str, campaign_id: str) -> str:
         return template.format(campaign_id=quote(campaign_id, safe=""))
 
+
+def _not_lost(err: BaseException) -> bool:
+    """Worth trying again, and certainly not acted on (see AnswerLost)."""
+    return worth_retrying(err) and not isinstance(err, AnswerLost)

@@ -81,12 +81,16 @@ class ActResult:
     """What the backend did with one batch: a result per attempt id it was given.
 
     ``status`` and ``job_id`` are the backend's own words for the event templates.
+    ``resend_if_listed``: the call went out and its answer was lost (``AnswerLost``), so
+    every outcome is "unknown"; when the listing still holds every attempt of the batch,
+    the call did not take effect and the engine sends it again (same key).
     """
 
     outcomes: Mapping[str, tuple[ItemOutcome, str]]  # attempt id -> (outcome, reason)
     status: str
     job_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    resend_if_listed: bool = False
 
 
 class Backend(Protocol):

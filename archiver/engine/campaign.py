@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -563,29 +564,88 @@ class CampaignJob:
         self.ctx.observer.archived(self.cid, len(archived), len(failed))
 
     def verify_partial_batches(self) -> None:
-        if not self._partial:
-            return
-        members = {i.attempt_id for _, items, _ in self._partial for i in items}
+        """Settle the batches whose answers left unknown what they archived, once the
+        campaign's other batches are done: one listing of the campaign for all of them,
+        and an attempt gone from it was archived. A batch whose answer was lost
+        (``ActResult.resend_if_listed``) and whose every attempt is still listed did not
+        take effect: it is sent again with its key, and settled the same way, until the
+        policy's ``retry.max_attempts`` sends are spent; then it stays open, and the next
+        run reconciles it. Nothing is sent again blind: an API that ignores idempotency
+        keys would archive it twice."""
+        sends = 1
+        while self._partial:
+            still_listed = self._still_listed(
+                {i.attempt_id for _, items, _ in self._partial for i in items}
+            )
+            again: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
+            for batch, items, result in self._partial:
+                if result.resend_if_listed and all(i.attempt_id in still_listed for i in items):
+                    again.append((batch, items, result))
+                    continue
+                self._done(batch, items, self._settled(result, items, still_listed), result)
+            self._partial.clear()
+            self.ctx.outbox.drain(wait=False)
+            if not again:
+                return
+            if sends >= self.ctx.policy.retry.max_attempts or not self._may_resend():
+                for batch, items, result in again:
+                    error = next(iter(result.outcomes.values()), ("unknown", "answer lost"))[1]
+                    self.store.batches.failed(
+                        batch, run_id=self.run_id, error=f"{error}; sent {sends} time(s)",
+                        sent=True,
+                    )
+                    self.ctx.observer.archived(self.cid, 0, len(items))
+                return
+            sends += 1
+            log.info(
+                "campaign %s: %d batch(es) whose answer was lost are still listed: sending "
+                "them again", self.cid, len(again),
+            )
+            self.ctx.cancelled.wait(self._backoff(sends))
+            inflight: deque[Future[None]] = deque(
+                self.ctx.http.submit(self._send, batch, items, resend=True)
+                for batch, items, _ in again
+            )
+            failed = _settle(inflight)
+            if failed is not None:
+                raise failed
+
+    def _still_listed(self, members: set[str]) -> set[str]:
+        """Which of ``members`` the campaign's listing holds now."""
         still_listed: set[str] = set()
         for page in self.backend.pages(self.cid, since=self._since):
             for record in page.records:
                 found = _id_of(record)
                 if found in members:
                     still_listed.add(found)
-        for batch, items, result in self._partial:
-            outcomes: list[tuple[str, str]] = []
-            for i in items:
-                outcome, reason = _outcome(result, i)
-                if outcome == "unknown":
-                    outcome = "failed" if i.attempt_id in still_listed else "archived"
-                    reason = (
-                        f"{reason}; this attempt was still listed after its batch"
-                        if outcome == "failed" else ""
-                    )
-                outcomes.append((outcome, reason))
-            self._done(batch, items, outcomes, result)
-        self._partial.clear()
-        self.ctx.outbox.drain(wait=False)
+        return still_listed
+
+    @staticmethod
+    def _settled(
+        result: ActResult, items: list[PendingItem], still_listed: set[str]
+    ) -> list[tuple[str, str]]:
+        outcomes: list[tuple[str, str]] = []
+        for i in items:
+            outcome, reason = _outcome(result, i)
+            if outcome == "unknown":
+                outcome = "failed" if i.attempt_id in still_listed else "archived"
+                reason = (
+                    f"{reason}; this attempt was still listed after its batch"
+                    if outcome == "failed" else ""
+                )
+            outcomes.append((outcome, reason))
+        return outcomes
+
+    def _may_resend(self) -> bool:
+        return (self._stop is None and not self.ctx.cancelled.is_set()
+                and self.ctx.halted is None)
+
+    def _backoff(self, sends: int) -> float:
+        """Full-jitter wait before the ``sends``-th send of a batch, as the retry policy
+        waits between tries of one call."""
+        retry = self.ctx.policy.retry
+        cap = min(retry.max_backoff_seconds, retry.initial_backoff_seconds * 2 ** (sends - 2))
+        return random.uniform(0, cap)
 
     # -- active campaigns -----------------------------------------------------------
     def check_dialing(self) -> None:

@@ -187,7 +187,7 @@ class App:
         if kind == "list":
             return state.list_attempts(cid, req.query)
         if kind == "archive":
-            key = req.headers.get("idempotency-key")
+            key = req.headers.get("idempotency-key") if faults.idempotency_keys else None
             return state.archive(cid, req.content_type, req.body, key,
                                  faults.partial_failure_rate)
         return state.set_status(cid, req.content_type, req.body)

@@ -100,6 +100,9 @@ class Faults:
     # answered 200 with a body that is not JSON (a proxy's error page, a cut answer).
     garble_next: dict[str, int] = field(default_factory=dict)
     webhook_status: int | None = None  # answered by the webhook receiver instead of 204
+    # False: no Idempotency-Key is kept (the contract promises none), so an archive call
+    # sent twice archives twice, as such a server would.
+    idempotency_keys: bool = True
 
     def __post_init__(self) -> None:
         for name in ("error_5xx_rate", "hang_rate", "partial_failure_rate"):
@@ -171,8 +174,9 @@ def _check_types(faults: Faults) -> None:
     rps = faults.rate_limit_rps
     if rps is not None and (isinstance(rps, bool) or not isinstance(rps, int | float)):
         raise ValueError("rate_limit_rps must be a number or null")
-    if not isinstance(faults.retry_after, bool):
-        raise ValueError("retry_after must be a boolean")
+    for name in ("retry_after", "idempotency_keys"):
+        if not isinstance(getattr(faults, name), bool):
+            raise ValueError(f"{name} must be a boolean")
     if not isinstance(faults.active_campaigns, list) or not all(
         isinstance(c, str) for c in faults.active_campaigns
     ):

@@ -13,7 +13,10 @@ twice shows.
 Faults are switched by the `Faults` given at start: a share of calls answered 429
 (with or without `Retry-After`), a share answered 503, and a token lifetime (the
 token stops working after that many seconds, whatever `expires_in` said), latency,
-and items a batch reports failed (`failedCount`): those stay listed, unarchived.
+items a batch reports failed (`failedCount`): those stay listed, unarchived, and a
+share of archive calls that take effect and whose answer is then lost (a gateway's
+502, or the connection closed without an answer). The contract names no idempotency
+key, and this server keeps none: an archive call sent twice archives twice.
 """
 
 from __future__ import annotations
@@ -113,6 +116,10 @@ class Faults:
     latency: float = 0.0  # seconds every API answer waits
     fail_every: int | None = None  # every Nth item of a batch is not archived (failedCount)
     only: tuple[str, ...] | None = None  # endpoints the shares apply to; None: every one
+    # Archive calls that take effect, then lose their answer: "502" (a gateway's) or
+    # "drop" (the connection closes unanswered).
+    lost_answer_share: float = 0.0
+    lost_answer: str = "502"
     seed: int = 7  # shifts which calls are faulted
 
 
@@ -164,6 +171,7 @@ class StrictServer:
         self.webhook_secret = webhook_secret
         self.lock = threading.Lock()
         self._fault_calls = 0
+        self._archive_calls = 0
         self.tokens: dict[str, float] = {}
         self.ledger: Counter[str] = Counter()  # attempt id -> times archived
         self.archived_items: dict[str, dict[str, Any]] = {}  # attempt id -> item as sent
@@ -237,6 +245,13 @@ class StrictServer:
         if roll < f.rate_limit_share + f.unavailable_share:
             return 503, {}
         return None
+
+    def loses_answer(self) -> bool:
+        """Whether this archive call, once it took effect, loses its answer."""
+        with self.lock:
+            self._archive_calls += 1
+            roll = (self._archive_calls * 0.754877666246693 + self.faults.seed / 89) % 1.0
+        return roll < self.faults.lost_answer_share
 
     def token(self, form: dict[str, list[str]]) -> tuple[int, Any]:
         expected = {"grant_type", "client_id", "client_secret"}
@@ -429,6 +444,10 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint, campaign_id = _route(method, url.path)
         status, payload, headers = self._answer(method, endpoint, campaign_id, url, raw)
         s = self.owner
+        if endpoint == "archive" and status == 200 and s.loses_answer():
+            drop = s.faults.lost_answer == "drop"
+            status, payload, headers = (0, None, {}) if drop else (
+                502, {"error": "upstream timed out"}, {})
         with s.lock:
             s.log.append(
                 Logged(
@@ -441,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
                     headers={k.lower(): v for k, v in self.headers.items()},
                 )
             )
+        if status == 0:
+            self.close_connection = True  # no answer at all
+            return
         self._send(status, payload, headers)
 
     def _answer(

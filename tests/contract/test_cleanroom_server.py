@@ -286,6 +286,12 @@ SCENARIOS = {
     ),
     # An honest short lifetime: the client has to fetch a new token as it goes.
     "token lives 1 s and says so": Faults(token_lifetime=1.0, latency=0.25),
+    # The server keeps no idempotency key: a call resent after its answer was lost
+    # would archive its attempts twice.
+    "archive answers lost as 502 after taking effect": Faults(lost_answer_share=0.3),
+    "archive connections closed after taking effect": Faults(
+        lost_answer_share=0.3, lost_answer="drop"
+    ),
 }
 
 
@@ -309,6 +315,9 @@ def test_run_archives_every_eligible_attempt_once(setup: Any, faults: Faults) ->
         assert_retry_after_waited(server, float(faults.retry_after))
     if faults.unavailable_share:
         assert [e for e in server.log if e.status == 503], "no call was answered 503"
+    if faults.lost_answer_share:
+        lost = server.calls("archive", 0 if faults.lost_answer == "drop" else 502)
+        assert lost, "no archive answer was lost"
     if faults.token_lifetime and faults.advertised_expires_in:
         assert [e for e in server.log if e.status == 401], "the token never expired mid-run"
     if faults.token_lifetime:

@@ -10,6 +10,7 @@ import pytest
 
 from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
 from archiver.errors import (
+    AnswerLost,
     CampaignActive,
     NetworkError,
     RateLimited,
@@ -106,24 +107,39 @@ def test_retry_after_beyond_max_backoff_gives_up_with_a_clear_message(
 def test_503_is_retried_then_succeeds(
     cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
 ) -> None:
-    cxone.script("POST", ARCHIVE, *[Reply(503, {"message": "backend busy"})] * 2)
-    answer = make_client().archive(CAMPAIGN, batch(), idempotency_key="key-1")
-    assert answer.archived_count == 1
-    archive_events = [e for e in events if e.endpoint == "archive"]
-    assert [(e.status, e.attempt, e.retried) for e in archive_events] == [
+    cxone.script("GET", LIST, *[Reply(503, {"message": "backend busy"})] * 2)
+    assert list_once(make_client()) == []
+    list_events = [e for e in events if e.endpoint == "list"]
+    assert [(e.status, e.attempt, e.retried) for e in list_events] == [
         (503, 1, False),
         (503, 2, True),
         (200, 3, True),
     ]
-    assert archive_events[0].error == "HTTP 503: backend busy"
-    assert archive_events[2].error is None
-    assert all(e.method == "POST" and e.duration_seconds >= 0 for e in archive_events)
+    assert list_events[0].error == "HTTP 503: backend busy"
+    assert list_events[2].error is None
+    assert all(e.method == "GET" and e.duration_seconds >= 0 for e in list_events)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_an_archive_call_answered_5xx_is_not_sent_again(
+    cxone: FakeCxone, make_client: MakeClient, status: int
+) -> None:
+    # The 5xx may come after the archive took effect (a gateway that lost the answer):
+    # sent again, an API that keeps no idempotency key would archive the batch twice.
+    cxone.script("POST", ARCHIVE, Reply(status, {"message": "upstream timed out"}))
+    with pytest.raises(AnswerLost) as caught:
+        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
+    assert len(cxone.seen("POST", ARCHIVE)) == 1
+    assert caught.value.status == status
+    message = str(caught.value)
+    assert "upstream timed out" in message and "took effect is not known" in message
 
 
 def test_idempotency_key_is_identical_on_every_try(
     cxone: FakeCxone, make_client: MakeClient
 ) -> None:
-    cxone.script("POST", ARCHIVE, Reply(500, {}), Reply(502, {}), Reply(503, {}))
+    # 429s certainly did not take effect: those tries are sent again, with the same key.
+    cxone.script("POST", ARCHIVE, *[Reply(429, {})] * 3)
     make_client().archive(CAMPAIGN, batch(), idempotency_key="run-7:camp-42:batch-3")
     keys = [r.headers["idempotency-key"] for r in cxone.seen("POST", ARCHIVE)]
     assert keys == ["run-7:camp-42:batch-3"] * 4
@@ -132,10 +148,10 @@ def test_idempotency_key_is_identical_on_every_try(
 
 
 def test_persistent_5xx_stops_after_max_attempts(cxone: FakeCxone, make_client: MakeClient) -> None:
-    cxone.script("POST", ARCHIVE, *[Reply(503, {"message": "backend busy"})] * 10)
+    cxone.script("GET", LIST, *[Reply(503, {"message": "backend busy"})] * 10)
     with pytest.raises(ServerError) as caught:
-        make_client().archive(CAMPAIGN, batch(), idempotency_key="k")
-    assert len(cxone.seen("POST", ARCHIVE)) == 4  # FAST_RETRY.max_attempts
+        list_once(make_client())
+    assert len(cxone.seen("GET", LIST)) == 4  # FAST_RETRY.max_attempts
     message = str(caught.value)
     assert CAMPAIGN in message and "backend busy" in message and "HTTP 503" in message
 
@@ -199,6 +215,18 @@ def test_hung_answer_times_out_per_policy_and_is_retried(
         (200, False),
     ]
     assert "no answer within 0.3 s" in (events[1].error or "")
+
+
+def test_a_hung_archive_answer_is_lost_not_sent_again(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # The archive may have been made before the answer stalled: not sent again blind.
+    cxone.script("POST", ARCHIVE, Reply(200, {}, delay=60))
+    connection = Connection(base_url="embedded", timeout_seconds=0.2, connect_timeout_seconds=0.5)
+    with pytest.raises(AnswerLost) as caught:
+        make_client(connection=connection).archive(CAMPAIGN, batch(), idempotency_key="k")
+    assert len(cxone.seen("POST", ARCHIVE)) == 1
+    assert "no answer within 0.2 s" in str(caught.value)
 
 
 def test_hung_server_fails_in_bounded_time(cxone: FakeCxone, make_client: MakeClient) -> None:

@@ -230,7 +230,7 @@ def test_pool_is_sized_by_the_policy(
 def test_thread_pool_of_workers_shares_one_client(
     cxone: FakeCxone, make_client: MakeClient
 ) -> None:
-    cxone.script("POST", ARCHIVE, *[Reply(503, {"message": "busy"})] * 5)
+    cxone.script("POST", ARCHIVE, *[Reply(429, {"message": "busy"})] * 5)
     client = make_client()
     keys = [f"batch-{i}" for i in range(20)]
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import pytest
+
 from archiver.simulator import Faults
 from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
 
@@ -71,10 +73,15 @@ def test_hostile_api_every_eligible_attempt_archived_exactly_once(tmp_path, star
     assert stats["double_archived"] == 0
 
 
-def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_path, start_sim):
+@pytest.mark.parametrize("keys", [True, False], ids=["keys kept", "no idempotency keys"])
+def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(
+    tmp_path, start_sim, keys
+):
     sim = start_sim(
-        # Held back 100 s (the simulator lets them go when it stops).
-        Faults(hang_rate=0.25, hang_seconds=100),
+        # Held back 100 s (the simulator lets them go when it stops), after the call took
+        # effect. Without idempotency keys, an archive call sent again after its answer
+        # was lost would archive twice: the listing settles it instead.
+        Faults(hang_rate=0.25, hang_seconds=100, idempotency_keys=keys),
         campaign_ids=CAMPAIGNS[:1],
         attempts_per_campaign=400,
         seed=5,
@@ -84,6 +91,8 @@ def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_pat
     doc["retry"]["max_attempts"] = 10
     # Pages of 20: some 25 calls, so at a 25 % rate a hang is all but certain (0.75**25 < 0.1 %).
     doc["source"]["page_size"] = 20
+    # Batches of 20: some 14 archive calls, so one of them hangs all but surely (0.75**14 < 2 %).
+    doc["batch"]["max_items"] = 20
     policy = write_policy(tmp_path / "p.yaml", doc)
     started = time.monotonic()
     result = run_cli(
@@ -99,7 +108,10 @@ def test_hung_response_times_out_is_retried_and_run_ends_in_bounded_time(tmp_pat
     ledger = sim.ledger()
     assert set(ledger) == sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))
     assert all(n == 1 for n in ledger.values())
-    read_report(tmp_path / "r.json")
+    assert sim.stats()["double_archived"] == 0
+    report = read_report(tmp_path / "r.json")
+    assert report["totals"]["archived"] == len(ledger)
+    assert report["totals"]["failed"] == 0
 
 
 def test_400_and_403_are_not_retried_name_campaign_and_cause_others_complete(tmp_path, start_sim):

@@ -20,7 +20,7 @@ from archiver.backends.campaign_archive.records import parse_record
 from archiver.backends.catalog import CAMPAIGN_ARCHIVE, CAMPAIGN_ARCHIVE_FIELDS
 from archiver.cxone import CxoneClient
 from archiver.engine.backend import ActResult, AttemptRecord, Backend, ItemOutcome, Page
-from archiver.errors import CampaignActive, UnreadableAnswer
+from archiver.errors import AnswerLost, CampaignActive, UnreadableAnswer
 
 STATUS = "status"  # the key of dialing()'s answer: the status to restore
 ACTIVE = "ACTIVE"
@@ -96,6 +96,13 @@ class CampaignArchiveBackend:
             # again, and an attempt gone from the listing was archived by this call.
             why = f"the archive call was accepted but its answer cannot be read ({err})"
             return ActResult({r.id: ("unknown", why) for r in batch}, status="unknown")
+        except AnswerLost as err:
+            # Sent, no answer: what it archived is found the same way, and a batch whose
+            # every attempt is still listed then never took effect and is sent again.
+            why = f"the archive call's answer was lost ({err})"
+            return ActResult(
+                {r.id: ("unknown", why) for r in batch}, status="unknown", resend_if_listed=True
+            )
         outcome: tuple[ItemOutcome, str] = ("archived", "")
         if response.failed_count > 0:
             outcome = ("unknown", UNKNOWN_REASON)
