@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from archiver import jsonsafe
 from archiver.audit.chain import GENESIS_HASH, SIGNING_KEY_ENV, AuditLine, canonical
 from archiver.errors import AuditError, ConfigError
+from archiver.regular_file import read_regular
 
 FOLDER_SUFFIX = ".digests"
 FORMAT = "archiver-audit-digest/1"
@@ -93,7 +94,7 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 def _read_key_file(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, _MAX_KEY_BYTES)
     except OSError as err:
         raise ConfigError(f"cannot read the {what} {path}: {err.strerror}") from err
     if len(data) > _MAX_KEY_BYTES:

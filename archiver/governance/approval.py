@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from archiver.errors import ConfigError, NotApproved, UsageError
+from archiver.regular_file import read_regular
 
 SUFFIX = ".approved"
 # ssh-keygen's namespace keeps a signature made for this from being valid for
@@ -70,9 +71,8 @@ def approval_path(policy_path: Path) -> Path:
 def read(path: Path) -> Approval | None:
     """The approval at ``path``; None when there is none; ConfigError when it is unreadable."""
     try:
-        # At most one byte past the limit: a link to a device or a pipe has no end.
-        with path.open("rb") as stream:
-            raw = stream.read(_MAX_BYTES + 1)
+        # A pipe or a device is refused, not waited on.
+        raw = read_regular(path, _MAX_BYTES)
     except FileNotFoundError:
         return None
     except OSError as err:

@@ -38,6 +38,7 @@ from archiver.errors import ConfigError, Diagnostic
 from archiver.policy import _codes as codes
 from archiver.policy._document import Positions
 from archiver.policy._yaml import parse
+from archiver.regular_file import read_regular
 
 MAX_HOLD_FILE_BYTES = 4 * 1024 * 1024
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -90,13 +91,16 @@ class Hold:
 def read_hold_file(path: Path, shown: str) -> HoldFile:
     """The hold file at ``path``; ConfigError naming ``shown`` (as the policy spells it)."""
     try:
-        if path.stat().st_size > MAX_HOLD_FILE_BYTES:
+        data = read_regular(path, MAX_HOLD_FILE_BYTES)
+        if len(data) > MAX_HOLD_FILE_BYTES:
             raise ConfigError(f"hold file {shown} is larger than "
                               f"{MAX_HOLD_FILE_BYTES // (1024 * 1024)} MiB")
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"hold file {shown} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise ConfigError(f"cannot read hold file {shown}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
         raise ConfigError(f"cannot read hold file {shown}: {err}") from err
     return parse_hold_file(text, shown)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archiver.errors import NotApproved
+from archiver.errors import ConfigError
 from archiver.governance import approval
 from tests.support import REPO, run_cli
 
@@ -141,26 +141,29 @@ def test_an_unsigned_approval_is_refused_when_signatures_are_required(repo):
     assert "unsigned" in result.stderr
 
 
-def test_an_approval_with_no_end_is_read_no_further_than_its_limit(tmp_path):
-    # A FIFO (or a link to /dev/zero) has no size and no end: it was read whole.
+def test_an_approval_with_no_end_is_refused_unread(tmp_path):
+    # A FIFO (or a link to /dev/zero) has no size and no end: refused as what it is,
+    # before a byte is read, even with a writer feeding it.
     import contextlib
     import threading
 
     fifo = tmp_path / "p.yaml.approved"
     os.mkfifo(fifo)
-    written = [0]
     chunk = b"# " + b"x" * 65_534 + b"\n"
 
     def feed() -> None:
-        # The reader closes its end once it has read enough: the pipe breaks here.
         with contextlib.suppress(BrokenPipeError), fifo.open("wb", buffering=0) as out:
-            for _ in range(160):  # 10 MiB: far past the limit
+            for _ in range(160):  # 10 MiB
                 out.write(chunk)
-                written[0] += len(chunk)
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
-    with pytest.raises(NotApproved, match="is larger than 64 KiB"):
+    with pytest.raises(ConfigError, match="it is a named pipe, not a regular file"):
         approval.read(fifo)
+    (tmp_path / "link.approved").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="it is a device, not a regular file"):
+        approval.read(tmp_path / "link.approved")
+    # The writer blocks until a reader opens the pipe: one that reads nothing lets it go.
+    with fifo.open("rb") as reader:
+        reader.close()
     writer.join(timeout=10)
-    assert written[0] < 160 * len(chunk), "the whole stream was read"

@@ -1,0 +1,59 @@
+"""Reading a file named by a policy, a variable or a neighbouring path, without hanging.
+
+A path that is a FIFO, a character device or a socket would block ``open`` or ``read``
+forever (a FIFO with no writer) or never end (``/dev/zero``). A policy under review is
+untrusted input: it must not be able to stall a run or ``validate`` by naming one.
+The file is opened non-blocking and checked once open, so what is checked is what is
+read, not what the name pointed at a moment before.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class NotARegularFile(OSError):
+    """The path names a FIFO, a device, a socket or a folder, not a file."""
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` (one past the limit,
+    so the caller can tell a file that is too large). FileNotFoundError when there is
+    none, NotARegularFile when it is not a regular file, OSError otherwise; its
+    ``strerror`` says why in words."""
+    fd = os.open(path, _FLAGS)
+    try:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotARegularFile(errno.EINVAL, f"it is {kind}, not a regular file", str(path))
+        chunks: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular one is, in words; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
