@@ -7,7 +7,12 @@ import click
 from archiver.errors import UsageError
 from archiver.netutil import is_loopback_host
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.simulator.config import DEMO_CLIENT_SECRET, DEMO_WEBHOOK_SECRET
+from archiver.simulator.config import (
+    DEMO_CLIENT_SECRET,
+    DEMO_WEBHOOK_SECRET,
+    MALFORMED_KINDS,
+    NO_ID_KINDS,
+)
 from archiver.simulator.httpbase import wait_for_interrupt
 
 
@@ -74,6 +79,11 @@ CXONE_OPTIONS = frozenset({
 @click.option("--malformed-rate", default=0.002, show_default=True, callback=_rate,
               help="Share of malformed records (missing contactId, null outcomeCode, "
                    "string duration, ...).")
+@click.option("--malformed-kind", "malformed_kinds", multiple=True,
+              type=click.Choice([*MALFORMED_KINDS, *NO_ID_KINDS]), metavar="KIND",
+              help="Break malformed records only this way (repeatable; default: every kind "
+                   "but those without an id). Without an id: missing_id, null_id, empty_id, "
+                   "empty_record ({}).")
 @click.option("--rate-limit", "rate_limit", type=float, default=None, metavar="RPS",
               help="Answer 429 above this many requests per second (all calls together).")
 @click.option("--no-retry-after", is_flag=True,
@@ -120,6 +130,7 @@ def command(
     attempts: int,
     unanonymized_rate: float,
     malformed_rate: float,
+    malformed_kinds: tuple[str, ...],
     rate_limit: float | None,
     no_retry_after: bool,
     error_rate: float,
@@ -175,7 +186,8 @@ def command(
         config = SimConfig(
             seed=seed, campaign_ids=list(campaign_ids), campaigns=campaigns,
             attempts_per_campaign=attempts, unanonymized_rate=unanonymized_rate,
-            malformed_rate=malformed_rate, client_id=client_id, client_secret=client_secret,
+            malformed_rate=malformed_rate, malformed_kinds=list(malformed_kinds or MALFORMED_KINDS),
+            client_id=client_id, client_secret=client_secret,
             webhook_secret=webhook_secret, request_log_size=request_log,
         )
         faults = Faults(

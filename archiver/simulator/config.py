@@ -33,6 +33,22 @@ DEMO_CLIENT_SECRET = "demo-secret"
 # What the API's calls are called in faults, counters and the request log.
 CALL_KINDS: tuple[str, ...] = ("token", "list", "archive", "campaign")
 
+# How a malformed record is broken; each one is a defect a strict reader must catch.
+# The kinds a data set draws from unless ``malformed_kinds`` says otherwise.
+MALFORMED_KINDS: tuple[str, ...] = (
+    "missing_contact_id",
+    "empty_contact_id",
+    "null_outcome",
+    "string_duration",
+    "negative_duration",
+    "missing_anonymized",
+    "string_anonymized",
+    "string_retention",
+)
+# Kinds drawn only when ``malformed_kinds`` names them: records without a usable id
+# (``empty_record`` is served as ``{}``, so every one of them has the same content).
+NO_ID_KINDS: tuple[str, ...] = ("missing_id", "null_id", "empty_id", "empty_record")
+
 # Retention periods an attempt may carry itself (``retentionDays``).
 RETENTION_CHOICES: tuple[int, ...] = (30, 90, 180, 365, 730, 1095, 2555)
 
@@ -49,6 +65,8 @@ class SimConfig:
     outcome_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_OUTCOME_MIX))
     unanonymized_rate: float = 1 / 300
     malformed_rate: float = 0.002
+    # The kinds malformed records are drawn from, in turn (MALFORMED_KINDS, NO_ID_KINDS).
+    malformed_kinds: list[str] = field(default_factory=lambda: list(MALFORMED_KINDS))
     # Share of attempts that carry a ``retentionDays`` key, and share of those where it is null.
     retention_rate: float = 0.2
     retention_null_share: float = 0.25
@@ -70,6 +88,12 @@ class SimConfig:
             raise ValueError("outcome_mix needs at least one non-negative weight")
         for name in ("unanonymized_rate", "malformed_rate", "retention_rate", "retention_null_share"):
             _check_rate(name, getattr(self, name))
+        known = (*MALFORMED_KINDS, *NO_ID_KINDS)
+        if not self.malformed_kinds or any(k not in known for k in self.malformed_kinds):
+            raise ValueError(
+                f"malformed_kinds needs at least one of {', '.join(known)};"
+                f" got {self.malformed_kinds!r}"
+            )
         try:
             secret_key(self.webhook_secret)
         except ValueError as err:

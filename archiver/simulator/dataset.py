@@ -16,18 +16,6 @@ from typing import Any
 
 from archiver.simulator.config import RETENTION_CHOICES, SimConfig
 
-# How a malformed record is broken; each one is a defect a strict reader must catch.
-MALFORMED_KINDS: tuple[str, ...] = (
-    "missing_contact_id",
-    "empty_contact_id",
-    "null_outcome",
-    "string_duration",
-    "negative_duration",
-    "missing_anonymized",
-    "string_anonymized",
-    "string_retention",
-)
-
 DISPOSITIONS: dict[str, str] = {
     "SURVEY_TAKEN": "COMPLETED",
     "NO_ANSWER": "NO_CONTACT",
@@ -91,6 +79,7 @@ class CampaignData:
         self._cumulative = tuple(w / total for w in accumulate(config.outcome_mix.values()))
         self._unanonymized = config.unanonymized_rate
         self._malformed = config.malformed_rate
+        self._kinds = tuple(config.malformed_kinds)
         self._retention = config.retention_rate
         self._retention_null = config.retention_null_share
 
@@ -115,7 +104,7 @@ class CampaignData:
         outcome = self._outcomes[pick]
         malformed = None
         if u_bad / _SCALE < self._malformed:
-            malformed = MALFORMED_KINDS[u_bad % len(MALFORMED_KINDS)]
+            malformed = self._kinds[u_bad % len(self._kinds)]
         has_retention = u_ret / _SCALE < self._retention
         retention: int | None = None
         if has_retention and (u_ret & 0xFFFF) / 0x10000 >= self._retention_null:
@@ -170,3 +159,11 @@ def _break(rec: dict[str, Any], kind: str) -> None:
         rec["anonymized"] = "true" if rec["anonymized"] else "false"
     elif kind == "string_retention":
         rec["retentionDays"] = "365"
+    elif kind == "missing_id":
+        del rec["id"]
+    elif kind == "null_id":
+        rec["id"] = None
+    elif kind == "empty_id":
+        rec["id"] = ""
+    elif kind == "empty_record":
+        rec.clear()

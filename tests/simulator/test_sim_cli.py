@@ -16,11 +16,17 @@ def test_help_explains_the_options() -> None:
     result = CliRunner().invoke(command, ["--help"])
     assert result.exit_code == 0
     for option in ("--port", "--host", "--seed", "--campaign", "--campaigns", "--attempts",
-                   "--unanonymized-rate", "--malformed-rate", "--rate-limit", "--no-retry-after",
-                   "--error-rate", "--token-lifetime", "--latency-ms", "--hang-rate",
+                   "--unanonymized-rate", "--malformed-rate", "--malformed-kind", "--rate-limit",
+                   "--no-retry-after", "--error-rate", "--token-lifetime", "--latency-ms", "--hang-rate",
                    "--hang-seconds", "--active", "--partial-failure-rate", "--client-id",
                    "--client-secret", "--webhook-secret"):
         assert option in result.output
+
+
+def test_a_malformed_kind_it_does_not_know_is_refused() -> None:
+    result = CliRunner().invoke(command, ["--malformed-kind", "missing_everything"])
+    assert result.exit_code == 2
+    assert "missing_id" in result.output and "empty_record" in result.output
 
 
 def test_refuses_a_non_loopback_host() -> None:

@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from archiver.simulator import SimConfig, Simulator
+from archiver.simulator.config import MALFORMED_KINDS, NO_ID_KINDS
 
 from ._api import APPROVED, SMALL, Api, is_eligible, logged_in
 
@@ -117,3 +118,30 @@ def test_unknown_path_and_wrong_method(api: Api) -> None:
     resp = api.http.delete(f"{api.base}/api/v2/campaigns/{cid}/attempts", timeout=5)
     assert resp.status_code == 405
     assert resp.headers["Allow"] == "GET"
+
+
+def test_records_without_an_id_are_served_only_when_their_kinds_are_named() -> None:
+    config = SimConfig(campaign_ids=["camp-a"], attempts_per_campaign=400, malformed_rate=0.1,
+                       malformed_kinds=list(NO_ID_KINDS))
+    with Simulator(config) as sim:
+        records = logged_in(sim).list_all("camp-a")
+        kinds = sim.campaigns()["camp-a"]["expected"]["malformed_by_kind"]
+    without = [r for r in records if not isinstance(r.get("id"), str) or not r["id"]]
+    assert set(kinds) == set(NO_ID_KINDS)
+    assert len(without) == sum(kinds.values())
+    assert sum(r == {} for r in without) == kinds["empty_record"]
+    assert sum("id" not in r for r in without if r) == kinds["missing_id"]
+    assert sum(r.get("id", 0) is None for r in without) == kinds["null_id"]
+    assert sum(r.get("id") == "" for r in without) == kinds["empty_id"]
+    # By default every record has its id, and the same malformed records as before.
+    with Simulator(SimConfig(campaign_ids=["camp-a"], attempts_per_campaign=400,
+                             malformed_rate=0.1)) as sim:
+        assert all(r.get("id") for r in logged_in(sim).list_all("camp-a"))
+        assert set(sim.campaigns()["camp-a"]["expected"]["malformed_by_kind"]) <= set(
+            MALFORMED_KINDS)
+
+
+@pytest.mark.parametrize("kinds", [[], ["missing_id", "no_such_kind"]])
+def test_unknown_or_no_malformed_kinds_are_refused(kinds: list[str]) -> None:
+    with pytest.raises(ValueError, match="malformed_kinds"):
+        SimConfig(malformed_kinds=kinds)
