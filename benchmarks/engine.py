@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from archiver.backends.campaign_archive import parse_record
 from archiver.engine.campaign import next_batches
+from archiver.engine.noid import NoIdNames
 from archiver.engine.pipeline import Pipeline
 from archiver.policy.model import Campaign, Connection, Policy
 from archiver.stages.filters.anonymized import AnonymizedFilter
@@ -93,8 +94,10 @@ def main() -> None:
     kinds: dict[str, int] = {}
 
     def decisions() -> Iterator[Any]:
-        for n, raw in enumerate(generate(args.attempts)):
-            d = pipeline.decide(parse_record(raw), fallback_id=f"#{n}")
+        unnamed = NoIdNames()  # as a run names records without an id
+        for raw in generate(args.attempts):
+            record = parse_record(raw)
+            d = pipeline.decide(record, fallback_id=unnamed.name(record))
             kinds[d.kind] = kinds.get(d.kind, 0) + 1
             yield d
 

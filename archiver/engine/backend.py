@@ -9,6 +9,8 @@ backend.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -55,11 +57,31 @@ class AttemptRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class MalformedRecord:
-    """A listed record that does not parse; it is quarantined with ``reason``."""
+    """A listed record that does not parse; it is quarantined with ``reason``.
+
+    ``attempt_id`` is "" when the record has no usable id; ``digest`` (see
+    :func:`content_digest`) then names it in the state store, by what it is rather
+    than where it was listed (:mod:`archiver.engine.noid`).
+    """
 
     attempt_id: str
     field: str
     reason: str
+    digest: str = ""
+
+
+def content_digest(raw: object) -> str:
+    """The SHA-256 of a listed record's canonical JSON (keys sorted, no spaces, ASCII),
+    in hex: the same for the same content, wherever and whenever it is listed, and
+    nothing of the record readable in it."""
+    try:
+        text = json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        # Not a value a JSON listing parses to (keys of mixed types in a YAML fixture,
+        # nesting past the encoder's depth): such records share one digest, and
+        # copies of it are told apart by their order in the listing.
+        text = f"(not JSON: {type(raw).__name__})"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 from archiver.engine.backend import ActResult, AttemptRecord, MalformedRecord
 from archiver.engine.building import BuildContext
 from archiver.engine.context import RunContext, RunHalted, as_record
+from archiver.engine.noid import NoIdNames
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.records import Decision
 from archiver.errors import (
@@ -333,7 +334,9 @@ class CampaignJob:
 
     # -- listing ------------------------------------------------------------------
     def list_all(self) -> None:
-        offset = 0
+        # A record without an id is named by its content, never its offset: the next
+        # run lists it elsewhere (archived attempts leave the listing) under the same name.
+        unnamed = NoIdNames()
         if self.holds:
             self.holds.refresh()  # a hold placed while other campaigns ran
         for page in self.backend.pages(self.cid, since=self._since):
@@ -341,16 +344,15 @@ class CampaignJob:
                 raise Interrupted("run interrupted while listing")
             decisions: list[Decision] = []
             try:
-                for i, record in enumerate(page.records):
+                for record in page.records:
                     decisions.append(self.pipeline.decide(
-                        record, fallback_id=f"(no id, offset {offset + i})"))
+                        record, fallback_id=unnamed.name(record)))
             except CampaignAborted as err:
                 # The listing stops at the attempt that aborts the campaign: it and the
                 # page's attempts before it are recorded (those pending fail with the
                 # campaign's reason), so every attempt counted as listed has its state.
                 self._record_until_abort(decisions, page.records[len(decisions)], err)
                 raise
-            offset += len(page.records)
             self.store.attempts.record_listed(self.run_id, self.cid, decisions)
             if page.watermark is not None:
                 self._watermark = page.watermark

@@ -43,7 +43,8 @@ class Pipeline:
         self.campaign_id = campaign_id
 
     def decide(self, record: AttemptRecord | MalformedRecord, *, fallback_id: str = "") -> Decision:
-        """Decide one listed record. ``fallback_id`` names a record that has no usable id."""
+        """Decide one listed record. ``fallback_id`` names a record that has no usable id
+        (a run names it by its content: :class:`archiver.engine.noid.NoIdNames`)."""
         if self.holds is not None:
             held = self.held(record)
             if held is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from archiver.engine.campaign import changes_tenant
+from archiver.engine.noid import NoIdNames
 from archiver.errors import ApiError
 from archiver.policy.model import Campaign, Policy
 from archiver.review.samples import Payload, SampleIds, render_payloads, sink_templates
@@ -230,11 +231,12 @@ def plan_policy(
 def _plan_campaign(policy: Policy, campaign_id: str, pages_of: PagesOf) -> CampaignPlan:
     plan = CampaignPlan(campaign_id)
     decider = Decider(policy, campaign_id)
+    unnamed = NoIdNames()  # a record without an id: the name a run would record it under
     try:
         for page in pages_of(campaign_id):
-            offset = plan.listed
-            for i, raw in enumerate(page):
-                plan.add(decider.decide(raw, fallback_id=f"(no id, offset {offset + i})"))
+            for raw in page:
+                record = decider.record(raw)
+                plan.add(decider.decide(record, fallback_id=unnamed.name(record)))
     except ApiError as err:
         plan.error = str(err)
     return plan

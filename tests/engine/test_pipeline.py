@@ -104,8 +104,9 @@ def test_unanonymized_record_aborts_campaign_when_policy_says_abort():
 
 
 def test_malformed_record_without_id_uses_fallback():
-    decision = pipeline(make_policy()).decide(record(id=...), fallback_id="(no id, offset 7)")
-    assert decision.attempt_id == "(no id, offset 7)"
+    name = "(no id, sha256 0123456789abcdef)"
+    decision = pipeline(make_policy()).decide(record(id=...), fallback_id=name)
+    assert decision.attempt_id == name
     assert decision.kind == "quarantine"
 
 

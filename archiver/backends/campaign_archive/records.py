@@ -2,20 +2,23 @@
 
 The wire model (:mod:`archiver.cxone.wire`) parses strictly: a record with a missing
 id, a null or a wrong type is a :class:`MalformedRecord` naming the field, never
-coerced. Policy test fixtures are written in this format too.
+coerced; one without a usable id carries the digest of its content. Policy test
+fixtures are written in this format too.
 """
 
 from __future__ import annotations
 
 from archiver.cxone.wire import Malformed, parse_attempt
-from archiver.engine.backend import AttemptRecord, MalformedRecord
+from archiver.engine.backend import AttemptRecord, MalformedRecord, content_digest
 
 
 def parse_record(raw: object) -> AttemptRecord | MalformedRecord:
     """One listed record; never raises for bad data."""
     parsed = parse_attempt(raw)
     if isinstance(parsed, Malformed):
-        return MalformedRecord(parsed.attempt_id, parsed.field, parsed.reason)
+        # Without an id, the record is known by its content (archiver.engine.noid).
+        digest = "" if parsed.attempt_id else content_digest(raw)
+        return MalformedRecord(parsed.attempt_id, parsed.field, parsed.reason, digest)
     # Positional, in AttemptRecord's field order: once per listed attempt, and a named
     # tuple is built faster so.
     return AttemptRecord(

@@ -1,7 +1,8 @@
 """Listed CXone records as the engine's :class:`AttemptRecord`, one field at a time.
 
 A record that lacks a field the engine needs, or has one of the wrong type, is a
-:class:`MalformedRecord` naming that field (it is quarantined), never a default.
+:class:`MalformedRecord` naming that field (it is quarantined), never a default; one
+without a usable id carries the digest of its content.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from archiver.backends.cxone import timestamps, wire
 from archiver.backends.cxone.paging import Row
-from archiver.engine.backend import AttemptRecord, MalformedRecord
+from archiver.engine.backend import AttemptRecord, MalformedRecord, content_digest
 
 # The outcome of a record without a disposition (no agent dispositioned it). Not a
 # tenant's disposition name, so a policy approves it only by naming it.
@@ -80,7 +81,7 @@ def contact(
             handle={wire.CONTACT_ID: cid},
         )
     except Malformed as err:
-        return MalformedRecord(cid, err.field, err.reason)
+        return _malformed(cid, err, raw)
 
 
 def attempt(raw: object, list_id: str) -> AttemptRecord | MalformedRecord:
@@ -109,7 +110,13 @@ def attempt(raw: object, list_id: str) -> AttemptRecord | MalformedRecord:
             handle={wire.EXTERNAL_ID: external, LIST_HANDLE: list_id},
         )
     except Malformed as err:
-        return MalformedRecord(own or external, err.field, err.reason)
+        return _malformed(own or external, err, raw)
+
+
+def _malformed(found_id: str, err: Malformed, raw: object) -> MalformedRecord:
+    """Quarantined as ``found_id``; without one, known by its content (archiver.engine.noid)."""
+    digest = "" if found_id else content_digest(raw)
+    return MalformedRecord(found_id, err.field, err.reason, digest)
 
 
 def _outcome(value: object, name_of: Callable[[int], str | None]) -> str:
