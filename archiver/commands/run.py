@@ -302,6 +302,9 @@ def _combined_line(reports: list[dict[str, Any]], policies: int, budget: BatchBu
     not_done = total("failed", interrupted=True)
     if not_done:
         shown += f", not done {not_done}"
+    reconciled = total("reconciled")  # not listed: apart from the counts above
+    if reconciled:
+        shown += f"; reconciled {reconciled}"
     # A campaign can fail with no attempt failed (one it could not list): said here too,
     # or the line reads "failed 0" beside exit 1. One only the stop failed was
     # interrupted, as its policy's summary says.

@@ -26,6 +26,10 @@ from archiver.target import CAMPAIGN_ARCHIVE, EMBEDDED
 
 F = TypeVar("F", bound=Callable[..., Any])
 COUNTS = ("listed", *FINAL_STATES)
+# Apart from COUNTS (which add up to listed): attempts of an earlier run's batch that died
+# before recording its answer, found archived (gone from the listing). Null for a run
+# whose report predates the figure (it counted them as listed and archived).
+RECONCILED = "reconciled"
 WIDE = 110  # terminal columns needed for the full table
 
 
@@ -127,7 +131,7 @@ def summary_row(run: dict[str, Any]) -> dict[str, Any]:
         "status": run["status"],
         "exit_code": run["exit_code"],
         "campaigns": len(report.get("campaigns", [])) if report else None,
-        **{k: totals.get(k) for k in COUNTS},
+        **{k: totals.get(k) for k in (*COUNTS, RECONCILED)},
     }
 
 
@@ -172,9 +176,12 @@ def target_text(target: dict[str, Any] | None) -> Text:
 
 
 def runs_table(rows: list[dict[str, Any]], width: int = PLAIN_WIDTH) -> Table:
-    """The runs as a table; below ``WIDE`` columns, without duration, skipped and quarantined."""
+    """The runs as a table; below ``WIDE`` columns, without duration, skipped and quarantined.
+    A ``reconciled`` column once a run shown reconciled something."""
     wide = width >= WIDE
-    counts = COUNTS if wide else ("listed", "archived", "failed")
+    counts: tuple[str, ...] = COUNTS if wide else ("listed", "archived", "failed")
+    if any(row.get(RECONCILED) for row in rows):
+        counts = (*counts, RECONCILED)
     table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False)
     table.add_column("run", no_wrap=True)
     table.add_column("policy")

@@ -403,6 +403,8 @@ class CampaignJob:
                 self._send(batch, items, resend=True)
                 continue
             # Left the listing: archived by the request whose answer we never recorded.
+            # Not by a call of this run, which did not list them either: its report counts
+            # them as reconciled (Batches.release leaves them the run that listed them).
             log.info(
                 "campaign %s: open batch %s reconciled with the listing: %d archived, %d to redo",
                 self.cid,

@@ -115,9 +115,12 @@ def run_event(
     timestamp: str,
     target: Mapping[str, Any] | None = None,
     result: Mapping[str, Any] | None = None,
+    reconciled: int = 0,
 ) -> dict[str, Any]:
     """The template context of a ``run_started`` or ``run_finished`` event; ``result``
-    (how the run ended: status and exit code) is None at ``run_started``."""
+    (how the run ended: status and exit code) is None at ``run_started``. ``counts``:
+    the run's listed attempts by state; ``reconciled``: attempts an earlier run's open
+    batch archived, found gone from the listing (not listed, so not in ``listed``)."""
     return {
         "event": kind,
         "event_id": f"evt-{run_id}-{kind}",
@@ -126,7 +129,10 @@ def run_event(
         "archiver_version": __version__,
         "target": _target(policy, target),
         "timestamp": timestamp,
-        "counts": {"listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES}},
+        "counts": {
+            "listed": sum(counts.values()), **{s: counts.get(s, 0) for s in FINAL_STATES},
+            "reconciled": reconciled,
+        },
         "campaigns": [c.id for c in policy.campaigns],
         "result": dict(result) if result is not None else None,
     }

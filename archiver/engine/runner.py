@@ -182,6 +182,9 @@ def _run_locked(
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
+            # Found archived by an earlier run's open batch: not listed by this run, so
+            # apart from the states, which add up to what it listed.
+            reconciled = sum(store.batches.reconciled_by_run(run_id).values())
             failed = ctx.halted is not None or totals["failed"] > 0 or any(
                 s in ("failed", "aborted") for s, _ in statuses.values()
             )
@@ -195,7 +198,7 @@ def _run_locked(
             # a report edited afterwards does not match it (`archiver evidence verify`).
             end_event = _run_event(ctx, "run_finished", dict(totals), {
                 "status": _status(ctx, failed, stopped), "exit_code": exit_code,
-            })
+            }, reconciled=reconciled)
             end_events = ctx.events(end_event["event_id"], end_event)
             if ctx.halted is not None and not failed:
                 # Its own event failed to render: the run fails, and the event (kept or
@@ -203,7 +206,7 @@ def _run_locked(
                 failed, exit_code = True, EXIT_FAILED
                 end_event = _run_event(ctx, "run_finished", dict(totals), {
                     "status": _status(ctx, failed, stopped), "exit_code": exit_code,
-                })
+                }, reconciled=reconciled)
                 end_events = ctx.events(end_event["event_id"], end_event)
             store.events.enqueue(end_events)
             ctx.outbox.drain()
@@ -238,11 +241,11 @@ def _status(ctx: RunContext, failed: bool, stopped: bool) -> str:
 
 def _run_event(
     ctx: RunContext, kind: str, counts: Mapping[str, int],
-    result: Mapping[str, Any] | None = None,
+    result: Mapping[str, Any] | None = None, *, reconciled: int = 0,
 ) -> dict[str, Any]:
     return payloads.run_event(
         run_id=ctx.run_id, policy=ctx.policy, kind=kind, counts=counts, timestamp=now(),
-        target=ctx.target.as_dict(), result=result,
+        target=ctx.target.as_dict(), result=result, reconciled=reconciled,
     )
 
 
@@ -322,8 +325,17 @@ def build_report(
     started: float,
     exit_code: int,
 ) -> dict[str, Any]:
-    """The run report; ``counts`` is the store's per-campaign count of attempts by state."""
-    archived_now = ctx.store.batches.archived_by_run(ctx.run_id)
+    """The run report; ``counts`` is the store's per-campaign count of attempts by state.
+
+    ``reconciled`` (per campaign and in all) counts the attempts of batches an earlier
+    run sent and died before recording, found gone from this run's listing: archived by
+    that run's request, not by a call of this one, and not listed by this one. They are
+    neither in ``archived_in_this_run`` nor in ``listed`` and its states (which add up to
+    it): ``listed`` is what this run's listing returned, as the server lists it, and an
+    attempt this run never saw listed has no state of this run."""
+    closed = ctx.store.batches.archived_by_run(ctx.run_id)
+    reconciled = ctx.store.batches.reconciled_by_run(ctx.run_id)
+    archived_now = {c: n - reconciled.get(c, 0) for c, n in closed.items()}
     reasons = ctx.store.attempts.reasons(ctx.run_id)
     campaigns = []
     totals: dict[str, int] = dict.fromkeys(COUNTED, 0)
@@ -340,6 +352,7 @@ def build_report(
             "listed": sum(row.values()),
             **row,
             "archived_in_this_run": archived_now.get(campaign.id, 0),
+            "reconciled": reconciled.get(campaign.id, 0),
             "reasons": [
                 {"state": s, "reason": r, "count": n}
                 for s, r, n in reasons.get(campaign.id, ())
@@ -360,7 +373,9 @@ def build_report(
         "duration_seconds": round(time.time() - started, 3),
         "exit_code": exit_code,
         "interrupted": ctx.cancelled.is_set(),
-        "totals": {"listed": sum(totals.values()), **totals},
+        "totals": {
+            "listed": sum(totals.values()), **totals, "reconciled": sum(reconciled.values()),
+        },
         # `archived` counts attempts whose final state is archived, including those an
         # earlier run archived and the API still lists; this counts this run's own work.
         "archived_in_this_run": sum(archived_now.values()),

@@ -24,7 +24,11 @@ def run_totals(report: Mapping[str, Any], status: str) -> list[Count]:
     counts: list[Count] = [(RUNS, {"status": status}, 1)]
     for campaign in report["campaigns"]:
         labels = {"campaign": str(campaign["id"])}
-        counts.append((ARCHIVED, labels, campaign["archived_in_this_run"]))
+        # Every attempt the policy's runs archived: those a run reconciled too (archived
+        # by a killed run's request that run never recorded, so never counted for it).
+        counts.append(
+            (ARCHIVED, labels, campaign["archived_in_this_run"] + campaign.get("reconciled", 0))
+        )
         counts.append(("archiver_campaign_pauses", labels, campaign.get("pauses", 0)))
     # The API figures are there when the run was watched (``archiver run`` always is).
     for endpoint, stats in (report.get("api") or {}).get("endpoints", {}).items():

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from archiver import jsonsafe
 from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, check_line
+from archiver.engine.payloads import RECONCILED
 from archiver.errors import EXIT_FAILED, ConfigError, NotApproved
 from archiver.governance import approval
 from archiver.state.files import write_output
@@ -431,7 +432,11 @@ _SIGNED_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("policy.git_commit", ("policy.git_commit", "policy_git_commit")),
     ("policy.git_dirty", ("policy.git_dirty", "policy_git_dirty")),
 )
-_CAMPAIGN_COUNTS = ("listed", "archived", "skipped", "quarantined", "failed", "held")
+_CAMPAIGN_COUNTS = ("listed", "archived", "skipped", "quarantined", "failed", "held",
+                    "reconciled")
+# Where a batch_archived line states the batch's status: RECONCILED when an earlier run's
+# open batch was found archived (gone from the listing), not archived by this run's call.
+_BATCH_STATUS = ("result.status", "batch.status", "status")
 
 
 def _get(data: object, dotted: str) -> object:
@@ -535,31 +540,69 @@ def _check_batches(
     report: dict[str, Any], campaigns: list[dict[str, Any]], run_lines: list[dict[str, Any]],
     vouched: set[str],
 ) -> list[Check]:
-    """``archived_in_this_run``, in all and per campaign, against the run's signed
-    ``batch_archived`` lines, when the bundle holds all of them and they state counts."""
+    """``archived_in_this_run`` and ``reconciled``, in all and per campaign, against the
+    run's signed ``batch_archived`` lines, when the bundle holds all of them and they state
+    counts: a line whose status is RECONCILED_FROM_LISTING (an earlier run's open batch
+    found archived) counts as reconciled, any other as archived in this run. Lines that
+    do not all state their status vouch only for the sum of the two; a report from before
+    ``reconciled`` was counted apart had both in ``archived_in_this_run``."""
     if not any(line.get("event") == "run_started" for line in run_lines):
         return []  # lines of this run may precede the bundled range
-    per: dict[str, int] = {}
+    own: dict[str, int] = {}
+    found: dict[str, int] = {}
+    statuses = True
     for line in run_lines:
         if line.get("event") != "batch_archived":
             continue
         count, campaign = _batch_archived(line), line.get("campaign_id")
         if count is None or not isinstance(campaign, str):
             return []
-        per[campaign] = per.get(campaign, 0) + count
+        status = _signed_value(line, _BATCH_STATUS)
+        statuses = statuses and status is not _ABSENT
+        into = found if status == RECONCILED else own
+        into[campaign] = into.get(campaign, 0) + count
+    totals = report.get("totals")
+    both = {c: own.get(c, 0) + found.get(c, 0) for c in own.keys() | found.keys()}
+    if not (isinstance(totals, dict) and "reconciled" in totals):
+        figures = {_NOW: both}
+    elif statuses:
+        figures = {_NOW: own, _RECONCILED: found}
+    else:
+        figures = {_BOTH: both}
     checks = []
-    vouched.update({"archived_in_this_run", "campaigns[].archived_in_this_run"})
-    total = sum(per.values())
-    if report.get("archived_in_this_run") != total:
-        checks.append(_differ("archived_in_this_run", report.get("archived_in_this_run"), total,
-                              "the signed batch_archived lines of the run add up to"))
-    for campaign in campaigns:
-        cid = str(campaign.get("id"))
-        if campaign.get("archived_in_this_run") != per.get(cid, 0):
-            checks.append(_differ(f"campaign {cid} archived_in_this_run",
-                                  campaign.get("archived_in_this_run"), per.get(cid, 0),
-                                  "its signed batch_archived lines add up to"))
+    for (whole, each), per in figures.items():
+        vouched.update({whole, f"campaigns[].{each}"})
+        ours = _figure(each, report.get(_NOW[1]), totals)
+        if ours != sum(per.values()):
+            checks.append(_differ(whole, ours, sum(per.values()),
+                                  "the signed batch_archived lines of the run add up to"))
+        for campaign in campaigns:
+            cid = str(campaign.get("id"))
+            theirs = _figure(each, campaign.get(_NOW[1]), campaign)
+            if theirs != per.get(cid, 0):
+                checks.append(_differ(f"campaign {cid} {each}", theirs, per.get(cid, 0),
+                                      "its signed batch_archived lines add up to"))
     return checks
+
+
+# (the field in all, in each campaign) that signed batch_archived lines add up to
+_NOW = ("archived_in_this_run", "archived_in_this_run")
+_RECONCILED = ("totals.reconciled", "reconciled")
+_BOTH = ("archived_in_this_run + totals.reconciled", "archived_in_this_run + reconciled")
+
+
+def _figure(field: str, archived_now: object, counts: object) -> object:
+    """A report's (or a campaign's) ``field``: its archived_in_this_run, its reconciled
+    count, or the sum of the two."""
+    reconciled = counts.get("reconciled") if isinstance(counts, dict) else None
+    if field == _NOW[1]:
+        return archived_now
+    if field == _RECONCILED[1]:
+        return reconciled
+    if (isinstance(archived_now, int) and isinstance(reconciled, int)
+            and not isinstance(archived_now, bool) and not isinstance(reconciled, bool)):
+        return archived_now + reconciled
+    return [archived_now, reconciled]
 
 
 def _unvouched(report: dict[str, Any], vouched: set[str],
@@ -571,9 +614,11 @@ def _unvouched(report: dict[str, Any], vouched: set[str],
             inner = sorted({k for c in value if isinstance(c, dict) for k in c}
                            - {"id", "archived_in_this_run", *_CAMPAIGN_COUNTS})
             rest.extend(f"campaigns[].{k}" for k in inner)
-            split = "each campaign's " + ", ".join(_CAMPAIGN_COUNTS)
+            # Those the batch_archived lines vouch for campaign by campaign are not here.
+            counts = [k for k in _CAMPAIGN_COUNTS if f"campaigns[].{k}" not in vouched]
+            split = "each campaign's " + ", ".join(counts)
             rest.append(split + (" (only their sums are signed)" if any(
-                f"campaigns[].{k} (their sum)" in vouched for k in _CAMPAIGN_COUNTS) else ""))
+                f"campaigns[].{k} (their sum)" in vouched for k in counts) else ""))
             if "campaigns[].archived_in_this_run" not in vouched:
                 rest.append("campaigns[].archived_in_this_run")
         elif isinstance(value, dict) and key in ("target", "policy", "totals"):

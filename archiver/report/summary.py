@@ -29,6 +29,11 @@ API_KEYS = ("retries", "rate_limited")  # left to the API table on the narrowest
 WIDE = 128  # columns the full headers need beside a shortened campaign id
 NARROW = 100
 RESUME = "interrupted; run again to resume"
+# What ``reconciled`` counts, after its number.
+RECONCILED = (
+    "reconciled: archived by an earlier run's batch, its answer never recorded (not "
+    "listed by this run)"
+)
 # Campaign statuses that mean the campaign's work was not done (its reason says why).
 UNFINISHED = ("failed", "aborted", "busy")
 # How the engine and the client word a failure that is only the run stopping
@@ -147,6 +152,8 @@ def _campaign_lines(console: Console, c: dict[str, Any], interrupted: bool) -> N
     def left_by_the_stop(r: dict[str, Any]) -> bool:
         return interrupted and r["state"] == "failed" and stopped_by_interruption(r["reason"])
 
+    if c.get("reconciled"):
+        _line(console, f"  {c['id']}: {c['reconciled']:,} {RECONCILED}")
     left = sum(r["count"] for r in c["reasons"] if left_by_the_stop(r))
     # Pending attempts (a run stopped at --max-batches) have no reason of their own: the
     # campaign's own line below says how many are left, and why.
@@ -210,12 +217,14 @@ def print_summary(report: dict[str, Any], *, quiet: bool = False, console: Conso
         counts += f", held {totals['held']}"
     if totals.get("pending"):
         counts += f", pending {totals['pending']}"
+    # Not a state of a listed attempt: apart from the counts that add up to listed.
+    reconciled = f"; reconciled {totals['reconciled']}" if totals.get("reconciled") else ""
     if interrupted:
         # Attempts a stopped run left are not failures: the next run picks them up.
-        _line(console, f"{counts}, not done {totals['failed']}")
+        _line(console, f"{counts}, not done {totals['failed']}{reconciled}")
         _line(console, RESUME)
         return
-    _line(console, f"{counts}, failed {totals['failed']}")
+    _line(console, f"{counts}, failed {totals['failed']}{reconciled}")
     limit = report.get("batch_limit") or {}
     now = int(report.get("archived_in_this_run", totals["archived"]))
     if limit.get("stopped"):

@@ -19,6 +19,15 @@ ARCHIVED_BY_RUN = (
     "SELECT campaign_id, coalesce(sum(archived_count), 0) FROM batches"
     " WHERE done_run = ? GROUP BY campaign_id"
 )
+# Per campaign, the attempts of those that the run did not list: members of an earlier
+# run's open batch found gone from the listing (``Batches.release`` leaves their run
+# alone). The run's own calls archive only attempts it listed.
+RECONCILED_BY_RUN = (
+    "SELECT batches.campaign_id, count(*) FROM batches JOIN attempts"
+    " ON attempts.batch_id = batches.id AND attempts.campaign_id = batches.campaign_id"
+    " WHERE batches.done_run = ? AND attempts.state = 'archived' AND attempts.run_id != ?"
+    " GROUP BY batches.campaign_id"
+)
 
 
 # What each column of an open batch holds, as a run reconciling or resending it takes
@@ -214,7 +223,11 @@ class Batches:
         events: Sequence[Event] = (),
     ) -> None:
         """Close an open batch found applied in part: ``keep`` ids were archived by it
-        (they left the listing); the rest go back to pending for a fresh batch."""
+        (they left the listing); the rest go back to pending for a fresh batch.
+
+        The kept attempts keep their ``run_id``, the last run that listed them: the run
+        closing the batch did not list them, nor did its calls archive them. Its report
+        counts them apart, as ``reconciled`` (``reconciled_by_run``)."""
         at = self._conn.now()
         with self._conn.tx() as db:
             enqueue(db, events, at)
@@ -224,8 +237,8 @@ class Batches:
                 (len(keep), json.dumps({"reconciled": "from listing"}), at, run_id, batch.id),
             )
             db.executemany(
-                "UPDATE attempts SET state = 'archived', run_id = ? WHERE batch_id = ? AND attempt_id = ?",
-                [(run_id, batch.id, a) for a in keep],
+                "UPDATE attempts SET state = 'archived' WHERE batch_id = ? AND attempt_id = ?",
+                [(batch.id, a) for a in keep],
             )
             db.execute(
                 "UPDATE attempts SET state = 'pending', batch_id = NULL WHERE batch_id = ?"
@@ -236,3 +249,10 @@ class Batches:
     def archived_by_run(self, run_id: str) -> dict[str, int]:
         """Per campaign: attempts whose archive call this run made (or reconciled)."""
         return {c: int(n) for c, n in self._conn.query(ARCHIVED_BY_RUN, (run_id,))}
+
+    def reconciled_by_run(self, run_id: str) -> dict[str, int]:
+        """Per campaign: attempts this run found archived by an earlier run's open batch
+        (gone from its listing); ``archived_by_run`` counts them too."""
+        return {
+            c: int(n) for c, n in self._conn.query(RECONCILED_BY_RUN, (run_id, run_id))
+        }

@@ -59,7 +59,11 @@ Every template is rendered with one of three events. All values are plain JSON t
       "target": {"backend": str, "host": str, "tenant": str | None},
       "timestamp": str,
       "counts": {"listed": int, "archived": int, "skipped": int,
-                 "quarantined": int, "failed": int, "held": int},  # zero at run_started
+                 "quarantined": int, "failed": int, "held": int,  # zero at run_started
+                 "reconciled": int},  # attempts of an earlier run's batch that died
+                                      # before recording its answer, found gone from
+                                      # the listing: archived by that run's request,
+                                      # not listed by this run (not in `listed`)
       "campaigns": [str],
       "result": None                # at run_started; at run_finished, how the run ended:
                 {"status": "completed" | "failed" | "stopped" | "interrupted",
@@ -132,6 +136,7 @@ class RunCounts(TypedDict):
     quarantined: int
     failed: int
     held: int
+    reconciled: int
 
 
 class RunResult(TypedDict):
@@ -171,7 +176,7 @@ def sample_events() -> list[EventContext]:
         "target": target,
         "timestamp": "2024-01-01T00:00:00Z",
         "counts": {"listed": 0, "archived": 0, "skipped": 0, "quarantined": 0, "failed": 0,
-                   "held": 0},
+                   "held": 0, "reconciled": 0},
         "campaigns": ["1001"],
         "result": None,
     }
@@ -206,7 +211,7 @@ def sample_events() -> list[EventContext]:
         "event_id": "evt-sample-run-finished",
         "timestamp": "2024-01-01T00:00:09Z",
         "counts": {"listed": 4, "archived": 2, "skipped": 1, "quarantined": 0, "failed": 1,
-                   "held": 0},
+                   "held": 0, "reconciled": 0},
         "result": {"status": "failed", "exit_code": 1},
     }
     return [started, batch, finished]

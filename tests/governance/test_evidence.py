@@ -381,6 +381,74 @@ def test_an_exit_code_the_signed_failed_count_contradicts_is_named():
     ]
 
 
+def _rerun_lines(*, status: bool = True) -> tuple[dict, list[dict]]:
+    """A rerun's report and signed lines: one batch of its own (2 archived) and one an
+    earlier run left open, reconciled (3 archived by that run's request)."""
+    counts = {"listed": 2, "archived": 2, "skipped": 0, "quarantined": 0, "failed": 0,
+              "held": 0, "reconciled": 3}
+    started = {"event": "run_started", "run_id": "r2", "seq": 1}
+    own = {"event": "batch_archived", "run_id": "r2", "seq": 2, "campaign_id": "c1",
+           "attempt_ids": ["a-4", "a-5"], "result": {"status": "COMPLETED"}}
+    found = {"event": "batch_archived", "run_id": "r2", "seq": 3, "campaign_id": "c1",
+             "attempt_ids": ["a-1", "a-2", "a-3"], "result": {"status": "RECONCILED_FROM_LISTING"}}
+    if not status:
+        del own["result"], found["result"]
+    finished = {"event": "run_finished", "run_id": "r2", "seq": 4, "counts": counts,
+                "campaigns": ["c1"], "result": {"status": "completed", "exit_code": 0}}
+    report = {"run_id": "r2", "exit_code": 0, "totals": dict(counts), "archived_in_this_run": 2,
+              "campaigns": [{"id": "c1", **counts, "archived_in_this_run": 2}]}
+    return report, [started, own, found, finished]
+
+
+def test_reconciled_batch_lines_vouch_for_reconciled_and_not_for_archived_in_this_run():
+    from archiver.governance.evidence import _check_report
+
+    report, lines = _rerun_lines()
+    checks = _check_report(report, lines)
+    assert all(c.ok for c in checks), [c.detail for c in checks]
+    agreed = checks[0].detail.split(": ", 1)[1].split(", ")
+    assert {"archived_in_this_run", "campaigns[].archived_in_this_run", "totals.reconciled",
+            "campaigns[].reconciled"} <= set(agreed)
+    assert "reconciled" not in checks[1].detail.split("each campaign's ")[1].split(" (")[0]
+
+    # The figures of a report that counted the reconciled batch as its own are named.
+    report["archived_in_this_run"] = report["campaigns"][0]["archived_in_this_run"] = 5
+    assert [c.detail for c in _check_report(report, lines) if not c.ok] == [
+        "archived_in_this_run: the report says 5, the signed batch_archived lines of the run "
+        "add up to 2",
+        "campaign c1 archived_in_this_run: the report says 5, its signed batch_archived lines "
+        "add up to 2",
+    ]
+
+
+def test_batch_lines_without_a_status_vouch_for_the_sum_only():
+    from archiver.governance.evidence import _check_report
+
+    report, lines = _rerun_lines(status=False)
+    checks = _check_report(report, lines)
+    assert all(c.ok for c in checks), [c.detail for c in checks]
+    agreed = checks[0].detail.split(": ", 1)[1].split(", ")
+    assert "archived_in_this_run + totals.reconciled" in agreed
+    assert "archived_in_this_run" not in agreed
+    assert "campaigns[].archived_in_this_run" in checks[1].detail
+    report["campaigns"][0]["reconciled"] = 4
+    assert "campaign c1 archived_in_this_run + reconciled: the report says 6, its signed " \
+        "batch_archived lines add up to 5" in [c.detail for c in _check_report(report, lines)]
+
+
+def test_a_report_from_before_reconciled_counted_every_batch_line_as_its_own():
+    from archiver.governance.evidence import _check_report
+
+    report, lines = _rerun_lines()
+    for counts in (report["totals"], report["campaigns"][0]):
+        counts["listed"] = counts["archived"] = 5
+        del counts["reconciled"]
+    report["archived_in_this_run"] = report["campaigns"][0]["archived_in_this_run"] = 5
+    lines[-1]["counts"] = {k: v for k, v in report["totals"].items()}
+    checks = _check_report(report, lines)
+    assert all(c.ok for c in checks), [c.detail for c in checks]
+
+
 def test_an_approval_added_to_an_embedded_run_is_not_verified(made, tmp_path):
     bundle, _, _ = made
     sha = json.loads(bundle.read_text())["policy"]["sha256"]

@@ -103,6 +103,15 @@ def test_metrics_file_parses_and_holds_the_run(tmp_path):
     assert os.listdir(path.parent) == ["archiver.prom"], "no temporary file left behind"
 
 
+def test_the_archived_counter_counts_what_a_rerun_reconciled():
+    # The run that archived them died before recording them, so it never counted them: the
+    # run that found them archived (reconciled) adds them, beside what it archived itself.
+    report = base_report([("c-1", 10, 0, 0, 0)])
+    report["campaigns"][0]["reconciled"] = 40
+    assert ("archiver_archived_attempts", {"campaign": "c-1"}, 50) in run_totals(
+        report, "completed")
+
+
 def test_every_total_is_a_counter_and_never_decreases_from_one_file_to_the_next(tmp_path):
     state, path = tmp_path / "state", tmp_path / "archiver.prom"
     first = RunMetrics(previous_successes(path))

@@ -263,3 +263,29 @@ def test_a_limit_past_what_sql_integers_hold_lists_every_run(state):
                     "--limit", "99999999999999999999999")
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 3
+
+
+def test_a_run_that_reconciled_shows_it_apart_from_its_counts(tmp_path):
+    folder = tmp_path / ".archiver"
+    store = Store(folder)
+    try:
+        finished_run(store, "r20250101T000000-aaaaaa")  # a report from before the figure
+        store.runs.start("r20250102T000000-bbbbbb", "nightly", "0" * 64)
+        report = base_report([("c-1", 7, 2, 1, 0)])
+        report["totals"]["reconciled"] = report["campaigns"][0]["reconciled"] = 40
+        store.runs.finish("r20250102T000000-bbbbbb", "completed", 0, report)
+    finally:
+        store.close()
+    rows = json.loads(invoke("runs", "--state", str(folder), "--format", "json").output)
+    assert [(r["listed"], r["archived"], r["reconciled"]) for r in rows] == [
+        (10, 7, 40), (10, 7, None)]
+    for width in ("160", "80"):
+        table = CliRunner(env={"COLUMNS": width}).invoke(
+            cli, ["runs", "--state", str(folder)], catch_exceptions=False).output
+        header = next(line for line in table.splitlines() if "listed" in line)
+        assert header.split()[-1] == "reconciled", table
+        assert "40" in table.split("r20250102T000000-bbbbbb")[1].splitlines()[0]
+
+
+def test_no_reconciled_column_when_no_run_reconciled(state):
+    assert "reconciled" not in invoke("runs", "--state", str(state)).output

@@ -130,3 +130,16 @@ def test_a_run_whose_campaigns_failed_before_listing_says_so_not_nothing_left_to
     assert summary_of(report).rstrip().splitlines()[-1] == (
         "nothing left to do: no attempt needed an archive call"
     )
+
+
+def test_a_rerun_that_reconciled_says_so_apart_from_what_it_listed_and_archived():
+    # An earlier run died with a batch of 40 sent: the rerun found them gone from the
+    # listing. Its own calls archived the 60 it listed.
+    report = extend_report(base_report([(CID, 60, 0, 0, 0), ("c-2", 0, 0, 0, 0)]), RunMonitor())
+    report["campaigns"][0]["reconciled"] = report["totals"]["reconciled"] = 40
+    report["campaigns"][1]["reconciled"] = 0
+    lines = summary_of(report).rstrip().splitlines()
+    assert lines[-1] == "listed 60, archived 60, skipped 0, quarantined 0, failed 0; reconciled 40"
+    assert (f"  {CID}: 40 reconciled: archived by an earlier run's batch, its answer never "
+            "recorded (not listed by this run)") in lines
+    assert not any(line.startswith("  c-2:") for line in lines)

@@ -152,6 +152,29 @@ def test_batches_prepare_send_and_close_with_their_attempts(store):
     assert store.attempts.fail_pending("r1", None, "x") == 0
 
 
+def test_a_reconciled_batch_counts_apart_from_what_the_run_archived_and_listed(store):
+    # r1 sends a batch of three and dies. r2 lists two of the campaign's attempts again:
+    # a-0001 and a-0002 left the listing, archived by r1's request.
+    store.runs.start("r1", "p", "h")
+    store.attempts.record_listed("r1", "c1", [decision(n) for n in range(1, 5)])
+    sent = batch_of(store, "r1", "c1", ["a-0001", "a-0002", "a-0003"])
+    store.runs.start("r2", "p", "h")
+    store.attempts.record_listed("r2", "c1", [decision(3), decision(4)])
+    store.batches.release(sent, keep=["a-0001", "a-0002"], run_id="r2")
+    assert store.batches.archived_by_run("r2") == {"c1": 2}
+    assert store.batches.reconciled_by_run("r2") == {"c1": 2}
+    # r2 did not list them: they stay r1's, archived, outside what r2 counts as listed.
+    assert store.attempts.counts("r2") == {"c1": {"pending": 2}}
+    assert store.attempts.counts("r1") == {"c1": {"archived": 2}}
+    mine = batch_of(store, "r2", "c1", ["a-0003", "a-0004"], seq=2)
+    store.batches.done(mine, run_id="r2", archived_ids=["a-0003", "a-0004"], failed={},
+                       response={"archivedCount": 2})
+    assert store.batches.archived_by_run("r2") == {"c1": 4}
+    assert store.batches.reconciled_by_run("r2") == {"c1": 2}
+    assert store.batches.reconciled_by_run("r1") == {}
+    assert store.attempts.counts("r2") == {"c1": {"archived": 2}}
+
+
 def test_the_outbox_delivers_in_order_and_keeps_what_it_could_not(store, tmp_path):
     events = [(f"evt-{n}", "audit_log:/a", "batch_archived", f'{{"n": {n}}}') for n in range(4)]
     store.events.enqueue(events)
