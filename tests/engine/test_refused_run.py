@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.runner import run_policy
 from archiver.errors import EXIT_CONFIG, AuthError
@@ -16,7 +18,7 @@ from archiver.policy import load_policy
 from archiver.state.store import Store
 from archiver.target import Target
 from tests.engine.fakes import RecordingBackend
-from tests.support import policy_dict, write_policy
+from tests.support import REPO, policy_dict, write_policy
 
 
 class KeepingSink:
@@ -49,6 +51,9 @@ def test_a_run_whose_credentials_were_refused_records_exit_78(tmp_path: Path) ->
     result, sink = run(tmp_path, AuthError("credentials refused by host: HTTP 401"))
     assert result.exit_code == EXIT_CONFIG
     assert result.report["exit_code"] == EXIT_CONFIG
+    # The published report schema allows the exit code the run records.
+    schema = json.loads((REPO / "schemas" / "run-report.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema["properties"]["exit_code"]).validate(EXIT_CONFIG)
     [finished] = [b for b in sink.bodies if b.get("event") == "run_finished"]
     assert finished["result"] == {"status": "failed", "exit_code": EXIT_CONFIG}
     store = Store(tmp_path / "state")
