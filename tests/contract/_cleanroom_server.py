@@ -17,6 +17,13 @@ items a batch reports failed (`failedCount`): those stay listed, unarchived, and
 share of archive calls that take effect and whose answer is then lost (a gateway's
 502, or the connection closed without an answer). The contract names no idempotency
 key, and this server keeps none: an archive call sent twice archives twice.
+
+A test can watch every call as it comes (`StrictServer.on_call`): the hook is called
+when a call arrives, before anything is done with it, and again once its answer is
+decided, before it is sent (an archive call answered then has taken effect), so a test
+can stop its client at an exact point while other calls are in flight. A request whose
+body is cut short (its client killed while sending it) is not acted on, not answered
+and not logged: it is counted in `torn`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -149,6 +157,24 @@ class Logged:
     at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """One call as `StrictServer.on_call` sees it.
+
+    ``n`` numbers the calls of its endpoint from 1, in the order they arrived. ``stage``
+    is "arrived" (nothing done yet, ``status`` None) or "answering" (the answer is
+    decided and not yet sent; ``status`` is what goes out: 0 for a connection closed
+    unanswered). ``took_effect``: an archive call whose attempts went into the ledger.
+    """
+
+    endpoint: str
+    campaign: str | None
+    n: int
+    stage: str
+    status: int | None = None
+    took_effect: bool = False
+
+
 class StrictServer:
     """The server; `start()` binds 127.0.0.1 on a free port."""
 
@@ -180,7 +206,12 @@ class StrictServer:
         self.log: list[Logged] = []
         self.webhooks: list[dict[str, Any]] = []
         self.bad_webhooks: list[str] = []
+        self.torn: list[str] = []  # requests whose body was cut short: not acted on
         self._job_ids = itertools.count(1)
+        self._arrivals: Counter[str] = Counter()  # endpoint -> calls that arrived
+        # Called in the serving thread at each stage of every call (see Arrival), outside
+        # the server's lock; None: no one watches.
+        self.on_call: Callable[[Arrival], None] | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -212,6 +243,11 @@ class StrictServer:
             self._thread.join(timeout=5)
 
     # -- what tests read ---------------------------------------------------------
+
+    def arrivals(self, endpoint: str) -> int:
+        """How many calls to ``endpoint`` have arrived so far (`Arrival.n` of the last)."""
+        with self.lock:
+            return self._arrivals[endpoint]
 
     def reset_listed(self) -> None:
         with self.lock:
@@ -442,9 +478,23 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         endpoint, campaign_id = _route(method, url.path)
-        status, payload, headers = self._answer(method, endpoint, campaign_id, url, raw)
         s = self.owner
-        if endpoint == "archive" and status == 200 and s.loses_answer():
+        if len(raw) < length:
+            # The client went away mid-request (killed): nothing arrived to act on, and
+            # there is no one to answer.
+            with s.lock:
+                s.torn.append(f"{method} {url.path}")
+            self.close_connection = True
+            return
+        with s.lock:
+            s._arrivals[endpoint] += 1
+            n = s._arrivals[endpoint]
+        watch = s.on_call
+        if watch is not None:
+            watch(Arrival(endpoint, campaign_id, n, "arrived"))
+        status, payload, headers = self._answer(method, endpoint, campaign_id, url, raw)
+        took_effect = endpoint == "archive" and status == 200
+        if took_effect and s.loses_answer():
             drop = s.faults.lost_answer == "drop"
             status, payload, headers = (0, None, {}) if drop else (
                 502, {"error": "upstream timed out"}, {})
@@ -460,6 +510,8 @@ class _Handler(BaseHTTPRequestHandler):
                     headers={k.lower(): v for k, v in self.headers.items()},
                 )
             )
+        if watch is not None:
+            watch(Arrival(endpoint, campaign_id, n, "answering", status, took_effect))
         if status == 0:
             self.close_connection = True  # no answer at all
             return
