@@ -213,6 +213,74 @@ def test_once_stopping_no_call_starts_but_resuming_dialing_still_goes_once(
     assert len(cxone.seen("PATCH", CAMPAIGN_PATH)) == 1
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_resuming_dialing_once_stopping_is_tried_again_within_the_grace(
+    cxone: FakeCxone, make_client: MakeClient, status: int
+) -> None:
+    # A 429 or a 5xx on the way out must not leave the campaign paused until a later run.
+    cxone.script("PATCH", CAMPAIGN_PATH, Reply(status, {"message": "busy"}))
+    retry = Retry(max_attempts=4, initial_backoff_seconds=0.2, max_backoff_seconds=1)
+    client = make_client(retry=retry)
+    client.cancel()
+    client.set_campaign_status(CAMPAIGN, "ACTIVE")
+    assert [r.json() for r in cxone.seen("PATCH", CAMPAIGN_PATH)] == [{"status": "ACTIVE"}] * 2
+
+
+def test_resuming_dialing_gives_up_when_its_wait_outlasts_the_grace(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("PATCH", CAMPAIGN_PATH, Reply(429, {}, headers={"Retry-After": "30"}))
+    retry = Retry(max_attempts=4, initial_backoff_seconds=0.2, max_backoff_seconds=60)
+    client = make_client(retry=retry)
+    client.cancel()
+    started = time.monotonic()
+    with pytest.raises(CallAbandoned):
+        client.set_campaign_status(CAMPAIGN, "ACTIVE")
+    assert time.monotonic() - started < 5  # refused at once, not after waiting
+    assert len(cxone.seen("PATCH", CAMPAIGN_PATH)) == 1
+
+
+def test_a_second_stop_ends_the_retries_of_resuming_dialing(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    cxone.script("PATCH", CAMPAIGN_PATH, *[Reply(503, {})] * 3)
+    retry = Retry(max_attempts=4, initial_backoff_seconds=2, max_backoff_seconds=2)
+    client = make_client(retry=retry)
+    client.cancel()
+    thread, caught = in_thread(lambda: client.set_campaign_status(CAMPAIGN, "ACTIVE"))
+    deadline = time.monotonic() + 30
+    while not cxone.seen("PATCH", CAMPAIGN_PATH) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(caught["error"], CallAbandoned)
+    assert len(cxone.seen("PATCH", CAMPAIGN_PATH)) == 1
+
+
+def test_resuming_dialing_that_waits_its_turn_when_the_stop_comes_still_goes(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    stopping = threading.Event()
+    waiting = threading.Event()
+    wait = interruptible_sleep(stopping)
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        wait(seconds)
+
+    # One request every 100 s: the token call takes the only one, the PATCH waits.
+    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
+    client = make_client(limiter=limiter, stopping=stopping)
+    thread, caught = in_thread(lambda: client.set_campaign_status(CAMPAIGN, "ACTIVE"))
+    assert waiting.wait(30), "the call never waited for the limiter"
+    client.cancel()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert "error" not in caught, caught
+    assert [r.json() for r in cxone.seen("PATCH", CAMPAIGN_PATH)] == [{"status": "ACTIVE"}]
+
+
 @pytest.mark.parametrize("lifetime", ["NaN", "Infinity", "-Infinity", "-5", "0", "1e999"])
 def test_a_token_lifetime_that_is_not_a_positive_finite_number_is_a_protocol_error(
     cxone: FakeCxone, make_client: MakeClient, lifetime: str
