@@ -29,6 +29,7 @@ from archiver.cxone import wire
 from archiver.cxone.auth import Token, TokenCache, bearer
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import (
+    grace_sleep,
     interruptible_sleep,
     parse_retry_after,
     retrying,
@@ -308,7 +309,9 @@ class CxoneClient:
     def _retrying(
         self, call: _Call, retry_if: Callable[[BaseException], bool] = worth_retrying
     ) -> Callable[..., Any]:
-        sleep = self._grace_sleep() if call.cleanup else self._sleep
+        sleep = self._sleep
+        if call.cleanup:  # resuming dialing: a stop leaves it its grace (grace_sleep)
+            sleep = grace_sleep(lambda: self._exchanges.stopping, STOP_GRACE_SECONDS)
         loop = retrying(self._retry, sleep=sleep, retry_if=retry_if)
 
         def run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -431,31 +434,6 @@ class CxoneClient:
             if call.cleanup and not self._exchanges.abandons(True):
                 return  # stopped while it waited its turn: it goes now, as above
             raise self._abandoned(call) from None
-
-    def _grace_sleep(self) -> Callable[[float], None]:
-        """The backoff of a call that undoes a change of this run (resuming dialing): a
-        stop does not end it, so a 429 or a 5xx on the way out is tried again, within
-        STOP_GRACE_SECONDS of when the stop was first seen; a wait that would outlast
-        them, or a second stop, ends the call (CallAbandoned). Until a stop, it waits out
-        the backoff as any call does."""
-        grace_end: list[float] = []
-
-        def sleep(seconds: float) -> None:
-            end = time.monotonic() + max(0.0, seconds)
-            while True:
-                if self._exchanges.abandons(True):
-                    raise CallAbandoned(STOPPING)
-                now = time.monotonic()
-                if self.stopping:
-                    if not grace_end:
-                        grace_end.append(now + STOP_GRACE_SECONDS)
-                    if end > grace_end[0]:
-                        raise CallAbandoned(STOPPING)
-                if now >= end:
-                    return
-                time.sleep(min(0.05, end - now))
-
-        return sleep
 
     def _exchange(
         self, call: _Call, headers: Mapping[str, str]

@@ -124,6 +124,34 @@ def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
     return sleep
 
 
+def grace_sleep(stops: Callable[[], int], grace: float) -> Callable[[float], None]:
+    """The backoff of a call that undoes a change of the run (resuming dialing), given
+    how many times the run was told to stop (``stops``): the first stop does not end
+    it, so a 429 or a 5xx on the way out is tried again, within ``grace`` seconds of
+    when the stop was first seen; a wait that would outlast them, or a second stop,
+    ends the call (CallAbandoned). Until a stop, it waits out the backoff as any call.
+    One per call: it keeps when that call first saw the stop."""
+    grace_end: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        end = time.monotonic() + max(0.0, seconds)
+        while True:
+            count = stops()
+            if count >= 2:
+                raise CallAbandoned("the run is stopping")
+            now = time.monotonic()
+            if count:
+                if not grace_end:
+                    grace_end.append(now + grace)
+                if end > grace_end[0]:
+                    raise CallAbandoned("the run is stopping")
+            if now >= end:
+                return
+            time.sleep(min(0.05, end - now))
+
+    return sleep
+
+
 def worth_retrying(err: BaseException) -> bool:
     """Transient, and not abandoned because the run is stopping."""
     return is_transient(err) and not isinstance(err, CallAbandoned)

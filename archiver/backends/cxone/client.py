@@ -22,8 +22,9 @@ from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials, Tokens
 from archiver.backends.cxone.http import Answer, Transport, Where, session
 from archiver.cxone import RequestEvent
+from archiver.cxone.client import STOP_GRACE_SECONDS
 from archiver.cxone.ratelimit import RateLimiter
-from archiver.cxone.retry import retrying
+from archiver.cxone.retry import grace_sleep, retrying
 from archiver.cxone.transport import Exchanges
 from archiver.errors import TerminalApiError
 from archiver.netutil import require_secure_url, url_problem
@@ -74,6 +75,7 @@ class CxoneApi:
         self.tokens = Tokens(credentials, self._issue,
                              issuer=f"the token endpoint of {urlsplit(self._auth_url).netloc}")
         exchanges = Exchanges()
+        self._exchanges = exchanges
         self._transport = Transport(
             session(settings.max_in_flight + 1, exchanges),
             self.limiter,
@@ -166,8 +168,11 @@ class CxoneApi:
         # The grants a cleanup call needs are made for it as cleanup calls too.
         previous = getattr(self._local, "cleanup", False)
         self._local.cleanup = cleanup
+        # Restarting skills the run stopped: a stop leaves it its grace (grace_sleep).
+        sleep = (grace_sleep(lambda: self._exchanges.stopping, STOP_GRACE_SECONDS)
+                 if cleanup else self._sleep)
         try:
-            return retrying(self._retry, sleep=self._sleep)(attempt)
+            return retrying(self._retry, sleep=sleep)(attempt)
         finally:
             self._local.cleanup = previous
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from archiver.backends.cxone.dialing import skill_ids
-from archiver.errors import CampaignActive, TerminalApiError
+from archiver.errors import CampaignActive, ServerError, TerminalApiError
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
 
@@ -188,3 +188,23 @@ def test_a_skill_named_twice_by_the_campaign_is_stopped_once(start_sim, backend_
     backend.resume(cid, dialing)
     assert {s: (v["stops"], v["starts"]) for s, v in sim.skills().items()
             if v["campaignId"] == int(cid)} == {"40001": (1, 1), "40002": (1, 1)}
+
+
+def test_restarting_skills_once_the_run_is_stopping_is_tried_again_within_the_grace(
+    start_sim, backend_for
+) -> None:
+    # A stop (SIGTERM) lets the restart of what the run stopped still go; a 5xx on the
+    # way out is tried again within the grace, not given up after one try.
+    sim = start_sim(skills_per_campaign=1)
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim)
+    dialing = backend.dialing(cid) or {}
+    backend.pause(cid, dialing)
+    sim.set(served_bodies={"skill_start": (503, b'{"error": "busy"}')})
+    backend.cancel()
+    started = time.monotonic()
+    with pytest.raises(ServerError):  # every try answered 503: the tries ran out
+        backend.resume(cid, dialing)
+    assert time.monotonic() - started < 10
+    assert len(api_requests(sim, "skill_start")) == 10  # FAST: max_attempts 10
+    assert sim.skills()["40001"]["isRunning"]  # each took effect; only the answers failed
