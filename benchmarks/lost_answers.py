@@ -18,20 +18,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _cleanroom import eligible, run_once
 
-import tests.contract.test_cleanroom_server as cleanroom  # noqa: E402
-from tests.contract._cleanroom_server import (  # noqa: E402
-    APPROVED,
-    Faults,
-    StrictServer,
-    make_dataset,
-)
+from tests.contract._cleanroom_server import Faults, make_dataset
 
 
 def main() -> int:
@@ -41,55 +31,24 @@ def main() -> int:
     parser.add_argument("--shares", default="0.3,0.6")
     parser.add_argument("--modes", default="502,drop", help="502: a gateway's answer; drop: none")
     args = parser.parse_args()
-    cleanroom.RUN_TIMEOUT = 900
     data = make_dataset(args.campaigns, args.attempts)
-    eligible = {
-        r["id"]
-        for records in data.values()
-        for r in records
-        if r["outcomeCode"] in APPROVED and r["anonymized"]
-    }
-    ids = list(data)
-    print(f"{args.campaigns} campaigns x {args.attempts} attempts, {len(eligible)} eligible")
+    wanted = eligible(data)
+    print(f"{args.campaigns} campaigns x {args.attempts} attempts, {len(wanted)} eligible")
     print(f"{'lost':>5}  {'as':>4}  {'wall s':>6}  {'archive calls':>13}  {'lost':>4}  "
           f"{'archived twice':>14}  {'missing':>7}  {'exit':>4}  {'archived':>8}  "
           f"{'failed':>6}  exact")
     failed = False
     for mode in args.modes.split(","):
         for share in (float(s) for s in args.shares.split(",")):
-            server = StrictServer(
-                data,
-                client_id=cleanroom.CLIENT_ID,
-                client_secret=cleanroom.CLIENT_SECRET,
-                dialing=(ids[1],),
-                faults=Faults(lost_answer_share=share, lost_answer=mode),
-                webhook_secret=cleanroom.WEBHOOK_KEY,
-            )
-            base = server.start()
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    work = Path(tmp)
-                    policy = work / "policy" / "lost.yaml"
-                    policy.parent.mkdir()
-                    campaigns = "\n".join(
-                        f"  - id: {c}\n    on_active: pause_and_resume" for c in ids
-                    )
-                    policy.write_text(
-                        cleanroom.POLICY.format(base=base, campaigns=campaigns, max_attempts=8)
-                    )
-                    setup = cleanroom.Setup(server, policy, work / "state", work)
-                    started = time.monotonic()
-                    run = setup.run()
-                    wall = time.monotonic() - started
-            finally:
-                server.stop()
+            measured = run_once(data, Faults(lost_answer_share=share, lost_answer=mode))
+            run, server, wall = measured.run, measured.server, measured.wall
             calls = server.calls("archive")
             lost = sum(1 for e in calls if e.status in (0, 502))
             twice = sum(1 for n in server.ledger.values() if n > 1)
-            missing = len(eligible - set(server.ledger))
+            missing = len(wanted - set(server.ledger))
             totals = run.report["totals"]
             exact = run.exit_code == 0 and not twice and not missing and (
-                set(server.ledger) == eligible)
+                set(server.ledger) == wanted)
             failed |= not exact
             print(
                 f"{share:>5.0%}  {mode:>4}  {wall:>6.1f}  {len(calls):>13}  {lost:>4}  "

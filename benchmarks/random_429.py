@@ -16,20 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _cleanroom import eligible, run_once
 
-import tests.contract.test_cleanroom_server as cleanroom  # noqa: E402
-from tests.contract._cleanroom_server import (  # noqa: E402
-    APPROVED,
-    Faults,
-    StrictServer,
-    make_dataset,
-)
+from tests.contract._cleanroom_server import Faults, make_dataset
 
 
 def main() -> int:
@@ -39,16 +29,9 @@ def main() -> int:
     parser.add_argument("--shares", default="0,0.05,0.10,0.15")
     parser.add_argument("--retry-after", default="1,none", help="header values; none: no header")
     args = parser.parse_args()
-    cleanroom.RUN_TIMEOUT = 900
     data = make_dataset(args.campaigns, args.attempts)
-    eligible = {
-        r["id"]
-        for records in data.values()
-        for r in records
-        if r["outcomeCode"] in APPROVED and r["anonymized"]
-    }
-    ids = list(data)
-    print(f"{args.campaigns} campaigns x {args.attempts} attempts, {len(eligible)} eligible")
+    wanted = eligible(data)
+    print(f"{args.campaigns} campaigns x {args.attempts} attempts, {len(wanted)} eligible")
     print(
         f"{'429 share':>9}  {'Retry-After':>11}  {'wall s':>7}  {'API calls':>9}  {'429s':>4}  exact"
     )
@@ -56,37 +39,13 @@ def main() -> int:
     for header in args.retry_after.split(","):
         for share in (float(s) for s in args.shares.split(",")):
             retry_after = None if header == "none" else header
-            server = StrictServer(
-                data,
-                client_id=cleanroom.CLIENT_ID,
-                client_secret=cleanroom.CLIENT_SECRET,
-                dialing=(ids[1],),
-                faults=Faults(rate_limit_share=share, retry_after=retry_after),
-                webhook_secret=cleanroom.WEBHOOK_KEY,
-            )
-            base = server.start()
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    work = Path(tmp)
-                    policy = work / "policy" / "random429.yaml"
-                    policy.parent.mkdir()
-                    campaigns = "\n".join(
-                        f"  - id: {c}\n    on_active: pause_and_resume" for c in ids
-                    )
-                    policy.write_text(
-                        cleanroom.POLICY.format(base=base, campaigns=campaigns, max_attempts=8)
-                    )
-                    setup = cleanroom.Setup(server, policy, work / "state", work)
-                    started = time.monotonic()
-                    run = setup.run()
-                    wall = time.monotonic() - started
-            finally:
-                server.stop()
+            measured = run_once(data, Faults(rate_limit_share=share, retry_after=retry_after))
+            run, server, wall = measured.run, measured.server, measured.wall
             api = [e for e in server.log if e.endpoint != "webhook"]
             refused = sum(1 for e in api if e.status == 429)
             exact = (
                 run.exit_code == 0
-                and set(server.ledger) == eligible
+                and set(server.ledger) == wanted
                 and all(n == 1 for n in server.ledger.values())
             )
             failed |= not exact

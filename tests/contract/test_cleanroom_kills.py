@@ -42,13 +42,10 @@ import pytest
 
 from tests.contract._cleanroom_server import Arrival, Faults, StrictServer
 from tests.contract.test_cleanroom_server import (
-    CAMPAIGNS,
     CLIENT_ID,
     CLIENT_SECRET,
-    DATASET,
     DIALING,
     ELIGIBLE,
-    POLICY,
     WEBHOOK_KEY,
     Run,
     Setup,
@@ -56,6 +53,8 @@ from tests.contract.test_cleanroom_server import (
     assert_bodies_carry_the_records,
     assert_one_signed_event_per_batch,
     assert_rerun_archives_nothing,
+    start_server,
+    write_policy,
 )
 
 RUN_TIMEOUT = 45
@@ -247,21 +246,11 @@ def kill_setup(tmp_path: Path) -> Iterator[Any]:
     servers: list[StrictServer] = []
 
     def make(faults: Faults) -> KillSetup:
-        server = StrictServer(
-            DATASET,
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            dialing=(DIALING,),
-            faults=faults,
-            webhook_secret=WEBHOOK_KEY,
-        )
-        base = server.start()
+        server = start_server(faults)
         servers.append(server)
-        campaigns = "\n".join(f"  - id: {c}\n    on_active: pause_and_resume" for c in CAMPAIGNS)
-        text = POLICY.format(base=base, campaigns=campaigns, max_attempts=8)
+        policy = write_policy(tmp_path / "policy" / "cleanroom.yaml", server)
+        text = policy.read_text()
         assert "max_items: 200" in text
-        policy = tmp_path / "policy" / "cleanroom.yaml"
-        policy.parent.mkdir()
         policy.write_text(text.replace("max_items: 200", f"max_items: {MAX_ITEMS}"))
         return KillSetup(server, policy, tmp_path / "state", tmp_path)
 

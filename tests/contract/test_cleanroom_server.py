@@ -137,25 +137,41 @@ class Setup:
         return Run(done.returncode, json.loads(report.read_text()), output)
 
 
+def start_server(faults: Faults | None, dataset: dict[str, list[dict[str, Any]]] = DATASET
+                 ) -> StrictServer:
+    """A started strict server on ``dataset``, its second campaign (if any) actively dialing."""
+    server = StrictServer(
+        dataset,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        dialing=tuple(list(dataset)[1:2]),
+        faults=faults,
+        webhook_secret=WEBHOOK_KEY,
+    )
+    server.start()
+    return server
+
+
+def write_policy(path: Path, server: StrictServer, max_attempts: int = 8) -> Path:
+    """POLICY at ``path`` for every campaign of ``server``, each paused while it dials."""
+    campaigns = "\n".join(
+        f"  - id: {c}\n    on_active: pause_and_resume" for c in server.campaigns
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        POLICY.format(base=server.base_url, campaigns=campaigns, max_attempts=max_attempts)
+    )
+    return path
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Any]:
     servers: list[StrictServer] = []
 
     def make(faults: Faults | None = None, max_attempts: int = 8) -> Setup:
-        server = StrictServer(
-            DATASET,
-            client_id=CLIENT_ID,
-            client_secret=CLIENT_SECRET,
-            dialing=(DIALING,),
-            faults=faults,
-            webhook_secret=WEBHOOK_KEY,
-        )
-        base = server.start()
+        server = start_server(faults)
         servers.append(server)
-        campaigns = "\n".join(f"  - id: {c}\n    on_active: pause_and_resume" for c in CAMPAIGNS)
-        policy = tmp_path / "policy" / "cleanroom.yaml"
-        policy.parent.mkdir()
-        policy.write_text(POLICY.format(base=base, campaigns=campaigns, max_attempts=max_attempts))
+        policy = write_policy(tmp_path / "policy" / "cleanroom.yaml", server, max_attempts)
         return Setup(server, policy, tmp_path / "state", tmp_path)
 
     yield make

@@ -170,7 +170,11 @@ def test_cancel_ends_a_retry_backoff(
     assert len(cxone.seen("GET", LIST)) == 1
 
 
-def test_cancel_ends_the_limiters_wait(cxone: FakeCxone, make_client: MakeClient) -> None:
+def slow_limited_client(
+    make_client: MakeClient,
+) -> tuple[CxoneClient, threading.Event]:
+    """A client whose limiter grants one request every 100 s (the token call takes the
+    only one), and an event set once a call waits for it."""
     stopping = threading.Event()
     waiting = threading.Event()
     wait = interruptible_sleep(stopping)
@@ -179,9 +183,12 @@ def test_cancel_ends_the_limiters_wait(cxone: FakeCxone, make_client: MakeClient
         waiting.set()
         wait(seconds)
 
-    # One request every 100 s: the listing takes the only token, its token request waits.
     limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
-    client = make_client(limiter=limiter, stopping=stopping)
+    return make_client(limiter=limiter, stopping=stopping), waiting
+
+
+def test_cancel_ends_the_limiters_wait(cxone: FakeCxone, make_client: MakeClient) -> None:
+    client, waiting = slow_limited_client(make_client)
     thread, caught = in_thread(lambda: list_once(client))
     assert waiting.wait(30), "the call never waited for the limiter"
     assert thread.is_alive(), "waiting for the limiter"
@@ -261,17 +268,7 @@ def test_a_second_stop_ends_the_retries_of_resuming_dialing(
 def test_resuming_dialing_that_waits_its_turn_when_the_stop_comes_still_goes(
     cxone: FakeCxone, make_client: MakeClient
 ) -> None:
-    stopping = threading.Event()
-    waiting = threading.Event()
-    wait = interruptible_sleep(stopping)
-
-    def sleep(seconds: float) -> None:
-        waiting.set()
-        wait(seconds)
-
-    # One request every 100 s: the token call takes the only one, the PATCH waits.
-    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
-    client = make_client(limiter=limiter, stopping=stopping)
+    client, waiting = slow_limited_client(make_client)  # the PATCH waits its turn
     thread, caught = in_thread(lambda: client.set_campaign_status(CAMPAIGN, "ACTIVE"))
     assert waiting.wait(30), "the call never waited for the limiter"
     client.cancel()
