@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -605,7 +604,7 @@ class CampaignJob:
                 "campaign %s: %d batch(es) whose answer was lost are still listed: sending "
                 "them again", self.cid, len(again),
             )
-            self.ctx.cancelled.wait(self._backoff(sends))
+            self.ctx.cancelled.wait(self.ctx.policy.retry.full_jitter(sends - 2))
             inflight: deque[Future[None]] = deque(
                 self.ctx.http.submit(self._send, batch, items, resend=True)
                 for batch, items, _ in again
@@ -643,13 +642,6 @@ class CampaignJob:
     def _may_resend(self) -> bool:
         return (self._stop is None and not self.ctx.cancelled.is_set()
                 and self.ctx.halted is None)
-
-    def _backoff(self, sends: int) -> float:
-        """Full-jitter wait before the ``sends``-th send of a batch, as the retry policy
-        waits between tries of one call."""
-        retry = self.ctx.policy.retry
-        cap = min(retry.max_backoff_seconds, retry.initial_backoff_seconds * 2 ** (sends - 2))
-        return random.uniform(0, cap)
 
     # -- active campaigns -----------------------------------------------------------
     def check_dialing(self) -> None:

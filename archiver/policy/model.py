@@ -7,6 +7,7 @@ receive these frozen models. Defaults here mirror the defaults documented in
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -82,6 +83,13 @@ class Retry(_Model):
     initial_backoff_seconds: float = Field(default=1.5, ge=0)
     max_backoff_seconds: float = Field(default=60.0, ge=0)
     respect_retry_after: bool = True
+
+    def full_jitter(self, retry: int) -> float:
+        """The wait before the ``retry``-th retry (0 for the first): full jitter,
+        ``uniform(0, min(max_backoff, initial_backoff * 2**retry))``, as the API client's
+        backoff (archiver.cxone.retry.Backoff) waits between the tries of one call."""
+        cap = min(self.max_backoff_seconds, self.initial_backoff_seconds * 2 ** retry)
+        return random.uniform(0, cap)
 
 
 class StageSpec(BaseModel):

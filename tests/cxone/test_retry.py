@@ -128,3 +128,13 @@ def test_retry_after_is_slept_exactly() -> None:
     calls, slept = run(Retry(max_attempts=3), [RateLimited("x", retry_after=2.0)])
     assert calls == 2
     assert slept == [2.0]
+
+
+def test_the_policys_full_jitter_is_bounded_by_the_doubling_cap_and_spreads() -> None:
+    from archiver.policy.model import Retry
+
+    retry = Retry(initial_backoff_seconds=0.5, max_backoff_seconds=3)
+    for n, cap in ((0, 0.5), (1, 1.0), (2, 2.0), (3, 3.0), (9, 3.0)):
+        waits = [retry.full_jitter(n) for _ in range(500)]
+        assert all(0 <= w <= cap for w in waits), n
+        assert max(waits) > cap * 0.8 and min(waits) < cap * 0.2, n  # spread, not fixed
