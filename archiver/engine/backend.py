@@ -103,16 +103,20 @@ class ActResult:
     """What the backend did with one batch: a result per attempt id it was given.
 
     ``status`` and ``job_id`` are the backend's own words for the event templates.
-    ``resend_if_listed``: the call went out and its answer was lost (``AnswerLost``), so
-    every outcome is "unknown"; when the listing still holds every attempt of the batch,
-    the call did not take effect and the engine sends it again (same key).
+    ``lost``: the call went out and its answer was lost (``AnswerLost``), so every
+    outcome is "unknown". "answered": an error answer came (a 5xx other than a gateway
+    timeout), so the server is done with the call; when the listing still holds every
+    attempt of the batch it did not take effect, and the engine sends it again (same
+    key). "unanswered": no answer (a timeout, a cut connection, a 504), so the server
+    may still be at work on it; what is still listed waits, its batch open, for the
+    next run.
     """
 
     outcomes: Mapping[str, tuple[ItemOutcome, str]]  # attempt id -> (outcome, reason)
     status: str
     job_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
-    resend_if_listed: bool = False
+    lost: Literal["answered", "unanswered"] | None = None
 
 
 class Backend(Protocol):

@@ -569,42 +569,66 @@ class CampaignJob:
     def verify_partial_batches(self) -> None:
         """Settle the batches whose answers left unknown what they archived, once the
         campaign's other batches are done: one listing of the campaign for all of them,
-        and an attempt gone from it was archived. A batch whose answer was lost
-        (``ActResult.resend_if_listed``) and whose every attempt is still listed did not
-        take effect: it is sent again with its key, and settled the same way, until the
-        policy's ``retry.max_attempts`` sends are spent; then it stays open, and the next
-        run reconciles it. Nothing is sent again blind: an API that ignores idempotency
-        keys would archive it twice."""
+        and an attempt gone from it was archived. When an answer was lost
+        (``ActResult.lost``) the listing waits one backoff first, and a batch with an
+        attempt still listed is not closed on that listing alone:
+        - after an error answer ("answered": the server is done with the call), a batch
+          whose every attempt is still listed did not take effect; it is sent again with
+          its key (unless a hold now covers one of them: then its attempts go back to
+          pending, the held ones recorded held), and settled the same way, until the
+          policy's ``retry.max_attempts`` sends are spent;
+        - with no answer at all ("unanswered": a timeout, a cut connection, a 504), the
+          server may still be at work on it: it is not sent again in this run.
+        A batch not settled so stays open, its attempts failed for now, and the next run
+        reconciles it with its own listing. Nothing is sent again blind: an API that
+        ignores idempotency keys would archive it twice."""
         sends = 1
         while self._partial:
+            if any(result.lost for _, _, result in self._partial):
+                # Time for a server still at work on a lost call before the listing decides.
+                self.ctx.cancelled.wait(self.ctx.policy.retry.full_jitter(sends - 1))
             still_listed = self._still_listed(
                 {i.attempt_id for _, items, _ in self._partial for i in items}
             )
             again: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
+            left_open: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
+            released = False
             for batch, items, result in self._partial:
-                if result.resend_if_listed and all(i.attempt_id in still_listed for i in items):
-                    again.append((batch, items, result))
-                    continue
-                self._done(batch, items, self._settled(result, items, still_listed), result)
+                listed = sum(1 for i in items if i.attempt_id in still_listed)
+                if result.lost is None or not listed:
+                    self._done(batch, items, self._settled(result, items, still_listed), result)
+                elif result.lost == "answered" and listed == len(items):
+                    if self._any_held(items) or self._contact_held(items):
+                        # Never took effect, and a hold now covers a member: not sent
+                        # again (as recover_open_batches); its attempts go back to pending.
+                        self.store.batches.release(batch, keep=[], run_id=self.run_id)
+                        released = True
+                    else:
+                        again.append((batch, items, result))
+                else:
+                    left_open.append((batch, items, result))
             self._partial.clear()
+            if released:  # the held ones are recorded held; the rest stay pending
+                _unheld(self.store, self.run_id, self.cid, ("", ""), 1 << 30, self.flagged,
+                        self.holds, self.backend.whole_contacts(self.cid))
             self.ctx.outbox.drain(wait=False)
-            if not again:
-                return
             if sends >= self.ctx.policy.retry.max_attempts or not self._may_resend():
-                for batch, items, result in again:
-                    error = next(iter(result.outcomes.values()), ("unknown", "answer lost"))[1]
-                    self.store.batches.failed(
-                        batch, run_id=self.run_id, error=f"{error}; sent {sends} time(s)",
-                        sent=True,
-                    )
-                    self.ctx.observer.archived(self.cid, 0, len(items))
+                left_open += again
+                again = []
+            for batch, items, result in left_open:
+                error = next(iter(result.outcomes.values()), ("unknown", "answer lost"))[1]
+                self.store.batches.failed(
+                    batch, run_id=self.run_id, sent=True,
+                    error=f"{error}; sent {sends} time(s), still listed: left for the next run",
+                )
+                self.ctx.observer.archived(self.cid, 0, len(items))
+            if not again:
                 return
             sends += 1
             log.info(
                 "campaign %s: %d batch(es) whose answer was lost are still listed: sending "
                 "them again", self.cid, len(again),
             )
-            self.ctx.cancelled.wait(self.ctx.policy.retry.full_jitter(sends - 2))
             inflight: deque[Future[None]] = deque(
                 self.ctx.http.submit(self._send, batch, items, resend=True)
                 for batch, items, _ in again

@@ -97,11 +97,13 @@ class CampaignArchiveBackend:
             why = f"the archive call was accepted but its answer cannot be read ({err})"
             return ActResult({r.id: ("unknown", why) for r in batch}, status="unknown")
         except AnswerLost as err:
-            # Sent, no answer: what it archived is found the same way, and a batch whose
-            # every attempt is still listed then never took effect and is sent again.
+            # Sent, no answer: what it archived is found the same way. A 5xx answer ends
+            # the server's work on the call; no answer (or a gateway's 504) may not.
             why = f"the archive call's answer was lost ({err})"
+            answered = err.status is not None and err.status != 504
             return ActResult(
-                {r.id: ("unknown", why) for r in batch}, status="unknown", resend_if_listed=True
+                {r.id: ("unknown", why) for r in batch}, status="unknown",
+                lost="answered" if answered else "unanswered",
             )
         outcome: tuple[ItemOutcome, str] = ("archived", "")
         if response.failed_count > 0:

@@ -141,7 +141,12 @@ class Transport:
             raise CallAbandoned(STOPPING, campaign_id=where.campaign_id, endpoint=where.endpoint)
         last_call = cleanup and self._exchanges.stopping > 0
         if not last_call:
-            self._limiter.acquire()
+            try:
+                self._limiter.acquire()
+            except CallAbandoned:
+                if not cleanup or self._exchanges.abandons(cleanup=True):
+                    raise
+                last_call = True  # stopped while it waited its turn: it goes now
         started = time.monotonic()
         # A deadline on the whole exchange: a server trickling its answer byte by byte
         # never meets the read timeout, which bounds each read.

@@ -4,12 +4,15 @@ stopped, and exactly those are started again."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from archiver.backends.cxone.dialing import skill_ids
+from archiver.cxone.ratelimit import RateLimiter
+from archiver.cxone.retry import interruptible_sleep
 from archiver.errors import CampaignActive, ServerError, TerminalApiError
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
@@ -208,3 +211,44 @@ def test_restarting_skills_once_the_run_is_stopping_is_tried_again_within_the_gr
     assert time.monotonic() - started < 10
     assert len(api_requests(sim, "skill_start")) == 10  # FAST: max_attempts 10
     assert sim.skills()["40001"]["isRunning"]  # each took effect; only the answers failed
+
+
+def test_restarting_skills_that_wait_for_the_limiter_when_the_stop_comes_still_goes(
+    start_sim, backend_for
+) -> None:
+    sim = start_sim(skills_per_campaign=1)
+    cid = sim.campaign_ids[0]
+    stopping = threading.Event()
+    waiting = threading.Event()
+    wait = interruptible_sleep(stopping)
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        wait(seconds)
+
+    backend = backend_for(sim, stopping=stopping)
+    dialing = backend.dialing(cid) or {}
+    backend.pause(cid, dialing)
+    # From now on one request every 100 s: the restart waits its turn.
+    slow = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
+    slow.acquire()  # take the only token
+    waiting.clear()
+    backend.api.limiter = slow
+    backend.api._transport._limiter = slow
+    caught: dict[str, BaseException] = {}
+
+    def go() -> None:
+        try:
+            backend.resume(cid, dialing)
+        except BaseException as err:  # handed to the test
+            caught["error"] = err
+
+    t = threading.Thread(target=go)
+    t.start()
+    assert waiting.wait(30)
+    backend.cancel()  # one SIGTERM
+    t.join(10)
+    assert not t.is_alive()
+    # README: "one waiting for the rate limiter goes at once"
+    assert "error" not in caught, caught
+    assert sim.skills()["40001"]["isRunning"]
