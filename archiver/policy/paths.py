@@ -42,6 +42,11 @@ def confine(root: Path, base: Path, written: str, *, what: str) -> Path:
     The path need not exist yet (an audit log a first run creates): the part that
     exists is resolved, the rest is appended as written.
     """
+    if "\0" in written:
+        # No file name holds one (the system refuses it); said, not a traceback.
+        raise OutsideRepository(
+            f"{what} {written!r} contains a NUL character, which no file name can hold"
+        )
     resolved = (base / written).resolve(strict=False)
     if not is_inside(root, resolved):
         raise OutsideRepository(

@@ -110,3 +110,20 @@ def test_validate_refuses_a_policy_whose_hold_file_is_a_named_pipe(tmp_path: Pat
         " regular file",
         "1 error in 1 of 1 policy",
     ], out
+
+
+def test_validate_refuses_a_hold_file_name_with_a_nul_character(tmp_path: Path) -> None:
+    folder = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", folder,
+                    ignore=shutil.ignore_patterns(".archiver", "archive", "audit", "holds"))
+    policy = folder / "demo.yaml"
+    policy.write_text(policy.read_text() + '\nholds: ["a\\0b.yaml"]\n')
+    line = len(policy.read_text().splitlines())
+    result = run_cli(["validate", str(policy)], dict(os.environ), timeout=60)
+    out = result.stdout + result.stderr
+    assert result.returncode == 78, out
+    assert out.splitlines() == [
+        f"{policy}:{line}:9: V014 hold file 'a\\x00b.yaml' contains a NUL character, which no"
+        " file name can hold",
+        "1 error in 1 of 1 policy",
+    ], out
