@@ -70,9 +70,6 @@ from archiver.policy.model import Connection, Retry
 from archiver.report.redact import register_secret
 
 NOT_JSON = "answer is not valid JSON"
-# Once the run is stopping, the calls that undo its changes (resuming a paused
-# campaign) still go, once each, but never keep it waiting longer than this.
-STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +208,7 @@ class CxoneClient:
     def cancel(self) -> None:
         """Stop: waits end and calls in flight are cut off within a fraction of a second,
         each with CallAbandoned; no new call starts, except one try of each call that
-        resumes dialing (bounded by STOP_GRACE_SECONDS). A second cancel stops those too.
+        resumes dialing (within the stop grace: Exchanges.grace_left). A second cancel stops those too.
 
         Safe from a signal handler: it takes no lock.
         """
@@ -311,7 +308,7 @@ class CxoneClient:
     ) -> Callable[..., Any]:
         sleep = self._sleep
         if call.cleanup:  # resuming dialing: a stop leaves it its grace (grace_sleep)
-            sleep = grace_sleep(lambda: self._exchanges.stopping, STOP_GRACE_SECONDS)
+            sleep = grace_sleep(self._exchanges)
         loop = retrying(self._retry, sleep=sleep, retry_if=retry_if)
 
         def run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -441,7 +438,7 @@ class CxoneClient:
         """One request and its whole answer as read (see Body), within the deadline."""
         budget = self._deadline
         if call.cleanup and self.stopping:
-            budget = min(budget, STOP_GRACE_SECONDS)
+            budget = min(budget, self._exchanges.grace_left())
         with self._exchanges.track(time.monotonic() + budget, cleanup=call.cleanup) as exchange:
             try:
                 response = self._session.request(

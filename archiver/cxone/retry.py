@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 from tenacity import (
     RetryCallState,
@@ -27,6 +28,9 @@ from tenacity.wait import wait_base
 
 from archiver.errors import CallAbandoned, RateLimited, ServerError, is_transient
 from archiver.policy.model import Retry
+
+if TYPE_CHECKING:
+    from archiver.cxone.transport import Exchanges
 
 log = logging.getLogger(__name__)
 
@@ -124,27 +128,21 @@ def interruptible_sleep(stopping: threading.Event) -> Callable[[float], None]:
     return sleep
 
 
-def grace_sleep(stops: Callable[[], int], grace: float) -> Callable[[float], None]:
-    """The backoff of a call that undoes a change of the run (resuming dialing), given
-    how many times the run was told to stop (``stops``): the first stop does not end
-    it, so a 429 or a 5xx on the way out is tried again, within ``grace`` seconds of
-    when the stop was first seen; a wait that would outlast them, or a second stop,
-    ends the call (CallAbandoned). Until a stop, it waits out the backoff as any call.
-    One per call: it keeps when that call first saw the stop."""
-    grace_end: list[float] = []
+def grace_sleep(exchanges: Exchanges) -> Callable[[float], None]:
+    """The backoff of a call that undoes a change of the run (resuming dialing): the
+    first stop does not end it, so a 429 or a 5xx on the way out is tried again while
+    the wait ends within the grace the stop leaves (``Exchanges.grace_left``, 5 s from
+    the first stop); a wait that would outlast it, or a second stop, ends the call
+    (CallAbandoned). Until a stop, it waits out the backoff as any call does."""
 
     def sleep(seconds: float) -> None:
         end = time.monotonic() + max(0.0, seconds)
         while True:
-            count = stops()
-            if count >= 2:
+            if exchanges.abandons(cleanup=True):
                 raise CallAbandoned("the run is stopping")
             now = time.monotonic()
-            if count:
-                if not grace_end:
-                    grace_end.append(now + grace)
-                if end > grace_end[0]:
-                    raise CallAbandoned("the run is stopping")
+            if exchanges.stopping and end > now + exchanges.grace_left():
+                raise CallAbandoned("the run is stopping")
             if now >= end:
                 return
             time.sleep(min(0.05, end - now))

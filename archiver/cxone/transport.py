@@ -59,6 +59,11 @@ class Exchange:
         self.cut: Cut | None = None
 
 
+# Once the run is stopping, the calls that undo its changes (resuming a paused
+# campaign, restarting skills) still go, but no later than this after the first stop.
+STOP_GRACE_SECONDS = 5.0
+
+
 class Exchanges:
     """The exchanges in flight on one client, watched by one daemon thread."""
 
@@ -69,12 +74,22 @@ class Exchanges:
         # 0 running; 1 stopping (cleanup calls still go); 2 stopping at once. Written only
         # by stop(), which a signal handler calls: no lock, so it can never deadlock.
         self.stopping = 0
+        self.stopped_at: float | None = None  # time.monotonic() of the first stop
         self._closed = threading.Event()
         self._watchdog: threading.Thread | None = None
 
     def stop(self) -> None:
         """Abandon the exchanges in flight; a second call abandons cleanup exchanges too."""
+        if self.stopped_at is None:
+            self.stopped_at = time.monotonic()
         self.stopping = min(2, self.stopping + 1)
+
+    def grace_left(self) -> float:
+        """Seconds left for cleanup calls: STOP_GRACE_SECONDS from the first stop, less
+        what has passed since (infinite before a stop, 0 once past it)."""
+        if self.stopped_at is None:
+            return float("inf")
+        return max(0.0, self.stopped_at + STOP_GRACE_SECONDS - time.monotonic())
 
     def abandons(self, cleanup: bool) -> bool:
         """Whether an exchange of this kind is abandoned (or never started) now."""

@@ -233,6 +233,20 @@ def test_resuming_dialing_once_stopping_is_tried_again_within_the_grace(
     assert [r.json() for r in cxone.seen("PATCH", CAMPAIGN_PATH)] == [{"status": "ACTIVE"}] * 2
 
 
+def test_resuming_dialing_ends_within_the_grace_of_the_stop_however_slow_the_answers(
+    cxone: FakeCxone, make_client: MakeClient
+) -> None:
+    # Each 503 comes after 4.5 s of silence: under the grace for one try, not for two.
+    cxone.script("PATCH", CAMPAIGN_PATH, *[Reply(503, {"message": "busy"}, delay=4.5)] * 6)
+    retry = Retry(max_attempts=6, initial_backoff_seconds=0.5, max_backoff_seconds=1)
+    client = make_client(retry=retry)
+    client.cancel()
+    started = time.monotonic()
+    with pytest.raises((CallAbandoned, NetworkError)):
+        client.set_campaign_status(CAMPAIGN, "ACTIVE")
+    assert time.monotonic() - started < 5.5  # 5 s from the stop, and a little for the cut
+
+
 def test_resuming_dialing_gives_up_when_its_wait_outlasts_the_grace(
     cxone: FakeCxone, make_client: MakeClient
 ) -> None:

@@ -22,7 +22,6 @@ from archiver.backends.cxone import wire
 from archiver.backends.cxone.auth import Credentials, Tokens
 from archiver.backends.cxone.http import Answer, Transport, Where, session
 from archiver.cxone import RequestEvent
-from archiver.cxone.client import STOP_GRACE_SECONDS
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import grace_sleep, retrying
 from archiver.cxone.transport import Exchanges
@@ -169,8 +168,7 @@ class CxoneApi:
         previous = getattr(self._local, "cleanup", False)
         self._local.cleanup = cleanup
         # Restarting skills the run stopped: a stop leaves it its grace (grace_sleep).
-        sleep = (grace_sleep(lambda: self._exchanges.stopping, STOP_GRACE_SECONDS)
-                 if cleanup else self._sleep)
+        sleep = grace_sleep(self._exchanges) if cleanup else self._sleep
         try:
             return retrying(self._retry, sleep=sleep)(attempt)
         finally:

@@ -18,7 +18,7 @@ import requests
 
 from archiver import jsonsafe
 from archiver.backends.cxone import wire
-from archiver.cxone.client import STOP_GRACE_SECONDS, RequestEvent
+from archiver.cxone.client import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import parse_retry_after
 from archiver.cxone.transport import (
@@ -135,7 +135,7 @@ class Transport:
     ) -> Answer:
         """``cleanup``: a call that undoes the run's changes (restarting skills it
         stopped): it still goes once the run is stopping, not held back by the rate
-        limiter then, and never takes longer than STOP_GRACE_SECONDS; only a second
+        limiter then, and never ends later than the stop grace allows (Exchanges.grace_left); only a second
         stop abandons it."""
         if self._exchanges.abandons(cleanup=cleanup):
             raise CallAbandoned(STOPPING, campaign_id=where.campaign_id, endpoint=where.endpoint)
@@ -152,7 +152,7 @@ class Transport:
         # never meets the read timeout, which bounds each read.
         budget = sum(self._timeouts)
         if last_call:
-            budget = min(budget, STOP_GRACE_SECONDS)
+            budget = min(budget, self._exchanges.grace_left())
         with self._exchanges.track(started + budget, cleanup=cleanup) as exchange:
             try:
                 response = self._session.request(
