@@ -185,6 +185,10 @@ class CxoneClient:
         self._tokens = TokenCache(issuer=f"the token endpoint of {self.host}")
         self._exchanges = Exchanges()
         self._session = session(connection.max_in_flight, self._exchanges)
+        # Idempotency key -> archive calls sent with it by this client: a batch the
+        # engine sends again (its answer lost) counts its sends on, as retries.
+        self._sent_keys: dict[str, int] = {}
+        self._sent_keys_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CxoneClient({self._base!r})"
@@ -270,7 +274,13 @@ class CxoneClient:
             headers={wire.IDEMPOTENCY_HEADER: idempotency_key},
             acts=True,
         )
-        answer = self._perform(call)  # a 2xx: the call was accepted
+        with self._sent_keys_lock:
+            call.sends["archive"] = self._sent_keys.get(idempotency_key, 0)
+        try:
+            answer = self._perform(call)  # a 2xx: the call was accepted
+        finally:
+            with self._sent_keys_lock:
+                self._sent_keys[idempotency_key] = call.sends["archive"]
         # Its own answer unreadable (not JSON, not its shape, or too large) is
         # UnreadableAnswer, what it archived unknown; the token's, read on the way, is a
         # plain terminal error (see _unread).

@@ -98,3 +98,22 @@ def test_a_hold_placed_while_a_lost_batch_waits_keeps_it_from_being_sent_again(
         assert run.exit_code == 0, run.output
     finally:
         s.server.stop()
+
+
+def test_a_batch_sent_again_after_a_lost_answer_counts_as_a_retry(tmp_path: Path) -> None:
+    # 503 before the call takes effect: the engine settles and sends the batches again.
+    s = setup_for(
+        tmp_path, Faults(unavailable_share=0.5, only=("archive",)),
+        **{"max_items: 200": "max_items: 5", "max_attempts: 3": "max_attempts: 6"},
+    )
+    try:
+        run = s.run()
+        sent = len(s.server.calls("archive"))
+        batches = len(s.server.archive_batches)
+        assert sent > batches, "no batch was sent again"
+        assert all(n == 1 for n in s.server.ledger.values())
+        stats = run.report["api"]["endpoints"]["archive"]
+        assert stats["requests"] == sent
+        assert stats["retries"] == sent - batches
+    finally:
+        s.server.stop()

@@ -135,6 +135,21 @@ def test_an_archive_call_answered_5xx_is_not_sent_again(
     assert "upstream timed out" in message and "took effect is not known" in message
 
 
+def test_an_archive_call_sent_again_with_its_key_counts_as_a_retry(
+    cxone: FakeCxone, make_client: MakeClient, events: list[RequestEvent]
+) -> None:
+    # The engine sends a batch again once the listing shows its lost call untouched:
+    # the same key's second send is a retry in the figures, as a client retry would be.
+    cxone.script("POST", ARCHIVE, Reply(503, {"message": "busy"}))
+    client = make_client()
+    with pytest.raises(AnswerLost):
+        client.archive(CAMPAIGN, batch(), idempotency_key="k-1")
+    client.archive(CAMPAIGN, batch(), idempotency_key="k-1")
+    client.archive(CAMPAIGN, batch(), idempotency_key="k-2")
+    archive_events = [e for e in events if e.endpoint == "archive"]
+    assert [(e.attempt, e.retried) for e in archive_events] == [(1, False), (2, True), (1, False)]
+
+
 def test_idempotency_key_is_identical_on_every_try(
     cxone: FakeCxone, make_client: MakeClient
 ) -> None:
