@@ -143,27 +143,11 @@ def test_an_unsigned_approval_is_refused_when_signatures_are_required(repo):
 
 def test_an_approval_with_no_end_is_refused_unread(tmp_path):
     # A FIFO (or a link to /dev/zero) has no size and no end: refused as what it is,
-    # before a byte is read, even with a writer feeding it.
-    import contextlib
-    import threading
-
+    # before a byte is read. A FIFO with no writer would block the open itself.
     fifo = tmp_path / "p.yaml.approved"
     os.mkfifo(fifo)
-    chunk = b"# " + b"x" * 65_534 + b"\n"
-
-    def feed() -> None:
-        with contextlib.suppress(BrokenPipeError), fifo.open("wb", buffering=0) as out:
-            for _ in range(160):  # 10 MiB
-                out.write(chunk)
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
     with pytest.raises(ConfigError, match="it is a named pipe, not a regular file"):
         approval.read(fifo)
     (tmp_path / "link.approved").symlink_to("/dev/zero")
     with pytest.raises(ConfigError, match="it is a device, not a regular file"):
         approval.read(tmp_path / "link.approved")
-    # The writer blocks until a reader opens the pipe: one that reads nothing lets it go.
-    with fifo.open("rb") as reader:
-        reader.close()
-    writer.join(timeout=10)
