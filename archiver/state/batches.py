@@ -21,11 +21,13 @@ ARCHIVED_BY_RUN = (
 )
 # Per campaign, the attempts of those that the run did not list: members of an earlier
 # run's open batch found gone from the listing (``Batches.release`` leaves their run
-# alone). The run's own calls archive only attempts it listed.
+# alone). The run's own calls archive only attempts it listed, in batches it formed: only
+# batches another run formed are joined with their attempts.
 RECONCILED_BY_RUN = (
     "SELECT batches.campaign_id, count(*) FROM batches JOIN attempts"
     " ON attempts.batch_id = batches.id AND attempts.campaign_id = batches.campaign_id"
-    " WHERE batches.done_run = ? AND attempts.state = 'archived' AND attempts.run_id != ?"
+    " WHERE batches.done_run = ? AND batches.run_id != batches.done_run"
+    " AND attempts.state = 'archived' AND attempts.run_id != ?"
     " GROUP BY batches.campaign_id"
 )
 
