@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from archiver.cxone import RateLimiter
+from archiver.cxone.retry import interruptible_sleep
 from archiver.simulator import Simulator
 
 CLIENT_ID = "test-client"
@@ -144,3 +147,16 @@ def start_simulator_process(
     first = proc.stdout.readline()
     assert first.startswith("listening on "), first
     return proc, first.removeprefix("listening on ").strip()
+
+
+def slow_limiter(stopping: threading.Event) -> tuple[RateLimiter, threading.Event]:
+    """A rate limiter granting one request every 100 s, whose waits end when
+    ``stopping`` is set (as a run's do), and an event set once a call waits for it."""
+    waiting = threading.Event()
+    wait = interruptible_sleep(stopping)
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        wait(seconds)
+
+    return RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep), waiting

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from archiver.cxone import CxoneClient, RateLimiter, RequestEvent, wire
-from archiver.cxone.retry import interruptible_sleep
+from archiver.cxone import CxoneClient, RequestEvent, wire
 from archiver.cxone.transport import MAX_ANSWER_BYTES
 from archiver.errors import CallAbandoned, NetworkError, TerminalApiError, UnreadableAnswer
 from archiver.policy.model import Connection, Retry
+from tests.support import slow_limiter
 
 from .samples import CAMPAIGN, batch
 from .server import FakeCxone, Reply
@@ -176,14 +176,7 @@ def slow_limited_client(
     """A client whose limiter grants one request every 100 s (the token call takes the
     only one), and an event set once a call waits for it."""
     stopping = threading.Event()
-    waiting = threading.Event()
-    wait = interruptible_sleep(stopping)
-
-    def sleep(seconds: float) -> None:
-        waiting.set()
-        wait(seconds)
-
-    limiter = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
+    limiter, waiting = slow_limiter(stopping)
     return make_client(limiter=limiter, stopping=stopping), waiting
 
 

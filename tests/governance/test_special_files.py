@@ -92,20 +92,32 @@ def test_a_signing_key_that_is_not_a_file_is_refused(fifo: Path, key: str) -> No
     assert str(err) == f"cannot read the signing key {path}: it is {kind}, not a regular file"
 
 
-def test_validate_refuses_a_policy_whose_hold_file_is_a_named_pipe(tmp_path: Path) -> None:
+def validate_demo_with_holds(tmp_path: Path, holds: str, make: Callable[[Path], None]
+                             ) -> tuple[Path, int, list[str]]:
+    """`archiver validate` on a copy of the demo whose last line is ``holds: HOLDS``,
+    once ``make`` made what it needs in the copy's folder: the policy, that line's
+    number and the output's lines (exit 78 checked)."""
     folder = tmp_path / "examples"
     shutil.copytree(REPO / "examples", folder,
                     ignore=shutil.ignore_patterns(".archiver", "archive", "audit", "holds"))
-    (folder / "holds").mkdir()
-    hold = folder / "holds" / "LIT-1.yaml"
-    os.mkfifo(hold)
+    make(folder)
     policy = folder / "demo.yaml"
-    policy.write_text(policy.read_text() + "\nholds: [holds/LIT-1.yaml]\n")
+    policy.write_text(policy.read_text() + f"\nholds: {holds}\n")
     line = len(policy.read_text().splitlines())
     result = run_cli(["validate", str(policy)], dict(os.environ), timeout=60)
     out = result.stdout + result.stderr
     assert result.returncode == 78, out
-    assert out.splitlines() == [
+    return policy, line, out.splitlines()
+
+
+def test_validate_refuses_a_policy_whose_hold_file_is_a_named_pipe(tmp_path: Path) -> None:
+    def make(folder: Path) -> None:
+        (folder / "holds").mkdir()
+        os.mkfifo(folder / "holds" / "LIT-1.yaml")
+
+    policy, line, out = validate_demo_with_holds(tmp_path, "[holds/LIT-1.yaml]", make)
+    hold = policy.parent / "holds" / "LIT-1.yaml"
+    assert out == [
         f"{policy}:{line}:9: V023 cannot read hold file {hold}: it is a named pipe, not a"
         " regular file",
         "1 error in 1 of 1 policy",
@@ -113,16 +125,8 @@ def test_validate_refuses_a_policy_whose_hold_file_is_a_named_pipe(tmp_path: Pat
 
 
 def test_validate_refuses_a_hold_file_name_with_a_nul_character(tmp_path: Path) -> None:
-    folder = tmp_path / "examples"
-    shutil.copytree(REPO / "examples", folder,
-                    ignore=shutil.ignore_patterns(".archiver", "archive", "audit", "holds"))
-    policy = folder / "demo.yaml"
-    policy.write_text(policy.read_text() + '\nholds: ["a\\0b.yaml"]\n')
-    line = len(policy.read_text().splitlines())
-    result = run_cli(["validate", str(policy)], dict(os.environ), timeout=60)
-    out = result.stdout + result.stderr
-    assert result.returncode == 78, out
-    assert out.splitlines() == [
+    policy, line, out = validate_demo_with_holds(tmp_path, '["a\\0b.yaml"]', lambda _: None)
+    assert out == [
         f"{policy}:{line}:9: V014 hold file 'a\\x00b.yaml' contains a NUL character, which no"
         " file name can hold",
         "1 error in 1 of 1 policy",

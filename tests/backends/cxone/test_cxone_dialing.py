@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from archiver.backends.cxone.dialing import skill_ids
-from archiver.cxone.ratelimit import RateLimiter
-from archiver.cxone.retry import interruptible_sleep
 from archiver.errors import CampaignActive, ServerError, TerminalApiError
 from archiver.simulator.cxone import Behaviour
 from tests.backends.cxone.conftest import api_requests
+from tests.support import slow_limiter
 
 
 def test_pause_stops_the_running_skills_and_resume_starts_exactly_those(
@@ -219,18 +218,11 @@ def test_restarting_skills_that_wait_for_the_limiter_when_the_stop_comes_still_g
     sim = start_sim(skills_per_campaign=1)
     cid = sim.campaign_ids[0]
     stopping = threading.Event()
-    waiting = threading.Event()
-    wait = interruptible_sleep(stopping)
-
-    def sleep(seconds: float) -> None:
-        waiting.set()
-        wait(seconds)
-
     backend = backend_for(sim, stopping=stopping)
     dialing = backend.dialing(cid) or {}
     backend.pause(cid, dialing)
     # From now on one request every 100 s: the restart waits its turn.
-    slow = RateLimiter(0.01, adaptive=False, burst=1, sleep=sleep)
+    slow, waiting = slow_limiter(stopping)
     slow.acquire()  # take the only token
     waiting.clear()
     backend.api.limiter = slow
