@@ -364,7 +364,10 @@ def test_stopped_runs_then_reruns_archive_every_eligible_attempt_once(
             last = server.calls("patch")[-1]
             assert last.status in (429, 503), server.campaigns[DIALING].patches
             assert "could not resume dialing (the next run will)" in run.output, run.output
-    assert ELIGIBLE - set(server.ledger), "the stops left nothing for the reruns to do"
+    # Left for the reruns: attempts not archived yet, or batches that took effect with
+    # no process left to read their answers (a stop at the settling re-listing comes
+    # once every batch went out, often all of them archived), which they reconcile.
+    assert ELIGIBLE - set(server.ledger) or unread, "the stops left nothing for the reruns to do"
     if any(stop.endpoint != "patch" for stop in scenario.stops):
         # Batches that took effect and whose answer no living run read: a rerun must find
         # them gone from its listing, not send them again.
