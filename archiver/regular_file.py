@@ -29,9 +29,11 @@ def read_regular(path: Path, limit: int) -> bytes:
     ``strerror`` says why in words."""
     fd = os.open(path, _FLAGS)
     try:
-        kind = _kind(os.fstat(fd).st_mode)
-        if kind is not None:
-            raise NotARegularFile(errno.EINVAL, f"it is {kind}, not a regular file", str(path))
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(
+                errno.EINVAL, f"it is {kind(mode)}, not a regular file", str(path)
+            )
         chunks: list[bytes] = []
         left = limit + 1
         while left > 0:
@@ -45,16 +47,15 @@ def read_regular(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
-def _kind(mode: int) -> str | None:
-    """What a file that is not a regular one is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a file"
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular file is, from its ``st_mode``, in words."""
+    return next((name for test, name in _KINDS if test(mode)), "a special file")

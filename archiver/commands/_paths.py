@@ -21,15 +21,9 @@ from typing import Any
 
 import click
 
+from archiver.regular_file import kind
+
 EMPTY = "an empty string names no file or folder (is the variable meant to give it unset?)"
-
-_KINDS = (
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
 
 def refuse_unusable(
     value: str, param: click.Parameter | None, ctx: click.Context | None, *,
@@ -60,11 +54,6 @@ def path_problem(path: str | bytes, *, file: bool = False, reads: bool = False) 
         wanted = "a regular file" if file else "a regular file or a folder"
         return f"{shown!r} is {kind(mode)}, not {wanted}"
     return None
-
-
-def kind(mode: int) -> str:
-    """What a file that is neither a regular file nor a folder is, from its ``st_mode``."""
-    return next((name for test, name in _KINDS if test(mode)), "a special file")
 
 
 def unusable(path: str | bytes | os.PathLike[str]) -> str | None:

@@ -146,8 +146,8 @@ def test_an_approval_with_no_end_is_refused_unread(tmp_path):
     # before a byte is read. A FIFO with no writer would block the open itself.
     fifo = tmp_path / "p.yaml.approved"
     os.mkfifo(fifo)
-    with pytest.raises(ConfigError, match="it is a named pipe, not a regular file"):
+    with pytest.raises(ConfigError, match="it is a named pipe \\(FIFO\\), not a regular file"):
         approval.read(fifo)
     (tmp_path / "link.approved").symlink_to("/dev/zero")
-    with pytest.raises(ConfigError, match="it is a device, not a regular file"):
+    with pytest.raises(ConfigError, match="it is a character device, not a regular file"):
         approval.read(tmp_path / "link.approved")

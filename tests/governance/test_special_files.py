@@ -51,13 +51,13 @@ def fifo(tmp_path: Path) -> Path:
 def test_a_named_pipe_is_refused_without_waiting_for_a_writer(fifo: Path) -> None:
     err = ends_within(10, lambda: read_regular(fifo, 1024))
     assert isinstance(err, NotARegularFile)
-    assert err.strerror == "it is a named pipe, not a regular file"
+    assert err.strerror == "it is a named pipe (FIFO), not a regular file"
 
 
 def test_a_device_is_refused_not_read_to_its_end() -> None:
     err = ends_within(10, lambda: read_regular(Path("/dev/zero"), 1024))
     assert isinstance(err, NotARegularFile)
-    assert err.strerror == "it is a device, not a regular file"
+    assert err.strerror == "it is a character device, not a regular file"
 
 
 def test_a_regular_file_is_read_one_byte_past_the_limit(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_a_hold_file_that_is_a_named_pipe_is_a_config_error(fifo: Path) -> None:
     err = ends_within(10, lambda: HoldSet([(fifo, "holds/pipe.yaml")]))
     assert isinstance(err, ConfigError)
     assert str(err) == (
-        "cannot read hold file holds/pipe.yaml: it is a named pipe, not a regular file"
+        "cannot read hold file holds/pipe.yaml: it is a named pipe (FIFO), not a regular file"
     )
 
 
@@ -80,7 +80,7 @@ def test_an_approval_that_is_a_named_pipe_is_refused(tmp_path: Path) -> None:
     os.mkfifo(approval.approval_path(policy))
     err = ends_within(10, lambda: approval.state(policy, "0" * 64))
     assert isinstance(err, ConfigError)
-    assert "it is a named pipe, not a regular file" in str(err)
+    assert "it is a named pipe (FIFO), not a regular file" in str(err)
 
 
 @pytest.mark.parametrize("key", ["fifo", "/dev/zero"])
@@ -88,7 +88,7 @@ def test_a_signing_key_that_is_not_a_file_is_refused(fifo: Path, key: str) -> No
     path = fifo if key == "fifo" else Path(key)
     err = ends_within(10, lambda: load_private_key(path))
     assert isinstance(err, ConfigError)
-    kind = "a named pipe" if key == "fifo" else "a device"
+    kind = "a named pipe (FIFO)" if key == "fifo" else "a character device"
     assert str(err) == f"cannot read the signing key {path}: it is {kind}, not a regular file"
 
 
@@ -118,7 +118,7 @@ def test_validate_refuses_a_policy_whose_hold_file_is_a_named_pipe(tmp_path: Pat
     policy, line, out = validate_demo_with_holds(tmp_path, "[holds/LIT-1.yaml]", make)
     hold = policy.parent / "holds" / "LIT-1.yaml"
     assert out == [
-        f"{policy}:{line}:9: V023 cannot read hold file {hold}: it is a named pipe, not a"
+        f"{policy}:{line}:9: V023 cannot read hold file {hold}: it is a named pipe (FIFO), not a"
         " regular file",
         "1 error in 1 of 1 policy",
     ], out
