@@ -609,8 +609,7 @@ class CampaignJob:
                     left_open.append((batch, items, result))
             self._partial.clear()
             if released:  # the held ones are recorded held; the rest stay pending
-                _unheld(self.store, self.run_id, self.cid, ("", ""), 1 << 30, self.flagged,
-                        self.holds, self.backend.whole_contacts(self.cid))
+                self._hold_pending()
             self.ctx.outbox.drain(wait=False)
             if sends >= self.ctx.policy.retry.max_attempts or not self._may_resend():
                 left_open += again
@@ -662,6 +661,16 @@ class CampaignJob:
                 )
             outcomes.append((outcome, reason))
         return outcomes
+
+    def _hold_pending(self) -> None:
+        """Record held the pending attempts a hold covers now, a batch's worth at a time
+        (as forming batches does, so memory stays flat); the others stay pending."""
+        whole = self.backend.whole_contacts(self.cid)
+        after = ("", "")
+        while items := _unheld(self.store, self.run_id, self.cid, after,
+                               self.ctx.policy.batch.max_items, self.flagged, self.holds, whole):
+            last = items[-1]
+            after = (last.contact_id, last.attempt_id) if whole else ("", last.attempt_id)
 
     def _may_resend(self) -> bool:
         return (self._stop is None and not self.ctx.cancelled.is_set()
