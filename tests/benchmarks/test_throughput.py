@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -34,6 +35,15 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     a = out[out.index("(a) 50 ms latency"):out.index("(b) 20 requests/s limit")]
     assert "max_in_flight 16, page_size 100, 1000" in a
     assert "sinks: webhook + audit_log" in a
+    # ... and what of the 8x budget start-up takes, in seconds from real spawns.
+    budget = re.search(
+        r"8x needs a run of at most (\d+\.\d\d) s\. .*importing the chosen packages "
+        r"(\d+\.\d\d) s \(\d+% of it\), everything `archiver run` imports (\d+\.\d\d) s", a
+    )
+    assert budget is not None, a
+    packages, command = float(budget[2]), float(budget[3])
+    # Separate spawns on a shared machine: either can be the slower one.
+    assert packages > 0 and command > 0
 
 
 def test_scenario_a_runs_archiver_with_both_sinks_and_at_most_16_in_flight(tmp_path):
