@@ -27,13 +27,19 @@ def read_regular(path: Path, limit: int) -> bytes:
     so the caller can tell a file that is too large). FileNotFoundError when there is
     none, NotARegularFile when it is not a regular file, OSError otherwise; its
     ``strerror`` says why in words."""
-    fd = os.open(path, _FLAGS)
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError as err:
+        # A Unix socket cannot be opened at all (ENXIO, "No such device or address"):
+        # said as what it is, like the kinds that can be opened and are checked below.
+        mode = _mode(path) if err.errno == errno.ENXIO else None
+        if mode is None or stat.S_ISREG(mode):
+            raise
+        raise _not_regular(path, mode) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotARegularFile(
-                errno.EINVAL, f"it is {kind(mode)}, not a regular file", str(path)
-            )
+            raise _not_regular(path, mode)
         chunks: list[bytes] = []
         left = limit + 1
         while left > 0:
@@ -45,6 +51,19 @@ def read_regular(path: Path, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _not_regular(path: Path, mode: int) -> NotARegularFile:
+    return NotARegularFile(errno.EINVAL, f"it is {kind(mode)}, not a regular file", str(path))
+
+
+def _mode(path: Path) -> int | None:
+    """The ``st_mode`` of what ``path`` names (links followed, as ``open`` does); None
+    when it cannot be read."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
 
 
 _KINDS = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,27 @@ def test_a_device_is_refused_not_read_to_its_end() -> None:
     err = ends_within(10, lambda: read_regular(Path("/dev/zero"), 1024))
     assert isinstance(err, NotARegularFile)
     assert err.strerror == "it is a character device, not a regular file"
+
+
+def test_a_socket_is_refused_as_a_socket(tmp_path: Path) -> None:
+    # Opening a Unix socket fails in the kernel (ENXIO, "No such device or address"),
+    # which says nothing a person can act on.
+    path = tmp_path / "s"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        err = ends_within(10, lambda: read_regular(path, 1024))
+    assert isinstance(err, NotARegularFile)
+    assert err.strerror == "it is a socket, not a regular file"
+    assert err.filename == str(path)
+
+
+def test_a_hold_file_that_is_a_socket_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "LIT-2.yaml"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        err = ends_within(10, lambda: HoldSet([(path, "holds/LIT-2.yaml")]))
+    assert isinstance(err, ConfigError)
+    assert str(err) == "cannot read hold file holds/LIT-2.yaml: it is a socket, not a regular file"
 
 
 def test_a_regular_file_is_read_one_byte_past_the_limit(tmp_path: Path) -> None:
