@@ -181,6 +181,31 @@ def test_a_removal_applied_but_answered_502_is_not_recorded_failed(tmp_path):
         assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
 
 
+def test_a_removal_applied_then_refused_on_its_retry_is_checked_against_the_listing(tmp_path):
+    """The first removeProspects is applied and its answer lost (502); its retry names
+    only prospects gone already and the tenant answers 404. The refusal of the repeat
+    does not say the first try did nothing: those prospects left the calling list with
+    their attempts, which must be archived and recorded retired, not closed failed
+    (they are never listed again)."""
+    behaviour = Behaviour(invented_none_on_list_status=404)
+    with CxoneSimulator(CONFIG, behaviour) as sim:
+        before = sim.finalized_attempts("4412")
+        sim.lose_removal_answers(1)
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        removals = [r for r in sim.requests() if r["kind"] == "remove"]
+        assert [r["status"] for r in removals[:2]] == [502, 404], "the refused repeat happened"
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert sim.finalized_attempts("4412") == {}
+        assert set(sim.ledger()["removed"]) == set(before.values())
+        assert archived_in_store(tmp_path / "state") == set(before)
+        ids = [r["id"] for records in archive_files(tmp_path / "archive").values()
+               for r in records]
+        assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+
+
 def test_a_removal_whose_answer_cannot_be_read_is_checked_against_the_listing(tmp_path):
     """removeProspects removes the prospects, then answers 200 with a body cut short. The
     answer is no proof that nothing was removed: the prospects that left the calling list

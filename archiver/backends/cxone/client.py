@@ -25,7 +25,7 @@ from archiver.cxone import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import grace_sleep, retrying
 from archiver.cxone.transport import Exchanges
-from archiver.errors import TerminalApiError
+from archiver.errors import ApiError, TerminalApiError, is_transient
 from archiver.netutil import require_secure_url, url_problem
 from archiver.policy.model import Retry
 
@@ -43,6 +43,12 @@ class Settings:
     max_requests_per_second: float = 10.0
     max_in_flight: int = 4
     retry: Retry = field(default_factory=Retry)
+
+
+class RepeatRefused(TerminalApiError):
+    """A call that changes the tenant, refused when tried again after an earlier try's
+    answer was lost (a 5xx, a timeout): that try may have been applied, and the refusal
+    may only say that what it asks for is done already. What the call did is unknown."""
 
 
 class CxoneApi:
@@ -117,9 +123,18 @@ class CxoneApi:
     ) -> tuple[object, bool]:
         """The answer's JSON, and whether it answers a repeat: an earlier try may have
         been applied (its answer lost to a 5xx or a timeout), so what this answer says
-        of the state before the call may not be true."""
+        of the state before the call may not be true. A repeat refused as a whole is
+        :class:`RepeatRefused`."""
         tries: list[int] = []
-        answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries, acts=True)
+        try:
+            answer = self._perform("DELETE", path, campaign_id, json=body, tries=tries, acts=True)
+        except ApiError as err:
+            if len(tries) > 1 and not is_transient(err):
+                raise RepeatRefused(
+                    f"refused when sent again after an answer was lost: {err.message}",
+                    status=err.status, campaign_id=campaign_id, endpoint=err.endpoint,
+                ) from err
+            raise
         where = Where(f"DELETE {path}", campaign_id, acts=True)
         return self._json(answer, where), len(tries) > 1
 

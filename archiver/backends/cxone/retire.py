@@ -3,9 +3,9 @@
 ``DELETE lists/call-lists/{list}/removeProspects`` answers per record: a 200 can
 carry failures, so each attempt is archived or failed by its prospect's result. A
 refusal in the answer to a repeated call (an earlier try's answer was lost to a 5xx
-or a timeout, and that try may have removed the prospect), every prospect of a 2xx
-answer that cannot be read, does not name it or names it both removed and kept, is
-``unknown``: the engine lists the calling list again, and a prospect gone from it was
+or a timeout, and that try may have removed the prospect), every prospect of a
+repeated call refused as a whole (a 4xx) and of a 2xx answer that cannot be read,
+does not name it or names it both removed and kept, is ``unknown``: the engine lists the calling list again, and a prospect gone from it was
 retired.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from archiver.backends.cxone import answers, wire
-from archiver.backends.cxone.client import CxoneApi
+from archiver.backends.cxone.client import CxoneApi, RepeatRefused
 from archiver.backends.cxone.records import LIST_HANDLE
 from archiver.engine.backend import ActResult, AttemptRecord, ItemOutcome
 from archiver.errors import UnreadableAnswer
@@ -93,6 +93,11 @@ class Retirer:
                 unsure.update(dict.fromkeys(
                     pending, f"calling list {list_id}: removal accepted, answer unreadable: {err}"
                 ))
+                return before, {}, {}
+            except RepeatRefused as err:
+                # An earlier try may have removed them (its answer was lost): the refusal
+                # of the repeat does not say they are still on the list.
+                unsure.update(dict.fromkeys(pending, f"calling list {list_id}: {err}"))
                 return before, {}, {}
             raw[list_id] = answer.model_dump(by_alias=True)
             refused = {r.external_id: r.result_code for r in answer.failed_records}

@@ -88,3 +88,7 @@ class Behaviour:
     # resultCode values (not published).
     invented_removed_code: str = "Removed"
     invented_not_found_code: str = "ProspectNotFound"
+    # removeProspects naming no prospect still on the list (a repeat of a removal whose
+    # answer was lost): 200 with each in failedRecords, or this error status (NICE
+    # documents a 404 for the call without saying when).
+    invented_none_on_list_status: int = 200

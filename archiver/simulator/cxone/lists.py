@@ -132,6 +132,13 @@ class CallLists:
                     del calling.prospects[ext]
                     self.removed[ext] += 1
                     successful.append({"externalId": ext, "resultCode": behaviour.invented_removed_code})
+            gone = all(ext not in calling.prospects and ext not in behaviour.remove_failures
+                       for ext in wanted)
+        status = behaviour.invented_none_on_list_status
+        if not successful and gone and status != 200:
+            raise CxoneError(status, "NotFound",
+                             f"none of the prospects is on calling list {list_id}",
+                             shape=behaviour.error_shape, status_header=behaviour.ic_status_header)
         return answers.ok({"successfulRecords": successful, "failedRecords": failed})
 
     def finalized_attempts(self, list_id: str) -> dict[str, str]:
