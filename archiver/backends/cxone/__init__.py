@@ -48,7 +48,7 @@ Invented or unverified (decided here, to check against a live tenant)
       the generated client types ``externalId`` as a number, which is sent as text.
     * What a second removal of a prospect answers (taken as a failed record), what
       a 409 on stop or start means (accepted when ``GET skills/{id}`` shows the
-      wanted state), how long a 202 stop takes (``stop_wait_seconds``), and whether
+      wanted state), how long a 202 stop or start takes (``stop_wait_seconds``, waited for both), and whether
       ``GET campaigns/{id}/skills`` pages (one answer is read).
     * ``GET skills/{id}``: v34.0 answers the skill bare; ``{"skills": [...]}`` (older
       versions) is read too.

@@ -2,8 +2,9 @@
 
 ``GET campaigns/{id}/skills`` names the campaign's skills, ``GET skills/{id}`` says
 whether one ``isRunning``; ``POST skills/{id}/stop?force=false`` and ``POST
-skills/{id}/start`` answer 202 and take effect later. A 409 is documented without a
-meaning: it is accepted when the skill is in the wanted state anyway.
+skills/{id}/start`` answer 202 and take effect later (or not at all): both are waited
+for. A 409 is documented without a meaning: it is accepted when the skill is in the
+wanted state anyway.
 """
 
 from __future__ import annotations
@@ -72,9 +73,13 @@ class Dialer:
                     raise CampaignActive(
                         f"skill {sid} refused to stop: {err}", campaign_id=campaign_id
                     ) from err
-        self._await_stopped(campaign_id, ids)
+        self._await(campaign_id, ids, running=False)
 
     def resume(self, campaign_id: str, dialing: Mapping[str, Any]) -> None:
+        """Start the skills ``dialing`` names and wait until each says ``isRunning``: a
+        start answers 202 and takes effect later, or not at all. One still not running
+        when the wait ends is a TerminalApiError (the pause record stays for a later run)."""
+        started: list[int] = []
         for sid in skill_ids(dialing):
             with self._stopping_lock:
                 known = sid in self._asked and sid not in self._stopping
@@ -88,6 +93,7 @@ class Dialer:
                 self._api.post(
                     wire.SKILL_START.format(skill_id=sid), campaign_id=campaign_id, cleanup=True
                 )
+                started.append(sid)
             except CampaignActive as err:
                 if not self._running(sid, campaign_id, cleanup=True):
                     raise TerminalApiError(
@@ -95,6 +101,7 @@ class Dialer:
                     ) from err
             with self._stopping_lock:
                 self._stopping.discard(sid)
+        self._await(campaign_id, started, running=True)
 
     def _running(self, skill_id: int, campaign_id: str, *, cleanup: bool = False) -> bool:
         path = wire.SKILL.format(skill_id=skill_id)
@@ -109,21 +116,32 @@ class Dialer:
             )
         return skill.is_running
 
-    def _await_stopped(self, campaign_id: str, ids: Sequence[int]) -> None:
-        # Retiring while a skill still dials would race the dialer for its prospects.
+    def _await(self, campaign_id: str, ids: Sequence[int], *, running: bool) -> None:
+        """Until every skill of ``ids`` says ``isRunning`` is ``running``, at most
+        ``stop_wait_seconds``. Stopped: retiring while a skill still dials would race the
+        dialer for its prospects. Started: a resume must not pass for done while a
+        skill stays stopped (the run's pause record, which a later run restarts
+        from, is cleared once resume returns)."""
         deadline = time.monotonic() + self._stop_wait
         waiting = list(ids)
         while True:
-            waiting = [sid for sid in waiting if self._running(sid, campaign_id)]
-            with self._stopping_lock:
-                self._stopping.difference_update(set(ids) - set(waiting))
+            waiting = [sid for sid in waiting
+                       if self._running(sid, campaign_id, cleanup=running) != running]
+            if not running:
+                with self._stopping_lock:
+                    self._stopping.difference_update(set(ids) - set(waiting))
             if not waiting:
                 return
             if time.monotonic() >= deadline:
+                names = ", ".join(map(str, waiting))
+                if running:
+                    raise TerminalApiError(
+                        f"skills {names} still not running {self._stop_wait:g} s after "
+                        "they were started", campaign_id=campaign_id,
+                    )
                 raise CampaignActive(
-                    f"skills {', '.join(map(str, waiting))} still running "
-                    f"{self._stop_wait:g} s after they were stopped",
-                    campaign_id=campaign_id,
+                    f"skills {names} still running {self._stop_wait:g} s after they were "
+                    "stopped", campaign_id=campaign_id,
                 )
             self._sleep(self._poll)
 

@@ -77,6 +77,8 @@ class Behaviour:
     invented_conflict_skill_ids: frozenset[int] = frozenset()
     # A stop answers 202; the skill stops running this much later.
     invented_stop_delay_seconds: float = 0.0
+    # Skills whose start answers 202 and never takes effect (accepted, then dropped).
+    invented_dropped_start_skill_ids: frozenset[int] = frozenset()
     # removeProspects: these externalIds are reported in failedRecords with this code.
     remove_failures: Mapping[str, str] = field(default_factory=dict)
     # Per kind of call ("completed", "remove", "skill", ..., "token", "discovery"): the call does what it

@@ -82,7 +82,8 @@ class Skills:
             if s.skill_id in behaviour.invented_conflict_skill_ids:
                 raise CxoneError(409, "Conflict", f"skill {s.skill_id} cannot be started now")
             s.starts += 1
-            s.running, s.stop_at = True, None
+            if s.skill_id not in behaviour.invented_dropped_start_skill_ids:
+                s.running, s.stop_at = True, None
         return answers.empty(202)
 
     def view(self) -> dict[str, dict[str, Any]]:

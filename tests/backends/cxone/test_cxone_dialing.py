@@ -109,6 +109,28 @@ def test_a_skill_that_cannot_be_restarted_is_a_terminal_error(start_sim, backend
     assert sim.skills()["40001"]["isRunning"]
 
 
+def test_a_start_that_never_takes_effect_is_not_taken_for_a_resume(
+    start_sim, backend_for
+) -> None:
+    # A start answers 202, accepted: like a stop it takes effect later, or not at all. A
+    # resume that returns leaves the pause record cleared: a skill still stopped then
+    # would stay so, with no record left for a later run to restart it from.
+    sim = start_sim(Behaviour(invented_dropped_start_skill_ids=frozenset({40002})))
+    cid = sim.campaign_ids[0]
+    backend = backend_for(sim, stop_wait_seconds=0.3)
+    dialing = backend.dialing(cid) or {}
+    assert skill_ids(dialing) == [40001, 40002]
+    backend.pause(cid, dialing)
+    with pytest.raises(TerminalApiError, match="skills 40002 still not running"):
+        backend.resume(cid, dialing)
+    skills = sim.skills()
+    assert skills["40001"]["isRunning"] and skills["40002"]["starts"] == 1
+    assert not skills["40002"]["isRunning"]
+    sim.set(invented_dropped_start_skill_ids=frozenset())
+    backend.resume(cid, dialing)  # the next try starts it
+    assert sim.skills()["40002"]["isRunning"]
+
+
 def test_an_unknown_campaign_is_a_terminal_404(start_sim, backend_for) -> None:
     sim = start_sim()
     with pytest.raises(TerminalApiError, match="HTTP 404"):
