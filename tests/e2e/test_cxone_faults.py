@@ -160,6 +160,27 @@ def test_a_dispositions_listing_that_ignores_skip_ends_the_run_with_a_clear_erro
         assert len([r for r in sim.requests() if r["kind"] == "dispositions"]) == 2
 
 
+def test_dispositions_past_a_page_the_tenant_cuts_short_are_still_read(tmp_path):
+    """The tenant has 150 dispositions and answers at most 40 a page, whatever `top`
+    asks, while totalRecords counts them all. A page shorter than asked for is not the
+    end: contacts dispositioned with the later ones are archived under their names, not
+    quarantined as having a disposition the tenant does not know."""
+    names = tuple(f"Outcome {n}" for n in range(1, 151))
+    config = CxoneSimConfig(campaigns=1, contacts_per_campaign=120, dispositions=names,
+                            no_disposition_share=0.0)
+    with CxoneSimulator(config, Behaviour(invented_list_max_top=40)) as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, approved=list(names))
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        contacts = set(sim.contacts(sim.campaign_ids[0]))
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        rows = db.execute("SELECT attempt_id, state, reason, outcome FROM attempts").fetchall()
+    assert [(a, r) for a, s, r, _ in rows if s != "archived"] == [], "none quarantined"
+    assert any(int(o.split()[-1]) > 40 for *_, o in rows), "dispositions past the first page"
+    assert sorted(exported_ids(tmp_path)) == sorted(contacts)
+
+
 def test_a_token_endpoint_that_stumbles_at_the_start_is_tried_again(tmp_path):
     # The first login meets a 503, then a 429 without Retry-After: both are tried
     # again, as they are for every other call, instead of refusing the run.

@@ -24,7 +24,7 @@ v34.0 specifications, community clients; see shared reference notes)
       ``completedContacts[]`` with ``contactId, lastUpdateTime, campaignId,
       primaryDispositionId, totalDurationSeconds``; 204 when empty); ``GET
       dispositions`` (``dispositions[]`` of ``dispositionId, dispositionName``, paged
-      by ``skip, top``).
+      by ``skip, top``, counted by ``totalRecords``).
     * ``GET lists/call-lists/{listId}/attempts?finalized=true`` (``resultSet.
       contactAttempts[]`` with ``externalId, contactId, agentDispDesc,
       systemClassName``); ``DELETE lists/call-lists/{list}/removeProspects`` with
@@ -50,6 +50,9 @@ Invented or unverified (decided here, to check against a live tenant)
       a 409 on stop or start means (accepted when ``GET skills/{id}`` shows the
       wanted state), how long a 202 stop or start takes (``stop_wait_seconds``, waited for both), and whether
       ``GET campaigns/{id}/skills`` pages (one answer is read).
+    * How many records an admin list answers at most: a community client reports 100.
+      Dispositions are asked for 100 at a time, and a page shorter than that ends
+      them only when ``totalRecords`` (if given) counts no more.
     * ``GET skills/{id}``: v34.0 answers the skill bare; ``{"skills": [...]}`` (older
       versions) is read too.
     * Discovery's ``api_endpoint`` is read as a URL; a bare host name gets ``https://``.

@@ -144,18 +144,23 @@ class CxoneBackend:
 
     def _load_names(self) -> dict[int, str]:
         names: dict[int, str] = {}
-        skip, top = 0, 1000
+        skip, top = 0, wire.LIST_TOP
         while True:
             body = self.api.get(wire.DISPOSITIONS, wire.page_params(skip, top))
-            page = answers.read(wire.Dispositions, body, wire.DISPOSITIONS, None).dispositions
+            listed = answers.read(wire.Dispositions, body, wire.DISPOSITIONS, None)
+            page, total = listed.dispositions, listed.total()
             known = len(names)
             names.update((d.disposition_id, d.disposition_name) for d in page)
-            if len(page) < top:
+            # The last page: an empty one, or one shorter than asked for unless the
+            # totalRecords it gives says more are to come (a tenant may answer fewer
+            # than `top` asks before its last page).
+            more = total is not None and skip + len(page) < total
+            if not page or (len(page) < top and not more):
                 return names
-            # A full page of nothing new (skip ignored), or more than any tenant has:
-            # paging on would never end.
+            # A page of nothing new (skip ignored), or more than any tenant has: paging on
+            # would never end.
             problem = (
-                "a full page of dispositions already listed (is skip ignored?)"
+                "a page of dispositions already listed (is skip ignored?)"
                 if len(names) == known else
                 f"more than {MAX_DISPOSITIONS} dispositions" if len(names) > MAX_DISPOSITIONS
                 else None

@@ -40,6 +40,9 @@ SKILL_START = "skills/{skill_id}/start"
 ORDER_BY_UPDATE = "lastUpdateTime asc"
 # Community clients report answers of up to this many records.
 MAX_TOP = 10_000
+# The admin lists (dispositions) page by at most this many, as a community client
+# reports; a page may still come shorter than asked for before the last one.
+LIST_TOP = 100
 
 ACCEPT = "application/json"
 IC_STATUS_HEADER = "icStatusDescription"
@@ -130,6 +133,14 @@ class Disposition(_Wire):
 
 class Dispositions(_Wire):
     dispositions: list[Disposition] = Field(default_factory=list)
+    # Of any type: only a whole number counts (total()), so an odd one never makes the
+    # page unreadable.
+    total_records: Any = Field(default=None, alias="totalRecords")
+
+    def total(self) -> int | None:
+        """How many dispositions the tenant says it has, when it says so plainly."""
+        value = self.total_records
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class AttemptsResultSet(_Wire):

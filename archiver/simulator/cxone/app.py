@@ -146,7 +146,7 @@ class CxoneApp:
         if kind == "completed":
             return self.contacts.completed(req.query, behaviour, self._self_url(req))
         if kind == "dispositions":
-            return self.contacts.disposition_list(req.query)
+            return self.contacts.disposition_list(req.query, behaviour)
         if kind == "attempts":
             return self.lists.attempts(arg, req.query)
         if kind == "remove":

@@ -117,10 +117,12 @@ class Contacts:
             "completedContacts": page,
         })
 
-    def disposition_list(self, query: str) -> Response:
+    def disposition_list(self, query: str, behaviour: Behaviour) -> Response:
         fields = answers.query(query, _DISPOSITION_QUERY)
         skip = answers.whole(fields, "skip", 0, low=0, high=10**9)
         top = answers.whole(fields, "top", 100, low=1, high=MAX_TOP)
+        if behaviour.invented_list_max_top is not None:
+            top = min(top, behaviour.invented_list_max_top)
         items = sorted(self.dispositions.items())
         page = [
             {"dispositionId": i, "dispositionName": name, "notes": "", "classificationId": 1,
