@@ -206,6 +206,22 @@ def test_a_removal_applied_then_refused_on_its_retry_is_checked_against_the_list
         assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
 
 
+def test_a_calling_list_that_answers_fewer_attempts_than_asked_is_read_to_its_end(tmp_path):
+    """The calling list answers at most 40 attempts a page whatever `top` asks (100). A
+    page shorter than asked for is not its end: one run lists, archives and retires
+    every finalized attempt, not the first 40 (an export would list the same 40 run
+    after run and never reach the rest)."""
+    with CxoneSimulator(CONFIG, Behaviour(invented_list_max_top=40)) as sim:
+        before = sim.finalized_attempts("4412")
+        assert len(before) > 80
+        source = {**RETIRE_SOURCE, "page_size": 100}
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire", source=source)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "state")],
+                         cxone_env(sim))
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_retired_once(sim, tmp_path, before)
+
+
 def test_a_removal_whose_answer_cannot_be_read_is_checked_against_the_listing(tmp_path):
     """removeProspects removes the prospects, then answers 200 with a body cut short. The
     answer is no proof that nothing was removed: the prospects that left the calling list

@@ -42,8 +42,10 @@ Invented or unverified (decided here, to check against a live tenant)
       ``lastUpdateTime`` can tie one already served, and whether records of equal
       time keep their order between requests: :mod:`paging` is correct under the
       assumptions it states and detects (and recovers from) most breaches.
-    * The order of ``.../attempts`` (no ``orderBy`` is sent) and whether it answers
-      204 when empty; both an empty list and 204 end the listing.
+    * The order of ``.../attempts`` (no ``orderBy`` is sent), whether it answers
+      204 when empty, and the most attempts one answer holds: an answer that brings
+      no new attempt (an empty list, 204) ends the listing, a page shorter than asked
+      for does not.
     * Whether ``removeProspects``'s ``{list}`` is the list's id (sent) or its name;
       the generated client types ``externalId`` as a number, which is sent as text.
     * What a second removal of a prospect answers (taken as a failed record), what

@@ -21,7 +21,9 @@ How :func:`walk` pages
       and not pushed down (a record new to the walk could then sit before ``skip``).
       Every row after it is new ground. At offset 0 nothing needs anchoring.
     * Every record is yielded the first time its contactId is seen in this walk.
-    * A page shorter than ``top`` (or a 204 with an empty prefix) ends the walk.
+    * A page shorter than ``top`` (or a 204 with an empty prefix) ends the walk; with
+      ``rebase`` off only one that brings no new record does (a short page is not
+      taken for the end: an API may cap ``top`` below what was asked).
     * So does the first record updated after the walk began (later than the first
       answer's ``lastPollTime``, the server's clock): records updated while the walk
       runs would otherwise keep joining the end faster than a busy tenant's listing
@@ -188,6 +190,11 @@ def walk(
                 seen.add(row.key)
                 new.append(row)
         stats.repeats += len(fresh) - len(new)
+        if not rebase and new:
+            # Without update times there is no count to trust, and a calling list may
+            # answer fewer than `top` asks before its end: only an answer with nothing
+            # new ends the walk (one more request, which brings the anchor alone).
+            done = False
         progressed = bool(new) or (skip > 0 and bool(fresh))
         if rebase and prefix:
             last = _ordering(prefix, len(prefix) - 1, bound_ns)

@@ -148,7 +148,7 @@ class CxoneApp:
         if kind == "dispositions":
             return self.contacts.disposition_list(req.query, behaviour)
         if kind == "attempts":
-            return self.lists.attempts(arg, req.query)
+            return self.lists.attempts(arg, req.query, behaviour)
         if kind == "remove":
             resp = self.lists.remove(arg, req, behaviour)
             with self._lock:

@@ -73,9 +73,9 @@ class Behaviour:
     invented_retry_after: int | None = None
     # updatedSince keeps records at its exact time (True) or only after it (False).
     invented_updated_since_inclusive: bool = True
-    # GET dispositions answers at most this many records whatever `top` asks for (a
-    # community client reports that CXone's admin lists page by at most 100); None:
-    # `top` is honoured.
+    # GET dispositions and a calling list's attempts answer at most this many records
+    # whatever `top` asks for (a community client reports that CXone's admin lists page
+    # by at most 100); None: `top` is honoured.
     invented_list_max_top: int | None = None
     # Skills whose stop and start answer 409 (the documented status, meaning unknown).
     invented_conflict_skill_ids: frozenset[int] = frozenset()

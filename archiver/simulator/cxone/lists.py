@@ -93,11 +93,13 @@ class CallLists:
                 raise KeyError(f"calling list {list_id} never had prospect {external_id}")
             calling.prospects[external_id] = True
 
-    def attempts(self, list_id: str, query: str) -> Response:
+    def attempts(self, list_id: str, query: str, behaviour: Behaviour) -> Response:
         fields = answers.query(query, _ATTEMPT_QUERY)
         finalized = answers.boolean(fields, "finalized")
         skip = answers.whole(fields, "skip", 0, low=0, high=10**9)
         top = answers.whole(fields, "top", 100, low=1, high=10_000)
+        if behaviour.invented_list_max_top is not None:
+            top = min(top, behaviour.invented_list_max_top)
         with self._lock:
             calling = self._find(list_id)
             chosen = sorted(
