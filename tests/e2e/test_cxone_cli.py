@@ -118,3 +118,22 @@ def test_a_campaign_the_tenant_does_not_know_fails_instead_of_listing_nothing(tm
     last = result.stdout.strip().splitlines()[-1]
     assert "1 campaign failed" in last, last
     assert archive_files(tmp_path / "archive"), "the known campaign was still exported"
+
+
+def test_an_access_key_of_another_tenant_is_refused_before_anything_is_listed(tmp_path):
+    """The policy names one tenant, its API host given (connection.base_url), and the
+    access key belongs to another tenant on that host: the token's claims name its
+    tenant. Acting with it would retire or export the other tenant's attempts under a
+    policy approved for this one: the run stops at the login, with nothing listed."""
+    other = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    with CxoneSimulator() as sim:
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids[:1], tenant_id=other,
+                              base_url=sim.base_url)
+        result = run_cli(["run", str(policy), "--state", str(tmp_path / "s")], cxone_env(sim),
+                         cwd=tmp_path)
+        kinds = {r["kind"] for r in sim.requests()}
+    out = result.stdout + result.stderr
+    assert result.returncode == 78, out
+    assert f"tenant {sim.config.tenant_id}" in out and other in out, out
+    assert kinds <= {"token"}, kinds
+    assert not archive_files(tmp_path / "archive")

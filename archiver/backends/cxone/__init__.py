@@ -58,6 +58,9 @@ Invented or unverified (decided here, to check against a live tenant)
     * ``GET skills/{id}``: v34.0 answers the skill bare; ``{"skills": [...]}`` (older
       versions) is read too.
     * Discovery's ``api_endpoint`` is read as a URL; a bare host name gets ``https://``.
+    * The token's tenant is the ``tenantId`` claim of its id_token (else of the access
+      token), as a community client reads it: one that is not ``connection.tenant_id``
+      is refused (an AuthError), and a token that names none is not checked.
     * ``lastPollTime`` of ``contacts/completed`` is taken as the server's time of the
       answer: a run lists no record updated after its first answer (the next run does),
       unless that time lags behind where the run starts listing (it then lists to the end).

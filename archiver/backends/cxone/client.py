@@ -25,7 +25,7 @@ from archiver.cxone import RequestEvent
 from archiver.cxone.ratelimit import RateLimiter
 from archiver.cxone.retry import grace_sleep, retrying
 from archiver.cxone.transport import Exchanges
-from archiver.errors import ApiError, TerminalApiError, is_transient
+from archiver.errors import ApiError, AuthError, TerminalApiError, is_transient
 from archiver.netutil import require_secure_url, url_problem
 from archiver.policy.model import Retry
 
@@ -206,9 +206,17 @@ class CxoneApi:
             raise self._transport.error(answer, where)
         try:
             # The answer's values are secrets: a parse error names the field, never its value.
-            return wire.TokenAnswer.model_validate(self._json(answer, where)), answer.sent_at
+            token = wire.TokenAnswer.model_validate(self._json(answer, where))
         except ValidationError as err:
             raise self._transport.invalid(answer, where, f"token answer: {_first(err)}") from None
+        tenant, wanted = wire.token_tenant(token), self._settings.tenant_id
+        if tenant is not None and tenant.lower() != wanted.lower():
+            # Every call would act on that tenant, under a policy written for this one.
+            raise AuthError(
+                f"the access key belongs to tenant {tenant}, not to connection.tenant_id "
+                f"{wanted}", endpoint=where.endpoint,
+            )
+        return token, answer.sent_at
 
     def _discover(self) -> str:
         where = Where(f"GET {wire.DISCOVERY_PATH}")
@@ -231,6 +239,10 @@ class CxoneApi:
             found = wire.Discovery.model_validate(self._json(answer, where))
         except ValidationError as err:
             raise self._transport.invalid(answer, where, f"discovery: {_first(err)}") from None
+        if found.tenant_id and found.tenant_id.strip().lower() != self._settings.tenant_id.lower():
+            # Every call would go to that tenant's API host.
+            raise self._transport.invalid(
+                answer, where, f"discovery answered for tenant {found.tenant_id.strip()}")
         endpoint = found.api_endpoint.rstrip("/")
         if "://" not in endpoint:
             endpoint = f"https://{endpoint}"  # a bare host name: the API is https only

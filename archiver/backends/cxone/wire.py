@@ -8,12 +8,14 @@ field by the backend, so one bad record is quarantined instead of failing a page
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from archiver import jsonsafe
 from archiver.cxone.auth import BEARER_TOKEN
 
 DEFAULT_AUTH_URL = "https://cxone.niceincontact.com"
@@ -25,6 +27,9 @@ DISCOVERY_PATH = "/.well-known/cxone-configuration"
 DISCOVERY_TENANT = "tenantId"
 GRANT_PASSWORD = "password"
 GRANT_REFRESH = "refresh_token"
+# The claim of an issued token (the id_token's, else the access token's) naming the
+# tenant the access key belongs to.
+TOKEN_TENANT_CLAIM = "tenantId"
 
 # -- the API (on the discovered api_endpoint) ---------------------------------------
 API_ROOT = "/inContactAPI/services/{version}/"
@@ -111,6 +116,29 @@ class TokenAnswer(_Wire):
     # the token, NaN renew it before every call: a protocol error, as 0 or -1 is.
     expires_in: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     id_token: str | None = None
+
+
+def token_tenant(answer: TokenAnswer) -> str | None:
+    """The tenant a token answer's claims name (its id_token, else its access token,
+    read as JWTs without checking their signature: the answer came from the token
+    endpoint itself); None when neither names one."""
+    for token in (answer.id_token, answer.access_token):
+        claims = _jwt_claims(token) if token else None
+        value = claims.get(TOKEN_TENANT_CLAIM) if isinstance(claims, Mapping) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _jwt_claims(token: str) -> object:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1]
+    try:
+        return jsonsafe.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:  # not base64 (binascii.Error), not UTF-8, not JSON
+        return None
 
 
 class Discovery(_Wire):

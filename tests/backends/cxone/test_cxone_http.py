@@ -181,3 +181,16 @@ def test_a_discovered_api_endpoint_with_a_query_or_fragment_is_refused(
         backend_for(sim).dialing(sim.campaign_ids[0])
     assert "cxone-configuration" in str(caught.value)
     assert not [e for e in sim.requests() if e["kind"] not in ("discovery", "token")]
+
+
+def test_a_discovery_answer_about_another_tenant_is_refused(start_sim, backend_for) -> None:
+    """The discovery answer names the tenant it describes: one about another tenant
+    (a cache or a proxy that ignores the query) would send every call to that
+    tenant's API host."""
+    sim = start_sim()
+    other = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    found = {"api_endpoint": sim.base_url, "tenantId": other}
+    sim.set(served_bodies={"discovery": (200, json.dumps(found).encode())})
+    with pytest.raises(TerminalApiError, match=f"answered for tenant {other}"):
+        backend_for(sim).dialing(sim.campaign_ids[0])
+    assert not [e for e in sim.requests() if e["kind"] not in ("discovery", "token")]
