@@ -76,6 +76,20 @@ class RunContext:
     # Why the run sends no further batch: an event a sink could not render (``halt``).
     halted: str | None = None
     _halt_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Per campaign the run ended: its attempts by state and the reasons of those not
+    # archived, read when it ended (``tally``).
+    tallies: dict[str, tuple[dict[str, int], list[tuple[str, str, int]]]] = field(
+        default_factory=dict)
+
+    def tally(self, campaign_id: str) -> None:
+        """Keep what the run recorded of a campaign it has ended, read while it still
+        holds the campaign. Each attempt keeps only the last run that listed it, so once
+        the run lets go, a run sharing the store that takes the campaign and lists it again
+        takes its attempts (those still listed: skipped, quarantined, failed) from this
+        run's counts in the store; the report counts what this run listed."""
+        counts = self.store.attempts.counts(self.run_id, campaign_id).get(campaign_id, {})
+        reasons = self.store.attempts.reasons(self.run_id, campaign_id).get(campaign_id, [])
+        self.tallies[campaign_id] = (counts, reasons)
 
     def halt(self, reason: str) -> None:
         """The run sends no further batch; the first reason given is the run's."""

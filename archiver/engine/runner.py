@@ -179,6 +179,7 @@ def _run_locked(
             ctx.outbox.drain()
             statuses = _process_campaigns(ctx)
             counts = store.attempts.counts(run_id)
+            counts.update((c, per) for c, (per, _) in ctx.tallies.items())
             totals = Counter[str]()
             for per in counts.values():
                 totals.update(per)
@@ -301,7 +302,9 @@ def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
         ctx.observer.campaign_finished(campaign.id, "busy", reason)
         return "busy"
     try:
-        return CampaignJob(ctx, campaign).run()
+        status = CampaignJob(ctx, campaign).run()
+        ctx.tally(campaign.id)  # before another run sharing the store can take it
+        return status
     finally:
         ctx.store.unlock_campaign(campaign.id)
 
@@ -337,6 +340,7 @@ def build_report(
     reconciled = ctx.store.batches.reconciled_by_run(ctx.run_id)
     archived_now = {c: n - reconciled.get(c, 0) for c, n in closed.items()}
     reasons = ctx.store.attempts.reasons(ctx.run_id)
+    reasons.update((c, why) for c, (_, why) in ctx.tallies.items())
     campaigns = []
     totals: dict[str, int] = dict.fromkeys(COUNTED, 0)
     for campaign in ctx.policy.campaigns:

@@ -230,13 +230,16 @@ class Attempts:
                 (reason, run_id, campaign_id),
             )
 
-    def counts(self, run_id: str) -> dict[str, dict[str, int]]:
-        """Per campaign: attempts of the run by final state."""
+    def counts(self, run_id: str, campaign_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Per campaign (or of ``campaign_id`` alone): attempts of the run by final state.
+        Each attempt keeps only the last run that listed it: read a campaign's while the
+        run holds it (a run sharing the store may list it again next)."""
         out: dict[str, dict[str, int]] = {}
+        only = "" if campaign_id is None else " AND campaign_id = ?"
         for campaign, state, n in self._conn.query(
-            "SELECT campaign_id, state, count(*) FROM attempts WHERE run_id = ?"
+            f"SELECT campaign_id, state, count(*) FROM attempts WHERE run_id = ?{only}"
             " GROUP BY campaign_id, state",
-            (run_id,),
+            (run_id, *(() if campaign_id is None else (campaign_id,))),
         ):
             out.setdefault(campaign, {})[state] = n
         return out
@@ -251,18 +254,22 @@ class Attempts:
             )[0][0]
         )
 
-    def reasons(self, run_id: str) -> dict[str, list[tuple[str, str, int]]]:
-        """Per campaign: (state, reason, count) of the run's attempts that were not archived.
+    def reasons(
+        self, run_id: str, campaign_id: str | None = None
+    ) -> dict[str, list[tuple[str, str, int]]]:
+        """Per campaign (or of ``campaign_id`` alone): (state, reason, count) of the run's
+        attempts that were not archived (read as ``counts``).
 
-        One query for the whole run, through the (run_id, state) index: only the
-        attempts that were not archived are read.
+        One query, through the (run_id, state) index: only the attempts that were not
+        archived are read.
         """
         out: dict[str, list[tuple[str, str, int]]] = {}
+        only = "" if campaign_id is None else " AND campaign_id = ?"
         for campaign, state, reason, n in self._conn.query(
             "SELECT campaign_id, state, reason, count(*) FROM attempts WHERE run_id = ?"
-            f" AND state IN ({', '.join('?' * len(NOT_ARCHIVED))})"
+            f" AND state IN ({', '.join('?' * len(NOT_ARCHIVED))}){only}"
             " GROUP BY campaign_id, state, reason ORDER BY campaign_id, count(*) DESC, state, reason",
-            (run_id, *NOT_ARCHIVED),
+            (run_id, *NOT_ARCHIVED, *(() if campaign_id is None else (campaign_id,))),
         ):
             out.setdefault(campaign, []).append((state, reason, n))
         return out

@@ -15,6 +15,8 @@ against one standalone simulator, with the same ``--state postgresql://...``.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 import jsonschema
 import psycopg
 import requests
+import yaml
 
 from archiver.state.locks import lock_key
 from tests.support import (
@@ -222,6 +225,90 @@ def test_runs_on_different_campaigns_proceed_in_parallel(tmp_path, postgres_url)
         ledger: dict[str, int] = sim_get(base, "ledger")["attempts"]  # type: ignore[index]
         assert set(ledger) == set().union(*eligible(base, CAMPAIGNS).values())
         assert set(ledger.values()) == {1}
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+
+
+def stop_outside_transactions(proc: subprocess.Popen[str], url: str) -> None:
+    """SIGSTOP ``proc`` at a moment its store session has no transaction open (a stopped
+    run inside one would hold the store's write lock, and every other run would wait)."""
+    with psycopg.connect(url, autocommit=True) as db:
+        for _ in range(500):
+            os.kill(proc.pid, signal.SIGSTOP)
+            while True:
+                states = [r[0] for r in db.execute(
+                    "SELECT state FROM pg_stat_activity WHERE application_name LIKE"
+                    " 'archiver run %' AND pid != pg_backend_pid()")]
+                if "active" not in states:
+                    break
+                time.sleep(0.005)
+            if states == ["idle"]:
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.01)
+    raise AssertionError("the run's session was never idle")
+
+
+def campaign_status(url: str, run_id_like: str, campaign: str) -> str | None:
+    with psycopg.connect(url) as db:
+        exists = db.execute("SELECT to_regclass('campaigns') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            return None
+        row = db.execute(
+            "SELECT status FROM campaigns WHERE campaign_id = %s AND run_id LIKE %s",
+            (campaign, run_id_like)).fetchone()
+    return row[0] if row else None
+
+
+def test_a_campaign_another_run_lists_again_keeps_its_counts_in_the_first_runs_report(
+    tmp_path, postgres_url
+):
+    # Run A does its campaigns one at a time; once its first is done (its lock let go),
+    # run B (another machine) takes that campaign and lists it again: what is still
+    # listed (skipped, quarantined) becomes B's latest listing in the store. A's report,
+    # written after, still counts every attempt A listed and decided there.
+    sim, base = start_simulator(latency_ms=250)
+    try:
+        first, rest = CAMPAIGNS[0], CAMPAIGNS[1]
+        a = machine(tmp_path / "host-a", base, [first, rest])
+        b = machine(tmp_path / "host-b", base, [first])
+        doc = yaml.safe_load(a.read_text())
+        doc["connection"]["max_in_flight"] = 1  # one campaign after the other
+        a.write_text(yaml.safe_dump(doc, sort_keys=False))
+        run_a = start_run(a, postgres_url, base)
+        deadline = time.monotonic() + 120
+        while campaign_status(postgres_url, "%", first) != "done":
+            assert run_a.poll() is None, run_a.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "run A never finished its first campaign"
+            time.sleep(0.02)
+        stop_outside_transactions(run_a, postgres_url)
+        try:
+            assert campaign_status(postgres_url, "%", rest) != "done", "A is still at work"
+            set_latency(base, 0)
+            run_b = start_run(b, postgres_url, base)
+            _, err = run_b.communicate(timeout=120)
+            assert run_b.returncode == 0, err[-3000:]
+        finally:
+            os.kill(run_a.pid, signal.SIGCONT)
+        _, err = run_a.communicate(timeout=240)
+        assert run_a.returncode == 0, err[-3000:]
+
+        report_a = read_report(a.parent / "report.json")
+        report_b = read_report(b.parent / "report.json")
+        row_a = next(c for c in report_a["campaigns"] if c["id"] == first)
+        row_b = next(c for c in report_b["campaigns"] if c["id"] == first)
+        assert row_b["listed"] > 0 and row_b["archived_in_this_run"] == 0, "B listed it again"
+        assert row_a["listed"] == 600, "A counts every attempt it listed"
+        assert row_a["archived"] == row_a["archived_in_this_run"] == len(
+            eligible(base, [first])[first])
+        assert (row_a["skipped"], row_a["quarantined"]) == (row_b["skipped"], row_b["quarantined"])
+        assert {r["reason"] for r in row_a["reasons"]} == {r["reason"] for r in row_b["reasons"]}
+        # The signed run_finished line states the report's counts.
+        lines = [json.loads(x) for x in (a.parent / "audit" / "audit.jsonl").read_text().splitlines()]
+        finished = next(x for x in lines if x["event"] == "run_finished")
+        assert finished["counts"]["listed"] == report_a["totals"]["listed"] == 1200
+        assert finished["counts"]["skipped"] == report_a["totals"]["skipped"]
     finally:
         sim.terminate()
         sim.wait(timeout=30)
