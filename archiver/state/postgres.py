@@ -144,17 +144,23 @@ def _has_store(conn: psycopg.Connection[Any]) -> bool:
 class PostgresBackend:
     errors = (psycopg.Error,)
 
-    def __init__(self, url: PostgresUrl, *, create: bool = True) -> None:
+    def __init__(self, url: PostgresUrl, *, create: bool = True, read_only: bool = False) -> None:
+        """``read_only``: for commands that only read (``runs``, ``audit verify``,
+        ``evidence``): the store is neither created nor migrated, so a role that may only
+        read it (an auditor's, a standby server's) does."""
         self.where = str(url)
         self.shared = True
         self.conn = _connect(url)
         try:
-            if not create and not _has_store(self.conn):
+            if (not create or read_only) and not _has_store(self.conn):
                 raise StateError(
                     f"no state store in {self.where} (no run has used it; pass --state "
                     "with the database runs use)"
                 )
-            self._migrate()
+            if read_only:
+                self._check_version()
+            else:
+                self._migrate()
         except BaseException as err:
             self.close()
             if isinstance(err, psycopg.Error):
@@ -188,6 +194,16 @@ class PostgresBackend:
     def schema_version(self) -> int:
         row = self.conn.execute("SELECT version FROM schema_version").fetchone()
         return int(row[0]) if row else 0
+
+    def _check_version(self) -> None:
+        version = self.schema_version()
+        if version != len(MIGRATIONS):
+            raise StateError(
+                f"state store {self.where} has schema version {version}, this archiver "
+                f"reads version {len(MIGRATIONS)}; "
+                + ("upgrade archiver" if version > len(MIGRATIONS)
+                   else "a run of this archiver upgrades it (it needs write access)")
+            )
 
     def _migrate(self) -> None:
         with self.conn.transaction():

@@ -69,7 +69,7 @@ class Store:
             # Imported here: psycopg is loaded only by runs that use PostgreSQL.
             from archiver.state.postgres import PostgresBackend
 
-            backend = PostgresBackend(location, create=create)
+            backend = PostgresBackend(location, create=create, read_only=read_only)
         else:
             backend = sqlite.SqliteBackend(location, read_only=read_only)
         self.where = backend.where
@@ -87,9 +87,10 @@ class Store:
         """The store runs left at ``location``; StateError when there is none (where
         ``Store()`` would create an empty one, a mistyped path should say so).
         ``read_only``: for commands that only read; a state folder is then neither
-        created, tightened, migrated nor written (a PostgreSQL store is opened as usual)."""
+        created, tightened, migrated nor written, a PostgreSQL store neither created nor
+        migrated (a role that may only read it can)."""
         if isinstance(location, PostgresUrl):
-            return cls(location, create=False, clock=clock)
+            return cls(location, create=False, clock=clock, read_only=read_only)
         if not sqlite.exists(location):
             raise StateError(
                 f"no state store in {location} (no run has used it; pass --state DIR or --policy FILE)"

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -268,3 +270,46 @@ def test_a_lost_connection_stops_the_run_at_its_next_statement(url, postgres_adm
             store.campaigns.set_status("r1", "c1", "listing")
     finally:
         store.close()
+
+
+@pytest.fixture
+def reader(postgres_url: str) -> Iterator[tuple[str, PostgresUrl]]:
+    """A role that may only read the test's database (an auditor's), and its URL."""
+    role, password = f"reader_{uuid.uuid4().hex[:10]}", "reader-pw-" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    parts = urlsplit(postgres_url)
+    yield role, PostgresUrl(urlunsplit(
+        parts._replace(netloc=f"{role}:{password}@{parts.hostname}:{parts.port}")))
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"DROP OWNED BY {role}")
+        db.execute(f"DROP ROLE {role}")
+
+
+def test_a_role_that_may_only_read_reads_the_store_where_commands_only_read(
+    url, reader, postgres_url
+):
+    role, reader_url = reader
+    store = Store(url)
+    try:
+        store.runs.start("r1", "p", "h", TARGET)
+        store.runs.finish("r1", "completed", 0, {"run_id": "r1"})
+    finally:
+        store.close()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    # `runs`, `audit verify --state` and `evidence` open it so: nothing to create or
+    # migrate, so nothing a reader may not do.
+    read = Store.open_existing(reader_url, read_only=True)
+    try:
+        assert [r["id"] for r in read.runs.recent()] == ["r1"]
+    finally:
+        read.close()
+    # A store of an older version is not upgraded by a command that only reads.
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("UPDATE schema_version SET version = version - 1")
+    with pytest.raises(StateError, match="a run of this archiver upgrades it"):
+        Store.open_existing(url, read_only=True)
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchone() == (len(MIGRATIONS) - 1,)
