@@ -510,10 +510,10 @@ class CampaignJob:
             return
         try:
             try:
-                result = self.backend.act(self.cid, records, idempotency_key=key)
+                result = self._act(records, key)
             except CampaignActive as err:
                 self._on_active(err)
-                result = self.backend.act(self.cid, records, idempotency_key=key)
+                result = self._act(records, key)
         except CampaignSkipped as err:
             # Not failed: the policy asked to skip a dialing campaign. The rest of its
             # attempts are recorded skipped when the campaign ends.
@@ -531,6 +531,12 @@ class CampaignJob:
             return
         self.ctx.crash_point("batch_posted")
         self._record(batch, items, result)
+
+    def _act(self, records: list[AttemptRecord], key: str) -> ActResult:
+        # A run that lost the campaign's lock with its store session (another run may be
+        # at work on it now, resending this very batch) sends nothing more of it.
+        self.store.check_held(self.cid)
+        return self.backend.act(self.cid, records, idempotency_key=key)
 
     def _record(self, batch: StoredBatch, items: list[PendingItem], result: ActResult) -> None:
         outcomes = [_outcome(result, i) for i in items]

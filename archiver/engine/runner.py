@@ -33,7 +33,7 @@ from archiver.engine.outbox import Outbox, claim_sinks, sink_keys
 from archiver.engine.protocols import Sink
 from archiver.engine.records import COUNTED
 from archiver.engine.totals import run_totals
-from archiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ApiError
+from archiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ApiError, StorageError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign, Policy
 from archiver.state import location
@@ -285,10 +285,22 @@ def _process_campaigns(ctx: RunContext) -> dict[str, tuple[str, str]]:
                     future.result(timeout=SIGNAL_POLL_SECONDS)
                     break
                 except TimeoutError:
-                    continue
+                    _check_session(ctx)
             statuses[cid] = ctx.store.campaigns.status(ctx.run_id, cid) or ("failed", "unknown")
     return statuses
 
+
+
+def _check_session(ctx: RunContext) -> None:
+    """In a store runs share, the campaign locks live in the store's session: once it is
+    lost, no call waiting for the rate limiter or a backoff may go out (another run may
+    take the campaigns and resend their open batches). The backend stops as on a signal
+    (paused campaigns are still resumed) and the run ends with the store's error."""
+    try:
+        ctx.store.check_session()
+    except StorageError:
+        ctx.backend.cancel()
+        raise
 
 
 def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:

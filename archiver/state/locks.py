@@ -43,6 +43,9 @@ class Locks(Protocol):
     def holder(self, key: int) -> str | None:
         """Who else holds ``key``, as a person should read it, when that can be told."""
 
+    def holds(self, key: int) -> bool:
+        """This store still holds ``key`` (asked of the server: a lost session lost it)."""
+
 
 class FolderLocks:
     """A SQLite store's: the run already holds the whole folder, so every lock is granted."""
@@ -58,6 +61,9 @@ class FolderLocks:
 
     def holder(self, key: int) -> str | None:
         return None
+
+    def holds(self, key: int) -> bool:
+        return True
 
 
 class SessionLocks:
@@ -102,14 +108,28 @@ class SessionLocks:
         where = f"pid {pid}" + (f" at {addr}" if addr else "")
         return f"{name} ({where})" if name else where
 
+    def holds(self, key: int) -> bool:
+        if not (self._held[(key, False)] or self._held[(key, True)]):
+            return False
+        high, low = _halves(key)
+        return bool(self._query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = ?"
+            " AND objid = ? AND objsubid = 1 AND granted AND pid = pg_backend_pid()",
+            (high, low),
+        )[0][0])
+
     def _others(self, key: int) -> list[tuple[Any, ...]]:
-        # A bigint advisory lock shows in pg_locks as its high and low 32 bits.
-        unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
         return self._query(
             "SELECT a.application_name, l.pid, host(a.client_addr) FROM pg_locks l"
             " LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.classid = ? AND l.objid = ?"
             " AND l.objsubid = 1 AND l.granted AND l.pid != pg_backend_pid()"
             " ORDER BY l.pid LIMIT 1",
-            (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+            _halves(key),
         )
+
+
+def _halves(key: int) -> tuple[int, int]:
+    """A bigint advisory lock shows in pg_locks as its high and low 32 bits."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF

@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from archiver.clock import Clock, utc_now
-from archiver.errors import StateError
+from archiver.errors import StateError, StorageError
 from archiver.state import sqlite
 from archiver.state.attempts import Attempts
 from archiver.state.backend import Backend, Db
@@ -135,6 +135,23 @@ class Store:
 
     def unlock_campaign(self, campaign_id: str) -> None:
         self._conn.locks.unlock(self._conn.campaign_key(campaign_id))
+
+    def check_held(self, campaign_id: str) -> None:
+        """StorageError unless this run still holds the campaign: in a store runs share,
+        its lock lives in the store's session, and a session lost (the server restarted,
+        the connection cut) has let it go, so another run may be at work on it. Asked
+        right before each archive call; a state folder's run holds its whole folder."""
+        if not self._conn.locks.holds(self._conn.campaign_key(campaign_id)):
+            raise StorageError(
+                f"the state store {self.where}: this run no longer holds campaign "
+                f"{campaign_id}; run again (the next run picks up where this one stopped)"
+            )
+
+    def check_session(self) -> None:
+        """StorageError when the session of a store runs share is gone, and with it every
+        lock the run held (a state folder's has nothing to lose)."""
+        if self.shared:
+            self._conn.query("SELECT 1")
 
     def campaign_holder(self, campaign_id: str) -> str | None:
         """Who holds the campaign, as the report says it: ``held by archiver run ID (pid N

@@ -313,3 +313,23 @@ def test_a_role_that_may_only_read_reads_the_store_where_commands_only_read(
         Store.open_existing(url, read_only=True)
     with psycopg.connect(postgres_url) as db:
         assert db.execute("SELECT version FROM schema_version").fetchone() == (len(MIGRATIONS) - 1,)
+
+
+def test_a_run_is_told_when_it_no_longer_holds_its_campaign(url, postgres_admin_url):
+    store = Store(url)
+    try:
+        store.runs.start("r1", "p", "h", TARGET)
+        with pytest.raises(StorageError, match="no longer holds campaign c1"):
+            store.check_held("c1")  # never taken
+        assert store.try_lock_campaign("c1")
+        store.check_held("c1")
+        store.check_session()
+        pid = store.query("SELECT pg_backend_pid()")[0][0]
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StorageError, match="check that the server is up"):
+            store.check_held("c1")  # its session, and with it the lock, is gone
+        with pytest.raises(StorageError, match="check that the server is up"):
+            store.check_session()
+    finally:
+        store.close()
