@@ -87,6 +87,13 @@ def _drop(folder: StateLocation, sink: str) -> None:
                 raise StateLockedError(
                     f"a run is delivering sink {sink} from {folder}; wait for it to finish"
                 )
+            # A store runs share: a live run that delivers the sink, not delivering right
+            # now, would lose the events it records (its batches' lines and webhooks).
+            user = store.sink_user(sink)
+            if user is not None:
+                raise StateLockedError(
+                    f"sink {sink} is delivered by {user}, still running; wait for it to finish"
+                )
             dropped = store.events.drop_undelivered(
                 sink, f"dropped at {now()} by `archiver runs outbox --drop`"
             )

@@ -165,6 +165,11 @@ class Store:
         for sink in sinks:
             self._conn.locks.try_lock(lock_key("sink-owner", sink), shared=True)
 
+    def sink_user(self, sink: str) -> str | None:
+        """Which other live run delivers ``sink`` (``own_sinks``), as ``campaign_holder``
+        names it; None when none does (always, for a state folder: its run holds it)."""
+        return self._conn.locks.holder(lock_key("sink-owner", sink))
+
     @contextmanager
     def delivering(self, sink: str, *, wait: bool = True) -> Iterator[bool]:
         """Deliver ``sink`` alone: yields False when another run is delivering it (it

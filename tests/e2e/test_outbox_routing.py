@@ -154,3 +154,27 @@ def test_a_positional_name_that_could_mean_two_sinks_is_refused(tmp_path, start_
     assert f"webhook#0: {len(pending)} undelivered" in refused.stderr
     assert "--drop 'webhook#0'" in refused.stderr
     assert api_calls(sim) == [] and accepted(other) == set()
+
+
+def test_a_sink_a_live_run_delivers_from_a_shared_store_is_not_dropped(postgres_url):
+    # A run on another machine delivers the sink (it enqueued a batch's event and will
+    # deliver it, or a run after it will): dropping would lose what it just recorded.
+    from archiver.state.location import PostgresUrl
+    from archiver.state.store import Store
+
+    sink = "webhook:https://dw.example/hook"
+    live = Store(PostgresUrl(postgres_url))
+    try:
+        live.runs.start("r20260101T000000-aaaaaa", "p", "h")
+        live.own_sinks([sink])
+        live.events.enqueue([("evt-1", sink, "batch_archived", "{}")])
+        refused = run_cli(["runs", "outbox", "--state", postgres_url, "--drop", sink], {})
+        assert refused.returncode == 75, refused.stdout + refused.stderr
+        assert "r20260101T000000-aaaaaa" in refused.stderr, refused.stderr
+        assert live.events.by_sink()[0]["pending"] == 1, "nothing dropped"
+    finally:
+        live.close()
+    # Once no run delivers it, what is left is the sink's to give up.
+    dropped = run_cli(["runs", "outbox", "--state", postgres_url, "--drop", sink], {})
+    assert dropped.returncode == 0, dropped.stderr
+    assert "dropped 1 undelivered event(s)" in dropped.stdout
