@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -127,11 +128,20 @@ def write(path: Path, approval: Approval) -> None:
         "# Written by `archiver approve`; commit it with the policy.\n"
     )
     text = header + yaml.safe_dump(data, sort_keys=False, default_style=None)
-    tmp = path.with_name(path.name + ".tmp")
+    # A fresh name, created here and never followed: whatever a policy change left
+    # beside the policy (a symlink named like a temporary file) is not written through.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
     except OSError as err:
+        raise ConfigError(f"cannot write approval {path}: {err.strerror}") from err
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write approval {path}: {err.strerror}") from err
 
 

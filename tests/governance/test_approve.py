@@ -151,3 +151,20 @@ def test_an_approval_with_no_end_is_refused_unread(tmp_path):
     (tmp_path / "link.approved").symlink_to("/dev/zero")
     with pytest.raises(ConfigError, match="it is a character device, not a regular file"):
         approval.read(tmp_path / "link.approved")
+
+
+def test_approving_never_writes_through_a_link_left_where_its_temporary_file_goes(repo):
+    # A policy change can carry symlinks; one named like the file `approve` writes first
+    # must not turn the approver's command into a write elsewhere (here: outside the
+    # repository, to a file of the approver's).
+    victim = repo.parent / "victim.txt"
+    victim.write_text("precious\n")
+    (repo / (POLICY + ".approved.tmp")).symlink_to(victim)
+    result = _approve(repo, POLICY, "--by", "alice@example.com")
+    assert result.returncode == 0, result.stderr
+    assert victim.read_text() == "precious\n"
+    approved = repo / (POLICY + ".approved")
+    assert not approved.is_symlink()
+    assert yaml.safe_load(approved.read_text())["approved_by"] == "alice@example.com"
+    assert sorted(p.name for p in approved.parent.glob("*.approved*")) == [
+        "survey-retention.yaml.approved", "survey-retention.yaml.approved.tmp"]
