@@ -20,6 +20,8 @@ GENESIS_HASH = "0" * 64
 # The environment variable naming the Ed25519 key a run signs its audit logs' digests
 # with (archiver.audit.digest); here, so a run that signs nothing need not import it.
 SIGNING_KEY_ENV = "ARCHIVER_SIGNING_KEY"
+# The folder beside an audit log its signed digests go in (archiver.audit.digest).
+DIGEST_FOLDER_SUFFIX = ".digests"
 CHAIN_KEYS = frozenset({"event_id", "seq", "prev_hash", "hash"})
 
 

@@ -34,11 +34,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from archiver import jsonsafe
-from archiver.audit.chain import GENESIS_HASH, SIGNING_KEY_ENV, AuditLine, canonical
+from archiver.audit.chain import (
+    DIGEST_FOLDER_SUFFIX,
+    GENESIS_HASH,
+    SIGNING_KEY_ENV,
+    AuditLine,
+    canonical,
+)
 from archiver.errors import AuditError, ConfigError
 from archiver.regular_file import read_regular
 
-FOLDER_SUFFIX = ".digests"
+FOLDER_SUFFIX = DIGEST_FOLDER_SUFFIX
 FORMAT = "archiver-audit-digest/1"
 _FIELDS = ("format", "log", "number", "run_id", "created_at", "first_seq", "last_seq",
            "last_hash", "previous_signature", "key_id")
@@ -176,6 +182,11 @@ def write_digest(
     The caller holds the run lock, so digests are written one at a time, in order.
     """
     folder = digest_folder(log_path)
+    if folder.is_symlink():
+        # As for the audit log itself: digests go only into a folder of archiver's own,
+        # never wherever a link (a policy change can add one) leads.
+        raise AuditError(f"the digest folder {folder} is a symlink; archiver writes digests "
+                         "only into a folder of its own: remove the link")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as err:

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archiver.audit import digest
 from archiver.audit.chain import GENESIS_HASH, AuditLine, line_hash
+from archiver.errors import AuditError
 
 
 def _append(log: Path, records: list[dict], start: AuditLine | None = None) -> AuditLine:
@@ -149,3 +150,20 @@ def test_keys_come_from_pem_files(tmp_path):
         digest.load_public_key(public))
     with pytest.raises(Exception, match="not an unencrypted PEM private key"):
         digest.load_private_key(public)
+
+
+def test_a_digest_folder_that_is_a_symlink_is_refused_and_nothing_is_written_through_it(
+    tmp_path,
+):
+    # A policy change can add `audit/log.jsonl.digests -> /anywhere`: the signed digests
+    # would land there, outside the repository, in a folder archiver does not own.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    log = tmp_path / "repo" / "audit.jsonl"
+    log.parent.mkdir()
+    tail = _append(log, [{"event": "start"}])
+    digest.digest_folder(log).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(AuditError, match="is a symlink"):
+        digest.write_digest(log, Ed25519PrivateKey.generate(), run_id="r1", tail=tail,
+                            created_at="2026-12-02T00:00:00Z")
+    assert list(elsewhere.iterdir()) == []

@@ -180,3 +180,22 @@ def test_an_audit_log_written_as_a_folder_is_refused(repo: Path, written: str) -
     assert output.splitlines()[0] == (
         f"{policy}:{line_of(text, written)}:11: V012 audit log `{written}` is written as a "
         "folder (it ends in `/` or `/.`): name the log's file"), output
+
+
+@pytest.mark.parametrize("leads", ["outside", "inside"])
+def test_an_audit_logs_digest_folder_that_is_a_symlink_is_refused_at_the_logs_path(
+    repo: Path, tmp_path: Path, leads: str
+) -> None:
+    # A run with ARCHIVER_SIGNING_KEY writes its signed digests into `LOG.digests/`
+    # beside the log: a link there would have them written wherever it leads.
+    target = tmp_path / "elsewhere" if leads == "outside" else repo / "other"
+    target.mkdir()
+    (repo / "policies" / "audit").mkdir()
+    (repo / "policies" / "audit" / "log.jsonl.digests").symlink_to(target, True)
+    policy, text = _with_audit_path(repo, "audit/log.jsonl")
+
+    code, output = _validate(policy)
+
+    assert code == EXIT_CONFIG, output
+    assert output.startswith(f"{policy}:{line_of(text, 'audit/log.jsonl')}:11: V014 "), output
+    assert "audit/log.jsonl.digests" in output and "symlink" in output, output
