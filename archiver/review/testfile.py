@@ -5,7 +5,7 @@ A policy ``NAME.yaml`` keeps its tests beside it in ``NAME.test.yaml`` (JSON Sch
 
     # yaml-language-server: $schema=../schemas/policy-test.schema.json
     version: 1
-    policy: survey-retention.yaml   # optional; default: NAME.yaml (or .yml) beside this file
+    policy: survey-retention.yaml   # optional, inside the repository; default: NAME.yaml beside
     defaults:                       # optional; every case's attempt starts from these fields
       contactId: 0b6f0a52-5c1e-4c5b-9d3e-7f1d2a9c4e11
       disposition: COMPLETED
@@ -62,6 +62,7 @@ from archiver.errors import Diagnostic
 from archiver.policy._document import Positions
 from archiver.policy._loader import POLICY_SUFFIXES, TEST_SUFFIXES
 from archiver.policy._yaml import parse
+from archiver.policy.paths import OutsideRepository, confine, repository_root
 from archiver.review.schema_errors import describe, relevant
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -72,6 +73,7 @@ SCHEMA = "F002"
 DUPLICATE_CASE = "F003"
 UNKNOWN_CAMPAIGN = "F004"
 NO_POLICY = "F005"
+POLICY_OUTSIDE = "F007"
 
 SCHEMA_DOC: dict[str, Any] = json.loads(
     resources.files(__package__).joinpath("policy-test.schema.json").read_text(encoding="utf-8")
@@ -137,6 +139,13 @@ def load_test_file(path: Path) -> TestFile | list[Diagnostic]:
     policy_written = data.get("policy")
     policy_path = path.parent / policy_written if policy_written else policy_beside(path)
     test = TestFile(path, policy_path, _cases(data, positions), positions)
+    if policy_written:
+        # The policy a test file names is read, and what it holds is quoted in errors:
+        # like every path a policy names, it stays inside the repository (symlinks followed).
+        try:
+            confine(repository_root(path.parent), path.parent, policy_written, what="policy")
+        except OutsideRepository as err:
+            return [test.at(("policy",), POLICY_OUTSIDE, str(err))]
     problems = _duplicate_names(test)
     if not policy_path.is_file():
         where = ("policy",) if policy_written else ()

@@ -23,6 +23,13 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, ["test", *args], catch_exceptions=False)
 
 
+def survey_retention_in(folder):
+    """A copy of the shipped survey-retention policy (and its templates) in ``folder``: a
+    test file names a policy of its own repository."""
+    shutil.copytree(REPO / "policies" / "templates", folder / "templates")
+    return shutil.copy(REPO / "policies" / "survey-retention.yaml", folder)
+
+
 def test_every_shipped_policy_has_passing_tests(monkeypatch):
     monkeypatch.chdir(REPO)
     assert len(SHIPPED) >= 3
@@ -88,7 +95,7 @@ cases:
 
 def test_a_wrong_expectation_fails_with_a_readable_diff(tmp_path):
     test_file = tmp_path / "wrong.test.yaml"
-    test_file.write_text(WRONG.format(policy=REPO / "policies" / "survey-retention.yaml"))
+    test_file.write_text(WRONG.format(policy=survey_retention_in(tmp_path)))
     result = invoke(str(test_file))
     assert result.exit_code == 1
     out = result.output
@@ -111,7 +118,7 @@ def test_a_case_name_cannot_forge_a_line_or_drive_the_terminal(tmp_path):
     is one line whatever its name says."""
     test_file = tmp_path / "odd.test.yaml"
     test_file.write_text(f"""version: 1
-policy: {REPO / "policies" / "survey-retention.yaml"}
+policy: {survey_retention_in(tmp_path)}
 defaults: {{contactId: c-1, disposition: COMPLETED, duration: 61, anonymized: true}}
 cases:
   - name: "odd\\n\\u001b]0;title\\u0007{test_file}::fine PASSED"
@@ -147,7 +154,7 @@ def test_invalid_test_files_are_errors_with_lines(tmp_path):
 
 
 def test_a_case_naming_a_foreign_campaign_or_a_missing_policy_is_an_error(tmp_path):
-    policy = REPO / "policies" / "survey-retention.yaml"
+    policy = survey_retention_in(tmp_path)
     bad = tmp_path / "x.test.yaml"
     bad.write_text(
         f"version: 1\npolicy: {policy}\ncases:\n  - name: a\n    campaign: nope\n"
@@ -194,3 +201,23 @@ def test_an_aborting_filter_is_expected_as_abort(tmp_path):
     result = invoke(str(tmp_path / "p.yaml"))
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "2 passed, 0 failed"
+
+
+@pytest.mark.parametrize("written", ["{outside}", "../../outside.yaml", "{repo}/.git/config.yaml"])
+def test_a_test_file_names_no_policy_outside_its_repository(tmp_path, written):
+    # A test file is reviewed text that `archiver test` reads in CI: the policy it names
+    # is read, and a file that is not a policy has its values quoted in the errors.
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "policies").mkdir()
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("version: gho_NOT_FOR_THE_CI_LOG\n")
+    (repo / ".git" / "config.yaml").write_text("version: gho_NOT_FOR_THE_CI_LOG\n")
+    written = written.format(outside=outside, repo=repo)
+    test_file = repo / "policies" / "p.test.yaml"
+    test_file.write_text(f"version: 1\npolicy: {written}\ncases:\n  - name: a\n"
+                         "    attempt: {}\n    expect: {decision: quarantine, reason: x}\n")
+    result = invoke(str(repo / "policies"))
+    assert result.exit_code == 1
+    assert "gho_NOT_FOR_THE_CI_LOG" not in result.output, result.output
+    assert f"{test_file}:2:9: F007 policy `{written}` resolves " in result.output, result.output
