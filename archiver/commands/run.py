@@ -27,10 +27,11 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
-from archiver.errors import AuthError, UsageError
+from archiver.errors import AuthError, Diagnostic, PolicyError, UsageError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
-from archiver.policy.files import policy_files
+from archiver.policy._codes import LINK_NOT_READ
+from archiver.policy.files import link_problem, policy_files
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
@@ -240,6 +241,10 @@ def _policy_paths(given: tuple[Path, ...]) -> list[Path]:
         inside = policy_files(path)
         if not inside:
             raise UsageError(f"{path}: no policy files (*.yaml, *.yml) under this folder")
+        refused = [Diagnostic(str(file), 1, 1, LINK_NOT_READ, problem)
+                   for file in inside if (problem := link_problem(file, path))]
+        if refused:
+            raise PolicyError(refused)
         found.extend(inside)
     return found
 

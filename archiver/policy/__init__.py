@@ -23,6 +23,9 @@ P006  YAML construct a policy cannot use (custom tag, merge key, non-text key, `
       `.inf`, a number too long to convert)
 P007  a folder given to ``validate`` holds no policy files (sub-folders included)
 P008  a control character (NUL, ESC, ...) YAML cannot read, at its line and column
+P009  a symlink found in a folder (``validate DIR``, ``test DIR``, ``run DIR``) that does not
+      lead to a policy (or test) file of the repository: outside it, into ``.git``, to a
+      hidden file or to one not named ``*.yaml``/``*.yml``; not read
 S001  unknown key (the nearest known key is suggested)
 S002  required key missing
 S003  value of the wrong type

@@ -19,7 +19,7 @@ from archiver.policy import _codes as codes
 from archiver.policy import _schema, _semantic, _template_check
 from archiver.policy._document import Document, Positions
 from archiver.policy._yaml import parse
-from archiver.policy.files import POLICY_SUFFIXES, TEST_SUFFIXES, policy_files
+from archiver.policy.files import POLICY_SUFFIXES, TEST_SUFFIXES, link_problem, policy_files
 from archiver.policy.model import Policy
 from archiver.policy.paths import repository_root
 
@@ -68,7 +68,9 @@ def check_paths(paths: Sequence[Path]) -> dict[Path, list[Diagnostic]]:
                                         "no policy files (*.yaml, *.yml) in this folder "
                                         "or below it")]
         for file in files:
-            results[file] = check_file(file)
+            refused = link_problem(file, path)
+            results[file] = ([Diagnostic(str(file), 1, 1, codes.LINK_NOT_READ, refused)]
+                             if refused else check_file(file))
     return results
 
 

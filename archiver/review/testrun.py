@@ -13,8 +13,9 @@ import yaml
 
 from archiver.errors import Diagnostic, PolicyError, TemplateError
 from archiver.policy import load_policy
+from archiver.policy._codes import LINK_NOT_READ
 from archiver.policy._loader import TEST_SUFFIXES
-from archiver.policy.files import policy_test_files
+from archiver.policy.files import link_problem, policy_test_files
 from archiver.policy.model import Policy
 from archiver.review.match import mismatches, project
 from archiver.review.samples import ARCHIVE, Payload, SampleIds, render_payloads
@@ -68,7 +69,12 @@ def find_test_files(paths: Iterable[Path]) -> tuple[list[Path], list[Diagnostic]
             if not inside:
                 errors.append(Diagnostic(str(path), 1, 1, NO_TESTS,
                                          "no policy test files (*.test.yaml) in this folder"))
-            found.extend(inside)
+            for file in inside:
+                refused = link_problem(file, path)
+                if refused:
+                    errors.append(Diagnostic(str(file), 1, 1, LINK_NOT_READ, refused))
+                else:
+                    found.append(file)
         elif is_test_file(path) or not path.exists():
             found.append(path)
         else:

@@ -131,3 +131,62 @@ def test_a_folder_with_policies_only_in_hidden_folders_has_none(tmp_path: Path) 
 
     assert code == EXIT_CONFIG
     assert lines[0].startswith(f"{tmp_path}:1:1: P007 ")
+
+
+# -- symlinks found in a folder -----------------------------------------------------------
+
+SECRET = "gho_NOT_FOR_THE_CI_LOG"
+
+
+@pytest.fixture
+def linked(tmp_path: Path) -> Path:
+    """A repository whose policy folder holds symlinks a policy change could add: to a
+    token file outside, to the work tree's .env, into .git, to a hidden file; and one
+    that is a policy of the repository under a second name."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    shutil.copytree(REPO / "policies", repo / "policies",
+                    ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
+    (tmp_path / "hosts.yml").write_text(f"version: {SECRET}\n")
+    (repo / ".env").write_text(f"CXONE_CLIENT_SECRET={SECRET}\n")
+    (repo / ".git" / "config.yaml").write_text(f"version: {SECRET}\n")
+    (repo / "policies" / ".local.yaml").write_text(f"version: {SECRET}\n")
+    links = {"outside.yaml": tmp_path / "hosts.yml", "env.yaml": repo / ".env",
+             "git.yaml": repo / ".git" / "config.yaml",
+             "hidden.yaml": repo / "policies" / ".local.yaml",
+             "outside.test.yaml": tmp_path / "hosts.yml"}
+    for name, target in links.items():
+        (repo / "policies" / name).symlink_to(target)
+    (repo / "policies" / "current.yaml").symlink_to("survey-retention.yaml")
+    return repo / "policies"
+
+
+def test_validate_reads_no_symlinked_file_that_is_not_a_policy_of_the_repository(
+    linked: Path,
+) -> None:
+    # `archiver validate policies/` runs in CI on a proposed change: a link to a token
+    # file, to .env or into .git had its content quoted in the schema errors.
+    code, lines = _validate(linked)
+
+    assert code == EXIT_CONFIG
+    assert not any(SECRET in line for line in lines), lines
+    refused = {line.split(":", 1)[0]: line for line in lines if " P009 " in line}
+    assert sorted(Path(p).name for p in refused) == [
+        "env.yaml", "git.yaml", "hidden.yaml", "outside.yaml"]
+    assert all(line.split(": ", 1)[0].endswith(":1:1") for line in refused.values())
+    assert f"{linked}/current.yaml" not in "\n".join(lines)  # a link to a policy is read
+    assert lines[-1].startswith("4 errors in 4 of ")
+
+
+def test_test_and_run_read_no_symlinked_file_that_is_not_a_policy_of_the_repository(
+    linked: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(cli, ["test", str(linked)])
+    assert result.exit_code == 1
+    assert SECRET not in result.output
+    assert f"{linked}/outside.test.yaml:1:1: P009 " in result.output, result.output
+
+    ran = run_cli(["run", str(linked), "--state", str(tmp_path / "s")], {"PATH": ""})
+    assert ran.returncode == EXIT_CONFIG, ran.stderr
+    assert SECRET not in ran.stderr and " P009 " in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr
