@@ -7,6 +7,12 @@ keyed by the secret's bytes: ``whsec_`` stripped, the rest base64-decoded, as
 the specification and its reference libraries read a secret. Redirects are not
 followed: a signed body goes to the URL the policy names and nowhere else.
 Delivery is called by the outbox; this module never decides to drop an event.
+
+The receiver is a server the policy names, so what it answers is bounded like an API
+answer: only the status is read, never the body (one that trickles or never ends
+neither holds the run nor fills memory), and the whole exchange (connect, request,
+status and headers) has ``timeout_seconds`` in all, past which its socket is cut
+(:mod:`archiver.cxone.transport`'s watchdog).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
-from archiver import httpsession
+from archiver.cxone import transport
 from archiver.engine.building import BuildContext
 from archiver.errors import ConfigError, WebhookError, WebhookGone
 from archiver.netutil import require_secure_url, url_problem
@@ -97,7 +103,9 @@ class Webhook:
         self._key = key
         self.template = template
         self.timeout = timeout
-        self._session = httpsession.Session()
+        # One deliverer per sink (the outbox's lock): one connection is enough.
+        self._exchanges = transport.Exchanges()
+        self._session = transport.session(1, self._exchanges)
 
     @classmethod
     def from_spec(cls, spec: WebhookSink, ctx: BuildContext) -> Webhook:
@@ -132,16 +140,23 @@ class Webhook:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._key, event_id, timestamp, body),
         }
-        try:
-            response = self._session.post(
-                self.url,
-                data=body.encode(),
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as err:
-            raise WebhookError(f"webhook {self.url}: {type(err).__name__}") from None
+        with self._exchanges.track(time.monotonic() + self.timeout) as exchange:
+            try:
+                response = self._session.post(
+                    self.url,
+                    data=body.encode(),
+                    headers=headers,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                response.close()  # the status is the answer: the body is never read
+            except requests.RequestException as err:
+                if exchange.cut is None:
+                    raise WebhookError(f"webhook {self.url}: {type(err).__name__}") from None
+            if exchange.cut is not None:
+                # Headers cut off at the deadline can still parse as a whole answer.
+                raise WebhookError(f"webhook {self.url}: no answer within {self.timeout:g} s")
         status = response.status_code
         if 200 <= status < 300:
             return
