@@ -32,6 +32,11 @@ def url_problem(url: str, what: str, *, otherwise: str = "") -> str | None:
         return f"{what} is not a valid URL"
     if parts.scheme not in ("http", "https") or not host:
         return f"{what} must be an https:// URL{otherwise}"
+    if not parts.netloc.isascii():
+        # A letter from another script (a Cyrillic а), a fullwidth dot: the name looks
+        # like the one a reviewer expects and is another host once encoded for DNS.
+        return (f"{what} must name its host in ASCII (an internationalized name in its "
+                "xn-- form): a host with other characters can look like another")
     if parts.username or parts.password:
         return f"{what} must not carry credentials"
     if parts.scheme == "http" and not is_loopback_host(host):

@@ -30,3 +30,11 @@ def test_refused_without_quoting_the_url(url, why):
         require_secure_url(url, what="webhook url")
     assert why in str(caught.value) and str(caught.value).startswith("webhook url ")
     assert "s3cr3t-pw" not in str(caught.value) and "dw.example.com" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["https://api-us-02.nicec\u0445one.com", "https://dw.\u00e9xample.com/x",
+                                 "https://dw.example\u3002com/x"])
+def test_a_host_not_written_in_ascii_is_refused(url):
+    problem = url_problem(url, "webhook url")
+    assert problem is not None and "ASCII" in problem and url not in problem
+    assert url_problem("https://xn--dw-xample-b5a.com/x", "webhook url") is None

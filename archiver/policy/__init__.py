@@ -39,7 +39,8 @@ V002  a retention rule names an outcome the outcome filter does not approve
 V003  two retention rules for the same outcome
 V004  more than one ``anonymized`` filter
 V005  an ``outcome`` filter that approves nothing
-V006  a URL that is not https:// (plain http:// only for loopback), or malformed
+V006  a URL that is not https:// (plain http:// only for loopback), malformed, carrying
+      credentials, or naming its host in other than ASCII (a look-alike letter)
 V007  ``secret_env`` that is not an upper-case environment variable name
 V008  a plugin stage type no installed plugin provides
 V009  more than one ``retention`` transform

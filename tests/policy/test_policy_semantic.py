@@ -178,3 +178,21 @@ def test_the_merged_schema_with_a_plugin_is_a_valid_2020_12_schema(
     assert merged["$defs"]["filter:geo-fence:options"]["properties"]["regions"]["type"] == "array"
     consts = [b["if"]["properties"]["type"].get("const") for b in merged["$defs"]["filter"]["allOf"]]
     assert "geo-fence" in consts
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [("base_url", "https://api-us-02.nicec\u0445one.com"),  # a Cyrillic х for the x
+     ("    url", "https://dw.ex\u0430mple.com/events"),  # a Cyrillic а for the a
+     ("    url", "https://dw.example\uff0ecom/events")],  # a fullwidth dot
+)
+def test_a_host_not_written_in_ascii_is_refused(write: Writer, key: str, url: str) -> None:
+    # A host that looks like the tenant's or the warehouse's to a reviewer, but is
+    # another name once encoded for DNS (xn--...): the client secret or the signed
+    # events would go there.
+    text = VALID.replace(f"{key}: embedded", f"{key}: {url}")
+    if key == "base_url":
+        text = text.replace("    url: embedded", "    url: https://dw.example.com/events")
+    found = check_file(write(text))
+    assert [(d.line, d.code) for d in found] == [(line_of(text, url), "V006")]
+    assert "ASCII" in found[0].message and url not in found[0].message
