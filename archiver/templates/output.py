@@ -16,7 +16,9 @@ Refused, each with a message that says what was found:
 - integers too long to read (more digits than Python converts, 4,300 by default);
 - a string or object key holding a lone surrogate (a pair that encodes one
   character, ``"\\ud83d\\ude00"``, is fine);
-- arrays and objects nested more than ``MAX_JSON_DEPTH`` (64) levels deep.
+- arrays and objects nested more than ``MAX_JSON_DEPTH`` (64) levels deep;
+- an object with the same key twice: parsers differ on which value they keep
+  (Python's, and so the audit line, the last; a reader of the template, the first).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def plain_json(text: str) -> Any:
     JSON that strict parsers accept (see the module's docstring)."""
     try:
         value = json.loads(
-            text, parse_constant=_constant, parse_float=_float, parse_int=_int
+            text, parse_constant=_constant, parse_float=_float, parse_int=_int,
+            object_pairs_hook=_object,
         )
     except json.JSONDecodeError as err:
         raise NotPlainJson(_bad_json(err)) from None
@@ -57,6 +60,20 @@ def _constant(name: str) -> Any:
         f"rendered output is not plain JSON: {name} is not a JSON number (strict parsers "
         "refuse NaN and Infinity); render a number or null"
     )
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise NotPlainJson(
+                    f"rendered output is not plain JSON: the key {_excerpt(key)!a} twice in "
+                    "one object (parsers differ on which value they keep); render each key once"
+                )
+            seen.add(key)
+    return value
 
 
 def _float(text: str) -> float:

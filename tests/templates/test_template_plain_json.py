@@ -37,6 +37,9 @@ def template(folder: Path, text: str):
         ('{{ "[" * 5000 }}{{ "]" * 5000 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
         ('{{ "[" * 65 }}{{ "]" * 65 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
         ('{{ "{\\"a\\":" * 65 }}1{{ "}" * 65 }}', f"nested more than {MAX_JSON_DEPTH} levels"),
+        # A reviewer reads the first; json.loads, and so the audit line, keeps the last.
+        ('{"run_id": "r-1", "n": 1, "run_id": "forged"}', "the key 'run_id' twice in one object"),
+        ('[{"a": {"b\\n": 1, "b\\n": 2}}]', "the key 'b\\n' twice in one object"),
     ],
 )
 def test_output_that_is_not_plain_json_is_refused_naming_the_template(tmp_path, source, needle):
@@ -81,6 +84,7 @@ def test_plain_json_passes(tmp_path, source, expected):
         ('{"a": NaN}', "NaN is not a JSON number"),
         ('{"a": "\\ud800"}', "a lone surrogate"),
         ('{{ "[" * 5000 }}{{ "]" * 5000 }}', "levels deep"),
+        ('{"a": 1, "a": 2}', "the key 'a' twice"),
     ],
 )
 def test_validate_refuses_it_with_t003_for_every_sink(tmp_path, sink, body, needle):
