@@ -33,6 +33,7 @@ every value it works on was built under these bounds.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -220,9 +221,26 @@ def check_str_format(fmt: str, args: Sequence[Any], kwargs: dict[str, Any]) -> N
         for digits in _DIGITS.findall(spec):
             check_size(int(digits), "a width or precision")
     if nested:
-        for value in (*args, *kwargs.values()):
+        # A nested field ({1}, {w}, {1[0]}) is replaced by the text of what it names
+        # before the spec is read: any number, or run of digits in any text, among the
+        # arguments (and in the lists and dicts they hold) may become a width.
+        stack: list[Any] = [*args, *kwargs.values()]
+        while stack:
+            value = stack.pop()
             if _is_int(value):
                 check_size(value, "a nested width or precision")
+            elif isinstance(value, float) and math.isfinite(value):
+                check_size(int(value), "a nested width or precision")
+            elif isinstance(value, str):
+                for run in _DIGITS.findall(value):
+                    digits = run.lstrip("0") or "0"
+                    size = int(digits) if len(digits) <= 18 else MAX_OUTPUT_CHARS + 1
+                    check_size(size, "a nested width or precision")
+            elif isinstance(value, list | tuple):
+                stack.extend(value)
+            elif isinstance(value, dict):
+                stack.extend(value.keys())
+                stack.extend(value.values())
 
 
 def check_str_method(

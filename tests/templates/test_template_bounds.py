@@ -141,6 +141,11 @@ def render(tmp_path: Path, source: str, context: dict[str, Any] | None = None) -
         ("'%0999999999d' | format(1)", "size bound: a width"),
         ("'{:>999999999}'.format(1)", "size bound: a width"),
         ("'{:{}}'.format(1, 10**9)", "size bound: a nested width"),
+        # A nested width is the text of what it names, not only an int argument.
+        ("'{:{}}'.format('x', '100000000')", "size bound: a nested width"),
+        ("'{:{}}'.format('x', 100000000.0)", "size bound: a nested width"),
+        ("'{0:{1[0]}}'.format('x', ['100000000'])", "size bound: a nested width"),
+        ("'{a:{w}}'.format_map({'a': 'x', 'w': '100000000'})", "size bound: a nested width"),
         ("'x'.ljust(10**9)", "size bound: `ljust`"),
         ("'x' | center(1000000000)", "size bound: `center`"),
         ("('x' * 1000000) ~ ('x' * 1000000)", "size bound: joining text"),
