@@ -27,11 +27,10 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
-from archiver.errors import AuthError, Diagnostic, PolicyError, UsageError
+from archiver.errors import AuthError, PolicyError, UsageError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
-from archiver.policy._codes import LINK_NOT_READ
-from archiver.policy.files import link_problem, policy_files
+from archiver.policy._loader import folder_results
 from archiver.report.logs import RunContextFilter, configure_logging, level_from
 from archiver.report.monitor import RunMonitor, extend_report
 from archiver.report.progress import LogProgress, TerminalProgress, console_lines
@@ -238,11 +237,10 @@ def _policy_paths(given: tuple[Path, ...]) -> list[Path]:
         if not path.is_dir():
             found.append(path)
             continue
-        inside = policy_files(path)
+        inside = folder_results(path)  # a policy's hold files beside it left out
         if not inside:
             raise UsageError(f"{path}: no policy files (*.yaml, *.yml) under this folder")
-        refused = [Diagnostic(str(file), 1, 1, LINK_NOT_READ, problem)
-                   for file in inside if (problem := link_problem(file, path))]
+        refused = [problem for problems in inside.values() for problem in problems]
         if refused:
             raise PolicyError(refused)
         found.extend(inside)

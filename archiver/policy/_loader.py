@@ -8,6 +8,7 @@ of the file is reported in one pass.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +26,8 @@ from archiver.policy.paths import repository_root
 
 MAX_BYTES = 1024 * 1024
 STDIN = "-"
-__all__ = ["POLICY_SUFFIXES", "TEST_SUFFIXES", "check_file", "check_paths", "load_policy",
-           "load_policy_text", "policy_files"]
+__all__ = ["POLICY_SUFFIXES", "TEST_SUFFIXES", "check_file", "check_paths", "folder_results",
+           "load_policy", "load_policy_text", "policy_files"]
 
 
 def load_policy(path: Path | str) -> Policy:
@@ -62,16 +63,34 @@ def check_paths(paths: Sequence[Path]) -> dict[Path, list[Diagnostic]]:
         if not path.is_dir():
             results[path] = check_file(path)
             continue
-        files = policy_files(path)
-        if not files:
+        found = folder_results(path)
+        if not found:
             results[path] = [Diagnostic(str(path), 1, 1, codes.NO_POLICIES,
                                         "no policy files (*.yaml, *.yml) in this folder "
                                         "or below it")]
-        for file in files:
-            refused = link_problem(file, path)
-            results[file] = ([Diagnostic(str(file), 1, 1, codes.LINK_NOT_READ, refused)]
-                             if refused else check_file(file))
+        results.update(found)
     return results
+
+
+def folder_results(folder: Path) -> dict[Path, list[Diagnostic]]:
+    """The policies anywhere below ``folder``, each with its problems (none when valid).
+
+    A symlink that does not lead to a policy of the repository is a problem, unread
+    (``link_problem``). A file that a valid policy found here lists under ``holds:`` is
+    that policy's hold file, checked as one with it, not a policy: it is left out.
+    """
+    found: dict[Path, list[Diagnostic]] = {}
+    holds: set[Path] = set()
+    for file in policy_files(folder):
+        refused = link_problem(file, folder)
+        if refused:
+            found[file] = [Diagnostic(str(file), 1, 1, codes.LINK_NOT_READ, refused)]
+            continue
+        policy, found[file] = _load(file)
+        if policy is not None:
+            holds.update(policy.resolve(h, what="hold file") for h in policy.holds)
+    return {file: problems for file, problems in found.items()
+            if Path(os.path.realpath(file)) not in holds}
 
 
 def _load(path: Path | str) -> tuple[Policy | None, list[Diagnostic]]:

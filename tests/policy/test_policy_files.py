@@ -190,3 +190,47 @@ def test_test_and_run_read_no_symlinked_file_that_is_not_a_policy_of_the_reposit
     assert ran.returncode == EXIT_CONFIG, ran.stderr
     assert SECRET not in ran.stderr and " P009 " in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+# -- hold files kept beside the policies -------------------------------------------------
+
+
+@pytest.fixture
+def with_holds(tmp_path: Path) -> Path:
+    """The demo with a hold file where the README keeps one: holds/CASE.yaml beside it."""
+    folder = tmp_path / "examples"
+    shutil.copytree(REPO / "examples", folder,
+                    ignore=shutil.ignore_patterns(".archiver", "archive", "audit", "plugins",
+                                                  "cxone-export.yaml"))
+    (folder / "holds").mkdir()
+    (folder / "holds" / "LIT-1.yaml").write_text(
+        "case: LIT-1\nplaced_by: legal@example.com\nattempts: [att-1]\n")
+    policy = folder / "demo.yaml"
+    policy.write_text(policy.read_text() + "\nholds: [holds/LIT-1.yaml]\n")
+    return folder
+
+
+def test_a_folder_whose_policies_list_hold_files_beside_them_validates(
+    with_holds: Path,
+) -> None:
+    # The hold file is checked as a hold file (V023) by the policy that lists it; read as
+    # a policy, it failed the folder's validation (and so a CI step) with S001/S002.
+    assert _validate(with_holds) == (0, ["1 policy valid"])
+
+    # A broken one fails its policy, at the `holds:` entry (and, the policy not loading,
+    # is read as a policy of the folder too).
+    (with_holds / "holds" / "LIT-1.yaml").write_text("case: LIT-1\nattempts: [att-1]\n")
+    code, lines = _validate(with_holds)
+    assert code == EXIT_CONFIG
+    assert lines[0].startswith(f"{with_holds}/demo.yaml:") and " V023 " in lines[0], lines
+
+
+def test_run_of_such_a_folder_runs_the_policy_not_the_hold_file(
+    with_holds: Path, tmp_path: Path
+) -> None:
+    # Refused before any request as an invalid policy (S002) before; now the hold file is
+    # left to its policy, and the run goes as far as the command line lets it.
+    ran = run_cli(["run", str(with_holds), "--state", str(tmp_path / "s"), "--campaign", "nope"],
+                  {"PATH": ""})
+    assert ran.returncode == 2, ran.stderr
+    assert "--campaign nope: no policy given lists it" in ran.stderr, ran.stderr
