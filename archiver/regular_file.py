@@ -32,7 +32,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     except OSError as err:
         # A Unix socket cannot be opened at all (ENXIO, "No such device or address"):
         # said as what it is, like the kinds that can be opened and are checked below.
-        mode = _mode(path) if err.errno == errno.ENXIO else None
+        mode = mode_of(path) if err.errno == errno.ENXIO else None
         if mode is None or stat.S_ISREG(mode):
             raise
         raise _not_regular(path, mode) from None
@@ -54,14 +54,19 @@ def read_regular(path: Path, limit: int) -> bytes:
 
 
 def _not_regular(path: Path, mode: int) -> NotARegularFile:
-    return NotARegularFile(errno.EINVAL, f"it is {kind(mode)}, not a regular file", str(path))
+    return NotARegularFile(errno.EINVAL, not_regular(mode), str(path))
 
 
-def _mode(path: Path) -> int | None:
-    """The ``st_mode`` of what ``path`` names (links followed, as ``open`` does); None
-    when it cannot be read."""
+def not_regular(mode: int) -> str:
+    """"it is a socket, not a regular file": why what has ``mode`` is not read."""
+    return f"it is {kind(mode)}, not a regular file"
+
+
+def mode_of(path: Path, *, follow: bool = True) -> int | None:
+    """The ``st_mode`` of what ``path`` names (a last link followed unless ``follow`` is
+    off, as ``open`` with ``O_NOFOLLOW``); None when it cannot be read."""
     try:
-        return os.stat(path).st_mode
+        return os.stat(path, follow_symlinks=follow).st_mode
     except OSError:
         return None
 

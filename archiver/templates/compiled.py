@@ -17,6 +17,7 @@ from jinja2 import Template, TemplateNotFound, TemplateSyntaxError, UndefinedErr
 from jinja2.exceptions import SecurityError
 
 from archiver.errors import TemplateError
+from archiver.regular_file import not_regular
 from archiver.templates import bounds
 from archiver.templates.loader import TemplateRefused, locate
 from archiver.templates.locate import template_frame
@@ -119,7 +120,7 @@ def compile_template(path: Path, *, root: Path | None = None) -> CompiledTemplat
     except OSError as err:
         raise TemplateError(str(path), None, f"cannot read template: {err.strerror}") from err
     if not stat.S_ISREG(info.st_mode):
-        raise TemplateError(str(path), None, "not a regular file")
+        raise TemplateError(str(path), None, not_regular(info.st_mode))
     return _compile(str(path), folder, path.name, boundary, info.st_mtime_ns, info.st_size)
 
 

@@ -11,6 +11,7 @@ Names are relative to the folder of the template the policy names.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from jinja2 import BaseLoader, Environment, TemplateNotFound
 from jinja2.exceptions import SecurityError
+
+from archiver.regular_file import mode_of, not_regular
 
 SUFFIX = ".j2"
 MAX_TEMPLATE_BYTES = 1024 * 1024
@@ -94,11 +97,15 @@ def _read(name: str, path: Path) -> tuple[str, int]:
     except FileNotFoundError:
         raise TemplateNotFound(name) from None
     except OSError as err:
+        # A socket cannot be opened at all (ENXIO): said as what it is.
+        mode = mode_of(path, follow=False) if err.errno == errno.ENXIO else None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise TemplateRefused(name, not_regular(mode)) from None
         raise TemplateRefused(name, f"cannot read it: {err.strerror}") from None
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise TemplateRefused(name, "it is not a regular file")
+            raise TemplateRefused(name, not_regular(info.st_mode))
         data = file.read(MAX_TEMPLATE_BYTES + 1)
     if len(data) > MAX_TEMPLATE_BYTES:
         raise TemplateRefused(name, f"it is larger than {MAX_TEMPLATE_BYTES // 1024} KiB")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -170,14 +171,21 @@ def test_the_loader_refuses_what_is_not_a_template_under_a_root(tmp_path: Path) 
     (tmp_path / ".env").write_text(f"SECRET={CLIENT_SECRET}\n")
     (tmp_path / "devnull.j2").symlink_to("/dev/null")
     os.mkfifo(tmp_path / "pipe.j2")  # opening it for reading must not wait for a writer
-    cases = {".env": "only `*.j2`", "devnull.j2": "leads outside", "pipe.j2": "not a regular file"}
-    for n, (name, reason) in enumerate(cases.items()):
-        path = tmp_path / f"t{n}.json.j2"
-        path.write_text('{"x": {% filter tojson %}{% include "' + name + '" %}{% endfilter %}}')
-        with pytest.raises(TemplateError) as info:
-            compile_template(path, root=tmp_path).render_json({})
-        assert reason in str(info.value)
-        assert CLIENT_SECRET not in str(info.value)
+    cases = {
+        ".env": "only `*.j2`", "devnull.j2": "leads outside",
+        "pipe.j2": "it is a named pipe (FIFO), not a regular file",
+        # open() refuses a socket outright (ENXIO); it is still named for what it is.
+        "socket.j2": "it is a socket, not a regular file",
+    }
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "socket.j2"))
+        for n, (name, reason) in enumerate(cases.items()):
+            path = tmp_path / f"t{n}.json.j2"
+            path.write_text('{"x": {% filter tojson %}{% include "' + name + '" %}{% endfilter %}}')
+            with pytest.raises(TemplateError) as info:
+                compile_template(path, root=tmp_path).render_json({})
+            assert reason in str(info.value)
+            assert CLIENT_SECRET not in str(info.value)
 
 
 def test_a_template_path_is_checked_before_it_is_read(tmp_path: Path) -> None:

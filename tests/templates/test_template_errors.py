@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,16 @@ def test_missing_file_is_a_template_error(tmp_path: Path) -> None:
 def test_folder_is_not_a_template(tmp_path: Path) -> None:
     folder = tmp_path / "folder.j2"
     folder.mkdir()
-    with pytest.raises(TemplateError, match="not a regular file"):
+    with pytest.raises(TemplateError, match="it is a folder, not a regular file"):
         compile_template(folder)
+
+
+def test_a_socket_is_not_a_template(tmp_path: Path) -> None:
+    path = tmp_path / "socket.json.j2"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(TemplateError, match="it is a socket, not a regular file"):
+            compile_template(path)
 
 
 def test_syntax_error_names_its_line(tmp_path: Path) -> None:
