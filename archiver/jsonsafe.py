@@ -7,12 +7,30 @@ import json
 from typing import Any
 
 
-def loads(text: str | bytes) -> Any:
-    """``json.loads``, with nesting too deep to parse a ValueError like any bad JSON."""
+class DuplicateKey(ValueError):
+    """An object names a key twice (``loads(..., unique_keys=True)``)."""
+
+
+def loads(text: str | bytes, *, unique_keys: bool = False) -> Any:
+    """``json.loads``, with nesting too deep to parse a ValueError like any bad JSON.
+
+    ``unique_keys``: an object that names a key twice is a :class:`DuplicateKey`. Python keeps
+    the last value; other readers keep the first, so such text reads differently to
+    each of them (RFC 8259, section 4).
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique if unique_keys else None)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKey(f"duplicate key `{key}`")
+        found[key] = value
+    return found
 
 
 def type_name(value: Any) -> str:

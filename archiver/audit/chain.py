@@ -68,7 +68,10 @@ def check_line(raw: bytes) -> tuple[AuditLine, str] | str:
     follows the line before it is the reader's business.
     """
     try:
-        line = jsonsafe.loads(raw)
+        line = jsonsafe.loads(raw, unique_keys=True)
+    except jsonsafe.DuplicateKey as err:
+        # The hash covers the value parsed last; a reader keeping the first sees another.
+        return f"{err} in one object: the line was edited"
     except ValueError as err:  # bad UTF-8; nested past the parser's depth
         return f"not valid JSON ({err}): the line was edited or damaged"
     if not isinstance(line, dict):

@@ -100,6 +100,20 @@ def test_a_consistent_rechain_of_log_and_store_is_caught(repo, keys):
     assert "another hash than digest" in result.stdout
 
 
+def test_a_key_given_twice_in_a_line_is_caught(repo, keys):
+    """A line whose ``attempt_ids`` is given twice hashes as its last value says, so the
+    chain held while a reader keeping the first value (or a grep) saw no attempt at all."""
+    log = repo / LOG
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert b'"attempt_ids":[' in lines[1]
+    lines[1] = lines[1].replace(b'"attempt_ids":[', b'"attempt_ids":[],"attempt_ids":[', 1)
+    log.write_bytes(b"".join(lines))
+    for extra in ((), ("--public-key", str(keys[1]))):
+        result = run_cli(["audit", "verify", LOG, *extra], _env(), cwd=repo)
+        assert result.returncode == 1, result.stdout
+        assert result.stdout.startswith(f"{LOG}:2: duplicate key `attempt_ids`"), result.stdout
+
+
 def test_a_deleted_digest_is_caught(repo, keys):
     _digests(repo)[0].unlink()
     result = _verify(repo, keys[1])

@@ -83,6 +83,14 @@ CASES = [
     ),
     ("insert forged", insert_raw(3, FORGED), 3, "hash mismatch"),
     ("insert blank", insert_raw(2, b"\n"), 2, "not valid JSON"),
+    # The hash covers the parsed line, in which a key's last value wins; a reader that
+    # keeps the first (or a grep) would see the value put before it.
+    (
+        "duplicate key put before the real one",
+        lambda ls: [*ls[:2], ls[2].replace(b'"note":', b'"note":"batch 99","note":', 1), *ls[3:]],
+        3,
+        "duplicate key `note`",
+    ),
     ("swap first two", swap(1), 1, "seq 2 where 1 was expected"),
     ("swap middle", swap(3), 3, "seq 4 where 3 was expected"),
     ("swap last two", swap(5), 5, "seq 6 where 5 was expected"),
