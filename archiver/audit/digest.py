@@ -13,7 +13,9 @@ writes it). Holding only the public key, a verifier then catches:
 - a consistent re-chain: the line a digest names has another hash now;
 - a deleted digest: the next digest names a previous signature no digest has, or
   the log has lines after the last digest's range;
-- a replaced or edited digest: its signature does not verify.
+- a replaced or edited digest: its signature does not verify;
+- another log's digests (signed with the same key) beside a copy of that log: each
+  digest names the log it signs.
 
 The private key never enters the state folder, the policy repository or a log line.
 """
@@ -305,6 +307,13 @@ def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]
     the caller has verified): how many digests there are and what is wrong; streams the log.
     """
     digests, problems = read_digests(digest_folder(log_path))
+    # The log's name is signed: the digests of another log (another policy's, signed with
+    # the same key) would otherwise vouch for that log's lines copied over this one.
+    problems += [
+        f"digest {d.file} signs the log {d.body['log']}, not {log_path.name}: another log's "
+        "digests stand in for this one's (or the log was renamed after it was signed)"
+        for d in digests if d.body["log"] != log_path.name
+    ]
     wanted = {d.last_seq for d in digests}
     hashes: dict[int, str] = {}
     lines = 0

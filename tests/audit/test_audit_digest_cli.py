@@ -114,6 +114,29 @@ def test_a_key_given_twice_in_a_line_is_caught(repo, keys):
         assert result.stdout.startswith(f"{LOG}:2: duplicate key `attempt_ids`"), result.stdout
 
 
+def test_another_logs_signed_digests_do_not_vouch_for_this_one(repo, keys):
+    """Two policies, one signing key: each log's digests name it. A log replaced by the
+    other one, digests and all, is a genuinely signed chain, but not this log's."""
+    demo = (repo / "examples" / "demo.yaml").read_text()
+    other_log = "audit/other-audit.jsonl"
+    assert "audit/demo-audit.jsonl" in demo
+    other = repo / "examples" / "other.yaml"
+    other.write_text(demo.replace("name: demo", "name: other", 1)
+                     .replace("audit/demo-audit.jsonl", other_log, 1))
+    result = run_cli(["run", "examples/other.yaml", "--state", str(repo / "other-state"),
+                      "--quiet"], _env(ARCHIVER_SIGNING_KEY=str(keys[0])), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    log, source = repo / LOG, repo / "examples" / other_log
+    shutil.rmtree(repo / (LOG + ".digests"))
+    shutil.copytree(source.with_name(source.name + ".digests"), repo / (LOG + ".digests"))
+    shutil.copyfile(source, log)
+    assert run_cli(["audit", "verify", "examples/" + other_log, "--public-key", str(keys[1])],
+                   _env(), cwd=repo).returncode == 0
+    checked = _verify(repo, keys[1])
+    assert checked.returncode == 1, checked.stdout
+    assert "signs the log other-audit.jsonl, not demo-audit.jsonl" in checked.stdout
+
+
 def test_a_deleted_digest_is_caught(repo, keys):
     _digests(repo)[0].unlink()
     result = _verify(repo, keys[1])
