@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Literal
 
-from archiver.report.redact import install_everywhere, install_on
+from archiver.report.redact import install_everywhere, install_on, printable
 
 LogFormat = Literal["text", "json"]
 
@@ -62,12 +62,19 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``time LEVEL run=ID campaign=ID logger: message``."""
+    """``time LEVEL run=ID campaign=ID logger: message``.
+
+    The message is escaped by the redacting filter; the run and campaign ids are escaped
+    here (a campaign id is the policy's text, and one ending in a newline passes
+    ``validate``), so a record is one line whatever they hold.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
+        run_id = printable(str(getattr(record, "run_id", None) or "-"))
+        campaign = printable(str(getattr(record, "campaign", None) or "-"))
         line = (
-            f"{_timestamp(record)} {record.levelname:<7} run={getattr(record, 'run_id', None) or '-'}"
-            f" campaign={getattr(record, 'campaign', None) or '-'} {record.name}: {record.getMessage()}"
+            f"{_timestamp(record)} {record.levelname:<7} run={run_id}"
+            f" campaign={campaign} {record.name}: {record.getMessage()}"
         )
         extra = _exception_text(self, record)
         return f"{line}\n{extra}" if extra else line

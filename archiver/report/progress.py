@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from archiver.report.redact import printable
 from archiver.report.summary import stopped_by_interruption
 
 log = logging.getLogger("archiver.progress")
@@ -109,7 +110,7 @@ class TerminalProgress:
         task = self._tasks.get(campaign_id)
         if task is None:
             task = self._progress.add_task(
-                campaign_id, total=None, phase="listing", listed=0, archived=0, failed=0, of=""
+                printable(campaign_id), total=None, phase="listing", listed=0, archived=0, failed=0, of=""
             )
             self._tasks[campaign_id] = task
         return task

@@ -75,7 +75,7 @@ def _cells(counts: dict[str, Any], keys: list[str], pauses: int | None, resumes:
 
 def campaign_table(report: dict[str, Any], width: int = PLAIN_WIDTH) -> Table:
     """Counts per campaign and for the run; narrower terminals get shorter headers, then fewer columns."""
-    title = f"{report['policy']['name']} · run {report['run_id']}"
+    title = printable(f"{report['policy']['name']} · run {report['run_id']}")
     narrow = width < NARROW
     table = _table(title, width)
     headers = HEADERS if width >= WIDE else SHORT_HEADERS

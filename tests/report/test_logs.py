@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import re
 import threading
 
 import pytest
 
 from archiver.report.logs import configure_logging, level_from, set_campaign
+from tests.support import policy_dict, run_cli, write_policy
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +93,41 @@ def test_configure_replaces_earlier_handlers_and_sets_the_level():
     configure_logging(stream=io.StringIO(), level=logging.WARNING)
     root = logging.getLogger()
     assert len(root.handlers) == 1 and root.level == logging.WARNING
+
+
+def test_a_campaign_field_with_a_line_break_or_escape_stays_on_its_line():
+    stream = io.StringIO()
+    context = configure_logging(fmt="text", level=logging.INFO, stream=stream)
+    context.run_id = "r3"
+    log = logging.getLogger("archiver.x")
+
+    def campaign_thread():
+        set_campaign("c-1\n2026-01-01T00:00:00.000Z INFO    run=r3 campaign=- forged\x1b[2J")
+        log.info("page listed")
+
+    thread = threading.Thread(target=campaign_thread)
+    thread.start()
+    thread.join()
+    log.info("campaign %s: done", "c-2\r\nforged")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert "campaign=c-1\\n2026-01-01T00:00:00.000Z INFO" in lines[0]
+    assert lines[0].endswith("forged\\x1b[2J archiver.x: page listed")
+    assert "campaign=c-2\\r\\nforged archiver.x: campaign c-2\\r\\nforged: done" in lines[1]
+
+
+def test_a_run_whose_campaign_id_ends_in_a_line_break_logs_one_line_per_record(tmp_path):
+    """`validate` lets a campaign id end in a newline (Python's `$` matches before one);
+    a policy name too. Each text log line of the run still starts with its timestamp, and
+    the summary's title stays one line."""
+    policy = write_policy(tmp_path / "policy.yaml",
+                          policy_dict(["c-odd\n"], name="odd-policy\n"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
+    result = run_cli(["run", str(policy), "--state", str(tmp_path / "state"),
+                      "--log-format", "text"], env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any("campaign=c-odd\\n archiver" in line for line in lines), result.stderr
+    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+    assert [line for line in lines if not stamped.match(line)] == []
+    assert "odd-policy\\n · run r" in result.stdout

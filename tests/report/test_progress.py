@@ -81,3 +81,15 @@ def test_terminal_progress_draws_each_campaign_with_its_counts_and_rate():
     assert "archived     300/600" in text and "failed 5" in text
     assert "/s" in text and "took" in text
     assert "━" in text  # the bar itself
+
+
+def test_terminal_progress_shows_a_campaign_id_line_break_escaped():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160, color_system=None)
+    with TerminalProgress(console) as progress:
+        progress.campaign_started("c-odd\n")
+        progress.listed("c-odd\n", 10)
+        progress.campaign_finished("c-odd\n", "done", "")
+    text = out.getvalue()
+    assert "c-odd\\n" in text
+    assert "c-odd\n" not in text
