@@ -290,21 +290,35 @@ def check_digests(
     return problems
 
 
-def _against_log(d: Digest, hashes: Mapping[int, str], lines: int) -> list[str]:
+def _bad_line(d: Digest, hashes: Mapping[int, str], lines: int) -> int | None:
+    """The line of the log that contradicts ``d``, if one does: the first missing one when
+    the log ends before the line ``d`` signed, or that line when its hash differs."""
     if d.last_seq == 0:
-        return []
+        return None
     if d.last_seq > lines:
+        return lines + 1
+    if hashes.get(d.last_seq) != d.last_hash:
+        return d.last_seq
+    return None
+
+
+def _against_log(d: Digest, hashes: Mapping[int, str], lines: int) -> list[str]:
+    bad = _bad_line(d, hashes, lines)
+    if bad is None:
+        return []
+    if bad > lines:
         return [f"the log ends at seq {lines}, but digest {d.file} (run {d.run_id}) signed it "
                 f"up to seq {d.last_seq}: lines were cut off the end"]
-    if hashes.get(d.last_seq) != d.last_hash:
-        return [f"line {d.last_seq} has another hash than digest {d.file} (run {d.run_id}) "
-                "signed: the chain was rewritten from there or before"]
-    return []
+    return [f"line {d.last_seq} has another hash than digest {d.file} (run {d.run_id}) "
+            "signed: the chain was rewritten from there or before"]
 
 
-def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]]:
+def verify_log(
+    log_path: Path, public: Ed25519PublicKey
+) -> tuple[int, list[str], int | None]:
     """Check the digests in ``<log>.digests/`` against the log at ``log_path`` (whose chain
-    the caller has verified): how many digests there are and what is wrong; streams the log.
+    the caller has verified): how many digests there are, what is wrong, and the first line
+    a validly signed digest contradicts (None when none does); streams the log.
     """
     digests, problems = read_digests(digest_folder(log_path))
     # The log's name is signed: the digests of another log (another policy's, signed with
@@ -326,4 +340,7 @@ def verify_log(log_path: Path, public: Ed25519PublicKey) -> tuple[int, list[str]
                     value = None
                 if isinstance(value, str):
                     hashes[lines] = value
-    return len(digests), problems + check_digests(digests, public, hashes, lines)
+    problems += check_digests(digests, public, hashes, lines)
+    bad_lines = (_bad_line(d, hashes, lines) for d in digests if signature_ok(d, public))
+    first_bad = min((n for n in bad_lines if n is not None), default=None)
+    return len(digests), problems, first_bad

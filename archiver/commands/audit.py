@@ -99,9 +99,12 @@ def verify(file: Path, fmt: str, state_dir: StateLocation | None, public_key: Pa
 
 def check_digests(file: Path, result: VerifyResult, public_key: Path) -> VerifyResult:
     """An intact chain must also match every signed digest, and be covered by them."""
-    count, problems = digest.verify_log(file, digest.load_public_key(public_key))
+    count, problems, first_bad = digest.verify_log(file, digest.load_public_key(public_key))
     if problems:
-        return VerifyResult(False, result.lines, None, "; ".join(problems))
+        # A line a signed digest contradicts is named like any broken line; a problem of the
+        # digests alone (deleted, replaced, another log's) names none.
+        lines = result.lines if first_bad is None else first_bad - 1
+        return VerifyResult(False, lines, first_bad, "; ".join(problems))
     return VerifyResult(True, result.lines, None,
                         result.message + f"; {count} signed digest(s) verified")
 

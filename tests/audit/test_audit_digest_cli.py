@@ -81,6 +81,10 @@ def test_a_cut_tail_is_caught_even_after_another_run(repo, keys):
     result = _verify(repo, keys[1])
     assert result.returncode == 1
     assert "lines were cut off the end" in result.stdout
+    # Like every broken chain, it names a line: the first one missing.
+    assert result.stdout.startswith(f"{LOG}:{len(lines) - 2}: "), result.stdout
+    as_json = json.loads(_verify(repo, keys[1], "--format", "json").stdout)
+    assert (as_json["ok"], as_json["first_bad_line"]) == (False, len(lines) - 2)
 
 
 def test_a_consistent_rechain_of_log_and_store_is_caught(repo, keys):
@@ -98,6 +102,11 @@ def test_a_consistent_rechain_of_log_and_store_is_caught(repo, keys):
     result = _verify(repo, keys[1])
     assert result.returncode == 1
     assert "another hash than digest" in result.stdout
+    # The first line whose hash a digest signed and that has another now: the rewrite is
+    # there or before it.
+    first = json.loads(_digests(repo)[0].read_text())["last_seq"]
+    assert first < len(lines)
+    assert result.stdout.startswith(f"{LOG}:{first}: "), result.stdout
 
 
 def test_a_key_given_twice_in_a_line_is_caught(repo, keys):
