@@ -146,6 +146,17 @@ def test_another_logs_signed_digests_do_not_vouch_for_this_one(repo, keys):
     assert "signs the log other-audit.jsonl, not demo-audit.jsonl" in checked.stdout
 
 
+def test_a_state_store_that_never_wrote_the_log_says_so(repo):
+    """The store's receipts name the log where the runs wrote it: a copy elsewhere (here
+    the whole repository, moved) is one it knows nothing of, so --state checked no end."""
+    log = repo / LOG
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:-3]))  # a cut tail --state would catch in place
+    result = run_cli(["audit", "verify", LOG, "--state", "state"], _env(), cwd=repo)
+    assert result.returncode == 0, result.stdout
+    assert "the state store has no record of writing this file" in result.stdout, result.stdout
+
+
 def test_a_deleted_digest_is_caught(repo, keys):
     _digests(repo)[0].unlink()
     result = _verify(repo, keys[1])
