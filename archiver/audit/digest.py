@@ -142,7 +142,11 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def parse(raw: bytes, name: str) -> Digest | str:
     try:
-        data = jsonsafe.loads(raw)
+        # A field given twice reads differently to different readers (the signature covers
+        # the last value): refused like text that is not JSON.
+        data = jsonsafe.loads(raw, unique_keys=True)
+    except jsonsafe.DuplicateKey as err:
+        return f"not valid JSON ({err})"
     except ValueError:  # not JSON, or nested past the parser's depth
         return "not valid JSON"
     if not isinstance(data, dict) or set(data) != {*_FIELDS, "signature"}:

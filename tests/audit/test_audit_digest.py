@@ -167,3 +167,16 @@ def test_a_digest_folder_that_is_a_symlink_is_refused_and_nothing_is_written_thr
         digest.write_digest(log, Ed25519PrivateKey.generate(), run_id="r1", tail=tail,
                             created_at="2026-12-02T00:00:00Z")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_digest_field_given_twice_is_named(signed_log):
+    """The signature covers the digest as parsed, where a repeated field's last value
+    wins; a reader keeping the first would see a range nothing signed."""
+    log, key = signed_log
+    last = sorted(digest.digest_folder(log).iterdir())[-1]
+    text = last.read_text()
+    assert '"last_seq": 9' in text
+    last.write_text(text.replace('"last_seq": 9', '"last_seq": 6, "last_seq": 9', 1))
+    problems = _verify(log, key.public_key())
+    assert any(f"digest {last.name}: not valid JSON (duplicate key `last_seq`)" in p
+               for p in problems), problems
