@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from archiver.errors import Diagnostic
 from archiver.policy import _codes as codes
 from archiver.policy._document import Document, JsonPath, dotted
+from archiver.policy._pattern import Validator
 from archiver.policy._schema_messages import (
     out_of_range,
     required_hint,
@@ -53,7 +54,7 @@ def _validator() -> Draft202012Validator:
 @cache
 def _validator_for(types: registry.Registry) -> Draft202012Validator:
     # One per set of installed stage types (a registry is compared by identity).
-    return Draft202012Validator(policy_schema())
+    return Validator(policy_schema())
 
 
 def check(data: Any, doc: Document) -> list[Diagnostic]:

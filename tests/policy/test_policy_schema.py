@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel
 
-from archiver.policy import SCHEMA
+from archiver.policy import SCHEMA, check_file
 from archiver.policy import model as m
+from archiver.policy._pattern import Validator, ecma_to_python
 from archiver.stages import registry
 from archiver.stages.transforms.retention import RetentionRule
+
+from ._texts import VALID, line_of
+from .conftest import Writer
 
 # Which model each object schema of the policy builds.
 MODELS: dict[str, type[BaseModel]] = {
@@ -156,3 +165,53 @@ def test_every_diagnostic_code_is_documented_in_the_package() -> None:
     defined = {v for k, v in vars(_codes).items() if k.isupper() and isinstance(v, str)}
     documented = set(re.findall(r"^([PSVT]\d{3})  ", archiver.policy.__doc__ or "", re.M))
     assert defined == documented
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (("name: broken-example", 'name: "broken-example\\n"'), "name:"),
+        (("  - id: 7b1e9d42-5a3c-4f60-8e17-2c9d0b4a6f81",
+          '  - id: "7b1e9d42-5a3c-4f60-8e17-2c9d0b4a6f81\\n"'), "7b1e9d42"),
+    ],
+    ids=["policy name", "campaign id"],
+)
+def test_a_value_ending_in_a_newline_does_not_match_a_pattern_ending_in_dollar(
+    write: Writer, edit: tuple[str, str], needle: str
+) -> None:
+    # JSON Schema patterns are ECMA-262: `$` ends the text. Python's `$` also matches
+    # before a final newline, so "name\n" passed, and split every log line it was in.
+    text = VALID.replace(*edit)
+    found = check_file(write(text))
+    assert [(d.line, d.code) for d in found] == [(line_of(text, needle), "S006")]
+    assert "has the wrong form" in found[0].message
+
+
+def test_the_validator_agrees_with_check_jsonschema_on_a_trailing_newline(tmp_path: Path) -> None:
+    # check-jsonschema reads patterns with an ECMA-262 engine (regress): the reference.
+    doc = yaml.safe_load(VALID.replace("name: broken-example", 'name: "broken-example\\n"'))
+    instance = tmp_path / "policy.json"
+    instance.write_text(json.dumps(doc))
+    schema = tmp_path / "policy.schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--schemafile", str(schema), str(instance)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "does not match" in checked.stdout + checked.stderr
+    assert [e.validator for e in Validator(SCHEMA).iter_errors(doc)] == ["pattern"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "python"),
+    [
+        ("^a$", r"^a\Z"),
+        (r"^a\$$", r"^a\$\Z"),  # an escaped dollar is a character
+        ("^[$a]$", r"^[$a]\Z"),  # so is one in a class
+        (r"^[\]$]x$", r"^[\]$]x\Z"),  # an escaped ] does not end the class
+        ("(a|b)$", r"(a|b)\Z"),
+    ],
+)
+def test_only_dollar_anchors_become_ends_of_text(pattern: str, python: str) -> None:
+    assert ecma_to_python(pattern) == python

@@ -196,3 +196,9 @@ def test_a_host_not_written_in_ascii_is_refused(write: Writer, key: str, url: st
     found = check_file(write(text))
     assert [(d.line, d.code) for d in found] == [(line_of(text, url), "V006")]
     assert "ASCII" in found[0].message and url not in found[0].message
+
+
+def test_a_secret_env_name_ending_in_a_newline_is_refused(write: Writer) -> None:
+    # No variable has that name: the run would only find the secret missing.
+    text = VALID.replace("secret_env: DEMO_WEBHOOK_SECRET", 'secret_env: "DEMO_WEBHOOK_SECRET\\n"')
+    assert _codes(write, text) == [(line_of(text, "secret_env"), "V007")]

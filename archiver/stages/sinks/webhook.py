@@ -41,7 +41,7 @@ from archiver.templates import DEFAULT_WEBHOOK, CompiledTemplate, load_template
 from archiver.webhook_secret import signing_key
 
 # Upper case by convention; it also tells a variable name from most pasted secrets.
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # whole names only: fullmatch
 # archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
 # webhook's secret.
 RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
@@ -183,7 +183,7 @@ def _check(spec: WebhookSink, ctx: CheckContext) -> Iterable[Finding]:
     elif spec.url == EMBEDDED and ctx.policy.connection.base_url != EMBEDDED:
         yield Finding(("url",), f"webhook `url: {EMBEDDED}` needs `connection.base_url: "
                       f"{EMBEDDED}`", codes.EMBEDDED_WEBHOOK)
-    if not ENV_NAME.match(spec.secret_env):
+    if not ENV_NAME.fullmatch(spec.secret_env):
         # The value is not quoted: whoever wrote it may have pasted the secret itself.
         yield Finding(("secret_env",), "`secret_env` must name an environment variable in "
                       "upper case (like DW_WEBHOOK_SECRET), never hold the secret itself",
