@@ -54,6 +54,9 @@ class AuditLog:
     def __init__(self, path: Path, *, checkpoint: Checkpoint | None = None) -> None:
         self.path = path
         self.checkpoint = checkpoint
+        # Whether this process checked the log's end against the store's record (once:
+        # what it appends after that, it knows).
+        self._end_checked = False
         try:
             fd = self._open_existing()
             if fd is None:
@@ -106,6 +109,7 @@ class AuditLog:
                 self._check_start(fd)
                 self._drop_torn_tail(fd)
                 prev = self._last(fd)
+                self._check_not_cut(prev)
                 data = bytearray()
                 for record, event_id in records:
                     line = _chained(record, event_id, prev)
@@ -161,6 +165,30 @@ class AuditLog:
         )
         os.ftruncate(fd, keep)
         os.fsync(fd)
+
+    def _check_not_cut(self, last: AuditLine | None) -> None:
+        """Refuse to extend a log that ends before the line the state store recorded
+        writing to it: its end was cut, and lines chained onto the cut would move the
+        store's record past it, so `audit verify --state` could no longer tell. A missing
+        or empty log starts a new chain (a log moved aside, as the README says to)."""
+        if self._end_checked or self.checkpoint is None or last is None:
+            return
+        recorded = self.checkpoint(self.path)
+        self._end_checked = True
+        if recorded is None:
+            return
+        seq, digest = recorded
+        if last.seq > seq or (last.seq == seq and last.hash == digest):
+            return  # later lines: written by a run that died before the store heard
+        what = (f"ends at line {last.seq}, but the state store recorded line {seq} written "
+                "to it: lines were cut off its end") if last.seq < seq else (
+                f"line {seq} is not the line the state store recorded writing there")
+        self._end_checked = False  # a restored log is checked again
+        raise AuditError(
+            f"the audit log {self.path} {what}; nothing is appended to it. Restore it from "
+            f"a backup, or move it aside for a new chain to start "
+            f"(`archiver audit verify {self.path} --state ...` names the line)"
+        )
 
     def _last(self, fd: int) -> AuditLine | None:
         raw = _last_line(fd)
