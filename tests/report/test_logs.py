@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import os
-import re
 import threading
 
 import pytest
@@ -116,18 +115,19 @@ def test_a_campaign_field_with_a_line_break_or_escape_stays_on_its_line():
     assert "campaign=c-2\\r\\nforged archiver.x: campaign c-2\\r\\nforged: done" in lines[1]
 
 
-def test_a_run_whose_campaign_id_ends_in_a_line_break_logs_one_line_per_record(tmp_path):
-    """`validate` lets a campaign id end in a newline (Python's `$` matches before one);
-    a policy name too. Each text log line of the run still starts with its timestamp, and
-    the summary's title stays one line."""
+def test_a_run_whose_campaign_id_ends_in_a_line_break_is_refused_before_it_logs(tmp_path):
+    """A campaign id or policy name ending in a newline would split every log line it
+    is in: the schema refuses it (its patterns end the text at `$`, as JSON Schema
+    reads them), so such a run never starts; the log's escaping above is for what a
+    server sends."""
     policy = write_policy(tmp_path / "policy.yaml",
                           policy_dict(["c-odd\n"], name="odd-policy\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
     result = run_cli(["run", str(policy), "--state", str(tmp_path / "state"),
                       "--log-format", "text"], env)
-    assert result.returncode == 0, result.stderr
-    lines = result.stderr.splitlines()
-    assert any("campaign=c-odd\\n archiver" in line for line in lines), result.stderr
-    stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
-    assert [line for line in lines if not stamped.match(line)] == []
-    assert "odd-policy\\n · run r" in result.stdout
+    assert result.returncode == 78, result.stderr
+    refused = [line for line in result.stderr.splitlines() if " S006 " in line]
+    assert len(refused) == 2, result.stderr
+    assert "`odd-policy\\n` has the wrong form" in refused[0]
+    assert "`c-odd\\n` has the wrong form" in refused[1]
+    assert not (tmp_path / "state").exists()
