@@ -321,14 +321,15 @@ class CampaignJob:
             log.warning("campaign %s %s", self.cid, reason)
         elif status != "done":
             log.error("campaign %s %s: %s", self.cid, status, reason)
+        left = 0
         if status != "stopped":
-            self.store.attempts.fail_pending(
+            left = self.store.attempts.fail_pending(
                 self.run_id, self.cid, reason or "not archived in this run"
             )
         if status == "done":
             self.keep_watermark()
         self.store.campaigns.set_status(self.run_id, self.cid, status, reason)
-        obs.campaign_finished(self.cid, status, reason)
+        obs.campaign_finished(self.cid, status, reason, failed=left)
         return status
 
     # -- listing ------------------------------------------------------------------

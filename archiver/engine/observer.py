@@ -15,7 +15,11 @@ class RunObserver(Protocol):
 
     def archived(self, campaign_id: str, archived: int, failed: int) -> None: ...
 
-    def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None: ...
+    def campaign_finished(
+        self, campaign_id: str, status: str, reason: str, failed: int = 0
+    ) -> None:
+        """The campaign ended; ``failed``: its attempts failed then, never in a batch (a
+        campaign that stopped early: what it listed and did not archive)."""
 
     def paused(self, campaign_id: str) -> None: ...
 
@@ -37,7 +41,9 @@ class NullObserver:
     def archived(self, campaign_id: str, archived: int, failed: int) -> None:
         pass
 
-    def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None:
+    def campaign_finished(
+        self, campaign_id: str, status: str, reason: str, failed: int = 0
+    ) -> None:
         pass
 
     def paused(self, campaign_id: str) -> None:

@@ -166,12 +166,15 @@ class RunMonitor:
             progress.failed += failed
         self._notify("archived", campaign_id, archived, failed)
 
-    def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None:
+    def campaign_finished(
+        self, campaign_id: str, status: str, reason: str, failed: int = 0
+    ) -> None:
         with self._lock:
             progress = self._campaign(campaign_id)
             progress.status = status
             progress.finished = self._clock()
-        self._notify("campaign_finished", campaign_id, status, reason)
+            progress.failed += failed
+        self._notify("campaign_finished", campaign_id, status, reason, failed)
         set_campaign(None)
 
     def paused(self, campaign_id: str) -> None:

@@ -156,12 +156,18 @@ class TerminalProgress:
                 failed=counts.failed,
             )
 
-    def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None:
+    def campaign_finished(
+        self, campaign_id: str, status: str, reason: str, failed: int = 0
+    ) -> None:
         with self._lock:
             counts = self._counts.setdefault(campaign_id, _Counts())
+            counts.failed += failed
             done = counts.archived + counts.failed if campaign_id in self._archiving else counts.listed
             phase = _finished(status, reason)
-            self._progress.update(self._task(campaign_id), total=done, completed=done, phase=phase)
+            self._progress.update(
+                self._task(campaign_id), total=done, completed=done, phase=phase,
+                failed=counts.failed,
+            )
 
     def paused(self, campaign_id: str) -> None:
         with self._lock:
@@ -279,9 +285,12 @@ class LogProgress:
         speed = "?" if rate is None else f"{rate:.0f}"
         return f"archived {phase.archived}{of}, failed {phase.failed} ({speed}/s, eta {_clock_time(eta)})"
 
-    def campaign_finished(self, campaign_id: str, status: str, reason: str) -> None:
+    def campaign_finished(
+        self, campaign_id: str, status: str, reason: str, failed: int = 0
+    ) -> None:
         with self._lock:
             phase = self._phase(campaign_id)
+            phase.failed += failed
             elapsed = self._clock() - phase.started
             counts = (phase.listed, phase.archived, phase.failed)
         log.info(
