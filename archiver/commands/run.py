@@ -27,7 +27,7 @@ from archiver.engine.budget import BatchBudget
 from archiver.engine.outbox import check_sink_routes
 from archiver.engine.records import FINAL_STATES
 from archiver.engine.runner import check_state_target, new_run_id, run_policy
-from archiver.errors import AuthError, PolicyError, UsageError
+from archiver.errors import ArchiverError, AuthError, PolicyError, UsageError
 from archiver.governance import approval
 from archiver.policy import Policy, load_policy
 from archiver.policy._loader import folder_results
@@ -204,9 +204,14 @@ def command(
         if budget.spent:
             break  # --max-batches reached: the policies left are not started
         folder = state_dir or default_state(path)
-        report, _, refused = _run_one(
-            policy, settings, folder, context, stderr, live, budget, limits
-        )
+        try:
+            report, _, refused = _run_one(
+                policy, settings, folder, context, stderr, live, budget, limits
+            )
+        except ArchiverError as err:
+            if metrics is not None and metrics_path is not None:
+                _metrics_unstarted(metrics, metrics_path, policy, settings, folder, err)
+            raise
         if signing_key is not None:
             _sign_audit_logs(policy, signing_key, str(report["run_id"]))
         if metrics is not None and metrics_path is not None:
@@ -228,6 +233,23 @@ def command(
     if len(loaded) > 1:
         _combined_line(reports, len(loaded), budget)
     raise SystemExit(exit_code)
+
+
+def _metrics_unstarted(
+    metrics: RunMetrics, path: Path, policy: Policy, settings: Settings,
+    folder: StateLocation, err: ArchiverError,
+) -> None:
+    """The metrics of a run that ended before it had a report (credentials refused at
+    login, say): without them the file would still show the last run's exit code, 0
+    perhaps. A file that cannot be written now is left as it is: ``err`` is what the
+    command reports."""
+    metrics.record_unstarted(policy.name, target_of(policy, settings).as_dict(),
+                             err.exit_code, folder)
+    try:
+        with _writing(path):
+            metrics.write(path)
+    except ArchiverError as failed:
+        logger.warning("metrics not written: %s", failed)
 
 
 def _policy_paths(given: tuple[Path, ...]) -> list[Path]:

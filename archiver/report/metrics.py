@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from archiver.engine.records import COUNTED
+from archiver.errors import ArchiverError
 from archiver.state.files import write_output
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
@@ -168,7 +169,30 @@ class RunMetrics:
         stopped = bool((report.get("batch_limit") or {}).get("stopped"))
         if report["exit_code"] == 0 and target["host"] != "embedded" and not stopped:
             gauge(LAST_SUCCESS, ended)
-        store = Store.open_existing(state_dir)
+        self._totals(policy, base, state_dir)
+
+    def record_unstarted(
+        self, policy: str, target: Mapping[str, Any], exit_code: int, state_dir: StateLocation
+    ) -> None:
+        """A policy's run that ended before it had a report (credentials refused at login,
+        a secret missing, the state folder in use): its exit code and time, so an alert on
+        ``archiver_last_run_exit_code`` sees it, and the running totals as they stand."""
+        base = {"policy": policy, **{name: str(target[name]) for name in TARGET_LABELS}}
+        gauges = self._families.gauges
+        gauges["archiver_last_run_timestamp_seconds"][_key(base)] = time.time()
+        gauges["archiver_last_run_exit_code"][_key(base)] = exit_code
+        gauges["archiver_target_info"][_key({**base, "tenant": str(target.get("tenant") or "")})] = 1
+        try:
+            self._totals(policy, base, state_dir, read_only=True)
+        except ArchiverError as err:  # no store yet, or one that cannot be read now
+            log.warning("metrics: the running totals of %s are left out: %s", policy, err)
+
+    def _totals(
+        self, policy: str, base: Mapping[str, str], state_dir: StateLocation, *,
+        read_only: bool = False,
+    ) -> None:
+        """The counters: the policy's running totals, as its state store keeps them."""
+        store = Store.open_existing(state_dir, read_only=read_only)
         try:
             totals = store.runs.totals(policy)
         finally:
