@@ -185,7 +185,7 @@ class RunMetrics:
         try:
             self._totals(policy, base, state_dir, read_only=True)
         except ArchiverError as err:  # no store yet, or one that cannot be read now
-            log.warning("metrics: the running totals of %s are left out: %s", policy, err)
+            log.info("metrics: the running totals of %s are left out: %s", policy, err)
 
     def _totals(
         self, policy: str, base: Mapping[str, str], state_dir: StateLocation, *,
