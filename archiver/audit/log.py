@@ -54,6 +54,8 @@ class AuditLog:
     def __init__(self, path: Path, *, checkpoint: Checkpoint | None = None) -> None:
         self.path = path
         self.checkpoint = checkpoint
+        # The store vouching for the log is shared by several machines (PostgreSQL).
+        self.shared_store = False
         # Whether this process checked the log's end against the store's record (once:
         # what it appends after that, it knows).
         self._end_checked = False
@@ -184,10 +186,15 @@ class AuditLog:
                 "to it: lines were cut off its end") if last.seq < seq else (
                 f"line {seq} is not the line the state store recorded writing there")
         self._end_checked = False  # a restored log is checked again
+        shared = (
+            " With a state store several machines share, this may also be another "
+            "machine's log at this path: they must all write one file on storage they "
+            "share (README: \"Shared state in PostgreSQL\")."
+        ) if self.shared_store else ""
         raise AuditError(
             f"the audit log {self.path} {what}; nothing is appended to it. Restore it from "
             f"a backup, or move it aside for a new chain to start "
-            f"(`archiver audit verify {self.path} --state ...` names the line)"
+            f"(`archiver audit verify {self.path} --state ...` names the line).{shared}"
         )
 
     def _last(self, fd: int) -> AuditLine | None:

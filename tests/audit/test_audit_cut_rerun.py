@@ -87,3 +87,17 @@ def test_a_last_line_other_than_the_one_the_store_recorded_is_refused(tmp_path: 
         other.append({"event": "e"}, event_id="ev3")
     tail = log.tail()
     assert tail is not None and tail.seq == 3
+
+
+def test_with_a_shared_store_the_refusal_names_another_machines_log_as_a_cause(
+    tmp_path: Path,
+) -> None:
+    # Machines sharing a PostgreSQL store but each writing its own file at this path:
+    # the store recorded lines another machine wrote, so this file looks cut.
+    log = _log_of(tmp_path, 2)
+    shared = AuditLog(log.path, checkpoint=lambda _: (5, "0" * 64))
+    shared.shared_store = True
+    with pytest.raises(AuditError) as refused:
+        shared.append({"event": "e"}, event_id="ev2")
+    assert "ends at line 2, but the state store recorded line 5" in str(refused.value)
+    assert "another machine's log at this path" in str(refused.value)

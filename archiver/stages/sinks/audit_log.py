@@ -60,6 +60,7 @@ class AuditLogStage:
         """The run's state store vouches for the log: a torn last line is repaired only in
         a log the store has a receipt for (see ``AuditLog``)."""
         self.log.checkpoint = store.events.audit_checkpoint
+        self.log.shared_store = store.shared
 
     def render(self, event: Mapping[str, Any]) -> str:
         record = self.template.render_json(event)
