@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -93,10 +93,18 @@ class AuditLog:
         """Chain ``record`` onto the log as one line; durable on disk when this returns."""
         return self.append_many([(record, event_id)])[0]
 
-    def append_many(self, records: Sequence[tuple[Mapping[str, Any], str]]) -> list[AuditLine]:
+    def append_many(
+        self, records: Sequence[tuple[Mapping[str, Any], str]], *,
+        unrecorded: Collection[str] = (),
+    ) -> list[AuditLine]:
         """Chain (record, event_id) pairs onto the log, in order, as one write and one
         ``fsync``: durable on disk when this returns. A write cut short leaves whole lines
-        and at most one torn one, as a single append does; one that fails leaves none."""
+        and at most one torn one, as a single append does; one that fails leaves none.
+
+        ``unrecorded``: event ids the state store has not recorded written (its pending
+        ones). A log ending with one of them ends past the store's record, not before it:
+        a run wrote that line and died before the store heard (also into a new chain
+        started after the log was moved aside)."""
         for record, _ in records:
             problem = record_problem(record)
             if problem is not None:
@@ -111,7 +119,7 @@ class AuditLog:
                 self._check_start(fd)
                 self._drop_torn_tail(fd)
                 prev = self._last(fd)
-                self._check_not_cut(prev)
+                self._check_not_cut(prev, unrecorded)
                 data = bytearray()
                 for record, event_id in records:
                     line = _chained(record, event_id, prev)
@@ -168,12 +176,15 @@ class AuditLog:
         os.ftruncate(fd, keep)
         os.fsync(fd)
 
-    def _check_not_cut(self, last: AuditLine | None) -> None:
+    def _check_not_cut(self, last: AuditLine | None, unrecorded: Collection[str]) -> None:
         """Refuse to extend a log that ends before the line the state store recorded
         writing to it: its end was cut, and lines chained onto the cut would move the
         store's record past it, so `audit verify --state` could no longer tell. A missing
         or empty log starts a new chain (a log moved aside, as the README says to)."""
         if self._end_checked or self.checkpoint is None or last is None:
+            return
+        if last.event_id in unrecorded:
+            self._end_checked = True  # the store records it once this append returns
             return
         recorded = self.checkpoint(self.path)
         self._end_checked = True

@@ -21,9 +21,9 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
 
 
-def _run(repo: Path) -> tuple[int, str]:
+def _run(repo: Path, **env: str) -> tuple[int, str]:
     result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
-                     _env(), cwd=repo)
+                     _env() | env, cwd=repo)
     return result.returncode, result.stdout + result.stderr
 
 
@@ -59,6 +59,21 @@ def test_a_rerun_refuses_a_log_cut_short_and_verify_still_says_where(repo: Path)
 def test_a_log_moved_aside_starts_a_new_chain(repo: Path) -> None:
     log = repo / LOG
     log.rename(log.with_name("demo-audit.old.jsonl"))
+    code, out = _run(repo)
+    assert code == 0, out
+    code, out = _verify(repo)
+    assert code == 0 and "chain intact" in out, out
+
+
+def test_a_new_chain_a_killed_run_began_is_extended_not_called_cut(repo: Path) -> None:
+    # The log is moved aside; the next run writes its first line into a new file and is
+    # killed before the store records it. The store's record is still the old file's
+    # last line, and the new file is not cut: the line it ends with is pending.
+    log = repo / LOG
+    log.rename(log.with_name("demo-audit.old.jsonl"))
+    code, out = _run(repo, ARCHIVER_FAILPOINT="event_delivered:1")
+    assert code == -9, out
+    assert len(log.read_text().splitlines()) == 1
     code, out = _run(repo)
     assert code == 0, out
     code, out = _verify(repo)

@@ -90,7 +90,8 @@ class AuditLogStage:
         ids = [event_id for event_id, _ in events]
         done = ids.index(tail.event_id) + 1 if tail is not None and tail.event_id in ids else 0
         written = self.log.append_many(
-            [(self._record(event_id, body), event_id) for event_id, body in events[done:]]
+            [(self._record(event_id, body), event_id) for event_id, body in events[done:]],
+            unrecorded=ids,  # pending in the store: a log ending with one is not cut
         )
         # An event found already written gets the receipt only when it is the log's end.
         found: list[str | None] = [None] * done
