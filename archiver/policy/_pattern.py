@@ -15,13 +15,20 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 
+# ECMA's empty classes, which Python reads as the start of a class holding "]".
+_EMPTY_CLASSES = {"[]": "(?!)", "[^]": r"[\s\S]"}
+
 
 def ecma_to_python(pattern: str) -> str:
     """``pattern`` with each ``$`` anchor (not escaped, not inside ``[...]``) made
-    ``\\Z``, the end of the text."""
+    ``\\Z``, the end of the text, and ECMA's empty classes ``[]`` (matches nothing)
+    and ``[^]`` (any character) written as Python reads them."""
     out: list[str] = []
     in_class = escaped = False
-    for char in pattern:
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        i += 1
         if escaped:
             escaped = False
         elif char == "\\":
@@ -29,6 +36,11 @@ def ecma_to_python(pattern: str) -> str:
         elif in_class:
             in_class = char != "]"
         elif char == "[":
+            empty = next((c for c in _EMPTY_CLASSES if pattern.startswith(c, i - 1)), None)
+            if empty is not None:
+                out.append(_EMPTY_CLASSES[empty])
+                i += len(empty) - 1
+                continue
             in_class = True
         elif char == "$":
             out.append(r"\Z")

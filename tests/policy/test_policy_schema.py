@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -211,7 +212,13 @@ def test_the_validator_agrees_with_check_jsonschema_on_a_trailing_newline(tmp_pa
         ("^[$a]$", r"^[$a]\Z"),  # so is one in a class
         (r"^[\]$]x$", r"^[\]$]x\Z"),  # an escaped ] does not end the class
         ("(a|b)$", r"(a|b)\Z"),
+        # ECMA's empty classes: [] matches nothing, [^] any character; Python would read
+        # a class holding "]".
+        ("^[]$]", r"^(?!)\Z]"),
+        ("^[^]$", r"^[\s\S]\Z"),
+        ("[^]]", r"[\s\S]]"),
     ],
 )
 def test_only_dollar_anchors_become_ends_of_text(pattern: str, python: str) -> None:
     assert ecma_to_python(pattern) == python
+    re.compile(python)
