@@ -7,10 +7,12 @@ fills memory."""
 from __future__ import annotations
 
 import contextlib
+import http.server
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -108,3 +110,54 @@ def test_headers_that_trickle_fail_the_delivery_at_its_timeout(receiver):
     assert isinstance(error, WebhookError)
     assert "no answer within 1 s" in str(error)
     assert took < 5
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers POST /MODE as MODE says, counting the connections it is given."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    answers: ClassVar[dict[str, tuple[int, bytes, dict[str, str]]]] = {
+        "/204": (204, b"", {}),
+        "/small": (200, b"ok", {"Content-Length": "2"}),
+        "/large": (200, b"x" * 100_000, {"Content-Length": "100000"}),
+    }
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        status, body, headers = self.answers[self.path]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError):  # the client closed it: expected
+            super().handle()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("mode", "connections"), [("/204", 1), ("/small", 1), ("/large", 4)])
+def test_an_answer_declared_small_keeps_its_connection_for_the_next_event(mode, connections):
+    # A connection whose body is left unread cannot be reused: against a TLS receiver
+    # that is a handshake per event. A body declared small is read to keep it; a large
+    # one is still never read.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Receiver.connections = 0
+    try:
+        url = f"http://127.0.0.1:{server.server_port}{mode}"
+        hook = Webhook(url, b"k" * 32, load_template(None, DEFAULT_WEBHOOK), 10.0)
+        for n in range(4):
+            hook.deliver(f"evt-{n}", '{"n":1}')
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Receiver.connections == connections

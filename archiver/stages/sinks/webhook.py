@@ -9,9 +9,11 @@ followed: a signed body goes to the URL the policy names and nowhere else.
 Delivery is called by the outbox; this module never decides to drop an event.
 
 The receiver is a server the policy names, so what it answers is bounded like an API
-answer: only the status is read, never the body (one that trickles or never ends
-neither holds the run nor fills memory), and the whole exchange (connect, request,
-status and headers) has ``timeout_seconds`` in all, past which its socket is cut
+answer: only the status counts; a body is read (and dropped) only when declared small
+(``SMALL_ANSWER_BYTES``), so its connection serves the next event, and one of unknown
+length never is (one that trickles or never ends neither holds the run nor fills
+memory); the whole exchange (connect, request, status, headers and such a body) has
+``timeout_seconds`` in all, past which its socket is cut
 (:mod:`archiver.cxone.transport`'s watchdog).
 """
 
@@ -42,6 +44,8 @@ from archiver.webhook_secret import signing_key
 
 # Upper case by convention; it also tells a variable name from most pasted secrets.
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")  # whole names only: fullmatch
+# An answer body declared this small is read (and dropped) so its connection is kept.
+SMALL_ANSWER_BYTES = 64 * 1024
 # archiver's own variables (CXONE_CLIENT_SECRET, ARCHIVER_SIGNING_KEY, ...): never a
 # webhook's secret.
 RESERVED_ENV_PREFIXES = ("CXONE_", "ARCHIVER_")
@@ -150,7 +154,12 @@ class Webhook:
                     allow_redirects=False,
                     stream=True,
                 )
-                response.close()  # the status is the answer: the body is never read
+                if _reusable(response):
+                    # Read to its end, as it came (never inflated), so the connection goes
+                    # back to the pool: a TLS handshake per event otherwise.
+                    response.raw.read(SMALL_ANSWER_BYTES + 1, decode_content=False)
+                    response.raw.release_conn()
+                response.close()  # the status is the answer; any other body is never read
             except requests.RequestException as err:
                 if exchange.cut is None:
                     raise WebhookError(f"webhook {self.url}: {type(err).__name__}") from None
@@ -170,6 +179,17 @@ class Webhook:
         if status == 410:
             raise WebhookGone(f"webhook {self.url} answered 410 Gone; endpoint disabled")
         raise WebhookError(f"webhook {self.url} answered HTTP {status}")
+
+
+def _reusable(response: requests.Response) -> bool:
+    """Whether the answer's body is declared small enough to read for the connection's
+    sake: none (204, 304) or a ``Content-Length`` of at most SMALL_ANSWER_BYTES. Reading
+    it is bounded by the exchange's deadline, as its headers are; a body of unknown
+    length (chunked) is never read."""
+    if response.status_code in (204, 304):
+        return True
+    length = response.headers.get("content-length", "")
+    return length.isascii() and length.isdigit() and int(length) <= SMALL_ANSWER_BYTES
 
 
 def _check(spec: WebhookSink, ctx: CheckContext) -> Iterable[Finding]:
