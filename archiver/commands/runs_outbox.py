@@ -89,14 +89,16 @@ def _drop(folder: StateLocation, sink: str) -> None:
                 )
             # A store runs share: a live run that delivers the sink, not delivering right
             # now, would lose the events it records (its batches' lines and webhooks).
-            user = store.sink_user(sink)
-            if user is not None:
-                raise StateLockedError(
-                    f"sink {sink} is delivered by {user}, still running; wait for it to finish"
+            # Held until the events are given up: a run starting meanwhile waits.
+            with store.dropping(sink) as user:
+                if user is not None:
+                    raise StateLockedError(
+                        f"sink {sink} is delivered by {user}, still running; wait for it "
+                        "to finish"
+                    )
+                dropped = store.events.drop_undelivered(
+                    sink, f"dropped at {now()} by `archiver runs outbox --drop`"
                 )
-            dropped = store.events.drop_undelivered(
-                sink, f"dropped at {now()} by `archiver runs outbox --drop`"
-            )
     finally:
         store.close()
     if not dropped:

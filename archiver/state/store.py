@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any
 
 from archiver.clock import Clock, utc_now
-from archiver.errors import StateError, StorageError
+from archiver.errors import StateError, StateLockedError, StorageError
 from archiver.state import sqlite
 from archiver.state.attempts import Attempts
 from archiver.state.backend import Backend, Db
@@ -161,14 +161,40 @@ class Store:
 
     def own_sinks(self, sinks: Iterable[str]) -> None:
         """This run delivers ``sinks`` (outbox names) while it lives: runs sharing the
-        store do not count their undelivered events as orphaned meanwhile."""
+        store do not count their undelivered events as orphaned meanwhile, nor drop them
+        (``dropping``). A sink being dropped, or looked at by ``runs outbox``, this very
+        moment is waited for (a statement's time); StateLockedError after a while."""
+        locks = self._conn.locks
         for sink in sinks:
-            self._conn.locks.try_lock(lock_key("sink-owner", sink), shared=True)
+            key = lock_key("sink-owner", sink)
+            deadline = time.monotonic() + DELIVERY_WAIT_SECONDS
+            while not locks.try_lock(key, shared=True):
+                if time.monotonic() >= deadline:
+                    raise StateLockedError(
+                        f"sink {sink} stayed taken by `archiver runs outbox` for "
+                        f"{DELIVERY_WAIT_SECONDS:g} s; run again once it has ended"
+                    )
+                time.sleep(0.05)
 
     def sink_user(self, sink: str) -> str | None:
         """Which other live run delivers ``sink`` (``own_sinks``), as ``campaign_holder``
         names it; None when none does (always, for a state folder: its run holds it)."""
         return self._conn.locks.holder(lock_key("sink-owner", sink))
+
+    @contextmanager
+    def dropping(self, sink: str) -> Iterator[str | None]:
+        """Hold ``sink`` against every run for as long as its events are given up:
+        yields None when no live run delivers it (one starting meanwhile waits, in
+        ``own_sinks``), else the run that does, as ``sink_user`` names it."""
+        locks = self._conn.locks
+        key = lock_key("sink-owner", sink)
+        if not locks.try_lock(key):
+            yield self.sink_user(sink) or "another run"
+            return
+        try:
+            yield None
+        finally:
+            locks.unlock(key)
 
     @contextmanager
     def delivering(self, sink: str, *, wait: bool = True) -> Iterator[bool]:

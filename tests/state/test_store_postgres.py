@@ -333,3 +333,28 @@ def test_a_run_is_told_when_it_no_longer_holds_its_campaign(url, postgres_admin_
             store.check_session()
     finally:
         store.close()
+
+
+def test_a_run_that_starts_while_a_sink_is_dropped_waits_then_is_never_dropped_under(stores):
+    # `runs outbox --drop` checked for a live run, then dropped: a run starting in
+    # between had the events it then recorded given up. The drop now holds the sink
+    # against runs while it gives them up; a run starting meanwhile waits for it.
+    sink = "webhook:https://dw"
+    dropper, run = stores(), stores()
+    owned = threading.Event()
+    with dropper.dropping(sink) as user:
+        assert user is None
+        waiter = threading.Thread(target=lambda: (run.own_sinks([sink]), owned.set()))
+        waiter.start()
+        assert not owned.wait(1.0), "the run took the sink while it was being dropped"
+    waiter.join(timeout=30)
+    assert owned.is_set(), "the run went on once the drop was done"
+    with dropper.dropping(sink) as user:
+        assert user is not None, "a live run's sink is not dropped"
+    run.close()
+    eventually(lambda: _drops_alone(dropper, sink))
+
+
+def _drops_alone(store: Store, sink: str) -> bool:
+    with store.dropping(sink) as user:
+        return user is None
