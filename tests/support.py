@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,6 +112,21 @@ def run_cli(
         timeout=timeout,
         cwd=cwd or REPO,
     )
+
+
+def terminate_once_archiving(
+    proc: subprocess.Popen[str], sim: Simulator, deadline: float
+) -> str:
+    """SIGTERM a run once the simulator has archived something of it, however slowly the
+    machine got there (``deadline``: a ``time.monotonic()`` it must be by); its stderr
+    once it stopped, which it must with exit 1 (interrupted: run again to resume)."""
+    while not sim.ledger():
+        assert time.monotonic() < deadline and proc.poll() is None, "nothing was ever archived"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr[-2000:]
+    return stderr
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from archiver.simulator import Faults
-from tests.support import APPROVED, policy_dict, read_report, run_cli, sim_env, write_policy
+from tests.support import (
+    APPROVED,
+    policy_dict,
+    read_report,
+    run_cli,
+    sim_env,
+    terminate_once_archiving,
+    write_policy,
+)
 
 CAMPAIGNS = ["aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"]
 SIGKILL_EXIT = -9
@@ -207,7 +215,6 @@ def test_lines_cut_off_the_end_of_the_audit_log_are_caught_with_the_state_store(
 
 
 def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_path, start_sim):
-    import signal
     import subprocess
     import sys
 
@@ -232,12 +239,7 @@ def test_sigterm_while_paused_restores_the_campaign_and_a_rerun_finishes(tmp_pat
         assert time.monotonic() < deadline and proc.poll() is None, "the campaign was never paused"
         time.sleep(0.05)
     # Signal once part of the work is done, however slowly the machine got there.
-    while not sim.ledger():
-        assert time.monotonic() < deadline and proc.poll() is None, "nothing was ever archived"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 1, stderr[-2000:]
+    terminate_once_archiving(proc, sim, deadline)
     assert sim.campaigns()[CAMPAIGNS[0]]["status"] == "ACTIVE", "status restored on SIGTERM"
     archived_before = set(sim.ledger())
     eligible = sim.eligible_ids(CAMPAIGNS[0], set(APPROVED))

@@ -4,13 +4,18 @@ campaign leaves failed (listed, never in a batch) are among its failures there t
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
 
 from archiver.simulator import Faults
-from tests.support import policy_dict, read_report, sim_env, write_policy
+from tests.support import (
+    policy_dict,
+    read_report,
+    sim_env,
+    terminate_once_archiving,
+    write_policy,
+)
 
 CAMPAIGN = "cccccccc-0000-4000-8000-000000000003"
 FINISHED = re.compile(
@@ -32,13 +37,7 @@ def test_a_campaign_stopped_part_way_logs_the_failures_its_report_counts(tmp_pat
             str(tmp_path / "state"), "--report", str(report_path)]
     proc = subprocess.Popen(args, env=sim_env(sim), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not sim.ledger():
-        assert time.monotonic() < deadline and proc.poll() is None, "nothing was ever archived"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 1, stderr[-2000:]
+    stderr = terminate_once_archiving(proc, sim, time.monotonic() + 60)
     campaign = read_report(report_path)["campaigns"][0]
     assert campaign["failed"] > 0, campaign  # what the stop left undone
     found = [m.groups() for m in FINISHED.finditer(stderr)]
