@@ -73,6 +73,10 @@ def _count_where(status: str) -> str:
     return f"sum(CASE WHEN status = '{status}' THEN 1 ELSE 0 END)"
 
 
+# Receipts read at a time looking for an audit log's last recorded line.
+_CHECKPOINT_PAGE = 200
+
+
 class Events:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -164,16 +168,27 @@ class Events:
             )
 
     def audit_checkpoint(self, path: Path) -> tuple[int, str] | None:
-        """The last (seq, hash) the store saw written to the audit log at ``path``."""
-        rows = self._conn.query(
-            "SELECT receipt FROM outbox WHERE status = 'delivered' AND receipt IS NOT NULL"
-            " AND kind != '' ORDER BY seq DESC"
-        )
-        try:
-            found = receipt.checkpoint((text for (text,) in rows), str(path.resolve()))
-        except ValueError as err:
-            raise self._conn.damaged(str(err)) from None
-        return (found.seq, found.hash) if found else None
+        """The last (seq, hash) the store saw written to the audit log at ``path``. Read
+        newest first a page at a time (every run asks; the answer is nearly always on
+        the first page), not the whole outbox's receipts at once."""
+        wanted = str(path.resolve())
+        before: Any = None
+        while True:
+            after = "" if before is None else " AND seq < ?"
+            rows = self._conn.query(
+                "SELECT seq, receipt FROM outbox WHERE status = 'delivered' AND receipt IS NOT NULL"
+                f" AND kind != ''{after} ORDER BY seq DESC LIMIT ?",
+                (*(() if before is None else (before,)), _CHECKPOINT_PAGE),
+            )
+            try:
+                found = receipt.checkpoint((text for _, text in rows), wanted)
+            except ValueError as err:
+                raise self._conn.damaged(str(err)) from None
+            if found is not None:
+                return found.seq, found.hash
+            if len(rows) < _CHECKPOINT_PAGE:
+                return None
+            before = rows[-1][0]
 
     def receipt_paths(self, sink: str) -> set[str]:
         """The files a sink's delivered events name in their receipts (an audit log's)."""

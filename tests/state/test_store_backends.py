@@ -261,3 +261,23 @@ def test_what_was_dialing_is_kept_until_resumed(store):
     assert store.campaigns.paused_dialing() == [("c1", {"status": "PAUSED"}), ("c2", {"skills": [3, 1]})]
     store.campaigns.clear_pause("c1")
     assert store.campaigns.paused_dialing() == [("c2", {"skills": [3, 1]})]
+
+
+def test_an_audit_logs_checkpoint_is_found_past_a_page_of_other_logs_receipts(store, tmp_path):
+    # Read newest first a page at a time: the log's last receipt, behind more than a page
+    # of another log's, is still the one found; a log with none is None after the last page.
+    page = 200
+    events = [(f"evt-{n}", "audit_log:/a", "batch_archived", "{}") for n in range(page + 51)]
+    store.events.enqueue(events)
+    pending = store.events.pending("audit_log:/a", limit=len(events))
+
+    def receipt(path: str, seq: int) -> str:
+        return json.dumps({"path": str(tmp_path / path), "seq": seq, "hash": f"h{seq}"})
+
+    store.events.delivered_many(
+        [(pending[0].seq, receipt("a.jsonl", 1)), (pending[1].seq, receipt("a.jsonl", 2))]
+        + [(e.seq, receipt("b.jsonl", n)) for n, e in enumerate(pending[2:], start=1)]
+    )
+    assert store.events.audit_checkpoint(tmp_path / "a.jsonl") == (2, "h2")
+    assert store.events.audit_checkpoint(tmp_path / "b.jsonl") == (page + 49, f"h{page + 49}")
+    assert store.events.audit_checkpoint(tmp_path / "c.jsonl") is None
