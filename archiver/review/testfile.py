@@ -63,6 +63,7 @@ from archiver.policy._document import Positions
 from archiver.policy._loader import POLICY_SUFFIXES, TEST_SUFFIXES
 from archiver.policy._yaml import parse
 from archiver.policy.paths import OutsideRepository, confine, repository_root
+from archiver.regular_file import read_regular
 from archiver.review.schema_errors import describe, relevant
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -119,7 +120,9 @@ def load_test_file(path: Path) -> TestFile | list[Diagnostic]:
     """The test file at ``path``, or every problem found in it (file:line:col)."""
     file = str(path)
     try:
-        raw = path.read_bytes()
+        # At most a byte past the limit, and never a pipe or device (which would block or
+        # never end).
+        raw = read_regular(path, MAX_BYTES)
     except OSError as err:
         return [Diagnostic(file, 1, 1, UNREADABLE, f"cannot read: {err.strerror or err}")]
     if len(raw) > MAX_BYTES:
