@@ -25,12 +25,20 @@ def loads(text: str | bytes, *, unique_keys: bool = False) -> Any:
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise DuplicateKey(f"duplicate key `{key}`")
-        found[key] = value
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise DuplicateKey(f"duplicate key `{repeated_key(pairs)}`")
     return found
+
+
+def repeated_key(pairs: list[tuple[str, Any]]) -> str | None:
+    """The first key an object's (key, value) pairs give twice; None when none is."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def type_name(value: Any) -> str:

@@ -28,6 +28,8 @@ import math
 import re
 from typing import Any
 
+from archiver import jsonsafe
+
 MAX_JSON_DEPTH = 64
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -65,14 +67,11 @@ def _constant(name: str) -> Any:
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     value = dict(pairs)
     if len(value) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise NotPlainJson(
-                    f"rendered output is not plain JSON: the key {_excerpt(key)!a} twice in "
-                    "one object (parsers differ on which value they keep); render each key once"
-                )
-            seen.add(key)
+        key = jsonsafe.repeated_key(pairs) or ""
+        raise NotPlainJson(
+            f"rendered output is not plain JSON: the key {_excerpt(key)!a} twice in "
+            "one object (parsers differ on which value they keep); render each key once"
+        )
     return value
 
 
