@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from archiver import jsonsafe
@@ -22,6 +23,12 @@ GENESIS_HASH = "0" * 64
 SIGNING_KEY_ENV = "ARCHIVER_SIGNING_KEY"
 # The folder beside an audit log its signed digests go in (archiver.audit.digest).
 DIGEST_FOLDER_SUFFIX = ".digests"
+
+
+def digest_folder(log_path: Path) -> Path:
+    """Where the signed digests of the audit log at ``log_path`` go: here, so a check of
+    the path (the audit_log sink's) need not load the signing code."""
+    return log_path.with_name(log_path.name + DIGEST_FOLDER_SUFFIX)
 CHAIN_KEYS = frozenset({"event_id", "seq", "prev_hash", "hash"})
 
 

@@ -37,16 +37,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from archiver import jsonsafe
 from archiver.audit.chain import (
-    DIGEST_FOLDER_SUFFIX,
     GENESIS_HASH,
     SIGNING_KEY_ENV,
     AuditLine,
     canonical,
+    digest_folder,
 )
 from archiver.errors import AuditError, ConfigError
 from archiver.regular_file import read_regular
 
-FOLDER_SUFFIX = DIGEST_FOLDER_SUFFIX
 FORMAT = "archiver-audit-digest/1"
 _FIELDS = ("format", "log", "number", "run_id", "created_at", "first_seq", "last_seq",
            "last_hash", "previous_signature", "key_id")
@@ -88,10 +87,6 @@ class Digest:
 
     def as_json(self) -> dict[str, Any]:
         return {**self.body, "signature": self.signature}
-
-
-def digest_folder(log_path: Path) -> Path:
-    return log_path.with_name(log_path.name + FOLDER_SUFFIX)
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from archiver import jsonsafe
 from archiver.audit import digest
-from archiver.audit.chain import GENESIS_HASH, check_line
+from archiver.audit.chain import GENESIS_HASH, check_line, digest_folder
 from archiver.engine.payloads import RECONCILED
 from archiver.errors import EXIT_FAILED, ConfigError, NotApproved
 from archiver.governance import approval
@@ -109,7 +109,7 @@ def _approval_text(policy_path: Path | None, sha256: str) -> str | None:
 
 
 def _audit_part(log_path: Path, run_id: str) -> dict[str, Any]:
-    digests, problems = digest.read_digests(digest.digest_folder(log_path))
+    digests, problems = digest.read_digests(digest_folder(log_path))
     if problems:
         raise ConfigError(f"{log_path}: {problems[0]}")
     ordered = sorted(digests, key=lambda d: d.number)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from archiver import jsonsafe
 from archiver.audit import AuditLog
-from archiver.audit.chain import DIGEST_FOLDER_SUFFIX, AuditLine, record_problem
+from archiver.audit.chain import DIGEST_FOLDER_SUFFIX, AuditLine, digest_folder, record_problem
 from archiver.audit.receipt import Receipt
 from archiver.engine.building import BuildContext
 from archiver.errors import AuditError, TemplateError
@@ -127,8 +127,7 @@ def _check(spec: AuditLogSink, ctx: CheckContext) -> Iterable[Finding]:
     except OutsideRepository as err:
         yield Finding(("path",), str(err), codes.PATH_OUTSIDE)
         return
-    digests = target.with_name(target.name + DIGEST_FOLDER_SUFFIX)
-    if digests.is_symlink():
+    if digest_folder(target).is_symlink():
         # A signed run writes its digests there: never through a link, wherever it leads.
         yield Finding(("path",), f"audit log `{ctx.show(spec.path)}`: its digest folder "
                       f"`{ctx.show(spec.path + DIGEST_FOLDER_SUFFIX)}` is a symlink; signed "
