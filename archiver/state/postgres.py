@@ -34,7 +34,7 @@ from archiver.errors import ArchiverError, ConfigError, StateError, StorageError
 from archiver.state import dialect
 from archiver.state.location import PostgresUrl
 from archiver.state.locks import lock_key
-from archiver.state.schema import MIGRATIONS
+from archiver.state.schema import MIGRATIONS, unreadable_version
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +196,9 @@ class PostgresBackend:
         return int(row[0]) if row else 0
 
     def _check_version(self) -> None:
-        version = self.schema_version()
-        if version != len(MIGRATIONS):
-            raise StateError(
-                f"state store {self.where} has schema version {version}, this archiver "
-                f"reads version {len(MIGRATIONS)}; "
-                + ("upgrade archiver" if version > len(MIGRATIONS)
-                   else "a run of this archiver upgrades it (it needs write access)")
-            )
+        unreadable = unreadable_version(self.where, self.schema_version())
+        if unreadable is not None:
+            raise StateError(unreadable)
 
     def _migrate(self) -> None:
         with self.conn.transaction():

@@ -119,3 +119,16 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE pauses SET dialing = '{"status": "' || previous_status || '"}' WHERE dialing IS NULL;
     """,
 )
+
+
+def unreadable_version(where: object, version: int) -> str | None:
+    """Why a command that only reads cannot read a store at schema ``version`` (it
+    neither migrates nor writes); None when this archiver reads that version."""
+    if version == len(MIGRATIONS):
+        return None
+    return (
+        f"state store {where} has schema version {version}, this archiver reads version "
+        f"{len(MIGRATIONS)}; "
+        + ("upgrade archiver" if version > len(MIGRATIONS)
+           else "a run of this archiver upgrades it (it needs write access)")
+    )

@@ -20,7 +20,7 @@ from typing import Any
 from archiver.errors import ArchiverError, StateError, StateLockedError, StorageError
 from archiver.state import files
 from archiver.state.folder import REFUSED
-from archiver.state.schema import MIGRATIONS
+from archiver.state.schema import MIGRATIONS, unreadable_version
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,10 @@ class SqliteBackend:
         if lost is not None:
             self.close()
             raise lost
-        if version != len(MIGRATIONS):
+        unreadable = unreadable_version(self.path, version)
+        if unreadable is not None:
             self.close()
-            raise StateError(
-                f"state store {self.path} has schema version {version}, this archiver "
-                f"reads version {len(MIGRATIONS)}; "
-                + ("upgrade archiver" if version > len(MIGRATIONS)
-                   else "a run of this archiver upgrades it (it needs write access)")
-            )
+            raise StateError(unreadable)
 
     def close(self) -> None:
         try:
