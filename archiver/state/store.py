@@ -164,17 +164,22 @@ class Store:
         store do not count their undelivered events as orphaned meanwhile, nor drop them
         (``dropping``). A sink being dropped, or looked at by ``runs outbox``, this very
         moment is waited for (a statement's time); StateLockedError after a while."""
-        locks = self._conn.locks
         for sink in sinks:
-            key = lock_key("sink-owner", sink)
-            deadline = time.monotonic() + DELIVERY_WAIT_SECONDS
-            while not locks.try_lock(key, shared=True):
-                if time.monotonic() >= deadline:
-                    raise StateLockedError(
-                        f"sink {sink} stayed taken by `archiver runs outbox` for "
-                        f"{DELIVERY_WAIT_SECONDS:g} s; run again once it has ended"
-                    )
-                time.sleep(0.05)
+            if not self._take(lock_key("sink-owner", sink), DELIVERY_WAIT_SECONDS, shared=True):
+                raise StateLockedError(
+                    f"sink {sink} stayed taken by `archiver runs outbox` for "
+                    f"{DELIVERY_WAIT_SECONDS:g} s; run again once it has ended"
+                )
+
+    def _take(self, key: int, seconds: float, *, shared: bool = False) -> bool:
+        """Take lock ``key``, trying again for up to ``seconds``: whether it was taken."""
+        locks = self._conn.locks
+        deadline = time.monotonic() + seconds
+        while not locks.try_lock(key, shared=shared):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def sink_user(self, sink: str) -> str | None:
         """Which other live run delivers ``sink`` (``own_sinks``), as ``campaign_holder``
@@ -201,15 +206,10 @@ class Store:
         """Deliver ``sink`` alone: yields False when another run is delivering it (it
         delivers every pending event, ours included, until none is left). ``wait`` waits
         a little for it to finish first."""
-        locks = self._conn.locks
         key = lock_key("sink-delivery", sink)
-        got = locks.try_lock(key)
-        deadline = time.monotonic() + (DELIVERY_WAIT_SECONDS if wait else 0.0)
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.05)
-            got = locks.try_lock(key)
+        got = self._take(key, DELIVERY_WAIT_SECONDS if wait else 0.0)
         try:
             yield got
         finally:
             if got:
-                locks.unlock(key)
+                self._conn.locks.unlock(key)
