@@ -315,7 +315,8 @@ def _run_campaign(ctx: RunContext, campaign: Campaign) -> str:
         return "busy"
     try:
         status = CampaignJob(ctx, campaign).run()
-        ctx.tally(campaign.id)  # before another run sharing the store can take it
+        if ctx.store.shared:
+            ctx.tally(campaign.id)  # before another run sharing the store can take it
         return status
     finally:
         ctx.store.unlock_campaign(campaign.id)
