@@ -127,6 +127,11 @@ class _Families(Collector):
         return family
 
 
+def _base(policy: str, target: Mapping[str, Any]) -> dict[str, str]:
+    """The labels every series of a policy's run carries."""
+    return {"policy": policy, **{name: str(target[name]) for name in TARGET_LABELS}}
+
+
 class RunMetrics:
     """The metrics of one ``archiver run`` invocation (one or more policies)."""
 
@@ -142,7 +147,7 @@ class RunMetrics:
         """Add one policy's run: its report, and the running totals of its state folder."""
         policy = str(report["policy"]["name"])
         target = report["target"]
-        base = {"policy": policy, **{name: str(target[name]) for name in TARGET_LABELS}}
+        base = _base(policy, target)
         gauges = self._families.gauges
 
         def gauge(name: str, value: float, **labels: str) -> None:
@@ -159,11 +164,8 @@ class RunMetrics:
                         "archiver_run_request_duration_seconds", seconds,
                         endpoint=endpoint, quantile=quantile,
                     )
-        ended = time.time()
-        gauge("archiver_last_run_timestamp_seconds", ended)
-        gauge("archiver_last_run_exit_code", report["exit_code"])
+        ended = self._ended(base, target, report["exit_code"])
         gauge("archiver_last_run_duration_seconds", report["duration_seconds"])
-        gauge("archiver_target_info", 1, tenant=str(target.get("tenant") or ""))
         # A run against the simulator changed nothing real: it is no success to alert on;
         # nor is one stopped by --max-batches, which left attempts pending.
         stopped = bool((report.get("batch_limit") or {}).get("stopped"))
@@ -177,15 +179,23 @@ class RunMetrics:
         """A policy's run that ended before it had a report (credentials refused at login,
         a secret missing, the state folder in use): its exit code and time, so an alert on
         ``archiver_last_run_exit_code`` sees it, and the running totals as they stand."""
-        base = {"policy": policy, **{name: str(target[name]) for name in TARGET_LABELS}}
-        gauges = self._families.gauges
-        gauges["archiver_last_run_timestamp_seconds"][_key(base)] = time.time()
-        gauges["archiver_last_run_exit_code"][_key(base)] = exit_code
-        gauges["archiver_target_info"][_key({**base, "tenant": str(target.get("tenant") or "")})] = 1
+        base = _base(policy, target)
+        self._ended(base, target, exit_code)
         try:
             self._totals(policy, base, state_dir, read_only=True)
         except ArchiverError as err:  # no store yet, or one that cannot be read now
             log.info("metrics: the running totals of %s are left out: %s", policy, err)
+
+    def _ended(self, base: Mapping[str, str], target: Mapping[str, Any], exit_code: int) -> float:
+        """The gauges every ended run sets (when, its exit code, what it talked to); the
+        time it ended."""
+        gauges = self._families.gauges
+        ended = time.time()
+        gauges["archiver_last_run_timestamp_seconds"][_key(base)] = ended
+        gauges["archiver_last_run_exit_code"][_key(base)] = exit_code
+        tenant = str(target.get("tenant") or "")
+        gauges["archiver_target_info"][_key({**base, "tenant": tenant})] = 1
+        return ended
 
     def _totals(
         self, policy: str, base: Mapping[str, str], state_dir: StateLocation, *,
