@@ -65,8 +65,8 @@ class TextFormatter(logging.Formatter):
     """``time LEVEL run=ID campaign=ID logger: message``.
 
     The message is escaped by the redacting filter; the run and campaign ids are escaped
-    here (a campaign id is the policy's text, and one ending in a newline passes
-    ``validate``), so a record is one line whatever they hold.
+    here, so a record is one line whatever they hold (``validate`` refuses a campaign id
+    with a control character; this holds whatever reaches the log).
     """
 
     def format(self, record: logging.LogRecord) -> str:
