@@ -10,11 +10,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import yaml
 
-from archiver.simulator import Faults
+from archiver.simulator import Faults, Simulator
 from tests.e2e.test_crash_recovery import CAMPAIGNS, check_exactly_once, crash_policy
 from tests.support import APPROVED, REPO, run_cli, sim_env, write_policy
 
@@ -36,6 +38,34 @@ def batches_by_arrival(url: str, ledger: dict[str, int]) -> tuple[set[str], set[
     return arrived, set(members) - arrived
 
 
+def spawn_run(
+    tmp_path: Path, sim: Simulator, postgres_url: str, campaigns: list[str],
+    retry: dict[str, Any] | None = None, **connection: Any,
+) -> tuple[subprocess.Popen[str], list[str], dict[str, str]]:
+    """A run of the crash policy (pages of 1,000, ``connection`` and ``retry`` settings
+    on top) on the shared store, started: the process, its arguments, its environment."""
+    policy = crash_policy(tmp_path, sim.webhook_url, campaigns)
+    doc = yaml.safe_load(policy.read_text())
+    doc["connection"].update(timeout_seconds=30, **connection)
+    doc["source"]["page_size"] = 1000
+    doc["retry"].update(retry or {})
+    write_policy(policy, doc)
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", postgres_url, "--report", str(tmp_path / "r.json")]
+    run = subprocess.Popen([sys.executable, "-m", "archiver", *args], env=env, cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return run, args, env
+
+
+def end_the_runs_session(postgres_url: str) -> None:
+    """Terminate the running archiver's PostgreSQL session (its only one)."""
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        ended = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name LIKE 'archiver run %'").fetchall()
+    assert ended == [(True,)], "the run's one session"
+
+
 def test_batches_formed_before_the_session_was_lost_are_not_sent_after_it(
     tmp_path, start_sim, postgres_url
 ):
@@ -43,15 +73,7 @@ def test_batches_formed_before_the_session_was_lost_are_not_sent_after_it(
     # each campaign has one more batch formed and queued behind them.
     sim = start_sim(Faults(latency_ms=LATENCY_MS), campaign_ids=CAMPAIGNS,
                     attempts_per_campaign=300, seed=21)
-    policy = crash_policy(tmp_path, sim.webhook_url)
-    doc = yaml.safe_load(policy.read_text())
-    doc["connection"].update(max_in_flight=2, timeout_seconds=30)
-    doc["source"]["page_size"] = 1000
-    write_policy(policy, doc)
-    env = sim_env(sim)
-    args = ["run", str(policy), "--state", postgres_url, "--report", str(tmp_path / "r.json")]
-    run = subprocess.Popen([sys.executable, "-m", "archiver", *args], env=env, cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run, args, env = spawn_run(tmp_path, sim, postgres_url, CAMPAIGNS, max_in_flight=2)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -61,11 +83,7 @@ def test_batches_formed_before_the_session_was_lost_are_not_sent_after_it(
             if len(in_flight) == 2 and queued:
                 break
             time.sleep(0.05)
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            ended = db.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name LIKE 'archiver run %'").fetchall()
-        assert ended == [(True,)], "the run's one session"
+        end_the_runs_session(postgres_url)
         sim.set_faults(Faults())
         _, err = run.communicate(timeout=120)
     finally:
@@ -93,27 +111,16 @@ def test_a_call_waiting_out_a_429_when_the_session_is_lost_is_not_sent(
     # session is lost. The wait ends with the run; the call is not sent again.
     sim = start_sim(Faults(rate_limit_rps=0.2), campaign_ids=CAMPAIGNS[:1],
                     attempts_per_campaign=300, seed=21)
-    policy = crash_policy(tmp_path, sim.webhook_url, CAMPAIGNS[:1])
-    doc = yaml.safe_load(policy.read_text())
-    doc["connection"].update(max_in_flight=1, timeout_seconds=30)
-    doc["source"]["page_size"] = 1000
-    doc["retry"].update(max_attempts=10, max_backoff_seconds=30)
-    write_policy(policy, doc)
-    env = sim_env(sim)
-    args = ["run", str(policy), "--state", postgres_url, "--report", str(tmp_path / "r.json")]
-    run = subprocess.Popen([sys.executable, "-m", "archiver", *args], env=env, cwd=REPO,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run, args, env = spawn_run(tmp_path, sim, postgres_url, CAMPAIGNS[:1],
+                               retry={"max_attempts": 10, "max_backoff_seconds": 30},
+                               max_in_flight=1)
     try:
         deadline = time.monotonic() + 120
         while not any(r["kind"] == "archive" and r["status"] == 429 for r in sim.requests()):
             assert run.poll() is None, run.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "no archive call was ever answered 429"
             time.sleep(0.05)
-        with psycopg.connect(postgres_url, autocommit=True) as db:
-            ended = db.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name LIKE 'archiver run %'").fetchall()
-        assert ended == [(True,)], "the run's one session"
+        end_the_runs_session(postgres_url)
         lost_at = max(r["seq"] for r in sim.requests())
         sim.set_faults(Faults())  # the next try would be accepted
         _, err = run.communicate(timeout=120)
