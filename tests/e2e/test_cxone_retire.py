@@ -35,6 +35,18 @@ def archived_in_store(state: Path) -> set[str]:
     return {r[0] for r in rows}
 
 
+def check_each_archived_once(sim: CxoneSimulator, tmp_path: Path, before: dict[str, str]
+                             ) -> None:
+    """Every prospect finalized ``before`` left the list, and each of its attempts is
+    archived once, in the store and in exactly one archive file."""
+    assert sim.finalized_attempts("4412") == {}, "every finalized prospect retired"
+    assert set(sim.ledger()["removed"]) == set(before.values())
+    assert archived_in_store(tmp_path / "state") == set(before), "each attempt archived once"
+    files = archive_files(tmp_path / "archive")
+    ids = [r["id"] for records in files.values() for r in records]
+    assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+
+
 def check_retired_once(sim: CxoneSimulator, tmp_path: Path, before: dict[str, str]) -> None:
     ledger = sim.ledger()
     assert ledger["removed"], "prospects were retired"
@@ -42,14 +54,10 @@ def check_retired_once(sim: CxoneSimulator, tmp_path: Path, before: dict[str, st
         "no prospect asked to be removed twice"
     )
     assert all(n == 1 for n in ledger["removed"].values())
-    assert sim.finalized_attempts("4412") == {}, "every finalized prospect retired"
-    assert set(ledger["removed"]) == set(before.values())
-    assert archived_in_store(tmp_path / "state") == set(before), "each attempt archived once"
-    files = archive_files(tmp_path / "archive")
-    ids = [r["id"] for records in files.values() for r in records]
-    assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+    check_each_archived_once(sim, tmp_path, before)
     lines = [x for x in audit_lines(tmp_path / "audit" / "audit.jsonl")
              if x["event"] == "batch_archived"]
+    files = archive_files(tmp_path / "archive")
     assert len({x["batch_id"] for x in lines}) == len(lines) == len(files)
     skills = sim.skills()
     assert skills and all(s["isRunning"] for s in skills.values()), "skills dial again"
@@ -173,12 +181,7 @@ def test_a_removal_applied_but_answered_502_is_not_recorded_failed(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         removals = [r for r in sim.requests() if r["kind"] == "remove"]
         assert [r["status"] for r in removals[:2]] == [502, 200], "the lost answer happened"
-        assert sim.finalized_attempts("4412") == {}
-        assert set(sim.ledger()["removed"]) == set(before.values())
-        assert archived_in_store(tmp_path / "state") == set(before)
-        ids = [r["id"] for records in archive_files(tmp_path / "archive").values()
-               for r in records]
-        assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+        check_each_archived_once(sim, tmp_path, before)
 
 
 def test_a_removal_applied_then_refused_on_its_retry_is_checked_against_the_listing(tmp_path):
@@ -198,12 +201,7 @@ def test_a_removal_applied_then_refused_on_its_retry_is_checked_against_the_list
         removals = [r for r in sim.requests() if r["kind"] == "remove"]
         assert [r["status"] for r in removals[:2]] == [502, 404], "the refused repeat happened"
         assert result.returncode == 0, result.stderr[-3000:]
-        assert sim.finalized_attempts("4412") == {}
-        assert set(sim.ledger()["removed"]) == set(before.values())
-        assert archived_in_store(tmp_path / "state") == set(before)
-        ids = [r["id"] for records in archive_files(tmp_path / "archive").values()
-               for r in records]
-        assert sorted(ids) == sorted(before), "each retired attempt in exactly one archive file"
+        check_each_archived_once(sim, tmp_path, before)
 
 
 def test_a_calling_list_that_answers_fewer_attempts_than_asked_is_read_to_its_end(tmp_path):
