@@ -4,6 +4,22 @@ A line is a JSON object holding the record plus ``event_id``, ``seq`` (1, 2, 3, 
 ``prev_hash`` (the previous line's ``hash``; 64 zeros for the first line) and ``hash``, the
 SHA-256 of the line's canonical JSON without ``hash``. Editing a line breaks its own hash;
 deleting, inserting or reordering lines breaks ``seq`` and ``prev_hash`` of the line after.
+
+The canonical JSON (:func:`canonical`; README.md, "Checking a log without archiver", says
+the same for auditors) is ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False, allow_nan=False)`` in UTF-8, of the line as ``json.loads`` reads it:
+
+- no whitespace outside strings; keys sorted by code point (not by UTF-16 code unit);
+- strings in UTF-8, escaping only ``"``, ``\\`` and U+0000..U+001F (``\\b \\t \\n \\f \\r``,
+  else ``\\u00xx`` in lowercase hex);
+- a number written without fraction or exponent as its exact integer digits (``-0`` as
+  ``0``); any other as ``repr`` of the nearest double: shortest round-trip digits,
+  positional with at least one decimal when the exponent is -4..15 (``12.0``, ``-0.0``),
+  else ``1e-07``, ``1.5e+300`` (sign and at least two exponent digits).
+
+That is not RFC 8785 (JCS): the two differ on ``12.0``, ``1e-07``, ``1e+20``, ``-0.0``,
+most integers beyond ±(2**53 - 1), and keys with a character above U+FFFF. Lines already
+written are hashed this way for good.
 """
 
 from __future__ import annotations
@@ -55,7 +71,9 @@ class AuditLine:
 
 
 def canonical(obj: Mapping[str, Any]) -> bytes:
-    """The one byte form a line is hashed in, independent of key order on disk."""
+    """The one byte form a line is hashed in (and a digest signed in), independent of key
+    order and spacing on disk: the form the module's docstring and README.md spell out.
+    Changing it would break every log already written."""
     text = json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

@@ -7,7 +7,10 @@ can write the file. After every run a digest is written beside the log, in
 line after the previous digest's range to the log's last line), the hash of that last
 line, and the previous digest's signature, all signed with Ed25519 by the key the
 ``ARCHIVER_SIGNING_KEY`` PEM file holds (as ``openssl genpkey -algorithm ed25519``
-writes it). Holding only the public key, a verifier then catches:
+writes it). The signature (base64) covers the canonical JSON of every other field
+(:func:`archiver.audit.chain.canonical`, as a line's hash does); ``key_id`` is the
+SHA-256 of the raw 32-byte public key. Holding only the public key, a verifier then
+catches:
 
 - a cut tail: a digest names a line the log no longer has;
 - a consistent re-chain: the line a digest names has another hash now;
