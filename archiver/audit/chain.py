@@ -24,6 +24,7 @@ written are hashed this way for good.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from collections.abc import Mapping
@@ -92,12 +93,16 @@ def check_line(raw: bytes) -> tuple[AuditLine, str] | str:
     Only the line itself is checked here (its JSON, its fields and its own hash); whether it
     follows the line before it is the reader's business.
     """
+    if raw.startswith(codecs.BOM_UTF8):
+        # json.loads of bytes skips it (and reads UTF-16 too); jq, JavaScript and Python's
+        # json.loads of text refuse the line. Lines are written in UTF-8, without one.
+        return "a byte order mark before the JSON (other readers refuse it): the line was edited"
     try:
-        line = jsonsafe.loads(raw, unique_keys=True)
+        line = jsonsafe.loads(raw.decode("utf-8"), unique_keys=True)
     except jsonsafe.DuplicateKey as err:
         # The hash covers the value parsed last; a reader keeping the first sees another.
         return f"{err} in one object: the line was edited"
-    except ValueError as err:  # bad UTF-8; nested past the parser's depth
+    except ValueError as err:  # not UTF-8; nested past the parser's depth
         return f"not valid JSON ({err}): the line was edited or damaged"
     if not isinstance(line, dict):
         return "not a JSON object: the line was edited or damaged"

@@ -142,10 +142,10 @@ def parse(raw: bytes, name: str) -> Digest | str:
     try:
         # A field given twice reads differently to different readers (the signature covers
         # the last value): refused like text that is not JSON.
-        data = jsonsafe.loads(raw, unique_keys=True)
+        data = jsonsafe.loads(raw.decode("utf-8"), unique_keys=True)
     except jsonsafe.DuplicateKey as err:
         return f"not valid JSON ({err})"
-    except ValueError:  # not JSON, or nested past the parser's depth
+    except ValueError:  # not JSON (nor UTF-8, or with a byte order mark), or nested too deep
         return "not valid JSON"
     if not isinstance(data, dict) or set(data) != {*_FIELDS, "signature"}:
         return "not a digest (unexpected or missing fields)"

@@ -172,6 +172,30 @@ def test_a_number_written_in_another_form_is_caught_at_its_line_by_both(repo, ke
     assert "hash mismatch" in ours["message"] and "hash mismatch" in theirs["problem"]
 
 
+def test_a_byte_order_mark_before_a_line_is_caught_by_both(repo, keys):
+    """Python's json.loads of bytes skips a UTF-8 byte order mark, JSON.parse, jq and
+    json.loads of text refuse the line: the log holds bytes archiver never wrote."""
+    log = repo / LOG
+    lines = [raw + b"\n" for raw in log_lines(log)]
+    lines[2] = b"\xef\xbb\xbf" + lines[2]
+    log.write_bytes(b"".join(lines))
+    for extra in ((), ("--public-key", str(keys[1]))):
+        ours = archiver_verify(repo, *extra)
+        assert (ours["ok"], ours["first_bad_line"]) == (False, 3), ours
+        assert "byte order mark" in ours["message"]
+    theirs = node_verify(log, keys[1])
+    assert (theirs["ok"], theirs["first_bad_line"]) == (False, 3), theirs
+
+
+def test_a_byte_order_mark_before_a_digest_is_caught_by_both(repo, keys):
+    digest = sorted((repo / (LOG + ".digests")).iterdir())[0]
+    digest.write_bytes(b"\xef\xbb\xbf" + digest.read_bytes())
+    ours = archiver_verify(repo, "--public-key", str(keys[1]))
+    assert not ours["ok"] and f"digest {digest.name}: not valid JSON" in ours["message"], ours
+    theirs = node_verify(repo / LOG, keys[1])
+    assert not theirs["ok"] and "byte order mark" in theirs["problem"], theirs
+
+
 def test_lines_holding_large_integers_verify_digit_for_digit_in_both(tmp_path):
     """Such lines hash every digit, and both verifiers read them digit for digit."""
     log = tmp_path / "audit" / "old.jsonl"
