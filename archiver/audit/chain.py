@@ -19,7 +19,9 @@ ensure_ascii=False, allow_nan=False)`` in UTF-8, of the line as ``json.loads`` r
 
 That is not RFC 8785 (JCS): the two differ on ``12.0``, ``1e-07``, ``1e+20``, ``-0.0``,
 most integers beyond ±(2**53 - 1), and keys with a character above U+FFFF. Lines already
-written are hashed this way for good.
+written are hashed this way for good; new records may not hold an integer no double holds
+exactly (:func:`number_problem`), which readers that hold numbers as doubles read as
+another value.
 """
 
 from __future__ import annotations
@@ -60,6 +62,50 @@ def record_problem(record: object) -> str | None:
                 "audit log adds them itself to chain its lines; remove them from the audit "
                 "template")
     return None
+
+
+_EXCERPT = 40
+
+
+def number_problem(record: object) -> str | None:
+    """Why a rendered audit record cannot be chained for a number it holds, if it cannot:
+    an integer no double holds exactly (beyond ±2**53 some are not: 9007199254740993).
+    Its line's hash covers its exact digits, but a reader that holds JSON numbers as
+    doubles (JavaScript's ``JSON.parse``, jq, most JSON libraries) reads another value
+    (9007199254740992), so an auditor would be shown a value the hash does not cover, as
+    with a key given twice.
+
+    Checked where a record is made (the audit log sink's render, the template check of
+    ``validate`` and ``run``), not by the log itself: a line rendered by an earlier version
+    and still pending in a state store is written as it was rendered, and logs that hold
+    such integers verify as they always did."""
+    stack: list[tuple[object, str]] = [(record, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((value, f"{where}.{key}" if where else str(key))
+                         for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}[{n}]") for n, value in reversed(list(enumerate(node))))
+        elif isinstance(node, int) and not isinstance(node, bool):
+            try:
+                seen = float(node)
+            except OverflowError:
+                read = "infinity"
+            else:
+                if seen == node:
+                    continue
+                read = str(int(seen))
+            return (f"the audit record holds the integer {_excerpt(str(node))} at "
+                    f"`{_excerpt(where or '(the record)')}`, which no double holds exactly: "
+                    f"readers that hold JSON numbers as doubles (JavaScript, jq, most JSON "
+                    f"libraries) read it as {_excerpt(read)}, a value the line's hash does not "
+                    "cover; render it as a string (`| string | tojson`)")
+    return None
+
+
+def _excerpt(text: str) -> str:
+    return text if len(text) <= _EXCERPT else text[:_EXCERPT] + "…"
 
 
 @dataclass(frozen=True, slots=True)

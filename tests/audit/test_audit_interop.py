@@ -196,8 +196,36 @@ def test_a_byte_order_mark_before_a_digest_is_caught_by_both(repo, keys):
     assert not theirs["ok"] and "byte order mark" in theirs["problem"], theirs
 
 
+@pytest.mark.parametrize("number", ["9007199254740993", "-9007199254740995",
+                                    "123456789012345678901234567890"])
+def test_validate_refuses_an_audit_template_with_an_integer_a_double_cannot_hold(
+    tmp_path, number
+):
+    repo = copy_examples(tmp_path)
+    with_template(repo, f'"n": {{"count": {number}}},')
+    result = run_cli(["validate", "examples/demo.yaml"], _env(), cwd=repo)
+    assert result.returncode == 78, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "templates/probe.json.j2" in out
+    assert f"the integer {number} at `n.count`" in out
+    assert f"read it as {int(float(int(number)))}" in out
+
+
+def test_a_run_refuses_such_a_template_before_any_request_and_writes_no_line(tmp_path):
+    repo = copy_examples(tmp_path)
+    with_template(repo, '"n": 9007199254740993,')
+    result = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
+                     _env(), cwd=repo)
+    assert result.returncode == 78, result.stderr
+    assert "templates/probe.json.j2" in result.stderr
+    assert "9007199254740993" in result.stderr and "9007199254740992" in result.stderr
+    assert not (repo / LOG).exists()
+
+
 def test_lines_holding_large_integers_verify_digit_for_digit_in_both(tmp_path):
-    """Such lines hash every digit, and both verifiers read them digit for digit."""
+    """Such lines hash every digit; the log itself still takes them (a line rendered before
+    the template check refused them may be pending in a state store), and both verifiers
+    read them digit for digit."""
     log = tmp_path / "audit" / "old.jsonl"
     audit = AuditLog(log)
     for n, value in enumerate([9007199254740993, -(10**30), 2**63, 10**21], start=1):

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from archiver import jsonsafe
 from archiver.audit import AuditLog
-from archiver.audit.chain import DIGEST_FOLDER_SUFFIX, AuditLine, digest_folder, record_problem
+from archiver.audit.chain import (
+    DIGEST_FOLDER_SUFFIX,
+    AuditLine,
+    digest_folder,
+    number_problem,
+    record_problem,
+)
 from archiver.audit.receipt import Receipt
 from archiver.engine.building import BuildContext
 from archiver.errors import AuditError, TemplateError
@@ -64,7 +70,7 @@ class AuditLogStage:
 
     def render(self, event: Mapping[str, Any]) -> str:
         record = self.template.render_json(event)
-        problem = record_problem(record)
+        problem = record_problem(record) or number_problem(record)
         if problem is not None:
             raise TemplateError(self.template.name, None, problem)
         # render_json refused what UTF-8 or a strict parser would not take (NaN, a lone
@@ -156,7 +162,7 @@ def _render_check(
             rendered = template.render_json(event)
         except TemplateError as err:
             return err, str(event["event"])
-        problem = record_problem(rendered)
+        problem = record_problem(rendered) or number_problem(rendered)
         if problem is not None:
             return TemplateError(template.name, None, problem), str(event["event"])
     return None
