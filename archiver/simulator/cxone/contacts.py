@@ -180,6 +180,20 @@ class Contacts:
             return {str(r["contactId"]): r["lastUpdateTime"] for r in self._records.values()
                     if str(r["campaignId"]) == campaign_id}
 
+    def disposition_names(self, campaign_id: str) -> dict[str, str | None]:
+        """contactId -> the name of its primary disposition (None without one) of every
+        contact of the campaign, now."""
+        with self._lock:
+            return {
+                str(r["contactId"]): _name_of(self.dispositions, r["primaryDispositionId"])
+                for r in self._records.values() if str(r["campaignId"]) == campaign_id
+            }
+
+
+def _name_of(dispositions: dict[int, str], disposition_id: Any) -> str | None:
+    """The name of a disposition id as a contact holds it (an amended one may hold anything)."""
+    return dispositions.get(disposition_id) if isinstance(disposition_id, int) else None
+
 
 def _after(stamp: int, since: int, behaviour: Behaviour) -> bool:
     return stamp >= since if behaviour.invented_updated_since_inclusive else stamp > since

@@ -169,6 +169,11 @@ class CxoneSimulator:
         """contactId -> lastUpdateTime of every contact the campaign has now."""
         return self.app.contacts.existing(campaign_id)
 
+    def dispositions(self, campaign_id: str) -> dict[str, str | None]:
+        """contactId -> its primary disposition's name (None without one), for every
+        contact the campaign has now."""
+        return self.app.contacts.disposition_names(campaign_id)
+
     def finalized_attempts(self, list_id: str) -> dict[str, str]:
         """contactId -> externalId of the finalized attempts still on the list."""
         return self.app.lists.finalized_attempts(list_id)
