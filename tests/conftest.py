@@ -22,6 +22,7 @@ SLOW_FILES_FIRST = (
     "tests/e2e/test_crash_recovery.py",
     "tests/e2e/test_pg_crash_recovery.py",
     "tests/e2e/test_cxone_retire.py",
+    "tests/e2e/test_cxone_export_kills.py",
     "tests/contract/test_cleanroom_server.py",
     "tests/deploy/test_deploy_files.py",  # pre-commit installs the hooks' environment
     "tests/governance/test_evidence.py",

@@ -57,3 +57,32 @@ def test_a_file_already_written_is_read_back_and_a_stale_temporary_one_replaced(
     assert not stale.exists()
     assert other["records"] == 2
     assert sorted(p.name for p in path.parent.iterdir()) == ["b-1.jsonl.gz", "b-2.jsonl.gz"]
+
+
+def test_discarding_a_batch_removes_its_file_and_every_temporary_one_a_cut_write_left(
+    tmp_path,
+):
+    """What runs that died wrote of a batch: its file, and temporary files of it, one in
+    the folder of each day such a write was cut off (one a link: removed, not followed).
+    Another batch's temporary file stays."""
+    archive = sink(tmp_path)
+    written = tmp_path / archive.write_batch("1834501", "b-1", RECORDS)["path"]
+    campaign = written.parent.parent
+    (campaign / "2026-01-01").mkdir()
+    earlier = campaign / "2026-01-01" / ".b-1.jsonl.gz.tmp"
+    earlier.write_bytes(b"half a gzip")
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the archive's")
+    linked = written.parent / ".b-1.jsonl.gz.tmp"
+    linked.symlink_to(target)
+    other = written.parent / ".b-2.jsonl.gz.tmp"
+    other.write_bytes(b"")
+
+    assert archive.discard_batch("1834501", "b-1") is True
+    assert not written.exists() and not earlier.exists() and not os.path.lexists(linked)
+    assert target.read_text() == "not the archive's" and other.exists()
+    assert archive.discard_batch("1834501", "b-1") is False
+
+    # Only a temporary file left (a write cut off before the rename): it goes too.
+    again = written.parent / ".b-2.jsonl.gz.tmp"
+    assert archive.discard_batch("1834501", "b-2") is True and not again.exists()

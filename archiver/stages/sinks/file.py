@@ -8,9 +8,9 @@ to a temporary name in its folder, fsynced, then renamed, owner-only (0600): a
 half-written file never stands under the final name. A batch whose file exists (a
 run died after writing it, before recording the batch) is found, under any date,
 and not written again; its digest is read from the file. A batch the next run
-reconciles instead of sending again has its file removed (``discard_batch``): it
-may hold members that batch does not archive, and the batch's event writes it
-again with those it does.
+reconciles instead of sending again has its file removed (``discard_batch``), and
+so has a temporary file of it that a write cut off left: it may hold members that
+batch does not archive, and the batch's event writes it again with those it does.
 
 Each line is one archived attempt: what its backend listed of it (a field the
 backend does not provide, such as ``anonymized`` on cxone, is absent, never a
@@ -122,16 +122,18 @@ class FileArchive:
     def discard_batch(self, campaign_id: str, batch_id: str) -> bool:
         """Remove the batch's file, written by a run that died before recording the
         batch, when the batch is reconciled instead of sent again: what it holds is not
-        what the batch archives."""
-        found = self._existing(campaign_id, batch_id + SUFFIX)
-        if found is None:
-            return False
-        try:
-            found.unlink()
-            fsync_dir(found.parent)
-        except OSError as err:
-            raise storage_error("cannot remove the archive file", found, err) from err
-        return True
+        what the batch archives. So is a temporary file of it that such a run was cut off
+        writing (killed, or its disk full): it holds the same records."""
+        name = batch_id + SUFFIX
+        found = self._existing(campaign_id, name)
+        left = ([] if found is None else [found]) + self._temporaries(campaign_id, name)
+        for path in left:
+            try:
+                path.unlink()
+                fsync_dir(path.parent)
+            except OSError as err:
+                raise storage_error("cannot remove the archive file", path, err) from err
+        return bool(left)
 
     def _lines(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
@@ -158,15 +160,33 @@ class FileArchive:
         if "{date}" not in self.pattern:
             candidate = self._folder(campaign_id, "") / name
             return candidate if candidate.exists() else None
-        wildcard = glob.escape(self.pattern.replace("{date}", "\0")).replace("\0", "*")
-        wildcard = wildcard.replace("{campaign}", glob.escape(campaign_id))
-        for match in sorted(glob.glob(os.path.join(glob.escape(str(self.base)), wildcard, name))):
+        for match in self._matches(campaign_id, name):
             relative = os.path.relpath(match, self.base)
             return self.policy.resolve(relative, what="archive file")
         return None
 
+    def _matches(self, campaign_id: str, name: str) -> list[str]:
+        """The paths named ``name`` in the campaign's folders of every date, as found."""
+        wildcard = glob.escape(self.pattern.replace("{date}", "\0")).replace("\0", "*")
+        wildcard = wildcard.replace("{campaign}", glob.escape(campaign_id))
+        return sorted(glob.glob(os.path.join(glob.escape(str(self.base)), wildcard, name)))
+
+    def _temporaries(self, campaign_id: str, name: str) -> list[Path]:
+        """The temporary files of the file ``name`` that writes cut off left (in the
+        folder of the day each was written), themselves: a link is not followed."""
+        temporary = _temporary(name)
+        if "{date}" not in self.pattern:
+            found = [str(self._folder(campaign_id, "") / temporary)]
+        else:
+            found = self._matches(campaign_id, temporary)
+        return [
+            self.policy.resolve(os.path.relpath(os.path.dirname(match), self.base),
+                                what="archive folder") / temporary
+            for match in found if os.path.lexists(match)
+        ]
+
     def _write(self, folder: Path, final: Path, data: bytes) -> None:
-        temporary = folder / f".{final.name}.tmp"
+        temporary = folder / _temporary(final.name)
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
             if temporary.is_symlink() or temporary.exists():
@@ -205,6 +225,11 @@ class FileArchive:
             "sha256": hashlib.sha256(data).hexdigest(),
             "records": count,
         }
+
+
+def _temporary(name: str) -> str:
+    """The name a file is written under before it is renamed to ``name``."""
+    return f".{name}.tmp"
 
 
 def _count(path: Path, data: bytes) -> int:
