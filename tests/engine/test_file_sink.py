@@ -86,3 +86,26 @@ def test_discarding_a_batch_removes_its_file_and_every_temporary_one_a_cut_write
     # Only a temporary file left (a write cut off before the rename): it goes too.
     again = written.parent / ".b-2.jsonl.gz.tmp"
     assert archive.discard_batch("1834501", "b-2") is True and not again.exists()
+
+
+def test_writing_a_batch_removes_a_temporary_one_a_cut_write_left_on_another_day(tmp_path):
+    """A write cut off (a kill, a full disk) on one day leaves the batch's temporary file
+    in that day's folder; the batch written on a later day leaves no second copy of its
+    records behind, whether it is written now or found written."""
+    archive = sink(tmp_path)
+    campaign = tmp_path / archive.write_batch("1834501", "b-0", RECORDS)["path"]
+    campaign = campaign.parent.parent
+    (campaign / "2026-01-01").mkdir()
+    earlier = campaign / "2026-01-01" / ".b-1.jsonl.gz.tmp"
+    earlier.write_bytes(b"half a gzip of b-1")
+    other = campaign / "2026-01-01" / ".b-2.jsonl.gz.tmp"
+    other.write_bytes(b"")
+
+    written = archive.write_batch("1834501", "b-1", RECORDS)
+    assert not earlier.exists() and other.exists()
+    assert written["records"] == len(RECORDS)
+
+    # Found written already (a run died after the rename): a leftover goes all the same.
+    earlier.write_bytes(b"half a gzip of b-1")
+    assert archive.write_batch("1834501", "b-1", RECORDS) == written
+    assert not earlier.exists() and other.exists()

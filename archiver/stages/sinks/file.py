@@ -5,9 +5,11 @@ batch's file was first written), relative to the policy file and confined to the
 policy's repository like every path a policy names. A batch's file is named after
 the batch (``BATCH_ID.jsonl.gz``; a batch's id follows from its attempts), written
 to a temporary name in its folder, fsynced, then renamed, owner-only (0600): a
-half-written file never stands under the final name. A batch whose file exists (a
-run died after writing it, before recording the batch) is found, under any date,
-and not written again; its digest is read from the file. A batch the next run
+half-written file never stands under the final name, and once the batch's file is
+written (or found), a temporary file of it that a write cut off on another day left
+in that day's folder is removed. A batch whose file exists (a run died after writing
+it, before recording the batch) is found, under any date, and not written again; its
+digest is read from the file. A batch the next run
 reconciles instead of sending again has its file removed (``discard_batch``), and
 so has a temporary file of it that a write cut off left: it may hold members that
 batch does not archive, and the batch's event writes it again with those it does.
@@ -111,11 +113,15 @@ class FileArchive:
         found = self._existing(campaign_id, name)
         if found is not None:
             data = self._read(found)
+            self._remove(self._temporaries(campaign_id, name))
             return self._facts(found, data, _count(found, data))
         folder = self._folder(campaign_id, datetime.now(UTC).date().isoformat())
         data = gzip.compress(self._lines(campaign_id, batch_id, records), mtime=0)
         final = folder / name
         self._write(folder, final, data)
+        # A write of it cut off on another day left its temporary file in that day's
+        # folder: a second copy of the batch's records, which no audit line vouches for.
+        self._remove(self._temporaries(campaign_id, name))
         failpoints.hit("archive_written")  # the file is there; its batch is not recorded yet
         return self._facts(final, data, len(records))
 
@@ -127,13 +133,17 @@ class FileArchive:
         name = batch_id + SUFFIX
         found = self._existing(campaign_id, name)
         left = ([] if found is None else [found]) + self._temporaries(campaign_id, name)
-        for path in left:
+        self._remove(left)
+        return bool(left)
+
+    @staticmethod
+    def _remove(paths: Sequence[Path]) -> None:
+        for path in paths:
             try:
                 path.unlink()
                 fsync_dir(path.parent)
             except OSError as err:
                 raise storage_error("cannot remove the archive file", path, err) from err
-        return bool(left)
 
     def _lines(
         self, campaign_id: str, batch_id: str, records: Sequence[Mapping[str, Any]]
