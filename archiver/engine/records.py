@@ -15,6 +15,8 @@ FINAL_STATES: tuple[FinalState, ...] = ("archived", "skipped", "quarantined", "f
 # What a run report counts per campaign: the final states, and ``pending``: attempts a
 # run stopped at its batch limit listed and left for the next run (0 otherwise).
 COUNTED: tuple[str, ...] = (*FINAL_STATES, "pending")
+# The retention an archive keeps an attempt for, in days (a decision's retention_days).
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 
 
 @dataclass(slots=True)

@@ -1,10 +1,19 @@
 """A third-party stage behind a guard: what it raises that is not one of archiver's own
-errors becomes one, named with the stage, instead of a traceback.
+errors becomes one, named with the stage, instead of a traceback; and what it returns is
+checked before anything acts on it.
 
 A filter or transform that raises stops its campaign (``StageFailed``); a sink that
 raises while shaping an event stops it too, and one that raises while delivering keeps
 the event for a later run (``StageDeliveryFailed``, transient) like a webhook that is
 down. archiver's own stages are not wrapped: what they raise is archiver's.
+
+A filter answers None or a ``skip`` or ``quarantine`` decision of the attempt it was
+asked about; a transform answers a decision of the attempt it was given (``archive``,
+``skip`` or ``quarantine``), carrying the record as listed, and an ``archive`` decision's
+retention is None (the policy's default) or whole days in 1..3650. Any other answer fails
+its campaign as a raise does: an ``archive`` from a filter would pass the filters after
+it and the anonymized guard, another record would put values nobody listed into archive
+bodies, and another id would leave the attempt asked about without a state.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from archiver.engine.backend import AttemptRecord
+from archiver.engine.records import MAX_RETENTION_DAYS as MAX_DAYS
+from archiver.engine.records import MIN_RETENTION_DAYS as MIN_DAYS
 from archiver.engine.records import Decision
 from archiver.errors import ArchiverError, StageDeliveryFailed, StageFailed
 
@@ -46,17 +57,65 @@ class _Guard:
             setattr(self._inner, name, value)
 
 
+def _shown(value: object) -> str:
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _checked(
+    what: str, result: object, attempt_id: str, record: AttemptRecord | None,
+    kinds: tuple[str, ...],
+) -> Decision:
+    """``result`` as a decision about ``attempt_id`` of one of ``kinds``, carrying
+    ``record`` (set when the stage left it out); StageFailed saying how it is not."""
+    if not isinstance(result, Decision):
+        raise StageFailed(f"{what} returned {_shown(result)} for attempt {attempt_id}, "
+                          "not a Decision")
+    if result.attempt_id != attempt_id:
+        raise StageFailed(f"{what} answered for attempt {attempt_id} with a decision about "
+                          f"attempt {result.attempt_id!r}")
+    if result.kind not in kinds:
+        raise StageFailed(f"{what} decided {result.kind} for attempt {attempt_id}; it may "
+                          f"decide {' or '.join(kinds)}")
+    listed = result.attempt
+    if listed is None or listed is record or record is None:
+        result.attempt = listed or record  # the store keeps the listed values with a decision
+        return result
+    if not isinstance(listed, AttemptRecord):
+        raise StageFailed(f"{what} replaced the listed record of attempt {attempt_id} with "
+                          f"{_shown(listed)}")
+    changed = [f for f in AttemptRecord._fields if getattr(listed, f) != getattr(record, f)]
+    if changed:
+        raise StageFailed(f"{what} changed the listed record of attempt {attempt_id} "
+                          f"({', '.join(changed)}): a stage decides, it does not change what "
+                          "was listed")
+    return result
+
+
 class GuardedFilter(_Guard):
     def check(self, attempt: AttemptRecord) -> Decision | None:
-        result: Decision | None = _call(f"{self._what} failed on attempt {attempt.id}",
-                                        StageFailed, lambda: self._inner.check(attempt))
-        return result
+        result: object = _call(f"{self._what} failed on attempt {attempt.id}",
+                               StageFailed, lambda: self._inner.check(attempt))
+        if result is None:
+            return None
+        return _checked(self._what, result, attempt.id, attempt, ("skip", "quarantine"))
 
 
 class GuardedTransform(_Guard):
     def apply(self, decision: Decision) -> Decision:
-        result: Decision = _call(f"{self._what} failed on attempt {decision.attempt_id}",
-                                 StageFailed, lambda: self._inner.apply(decision))
+        # Taken before the call: a transform may change the decision it is given.
+        attempt_id, record = decision.attempt_id, decision.attempt
+        result = _checked(
+            self._what,
+            _call(f"{self._what} failed on attempt {attempt_id}", StageFailed,
+                  lambda: self._inner.apply(decision)),
+            attempt_id, record, ("archive", "skip", "quarantine"),
+        )
+        days = result.retention_days
+        if result.kind == "archive" and days is not None and not (
+            isinstance(days, int) and not isinstance(days, bool) and MIN_DAYS <= days <= MAX_DAYS
+        ):
+            raise StageFailed(f"{self._what} gave attempt {attempt_id} a retention of {days!r} "
+                              f"days, not a whole number in {MIN_DAYS}..{MAX_DAYS}")
         return result
 
 

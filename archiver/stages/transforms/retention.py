@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from archiver.engine.backend import RecordField
 from archiver.engine.building import BuildContext
-from archiver.engine.records import Decision
+from archiver.engine.records import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS, Decision
 from archiver.policy import _codes as codes
 from archiver.stages.descriptor import CheckContext, Finding, JsonPath, StageType
 
-MIN_DAYS = 1
-MAX_DAYS = 3650
+MIN_DAYS = MIN_RETENTION_DAYS
+MAX_DAYS = MAX_RETENTION_DAYS
 
 
 class RetentionRule(BaseModel):

@@ -1,0 +1,152 @@
+"""Stage types written the way a careless plugin author writes them, for runs of the real
+command: ``install(folder)`` makes them an installed distribution (a ``.dist-info`` with
+entry points in the ``archiver.stages`` group) that a run finds on PYTHONPATH.
+
+Each type takes ``mode`` (how it misbehaves) and ``every`` (on every n-th call it gets;
+the others behave). A sink with ``log`` appends each event id it is asked to deliver to
+that file, before it does whatever its mode says.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from archiver.engine.backend import AttemptRecord
+from archiver.engine.records import Decision
+from archiver.stages.descriptor import StageType
+
+FILTER, TRANSFORM, SINK = "misbehaving_filter", "misbehaving_transform", "misbehaving_sink"
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: str
+    every: int = 1
+    log: str = ""
+
+
+class _Counted:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def misbehaves(self) -> bool:
+        with self._lock:
+            self._calls += 1
+            return self._calls % self.options.every == 0
+
+
+def _raise(mode: str) -> None:
+    if mode == "system_exit":
+        raise SystemExit(0)
+    if mode == "keyboard_interrupt":
+        raise KeyboardInterrupt
+    if mode == "hang":
+        time.sleep(3600)
+
+
+class Filter(_Counted):
+    name = FILTER
+
+    def check(self, attempt: AttemptRecord) -> Any:
+        if not self.misbehaves():
+            return None
+        mode = self.options.mode
+        _raise(mode)
+        if mode == "text":
+            return "skip"
+        if mode == "other_attempt":
+            return Decision(attempt_id=attempt.id + "-x", kind="skip", reason="other", attempt=attempt)
+        if mode == "archive":  # lets the attempt through, its record now saying anonymized
+            return Decision(attempt_id=attempt.id, kind="archive", retention_days=30,
+                            attempt=attempt._replace(anonymized=True))
+        if mode == "hold":
+            return Decision(attempt_id=attempt.id, kind="hold", reason="says who", attempt=attempt)
+        raise AssertionError(f"no filter mode {mode}")
+
+
+class Transform(_Counted):
+    name = TRANSFORM
+
+    def apply(self, decision: Decision) -> Any:
+        if not self.misbehaves():
+            return decision
+        mode = self.options.mode
+        _raise(mode)
+        attempt = decision.attempt
+        assert attempt is not None
+        if mode == "none":
+            return None
+        if mode == "other_attempt":  # the decision it was given, now about another attempt
+            decision.attempt_id = decision.attempt_id + "-x"
+            return decision
+        if mode == "other_contact":
+            decision.attempt = attempt._replace(contact_id="c-0000")
+            return decision
+        if mode == "retention_negative":
+            decision.retention_days = -5
+            return decision
+        if mode == "retention_bool":
+            decision.retention_days = True
+            return decision
+        raise AssertionError(f"no transform mode {mode}")
+
+
+class Sink(_Counted):
+    name = SINK
+    events = frozenset({"run_started", "batch_archived", "run_finished"})
+
+    def render(self, event: Mapping[str, Any]) -> str:
+        return json.dumps({"id": event["event_id"], "event": event["event"]})
+
+    def deliver(self, event_id: str, body: str) -> Any:
+        if self.options.log:
+            with open(self.options.log, "a") as log:
+                log.write(event_id + "\n")
+        if not self.misbehaves():
+            return None
+        mode = self.options.mode
+        _raise(mode)
+        if mode == "dict_receipt":
+            return {"delivered": event_id}
+        if mode == "fine":
+            return None
+        raise AssertionError(f"no sink mode {mode}")
+
+
+def _factory(cls: type[_Counted]) -> Any:
+    return lambda options, ctx: cls(options)
+
+
+TYPES = {
+    FILTER: StageType(kind="filter", name=FILTER, options=Options, factory=_factory(Filter)),
+    TRANSFORM: StageType(kind="transform", name=TRANSFORM, options=Options,
+                         factory=_factory(Transform)),
+    SINK: StageType(kind="sink", name=SINK, options=Options, factory=_factory(Sink),
+                    events=Sink.events),
+}
+FILTER_TYPE, TRANSFORM_TYPE, SINK_TYPE = TYPES[FILTER], TYPES[TRANSFORM], TYPES[SINK]
+
+
+def install(folder: Path) -> Path:
+    """A distribution in ``folder`` whose entry points are these types; put ``folder`` on
+    PYTHONPATH (with the repository, where this module is) and a run loads them."""
+    dist = folder / "misbehaving_stages-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: misbehaving-stages\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[archiver.stages]\n"
+        + "".join(f"{name} = {__name__}:{kind.upper()}_TYPE\n"
+                  for name, kind in ((FILTER, "filter"), (TRANSFORM, "transform"),
+                                     (SINK, "sink")))
+    )
+    return folder

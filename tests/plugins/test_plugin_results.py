@@ -1,0 +1,138 @@
+"""What a plugin stage returns is checked before anything acts on it, in runs of the real
+command against the simulator: a filter's answer must be None or a skip or quarantine
+decision of the attempt it was asked about; a transform's must be a decision of the same
+attempt, carrying its record as listed, with a retention of whole days in 1..3650. A
+stage that answers otherwise fails its campaign with its name, as one that raises does,
+and nothing it said is acted on.
+
+Ground truth is the simulator's (what it archived, every archive body it was sent), the
+state store's rows, the run report and the audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archiver.simulator import DEFAULT_OUTCOME_MIX, Simulator
+from tests.plugins import misbehaving
+from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
+
+CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
+
+
+def plugin_env(sim: Simulator, tmp_path: Path) -> dict[str, str]:
+    site = misbehaving.install(tmp_path / "site")
+    return sim_env(sim, PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
+
+
+def policy(tmp_path: Path, *, filters: tuple[dict[str, Any], ...] = (),
+           first: tuple[dict[str, Any], ...] = (),
+           transforms: tuple[dict[str, Any], ...] = ()) -> Path:
+    """The suite's policy; ``first`` goes before its filters, ``filters`` after them."""
+    doc = policy_dict([CAMPAIGN])
+    doc["filters"] = [*first, *doc["filters"], *filters]
+    doc["transforms"] = [*doc["transforms"], *transforms]
+    doc["sinks"] = [{"type": "audit_log", "path": "audit.jsonl"}]
+    return write_policy(tmp_path / "policy.yaml", doc)
+
+
+def stage(kind: str, mode: str, every: int = 1) -> dict[str, Any]:
+    return {"type": f"misbehaving_{kind}", "options": {"mode": mode, "every": every}}
+
+
+def archive_items(sim: Simulator) -> list[dict[str, Any]]:
+    return [item for r in sim.requests() if r["kind"] == "archive" for item in r["body"]["items"]]
+
+
+def check_ground_truth(sim: Simulator, tmp_path: Path, report: dict[str, Any]) -> None:
+    """Nothing archived or claimed that the run did not check, and every attempt the run
+    counts as listed has its one state in the store, under its own id."""
+    anonymized = sim.eligible_ids(CAMPAIGN, set(DEFAULT_OUTCOME_MIX))  # well formed too
+    assert set(sim.ledger()) <= anonymized
+    claimed = {i["attemptId"] for i in archive_items(sim) if i["statusMatrix"]["anonymized"]}
+    assert claimed <= anonymized, sorted(claimed - anonymized)[:5]
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        rows = db.execute("SELECT attempt_id, state, reason FROM attempts").fetchall()
+        [(status,)] = db.execute("SELECT status FROM runs").fetchall()
+    assert status == "failed"
+    assert len(rows) == report["totals"]["listed"]
+    for attempt_id, state, reason in rows:
+        # An attempt that is not a well-formed anonymized one is quarantined, never under
+        # another id or state.
+        assert attempt_id in anonymized or (state == "quarantined" and (
+            reason == "not anonymized" or reason.startswith("malformed record"))), (
+            attempt_id, state, reason)
+    verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"),
+                        "--state", str(tmp_path / "state")], {})
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def run_failing(sim: Simulator, tmp_path: Path, path: Path) -> tuple[str, dict[str, Any]]:
+    report_file = tmp_path / "report.json"
+    ran = run_cli(["run", str(path), "--state", str(tmp_path / "state"),
+                   "--report", str(report_file)], plugin_env(sim, tmp_path))
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    report = json.loads(report_file.read_text())
+    [campaign] = report["campaigns"]
+    assert campaign["status"] == "failed", campaign
+    return campaign["reason"], report
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("text", "returned a str for attempt att-"),
+    ("other_attempt", "with a decision about attempt 'att-"),
+    ("hold", "decided hold for attempt att-"),
+])
+def test_a_filter_answer_that_is_not_a_skip_or_quarantine_of_its_attempt_fails_its_campaign(
+    tmp_path: Path, start_sim: Any, mode: str, said: str
+) -> None:
+    """Before: a text or an unknown kind was a traceback, the run left `running` and no
+    attempt recorded; a decision about another id recorded that id (an attempt of nowhere)
+    and left the one asked about with no state, exit 0; a filter's `hold` was recorded
+    as a legal hold no hold file made."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    reason, report = run_failing(sim, tmp_path, policy(tmp_path, filters=(stage("filter", mode, 7),)))
+    assert reason.startswith("filter plugin 'misbehaving_filter' ") and said in reason, reason
+    assert sim.ledger() == {}
+    check_ground_truth(sim, tmp_path, report)
+
+
+def test_a_filter_cannot_let_an_attempt_through_as_anonymized(tmp_path: Path, start_sim: Any) -> None:
+    """Before: a filter ahead of `anonymized` that answered `archive`, with the record
+    flagged anonymized, sent every attempt in archive bodies claiming anonymized: true,
+    the unanonymized ones included, and past the outcome filter (the simulator refused
+    those bodies; a server that trusts them would have archived them)."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    reason, report = run_failing(sim, tmp_path, policy(tmp_path, first=(stage("filter", "archive"),)))
+    assert reason.startswith("filter plugin 'misbehaving_filter' decided archive for attempt att-")
+    assert archive_items(sim) == []
+    check_ground_truth(sim, tmp_path, report)
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("none", "returned None for attempt att-"),
+    ("other_attempt", "with a decision about attempt 'att-"),
+    ("other_contact", "changed the listed record of attempt att-"),
+    ("retention_negative", "gave attempt att-"),
+    ("retention_bool", "gave attempt att-"),
+])
+def test_a_transform_answer_that_is_not_a_sound_decision_of_its_attempt_fails_its_campaign(
+    tmp_path: Path, start_sim: Any, mode: str, said: str
+) -> None:
+    """Before: None was a traceback with no attempt recorded; another id left the attempt
+    with no state; another contact id, or a retention of -5 days, went out in archive
+    bodies (the simulator refused them, so the error named the API, not the plugin); a
+    retention of True archived attempts for 1 day."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    reason, report = run_failing(
+        sim, tmp_path, policy(tmp_path, transforms=(stage("transform", mode, 7),)))
+    assert reason.startswith("transform plugin 'misbehaving_transform' ") and said in reason, reason
+    assert archive_items(sim) == []
+    check_ground_truth(sim, tmp_path, report)
