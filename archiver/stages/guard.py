@@ -18,6 +18,8 @@ bodies, and another id would leave the attempt asked about without a state.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -35,8 +37,20 @@ def _call(what: str, fail: type[ArchiverError], run: Callable[[], T]) -> T:
         return run()
     except ArchiverError:
         raise
-    except Exception as err:
-        raise fail(f"{what}: {type(err).__name__}: {err}") from err
+    except BaseException as err:
+        # SystemExit, KeyboardInterrupt or a BaseException of the plugin's own is the
+        # plugin's failure, not a request to exit: a run stops on a signal through its own
+        # handler, and its campaigns run in threads no Ctrl-C reaches. Only where Python's
+        # own SIGINT handler is in place, on the main thread, can it be a Ctrl-C.
+        if isinstance(err, KeyboardInterrupt) and _ctrl_c_possible():
+            raise
+        said = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        raise fail(f"{what}: {said}") from err
+
+
+def _ctrl_c_possible() -> bool:
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 
 
 class _Guard:
@@ -134,7 +148,11 @@ class GuardedSink(_Guard):
             return value
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            return _call(f"{self._what} failed in {name}", fail, lambda: value(*args, **kwargs))
+            what = f"{self._what} failed in {name}"
+            result = _call(what, fail, lambda: value(*args, **kwargs))
+            if name == "deliver_many":
+                _check_receipts(what, result, len(args[0]) if args else None)
+            return result
 
         return guarded
 
@@ -144,10 +162,22 @@ class GuardedSink(_Guard):
         return result
 
     def deliver(self, event_id: str, body: str) -> str | None:
-        result: str | None = _call(f"{self._what} failed to deliver {event_id}",
-                                   StageDeliveryFailed,
-                                   lambda: self._inner.deliver(event_id, body))
+        what = f"{self._what} failed to deliver {event_id}"
+        result: object = _call(what, StageDeliveryFailed,
+                               lambda: self._inner.deliver(event_id, body))
+        if result is not None and not isinstance(result, str):
+            # Whether it delivered is unknown: kept, and delivered again (at least once).
+            raise StageDeliveryFailed(
+                f"{what}: it returned {_shown(result)}, not a receipt (text) or None")
         return result
+
+
+def _check_receipts(what: str, result: object, events: int | None) -> None:
+    """``deliver_many`` answers a receipt (text) or None per event it was given."""
+    if not isinstance(result, list | tuple) or len(result) != events or any(
+            r is not None and not isinstance(r, str) for r in result):
+        raise StageDeliveryFailed(f"{what}: it returned {_shown(result)}, not a receipt "
+                                  f"(text) or None for each of the {events} events")
 
 
 GUARDS: dict[str, type[_Guard]] = {

@@ -2,9 +2,10 @@
 command: ``install(folder)`` makes them an installed distribution (a ``.dist-info`` with
 entry points in the ``archiver.stages`` group) that a run finds on PYTHONPATH.
 
-Each type takes ``mode`` (how it misbehaves) and ``every`` (on every n-th call it gets;
-the others behave). A sink with ``log`` appends each event id it is asked to deliver to
-that file, before it does whatever its mode says.
+Each type takes ``mode`` (how it misbehaves), ``every`` (on every n-th call it gets; the
+others behave) and ``after`` (the first calls behave), and behaves once the file ``fixed`` names exists (its options, and
+so a sink's outbox name, unchanged). A sink with ``log`` appends each event id it is
+asked to deliver to that file, before it does whatever its mode says.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class Options(BaseModel):
 
     mode: str
     every: int = 1
+    after: int = 0
+    fixed: str = ""
     log: str = ""
 
 
@@ -42,7 +45,13 @@ class _Counted:
     def misbehaves(self) -> bool:
         with self._lock:
             self._calls += 1
-            return self._calls % self.options.every == 0
+            if self.options.fixed and Path(self.options.fixed).exists():
+                return False
+            return self._calls > self.options.after and self._calls % self.options.every == 0
+
+
+class Cancelled(BaseException):
+    """A BaseException of the plugin's own, as some libraries' cancellations are."""
 
 
 def _raise(mode: str) -> None:
@@ -50,6 +59,8 @@ def _raise(mode: str) -> None:
         raise SystemExit(0)
     if mode == "keyboard_interrupt":
         raise KeyboardInterrupt
+    if mode == "base_exception":
+        raise Cancelled("gave up")
     if mode == "hang":
         time.sleep(3600)
 
@@ -118,8 +129,6 @@ class Sink(_Counted):
         _raise(mode)
         if mode == "dict_receipt":
             return {"delivered": event_id}
-        if mode == "fine":
-            return None
         raise AssertionError(f"no sink mode {mode}")
 
 
