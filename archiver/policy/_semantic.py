@@ -27,6 +27,7 @@ from archiver.policy.model import (
 from archiver.policy.paths import OutsideRepository
 from archiver.stages import registry
 from archiver.stages.descriptor import CheckContext
+from archiver.stages.guard import a_ctrl_c, described
 
 Check = Callable[[Policy, Document], Iterator[Diagnostic]]
 
@@ -86,10 +87,12 @@ def _stages(policy: Policy, doc: Document) -> Iterator[Diagnostic]:
         )
         try:
             findings = list(stage.check(item.options, ctx))
-        except Exception as err:  # a plugin's own check is a stranger's code
+        except BaseException as err:  # a plugin's own check is a stranger's code
+            if a_ctrl_c(err):
+                raise
             yield doc.at_value((*one.at, "type"), codes.PLUGIN_CHECK,
                                f"the `{item.type}` {one.kind}'s own check failed: "
-                               f"{type(err).__name__}: {err}")
+                               f"{described(err)}")
             continue
         for finding in findings:
             yield doc.at_value((*one.options_at, *finding.at), finding.code, finding.message)

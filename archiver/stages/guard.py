@@ -38,19 +38,25 @@ def _call(what: str, fail: type[ArchiverError], run: Callable[[], T]) -> T:
     except ArchiverError:
         raise
     except BaseException as err:
-        # SystemExit, KeyboardInterrupt or a BaseException of the plugin's own is the
-        # plugin's failure, not a request to exit: a run stops on a signal through its own
-        # handler, and its campaigns run in threads no Ctrl-C reaches. Only where Python's
-        # own SIGINT handler is in place, on the main thread, can it be a Ctrl-C.
-        if isinstance(err, KeyboardInterrupt) and _ctrl_c_possible():
+        if a_ctrl_c(err):
             raise
-        said = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-        raise fail(f"{what}: {said}") from err
+        raise fail(f"{what}: {described(err)}") from err
 
 
-def _ctrl_c_possible() -> bool:
-    return (threading.current_thread() is threading.main_thread()
+def a_ctrl_c(err: BaseException) -> bool:
+    """Whether ``err``, raised in a plugin's code, may be the user's Ctrl-C, to be let
+    through. SystemExit, KeyboardInterrupt or a BaseException of the plugin's own is
+    otherwise the plugin's failure, not a request to exit: a run stops on a signal through
+    its own handler, and its campaigns run in threads no Ctrl-C reaches. Only where
+    Python's own SIGINT handler is in place, on the main thread, can it be a Ctrl-C."""
+    return (isinstance(err, KeyboardInterrupt)
+            and threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+
+def described(err: BaseException) -> str:
+    """An error as a line names it: its type, and what it says when it says anything."""
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
 class _Guard:

@@ -27,7 +27,7 @@ from archiver.engine.building import BuildContext as BuildContext  # re-exported
 from archiver.engine.protocols import Filter, Sink, Transform
 from archiver.errors import PluginError
 from archiver.stages.descriptor import KINDS, StageKind, StageType, options_digest
-from archiver.stages.guard import GUARDS
+from archiver.stages.guard import GUARDS, a_ctrl_c, described
 
 if TYPE_CHECKING:
     from archiver.policy.model import Policy, StageSpec
@@ -101,9 +101,12 @@ def registry() -> Registry:
             types[stage.kind][stage.name] = stage
             if _is_own(ep):
                 builtin[stage.kind].add(stage.name)
-        except Exception as err:  # a broken plugin must not take the others down
-            errors[ep.name] = f"{type(err).__name__}: {err}"
-            log.warning("stage plugin %r (%s) failed to load: %s", ep.name, ep.value, err)
+        except BaseException as err:  # a broken plugin must not take the others down
+            if a_ctrl_c(err):
+                raise
+            errors[ep.name] = described(err)
+            log.warning("stage plugin %r (%s) failed to load: %s", ep.name, ep.value,
+                        described(err))
     return Registry(types, {k: frozenset(v) for k, v in builtin.items()}, errors)
 
 
@@ -179,10 +182,11 @@ def build(item: StageSpec, ctx: BuildContext) -> Any:
     context = ctx.for_stage(item.type)
     try:
         built = stage.factory(item.options, context)
-    except Exception as err:
-        if item.type in builtin_types(item.kind):
+    except BaseException as err:
+        if item.type in builtin_types(item.kind) or a_ctrl_c(err):
             raise
-        raise PluginError(f"{item.kind} plugin {item.type!r} failed to build: {err}") from err
+        raise PluginError(
+            f"{item.kind} plugin {item.type!r} failed to build: {described(err)}") from err
     protocol = PROTOCOLS[item.kind]
     if not isinstance(built, protocol):
         missing = [m for m in MEMBERS[item.kind] if not hasattr(built, m)]

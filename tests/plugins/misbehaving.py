@@ -133,11 +133,23 @@ class Sink(_Counted):
 
 
 def _factory(cls: type[_Counted]) -> Any:
-    return lambda options, ctx: cls(options)
+    def build(options: Options, ctx: Any) -> _Counted:
+        if options.mode == "build_system_exit":
+            raise SystemExit(0)
+        return cls(options)
+
+    return build
+
+
+def _check(options: Options, ctx: Any) -> tuple[()]:
+    if options.mode == "check_system_exit":
+        raise SystemExit(0)
+    return ()
 
 
 TYPES = {
-    FILTER: StageType(kind="filter", name=FILTER, options=Options, factory=_factory(Filter)),
+    FILTER: StageType(kind="filter", name=FILTER, options=Options, factory=_factory(Filter),
+                      check=_check),
     TRANSFORM: StageType(kind="transform", name=TRANSFORM, options=Options,
                          factory=_factory(Transform)),
     SINK: StageType(kind="sink", name=SINK, options=Options, factory=_factory(Sink),
@@ -146,16 +158,18 @@ TYPES = {
 FILTER_TYPE, TRANSFORM_TYPE, SINK_TYPE = TYPES[FILTER], TYPES[TRANSFORM], TYPES[SINK]
 
 
-def install(folder: Path) -> Path:
+def install(folder: Path, *, exits_on_import: bool = False) -> Path:
     """A distribution in ``folder`` whose entry points are these types; put ``folder`` on
-    PYTHONPATH (with the repository, where this module is) and a run loads them."""
+    PYTHONPATH (with the repository, where this module is) and a run loads them.
+    ``exits_on_import``: one more entry point, ``exits_on_import``, whose module raises
+    SystemExit as it is imported."""
     dist = folder / "misbehaving_stages-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: misbehaving-stages\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[archiver.stages]\n"
-        + "".join(f"{name} = {__name__}:{kind.upper()}_TYPE\n"
-                  for name, kind in ((FILTER, "filter"), (TRANSFORM, "transform"),
-                                     (SINK, "sink")))
-    )
+    points = [f"{name} = {__name__}:{kind.upper()}_TYPE\n"
+              for name, kind in ((FILTER, "filter"), (TRANSFORM, "transform"), (SINK, "sink"))]
+    if exits_on_import:
+        (folder / "exits_on_import.py").write_text("raise SystemExit(0)\n")
+        points.append("exits_on_import = exits_on_import:STAGE\n")
+    (dist / "entry_points.txt").write_text("[archiver.stages]\n" + "".join(points))
     return folder

@@ -2,11 +2,14 @@
 reported by name like one that raises any other error, in runs of the real command: it
 is not the run asked to exit or interrupted. A filter or transform fails its campaign; a
 sink that fails to deliver keeps its events for a later run, which delivers them in
-order. So is a sink whose `deliver` answers with something that is not a receipt."""
+order. So is a sink whose `deliver` answers with something that is not a receipt. Before
+any run, a plugin module that exits as it is imported is a type that failed to load, and
+a factory or check that exits is reported as one that raises."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from archiver.simulator import Simulator
+from tests.plugins import misbehaving
 from tests.plugins.misbehaving import SINK
 from tests.plugins.test_plugin_results import (
     CAMPAIGN,
@@ -23,7 +27,7 @@ from tests.plugins.test_plugin_results import (
     run_failing,
     stage,
 )
-from tests.support import APPROVED, run_cli
+from tests.support import APPROVED, REPO, run_cli
 
 
 @pytest.mark.parametrize(("kind", "mode", "said"), [
@@ -106,3 +110,34 @@ def test_a_sink_that_fails_to_deliver_so_keeps_its_events_and_the_next_run_deliv
     assert delivered[:len(kept) - 1] == kept[1:]
     assert [e for e, _ in _outbox(state)] == kept + delivered[len(kept) - 1:]
     assert {s for _, s in _outbox(state)} == {"delivered"}
+
+
+def test_a_plugin_module_that_exits_as_it_is_imported_is_reported_and_the_others_load(
+    tmp_path: Path,
+) -> None:
+    """Before: installing it made `validate` exit 0 without validating anything."""
+    site = misbehaving.install(tmp_path / "site", exits_on_import=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+    checked = run_cli(["validate", str(policy(tmp_path, filters=(stage("filter", "text"),)))], env)
+    out = checked.stdout + checked.stderr
+    assert checked.returncode == 0, out
+    assert "1 policy valid" in out
+    assert "stage plugin 'exits_on_import' (exits_on_import:STAGE) failed to load: SystemExit: 0" in out
+
+
+def test_a_factory_or_check_raising_system_exit_is_reported_by_name(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """Before: `run` exited 0 having done nothing, and `validate` exited 0 unchecked."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=100, seed=7)
+    env = plugin_env(sim, tmp_path)
+    built = run_cli(["run", str(policy(tmp_path, filters=(stage("filter", "build_system_exit"),))),
+                     "--state", str(tmp_path / "state")], env)
+    assert built.returncode == 78, built.stdout + built.stderr
+    assert "filter plugin 'misbehaving_filter' failed to build: SystemExit: 0" in built.stderr
+    assert sim.ledger() == {} and not (tmp_path / "audit.jsonl").exists()
+    checked = run_cli(["validate", str(policy(tmp_path, filters=(stage("filter", "check_system_exit"),)))],
+                      env)
+    assert checked.returncode == 78, checked.stdout + checked.stderr
+    assert "V024 the `misbehaving_filter` filter's own check failed: SystemExit: 0" in (
+        checked.stdout + checked.stderr)
