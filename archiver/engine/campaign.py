@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from archiver.engine.context import RunContext, RunHalted, as_record
 from archiver.engine.noid import NoIdNames
 from archiver.engine.pipeline import Pipeline
 from archiver.engine.records import Decision
+from archiver.engine.stoppable import STOP_GRACE_SECONDS, LeftRunning, call_stoppable
 from archiver.errors import (
     ApiError,
     ArchiverError,
@@ -56,6 +57,7 @@ from archiver.errors import (
 )
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import CXONE, Batch, Campaign, Policy
+from archiver.stages.guard import in_call, is_plugin
 from archiver.stages.registry import build_pipeline_stages
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
@@ -249,6 +251,8 @@ class CampaignJob:
             filters, transforms, guard_anonymized=self.flagged, holds=self.holds,
             campaign_id=self.cid,
         )
+        # A plugin's call may never return: its pages are decided where a stop can leave it.
+        self._plugins = any(is_plugin(s) for s in (*filters, *transforms))
         self.source = ctx.policy.source.type or "attempts"  # the watermark's listing
         self._since = self.store.campaigns.watermark(self.cid, self.source)
         self._watermark: str | None = None
@@ -344,9 +348,7 @@ class CampaignJob:
                 raise Interrupted("run interrupted while listing")
             decisions: list[Decision] = []
             try:
-                for record in page.records:
-                    decisions.append(self.pipeline.decide(
-                        record, fallback_id=unnamed.name(record)))
+                self._decide(page.records, unnamed, decisions)
             except CampaignAborted as err:
                 # The listing stops at the attempt that aborts the campaign: it and the
                 # page's attempts before it are recorded (those pending fail with the
@@ -358,6 +360,34 @@ class CampaignJob:
                 self._watermark = page.watermark
             self.ctx.crash_point("page_listed")
             self.ctx.observer.listed(self.cid, len(decisions))
+
+    def _decide(
+        self, records: Sequence[AttemptRecord | MalformedRecord], unnamed: NoIdNames,
+        decisions: list[Decision],
+    ) -> None:
+        """Decide a page's records into ``decisions``, one at a time, until a stop. With a
+        plugin among the stages, the page is decided on a thread of its own, which the run
+        leaves running when a stage does not return within the grace after a stop."""
+
+        def decide() -> None:
+            for record in records:
+                if self.ctx.cancelled.is_set():
+                    raise Interrupted("run interrupted while listing")
+                decisions.append(self.pipeline.decide(record, fallback_id=unnamed.name(record)))
+
+        if not self._plugins:
+            decide()
+            return
+        try:
+            call_stoppable(decide, self.ctx.cancelled, f"deciding {self.cid}")
+        except LeftRunning:
+            # The record the page's decider was at (the ones before it are decided).
+            at = _id_of(records[len(decisions)]) if len(decisions) < len(records) else "?"
+            stage = in_call((*self.pipeline.filters, *self.pipeline.transforms))
+            raise Interrupted(
+                f"run interrupted while listing: {stage or 'a plugin stage'} did not return "
+                f"from attempt {at} within {STOP_GRACE_SECONDS:g} s of the stop (left running)"
+            ) from None
 
     def _record_until_abort(
         self, decisions: list[Decision], record: AttemptRecord | MalformedRecord,

@@ -36,6 +36,7 @@ from archiver.engine.totals import run_totals
 from archiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ApiError, StorageError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Campaign, Policy
+from archiver.stages.guard import GuardedSink
 from archiver.state import location
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
@@ -169,6 +170,9 @@ def _run_locked(
             budget=budget,
             stages=stages,
         )
+        for sink in sink_list:
+            if isinstance(sink, GuardedSink):  # a plugin's delivery may never return
+                sink.stop_on(ctx.cancelled)
         with _stop_on_signals(ctx.cancelled, backend):
             _restore_pauses(ctx)
             # Events an earlier run could not render go first, in their place; one that

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.records import MAX_RETENTION_DAYS as MAX_DAYS
 from archiver.engine.records import MIN_RETENTION_DAYS as MIN_DAYS
 from archiver.engine.records import Decision
+from archiver.engine.stoppable import STOP_GRACE_SECONDS, LeftRunning, call_stoppable
 from archiver.errors import ArchiverError, StageDeliveryFailed, StageFailed
 
 T = TypeVar("T")
@@ -65,7 +66,16 @@ class _Guard:
 
     def __init__(self, inner: Any, kind: str, type_name: str) -> None:
         self._inner = inner
+        self._type_name = type_name
         self._what = f"{kind} plugin {type_name!r}"
+        self._busy = False  # in a call (a stop may leave one running: ``in_call``)
+
+    def _run(self, what: str, fail: type[ArchiverError], run: Callable[[], T]) -> T:
+        self._busy = True
+        try:
+            return _call(what, fail, run)
+        finally:
+            self._busy = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -113,8 +123,8 @@ def _checked(
 
 class GuardedFilter(_Guard):
     def check(self, attempt: AttemptRecord) -> Decision | None:
-        result: object = _call(f"{self._what} failed on attempt {attempt.id}",
-                               StageFailed, lambda: self._inner.check(attempt))
+        result: object = self._run(f"{self._what} failed on attempt {attempt.id}",
+                                   StageFailed, lambda: self._inner.check(attempt))
         if result is None:
             return None
         return _checked(self._what, result, attempt.id, attempt, ("skip", "quarantine"))
@@ -126,8 +136,8 @@ class GuardedTransform(_Guard):
         attempt_id, record = decision.attempt_id, decision.attempt
         result = _checked(
             self._what,
-            _call(f"{self._what} failed on attempt {attempt_id}", StageFailed,
-                  lambda: self._inner.apply(decision)),
+            self._run(f"{self._what} failed on attempt {attempt_id}", StageFailed,
+                      lambda: self._inner.apply(decision)),
             attempt_id, record, ("archive", "skip", "quarantine"),
         )
         days = result.retention_days
@@ -147,6 +157,34 @@ _SINK_CALLS: Mapping[str, type[ArchiverError]] = {
 
 
 class GuardedSink(_Guard):
+    """A plugin's sink. Given the run's stop (``stop_on``), a delivery still in flight
+    STOP_GRACE_SECONDS after the stop is left running: the event is kept for a later
+    run, and the sink is not called again in this one (its call may still be going)."""
+
+    def __init__(self, inner: Any, kind: str, type_name: str) -> None:
+        super().__init__(inner, kind, type_name)
+        self._stop: threading.Event | None = None
+        self._left: str | None = None  # why: a delivery was left running at the stop
+
+    def stop_on(self, stop: threading.Event) -> None:
+        self._stop = stop
+
+    def _delivering(self, what: str, doing: str, run: Callable[[], T]) -> T:
+        if self._left is not None:
+            raise StageDeliveryFailed(self._left)
+        stop = self._stop
+        if stop is None:
+            return _call(what, StageDeliveryFailed, run)
+        try:
+            return call_stoppable(lambda: _call(what, StageDeliveryFailed, run), stop,
+                                  f"sink plugin {self._type_name}")
+        except LeftRunning:
+            self._left = (
+                f"{self._what} did not return from delivering {doing} within "
+                f"{STOP_GRACE_SECONDS:g} s of the stop: left running; the event is kept for "
+                "a later run, which delivers it again")
+            raise StageDeliveryFailed(self._left) from None
+
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
         fail = _SINK_CALLS.get(name)
@@ -155,9 +193,12 @@ class GuardedSink(_Guard):
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             what = f"{self._what} failed in {name}"
-            result = _call(what, fail, lambda: value(*args, **kwargs))
-            if name == "deliver_many":
-                _check_receipts(what, result, len(args[0]) if args else None)
+            if name != "deliver_many":
+                return _call(what, fail, lambda: value(*args, **kwargs))
+            events = args[0] if args else ()
+            first = events[0][0] if events else "nothing"
+            result = self._delivering(what, first, lambda: value(*args, **kwargs))
+            _check_receipts(what, result, len(events))
             return result
 
         return guarded
@@ -169,8 +210,8 @@ class GuardedSink(_Guard):
 
     def deliver(self, event_id: str, body: str) -> str | None:
         what = f"{self._what} failed to deliver {event_id}"
-        result: object = _call(what, StageDeliveryFailed,
-                               lambda: self._inner.deliver(event_id, body))
+        result: object = self._delivering(what, event_id,
+                                          lambda: self._inner.deliver(event_id, body))
         if result is not None and not isinstance(result, str):
             # Whether it delivered is unknown: kept, and delivered again (at least once).
             raise StageDeliveryFailed(
@@ -178,12 +219,23 @@ class GuardedSink(_Guard):
         return result
 
 
-def _check_receipts(what: str, result: object, events: int | None) -> None:
+def _check_receipts(what: str, result: object, events: int) -> None:
     """``deliver_many`` answers a receipt (text) or None per event it was given."""
     if not isinstance(result, list | tuple) or len(result) != events or any(
             r is not None and not isinstance(r, str) for r in result):
         raise StageDeliveryFailed(f"{what}: it returned {_shown(result)}, not a receipt "
                                   f"(text) or None for each of the {events} events")
+
+
+def is_plugin(stage: object) -> bool:
+    """Whether ``stage`` is a plugin's, behind a guard."""
+    return isinstance(stage, _Guard)
+
+
+def in_call(stages: Iterable[object]) -> str | None:
+    """The first of ``stages`` in one of its calls ("filter plugin 'x'"), if any: the one
+    a stop left running."""
+    return next((s._what for s in stages if isinstance(s, _Guard) and s._busy), None)
 
 
 GUARDS: dict[str, type[_Guard]] = {

@@ -34,6 +34,7 @@ class Options(BaseModel):
     after: int = 0
     fixed: str = ""
     log: str = ""
+    hanging: str = ""  # mode hang: this file is made as it starts hanging
 
 
 class _Counted:
@@ -54,7 +55,7 @@ class Cancelled(BaseException):
     """A BaseException of the plugin's own, as some libraries' cancellations are."""
 
 
-def _raise(mode: str) -> None:
+def _raise(mode: str, options: Options) -> None:
     if mode == "system_exit":
         raise SystemExit(0)
     if mode == "keyboard_interrupt":
@@ -62,6 +63,8 @@ def _raise(mode: str) -> None:
     if mode == "base_exception":
         raise Cancelled("gave up")
     if mode == "hang":
+        if options.hanging:
+            Path(options.hanging).touch()
         time.sleep(3600)
 
 
@@ -72,7 +75,7 @@ class Filter(_Counted):
         if not self.misbehaves():
             return None
         mode = self.options.mode
-        _raise(mode)
+        _raise(mode, self.options)
         if mode == "text":
             return "skip"
         if mode == "other_attempt":
@@ -92,7 +95,7 @@ class Transform(_Counted):
         if not self.misbehaves():
             return decision
         mode = self.options.mode
-        _raise(mode)
+        _raise(mode, self.options)
         attempt = decision.attempt
         assert attempt is not None
         if mode == "none":
@@ -126,7 +129,7 @@ class Sink(_Counted):
         if not self.misbehaves():
             return None
         mode = self.options.mode
-        _raise(mode)
+        _raise(mode, self.options)
         if mode == "dict_receipt":
             return {"delivered": event_id}
         raise AssertionError(f"no sink mode {mode}")
