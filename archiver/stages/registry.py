@@ -188,11 +188,13 @@ def build(item: StageSpec, ctx: BuildContext) -> Any:
         raise PluginError(
             f"{item.kind} plugin {item.type!r} failed to build: {described(err)}") from err
     protocol = PROTOCOLS[item.kind]
-    if not isinstance(built, protocol):
-        missing = [m for m in MEMBERS[item.kind] if not hasattr(built, m)]
+    missing = [m for m in MEMBERS[item.kind] if not hasattr(built, m)]
+    wrong = None if missing else _wrong_member(item.kind, built)
+    if missing or wrong is not None or not isinstance(built, protocol):
         raise PluginError(f"{item.kind} type {item.type!r} built a {type(built).__name__}, "
                           f"which is not a {protocol.__name__} (see archiver.engine.protocols)"
-                          f"; it lacks {', '.join(f'`{m}`' for m in missing)}")
+                          + (f"; it lacks {', '.join(f'`{m}`' for m in missing)}" if missing
+                             else f": its {wrong}" if wrong is not None else ""))
     if item.type not in builtin_types(item.kind):
         built = GUARDS[item.kind](built, item.kind, item.type)
     if item.kind == "sink" and not isinstance(getattr(built, "identity", None), str):
@@ -201,6 +203,23 @@ def build(item: StageSpec, ctx: BuildContext) -> Any:
         with suppress(AttributeError):  # else the outbox names it by its type and place
             built.identity = f"{item.type}:{options_digest(item.options)}"  # type: ignore[attr-defined]
     return built
+
+
+def _wrong_member(kind: StageKind, built: object) -> str | None:
+    """Which of a built stage's members is not of the kind its protocol asks for, and
+    what it is instead; None when each is (a member set to None passes ``hasattr``)."""
+    for member in MEMBERS[kind]:
+        value = getattr(built, member)
+        if member == "name":
+            if not isinstance(value, str) or not value:
+                return f"`name` is {value!r}, not text"
+        elif member == "events":
+            if not isinstance(value, set | frozenset | list | tuple) or not all(
+                    isinstance(e, str) for e in value):
+                return f"`events` is {value!r}, not a set of event kinds"
+        elif not callable(value):
+            return f"`{member}` is {value!r}, not a method"
+    return None
 
 
 def build_pipeline_stages(ctx: BuildContext) -> tuple[list[Filter], list[Transform]]:

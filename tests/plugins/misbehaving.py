@@ -139,7 +139,12 @@ def _factory(cls: type[_Counted]) -> Any:
     def build(options: Options, ctx: Any) -> _Counted:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
-        return cls(options)
+        built = cls(options)
+        if options.mode == "build_events_none":
+            built.events = None  # type: ignore[attr-defined]
+        if options.mode == "build_method_none":  # the kind's method, set to None
+            setattr(built, {Filter: "check", Transform: "apply", Sink: "deliver"}[cls], None)
+        return built
 
     return build
 

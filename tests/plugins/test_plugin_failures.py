@@ -5,6 +5,7 @@ any request, and an exception while running without a traceback."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from archiver.cli import cli
 from archiver.engine.records import Decision
 from archiver.stages import registry
 from archiver.stages.descriptor import StageType
+from tests.plugins import misbehaving
 from tests.stage_types import install
+from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
 
 CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
 OTHER = "7b1e9d42-5a3c-4f60-8e17-2c9d0b4a6f81"
@@ -236,3 +239,28 @@ def test_each_campaign_builds_its_filters_once_per_run(tmp_path: Path) -> None:
     result = _cli("run", str(policy), "--state", str(tmp_path / "state"))
     assert result.exit_code == 0, result.output
     assert sorted(BUILT) == sorted([CAMPAIGN, other])
+
+
+@pytest.mark.parametrize(("kind", "mode", "said"), [
+    ("sink", "build_events_none", "its `events` is None, not a set of event kinds"),
+    ("filter", "build_method_none", "its `check` is None, not a method"),
+])
+def test_a_stage_built_with_a_member_of_the_wrong_kind_stops_the_run_before_any_request(
+    tmp_path: Path, start_sim: Any, kind: str, mode: str, said: str
+) -> None:
+    """Before: a sink whose `events` was None got as far as the run's first event, a
+    traceback that left the run `running`; a filter whose `check` was None was said to
+    lack nothing ("it lacks " and no name)."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=100, seed=7)
+    site = misbehaving.install(tmp_path / "site")
+    doc = policy_dict([CAMPAIGN])
+    doc[f"{kind}s"] = [*doc[f"{kind}s"],
+                       {"type": f"misbehaving_{kind}", "options": {"mode": mode}}]
+    path = write_policy(tmp_path / "policy.yaml", doc)
+    ran = run_cli(["run", str(path), "--state", str(tmp_path / "state")],
+                  sim_env(sim, PYTHONPATH=os.pathsep.join([str(site), str(REPO)])))
+    assert ran.returncode == 78, ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert f"{kind} type 'misbehaving_{kind}' built a " in ran.stderr and said in ran.stderr, (
+        ran.stderr)
+    assert [r for r in sim.requests() if r["kind"] != "token"] == []
