@@ -46,7 +46,8 @@ class AttemptRecord(NamedTuple):
     retention_days: int | None = None
     updated_at: str | None = None  # ISO-8601 UTC, for listings paged from a watermark
     # What the backend needs to act on the attempt later (e.g. a calling list's
-    # externalId); kept in the state store with the decision.
+    # externalId); kept in the state store with the decision. Read-only (a backend gives
+    # a MappingProxyType), so no stage can change what the attempt is acted on by.
     handle: Mapping[str, str] = NO_HANDLE
 
     @property

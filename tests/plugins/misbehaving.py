@@ -85,6 +85,15 @@ class Filter(_Counted):
                             attempt=attempt._replace(anonymized=True))
         if mode == "hold":
             return Decision(attempt_id=attempt.id, kind="hold", reason="says who", attempt=attempt)
+        if mode == "handle":  # writes into the record it was given, and passes it
+            handle: Any = attempt.handle
+            for key in handle:
+                handle[key] = f"{handle[key]}-x"
+            return None
+        if mode == "handle_swap":  # the same, with the externalId of the attempt before
+            handle = attempt.handle
+            handle["externalId"], self.previous = getattr(self, "previous", handle["externalId"]), handle["externalId"]
+            return None
         raise AssertionError(f"no filter mode {mode}")
 
 

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from archiver.simulator import DEFAULT_OUTCOME_MIX, Simulator
+from archiver.simulator.cxone import CxoneSimConfig, CxoneSimulator
 from tests.plugins import misbehaving
 from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
+from tests.support_cxone import cxone_env, cxone_policy
 
 CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
 
@@ -134,3 +137,28 @@ def test_a_transform_answer_that_is_not_a_sound_decision_of_its_attempt_fails_it
     assert reason.startswith("transform plugin 'misbehaving_transform' ") and said in reason, reason
     assert archive_items(sim) == []
     check_ground_truth(sim, tmp_path, report)
+
+
+def test_a_filter_cannot_change_what_a_retire_acts_on_by_writing_into_the_record(
+    tmp_path: Path,
+) -> None:
+    """Before: a filter ahead of the outcome filter that wrote the externalId of the attempt
+    before into each record's handle, and passed it, made a retire of 94 attempts remove
+    9 prospects none of whose attempts was archived (the outcome filter skipped them) and
+    leave 10 whose attempts were recorded archived on the calling list; exit 0. A record's
+    handle is read-only now: the write fails the campaign, naming the plugin."""
+    with CxoneSimulator(CxoneSimConfig(campaigns=1, call_lists=1, prospects_per_list=60)) as sim:
+        path = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                            source={"type": "call_list_attempts", "call_list": "4412"},
+                            approved=["Survey Taken", "No Answer"])
+        doc = yaml.safe_load(path.read_text())
+        doc["filters"].insert(0, stage("filter", "handle_swap"))
+        path.write_text(yaml.safe_dump(doc))
+        site = misbehaving.install(tmp_path / "site")
+        ran = run_cli(["run", str(path), "--state", str(tmp_path / "state")],
+                      cxone_env(sim, PYTHONPATH=os.pathsep.join([str(site), str(REPO)])))
+        out = ran.stdout + ran.stderr
+        assert ran.returncode == 1 and "Traceback" not in out, out[-3000:]
+        assert "filter plugin 'misbehaving_filter' failed on attempt " in out, out[-3000:]
+        assert "TypeError" in out
+        assert sim.ledger() == {"requested": {}, "removed": {}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from archiver.backends.cxone import timestamps, wire
 from archiver.backends.cxone.paging import Row
@@ -78,7 +79,7 @@ def contact(
             outcome=_outcome(fields.get(wire.PRIMARY_DISPOSITION_ID), disposition_name),
             duration=_duration(fields.get(wire.TOTAL_DURATION_SECONDS)),
             updated_at=updated,
-            handle={wire.CONTACT_ID: cid},
+            handle=MappingProxyType({wire.CONTACT_ID: cid}),
         )
     except Malformed as err:
         return _malformed(cid, err, raw)
@@ -107,7 +108,7 @@ def attempt(raw: object, list_id: str) -> AttemptRecord | MalformedRecord:
             contact_id=external,
             outcome=agent or system or NO_DISPOSITION,
             disposition=system,
-            handle={wire.EXTERNAL_ID: external, LIST_HANDLE: list_id},
+            handle=MappingProxyType({wire.EXTERNAL_ID: external, LIST_HANDLE: list_id}),
         )
     except Malformed as err:
         return _malformed(own or external, err, raw)
