@@ -18,6 +18,7 @@ bodies, and another id would leave the attempt asked about without a state.
 
 from __future__ import annotations
 
+import copy
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -157,7 +158,10 @@ _SINK_CALLS: Mapping[str, type[ArchiverError]] = {
 
 
 class GuardedSink(_Guard):
-    """A plugin's sink. Given the run's stop (``stop_on``), a delivery still in flight
+    """A plugin's sink. What it is handed (an event to render, a batch's records to
+    write) is a copy of its own: what it writes into it no other sink sees.
+
+    Given the run's stop (``stop_on``), a delivery still in flight
     STOP_GRACE_SECONDS after the stop is left running: the event is kept for a later
     run, and the sink is not called again in this one (its call may still be going)."""
 
@@ -193,6 +197,9 @@ class GuardedSink(_Guard):
 
         def guarded(*args: Any, **kwargs: Any) -> Any:
             what = f"{self._what} failed in {name}"
+            # Its own copy: what a writer is handed (the batch's records) the next writer,
+            # archiver's file sink say, is handed too.
+            args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
             if name != "deliver_many":
                 return _call(what, fail, lambda: value(*args, **kwargs))
             events = args[0] if args else ()
@@ -204,8 +211,10 @@ class GuardedSink(_Guard):
         return guarded
 
     def render(self, event: Mapping[str, Any]) -> str:
+        # Its own copy: the sinks after it (the audit log) render the same event.
+        mine = copy.deepcopy(event)
         result: str = _call(f"{self._what} failed to shape a {event.get('event')} event",
-                            StageFailed, lambda: self._inner.render(event))
+                            StageFailed, lambda: self._inner.render(mine))
         return result
 
     def deliver(self, event_id: str, body: str) -> str | None:

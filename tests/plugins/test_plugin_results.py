@@ -22,8 +22,8 @@ import yaml
 from archiver.simulator import DEFAULT_OUTCOME_MIX, Simulator
 from archiver.simulator.cxone import CxoneSimConfig, CxoneSimulator
 from tests.plugins import misbehaving
-from tests.support import REPO, policy_dict, run_cli, sim_env, write_policy
-from tests.support_cxone import cxone_env, cxone_policy
+from tests.support import APPROVED, REPO, policy_dict, run_cli, sim_env, write_policy
+from tests.support_cxone import archive_files, cxone_env, cxone_policy
 
 CAMPAIGN = "3f6c2a10-8d4e-4b7a-9c21-5e0f1a2b3c4d"
 
@@ -162,3 +162,32 @@ def test_a_filter_cannot_change_what_a_retire_acts_on_by_writing_into_the_record
         assert "filter plugin 'misbehaving_filter' failed on attempt " in out, out[-3000:]
         assert "TypeError" in out
         assert sim.ledger() == {"requested": {}, "removed": {}}
+
+
+def test_a_sink_cannot_change_what_the_audit_log_or_the_archive_files_say(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """Before: a plugin sink listed before the audit log and the file sink that wrote into
+    the event it rendered and the records it was handed made every batch's audit line
+    name one attempt, `att-forged`, and every line of the archive files say contact
+    `c-forged` and anonymized: true, for 395 archived attempts; `audit verify` found the
+    log intact and matching the store. Each plugin sink now gets a copy of its own."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    doc = policy_dict([CAMPAIGN])
+    doc["sinks"] = [{"type": misbehaving.SINK, "options": {"mode": "forge"}},
+                    {"type": "audit_log", "path": "audit.jsonl"},
+                    {"type": "file", "path": "archive/{campaign}/"}]
+    path = write_policy(tmp_path / "policy.yaml", doc)
+    ran = run_cli(["run", str(path), "--state", str(tmp_path / "state")], plugin_env(sim, tmp_path))
+    assert ran.returncode == 0, (ran.stdout + ran.stderr)[-3000:]
+    archived = set(sim.ledger())
+    assert archived == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
+    in_log = [a for line in lines if line["event"] == "batch_archived" for a in line["attempt_ids"]]
+    assert sorted(in_log) == sorted(archived)
+    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+        stored = {a: (c, bool(f)) for a, c, f in db.execute(
+            "SELECT attempt_id, contact_id, anonymized FROM attempts WHERE state = 'archived'")}
+    files = archive_files(tmp_path / "archive")
+    in_files = {r["id"]: (r["contact_id"], r["anonymized"]) for rs in files.values() for r in rs}
+    assert in_files == stored and len(stored) == len(archived)
