@@ -96,7 +96,8 @@ def _checked(
     what: str, result: object, attempt_id: str, record: AttemptRecord | None,
     kinds: tuple[str, ...],
 ) -> Decision:
-    """``result`` as a decision about ``attempt_id`` of one of ``kinds``, carrying
+    """``result`` as a decision about ``attempt_id`` of one of ``kinds``, with a reason
+    (text) and a retention (None or whole days in range) the store keeps, carrying
     ``record`` (set when the stage left it out); StageFailed saying how it is not."""
     if not isinstance(result, Decision):
         raise StageFailed(f"{what} returned {_shown(result)} for attempt {attempt_id}, "
@@ -107,6 +108,15 @@ def _checked(
     if result.kind not in kinds:
         raise StageFailed(f"{what} decided {result.kind} for attempt {attempt_id}; it may "
                           f"decide {' or '.join(kinds)}")
+    if not isinstance(result.reason, str):
+        raise StageFailed(f"{what} gave attempt {attempt_id} a reason that is "
+                          f"{_shown(result.reason)}, not text")
+    days = result.retention_days
+    if days is not None and not (
+        isinstance(days, int) and not isinstance(days, bool) and MIN_DAYS <= days <= MAX_DAYS
+    ):
+        raise StageFailed(f"{what} gave attempt {attempt_id} a retention of {days!r} days, "
+                          f"not a whole number in {MIN_DAYS}..{MAX_DAYS}")
     listed = result.attempt
     if listed is None or listed is record or record is None:
         result.attempt = listed or record  # the store keeps the listed values with a decision
@@ -135,19 +145,12 @@ class GuardedTransform(_Guard):
     def apply(self, decision: Decision) -> Decision:
         # Taken before the call: a transform may change the decision it is given.
         attempt_id, record = decision.attempt_id, decision.attempt
-        result = _checked(
+        return _checked(
             self._what,
             self._run(f"{self._what} failed on attempt {attempt_id}", StageFailed,
                       lambda: self._inner.apply(decision)),
             attempt_id, record, ("archive", "skip", "quarantine"),
         )
-        days = result.retention_days
-        if result.kind == "archive" and days is not None and not (
-            isinstance(days, int) and not isinstance(days, bool) and MIN_DAYS <= days <= MAX_DAYS
-        ):
-            raise StageFailed(f"{self._what} gave attempt {attempt_id} a retention of {days!r} "
-                              f"days, not a whole number in {MIN_DAYS}..{MAX_DAYS}")
-        return result
 
 
 # A sink's other calls the engine makes, and what their failure is.

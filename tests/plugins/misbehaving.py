@@ -85,6 +85,9 @@ class Filter(_Counted):
                             attempt=attempt._replace(anonymized=True))
         if mode == "hold":
             return Decision(attempt_id=attempt.id, kind="hold", reason="says who", attempt=attempt)
+        if mode == "reason_none":
+            return Decision(attempt_id=attempt.id, kind="skip", reason=None,  # type: ignore[arg-type]
+                            attempt=attempt)
         if mode == "handle":  # writes into the record it was given, and passes it
             handle: Any = attempt.handle
             for key in handle:

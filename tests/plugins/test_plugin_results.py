@@ -90,6 +90,7 @@ def run_failing(sim: Simulator, tmp_path: Path, path: Path) -> tuple[str, dict[s
     ("text", "returned a str for attempt att-"),
     ("other_attempt", "with a decision about attempt 'att-"),
     ("hold", "decided hold for attempt att-"),
+    ("reason_none", "a reason that is None, not text"),
 ])
 def test_a_filter_answer_that_is_not_a_skip_or_quarantine_of_its_attempt_fails_its_campaign(
     tmp_path: Path, start_sim: Any, mode: str, said: str
@@ -97,7 +98,8 @@ def test_a_filter_answer_that_is_not_a_skip_or_quarantine_of_its_attempt_fails_i
     """Before: a text or an unknown kind was a traceback, the run left `running` and no
     attempt recorded; a decision about another id recorded that id (an attempt of nowhere)
     and left the one asked about with no state, exit 0; a filter's `hold` was recorded
-    as a legal hold no hold file made."""
+    as a legal hold no hold file made; a reason that was None was reported as an error of
+    the state store (NOT NULL constraint failed: attempts.reason), the run left `running`."""
     sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
     reason, report = run_failing(sim, tmp_path, policy(tmp_path, filters=(stage("filter", mode, 7),)))
     assert reason.startswith("filter plugin 'misbehaving_filter' ") and said in reason, reason
