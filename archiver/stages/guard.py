@@ -19,6 +19,7 @@ bodies, and another id would leave the attempt asked about without a state.
 from __future__ import annotations
 
 import copy
+import json
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -203,6 +204,8 @@ class GuardedSink(_Guard):
             # Its own copy: what a writer is handed (the batch's records) the next writer,
             # archiver's file sink say, is handed too.
             args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+            if name == "write_batch":
+                return _written(what, _call(what, fail, lambda: value(*args, **kwargs)))
             if name != "deliver_many":
                 return _call(what, fail, lambda: value(*args, **kwargs))
             events = args[0] if args else ()
@@ -229,6 +232,19 @@ class GuardedSink(_Guard):
             raise StageDeliveryFailed(
                 f"{what}: it returned {_shown(result)}, not a receipt (text) or None")
         return result
+
+
+def _written(what: str, result: object) -> Mapping[str, Any]:
+    """``write_batch`` answers what it wrote, JSON values under text keys: the batch's
+    event carries it (``files``), and the audit log vouches for it."""
+    try:
+        if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
+            raise TypeError
+        json.dumps(dict(result), allow_nan=False)
+    except (TypeError, ValueError):
+        raise StageFailed(f"{what}: it returned {_shown(result)}, not a mapping of what it "
+                          "wrote (JSON values under text keys)") from None
+    return result
 
 
 def _check_receipts(what: str, result: object, events: int) -> None:

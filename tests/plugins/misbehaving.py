@@ -151,10 +151,12 @@ class Sink(_Counted):
 
 class Writer(Sink):
     """A sink that keeps archived records too (an ArchiveWriter), writing into the records
-    it is given ("forge")."""
+    it is given ("forge") or answering None ("writer_none")."""
 
     def write_batch(self, campaign_id: str, batch_id: str,
-                    records: list[dict[str, Any]]) -> dict[str, Any]:
+                    records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.options.mode == "writer_none":
+            return None if self.misbehaves() else {"records": len(records)}
         for record in records:
             record["contact_id"], record["anonymized"] = "c-forged", True
         return {"records": len(records)}
@@ -164,7 +166,8 @@ def _factory(cls: type[_Counted]) -> Any:
     def build(options: Options, ctx: Any) -> _Counted:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
-        built = Writer(options) if cls is Sink and options.mode == "forge" else cls(options)
+        writes = cls is Sink and options.mode in ("forge", "writer_none")
+        built = Writer(options) if writes else cls(options)
         if options.mode == "build_events_none":
             built.events = None  # type: ignore[attr-defined]
         if options.mode == "build_method_none":  # the kind's method, set to None

@@ -193,3 +193,43 @@ def test_a_sink_cannot_change_what_the_audit_log_or_the_archive_files_say(
     files = archive_files(tmp_path / "archive")
     in_files = {r["id"]: (r["contact_id"], r["anonymized"]) for rs in files.values() for r in rs}
     assert in_files == stored and len(stored) == len(archived)
+
+
+def test_a_writer_answering_none_fails_its_campaign_and_the_next_run_records_the_batch(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """Before: a plugin sink whose write_batch answered None was a traceback once the API
+    had archived the batch: all 395 archived attempts left `pending` in the store, the
+    run left `running`, no batch line in the audit log; every later run the same."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    doc = policy_dict([CAMPAIGN])
+    doc["sinks"] = [{"type": "audit_log", "path": "audit.jsonl"},
+                    {"type": misbehaving.SINK,
+                     "options": {"mode": "writer_none", "fixed": str(tmp_path / "fixed")}}]
+    path = write_policy(tmp_path / "policy.yaml", doc)
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
+    ran = run_cli(["run", str(path), "--state", str(state)], env)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert (f"sink plugin '{misbehaving.SINK}' failed in write_batch: it returned None, not "
+            "a mapping") in out, out[-3000:]
+    with sqlite3.connect(state / "state.db") as db:
+        [(status,)] = db.execute("SELECT status FROM runs").fetchall()
+        states = dict(db.execute("SELECT state, count(*) FROM attempts GROUP BY state"))
+    assert status == "failed" and "pending" not in states and "archived" not in states
+
+    (tmp_path / "fixed").touch()
+    again = run_cli(["run", str(path), "--state", str(state)], env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    archived = set(sim.ledger())
+    assert archived == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert set(sim.ledger().values()) == {1}
+    with sqlite3.connect(state / "state.db") as db:
+        stored = {a for (a,) in db.execute("SELECT attempt_id FROM attempts"
+                                           " WHERE state = 'archived'")}
+    assert stored == archived
+    lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
+    in_log = [a for line in lines if line["event"] == "batch_archived" for a in line["attempt_ids"]]
+    assert sorted(in_log) == sorted(archived)
+    verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"), "--state", str(state)], {})
+    assert verified.returncode == 0, verified.stdout + verified.stderr
