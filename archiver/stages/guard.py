@@ -165,33 +165,36 @@ class GuardedSink(_Guard):
     """A plugin's sink. What it is handed (an event to render, a batch's records to
     write) is a copy of its own: what it writes into it no other sink sees.
 
-    Given the run's stop (``stop_on``), a delivery still in flight
-    STOP_GRACE_SECONDS after the stop is left running: the event is kept for a later
-    run, and the sink is not called again in this one (its call may still be going)."""
+    Given the run's stop (``stop_on``), a call of it still going STOP_GRACE_SECONDS after
+    the stop is left running, and fails: a delivery's event is kept for a later run, an
+    event it was shaping is kept unrendered, a batch it was writing stays open. It is not
+    asked to do that again in that run (its call may still be going)."""
 
     def __init__(self, inner: Any, kind: str, type_name: str) -> None:
         super().__init__(inner, kind, type_name)
         self._stop: threading.Event | None = None
-        self._left: str | None = None  # why: a delivery was left running at the stop
+        # Why, by what it was doing (delivering, shaping, writing): a call left running.
+        self._left: dict[str, str] = {}
 
     def stop_on(self, stop: threading.Event) -> None:
         self._stop = stop
 
-    def _delivering(self, what: str, doing: str, run: Callable[[], T]) -> T:
-        if self._left is not None:
-            raise StageDeliveryFailed(self._left)
+    def _stoppable(self, what: str, fail: type[ArchiverError], work: str, doing: str,
+                   run: Callable[[], T]) -> T:
+        """``run``, a call of the sink's that does ``work`` (delivering, shaping, writing);
+        ``doing`` says what it was at when it is left running."""
+        if work in self._left:
+            raise fail(self._left[work])
         stop = self._stop
         if stop is None:
-            return _call(what, StageDeliveryFailed, run)
+            return _call(what, fail, run)
         try:
-            return call_stoppable(lambda: _call(what, StageDeliveryFailed, run), stop,
+            return call_stoppable(lambda: _call(what, fail, run), stop,
                                   f"sink plugin {self._type_name}")
         except LeftRunning:
-            self._left = (
-                f"{self._what} did not return from delivering {doing} within "
-                f"{STOP_GRACE_SECONDS:g} s of the stop: left running; the event is kept for "
-                "a later run, which delivers it again")
-            raise StageDeliveryFailed(self._left) from None
+            self._left[work] = (f"{self._what} did not return from {doing} within "
+                                f"{STOP_GRACE_SECONDS:g} s of the stop: left running")
+            raise fail(self._left[work]) from None
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
@@ -204,14 +207,17 @@ class GuardedSink(_Guard):
             # Its own copy: what a writer is handed (the batch's records) the next writer,
             # archiver's file sink say, is handed too.
             args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+            if name == "deliver_many":
+                events = args[0] if args else ()
+                doing = f"delivering {events[0][0] if events else 'nothing'}"
+            else:  # write_batch, discard_batch
+                doing = f"writing batch {args[1] if len(args) > 1 else '?'} ({name})"
+            work = "delivering" if name == "deliver_many" else "writing"
+            result = self._stoppable(what, fail, work, doing, lambda: value(*args, **kwargs))
             if name == "write_batch":
-                return _written(what, _call(what, fail, lambda: value(*args, **kwargs)))
-            if name != "deliver_many":
-                return _call(what, fail, lambda: value(*args, **kwargs))
-            events = args[0] if args else ()
-            first = events[0][0] if events else "nothing"
-            result = self._delivering(what, first, lambda: value(*args, **kwargs))
-            _check_receipts(what, result, len(events))
+                return _written(what, result)
+            if name == "deliver_many":
+                _check_receipts(what, result, len(events))
             return result
 
         return guarded
@@ -219,14 +225,17 @@ class GuardedSink(_Guard):
     def render(self, event: Mapping[str, Any]) -> str:
         # Its own copy: the sinks after it (the audit log) render the same event.
         mine = copy.deepcopy(event)
-        result: str = _call(f"{self._what} failed to shape a {event.get('event')} event",
-                            StageFailed, lambda: self._inner.render(mine))
+        kind = event.get("event")
+        result: str = self._stoppable(f"{self._what} failed to shape a {kind} event",
+                                      StageFailed, "shaping", f"shaping a {kind} event",
+                                      lambda: self._inner.render(mine))
         return result
 
     def deliver(self, event_id: str, body: str) -> str | None:
         what = f"{self._what} failed to deliver {event_id}"
-        result: object = self._delivering(what, event_id,
-                                          lambda: self._inner.deliver(event_id, body))
+        result: object = self._stoppable(what, StageDeliveryFailed, "delivering",
+                                         f"delivering {event_id}",
+                                         lambda: self._inner.deliver(event_id, body))
         if result is not None and not isinstance(result, str):
             # Whether it delivered is unknown: kept, and delivered again (at least once).
             raise StageDeliveryFailed(

@@ -132,6 +132,8 @@ class Sink(_Counted):
     events = frozenset({"run_started", "batch_archived", "run_finished"})
 
     def render(self, event: Mapping[str, Any]) -> str:
+        if self.options.mode == "hang_render" and "batch" in event and self.misbehaves():
+            _raise("hang", self.options)
         if self.options.mode == "forge" and "batch" in event:  # writes into the event
             event["batch"]["attempt_ids"] = ["att-forged"]  # type: ignore[index]
         return json.dumps({"id": event["event_id"], "event": event["event"]})

@@ -140,3 +140,44 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_and_the_next_run_delivers_
     assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
     assert set(sim.ledger().values()) == {1}
     _audit_verified(tmp_path)
+
+
+def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """Before: the run went on waiting for the sink's render after SIGTERM, until it was
+    killed, with all 395 attempts the API had archived left `pending` and the run
+    `running`. Now the batch is recorded and its event kept unrendered for that sink,
+    which the next run renders and delivers."""
+    sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
+    log = tmp_path / "delivered.log"
+    path = policy(tmp_path)
+    sink = _hanging("sink", tmp_path, log=str(log))
+    sink["options"]["mode"] = "hang_render"
+    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
+    proc = _start(path, state, env, report)
+    _wait_for((tmp_path / "hanging").exists, proc)
+    out = _terminate(proc)
+    assert f"sink plugin '{SINK}' did not return from shaping a batch_archived event" in out
+    assert _runs(state) == ["interrupted"]
+    with sqlite3.connect(state / "state.db") as db:
+        archived = {a for (a,) in db.execute(
+            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
+        assert db.execute("SELECT count(*) FROM attempts WHERE state = 'pending'"
+                          ).fetchone() == (0,)
+    assert archived == set(sim.ledger()) != set()
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
+    assert sorted(a for line in audit if line["event"] == "batch_archived"
+                  for a in line["attempt_ids"]) == sorted(archived)
+    _audit_verified(tmp_path)
+
+    (tmp_path / "fixed").touch()
+    again = run_cli(["run", str(path), "--state", str(state)], env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert set(sim.ledger().values()) == {1}
+    with sqlite3.connect(state / "state.db") as db:
+        assert {s for (s,) in db.execute(
+            "SELECT status FROM outbox WHERE sink LIKE ?", (f"{SINK}:%",))} == {"delivered"}
+    _audit_verified(tmp_path)
