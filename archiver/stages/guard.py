@@ -9,11 +9,13 @@ down. archiver's own stages are not wrapped: what they raise is archiver's.
 
 A filter answers None or a ``skip`` or ``quarantine`` decision of the attempt it was
 asked about; a transform answers a decision of the attempt it was given (``archive``,
-``skip`` or ``quarantine``), carrying the record as listed, and an ``archive`` decision's
-retention is None (the policy's default) or whole days in 1..3650. Any other answer fails
-its campaign as a raise does: an ``archive`` from a filter would pass the filters after
-it and the anonymized guard, another record would put values nobody listed into archive
-bodies, and another id would leave the attempt asked about without a state.
+``skip`` or ``quarantine``), carrying the record as listed; a decision's reason is text
+and its retention None (for ``archive``: the policy's default) or whole days in 1..3650.
+Any other answer fails its campaign as a raise does: an ``archive`` from a filter would
+pass the filters after it and the anonymized guard, another record would put values
+nobody listed into archive bodies, and another id would leave the attempt asked about
+without a state. A sink's receipts and a writer's account of what it wrote are checked
+likewise, and a sink is handed copies of its own (see ``GuardedSink``).
 """
 
 from __future__ import annotations
