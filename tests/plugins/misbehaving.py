@@ -164,12 +164,27 @@ class Writer(Sink):
         return {"records": len(records)}
 
 
+class Many(Sink):
+    """A sink that takes a page of events at once (``deliver_many``), answering no
+    receipt at all when it misbehaves ("many_short")."""
+
+    def deliver_many(self, events: list[tuple[str, str]]) -> list[str | None]:
+        if self.options.log:
+            with open(self.options.log, "a") as log:
+                log.writelines(event_id + "\n" for event_id, _ in events)
+        return [] if self.misbehaves() else [None] * len(events)
+
+
 def _factory(cls: type[_Counted]) -> Any:
     def build(options: Options, ctx: Any) -> _Counted:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
-        writes = cls is Sink and options.mode in ("forge", "writer_none")
-        built = Writer(options) if writes else cls(options)
+        made = cls
+        if cls is Sink and options.mode in ("forge", "writer_none"):
+            made = Writer
+        elif cls is Sink and options.mode == "many_short":
+            made = Many
+        built = made(options)
         if options.mode == "build_events_none":
             built.events = None  # type: ignore[attr-defined]
         if options.mode == "build_method_none":  # the kind's method, set to None

@@ -25,6 +25,7 @@ from tests.plugins.test_plugin_results import (
     plugin_env,
     policy,
     run_failing,
+    run_statuses,
     stage,
 )
 from tests.support import APPROVED, REPO, run_cli
@@ -141,3 +142,29 @@ def test_a_factory_or_check_raising_system_exit_is_reported_by_name(
     assert checked.returncode == 78, checked.stdout + checked.stderr
     assert "V024 the `misbehaving_filter` filter's own check failed: SystemExit: 0" in (
         checked.stdout + checked.stderr)
+
+
+def test_a_sink_whose_deliver_many_answers_too_few_receipts_keeps_its_events(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """Before: a traceback (`zip() argument 2 is shorter than argument 1`) from the
+    outbox, the run left `running`."""
+    sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
+    path = _sink_policy(tmp_path, "many_short")
+    ran = run_cli(["run", str(path), "--state", str(state)], env)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 0 and "Traceback" not in out, out[-3000:]
+    assert (f"sink plugin '{SINK}' failed in deliver_many: it returned a list, not a receipt "
+            "(text) or None for each of the") in out, out[-3000:]
+    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    events = _outbox(state)
+    assert [s for _, s in events] == ["delivered"] + ["pending"] * (len(events) - 1)
+    assert run_statuses(state) == ["completed"]
+
+    (tmp_path / "fixed").touch()
+    again = run_cli(["run", str(path), "--state", str(state)], env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert {s for _, s in _outbox(state)} == {"delivered"}
+    assert [e for e, _ in _outbox(state)][:len(events)] == [e for e, _ in events]
+

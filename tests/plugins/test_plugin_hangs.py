@@ -20,7 +20,7 @@ from typing import Any
 
 from archiver.simulator import Simulator
 from tests.plugins.misbehaving import SINK
-from tests.plugins.test_plugin_results import CAMPAIGN, plugin_env, policy
+from tests.plugins.test_plugin_results import CAMPAIGN, plugin_env, policy, run_statuses
 from tests.support import APPROVED, REPO, run_cli
 
 STOPPED_WITHIN = 15  # seconds from SIGTERM to exit: the 5 s grace a call gets, and slack
@@ -56,10 +56,6 @@ def _terminate(proc: subprocess.Popen[str]) -> str:
     return out + err
 
 
-def _runs(state: Path) -> list[str]:
-    with sqlite3.connect(state / "state.db") as db:
-        return [s for (s,) in db.execute("SELECT status FROM runs ORDER BY started_at")]
-
 
 def _audit_verified(tmp_path: Path) -> None:
     verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"),
@@ -90,7 +86,7 @@ def test_sigterm_stops_a_run_whose_filter_never_returns(tmp_path: Path, start_si
         campaign["reason"]), campaign["reason"]
     assert "filter plugin 'misbehaving_filter'" in campaign["reason"]
     assert sim.ledger() == {}
-    assert _runs(state) == ["interrupted"]
+    assert run_statuses(state) == ["interrupted"]
     with sqlite3.connect(state / "state.db") as db:
         rows = db.execute("SELECT state, count(*) FROM attempts GROUP BY state").fetchall()
     assert sum(n for _, n in rows) == recorded["totals"]["listed"] > 0
@@ -120,7 +116,7 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_and_the_next_run_delivers_
     _wait_for((tmp_path / "hanging").exists, proc)
     out = _terminate(proc)
     assert f"sink plugin '{SINK}' did not return from delivering evt-" in out, out[-3000:]
-    assert _runs(state) == ["interrupted"]
+    assert run_statuses(state) == ["interrupted"]
     audit = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").open()]
     assert audit[0] == "run_started" and audit[-1] == "run_finished"
     _audit_verified(tmp_path)
@@ -160,7 +156,7 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
     _wait_for((tmp_path / "hanging").exists, proc)
     out = _terminate(proc)
     assert f"sink plugin '{SINK}' did not return from shaping a batch_archived event" in out
-    assert _runs(state) == ["interrupted"]
+    assert run_statuses(state) == ["interrupted"]
     with sqlite3.connect(state / "state.db") as db:
         archived = {a for (a,) in db.execute(
             "SELECT attempt_id FROM attempts WHERE state = 'archived'")}

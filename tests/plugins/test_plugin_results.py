@@ -63,14 +63,19 @@ def check_ground_truth(sim: Simulator, tmp_path: Path, report: dict[str, Any]) -
     assert claimed <= anonymized, sorted(claimed - anonymized)[:5]
     with sqlite3.connect(tmp_path / "state" / "state.db") as db:
         rows = db.execute("SELECT attempt_id, state FROM attempts").fetchall()
-        [(status,)] = db.execute("SELECT status FROM runs").fetchall()
-    assert status == "failed"
+    assert run_statuses(tmp_path / "state") == ["failed"]
     assert len(rows) == report["totals"]["listed"]
     assert {a for a, state in rows if state == "archived"} == set(sim.ledger())
     assert "pending" not in {state for _, state in rows}
     verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"),
                         "--state", str(tmp_path / "state")], {})
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def run_statuses(state: Path) -> list[str]:
+    """How each run of the state folder ended, oldest first."""
+    with sqlite3.connect(state / "state.db") as db:
+        return [s for (s,) in db.execute("SELECT status FROM runs ORDER BY started_at")]
 
 
 def run_failing(sim: Simulator, tmp_path: Path, path: Path) -> tuple[str, dict[str, Any]]:
@@ -214,9 +219,9 @@ def test_a_writer_answering_none_fails_its_campaign_and_the_next_run_records_the
     assert (f"sink plugin '{misbehaving.SINK}' failed in write_batch: it returned None, not "
             "a mapping") in out, out[-3000:]
     with sqlite3.connect(state / "state.db") as db:
-        [(status,)] = db.execute("SELECT status FROM runs").fetchall()
         states = dict(db.execute("SELECT state, count(*) FROM attempts GROUP BY state"))
-    assert status == "failed" and "pending" not in states and "archived" not in states
+    assert run_statuses(state) == ["failed"]
+    assert "pending" not in states and "archived" not in states
 
     (tmp_path / "fixed").touch()
     again = run_cli(["run", str(path), "--state", str(state)], env)
