@@ -15,6 +15,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,21 @@ from tests.support import APPROVED, REPO, run_cli
 STOPPED_WITHIN = 15  # seconds from SIGTERM to exit: the 5 s grace a call gets, and slack
 
 
-def _start(path: Path, state: Path, env: dict[str, str], report: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def _running(
+    path: Path, state: Path, env: dict[str, str], report: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """`archiver run` in a process of its own, killed if the test leaves it running."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "archiver", "run", str(path), "--state", str(state),
          "--report", str(report)],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def _wait_for(found: Any, proc: subprocess.Popen[str]) -> None:
@@ -75,10 +87,9 @@ def test_sigterm_stops_a_run_whose_filter_never_returns(tmp_path: Path, start_si
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
     env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
     path = policy(tmp_path, filters=(_hanging("filter", tmp_path, after=250),))
-    proc = _start(path, state, env, report)
-
-    _wait_for((tmp_path / "hanging").exists, proc)
-    out = _terminate(proc)
+    with _running(path, state, env, report) as proc:
+        _wait_for((tmp_path / "hanging").exists, proc)
+        out = _terminate(proc)
     assert "interrupted" in out
     recorded = json.loads(report.read_text())
     [campaign] = recorded["campaigns"]
@@ -112,9 +123,9 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_and_the_next_run_delivers_
     path = policy(tmp_path)
     sink = _hanging("sink", tmp_path, after=1, log=str(log))
     path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
-    proc = _start(path, state, env, report)
-    _wait_for((tmp_path / "hanging").exists, proc)
-    out = _terminate(proc)
+    with _running(path, state, env, report) as proc:
+        _wait_for((tmp_path / "hanging").exists, proc)
+        out = _terminate(proc)
     assert f"sink plugin '{SINK}' did not return from delivering evt-" in out, out[-3000:]
     assert run_statuses(state) == ["interrupted"]
     audit = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").open()]
@@ -152,9 +163,9 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
     sink = _hanging("sink", tmp_path, log=str(log))
     sink["options"]["mode"] = "hang_render"
     path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
-    proc = _start(path, state, env, report)
-    _wait_for((tmp_path / "hanging").exists, proc)
-    out = _terminate(proc)
+    with _running(path, state, env, report) as proc:
+        _wait_for((tmp_path / "hanging").exists, proc)
+        out = _terminate(proc)
     assert f"sink plugin '{SINK}' did not return from shaping a batch_archived event" in out
     assert run_statuses(state) == ["interrupted"]
     with sqlite3.connect(state / "state.db") as db:
