@@ -129,6 +129,16 @@ def terminate_once_archiving(
     return stderr
 
 
+def ed25519_key_pair(folder: Path) -> tuple[Path, Path]:
+    """A fresh Ed25519 key pair made with openssl, as README "For auditors" makes it:
+    ``folder/signing.pem`` (private) and ``folder/signing.pub.pem`` (public)."""
+    private, public = folder / "signing.pem", folder / "signing.pub.pem"
+    for args in (["genpkey", "-algorithm", "ed25519", "-out", str(private)],
+                 ["pkey", "-in", str(private), "-pubout", "-out", str(public)]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    return private, public
+
+
 def read_report(path: Path) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(path.read_text())
     totals = report["totals"]

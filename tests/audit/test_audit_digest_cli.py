@@ -12,22 +12,14 @@ from pathlib import Path
 import pytest
 
 from archiver.audit.chain import GENESIS_HASH, line_hash
-from tests.support import REPO, demo_at_test_pace, run_cli
+from tests.support import REPO, demo_at_test_pace, ed25519_key_pair, run_cli
 
 LOG = "examples/audit/demo-audit.jsonl"
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    private, public = folder / "signing.pem", folder / "signing.pub.pem"
-    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    _openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    return private, public
+    return ed25519_key_pair(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +164,7 @@ def test_the_last_digest_deleted_leaves_lines_uncovered(repo, keys):
 
 
 def test_a_replaced_digest_is_caught(repo, keys, tmp_path):
-    other = tmp_path / "other.pem"
-    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(other))
+    other, _ = ed25519_key_pair(tmp_path)
     last = _digests(repo)[-1]
     last.unlink()
     # A third run signed with another key stands in for the deleted digest.

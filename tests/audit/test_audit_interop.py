@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from archiver.audit import AuditLog, verify_file
-from tests.support import REPO, demo_at_test_pace, run_cli
+from tests.support import REPO, demo_at_test_pace, ed25519_key_pair, run_cli
 
 LOG = "examples/audit/demo-audit.jsonl"
 VERIFIER = Path(__file__).with_name("independent_verifier.mjs")
@@ -54,10 +54,6 @@ def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CXONE_", "ARCHIVER_"))}
     env.update(extra)
     return env
-
-
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
 def node_verify(log: Path, public: Path | None = None) -> dict[str, Any]:
@@ -105,11 +101,7 @@ def copy_examples(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("keys")
-    private, public = folder / "signing.pem", folder / "signing.pub.pem"
-    _openssl("genpkey", "-algorithm", "ed25519", "-out", str(private))
-    _openssl("pkey", "-in", str(private), "-pubout", "-out", str(public))
-    return private, public
+    return ed25519_key_pair(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture(scope="module")

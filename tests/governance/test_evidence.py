@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archiver.audit.chain import line_hash
-from tests.support import REPO, demo_at_test_pace, run_cli
+from tests.support import REPO, demo_at_test_pace, ed25519_key_pair, run_cli
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -27,11 +27,7 @@ def _env(**extra: str) -> dict[str, str]:
 def made(tmp_path_factory) -> tuple[Path, Path, str]:
     """Two signed demo runs; the bundle of the second, and the public key."""
     root = tmp_path_factory.mktemp("evidence")
-    private, public = root / "signing.pem", root / "signing.pub.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)],
-                   check=True, capture_output=True)
+    private, public = ed25519_key_pair(root)
     repo = root / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))
@@ -172,12 +168,7 @@ def test_a_run_without_a_signed_digest_cannot_be_bundled(tmp_path):
 
 
 def test_the_policys_hold_files_travel_in_the_bundle(tmp_path):
-    private = tmp_path / "signing.pem"
-    public = tmp_path / "signing.pub.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)],
-                   check=True, capture_output=True)
+    private, public = ed25519_key_pair(tmp_path)
     repo = tmp_path / "repo"
     shutil.copytree(REPO / "examples", repo / "examples",
                     ignore=shutil.ignore_patterns(".archiver", "audit", "*.approved"))

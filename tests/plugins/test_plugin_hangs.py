@@ -75,6 +75,16 @@ def _audit_verified(tmp_path: Path) -> None:
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def _fixed_then_rerun(path: Path, state: Path, env: dict[str, str], sim: Simulator) -> None:
+    """The stage fixed (it returns again), a rerun ends 0 with every eligible attempt
+    archived, each once."""
+    (path.parent / "fixed").touch()
+    again = run_cli(["run", str(path), "--state", str(state)], env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert set(sim.ledger().values()) == {1}
+
+
 def _hanging(kind: str, tmp_path: Path, **options: Any) -> dict[str, Any]:
     """The stage, hanging (until `fixed` exists) and making `hanging` as it starts to."""
     return {"type": f"misbehaving_{kind}",
@@ -104,11 +114,7 @@ def test_sigterm_stops_a_run_whose_filter_never_returns(tmp_path: Path, start_si
     assert "pending" not in dict(rows)
     _audit_verified(tmp_path)
 
-    (tmp_path / "fixed").touch()
-    again = run_cli(["run", str(path), "--state", str(state)], env)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
-    assert set(sim.ledger().values()) == {1}
+    _fixed_then_rerun(path, state, env, sim)
     _audit_verified(tmp_path)
 
 
@@ -138,14 +144,10 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_and_the_next_run_delivers_
     assert tried == [kept[0][0], kept[1][0]]  # the first went; the second hangs
     assert [s for _, s in kept] == ["delivered"] + ["pending"] * (len(kept) - 1)
 
-    (tmp_path / "fixed").touch()
-    again = run_cli(["run", str(path), "--state", str(state)], env)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    _fixed_then_rerun(path, state, env, sim)
     delivered = log.read_text().split()[len(tried):]
     # The one left running is delivered again (at least once), then the rest, in order.
     assert delivered[:len(kept) - 1] == [e for e, _ in kept[1:]]
-    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
-    assert set(sim.ledger().values()) == {1}
     _audit_verified(tmp_path)
 
 
@@ -179,11 +181,7 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
                   for a in line["attempt_ids"]) == sorted(archived)
     _audit_verified(tmp_path)
 
-    (tmp_path / "fixed").touch()
-    again = run_cli(["run", str(path), "--state", str(state)], env)
-    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
-    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
-    assert set(sim.ledger().values()) == {1}
+    _fixed_then_rerun(path, state, env, sim)
     with sqlite3.connect(state / "state.db") as db:
         assert {s for (s,) in db.execute(
             "SELECT status FROM outbox WHERE sink LIKE ?", (f"{SINK}:%",))} == {"delivered"}
