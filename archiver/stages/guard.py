@@ -33,6 +33,7 @@ from archiver.engine.records import MIN_RETENTION_DAYS as MIN_DAYS
 from archiver.engine.records import Decision
 from archiver.engine.stoppable import STOP_GRACE_SECONDS, LeftRunning, call_stoppable
 from archiver.errors import ArchiverError, StageDeliveryFailed, StageFailed
+from archiver.templates.output import NotPlainJson, plain_json
 
 T = TypeVar("T")
 
@@ -247,14 +248,18 @@ class GuardedSink(_Guard):
 
 def _written(what: str, result: object) -> Mapping[str, Any]:
     """``write_batch`` answers what it wrote, JSON values under text keys: the batch's
-    event carries it (``files``), and the audit log vouches for it."""
+    event carries it (``files``), and the audit log vouches for it, so it must be JSON
+    that strict parsers accept, as a template's render must (``plain_json``)."""
+    refused = f"{what}: it returned {_shown(result)}, not a mapping of what it wrote " \
+              "(JSON values under text keys)"
+    if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
+        raise StageFailed(refused)
     try:
-        if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
-            raise TypeError
-        json.dumps(dict(result), allow_nan=False)
-    except (TypeError, ValueError):
-        raise StageFailed(f"{what}: it returned {_shown(result)}, not a mapping of what it "
-                          "wrote (JSON values under text keys)") from None
+        plain_json(json.dumps(dict(result)))
+    except NotPlainJson as err:
+        raise StageFailed(f"{refused}: {err}") from None
+    except (TypeError, ValueError, RecursionError):
+        raise StageFailed(refused) from None
     return result
 
 
