@@ -1,6 +1,8 @@
-"""A third-party stage behind a guard: what it raises that is not one of archiver's own
-errors becomes one, named with the stage, instead of a traceback; and what it returns is
-checked before anything acts on it.
+"""A third-party stage behind a guard: what it raises becomes one of archiver's errors,
+named with the stage, instead of a traceback; and what it returns is checked before
+anything acts on it. One of archiver's own errors raised in a plugin's call is the
+plugin's failure too, reported as such (an ``AuthError`` there is no reason to say the
+credentials were refused, nor a ``StateError`` that the state store is broken).
 
 A filter or transform that raises stops its campaign (``StageFailed``); a sink that
 raises while shaping an event stops it too, and one that raises while delivering keeps
@@ -41,8 +43,6 @@ T = TypeVar("T")
 def _call(what: str, fail: type[ArchiverError], run: Callable[[], T]) -> T:
     try:
         return run()
-    except ArchiverError:
-        raise
     except BaseException as err:
         if a_ctrl_c(err):
             raise

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from archiver.engine.backend import AttemptRecord
 from archiver.engine.records import Decision
+from archiver.errors import AuthError, StageDeliveryFailed, StateError
 from archiver.stages.descriptor import StageType
 
 FILTER, TRANSFORM, SINK = "misbehaving_filter", "misbehaving_transform", "misbehaving_sink"
@@ -62,6 +63,14 @@ def _raise(mode: str, options: Options) -> None:
         raise KeyboardInterrupt
     if mode == "base_exception":
         raise Cancelled("gave up")
+    # One of archiver's own errors, as a plugin that calls archiver's code (or imitates
+    # it) raises: credentials refused (exit 78), a broken state store, a delivery to retry.
+    if mode == "auth_error":
+        raise AuthError("client credentials refused", status=401)
+    if mode == "state_error":
+        raise StateError("the state store is damaged")
+    if mode == "delivery_failed":
+        raise StageDeliveryFailed("try again later")
     if mode == "hang":
         if options.hanging:
             Path(options.hanging).touch()

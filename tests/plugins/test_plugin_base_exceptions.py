@@ -35,13 +35,18 @@ from tests.support import APPROVED, REPO, run_cli
     ("filter", "system_exit", "SystemExit: 0"),
     ("transform", "keyboard_interrupt", "KeyboardInterrupt"),
     ("filter", "base_exception", "Cancelled: gave up"),
+    ("filter", "auth_error", "AuthError: HTTP 401 client credentials refused"),
+    ("transform", "state_error", "StateError: the state store is damaged"),
+    ("filter", "delivery_failed", "StageDeliveryFailed: try again later"),
 ])
 def test_a_stage_raising_a_base_exception_fails_its_campaign_by_name(
     tmp_path: Path, start_sim: Any, kind: str, mode: str, said: str
 ) -> None:
     """Before: SystemExit(0) ended the run with exit 0 and no word, the run left `running`
     and 254 of 600 attempts pending; KeyboardInterrupt said `interrupted` (exit 130) with
-    no signal sent; a BaseException of the plugin's own was a traceback."""
+    no signal sent; a BaseException of the plugin's own was a traceback. One of archiver's
+    own errors passed through as archiver's: AuthError ended the run with exit 78 and
+    "client credentials refused" with no plugin named, StateError as a broken store."""
     sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
     stages = {f"{kind}s": (stage(kind, mode, 300),)}
     reason, report = run_failing(sim, tmp_path, policy(tmp_path, **stages))
@@ -72,6 +77,8 @@ def _outbox(state: Path) -> list[tuple[str, str]]:
     ("system_exit", "SystemExit: 0"),
     ("keyboard_interrupt", "KeyboardInterrupt"),
     ("dict_receipt", "returned a dict, not a receipt (text) or None"),
+    ("auth_error", "AuthError: HTTP 401 client credentials refused"),
+    ("state_error", "StateError: the state store is damaged"),
 ])
 def test_a_sink_that_fails_to_deliver_so_keeps_its_events_and_the_next_run_delivers_them(
     tmp_path: Path, start_sim: Any, mode: str, said: str
@@ -79,7 +86,8 @@ def test_a_sink_that_fails_to_deliver_so_keeps_its_events_and_the_next_run_deliv
     """Before: SystemExit on delivering ended every run with exit 0 before listing (all
     600 attempts without a state, the run left `interrupted`); KeyboardInterrupt, exit 130
     likewise; a dict receipt was an error of the state store (`Error binding parameter`),
-    again on every run."""
+    again on every run; an AuthError or StateError raised in `deliver` was reported as
+    archiver's own, without the plugin's name."""
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
     env, state = plugin_env(sim, tmp_path), tmp_path / "state"
     path, report_file = _sink_policy(tmp_path, mode), tmp_path / "report.json"
