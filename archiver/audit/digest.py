@@ -277,6 +277,12 @@ def check_digests(
         elif prev is not None and d.first_seq != prev.last_seq + 1:
             problems.append(f"digest {d.file} starts at seq {d.first_seq}, not right after "
                             f"seq {prev.last_seq}: a digest was deleted or replaced")
+        elif prev is None and d.first_seq != 1:
+            # A log's first digest signs it from its first line (write_digest).
+            uncovered = (f": lines 1..{d.first_seq - 1} are not covered by a signed digest"
+                         if d.first_seq > 1 else "")
+            problems.append(f"digest {d.file} starts at seq {d.first_seq}, not at the log's "
+                            f"first line{uncovered}")
         problems.extend(_against_log(d, hashes, lines))
         prev = d
     if prev is None or prev is anchor:

@@ -180,3 +180,26 @@ def test_a_digest_field_given_twice_is_named(signed_log):
     problems = _verify(log, key.public_key())
     assert any(f"digest {last.name}: not valid JSON (duplicate key `last_seq`)" in p
                for p in problems), problems
+
+
+def test_a_first_digest_that_does_not_start_at_seq_1_is_named(tmp_path):
+    """A log's first digest signs it from its first line: one that starts later leaves
+    the lines before it vouched for by nothing. Before: verified with no problem."""
+    import base64
+
+    key = Ed25519PrivateKey.generate()
+    log = tmp_path / "audit.jsonl"
+    tail = _append(log, [{"event": f"e{n}"} for n in range(1, 7)])
+    body = {
+        "format": digest.FORMAT, "log": log.name, "number": 1, "run_id": "r2",
+        "created_at": "2026-12-02T00:00:00Z", "first_seq": 4, "last_seq": tail.seq,
+        "last_hash": tail.hash, "previous_signature": None,
+        "key_id": digest.key_id(key.public_key()),
+    }
+    signature = base64.b64encode(key.sign(digest.canonical(body))).decode("ascii")
+    folder = digest.digest_folder(log)
+    folder.mkdir()
+    (folder / "00000001-r2.json").write_text(json.dumps({**body, "signature": signature}))
+    problems = _verify(log, key.public_key())
+    assert any("starts at seq 4, not at the log's first line" in p
+               and "lines 1..3 are not covered" in p for p in problems), problems
