@@ -162,10 +162,20 @@ class Sink(_Counted):
 
 class Writer(Sink):
     """A sink that keeps archived records too (an ArchiveWriter), writing into the records
-    it is given ("forge") or answering None ("writer_none")."""
+    it is given ("forge"), answering None ("writer_none") or never returning from a
+    write ("hang_write")."""
+
+    def deliver(self, event_id: str, body: str) -> Any:
+        if self.options.mode == "hang_write":  # only its writing misbehaves
+            return None
+        return super().deliver(event_id, body)
 
     def write_batch(self, campaign_id: str, batch_id: str,
                     records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if self.options.mode == "hang_write":
+            if self.misbehaves():
+                _raise("hang", self.options)
+            return {"records": len(records)}
         if self.options.mode == "writer_none":
             return None if self.misbehaves() else {"records": len(records)}
         for record in records:
@@ -189,7 +199,7 @@ def _factory(cls: type[_Counted]) -> Any:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
         made = cls
-        if cls is Sink and options.mode in ("forge", "writer_none"):
+        if cls is Sink and options.mode in ("forge", "writer_none", "hang_write"):
             made = Writer
         elif cls is Sink and options.mode == "many_short":
             made = Many

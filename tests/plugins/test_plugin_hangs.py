@@ -186,3 +186,41 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
         assert {s for (s,) in db.execute(
             "SELECT status FROM outbox WHERE sink LIKE ?", (f"{SINK}:%",))} == {"delivered"}
     _audit_verified(tmp_path)
+
+
+def test_sigterm_stops_a_run_whose_writer_never_returns_and_the_next_run_reconciles(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """A sink that keeps the archived records (`write_batch`) and never returns from
+    writing the second batch: SIGTERM stops the run within seconds, recorded; that batch
+    stays open, and the next run reconciles it with the listing, archiving every eligible
+    attempt once, the writer handed every batch it was not given."""
+    sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
+    path = policy(tmp_path)
+    sink = _hanging("sink", tmp_path, after=1)
+    sink["options"]["mode"] = "hang_write"
+    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
+    with _running(path, state, env, report) as proc:
+        _wait_for((tmp_path / "hanging").exists, proc)
+        out = _terminate(proc)
+    assert f"sink plugin '{SINK}' did not return from writing batch" in out, out[-3000:]
+    assert run_statuses(state) == ["interrupted"]
+    with sqlite3.connect(state / "state.db") as db:
+        archived = {a for (a,) in db.execute(
+            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
+        open_batches = db.execute(
+            "SELECT count(*) FROM batches WHERE status = 'prepared'").fetchone()[0]
+    # What the store says was archived, the API did; the batch being written is open.
+    assert archived <= set(sim.ledger())
+    assert open_batches >= 1
+    _audit_verified(tmp_path)
+
+    _fixed_then_rerun(path, state, env, sim)
+    assert run_statuses(state) == ["interrupted", "completed"]
+    with sqlite3.connect(state / "state.db") as db:
+        assert {a for (a,) in db.execute(
+            "SELECT attempt_id FROM attempts WHERE state = 'archived'")} == set(sim.ledger())
+        assert db.execute("SELECT count(*) FROM batches WHERE status = 'prepared'"
+                          ).fetchone() == (0,)
+    _audit_verified(tmp_path)
