@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,7 +75,9 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
     "--report", "report_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
     help="Write the JSON run report here (schema: schemas/run-report.schema.json). With several "
     "policies, one file each: FILE's name with the policy name before the extension (so "
-    "policies of one name cannot run in one command).",
+    "policies of one name cannot run in one command). A policy the command writes no report "
+    "for (not started, or ended by an error) has an earlier run's report at its path removed "
+    "(`archiver runs show ID` keeps it).",
 )
 @click.option(
     "--metrics", "metrics_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
@@ -100,7 +103,9 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
     help="Stop cleanly once N archive batches were sent, counted over the whole command "
     "(every campaign of every policy given; a batch counts once whatever its answer and "
     "however many tries its call took). What was listed but not batched stays pending: "
-    "the next run lists it again and goes on from there. A cautious first production run.",
+    "the next run lists it again and goes on from there. Policies not reached are not "
+    "started, and an earlier run's --report file of theirs is removed. A cautious first "
+    "production run.",
 )
 @click.option(
     "--base-url", metavar="URL",
@@ -146,8 +151,10 @@ def command(
     --max-batches N stops as cleanly once N batches were sent: batches in
     flight finish, paused campaigns are resumed, campaigns with attempts left
     are reported `stopped` and those attempts `pending` (not failed), policies
-    not reached are not started, and the summary says "stopped after N
-    batches (--max-batches N); run again to continue". The exit code is as
+    not reached are not started (with --report, the report an earlier run left
+    at their path is removed, so none is read as this run's), and the summary
+    says "stopped after N batches (--max-batches N); run again to continue".
+    The exit code is as
     without the option: 0 unless an attempt failed (stopping at the limit is
     what was asked, so a scheduler sees no failure; the report's batch_limit
     says whether the run stopped there).
@@ -200,36 +207,54 @@ def command(
         host = limit_host(policy, settings)
         if host is not None:
             limits.declare(host, policy.connection.max_requests_per_second)
-    for path, policy in loaded:
-        if budget.spent:
-            break  # --max-batches reached: the policies left are not started
-        folder = state_dir or default_state(path)
-        try:
-            report, _, refused = _run_one(
-                policy, settings, folder, context, stderr, live, budget, limits
-            )
-        except ArchiverError as err:
+    # The policies this command started, and those it wrote a report for: no other
+    # policy's report path may keep an earlier run's report, read as this command's.
+    started: set[str] = set()
+    reported: set[str] = set()
+    stopped_by = "the run was interrupted"
+    try:
+        for path, policy in loaded:
+            if budget.spent:
+                stopped_by = f"--max-batches {budget.limit} reached"
+                break  # --max-batches reached: the policies left are not started
+            folder = state_dir or default_state(path)
+            started.add(policy.name)
+            try:
+                report, _, refused = _run_one(
+                    policy, settings, folder, context, stderr, live, budget, limits
+                )
+            except ArchiverError as err:
+                if metrics is not None and metrics_path is not None:
+                    _metrics_unstarted(metrics, metrics_path, policy, settings, folder, err)
+                raise
+            if signing_key is not None:
+                _sign_audit_logs(policy, signing_key, str(report["run_id"]))
             if metrics is not None and metrics_path is not None:
-                _metrics_unstarted(metrics, metrics_path, policy, settings, folder, err)
-            raise
-        if signing_key is not None:
-            _sign_audit_logs(policy, signing_key, str(report["run_id"]))
-        if metrics is not None and metrics_path is not None:
-            metrics.record(report, folder)
-            with _writing(metrics_path):
-                metrics.write(metrics_path)
-        print_summary(report, quiet=quiet)
+                metrics.record(report, folder)
+                with _writing(metrics_path):
+                    metrics.write(metrics_path)
+            print_summary(report, quiet=quiet)
+            if report_path is not None:
+                name = str(report["policy"]["name"])
+                target = report_path_for(report_path, name, len(loaded) > 1)
+                with _writing(target):
+                    _write_json(target, report)
+                reported.add(name)
+            exit_code = max(exit_code, int(report["exit_code"]))
+            reports.append(report)
+            if refused is not None:
+                raise refused  # revoked during the run: one line and exit 78, as at the start
+            if report["interrupted"]:
+                break  # a stop stops the command, not only the policy it came during
+    except BaseException:
         if report_path is not None:
-            name = str(report["policy"]["name"])
-            target = report_path_for(report_path, name, len(loaded) > 1)
-            with _writing(target):
-                _write_json(target, report)
-        exit_code = max(exit_code, int(report["exit_code"]))
-        reports.append(report)
-        if refused is not None:
-            raise refused  # revoked during the run: one line and exit 78, as at the start
-        if report["interrupted"]:
-            break  # a stop stops the command, not only the policy it came during
+            # What was raised is what the command reports: a report that cannot be
+            # removed now is only logged.
+            _remove_earlier_reports(report_path, loaded, started, reported,
+                                    "an earlier policy's error", strict=False)
+        raise
+    if report_path is not None:
+        _remove_earlier_reports(report_path, loaded, started, reported, stopped_by, strict=True)
     if len(loaded) > 1:
         _combined_line(reports, len(loaded), budget)
     raise SystemExit(exit_code)
@@ -250,6 +275,55 @@ def _metrics_unstarted(
             metrics.write(path)
     except ArchiverError as failed:
         logger.warning("metrics not written: %s", failed)
+
+
+def _remove_earlier_reports(
+    report_path: Path, loaded: list[tuple[Path, Policy]], started: set[str],
+    reported: set[str], stopped_by: str, *, strict: bool,
+) -> None:
+    """Remove the report an earlier command left at the report path of each policy this
+    one wrote none for: one not started (``stopped_by`` says why: --max-batches reached,
+    say) or one that ended in an error before its report (refused at its start, say).
+    Left there, it would read as this command's; the state store keeps every run's
+    report (``archiver runs show ID``). Only a regular file is removed: a device such as
+    ``/dev/null`` or a folder is no report. ``strict``: one that cannot be removed is the
+    storage error (exit 74) a report not written is; otherwise it is logged."""
+    several = len(loaded) > 1
+    for _, policy in loaded:
+        if policy.name in reported:
+            continue
+        target = report_path_for(report_path, policy.name, several)
+        try:
+            removed = _remove_regular_file(target)
+        except OSError as err:
+            failed = storage_error("cannot remove the report of an earlier run", target, err,
+                                   retry="run again (it archives nothing twice)")
+            if strict:
+                raise failed from err
+            logger.warning("%s", failed)
+            continue
+        if removed:
+            why = ("ended without a report" if policy.name in started
+                   else f"not started: {stopped_by}")
+            logger.warning(
+                "policy %s %s: %s, the report of an earlier run, removed (archiver runs "
+                "show ID still has it)", policy.name, why, target,
+            )
+
+
+def _remove_regular_file(path: Path) -> bool:
+    """Remove ``path`` if it is a regular file (or a link to one); whether it was."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(mode):
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _policy_paths(given: tuple[Path, ...]) -> list[Path]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -171,3 +173,100 @@ def test_an_open_batch_sent_again_counts_against_the_limit(tmp_path, start_sim):
     ledger = sim.ledger()
     assert set(ledger) == sim.eligible_ids(campaign, set(APPROVED))
     assert set(ledger.values()) == {1}, "nothing archived twice"
+
+
+def two_policies(folder: Path, max_items: int) -> None:
+    """Policies `first` and `second`, one campaign each, in folders of their own (so each
+    has its own default state folder beside it)."""
+    for name, campaign in zip(("first", "second"), CAMPAIGNS, strict=True):
+        doc = policy_dict([campaign], name=name)
+        doc["batch"]["max_items"] = max_items
+        write_policy(folder / name / f"{name}.yaml", doc)
+
+
+def target_host(sim) -> str:
+    """host:port of the simulator, as a report's target names it."""
+    return urlsplit(sim.base_url).netloc
+
+
+def test_a_policy_not_started_at_the_limit_keeps_no_earlier_report(tmp_path, start_sim):
+    """The report path of a policy the limit left unstarted held an earlier command's
+    report, read after the run as this one's: it is removed (the state store keeps it)."""
+    folder = tmp_path / "policies"
+    state = tmp_path / "state"
+    two_policies(folder, 30)
+    reports = tmp_path / "reports"
+    args = ["run", str(folder), "--state", str(state), "--quiet", "--report",
+            str(reports / "r.json")]
+    earlier_sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=200, seed=8)
+    earlier = run_cli(args, sim_env(earlier_sim))
+    assert earlier.returncode == 0, earlier.stderr[-3000:]
+    stale = checked_report(reports / "r.second.json")["run_id"]
+    before = checked_report(reports / "r.first.json")["run_id"]
+
+    # The same folder against a fresh tenant with its own state: the limit is reached in
+    # the first policy, and the second is not started.
+    sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=200, seed=9)
+    fresh = tmp_path / "fresh-state"
+    limited_args = [*args[:3], str(fresh), *args[4:], "--max-batches", "2"]
+    limited = run_cli(limited_args, sim_env(sim))
+    assert limited.returncode == 0, limited.stderr[-3000:]
+    assert ("stopped after 2 batches in all (--max-batches 2, 1 policy not started); "
+            "run again to continue") in limited.stdout
+    first = checked_report(reports / "r.first.json")
+    assert first["run_id"] != before
+    assert first["batch_limit"] == {"max_batches": 2, "sent": 2, "stopped": True}
+    assert not (reports / "r.second.json").exists(), "an earlier run's report left as this one's"
+    assert sorted(p.name for p in reports.iterdir()) == ["r.first.json"]
+    assert (f"policy second not started: --max-batches 2 reached: {reports / 'r.second.json'}, "
+            "the report of an earlier run, removed") in limited.stderr, limited.stderr
+    assert len(archive_keys(sim)) == 2
+    # Nothing of it is lost: the earlier run's report is still in its state store.
+    shown = run_cli(["runs", "show", stale, "--state", str(state)], sim_env(earlier_sim))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["policy"]["name"] == "second"
+
+    # The next run, without the limit, writes both again.
+    full = run_cli([*limited_args[:-2]], sim_env(sim))
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert checked_report(reports / "r.second.json")["run_id"] != stale
+    assert "removed" not in full.stderr
+
+
+def test_a_policy_refused_at_its_start_keeps_no_earlier_report(tmp_path, start_sim):
+    """A folder run whose second policy is refused before it starts (its state folder
+    belongs to another target): that policy's earlier report is removed too, not left
+    beside the first policy's fresh one."""
+    folder = tmp_path / "policies"
+    two_policies(folder, 200)
+    reports = tmp_path / "reports"
+    args = ["run", str(folder), "--quiet", "--report", str(reports / "r.json")]
+    earlier = run_cli(args, sim_env(start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=20,
+                                              seed=3)))
+    assert earlier.returncode == 0, earlier.stderr[-3000:]
+    assert checked_report(reports / "r.second.json")["policy"]["name"] == "second"
+
+    # Another host: the first policy's state folder made afresh, the second's kept (it
+    # belongs to the first host, so the second policy is refused before any request).
+    other = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=20, seed=4)
+    shutil.rmtree(folder / "first" / ".archiver")
+    refused = run_cli(args, sim_env(other))
+    assert refused.returncode == 78, refused.stderr[-3000:]
+    assert checked_report(reports / "r.first.json")["target"]["host"] == target_host(other)
+    assert not (reports / "r.second.json").exists(), "an earlier run's report left as this one's"
+    assert "policy second ended without a report" in refused.stderr, refused.stderr
+
+
+def test_only_a_regular_file_is_removed_as_an_earlier_report(tmp_path):
+    """`--report /dev/null` or a named pipe is no report: never removed (nor a folder)."""
+    import os
+
+    from archiver.commands.run import _remove_regular_file
+
+    pipe, folder, report = tmp_path / "pipe", tmp_path / "folder", tmp_path / "r.json"
+    os.mkfifo(pipe)
+    folder.mkdir()
+    report.write_text("{}")
+    assert [_remove_regular_file(p) for p in (pipe, folder, report, tmp_path / "none")] == [
+        False, False, True, False]
+    assert pipe.exists() and folder.is_dir() and not report.exists()
