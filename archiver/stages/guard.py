@@ -17,7 +17,11 @@ Any other answer fails its campaign as a raise does: an ``archive`` from a filte
 pass the filters after it and the anonymized guard, another record would put values
 nobody listed into archive bodies, and another id would leave the attempt asked about
 without a state. A sink's receipts and a writer's account of what it wrote are checked
-likewise, and a sink is handed copies of its own (see ``GuardedSink``).
+likewise, and a sink is handed copies of its own (see ``GuardedSink``). What a sink
+renders is an event's body, which the outbox stores and ``deliver`` sends: it must be
+text of at most MAX_OUTPUT_CHARS characters (1 MiB), the output bound a template's render
+is held to (``archiver.templates.bounds``); a writer's account, carried into the batch's
+audit line, is held to the same bound. Past it, the call fails as a raise there does.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from archiver.engine.records import MIN_RETENTION_DAYS as MIN_DAYS
 from archiver.engine.records import Decision
 from archiver.engine.stoppable import STOP_GRACE_SECONDS, LeftRunning, call_stoppable
 from archiver.errors import ArchiverError, StageDeliveryFailed, StageFailed
+from archiver.templates.bounds import MAX_OUTPUT_CHARS
 from archiver.templates.output import NotPlainJson, plain_json
 
 T = TypeVar("T")
@@ -229,10 +234,11 @@ class GuardedSink(_Guard):
         # Its own copy: the sinks after it (the audit log) render the same event.
         mine = copy.deepcopy(event)
         kind = event.get("event")
-        result: str = self._stoppable(f"{self._what} failed to shape a {kind} event",
-                                      StageFailed, "shaping", f"shaping a {kind} event",
-                                      lambda: self._inner.render(mine))
-        return result
+        what = f"{self._what} failed to shape a {kind} event"
+        result: object = self._stoppable(what, StageFailed, "shaping",
+                                         f"shaping a {kind} event",
+                                         lambda: self._inner.render(mine))
+        return _body(what, result)
 
     def deliver(self, event_id: str, body: str) -> str | None:
         what = f"{self._what} failed to deliver {event_id}"
@@ -246,20 +252,43 @@ class GuardedSink(_Guard):
         return result
 
 
+_BOUND = f"the output bound of {MAX_OUTPUT_CHARS:,} characters ({MAX_OUTPUT_CHARS // 2**20} MiB)"
+
+
+def _body(what: str, result: object) -> str:
+    """``render`` answers the event's body, which the outbox stores and ``deliver``
+    sends: text of at most MAX_OUTPUT_CHARS characters, as a template's render is. Any
+    other answer fails as a raise does: the event is kept unrendered."""
+    if not isinstance(result, str):
+        raise StageFailed(f"{what}: it returned {_shown(result)}, not text (the event's body)")
+    if len(result) > MAX_OUTPUT_CHARS:
+        raise StageFailed(f"{what}: it returned a body of {len(result):,} characters, past "
+                          f"{_BOUND} a template's render is held to")
+    return result
+
+
 def _written(what: str, result: object) -> Mapping[str, Any]:
     """``write_batch`` answers what it wrote, JSON values under text keys: the batch's
     event carries it (``files``), and the audit log vouches for it, so it must be JSON
-    that strict parsers accept, as a template's render must (``plain_json``)."""
+    that strict parsers accept, as a template's render must (``plain_json``), and no
+    longer as JSON than a template may render (MAX_OUTPUT_CHARS): an audit line carrying
+    more could never be rendered, and its batch's event would stay kept for good."""
     refused = f"{what}: it returned {_shown(result)}, not a mapping of what it wrote " \
               "(JSON values under text keys)"
     if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
         raise StageFailed(refused)
     try:
-        plain_json(json.dumps(dict(result)))
-    except NotPlainJson as err:
-        raise StageFailed(f"{refused}: {err}") from None
+        text = json.dumps(dict(result))
     except (TypeError, ValueError, RecursionError):
         raise StageFailed(refused) from None
+    if len(text) > MAX_OUTPUT_CHARS:
+        raise StageFailed(f"{what}: it returned an account of what it wrote of {len(text):,} "
+                          f"characters as JSON, past {_BOUND} of the audit line that "
+                          "carries it")
+    try:
+        plain_json(text)
+    except NotPlainJson as err:
+        raise StageFailed(f"{refused}: {err}") from None
     return result
 
 

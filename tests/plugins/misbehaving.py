@@ -23,8 +23,12 @@ from archiver.engine.backend import AttemptRecord
 from archiver.engine.records import Decision
 from archiver.errors import AuthError, StageDeliveryFailed, StateError
 from archiver.stages.descriptor import StageType
+from archiver.templates.bounds import MAX_OUTPUT_CHARS
 
 FILTER, TRANSFORM, SINK = "misbehaving_filter", "misbehaving_transform", "misbehaving_sink"
+# A sink's modes that misbehave in render (SHAPING) or write_batch only: deliver behaves.
+SHAPING = frozenset({"huge_body", "bytes_body"})
+DELIVERS = SHAPING | {"huge_account", "hang_write"}
 
 
 class Options(BaseModel):
@@ -145,13 +149,19 @@ class Sink(_Counted):
             _raise("hang", self.options)
         if self.options.mode == "forge" and "batch" in event:  # writes into the event
             event["batch"]["attempt_ids"] = ["att-forged"]  # type: ignore[index]
-        return json.dumps({"id": event["event_id"], "event": event["event"]})
+        body = json.dumps({"id": event["event_id"], "event": event["event"]})
+        if self.options.mode in SHAPING and "batch" in event and self.misbehaves():
+            if self.options.mode == "bytes_body":
+                return body.encode()  # type: ignore[return-value]
+            # One character past the bound archiver's templates are held to.
+            return body[:-1] + ', "padding": "' + "x" * (MAX_OUTPUT_CHARS - len(body) - 14) + '"}'
+        return body
 
     def deliver(self, event_id: str, body: str) -> Any:
         if self.options.log:
             with open(self.options.log, "a") as log:
                 log.write(event_id + "\n")
-        if not self.misbehaves():
+        if self.options.mode in DELIVERS or not self.misbehaves():
             return None
         mode = self.options.mode
         _raise(mode, self.options)
@@ -162,13 +172,9 @@ class Sink(_Counted):
 
 class Writer(Sink):
     """A sink that keeps archived records too (an ArchiveWriter), writing into the records
-    it is given ("forge"), answering None ("writer_none") or never returning from a
-    write ("hang_write")."""
-
-    def deliver(self, event_id: str, body: str) -> Any:
-        if self.options.mode == "hang_write":  # only its writing misbehaves
-            return None
-        return super().deliver(event_id, body)
+    it is given ("forge"), answering None ("writer_none"), an account of what it wrote
+    just longer, as JSON, than the bound of archiver's templates ("huge_account"), or
+    never returning from a write ("hang_write")."""
 
     def write_batch(self, campaign_id: str, batch_id: str,
                     records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -178,6 +184,10 @@ class Writer(Sink):
             return {"records": len(records)}
         if self.options.mode == "writer_none":
             return None if self.misbehaves() else {"records": len(records)}
+        if self.options.mode == "huge_account":
+            if self.misbehaves():
+                return {"note": "x" * MAX_OUTPUT_CHARS}  # 12 characters more as JSON
+            return {"records": len(records)}
         for record in records:
             record["contact_id"], record["anonymized"] = "c-forged", True
         return {"records": len(records)}
@@ -199,7 +209,7 @@ def _factory(cls: type[_Counted]) -> Any:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
         made = cls
-        if cls is Sink and options.mode in ("forge", "writer_none", "hang_write"):
+        if cls is Sink and options.mode in ("forge", "writer_none", "huge_account", "hang_write"):
             made = Writer
         elif cls is Sink and options.mode == "many_short":
             made = Many

@@ -200,24 +200,32 @@ def test_a_sink_cannot_change_what_the_audit_log_or_the_archive_files_say(
     assert in_files == stored and len(stored) == len(archived)
 
 
+@pytest.mark.parametrize(("mode", "said"), [
+    ("writer_none", "it returned None, not a mapping"),
+    ("huge_account", "it returned an account of what it wrote of 1,048,588 characters as "
+                     "JSON, past the output bound of 1,048,576 characters (1 MiB)"),
+])
 def test_a_writer_answering_none_fails_its_campaign_and_the_next_run_records_the_batch(
-    tmp_path: Path, start_sim: Any
+    tmp_path: Path, start_sim: Any, mode: str, said: str
 ) -> None:
     """Before: a plugin sink whose write_batch answered None was a traceback once the API
     had archived the batch: all 395 archived attempts left `pending` in the store, the
-    run left `running`, no batch line in the audit log; every later run the same."""
+    run left `running`, no batch line in the audit log; every later run the same. One
+    that answered an account longer, as JSON, than a template may render was taken: the
+    batch was recorded, but its audit line (which carries the account) could not be
+    rendered under the output bound, so the event was kept unrendered and every later
+    run failed on it, the writer fixed or not."""
     sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
     doc = policy_dict([CAMPAIGN])
     doc["sinks"] = [{"type": "audit_log", "path": "audit.jsonl"},
                     {"type": misbehaving.SINK,
-                     "options": {"mode": "writer_none", "fixed": str(tmp_path / "fixed")}}]
+                     "options": {"mode": mode, "fixed": str(tmp_path / "fixed")}}]
     path = write_policy(tmp_path / "policy.yaml", doc)
     env, state = plugin_env(sim, tmp_path), tmp_path / "state"
     ran = run_cli(["run", str(path), "--state", str(state)], env)
     out = ran.stdout + ran.stderr
     assert ran.returncode == 1 and "Traceback" not in out, out[-3000:]
-    assert (f"sink plugin '{misbehaving.SINK}' failed in write_batch: it returned None, not "
-            "a mapping") in out, out[-3000:]
+    assert f"sink plugin '{misbehaving.SINK}' failed in write_batch: {said}" in out, out[-3000:]
     with sqlite3.connect(state / "state.db") as db:
         states = dict(db.execute("SELECT state, count(*) FROM attempts GROUP BY state"))
     assert run_statuses(state) == ["failed"]
@@ -236,5 +244,70 @@ def test_a_writer_answering_none_fails_its_campaign_and_the_next_run_records_the
     lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
     in_log = [a for line in lines if line["event"] == "batch_archived" for a in line["attempt_ids"]]
     assert sorted(in_log) == sorted(archived)
+    verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"), "--state", str(state)], {})
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def sink_events(state: Path) -> list[tuple[str, str, int]]:
+    """The misbehaving sink's events in the outbox, in order: id, status, body length."""
+    with sqlite3.connect(state / "state.db") as db:
+        return db.execute("SELECT event_id, status, length(body) FROM outbox WHERE sink LIKE ?"
+                          " ORDER BY seq", (f"{misbehaving.SINK}:%",)).fetchall()
+
+
+@pytest.mark.parametrize(("mode", "said"), [
+    ("huge_body", "it returned a body of 1,048,577 characters, past the output bound of "
+                  "1,048,576 characters (1 MiB) a template's render is held to"),
+    ("bytes_body", "it returned a bytes, not text (the event's body)"),
+])
+def test_a_sink_body_past_the_output_bound_or_not_text_is_kept_unrendered_until_fixed(
+    tmp_path: Path, start_sim: Any, mode: str, said: str
+) -> None:
+    """Before: a plugin sink's body of any size was stored in the outbox and delivered
+    (one of 200 MB was); bytes were refused naming the sink's `name`, not the plugin.
+    Now either fails the render as a raise there does, naming the plugin, the event kind,
+    the size and the bound: the batch is recorded, its event kept unrendered for that
+    sink, no further batch sent, and the run ends failed; the next run, the sink fixed,
+    renders and delivers it."""
+    sim = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
+    log = tmp_path / "delivered.log"
+    doc = policy_dict([CAMPAIGN])
+    doc["batch"]["max_items"] = 40
+    doc["sinks"] = [{"type": "audit_log", "path": "audit.jsonl"},
+                    {"type": misbehaving.SINK, "options": {
+                        "mode": mode, "fixed": str(tmp_path / "fixed"), "log": str(log)}}]
+    path = write_policy(tmp_path / "policy.yaml", doc)
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
+    ran = run_cli(["run", str(path), "--state", str(state)], env)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert (f"sink plugin '{misbehaving.SINK}' failed to shape a batch_archived event: "
+            f"{said}") in out, out[-3000:]
+    assert run_statuses(state) == ["failed"]
+    with sqlite3.connect(state / "state.db") as db:
+        archived = {a for (a,) in db.execute(
+            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
+        assert db.execute("SELECT count(*) FROM attempts WHERE state = 'pending'"
+                          ).fetchone() == (0,)
+    assert archived == set(sim.ledger()) != set()
+    assert set(sim.ledger()) < sim.eligible_ids(CAMPAIGN, set(APPROVED)), "no further batch"
+    kept = sink_events(state)
+    assert "unrendered" in {s for _, s, _ in kept}
+    assert max(n for _, _, n in kept) < 10_000, "no oversized body stored"
+    delivered = log.read_text().split()
+    assert delivered == [e for e, s, _ in kept if s == "delivered"]
+    verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"), "--state", str(state)], {})
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    (tmp_path / "fixed").touch()
+    again = run_cli(["run", str(path), "--state", str(state)], env)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert set(sim.ledger()) == sim.eligible_ids(CAMPAIGN, set(APPROVED))
+    assert set(sim.ledger().values()) == {1}
+    events = sink_events(state)
+    assert {s for _, s, _ in events} == {"delivered"}
+    assert max(n for _, _, n in events) < 10_000
+    # The kept events are delivered by the next run, each once, in order.
+    assert log.read_text().split() == [e for e, _, _ in events]
     verified = run_cli(["audit", "verify", str(tmp_path / "audit.jsonl"), "--state", str(state)], {})
     assert verified.returncode == 0, verified.stdout + verified.stderr
