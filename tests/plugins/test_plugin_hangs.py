@@ -22,7 +22,13 @@ from typing import Any
 
 from archiver.simulator import Simulator
 from tests.plugins.misbehaving import SINK
-from tests.plugins.test_plugin_results import CAMPAIGN, plugin_env, policy, run_statuses
+from tests.plugins.test_plugin_results import (
+    CAMPAIGN,
+    archived_none_pending,
+    plugin_env,
+    policy,
+    run_statuses,
+)
 from tests.support import APPROVED, REPO, run_cli
 
 STOPPED_WITHIN = 15  # seconds from SIGTERM to exit: the 5 s grace a call gets, and slack
@@ -92,6 +98,25 @@ def _hanging(kind: str, tmp_path: Path, **options: Any) -> dict[str, Any]:
                         "hanging": str(tmp_path / "hanging"), **options}}
 
 
+def _sink_hanging_stopped(
+    tmp_path: Path, env: dict[str, str], mode: str, doing: str, **options: Any
+) -> Path:
+    """The suite's policy with a sink hanging in ``mode``: its run, stopped by SIGTERM
+    within seconds, says the sink did not return from ``doing`` and is recorded
+    `interrupted`. The policy's path."""
+    state, report = tmp_path / "state", tmp_path / "r.json"
+    path = policy(tmp_path)
+    sink = _hanging("sink", tmp_path, **options)
+    sink["options"]["mode"] = mode
+    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
+    with _running(path, state, env, report) as proc:
+        _wait_for((tmp_path / "hanging").exists, proc)
+        out = _terminate(proc)
+    assert f"sink plugin '{SINK}' did not return from {doing}" in out, out[-3000:]
+    assert run_statuses(state) == ["interrupted"]
+    return path
+
+
 def test_sigterm_stops_a_run_whose_filter_never_returns(tmp_path: Path, start_sim: Any) -> None:
     """Before: the run went on waiting for the filter after SIGTERM, until it was killed."""
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
@@ -124,16 +149,10 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_and_the_next_run_delivers_
     """Before: the run went on waiting for the delivery after SIGTERM, until it was
     killed, and was left `running` with no run_finished in the audit log."""
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
-    env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
     log = tmp_path / "delivered.log"
-    path = policy(tmp_path)
-    sink = _hanging("sink", tmp_path, after=1, log=str(log))
-    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
-    with _running(path, state, env, report) as proc:
-        _wait_for((tmp_path / "hanging").exists, proc)
-        out = _terminate(proc)
-    assert f"sink plugin '{SINK}' did not return from delivering evt-" in out, out[-3000:]
-    assert run_statuses(state) == ["interrupted"]
+    path = _sink_hanging_stopped(tmp_path, env, "hang", "delivering evt-", after=1,
+                                 log=str(log))
     audit = [json.loads(line)["event"] for line in (tmp_path / "audit.jsonl").open()]
     assert audit[0] == "run_started" and audit[-1] == "run_finished"
     _audit_verified(tmp_path)
@@ -159,22 +178,11 @@ def test_sigterm_stops_a_run_whose_sink_never_returns_from_shaping_an_event(
     `running`. Now the batch is recorded and its event kept unrendered for that sink,
     which the next run renders and delivers."""
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
-    env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
     log = tmp_path / "delivered.log"
-    path = policy(tmp_path)
-    sink = _hanging("sink", tmp_path, log=str(log))
-    sink["options"]["mode"] = "hang_render"
-    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
-    with _running(path, state, env, report) as proc:
-        _wait_for((tmp_path / "hanging").exists, proc)
-        out = _terminate(proc)
-    assert f"sink plugin '{SINK}' did not return from shaping a batch_archived event" in out
-    assert run_statuses(state) == ["interrupted"]
-    with sqlite3.connect(state / "state.db") as db:
-        archived = {a for (a,) in db.execute(
-            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
-        assert db.execute("SELECT count(*) FROM attempts WHERE state = 'pending'"
-                          ).fetchone() == (0,)
+    path = _sink_hanging_stopped(tmp_path, env, "hang_render",
+                                 "shaping a batch_archived event", log=str(log))
+    archived = archived_none_pending(state)
     assert archived == set(sim.ledger()) != set()
     audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").open()]
     assert sorted(a for line in audit if line["event"] == "batch_archived"
@@ -196,16 +204,8 @@ def test_sigterm_stops_a_run_whose_writer_never_returns_and_the_next_run_reconci
     stays open, and the next run reconciles it with the listing, archiving every eligible
     attempt once, the writer handed every batch it was not given."""
     sim: Simulator = start_sim(campaign_ids=[CAMPAIGN], attempts_per_campaign=600, seed=7)
-    env, state, report = plugin_env(sim, tmp_path), tmp_path / "state", tmp_path / "r.json"
-    path = policy(tmp_path)
-    sink = _hanging("sink", tmp_path, after=1)
-    sink["options"]["mode"] = "hang_write"
-    path.write_text(path.read_text() + "- " + json.dumps(sink) + "\n")
-    with _running(path, state, env, report) as proc:
-        _wait_for((tmp_path / "hanging").exists, proc)
-        out = _terminate(proc)
-    assert f"sink plugin '{SINK}' did not return from writing batch" in out, out[-3000:]
-    assert run_statuses(state) == ["interrupted"]
+    env, state = plugin_env(sim, tmp_path), tmp_path / "state"
+    path = _sink_hanging_stopped(tmp_path, env, "hang_write", "writing batch", after=1)
     with sqlite3.connect(state / "state.db") as db:
         archived = {a for (a,) in db.execute(
             "SELECT attempt_id FROM attempts WHERE state = 'archived'")}

@@ -72,6 +72,16 @@ def check_ground_truth(sim: Simulator, tmp_path: Path, report: dict[str, Any]) -
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def archived_none_pending(state: Path) -> set[str]:
+    """The attempts the store records archived; none may be left pending."""
+    with sqlite3.connect(state / "state.db") as db:
+        archived = {a for (a,) in db.execute(
+            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
+        assert db.execute("SELECT count(*) FROM attempts WHERE state = 'pending'"
+                          ).fetchone() == (0,)
+    return archived
+
+
 def run_statuses(state: Path) -> list[str]:
     """How each run of the state folder ended, oldest first."""
     with sqlite3.connect(state / "state.db") as db:
@@ -284,12 +294,7 @@ def test_a_sink_body_past_the_output_bound_or_not_text_is_kept_unrendered_until_
     assert (f"sink plugin '{misbehaving.SINK}' failed to shape a batch_archived event: "
             f"{said}") in out, out[-3000:]
     assert run_statuses(state) == ["failed"]
-    with sqlite3.connect(state / "state.db") as db:
-        archived = {a for (a,) in db.execute(
-            "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
-        assert db.execute("SELECT count(*) FROM attempts WHERE state = 'pending'"
-                          ).fetchone() == (0,)
-    assert archived == set(sim.ledger()) != set()
+    assert archived_none_pending(state) == set(sim.ledger()) != set()
     assert set(sim.ledger()) < sim.eligible_ids(CAMPAIGN, set(APPROVED)), "no further batch"
     kept = sink_events(state)
     assert "unrendered" in {s for _, s, _ in kept}
