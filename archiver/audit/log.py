@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -27,6 +30,16 @@ REFUSED = (
     "or move this one aside"
 )
 
+# How long an append or a read waits for another process's hold on the log's lock. A holder
+# is another run appending (one write and one fsync: milliseconds), so a wait this long
+# means something holds the lock and is not letting go (a stopped process, a program
+# holding an flock on the file): named rather than waited for without end.
+LOCK_WAIT_SECONDS = 10.0
+_LOCK_POLL_MAX = 0.05
+
+# Logs on a file system without flock, warned about once each (a run appends per batch).
+_UNLOCKABLE: set[Path] = set()
+
 # The state store's record of the last line written to a log: (seq, hash), or None when
 # it has none for that file (``Events.audit_checkpoint``).
 Checkpoint = Callable[[Path], tuple[int, str] | None]
@@ -35,10 +48,21 @@ Checkpoint = Callable[[Path], tuple[int, str] | None]
 class AuditLog:
     """An append-only JSON Lines file whose lines are chained by SHA-256 (see ``chain``).
 
-    Appends come from one process at a time: the caller holds the run lock. Each append is
-    a single ``O_APPEND`` write followed by ``fsync``, and returns only after that, so a line
-    without its trailing newline is the remains of a write that was cut short and never
-    acknowledged.
+    Appends are taken in turn, across processes too: runs with state stores of their own
+    (two state folders, or runs of a shared PostgreSQL store, which lock campaigns, not the
+    whole store) may name the same log. An append holds an exclusive ``flock`` on the file
+    from reading its last line (and dropping a torn one) until its write is fsync'd, so
+    every append chains onto the line before it. The lock is waited for at most
+    ``LOCK_WAIT_SECONDS``, then refused naming the file (AuditError). Reading the log's
+    start and end (``tail``, opening it) holds a shared one, so a reader never sees half an
+    append; ``verify_file`` takes it only to find where the log ends, then reads up to there
+    (a long check does not hold appends up). On a file system that does not support
+    ``flock`` (some network ones) the log is used without the lock, with a warning.
+
+    Each append is a single ``O_APPEND`` write followed by ``fsync``, and returns only after
+    that, so a line without its trailing newline is the remains of a write that was cut
+    short and never acknowledged (a write in progress holds the lock, so it is never taken
+    for one).
 
     The log is archiver's own or it is left alone. It is opened with ``O_NOFOLLOW`` and
     created 0600. A symbolic link, anything but a regular file, another user's file, and a
@@ -65,6 +89,7 @@ class AuditLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 return
             try:
+                lock(fd, path, shared=True)
                 self._check_start(fd)
             finally:
                 os.close(fd)
@@ -82,6 +107,7 @@ class AuditLog:
             if fd is None:
                 return None
             try:
+                lock(fd, self.path, shared=True)
                 self._check_start(fd)
                 return self._last(fd)
             finally:
@@ -116,6 +142,10 @@ class AuditLog:
                 self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, WHAT, REFUSED, tighten=False
             )
             try:
+                # Held until the fd is closed, after the write's fsync: another process's
+                # append cannot come between reading the last line and writing after it,
+                # and a torn tail seen here is no write in progress.
+                lock(fd, self.path, shared=False)
                 self._check_start(fd)
                 self._drop_torn_tail(fd)
                 prev = self._last(fd)
@@ -219,6 +249,56 @@ class AuditLog:
                 f"run `archiver audit verify {self.path}`"
             )
         return checked[0]
+
+
+def lock(fd: int, path: Path, *, shared: bool) -> None:
+    """Take an ``flock`` on ``fd`` (the log at ``path``): shared for a reader, exclusive for
+    an append; released when ``fd`` is closed. Another process holding it is waited for up
+    to ``LOCK_WAIT_SECONDS``, then AuditError. A file system that does not support
+    ``flock`` (ENOLCK, EOPNOTSUPP: some network ones) leaves the log unlocked, with a
+    warning, rather than stopping the run."""
+    operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, operation)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _LOCK_POLL_MAX)
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL):
+                raise
+            if path not in _UNLOCKABLE:
+                _UNLOCKABLE.add(path)
+                log.warning(
+                    "audit log %s: its file system does not support flock (%s): appends "
+                    "from other processes are not serialised; let one run at a time "
+                    "write this log", path, err.strerror or err,
+                )
+            return
+    raise AuditError(
+        f"the audit log {path}: another process holds its lock and has not let go in "
+        f"{LOCK_WAIT_SECONDS:g} seconds (an append takes milliseconds: a stopped archiver "
+        f"run, or a program holding an flock on the file, may be keeping it); nothing was "
+        f"{'read' if shared else 'appended'}. Run again once it lets go"
+    )
+
+
+def settled_end(fd: int, path: Path) -> int:
+    """The size of the log at ``path`` between appends: read under the shared lock, which is
+    let go at once. Bytes before it are whole appends (or the remains of one cut short by
+    a crash), and appends only add after it."""
+    lock(fd, path, shared=True)
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        with suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _chained(record: Mapping[str, Any], event_id: str, prev: AuditLine | None) -> dict[str, Any]:

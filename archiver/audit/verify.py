@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from archiver.audit.chain import GENESIS_HASH, AuditLine, check_line
+from archiver.audit.log import settled_end
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,21 @@ def verify_file(path: Path) -> VerifyResult:
 
     A hash chain cannot tell that lines were cut off the end: compare the last seq and hash
     in the message with a copy kept elsewhere to rule that out.
+
+    The log is checked as it was between two appends: where it ends is read under its
+    shared lock (raises AuditError when another process holds it too long; see
+    ``AuditLog``), and lines appended after that are not read, so an append in progress is
+    not taken for a torn line. The lock is not held while reading: appends go on.
     """
     prev: AuditLine | None = None
     with path.open("rb") as f:
+        end = settled_end(f.fileno(), path)
+        offset = 0
         for number, raw in enumerate(f, start=1):
+            if offset >= end:
+                break
+            raw = raw[: end - offset]
+            offset += len(raw)
             follows = _follows(raw, prev, number)
             if isinstance(follows, str):
                 return VerifyResult(False, number - 1, number, follows)
