@@ -135,6 +135,9 @@ def test_a_signal_before_the_run_has_started_is_one_line_and_130(tmp_path, signu
         server.listen()
         doc = policy_dict([CAMPAIGN])
         doc["sinks"] = [{"type": "audit_log", "path": "audit/a.jsonl"}]
+        # The token call's own timeout must not end the run before the signal comes: on
+        # a loaded machine the suite's 5 s was seen to run out first.
+        doc["connection"]["timeout_seconds"] = 60
         policy = write_policy(tmp_path / "p.yaml", doc)
         env = sim_env_for(f"http://127.0.0.1:{server.getsockname()[1]}")
         log = tmp_path / "stderr.txt"
