@@ -5,6 +5,7 @@ dial again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import sqlite3
@@ -395,3 +396,103 @@ def test_an_open_batch_is_not_resent_when_a_new_attempt_of_its_prospect_is_held(
             ).fetchall())
         assert states == {a: "held" for a in kept}
         assert set(sim.finalized_attempts("4412").values()) == {contact}, "the rest retired"
+
+
+# How the first run's write of its first batch's file was cut, and what it left: the disk
+# filled as the file was written (its temporary file), or the run was killed once the
+# file was in place, before the batch was recorded (the file itself).
+CUT_WRITES = {"a full disk": ("batch_posted:1:full", 74), "a kill": ("archive_written:1", SIGKILL)}
+# How the tenant refuses the resent batch: it keeps every prospect (each one in
+# failedRecords), refuses the call as a whole (403, nothing removed), or keeps one.
+FORBIDDEN = json.dumps({"error": "Forbidden", "error_description": "role lacks removal"})
+REFUSALS = {
+    "every prospect kept": (all, None),
+    "the call refused 403": (all, (403, FORBIDDEN.encode())),
+    "one prospect kept": (lambda p: p[:1], None),
+}
+
+
+def check_archive_vouched(tmp_path: Path, env: dict[str, str]) -> dict[Path, list[str]]:
+    """Nothing in the archive folder but files each vouched for by one audit line (its
+    SHA-256, count and attempts), and the audit log agrees with the state store. The
+    attempt ids of each file."""
+    files = archive_files(tmp_path / "archive")
+    others = [p for p in (tmp_path / "archive").rglob("*") if p.is_file() and p not in files]
+    assert others == [], "no temporary file, nothing but the batches' files"
+    vouched: dict[Path, list[str]] = {}
+    for line in audit_lines(tmp_path / "audit" / "audit.jsonl"):
+        for entry in line.get("files") or []:
+            path = tmp_path / entry["path"]
+            assert path not in vouched, "one audit line per file"
+            ids = [r["id"] for r in files[path]]
+            assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert entry["records"] == len(ids) == line["result"]["archived_count"]
+            assert set(ids) == set(line["attempt_ids"])
+            vouched[path] = ids
+    assert set(vouched) == set(files), "every file has its audit line"
+    verify = run_cli(["audit", "verify", str(tmp_path / "audit" / "audit.jsonl"),
+                      "--state", str(tmp_path / "state")], env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    return vouched
+
+
+@pytest.mark.parametrize("refusal", list(REFUSALS))
+@pytest.mark.parametrize("cut", list(CUT_WRITES))
+def test_a_resent_batch_the_tenant_refuses_leaves_no_file_of_what_a_cut_write_held(
+    tmp_path, cut, refusal
+):
+    """The first batch's prospects are removed, then the write of its file is cut: a
+    temporary file (disk full) or an unrecorded file (killed) holds all its attempts,
+    the batch stays open. Before the rerun its prospects are back on the calling list,
+    so the rerun sends the batch again with its key, and the tenant refuses that: each
+    prospect, the whole call (403), or one prospect. The attempts it kept are failed,
+    not archived: no file of them may stay in the archive folder (under a temporary or
+    the batch's own name) beside the files that audit lines vouch for. A last run with
+    the refusals gone retires them, each attempt in exactly one file."""
+    failpoint, exit_code = CUT_WRITES[cut]
+    kept_of, served = REFUSALS[refusal]
+    with CxoneSimulator(CONFIG) as sim:
+        before = sim.finalized_attempts("4412")
+        policy = cxone_policy(tmp_path, sim, sim.campaign_ids, action="retire",
+                              source=RETIRE_SOURCE, max_in_flight=1)
+        args = ["run", str(policy), "--state", str(tmp_path / "state")]
+        env = cxone_env(sim)
+        cut_short = run_cli(args, {**env, "ARCHIVER_FAILPOINT": failpoint})
+        assert cut_short.returncode == exit_code, cut_short.stderr[-2000:]
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            rows = db.execute("SELECT batches.id, attempt_id, contact_id FROM attempts JOIN"
+                              " batches ON attempts.batch_id = batches.id"
+                              " WHERE batches.status = 'prepared'").fetchall()
+        [batch_id] = {r[0] for r in rows}
+        members = {r[1] for r in rows}
+        [left] = [p for p in (tmp_path / "archive").rglob("*") if p.is_file()]
+        name = f"{batch_id}.jsonl.gz"
+        assert left.name == (name if cut == "a kill" else f".{name}.tmp")
+        prospects = sorted({r[2] for r in rows})
+        for prospect in prospects:
+            sim.restore_prospect("4412", prospect)
+        kept = kept_of(prospects) if kept_of is not all else prospects
+        sim.set(remove_failures={p: "ProspectLocked" for p in kept},
+                served_bodies={"remove": served} if served else {})
+
+        refused = run_cli(args, env)
+        assert refused.returncode == 1, refused.stderr[-3000:]
+        assert "resending open batch" in refused.stderr
+        assert {p: sim.ledger()["requested"][p] for p in prospects} == dict.fromkeys(
+            prospects, 2), "removed by the first run, asked again by the resend"
+        on_list = set(sim.finalized_attempts("4412").values())
+        assert set(kept) <= on_list, "the refused prospects are on the calling list"
+        with sqlite3.connect(tmp_path / "state" / "state.db") as db:
+            states = dict(db.execute("SELECT attempt_id, state FROM attempts").fetchall())
+        failed = {a for a in members if before[a] in kept}
+        assert failed and {a for a, s in states.items() if s == "failed"} >= failed
+        vouched = check_archive_vouched(tmp_path, env)
+        in_files = {a for ids in vouched.values() for a in ids}
+        assert not failed & in_files, "no attempt the tenant kept is in a file"
+        assert members - failed <= in_files, "the resend's archived attempts are in one"
+
+        sim.set(remove_failures={}, served_bodies={})
+        final = run_cli(args, env)
+        assert final.returncode == 0, final.stderr[-3000:]
+        check_each_archived_once(sim, tmp_path, before)
+        check_archive_vouched(tmp_path, env)
