@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,7 +43,7 @@ from archiver.stages.registry import (
     build_pipeline_stages,
     build_sinks,
 )
-from archiver.state.files import storage_error, write_output
+from archiver.state.files import remove_output, storage_error, write_output
 from archiver.state.location import StateLocation
 
 if TYPE_CHECKING:
@@ -294,7 +293,7 @@ def _remove_earlier_reports(
             continue
         target = report_path_for(report_path, policy.name, several)
         try:
-            removed = _remove_regular_file(target)
+            removed = remove_output(target)
         except OSError as err:
             failed = storage_error("cannot remove the report of an earlier run", target, err,
                                    retry="run again (it archives nothing twice)")
@@ -309,21 +308,6 @@ def _remove_earlier_reports(
                 "policy %s %s: %s, the report of an earlier run, removed (archiver runs "
                 "show ID still has it)", policy.name, why, target,
             )
-
-
-def _remove_regular_file(path: Path) -> bool:
-    """Remove ``path`` if it is a regular file (or a link to one); whether it was."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(mode):
-        return False
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _policy_paths(given: tuple[Path, ...]) -> list[Path]:

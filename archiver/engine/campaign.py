@@ -264,9 +264,6 @@ class CampaignJob:
         self._partial: list[tuple[StoredBatch, list[PendingItem], ActResult]] = []
         self._partial_lock = threading.Lock()
         self._limited = False  # the command's batch budget refused a batch of this campaign
-        # Open batches of an earlier run that this run sends again: what that run may
-        # have written of one is dropped unless the resend archives every member.
-        self._resent: set[str] = set()
 
     # -- driver -------------------------------------------------------------------
     def run(self) -> str:
@@ -433,7 +430,10 @@ class CampaignJob:
                     self._limited = True  # stays open: the next run resends or reconciles it
                     continue
                 log.info("campaign %s: resending open batch %s with its key", self.cid, batch.id)
-                self._resent.add(batch.id)
+                # What the dead run wrote of it goes first: the tenant may refuse the
+                # resend in whole or in part, and the batch's event writes the file again
+                # with what it archives, if anything.
+                self._discard_files(batch)
                 self._send(batch, items, resend=True)
                 continue
             # Left the listing: archived by the request whose answer we never recorded.
@@ -472,14 +472,6 @@ class CampaignJob:
             if discard is not None and discard(self.cid, batch.id):
                 log.info("campaign %s: removed the unrecorded file of batch %s",
                          self.cid, batch.id)
-
-    def _resend_fell_short(self, batch: StoredBatch) -> None:
-        """An open batch of an earlier run, sent again by this one, archives fewer than
-        all its members (the tenant refused it, or kept some): what the dead run wrote of
-        it holds them all, or is cut short. It goes before the batch is recorded; the
-        batch's event writes the file again with what it archives, if anything."""
-        if batch.id in self._resent:
-            self._discard_files(batch)
 
     def _contact_held(self, items: list[PendingItem]) -> bool:
         """With a backend that acts on whole contacts: an attempt of one of these items'
@@ -566,7 +558,6 @@ class CampaignJob:
             # Not failed: the policy asked to skip a dialing campaign. The rest of its
             # attempts are recorded skipped when the campaign ends.
             self._stop = self._stop or err
-            self._resend_fell_short(batch)
             self.store.batches.failed(
                 batch, run_id=self.run_id, error=str(err), sent=False, state="skipped"
             )
@@ -574,9 +565,7 @@ class CampaignJob:
         except ApiError as err:
             sent = isinstance(err, Transient)
             if not sent:
-                # Closed: nothing of it is archived. (Sent, it stays open for the next run.)
                 self._stop = self._stop or err
-                self._resend_fell_short(batch)
             self.store.batches.failed(batch, run_id=self.run_id, error=str(err), sent=sent)
             self.ctx.observer.archived(self.cid, 0, len(items))
             return
@@ -613,8 +602,6 @@ class CampaignJob:
                 archived.append(item)
             else:
                 failed[item.attempt_id] = reason
-        if failed:
-            self._resend_fell_short(batch)
         self.store.batches.done(
             batch,
             run_id=self.run_id,
@@ -660,7 +647,6 @@ class CampaignJob:
                     if self._any_held(items) or self._contact_held(items):
                         # Never took effect, and a hold now covers a member: not sent
                         # again (as recover_open_batches); its attempts go back to pending.
-                        self._resend_fell_short(batch)
                         self.store.batches.release(batch, keep=[], run_id=self.run_id)
                         released = True
                     else:

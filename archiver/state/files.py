@@ -199,6 +199,24 @@ def fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def remove_output(path: Path) -> bool:
+    """Remove the file ``write_output`` would have replaced at ``path`` (a report an
+    earlier run left, say); whether there was one. Only a regular file (or a link to one:
+    the link goes) is removed: what ``write_output`` writes in place (a device such as
+    ``/dev/null``, a named pipe) or a folder is left. OSError is the caller's to report."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(mode):
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def write_output(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path``, a file archiver leaves for people or other programs (a
     run report, a metrics file, an evidence bundle): under a temporary name beside it,

@@ -261,12 +261,12 @@ def test_only_a_regular_file_is_removed_as_an_earlier_report(tmp_path):
     """`--report /dev/null` or a named pipe is no report: never removed (nor a folder)."""
     import os
 
-    from archiver.commands.run import _remove_regular_file
+    from archiver.state.files import remove_output
 
     pipe, folder, report = tmp_path / "pipe", tmp_path / "folder", tmp_path / "r.json"
     os.mkfifo(pipe)
     folder.mkdir()
     report.write_text("{}")
-    assert [_remove_regular_file(p) for p in (pipe, folder, report, tmp_path / "none")] == [
+    assert [remove_output(p) for p in (pipe, folder, report, tmp_path / "none")] == [
         False, False, True, False]
     assert pipe.exists() and folder.is_dir() and not report.exists()
