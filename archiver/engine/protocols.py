@@ -68,9 +68,9 @@ class ArchiveWriter(Protocol):
     A writer may also have ``discard_batch(campaign_id, batch_id) -> bool``: remove what
     a run that died before recording the batch wrote of it (nothing vouches for it),
     True when there was something. The engine calls it when the next run reconciles
-    the batch instead of sending it again, or sends it again and has it refused in
-    whole or in part. It is optional, so a writer written without it is
-    still a writer.
+    the batch instead of sending it again, and before it sends it again (the tenant
+    may refuse the resend in whole or in part). It is optional, so a writer written
+    without it is still a writer.
     """
 
     def write_batch(

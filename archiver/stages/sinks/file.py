@@ -10,8 +10,8 @@ written (or found), a temporary file of it that a write cut off on another day l
 in that day's folder is removed. A batch whose file exists (a run died after writing
 it, before recording the batch) is found, under any date, and not written again; its
 digest is read from the file. A batch the next run
-reconciles instead of sending again, or sends again and has refused in whole or in
-part, has its file removed (``discard_batch``), and so has a temporary file of it
+reconciles instead of sending again, or sends again (the tenant may refuse it in whole
+or in part), has its file removed first (``discard_batch``), and so has a temporary file of it
 that a write cut off left: it may hold members that batch does not archive, and the
 batch's event writes it again with those it does.
 
