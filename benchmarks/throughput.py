@@ -37,7 +37,12 @@ syncs, the tutorial's appends never do.
 
 Scenario (a) also prints what of the 8x budget (the tutorial's wall time over 8) start-up
 takes before any request: a fresh interpreter importing the packages the project chose,
-and one importing everything ``archiver run`` loads; each the median of N spawns.
+and one importing everything ``archiver run`` loads; each the median of N spawns. And
+the floor, the median of N runs each against a fresh simulator: a fresh interpreter
+importing the chosen packages, taking a token, then making the rest of the calls a
+page_size 100 run needs (listing pages, every one held back by the same latency)
+max_in_flight at a time over kept-alive connections, doing nothing with the answers.
+No client with those packages and that limit does the job in less.
 
 Every client runs N times (``--repeat``, default 3), each against a fresh
 simulator: the run with the median wall time (for an even N, the slower of the
@@ -638,6 +643,12 @@ def scenario_a(s: Scenario, work: Path, sinks: bool, times: int) -> Results:
           f"a fresh interpreter, median of {times}: importing the chosen packages "
           f"{packages:.2f} s ({packages / budget:.0%} of it), everything `archiver run` "
           f"imports {command:.2f} s ({command / budget:.0%})")
+    calls = tutorial.needed
+    floor = bare_floor(s, calls, times, work / "floor")
+    print(f"  The floor, median of {times}: a client importing the chosen packages, then making "
+          f"the {calls} calls a page_size {TUTORIAL_PAGE_SIZE} run needs, {s.max_in_flight} at "
+          f"a time, and doing nothing with the answers, takes {floor:.2f} s "
+          f"({floor / budget:.0%} of the budget; {tutorial.wall / floor:.1f}x the tutorial)")
     return results + correct("a", [tutorial, *runs])
 
 
@@ -646,6 +657,63 @@ def scenario_a(s: Scenario, work: Path, sinks: bool, times: int) -> Results:
 STARTUP_PACKAGES = ("import pydantic, pydantic_settings, yaml, requests, jinja2, jsonschema, "
                     "click, rich.console, rich.table")
 STARTUP_COMMAND = "import archiver.commands.run"
+
+
+# The least any client with the chosen packages can take for scenario (a)'s work: a
+# fresh interpreter imports them, takes a token, then makes the rest of the calls a run
+# needs, ``max_in_flight`` at a time over kept-alive connections, and does nothing with
+# the answers. The calls are listing pages (the simulator holds every API answer back
+# by the same latency, an archive call's too), so the figure is for any mix of them.
+_BARE_CLIENT = """
+import sys, threading
+{packages}
+base, client_id, secret, in_flight, calls, page = sys.argv[1:7]
+campaigns = sys.argv[7].split(",")
+in_flight, calls, page = int(in_flight), int(calls), int(page)
+form = {{"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}}
+answer = requests.post(base + "/oauth/token", data=form, timeout=30)
+answer.raise_for_status()
+headers = {{"Authorization": "Bearer " + answer.json()["access_token"]}}
+urls = [
+    f"{{base}}/api/v2/campaigns/{{campaigns[n % len(campaigns)]}}/attempts"
+    f"?status=completed&limit={{page}}&offset={{(n // len(campaigns)) * page}}"
+    for n in range(calls - 1)
+]
+failed = []
+def work(lane):
+    with requests.Session() as session:
+        for url in urls[lane::in_flight]:
+            got = session.get(url, headers=headers, timeout=30)
+            if got.status_code != 200:
+                failed.append(f"{{got.status_code}} for {{url}}")
+lanes = [threading.Thread(target=work, args=(n,)) for n in range(in_flight)]
+for lane in lanes:
+    lane.start()
+for lane in lanes:
+    lane.join()
+if failed:
+    sys.exit(f"{{len(failed)}} call(s) failed, the first: {{failed[0]}}")
+"""
+
+
+def bare_floor(s: Scenario, calls: int, times: int, work: Path) -> float:
+    """The median wall time, spawn to exit, of ``_BARE_CLIENT`` making ``calls`` calls
+    (a token and page-size-100 listing pages), each time against a fresh simulator."""
+    work.mkdir(parents=True, exist_ok=True)
+    code = _BARE_CLIENT.format(packages=STARTUP_PACKAGES)
+    walls = []
+    for n in range(times):
+        with simulator(s, work / f"simulator-{n}.log") as sim:
+            cmd = [sys.executable, "-c", code, sim.base_url, CLIENT_ID, CLIENT_SECRET,
+                   str(s.max_in_flight), str(calls), str(TUTORIAL_PAGE_SIZE),
+                   ",".join(s.campaign_ids)]
+            measured = measure(cmd, client_env(sim), work / "stdout.txt", work / "stderr.txt")
+            served = int(sim.get("stats")["total_requests"])
+        if measured.exit_code != 0 or served != calls:
+            raise RuntimeError(f"the bare client failed ({served} of {calls} calls served); "
+                               f"see {work / 'stderr.txt'}")
+        walls.append(measured.wall)
+    return sorted(walls)[len(walls) // 2]
 
 
 def startup(code: str, times: int, work: Path) -> float:

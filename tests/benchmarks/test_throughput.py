@@ -44,6 +44,17 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     packages, command = float(budget[2]), float(budget[3])
     # Separate spawns on a shared machine: either can be the slower one.
     assert packages > 0 and command > 0
+    # ... and the floor: a do-nothing client making the calls the tutorial's pages need
+    # (the tutorial's own "needed" figure), every one served (else the run fails).
+    tutorial_needed = re.search(r"^tutorial +\S+ +\S+ +\S+ +\S+ +([\d,]+) ", a, re.M)
+    assert tutorial_needed is not None, a
+    floor = re.search(
+        r"The floor, median of 1: a client importing the chosen packages, then making the "
+        r"([\d,]+) calls a page_size 100 run needs, 16 at a time, and doing nothing with the "
+        r"answers, takes (\d+\.\d\d) s \(\d+% of the budget; \d+\.\dx the tutorial\)", a
+    )
+    assert floor is not None, a
+    assert floor[1] == tutorial_needed[1] and float(floor[2]) > 0
 
 
 def test_scenario_a_runs_archiver_with_both_sinks_and_at_most_16_in_flight(tmp_path):
@@ -180,3 +191,11 @@ def test_cpu_is_the_child_own_and_the_exit_code_is_kept(tmp_path):
     )
     assert sleeper.exit_code == 3 and spinner.exit_code == 0
     assert sleeper.cpu < 0.3 < 0.4 <= spinner.cpu
+
+
+def test_a_floor_from_a_client_that_did_not_make_every_call_is_refused(tmp_path, monkeypatch):
+    scenario = throughput.QUICK["a"]
+    # Exits 0 having made none of its calls: its wall time would be no floor at all.
+    monkeypatch.setattr(throughput, "_BARE_CLIENT", "{packages}\n")
+    with pytest.raises(RuntimeError, match=r"the bare client failed \(0 of 5 calls served\)"):
+        throughput.bare_floor(scenario, 5, 1, tmp_path)
