@@ -10,9 +10,12 @@ import click
 from archiver.audit import VerifyResult, digest, verify_file
 from archiver.commands._paths import PathParam
 from archiver.commands._state import STATE
-from archiver.errors import EXIT_FAILED, UsageError
+from archiver.errors import EXIT_FAILED, ArchiverError, UsageError
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
+
+# The seq and hash of the last line of a log the state store recorded written.
+Checkpoint = tuple[int, str]
 
 
 @click.group(name="audit")
@@ -70,12 +73,24 @@ def verify(file: Path, fmt: str, state_dir: StateLocation | None, public_key: Pa
         raise UsageError(f"{file}: no such audit log")
     if not file.is_file():
         raise UsageError(f"{file}: not a file")
+    # The store is read before the log: a run appending meanwhile records a line in the
+    # store only once the line is in the file, so the log read next holds every line the
+    # store knows of. Read the other way round, a line appended in between would look
+    # cut off. An error of the store is raised only once the log's own chain is intact.
+    checkpoint: Checkpoint | ArchiverError | None = None
+    if state_dir is not None:
+        try:
+            checkpoint = store_checkpoint(file, state_dir)
+        except ArchiverError as err:
+            checkpoint = err
     try:
         result = verify_file(file)
     except OSError as err:
         raise UsageError(f"{file}: cannot read: {err.strerror}") from err
     if result.ok and state_dir is not None:
-        result = check_against_store(file, result, state_dir)
+        if isinstance(checkpoint, ArchiverError):
+            raise checkpoint
+        result = check_against_store(file, result, checkpoint)
     if result.ok and public_key is not None:
         result = check_digests(file, result, public_key)
     if fmt == "json":
@@ -109,15 +124,20 @@ def check_digests(file: Path, result: VerifyResult, public_key: Path) -> VerifyR
                         result.message + f"; {count} signed digest(s) verified")
 
 
-def check_against_store(
-    file: Path, result: VerifyResult, state_dir: StateLocation
-) -> VerifyResult:
-    """An intact chain must also reach the last line the state store saw written."""
+def store_checkpoint(file: Path, state_dir: StateLocation) -> Checkpoint | None:
+    """The seq and hash of the last line of ``file`` the state store recorded written."""
     store = Store.open_existing(state_dir, read_only=True)
     try:
-        checkpoint = store.events.audit_checkpoint(file)
+        return store.events.audit_checkpoint(file)
     finally:
         store.close()
+
+
+def check_against_store(
+    file: Path, result: VerifyResult, checkpoint: Checkpoint | None
+) -> VerifyResult:
+    """An intact chain must also reach the last line the state store saw written
+    (``checkpoint``, read before the log)."""
     if checkpoint is None:
         # Receipts name the log where runs wrote it: a copy, a moved log or another
         # store's is not checked, and an OK must not read as if it were.

@@ -116,3 +116,45 @@ def test_with_a_shared_store_the_refusal_names_another_machines_log_as_a_cause(
         shared.append({"event": "e"}, event_id="ev2")
     assert "ends at line 2, but the state store recorded line 5" in str(refused.value)
     assert "another machine's log at this path" in str(refused.value)
+
+
+def test_a_run_appending_while_verify_reads_is_not_taken_for_a_cut(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `audit verify --state` while a scheduled run appends: the run writes its lines and
+    # records them in the store right after verify has read the log. Its lines are not
+    # in what verify read, and must not read as lines cut off the end.
+    from click.testing import CliRunner
+
+    import archiver.commands.audit as audit_command
+    from archiver.cli import cli
+
+    read = audit_command.verify_file
+    appended: list[int] = []
+
+    def read_then_a_run_appends(path: Path):  # type: ignore[no-untyped-def]
+        result = read(path)
+        code, out = _run(repo)
+        assert code == 0, out
+        appended.append(len(path.read_text().splitlines()) - result.lines)
+        return result
+
+    monkeypatch.setattr(audit_command, "verify_file", read_then_a_run_appends)
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(cli, ["audit", "verify", LOG, "--state", str(repo / "state")])
+    assert appended and appended[0] > 0  # the run did append while verify was reading
+    assert result.exit_code == 0, result.output
+    assert "chain intact" in result.output and "matches the state store" in result.output
+
+
+def test_a_state_store_that_cannot_be_read_still_lets_a_broken_chain_be_named(
+    repo: Path, tmp_path: Path
+) -> None:
+    # The store is read first now; its error must not hide the line the chain breaks at.
+    log = repo / LOG
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join(lines[:2] + lines[3:]))
+    result = run_cli(["audit", "verify", LOG, "--state", str(tmp_path / "no-store")], _env(),
+                     cwd=repo)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{LOG}:3:" in result.stdout, result.stdout
