@@ -49,7 +49,7 @@ def test_quick_run_measures_every_scenario_and_finds_both_clients_correct():
     tutorial_needed = re.search(r"^tutorial +\S+ +\S+ +\S+ +\S+ +([\d,]+) ", a, re.M)
     assert tutorial_needed is not None, a
     floor = re.search(
-        r"The floor, median of 1: a client importing the chosen packages, then making the "
+        r"The floor, median of 1: a client importing the chosen packages but rich, then making the "
         r"([\d,]+) calls a page_size 100 run needs, 16 at a time, and doing nothing with the "
         r"answers, takes (\d+\.\d\d) s \(\d+% of the budget; \d+\.\dx the tutorial\)", a
     )
