@@ -74,9 +74,9 @@ def report_path_for(report_path: Path, policy_name: str, several: bool) -> Path:
     "--report", "report_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
     help="Write the JSON run report here (schema: schemas/run-report.schema.json). With several "
     "policies, one file each: FILE's name with the policy name before the extension (so "
-    "policies of one name cannot run in one command). A policy the command writes no report "
-    "for (not started, or ended by an error) has an earlier run's report at its path removed "
-    "(`archiver runs show ID` keeps it).",
+    "policies of one name cannot run in one command). An earlier run's report at the path is "
+    "removed before the first request, so a policy the command writes no report for (not "
+    "started, ended by an error, or killed) has none there (`archiver runs show ID` keeps it).",
 )
 @click.option(
     "--metrics", "metrics_path", type=PathParam(reads=False, dir_okay=False, path_type=Path),
@@ -206,8 +206,11 @@ def command(
         host = limit_host(policy, settings)
         if host is not None:
             limits.declare(host, policy.connection.max_requests_per_second)
-    # The policies this command started, and those it wrote a report for: no other
-    # policy's report path may keep an earlier run's report, read as this command's.
+    # Every policy's report an earlier command left goes before the first request, so
+    # none is read as this command's however it ends (killed outright by SIGKILL or the
+    # out-of-memory killer included); the state store keeps them all.
+    removed = _remove_earlier_reports(report_path, loaded) if report_path else set[str]()
+    # The policies this command started, and those it wrote a report for.
     started: set[str] = set()
     reported: set[str] = set()
     stopped_by = "the run was interrupted"
@@ -247,13 +250,11 @@ def command(
                 break  # a stop stops the command, not only the policy it came during
     except BaseException:
         if report_path is not None:
-            # What was raised is what the command reports: a report that cannot be
-            # removed now is only logged.
-            _remove_earlier_reports(report_path, loaded, started, reported,
-                                    "an earlier policy's error", strict=False)
+            _say_unreported(report_path, loaded, removed - reported, started,
+                            "an earlier policy's error")
         raise
     if report_path is not None:
-        _remove_earlier_reports(report_path, loaded, started, reported, stopped_by, strict=True)
+        _say_unreported(report_path, loaded, removed - reported, started, stopped_by)
     if len(loaded) > 1:
         _combined_line(reports, len(loaded), budget)
     raise SystemExit(exit_code)
@@ -276,38 +277,41 @@ def _metrics_unstarted(
         logger.warning("metrics not written: %s", failed)
 
 
-def _remove_earlier_reports(
-    report_path: Path, loaded: list[tuple[Path, Policy]], started: set[str],
-    reported: set[str], stopped_by: str, *, strict: bool,
-) -> None:
-    """Remove the report an earlier command left at the report path of each policy this
-    one wrote none for: one not started (``stopped_by`` says why: --max-batches reached,
-    say) or one that ended in an error before its report (refused at its start, say).
-    Left there, it would read as this command's; the state store keeps every run's
-    report (``archiver runs show ID``). Only a regular file is removed: a device such as
-    ``/dev/null`` or a folder is no report. ``strict``: one that cannot be removed is the
-    storage error (exit 74) a report not written is; otherwise it is logged."""
+def _remove_earlier_reports(report_path: Path, loaded: list[tuple[Path, Policy]]) -> set[str]:
+    """Remove the report an earlier command left at the report path of each policy, before
+    the first request; the names of the policies that had one. Only a regular file is
+    removed: a device such as ``/dev/null`` or a folder is no report. One that cannot be
+    removed is the storage error (exit 74) a report not written is, and nothing is sent."""
     several = len(loaded) > 1
+    removed: set[str] = set()
     for _, policy in loaded:
-        if policy.name in reported:
-            continue
         target = report_path_for(report_path, policy.name, several)
         try:
-            removed = remove_output(target)
+            if remove_output(target):
+                removed.add(policy.name)
         except OSError as err:
-            failed = storage_error("cannot remove the report of an earlier run", target, err,
-                                   retry="run again (it archives nothing twice)")
-            if strict:
-                raise failed from err
-            logger.warning("%s", failed)
+            raise storage_error("cannot remove the report of an earlier run", target, err,
+                                retry="run again (nothing was sent)") from err
+    return removed
+
+
+def _say_unreported(
+    report_path: Path, loaded: list[tuple[Path, Policy]], unreported: set[str],
+    started: set[str], stopped_by: str,
+) -> None:
+    """Name each policy whose earlier report was removed at the start and that got none
+    from this command: not started (``stopped_by`` says why: --max-batches reached, say)
+    or ended by an error before its report (refused at its start, say)."""
+    several = len(loaded) > 1
+    for _, policy in loaded:
+        if policy.name not in unreported:
             continue
-        if removed:
-            why = ("ended without a report" if policy.name in started
-                   else f"not started: {stopped_by}")
-            logger.warning(
-                "policy %s %s: %s, the report of an earlier run, removed (archiver runs "
-                "show ID still has it)", policy.name, why, target,
-            )
+        why = "ended without a report" if policy.name in started else f"not started: {stopped_by}"
+        logger.warning(
+            "policy %s %s: %s, the report of an earlier run, removed (archiver runs "
+            "show ID still has it)", policy.name, why,
+            report_path_for(report_path, policy.name, several),
+        )
 
 
 def _policy_paths(given: tuple[Path, ...]) -> list[Path]:

@@ -206,8 +206,8 @@ def remove_output(path: Path) -> bool:
     ``/dev/null``, a named pipe) or a folder is left. OSError is the caller's to report."""
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        return False
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # nothing there (a part of the path is a file: no report under it)
     if not stat.S_ISREG(mode):
         return False
     try:

@@ -267,6 +267,57 @@ def test_only_a_regular_file_is_removed_as_an_earlier_report(tmp_path):
     os.mkfifo(pipe)
     folder.mkdir()
     report.write_text("{}")
-    assert [remove_output(p) for p in (pipe, folder, report, tmp_path / "none")] == [
-        False, False, True, False]
+    under_a_file = report / "r.json"  # a part of the path is a file: nothing there
+    assert [remove_output(p) for p in (pipe, folder, under_a_file, report, tmp_path / "none")
+            ] == [False, False, False, True, False]
     assert pipe.exists() and folder.is_dir() and not report.exists()
+
+
+def test_a_run_killed_outright_leaves_no_earlier_report_read_as_its_own(tmp_path, start_sim):
+    """SIGKILL (the out-of-memory killer, say) gives the command no chance to clean up:
+    an earlier run's report, exit code 0, would still be at the path, read by a monitor
+    as this run's. It is removed before the first request instead."""
+    sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=300, seed=22)
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    report = tmp_path / "report.json"
+    args = ["run", str(policy), "--state", str(tmp_path / "state"), "--report", str(report)]
+    earlier = run_cli([*args, "--max-batches", "1"], sim_env(sim))
+    assert earlier.returncode == 0, earlier.stderr[-3000:]
+    assert checked_report(report)["batch_limit"]["stopped"] is True
+
+    killed = run_cli(args, {**sim_env(sim), "ARCHIVER_FAILPOINT": "batch_recorded:1"})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not report.exists(), "an earlier run's report left as the killed run's"
+
+    # The next run writes its own, and says nothing of removing one: there was none left.
+    rerun = run_cli(args, sim_env(sim))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert checked_report(report)["exit_code"] == 0
+    assert "removed" not in rerun.stderr
+    check_exactly_once(sim, tmp_path, tmp_path / "state", sim_env(sim))
+
+
+def test_an_earlier_report_that_cannot_be_removed_stops_the_command_before_any_request(
+    tmp_path, start_sim
+):
+    import subprocess
+
+    import pytest
+
+    sim = start_sim(campaign_ids=CAMPAIGNS, attempts_per_campaign=50, seed=23)
+    policy = crash_policy(tmp_path, sim.webhook_url)
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    # Immutable: not even root may unlink it (a folder's mode would not stop root).
+    if subprocess.run(["chattr", "+i", str(report)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        refused = run_cli(["run", str(policy), "--state", str(tmp_path / "state"),
+                           "--report", str(report)], sim_env(sim))
+    finally:
+        subprocess.run(["chattr", "-i", str(report)], check=True)
+    assert refused.returncode == 74, refused.stderr[-3000:]
+    assert (f"cannot remove the report of an earlier run {report}: Operation not permitted"
+            in refused.stderr), refused.stderr
+    assert "(nothing was sent)" in refused.stderr
+    assert sim.requests() == []
