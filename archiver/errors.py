@@ -16,7 +16,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_STORAGE = 74  # EX_IOERR: a state, audit, report or metrics file cannot be written
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the state store (or the audit log, too long)
 EXIT_UNAPPROVED = 77  # EX_NOPERM: the policy text has no valid approval for a real tenant
 EXIT_CONFIG = 78  # EX_CONFIG: invalid policy or missing secret
 EXIT_INTERRUPTED = 130  # a shell's code for a process stopped by SIGINT (outside a run)
@@ -141,6 +141,13 @@ class UnsafeFileError(ConfigError):
 
 class AuditError(ArchiverError, Terminal):
     """The audit log cannot be written or its chain is broken."""
+
+
+class AuditLockedError(AuditError):
+    """Another process has held the audit log's lock too long: a temporary condition, so
+    the exit code a scheduler retries on, as for a state folder another run holds."""
+
+    exit_code = EXIT_LOCKED
 
 
 class CampaignAborted(ArchiverError, Terminal):

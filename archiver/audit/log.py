@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.audit.chain import GENESIS_HASH, AuditLine, check_line, line_hash, record_problem
-from archiver.errors import AuditError
+from archiver.errors import AuditError, AuditLockedError
 from archiver.state import files
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def lock(fd: int, path: Path, *, shared: bool) -> None:
                     "write this log", path, err.strerror or err,
                 )
             return
-    raise AuditError(
+    raise AuditLockedError(
         f"the audit log {path}: another process holds its lock and has not let go in "
         f"{LOCK_WAIT_SECONDS:g} seconds (an append takes milliseconds: a stopped archiver "
         f"run, or a program holding an flock on the file, may be keeping it); nothing was "

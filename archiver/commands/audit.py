@@ -57,7 +57,8 @@ def verify(file: Path, fmt: str, state_dir: StateLocation | None, public_key: Pa
     Reads the file line by line without changing it. Exit 0 when every line
     is intact and follows the one before, 1 when the chain is broken (edited,
     deleted, inserted or reordered lines, or a torn last line), 2 when FILE
-    does not exist.
+    does not exist, 75 when another process has held the log's lock for 10
+    seconds (an append takes milliseconds; try again later).
 
     Lines cut off the end of the log cannot be detected from the file alone:
     give --state (the runs' state folder, which records the seq and hash of

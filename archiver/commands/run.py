@@ -168,7 +168,8 @@ def command(
     the run was interrupted (SIGINT/SIGTERM: run it again to resume);
     2 usage; 74 the state folder, the audit log, the report or the metrics
     file cannot be written (the message names it; a rerun archives nothing
-    twice); 75 the state folder is in use by another run; 77 a real tenant and
+    twice); 75 the state folder is in use by another run, or another process
+    has held an audit log's lock for 10 seconds (try again later); 77 a real tenant and
     a policy text without a valid approval; 78 invalid policy, missing secret
     or refused credentials, or a state folder, state file or audit log that is
     a link, another user's, or not archiver's own.

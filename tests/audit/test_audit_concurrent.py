@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -155,3 +156,48 @@ def test_a_file_system_without_flock_does_not_stop_appends(
     assert verify_file(six_line_log).lines == 8
     warned = [r.getMessage() for r in caplog.records if "not serialised" in r.getMessage()]
     assert len(warned) == 1 and str(six_line_log) in warned[0]
+
+
+def test_a_run_finding_the_audit_log_locked_too_long_exits_75_and_a_rerun_completes(
+    tmp_path: Path, start_sim: Any
+) -> None:
+    """End to end, with the real wait (LOCK_WAIT_SECONDS): the run names the log, exits
+    75 (try again later, as for a state folder another run holds), sends nothing, and
+    the next run, once the lock is let go, writes the log on as one chain."""
+    from tests.support import policy_dict, run_cli, sim_env, write_policy
+
+    campaign = "00000000-0000-4000-8000-000000000001"
+    sim = start_sim(campaign_ids=[campaign], attempts_per_campaign=100, seed=3)
+    doc = policy_dict([campaign])
+    doc["sinks"] = [{"type": "audit_log", "path": "audit/audit.jsonl"}]
+    policy = write_policy(tmp_path / "policy.yaml", doc)
+    audit, state = tmp_path / "audit" / "audit.jsonl", tmp_path / "state"
+    env = sim_env(sim)
+    args = ["run", str(policy), "--state", str(state)]
+    assert run_cli(args, env).returncode == 0
+    lines, calls = len(audit.read_bytes().splitlines()), len(sim.requests())
+
+    fd = _held(audit, fcntl.LOCK_EX)  # another process appending, as the kernel sees it
+    try:
+        started = time.monotonic()
+        held = run_cli(args, env)
+        waited = time.monotonic() - started
+    finally:
+        os.close(fd)
+    assert held.returncode == 75, held.stderr[-3000:]
+    assert "Traceback" not in held.stderr
+    assert held.stderr.strip().splitlines()[-1] == (
+        f"archiver: error: the audit log {audit}: another process holds its lock and has not "
+        f"let go in {audit_log.LOCK_WAIT_SECONDS:g} seconds (an append takes milliseconds: a "
+        "stopped archiver run, or a program holding an flock on the file, may be keeping it); "
+        "nothing was read. Run again once it lets go"
+    )
+    assert waited >= audit_log.LOCK_WAIT_SECONDS
+    assert len(sim.requests()) == calls, "a request was sent while the log was held"
+    assert len(audit.read_bytes().splitlines()) == lines
+
+    again = run_cli(args, env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(audit.read_bytes().splitlines()) > lines
+    verify = run_cli(["audit", "verify", str(audit), "--state", str(state)], env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
