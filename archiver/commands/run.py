@@ -210,7 +210,7 @@ def command(
     # Every policy's report an earlier command left goes before the first request, so
     # none is read as this command's however it ends (killed outright by SIGKILL or the
     # out-of-memory killer included); the state store keeps them all.
-    removed = _remove_earlier_reports(report_path, loaded) if report_path else set[str]()
+    removed = _remove_earlier_reports(report_path, loaded) if report_path is not None else set()
     # The policies this command started, and those it wrote a report for.
     started: set[str] = set()
     reported: set[str] = set()
