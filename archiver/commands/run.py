@@ -194,6 +194,11 @@ def command(
     # Every policy is checked before the first request of any of them.
     loaded = _select([(path, load_policy(path)) for path in _policy_paths(policies)], campaigns)
     _one_name_each(loaded)
+    outputs = [("--metrics", metrics_path)] if metrics_path is not None else []
+    if report_path is not None:
+        outputs += [("--report", report_path_for(report_path, policy.name, len(loaded) > 1))
+                    for _, policy in loaded]
+    _refuse_overwriting(outputs, loaded, state_dir)
     signers = approval.allowed_signers_from_env()
     for path, policy in loaded:
         # A real tenant runs only the exact text a reviewer approved.
@@ -294,6 +299,37 @@ def _remove_earlier_reports(report_path: Path, loaded: list[tuple[Path, Policy]]
             raise storage_error("cannot remove the report of an earlier run", target, err,
                                 retry="run again (nothing was sent)") from err
     return removed
+
+
+def _refuse_overwriting(
+    outputs: list[tuple[str, Path]], loaded: list[tuple[Path, Policy]],
+    state_dir: StateLocation | None,
+) -> None:
+    """``outputs`` (option, path) name files the command removes or replaces: never one it
+    reads or keeps. A policy given, an audit log a policy writes, or a path inside a state
+    folder is a usage error, before anything is touched (an earlier report is removed
+    before the first request: a slip of the option would otherwise destroy that file)."""
+    kept: list[tuple[Path, str]] = []
+    folders: list[Path] = []
+    for path, policy in loaded:
+        kept.append((path, "a policy this command runs"))
+        kept.extend((policy.resolve(written, what="audit log"),
+                     f"the audit log of policy {policy.name}")
+                    for written in audit_logs(policy))
+        folder = state_dir if state_dir is not None else default_state(path)
+        if isinstance(folder, Path):
+            folders.append(folder.resolve())
+    for option, target in outputs:
+        resolved = target.resolve()
+        for path, what in kept:
+            same = resolved == path.resolve() or (
+                target.exists() and path.exists() and os.path.samefile(target, path))
+            if same:
+                raise UsageError(f"{option} {target}: that is {what}; choose another path")
+        for folder in folders:
+            if resolved == folder or folder in resolved.parents:
+                raise UsageError(f"{option} {target}: that is inside the state folder "
+                                 f"{folder}, archiver's own; choose another path")
 
 
 def _say_unreported(
