@@ -53,7 +53,8 @@ class AuditLog:
     whole store) may name the same log. An append holds an exclusive ``flock`` on the file
     from reading its last line (and dropping a torn one) until its write is fsync'd, so
     every append chains onto the line before it. The lock is waited for at most
-    ``LOCK_WAIT_SECONDS``, then refused naming the file (AuditError). Reading the log's
+    ``LOCK_WAIT_SECONDS``, then refused naming the file (AuditLockedError: exit 75, try
+    again later). Reading the log's
     start and end (``tail``, opening it) holds a shared one, so a reader never sees half an
     append; ``verify_file`` takes it only to find where the log ends, then reads up to there
     (a long check does not hold appends up). On a file system that does not support
@@ -254,7 +255,7 @@ class AuditLog:
 def lock(fd: int, path: Path, *, shared: bool) -> None:
     """Take an ``flock`` on ``fd`` (the log at ``path``): shared for a reader, exclusive for
     an append; released when ``fd`` is closed. Another process holding it is waited for up
-    to ``LOCK_WAIT_SECONDS``, then AuditError. A file system that does not support
+    to ``LOCK_WAIT_SECONDS``, then AuditLockedError. A file system that does not support
     ``flock`` (ENOLCK, EOPNOTSUPP: some network ones) leaves the log unlocked, with a
     warning, rather than stopping the run."""
     operation = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB

@@ -30,7 +30,7 @@ def verify_file(path: Path) -> VerifyResult:
     in the message with a copy kept elsewhere to rule that out.
 
     The log is checked as it was between two appends: where it ends is read under its
-    shared lock (raises AuditError when another process holds it too long; see
+    shared lock (raises AuditLockedError when another process holds it too long; see
     ``AuditLog``), and lines appended after that are not read, so an append in progress is
     not taken for a torn line. The lock is not held while reading: appends go on.
     """
