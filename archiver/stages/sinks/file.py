@@ -111,10 +111,11 @@ class FileArchive:
     ) -> dict[str, Any]:
         """Write the batch's file once; where it is, its SHA-256 and its record count."""
         name = batch_id + SUFFIX
-        found = self._existing(campaign_id, name)
+        folders = self._dated_folders(campaign_id)
+        found = self._existing(campaign_id, name, folders)
         if found is not None:
             data = self._read(found)
-            self._remove(self._temporaries(campaign_id, name))
+            self._remove(self._temporaries(campaign_id, name, folders))
             return self._facts(found, data, _count(found, data))
         folder = self._folder(campaign_id, datetime.now(UTC).date().isoformat())
         data = gzip.compress(self._lines(campaign_id, batch_id, records), mtime=0)
@@ -122,7 +123,9 @@ class FileArchive:
         self._write(folder, final, data)
         # A write of it cut off on another day left its temporary file in that day's
         # folder: a second copy of the batch's records, which no audit line vouches for.
-        self._remove(self._temporaries(campaign_id, name))
+        # Those folders were there before the write (today's, if new, holds none: the
+        # write renamed its own temporary file), so they are not looked for again.
+        self._remove(self._temporaries(campaign_id, name, folders))
         failpoints.hit("archive_written")  # the file is there; its batch is not recorded yet
         return self._facts(final, data, len(records))
 
@@ -132,8 +135,10 @@ class FileArchive:
         what the batch archives. So is a temporary file of it that such a run was cut off
         writing (killed, or its disk full): it holds the same records."""
         name = batch_id + SUFFIX
-        found = self._existing(campaign_id, name)
-        left = ([] if found is None else [found]) + self._temporaries(campaign_id, name)
+        folders = self._dated_folders(campaign_id)
+        found = self._existing(campaign_id, name, folders)
+        left = ([] if found is None else [found]) + self._temporaries(campaign_id, name,
+                                                                      folders)
         self._remove(left)
         return bool(left)
 
@@ -167,29 +172,37 @@ class FileArchive:
     def _folder(self, campaign_id: str, date: str) -> Path:
         return self.policy.resolve(fill(self.pattern, campaign_id, date), what="archive folder")
 
-    def _existing(self, campaign_id: str, name: str) -> Path | None:
+    def _existing(self, campaign_id: str, name: str, folders: Sequence[str]) -> Path | None:
+        """The campaign's file ``name``, in the first of ``folders`` (``_dated_folders``)
+        that holds it."""
         if "{date}" not in self.pattern:
             candidate = self._folder(campaign_id, "") / name
             return candidate if candidate.exists() else None
-        for match in self._matches(campaign_id, name):
+        for match in _present(folders, name):
             relative = os.path.relpath(match, self.base)
             return self.policy.resolve(relative, what="archive file")
         return None
 
-    def _matches(self, campaign_id: str, name: str) -> list[str]:
-        """The paths named ``name`` in the campaign's folders of every date, as found."""
+    def _dated_folders(self, campaign_id: str) -> list[str]:
+        """The campaign's folders of every date, as found, in order (one listing: a batch
+        looks in them for its file and for temporary files of it); none when the pattern
+        has no ``{date}`` (the campaign has one folder)."""
+        if "{date}" not in self.pattern:
+            return []
         wildcard = glob.escape(self.pattern.replace("{date}", "\0")).replace("\0", "*")
         wildcard = wildcard.replace("{campaign}", glob.escape(campaign_id))
-        return sorted(glob.glob(os.path.join(glob.escape(str(self.base)), wildcard, name)))
+        # A trailing separator: folders only, as a glob with a name after them finds.
+        return sorted(glob.glob(os.path.join(glob.escape(str(self.base)), wildcard, "")))
 
-    def _temporaries(self, campaign_id: str, name: str) -> list[Path]:
+    def _temporaries(self, campaign_id: str, name: str, folders: Sequence[str]) -> list[Path]:
         """The temporary files of the file ``name`` that writes cut off left (in the
-        folder of the day each was written), themselves: a link is not followed."""
+        folder of the day each was written, among ``folders``), themselves: a link is not
+        followed."""
         temporary = _temporary(name)
         if "{date}" not in self.pattern:
             found = [str(self._folder(campaign_id, "") / temporary)]
         else:
-            found = self._matches(campaign_id, temporary)
+            found = _present(folders, temporary)
         return [
             self.policy.resolve(os.path.relpath(os.path.dirname(match), self.base),
                                 what="archive folder") / temporary
@@ -236,6 +249,12 @@ class FileArchive:
             "sha256": hashlib.sha256(data).hexdigest(),
             "records": count,
         }
+
+
+def _present(folders: Sequence[str], name: str) -> list[str]:
+    """The paths of ``name`` in ``folders`` that exist, a link itself (as glob finds a
+    literal name)."""
+    return [path for path in (os.path.join(f, name) for f in folders) if os.path.lexists(path)]
 
 
 def _temporary(name: str) -> str:
