@@ -321,8 +321,12 @@ def test_sigterm_mid_export_then_rerun_exports_each_contact_in_exactly_one_file(
         while not archive_files(tmp_path / "archive"):
             assert time.monotonic() < deadline and proc.poll() is None, "nothing was exported"
             time.sleep(0.01)
+        # Every answer held back from here: on a loaded machine the rest of the export
+        # could otherwise end before the signal is handled.
+        sim.set(latency_seconds=0.2)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
+        sim.set(latency_seconds=0.0)
         assert proc.returncode == 1, stderr[-3000:]
         exported = {r[0] for r in store_rows(
             state, "SELECT attempt_id FROM attempts WHERE state = 'archived'")}
