@@ -288,14 +288,18 @@ def check_digests(
     if prev is None or prev is anchor:
         if lines:
             problems.append("no signed digest covers this log: its digests were deleted, "
-                            "or no run signed it")
+                            f"or no run signed it{_STILL_GOING}")
     elif lines > prev.last_seq:
         problems.append(
             f"lines {prev.last_seq + 1}..{lines} are not covered by a signed digest "
             f"(the last, {prev.file}, ends at seq {prev.last_seq}): a digest was deleted, "
-            "or the last run stopped before signing"
+            f"or the last run stopped before signing{_STILL_GOING}"
         )
     return problems
+
+
+# A run signs the lines it wrote when it ends: until then they read as unsigned.
+_STILL_GOING = ", or a run writing to the log has not ended yet (check again once it has)"
 
 
 def _bad_line(d: Digest, hashes: Mapping[int, str], lines: int) -> int | None:

@@ -185,3 +185,24 @@ def test_a_bad_signing_key_stops_the_run_before_any_request(tmp_path, keys):
     assert result.returncode == 78
     assert "is not an unencrypted PEM private key" in result.stderr
     assert not (repo / "state").exists()
+
+
+def test_lines_of_a_run_not_ended_read_as_unsigned_and_say_so_until_a_run_signs(repo, keys):
+    # A run signs the lines it wrote when it ends: mid-run (here killed, which leaves the
+    # log as a run still going would), its lines are not covered yet, and the message
+    # says that a run may still be writing, beside a deleted digest or a stopped run.
+    killed = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
+                     _env(ARCHIVER_SIGNING_KEY=str(keys[0]),
+                          ARCHIVER_FAILPOINT="event_delivered:1"), cwd=repo)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    result = _verify(repo, keys[1])
+    assert result.returncode == 1, result.stdout
+    assert "are not covered by a signed digest" in result.stdout, result.stdout
+    assert "or a run writing to the log has not ended yet (check again once it has)" \
+        in result.stdout, result.stdout
+    again = run_cli(["run", "examples/demo.yaml", "--state", str(repo / "state"), "--quiet"],
+                    _env(ARCHIVER_SIGNING_KEY=str(keys[0])), cwd=repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    result = _verify(repo, keys[1])
+    assert result.returncode == 0, result.stdout
+    assert "3 signed digest(s) verified" in result.stdout, result.stdout
