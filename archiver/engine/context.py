@@ -117,13 +117,13 @@ class RunContext:
         UNRENDERED) and the run halts (the module's docstring): this never raises for a
         render, so what the event reports is recorded whatever the templates do.
 
-        Save for one case: ``accounts`` are what the writers said they wrote (each
-        writer named as messages name it, and its account), carried in the event's
-        ``files``. An event that renders without them and not with them was made
-        unrenderable by a writer, not by a template: kept, it would fail every later
-        run whatever the template, since the account is part of it. That raises
-        StageFailed naming the writer, as a writer's own failure does, and the batch
-        stays open for the next run (``batch_events``)."""
+        Save for one case: ``accounts`` are what the writers (sink key, account) said
+        they wrote (each writer named as messages name it), carried in the event's
+        ``files``. An event that renders without
+        them and not with them was made unrenderable by a writer, not by a template:
+        kept, it would fail every later run whatever the template, since the account
+        is part of it. That raises StageFailed naming the writer, as a writer's own
+        failure does, and the batch stays open for the next run (``batch_events``)."""
         kind = str(context["event"])
         out: list[Event] = []
         for key, sink in self.sinks.items():
@@ -185,9 +185,8 @@ class RunContext:
             run_id=self.run_id, policy=self.policy, batch=batch, lines=items, status=status,
             job_id=job_id, timestamp=now(), target=self.target.as_dict(), files=files,
         )
-        # No files when the batch archived none: no writer was asked.
         accounts = [(stage_label(w, key), account)
-                    for (key, w), account in zip(writers, files, strict=True)] if files else []
+                    for (key, w), account in zip(writers, files, strict=True)]
         return self.events(str(context["event_id"]), context, accounts=accounts)
 
 
