@@ -38,7 +38,6 @@ from archiver.engine.protocols import ArchiveWriter, Filter, Sink, Transform
 from archiver.errors import ArchiverError, StageFailed, TemplateError
 from archiver.governance.holds import HoldSet
 from archiver.policy.model import Policy
-from archiver.stages.guard import stage_label
 from archiver.state.attempts import PendingItem
 from archiver.state.batches import StoredBatch
 from archiver.state.conn import damaged
@@ -107,23 +106,12 @@ class RunContext:
         """The sinks that keep the archived records themselves (``file``)."""
         return [s for s in self.sinks.values() if isinstance(s, ArchiveWriter)]
 
-    def events(
-        self, event_id: str, context: Mapping[str, Any], *,
-        accounts: Sequence[tuple[str, Mapping[str, Any]]] = (),
-    ) -> list[Event]:
+    def events(self, event_id: str, context: Mapping[str, Any]) -> list[Event]:
         """Render an event for every sink that wants it: (event_id, sink, kind, body).
 
         A sink that cannot render it gets it kept unrendered (its context, status
         UNRENDERED) and the run halts (the module's docstring): this never raises for a
-        render, so what the event reports is recorded whatever the templates do.
-
-        Save for one case: ``accounts`` are what the writers (sink key, account) said
-        they wrote (each writer named as messages name it), carried in the event's
-        ``files``. An event that renders without
-        them and not with them was made unrenderable by a writer, not by a template:
-        kept, it would fail every later run whatever the template, since the account
-        is part of it. That raises StageFailed naming the writer, as a writer's own
-        failure does, and the batch stays open for the next run (``batch_events``)."""
+        render, so what the event reports is recorded whatever the templates do."""
         kind = str(context["event"])
         out: list[Event] = []
         for key, sink in self.sinks.items():
@@ -132,8 +120,6 @@ class RunContext:
             try:
                 out.append((event_id, key, kind, render_body(sink, context)))
             except (TemplateError, StageFailed) as err:
-                if accounts:
-                    _blame_the_writer(sink, key, context, accounts, err)
                 self.halt(not_rendered(err, kind, key))
                 out.append((event_id, key, kind, kept_context(context), UNRENDERED))
         return out
@@ -163,13 +149,12 @@ class RunContext:
         """The events of a batch whose archived attempts are ``items``. The ``file`` sinks
         write the records first (a batch already written is found, not written again),
         and what they wrote goes into the event, so the audit line vouches for it."""
-        files: list[Mapping[str, Any]] = []
-        writers = [(k, s) for k, s in self.sinks.items() if isinstance(s, ArchiveWriter)]
+        files = []
+        writers = self.writers
         if items and writers:
             records = [file_record(self.backend, item) for item in items]
             try:
-                files = [w.write_batch(batch.campaign_id, batch.id, records)
-                         for _, w in writers]
+                files = [w.write_batch(batch.campaign_id, batch.id, records) for w in writers]
             except TemplateError as err:
                 # The archive file is what the batch's event vouches for: without it the
                 # batch is not recorded. It stays open, as after a crash: the next run
@@ -185,29 +170,7 @@ class RunContext:
             run_id=self.run_id, policy=self.policy, batch=batch, lines=items, status=status,
             job_id=job_id, timestamp=now(), target=self.target.as_dict(), files=files,
         )
-        accounts = [(stage_label(w, key), account)
-                    for (key, w), account in zip(writers, files, strict=True)]
-        return self.events(str(context["event_id"]), context, accounts=accounts)
-
-
-def _blame_the_writer(
-    sink: Sink, key: str, context: Mapping[str, Any],
-    accounts: Sequence[tuple[str, Mapping[str, Any]]], err: Exception,
-) -> None:
-    """Raise StageFailed naming the writer with the longest account when ``sink``
-    renders the event without the writers' accounts: they, not its template, made
-    ``err``. Returns when the event fails without them too (the template's failure)."""
-    try:
-        render_body(sink, {**context, "files": []})
-    except (TemplateError, StageFailed):
-        return
-    sizes = [len(json.dumps(dict(account))) for _, account in accounts]
-    writer = accounts[sizes.index(max(sizes))][0]
-    raise StageFailed(
-        f"{writer} failed in write_batch: the account of what it wrote "
-        f"({max(sizes):,} characters as JSON) leaves the batch's event unrenderable for "
-        f"sink {key!r}, which renders it without the writers' accounts: {err}"
-    ) from None
+        return self.events(str(context["event_id"]), context)
 
 
 def render_body(sink: Sink, context: Mapping[str, Any]) -> str:

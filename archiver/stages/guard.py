@@ -21,9 +21,7 @@ likewise, and a sink is handed copies of its own (see ``GuardedSink``). What a s
 renders is an event's body, which the outbox stores and ``deliver`` sends: it must be
 text of at most MAX_OUTPUT_CHARS characters (1 MiB), the output bound a template's render
 is held to (``archiver.templates.bounds``); a writer's account, carried into the batch's
-audit line, is held to the same bound. Past it, the call fails as a raise there does;
-so does an account within it that leaves a sink no room to render the batch's event
-(``archiver.engine.context``).
+audit line, is held to the same bound. Past it, the call fails as a raise there does.
 """
 
 from __future__ import annotations
@@ -97,12 +95,6 @@ class _Guard:
             object.__setattr__(self, name, value)
         else:
             setattr(self._inner, name, value)
-
-
-def stage_label(stage: object, key: str) -> str:
-    """How a message names the sink ``stage`` the policy keys ``key``: a plugin's as its
-    guard does (``sink plugin 'name'``), one of archiver's own by its key."""
-    return stage._what if isinstance(stage, _Guard) else f"sink {key!r}"
 
 
 def _shown(value: object) -> str:

@@ -28,7 +28,7 @@ from archiver.templates.bounds import MAX_OUTPUT_CHARS
 FILTER, TRANSFORM, SINK = "misbehaving_filter", "misbehaving_transform", "misbehaving_sink"
 # A sink's modes that misbehave in render (SHAPING) or write_batch only: deliver behaves.
 SHAPING = frozenset({"huge_body", "bytes_body"})
-DELIVERS = SHAPING | {"huge_account", "near_bound_account", "hang_write"}
+DELIVERS = SHAPING | {"huge_account", "hang_write"}
 
 
 class Options(BaseModel):
@@ -174,8 +174,7 @@ class Writer(Sink):
     """A sink that keeps archived records too (an ArchiveWriter), writing into the records
     it is given ("forge"), answering None ("writer_none"), an account of what it wrote
     just longer, as JSON, than the bound of archiver's templates ("huge_account"), or
-    just within it, leaving too little room for the rest of the batch's audit line
-    ("near_bound_account"), or never returning from a write ("hang_write")."""
+    never returning from a write ("hang_write")."""
 
     def write_batch(self, campaign_id: str, batch_id: str,
                     records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -188,10 +187,6 @@ class Writer(Sink):
         if self.options.mode == "huge_account":
             if self.misbehaves():
                 return {"note": "x" * MAX_OUTPUT_CHARS}  # 12 characters more as JSON
-            return {"records": len(records)}
-        if self.options.mode == "near_bound_account":
-            if self.misbehaves():
-                return {"note": "x" * (MAX_OUTPUT_CHARS - 100)}  # 88 characters less
             return {"records": len(records)}
         for record in records:
             record["contact_id"], record["anonymized"] = "c-forged", True
@@ -214,8 +209,7 @@ def _factory(cls: type[_Counted]) -> Any:
         if options.mode == "build_system_exit":
             raise SystemExit(0)
         made = cls
-        if cls is Sink and options.mode in ("forge", "writer_none", "huge_account",
-                                                 "near_bound_account", "hang_write"):
+        if cls is Sink and options.mode in ("forge", "writer_none", "huge_account", "hang_write"):
             made = Writer
         elif cls is Sink and options.mode == "many_short":
             made = Many
