@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.audit.chain import GENESIS_HASH, AuditLine, check_line, line_hash, record_problem
+from archiver.audit.receipt import LastLine
 from archiver.errors import AuditError, AuditLockedError
 from archiver.state import files
 
@@ -42,7 +43,7 @@ _UNLOCKABLE: set[Path] = set()
 
 # The state store's record of the last line written to a log: (seq, hash), or None when
 # it has none for that file (``Events.audit_checkpoint``).
-Checkpoint = Callable[[Path], tuple[int, str] | None]
+Checkpoint = Callable[[Path], LastLine | None]
 
 
 class AuditLog:

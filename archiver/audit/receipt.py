@@ -14,6 +14,10 @@ from typing import Any
 from archiver import jsonsafe
 from archiver.audit.chain import AuditLine
 
+# The seq and hash of the last line of a log the state store saw written
+# (``Events.audit_checkpoint``).
+LastLine = tuple[int, str]
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:

@@ -8,14 +8,12 @@ from pathlib import Path
 import click
 
 from archiver.audit import VerifyResult, digest, verify_file
+from archiver.audit.receipt import LastLine
 from archiver.commands._paths import PathParam
 from archiver.commands._state import STATE
 from archiver.errors import EXIT_FAILED, ArchiverError, UsageError
 from archiver.state.location import StateLocation
 from archiver.state.store import Store
-
-# The seq and hash of the last line of a log the state store recorded written.
-Checkpoint = tuple[int, str]
 
 
 @click.group(name="audit")
@@ -78,7 +76,7 @@ def verify(file: Path, fmt: str, state_dir: StateLocation | None, public_key: Pa
     # store only once the line is in the file, so the log read next holds every line the
     # store knows of. Read the other way round, a line appended in between would look
     # cut off. An error of the store is raised only once the log's own chain is intact.
-    checkpoint: Checkpoint | ArchiverError | None = None
+    checkpoint: LastLine | ArchiverError | None = None
     if state_dir is not None:
         try:
             checkpoint = store_checkpoint(file, state_dir)
@@ -125,7 +123,7 @@ def check_digests(file: Path, result: VerifyResult, public_key: Path) -> VerifyR
                         result.message + f"; {count} signed digest(s) verified")
 
 
-def store_checkpoint(file: Path, state_dir: StateLocation) -> Checkpoint | None:
+def store_checkpoint(file: Path, state_dir: StateLocation) -> LastLine | None:
     """The seq and hash of the last line of ``file`` the state store recorded written."""
     store = Store.open_existing(state_dir, read_only=True)
     try:
@@ -135,7 +133,7 @@ def store_checkpoint(file: Path, state_dir: StateLocation) -> Checkpoint | None:
 
 
 def check_against_store(
-    file: Path, result: VerifyResult, checkpoint: Checkpoint | None
+    file: Path, result: VerifyResult, checkpoint: LastLine | None
 ) -> VerifyResult:
     """An intact chain must also reach the last line the state store saw written
     (``checkpoint``, read before the log)."""

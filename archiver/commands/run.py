@@ -312,8 +312,8 @@ def _refuse_overwriting(
     kept: list[tuple[Path, str]] = []
     folders: list[Path] = []
     for path, policy in loaded:
-        kept.append((path, "a policy this command runs"))
-        kept.extend((policy.resolve(written, what="audit log"),
+        kept.append((path.resolve(), "a policy this command runs"))
+        kept.extend((policy.resolve(written, what="audit log").resolve(),
                      f"the audit log of policy {policy.name}")
                     for written in audit_logs(policy))
         folder = state_dir if state_dir is not None else default_state(path)
@@ -322,12 +322,12 @@ def _refuse_overwriting(
     for option, target in outputs:
         resolved = target.resolve()
         for path, what in kept:
-            same = resolved == path.resolve() or (
-                target.exists() and path.exists() and os.path.samefile(target, path))
-            if same:
+            # A hard link to the file is the file too.
+            if resolved == path or (resolved.exists() and path.exists()
+                                    and os.path.samefile(resolved, path)):
                 raise UsageError(f"{option} {target}: that is {what}; choose another path")
         for folder in folders:
-            if resolved == folder or folder in resolved.parents:
+            if resolved.is_relative_to(folder):
                 raise UsageError(f"{option} {target}: that is inside the state folder "
                                  f"{folder}, archiver's own; choose another path")
 

@@ -167,7 +167,7 @@ class Events:
                 (error, 1 if disable else 0, seq),
             )
 
-    def audit_checkpoint(self, path: Path) -> tuple[int, str] | None:
+    def audit_checkpoint(self, path: Path) -> receipt.LastLine | None:
         """The last (seq, hash) the store saw written to the audit log at ``path``. Read
         newest first a page at a time (every run asks; the answer is nearly always on
         the first page), not the whole outbox's receipts at once."""

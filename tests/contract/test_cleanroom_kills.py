@@ -272,9 +272,10 @@ class Scenario:
 
 
 # How many archive calls of a run arrive with two others in flight depends on how fast
-# the client forms its batches, not only on the server: from 7 to 16 of some 36 were seen
-# on a loaded two-core machine. A stop needing two in flight is therefore placed at the
-# 4th such call at the latest, so that a slow machine still reaches it.
+# the client forms its batches, not only on the server: of some 36, 9 to 16 on an idle
+# two-core machine, 7 to 12 with busy CPU loops beside the run. A stop needing two in
+# flight is therefore placed at the 4th such call at the latest, so that a slow machine
+# still reaches it.
 SCENARIOS = {
     # Killed as an archive call arrives with two more behind the server's latency: the
     # server archives all three for a dead client, and the rerun finds them gone from
